@@ -1,0 +1,99 @@
+using System.ComponentModel;
+using System.Diagnostics;
+
+namespace Synchro.Pipeline.LocalPostgres;
+
+/// <summary>Runs <c>initdb</c> and <c>pg_ctl</c> against one <see cref="ClusterDirectory"/>, as the server account.</summary>
+internal sealed class ClusterControl
+{
+    private const string StartTimeoutSeconds = "60";
+    private const string StopTimeoutSeconds = "30";
+
+    private readonly PostgresBinaries _binaries;
+    private readonly ServerAccount _account;
+    private readonly ClusterDirectory _directory;
+
+    public ClusterControl(PostgresBinaries binaries, ServerAccount account, ClusterDirectory directory)
+    {
+        _binaries = binaries;
+        _account = account;
+        _directory = directory;
+    }
+
+    public async Task InitDbAsync(CancellationToken ct)
+    {
+        var result = await RunAsync(
+            _binaries.InitDb,
+            ["-D", _directory.Data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"],
+            ct).ConfigureAwait(false);
+        if (!result.Succeeded)
+        {
+            throw new LocalPostgresException($"initdb failed (exit {result.ExitCode}) in {_directory.Data}:\n{result.Diagnostics}");
+        }
+    }
+
+    /// <summary>Starts the server and waits until it accepts connections (<c>pg_ctl -w</c>).</summary>
+    public Task<ProcessResult> StartAsync(CancellationToken ct) =>
+        RunAsync(
+            _binaries.PgCtl,
+            ["start", "-w", "-t", StartTimeoutSeconds, "-D", _directory.Data, "-l", _directory.LogFile],
+            ct);
+
+    /// <summary>
+    /// Stops the server if one holds the data directory; falls back to killing the postmaster when pg_ctl fails.
+    /// Returns false only when a server may still be running.
+    /// </summary>
+    public async Task<bool> StopAsync(bool immediate, CancellationToken ct)
+    {
+        if (_directory.ReadPostmasterPid() is null)
+        {
+            return true;
+        }
+
+        var result = await RunAsync(
+            _binaries.PgCtl,
+            ["stop", "-w", "-t", StopTimeoutSeconds, "-m", immediate ? "immediate" : "fast", "-D", _directory.Data],
+            ct).ConfigureAwait(false);
+        return result.Succeeded || TryKillPostmaster();
+    }
+
+    private bool TryKillPostmaster()
+    {
+        if (_directory.ReadPostmasterPid() is not { } pid)
+        {
+            return true;
+        }
+
+        try
+        {
+            using var process = Process.GetProcessById(pid);
+
+            // A stale pid file may name an unrelated process that reused the PID.
+            if (process.ProcessName != "postgres")
+            {
+                return true;
+            }
+
+            process.Kill();
+            return process.WaitForExit(TimeSpan.FromSeconds(10));
+        }
+        catch (ArgumentException)
+        {
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return true;
+        }
+        catch (Win32Exception)
+        {
+            return false;
+        }
+    }
+
+    private Task<ProcessResult> RunAsync(string program, IReadOnlyList<string> arguments, CancellationToken ct)
+    {
+        var (fileName, wrapped) = _account.Command(program, arguments);
+        return ProcessRunner.RunAsync(fileName, wrapped, _directory.Root, ct);
+    }
+}

@@ -1,0 +1,236 @@
+using Npgsql;
+
+namespace Synchro.Pipeline.LocalPostgres;
+
+/// <summary>
+/// A throwaway PostgreSQL server in a private temporary directory, listening on 127.0.0.1 and a Unix socket,
+/// configured for logical replication (<c>wal_level=logical</c>) and two-phase commit. Authentication is
+/// <c>trust</c> for the <c>postgres</c> superuser. Disposing stops the server and deletes the directory.
+/// </summary>
+/// <remarks>
+/// Server binaries are found through <see cref="LocalPostgresOptions.BinDirectory"/>, the <c>SYNCHRO_PG_BINDIR</c>
+/// variable, <c>PATH</c>, <c>pg_config --bindir</c> or <c>/usr/lib/postgresql/*/bin</c>. When the caller is root,
+/// the server runs as the <c>postgres</c> account.
+/// </remarks>
+public sealed class LocalPostgresServer : IAsyncDisposable
+{
+    private const int StartAttempts = 3;
+    private const int LogTailLines = 20;
+    private const string Superuser = "postgres";
+
+    private readonly ClusterDirectory _directory;
+    private readonly ClusterControl _control;
+    private readonly bool _keepData;
+    private int _stopped;
+    private int _disposed;
+
+    private LocalPostgresServer(
+        ClusterDirectory directory,
+        ClusterControl control,
+        PostgresBinaries binaries,
+        int port,
+        int serverVersion,
+        bool keepData)
+    {
+        _directory = directory;
+        _control = control;
+        _keepData = keepData;
+        BinDirectory = binaries.Directory;
+        Port = port;
+        ServerVersion = serverVersion;
+        AppDomain.CurrentDomain.ProcessExit += OnProcessExit;
+    }
+
+    /// <summary>The TCP port the server listens on at 127.0.0.1 (also the number of its Unix socket).</summary>
+    public int Port { get; }
+
+    /// <summary>The directory holding the server's Unix socket (<c>.s.PGSQL.&lt;port&gt;</c>).</summary>
+    public string SocketDirectory => _directory.SocketDirectory;
+
+    /// <summary>The cluster's data directory.</summary>
+    public string DataDirectory => _directory.Data;
+
+    /// <summary>The directory the <c>initdb</c>, <c>pg_ctl</c> and <c>postgres</c> programs were taken from.</summary>
+    public string BinDirectory { get; }
+
+    /// <summary>The server's major version, e.g. <c>15</c>.</summary>
+    public int ServerVersion { get; }
+
+    /// <summary>The server log file (stderr of the postmaster).</summary>
+    public string LogFile => _directory.LogFile;
+
+    /// <summary>
+    /// Creates a cluster in a fresh temporary directory and starts it, waiting until it accepts connections.
+    /// </summary>
+    /// <param name="options">Settings, binaries location and retention; <see langword="null"/> for defaults.</param>
+    /// <param name="ct">Cancels the start; the partially created cluster is removed.</param>
+    /// <returns>The running server.</returns>
+    /// <exception cref="LocalPostgresException">The binaries were not found, or <c>initdb</c> or the start failed.</exception>
+    /// <exception cref="ArgumentException">An entry of <see cref="LocalPostgresOptions.Settings"/> is invalid.</exception>
+    public static async Task<LocalPostgresServer> StartAsync(LocalPostgresOptions? options = null, CancellationToken ct = default)
+    {
+        options ??= new LocalPostgresOptions();
+        var settings = ServerSettings.Create(options.Settings);
+        var binaries = await PostgresBinaries.LocateAsync(options.BinDirectory, ct).ConfigureAwait(false);
+        var account = await ServerAccount.ResolveAsync(ct).ConfigureAwait(false);
+        var directory = ClusterDirectory.Create();
+        var control = new ClusterControl(binaries, account, directory);
+        try
+        {
+            await account.GrantOwnershipAsync(directory.Root, ct).ConfigureAwait(false);
+            await control.InitDbAsync(ct).ConfigureAwait(false);
+            var serverVersion = directory.ReadMajorVersion();
+            var port = await StartOnFreePortAsync(directory, control, settings, ct).ConfigureAwait(false);
+            return new LocalPostgresServer(directory, control, binaries, port, serverVersion, options.KeepData);
+        }
+        catch
+        {
+            await TryStopAsync(control, immediate: true).ConfigureAwait(false);
+            if (!options.KeepData)
+            {
+                directory.TryDelete();
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>An Npgsql connection string for <paramref name="database"/> as the <c>postgres</c> superuser over TCP.</summary>
+    /// <param name="database">The database to connect to.</param>
+    /// <returns>The connection string.</returns>
+    public string ConnectionString(string database = "postgres") =>
+        new NpgsqlConnectionStringBuilder
+        {
+            Host = "127.0.0.1",
+            Port = Port,
+            Username = Superuser,
+            Database = database,
+        }.ConnectionString;
+
+    /// <summary>Creates a database named <paramref name="name"/> (quoted as an identifier, so case and characters are kept).</summary>
+    /// <param name="name">The database name.</param>
+    /// <param name="ct">Cancels the command.</param>
+    /// <returns>The connection string for the new database.</returns>
+    public async Task<string> CreateDatabaseAsync(string name, CancellationToken ct = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+
+        var admin = new NpgsqlConnectionStringBuilder(ConnectionString()) { Pooling = false }.ConnectionString;
+        var connection = new NpgsqlConnection(admin);
+        await using (connection.ConfigureAwait(false))
+        {
+            await connection.OpenAsync(ct).ConfigureAwait(false);
+            var command = new NpgsqlCommand("CREATE DATABASE " + SqlIdentifier.Quote(name), connection);
+            await using (command.ConfigureAwait(false))
+            {
+                await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            }
+        }
+
+        return ConnectionString(name);
+    }
+
+    /// <summary>
+    /// Stops the server (immediate shutdown, or a clean one with <see cref="LocalPostgresOptions.KeepData"/>).
+    /// The directory is kept until disposal. Calling it again does nothing.
+    /// </summary>
+    /// <param name="ct">Cancels waiting for the stop.</param>
+    /// <returns>A task completing once the server is down.</returns>
+    /// <exception cref="LocalPostgresException">The server could not be stopped.</exception>
+    public async Task StopAsync(CancellationToken ct = default)
+    {
+        if (Interlocked.Exchange(ref _stopped, 1) != 0)
+        {
+            return;
+        }
+
+        if (!await _control.StopAsync(immediate: !_keepData, ct).ConfigureAwait(false))
+        {
+            throw new LocalPostgresException(
+                $"Could not stop the server on port {Port}:\n{_directory.ReadLogTail(LogTailLines)}");
+        }
+    }
+
+    /// <summary>Stops the server and deletes its directory unless <see cref="LocalPostgresOptions.KeepData"/> is set. Never throws.</summary>
+    /// <returns>A task completing once cleanup has been attempted.</returns>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
+        AppDomain.CurrentDomain.ProcessExit -= OnProcessExit;
+        await CleanupAsync().ConfigureAwait(false);
+    }
+
+    private static async Task<int> StartOnFreePortAsync(
+        ClusterDirectory directory,
+        ClusterControl control,
+        ServerSettings settings,
+        CancellationToken ct)
+    {
+        var initdbConfiguration = await File.ReadAllTextAsync(directory.ConfigurationFile, ct).ConfigureAwait(false);
+        for (var attempt = 1; ; attempt++)
+        {
+            var port = FreeTcpPort.Next();
+
+            // Rewriting (not recreating) keeps initdb's owner and mode on the file.
+            await File.WriteAllTextAsync(
+                directory.ConfigurationFile,
+                settings.Render(initdbConfiguration, port, directory.SocketDirectory),
+                ct).ConfigureAwait(false);
+
+            var result = await control.StartAsync(ct).ConfigureAwait(false);
+            if (result.Succeeded)
+            {
+                return port;
+            }
+
+            var logTail = directory.ReadLogTail(LogTailLines);
+            if (attempt < StartAttempts && logTail.Contains("Address already in use", StringComparison.Ordinal))
+            {
+                await control.StopAsync(immediate: true, ct).ConfigureAwait(false);
+                continue;
+            }
+
+            throw new LocalPostgresException(
+                $"PostgreSQL failed to start (pg_ctl exit {result.ExitCode}) in {directory.Data}: {result.Diagnostics}\n"
+                + $"Last lines of {directory.LogFile}:\n{logTail}");
+        }
+    }
+
+    /// <summary>Best effort: a failed stop during cleanup must not mask the caller's own exception.</summary>
+    private static async Task TryStopAsync(ClusterControl control, bool immediate)
+    {
+        try
+        {
+            await control.StopAsync(immediate, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception)
+        {
+        }
+    }
+
+    private async Task CleanupAsync()
+    {
+        if (Interlocked.Exchange(ref _stopped, 1) == 0)
+        {
+            await TryStopAsync(_control, immediate: !_keepData).ConfigureAwait(false);
+        }
+
+        if (!_keepData)
+        {
+            _directory.TryDelete();
+        }
+    }
+
+    private void OnProcessExit(object? sender, EventArgs e)
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            CleanupAsync().GetAwaiter().GetResult();
+        }
+    }
+}

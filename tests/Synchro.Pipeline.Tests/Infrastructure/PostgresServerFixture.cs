@@ -1,0 +1,33 @@
+using Synchro.Pipeline.LocalPostgres;
+
+namespace Synchro.Pipeline.Tests.Infrastructure;
+
+/// <summary>
+/// One throwaway PostgreSQL server (wal_level=logical) for the tests of the <c>postgres</c>
+/// collection; stopped and deleted when they finish, pass or fail.
+/// </summary>
+public sealed class PostgresServerFixture : IAsyncLifetime
+{
+    private LocalPostgresServer? _server;
+    private int _databases;
+
+    public LocalPostgresServer Server => _server ?? throw new InvalidOperationException("The server has not started.");
+
+    public async Task InitializeAsync() => _server = await LocalPostgresServer.StartAsync();
+
+    public async Task DisposeAsync()
+    {
+        if (_server is not null)
+            await _server.DisposeAsync();
+    }
+
+    /// <summary>A new empty database; returns its connection string.</summary>
+    public Task<string> CreateDatabaseAsync(string prefix)
+        => Server.CreateDatabaseAsync($"{prefix}_{Interlocked.Increment(ref _databases)}".Replace('.', '_').Replace('-', '_'));
+}
+
+[CollectionDefinition(Name)]
+public sealed class PostgresCollection : ICollectionFixture<PostgresServerFixture>
+{
+    public const string Name = "postgres";
+}

@@ -1,0 +1,79 @@
+using System.Text.RegularExpressions;
+using Synchro.Pipeline.Protocol;
+
+namespace Synchro.Pipeline.Tests.Protocol;
+
+/// <summary>
+/// A checked-in golden fixture: <c>Fixtures/pgoutput/NAME.bin</c> (the captured frames) and
+/// <c>NAME.txt</c> (the expected decoded dump; its first line names the pgoutput options).
+/// </summary>
+internal sealed partial record GoldenFixture(string Name, PgOutputOptions Options, byte[] Stream, string ExpectedDump)
+{
+    public const string Directory = "Fixtures/pgoutput";
+
+    public override string ToString() => Name;
+
+    public static IEnumerable<string> Names => System.IO.Directory.EnumerateFiles(Path.Combine(AppContext.BaseDirectory, Directory), "*.bin")
+        .Select(Path.GetFileNameWithoutExtension).Order(StringComparer.Ordinal)!;
+
+    public static GoldenFixture Load(string name)
+    {
+        var folder = Path.Combine(AppContext.BaseDirectory, Directory);
+        var dump = File.ReadAllText(Path.Combine(folder, name + ".txt")).ReplaceLineEndings("\n");
+        return new GoldenFixture(name, ParseOptions(dump), File.ReadAllBytes(Path.Combine(folder, name + ".bin")), dump);
+    }
+
+    /// <summary>The source folder of the fixtures, for regenerating them.</summary>
+    public static string SourceDirectory()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "Synchro.Pipeline.sln")))
+                return Path.Combine(dir.FullName, "tests", "Synchro.Pipeline.Tests", Directory);
+        }
+        throw new InvalidOperationException("Synchro.Pipeline.sln not found above the test output directory.");
+    }
+
+    private static PgOutputOptions ParseOptions(string dump)
+    {
+        var header = dump[..dump.IndexOf('\n', StringComparison.Ordinal)];
+        var values = OptionPattern().Matches(header).ToDictionary(m => m.Groups[1].Value, m => m.Groups[2].Value);
+        return new PgOutputOptions(
+            int.Parse(values["proto_version"], System.Globalization.CultureInfo.InvariantCulture),
+            Enum.Parse<PgOutputStreaming>(values["streaming"], ignoreCase: true),
+            twoPhase: values["two_phase"] == "on",
+            binary: values["binary"] == "on",
+            messages: values["messages"] == "on");
+    }
+
+    /// <summary>
+    /// Replaces what differs between captures of the same workload (LSNs, transaction ids, OIDs of
+    /// user objects, times) by placeholders numbered in order of first appearance, keeping which
+    /// values are equal.
+    /// </summary>
+    public static string Normalize(string dump)
+    {
+        var seen = new Dictionary<(string, string), int>();
+        var perKind = new Dictionary<string, int>();
+        return VolatilePattern().Replace(dump, m =>
+        {
+            var kind = m.Groups[1].Value;
+            var value = m.Groups[2].Value;
+            // Built-in type OIDs are fixed; only user-defined types (>= FirstNormalObjectId) vary.
+            if (kind == "typeoid" && uint.Parse(value, System.Globalization.CultureInfo.InvariantCulture) < 16384)
+                return m.Value;
+            if (!seen.TryGetValue((kind, value), out var number))
+            {
+                number = perKind[kind] = perKind.GetValueOrDefault(kind) + 1;
+                seen[(kind, value)] = number;
+            }
+            return $"{kind}=#{number}";
+        });
+    }
+
+    [GeneratedRegex(@"(?<=^|[\s=_\[])(lsn|xid|oid|typeoid|time)=([0-9A-F]+/[0-9A-F]+|\d{4}-\d\d-\d\dT[\d:.]+Z|\d+)", RegexOptions.Multiline)]
+    private static partial Regex VolatilePattern();
+
+    [GeneratedRegex(@"(\w+)=(\S+)")]
+    private static partial Regex OptionPattern();
+}
