@@ -107,7 +107,10 @@ public readonly struct Lsn : IEquatable<Lsn>, IComparable<Lsn>, IComparable, ISp
     public Lsn Add(long bytes) => new(bytes >= 0 ? checked(_value + (ulong)bytes) : checked(_value - (ulong)(-bytes)));
 
     /// <summary>The number of WAL bytes from <paramref name="other"/> to this position (negative when this is earlier).</summary>
-    public long Subtract(Lsn other) => checked((long)(_value - other._value));
+    /// <exception cref="OverflowException">The distance does not fit in a signed 64-bit integer.</exception>
+    public long Subtract(Lsn other) => _value >= other._value
+        ? checked((long)(_value - other._value))
+        : checked(-(long)(other._value - _value));
 
     /// <inheritdoc cref="Add"/>
     public static Lsn operator +(Lsn lsn, long bytes) => lsn.Add(bytes);

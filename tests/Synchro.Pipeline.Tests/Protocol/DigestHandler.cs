@@ -4,14 +4,14 @@ using Synchro.Pipeline.Protocol.Messages;
 namespace Synchro.Pipeline.Tests.Protocol;
 
 /// <summary>
-/// Folds every decoded field of every message into one 64-bit FNV-1a digest without allocating,
-/// so a stream parsed many ways (split at every index, ...) can be compared cheaply.
+/// Folds every decoded field of every message into one digest without allocating, so a stream
+/// parsed many ways (split at every index, ...) can be compared cheaply within one test run.
 /// </summary>
 internal struct DigestHandler : IPgOutputHandler
 {
-    private const ulong Prime = 1099511628211;
+    private HashCode _hash;
 
-    public ulong Digest { get; private set; } = 14695981039346656037;
+    public readonly int Digest => _hash.ToHashCode();
 
     public int Messages { get; private set; }
 
@@ -19,17 +19,12 @@ internal struct DigestHandler : IPgOutputHandler
     {
     }
 
-    private void Add(ulong value)
-    {
-        for (var i = 0; i < 8; i++, value >>= 8)
-            Digest = (Digest ^ (byte)value) * Prime;
-    }
+    private void Add(ulong value) => _hash.Add(value);
 
     private void Add(ReadOnlySpan<byte> bytes)
     {
-        Add((ulong)bytes.Length);
-        foreach (var b in bytes)
-            Digest = (Digest ^ b) * Prime;
+        _hash.Add(bytes.Length);
+        _hash.AddBytes(bytes);
     }
 
     private void Add(TupleData row)

@@ -30,6 +30,14 @@ internal sealed class MessageDump : IPgOutputHandler
         return dump.ToString();
     }
 
+    /// <summary>Parses one message with <paramref name="parser"/> and returns its line.</summary>
+    public static string RenderOne(PgOutputParser parser, byte[] message, Lsn lsn)
+    {
+        var dump = new MessageDump { _lsn = lsn };
+        parser.Parse(message, lsn, ref dump);
+        return dump.ToString();
+    }
+
     public static string Describe(PgOutputOptions o) => string.Create(CultureInfo.InvariantCulture,
         $"proto_version={o.ProtocolVersion} streaming={o.Streaming.ToString().ToLowerInvariant()} two_phase={(o.TwoPhase ? "on" : "off")} binary={(o.Binary ? "on" : "off")} messages={(o.Messages ? "on" : "off")}");
 
