@@ -64,16 +64,25 @@ internal ref struct PgOutputReader
     }
 
     /// <summary>A length-prefixed byte string (Int32 length, then the bytes).</summary>
-    public ReadOnlySpan<byte> ReadSizedBytes(string what)
+    /// <param name="what">Names the value in an error; <paramref name="index"/> (1-based), when not 0, is appended.</param>
+    /// <param name="index">The column number, formatted only on error so the row path stays allocation-free.</param>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ReadOnlySpan<byte> ReadSizedBytes(string what, int index = 0)
     {
         var start = _offset;
         var length = ReadInt32();
-        if (length < 0 || length > Remaining)
-        {
-            _offset = start;
-            Throw($"{what} length {length} is {(length < 0 ? "negative" : $"larger than the {Remaining - sizeof(int)} bytes left")}");
-        }
+        if ((uint)length > (uint)Remaining)
+            ThrowBadLength(start, what, index, length);
         return Take(length);
+    }
+
+    [DoesNotReturn]
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private readonly void ThrowBadLength(int start, string what, int index, int length)
+    {
+        var name = index == 0 ? what : $"{what} {index}";
+        var problem = length < 0 ? "negative" : $"larger than the {Remaining} bytes left";
+        ThrowAt(start, $"{name} value length {length} is {problem}");
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 
 namespace Synchro.Pipeline.Protocol;
@@ -95,15 +96,20 @@ internal readonly ref struct TupleData
                     break;
                 case (byte)TupleValueKind.Text:
                 case (byte)TupleValueKind.Binary:
-                    reader.ReadSizedBytes($"column {column + 1} value");
+                    reader.ReadSizedBytes("column", column + 1);
                     break;
                 default:
-                    reader.ThrowAt(kindOffset, $"column {column + 1} of {count} has unknown value kind 0x{kind:X2}; expected 'n', 'u', 't' or 'b'");
+                    ThrowUnknownKind(ref reader, kindOffset, column, count, kind);
                     break;
             }
         }
         return new TupleData(reader.SliceFrom(begin), count);
     }
+
+    [DoesNotReturn]
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowUnknownKind(ref PgOutputReader reader, int offset, int column, int count, byte kind)
+        => reader.ThrowAt(offset, $"column {column + 1} of {count} has unknown value kind 0x{kind:X2}; expected 'n', 'u', 't' or 'b'");
 
     public ref struct Enumerator
     {
