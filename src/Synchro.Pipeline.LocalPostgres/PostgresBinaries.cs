@@ -14,7 +14,7 @@ internal sealed class PostgresBinaries
         + "or in /usr/lib/postgresql/*/bin; install them (Debian/Ubuntu: apt-get install -y postgresql) "
         + "or set " + BinDirectoryVariable + ".";
 
-    private static readonly string[] _requiredPrograms = ["initdb", "pg_ctl", "postgres"];
+    private static readonly string[] s_requiredPrograms = ["initdb", "pg_ctl", "postgres"];
 
     private PostgresBinaries(string directory)
     {
@@ -108,5 +108,5 @@ internal sealed class PostgresBinaries
         double.TryParse(name, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var major) ? major : null;
 
     private static bool HasAllPrograms(string directory) =>
-        _requiredPrograms.All(program => File.Exists(Path.Combine(directory, program)));
+        s_requiredPrograms.All(program => File.Exists(Path.Combine(directory, program)));
 }

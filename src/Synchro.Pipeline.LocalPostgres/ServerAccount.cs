@@ -8,7 +8,7 @@ internal sealed class ServerAccount
 {
     private const string PostgresUser = "postgres";
 
-    private static readonly string[] _systemDirectories = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+    private static readonly string[] s_systemDirectories = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
 
     private readonly Func<string, IReadOnlyList<string>, (string FileName, IReadOnlyList<string> Arguments)> _wrap;
 
@@ -30,7 +30,7 @@ internal sealed class ServerAccount
             return new ServerAccount(dropsPrivileges: false, (program, arguments) => (program, arguments));
         }
 
-        var id = ExecutableSearch.Find("id", _systemDirectories);
+        var id = ExecutableSearch.Find("id", s_systemDirectories);
         var lookup = id is null
             ? null
             : await ProcessRunner.RunAsync(id, ["-u", PostgresUser], workingDirectory: null, ct).ConfigureAwait(false);
@@ -55,7 +55,7 @@ internal sealed class ServerAccount
             return;
         }
 
-        var chown = ExecutableSearch.Find("chown", _systemDirectories)
+        var chown = ExecutableSearch.Find("chown", s_systemDirectories)
             ?? throw new LocalPostgresException("Running as root, but 'chown' was not found to hand the data directory to 'postgres'.");
         var result = await ProcessRunner.RunAsync(chown, [PostgresUser + ":", directory], workingDirectory: null, ct)
             .ConfigureAwait(false);
@@ -67,18 +67,18 @@ internal sealed class ServerAccount
 
     private static Func<string, IReadOnlyList<string>, (string, IReadOnlyList<string>)> ChooseSwitcher()
     {
-        if (ExecutableSearch.Find("runuser", _systemDirectories) is { } runuser)
+        if (ExecutableSearch.Find("runuser", s_systemDirectories) is { } runuser)
         {
             return (program, arguments) => (runuser, ["-u", PostgresUser, "--", program, .. arguments]);
         }
 
-        if (ExecutableSearch.Find("setpriv", _systemDirectories) is { } setpriv)
+        if (ExecutableSearch.Find("setpriv", s_systemDirectories) is { } setpriv)
         {
             return (program, arguments) =>
                 (setpriv, [$"--reuid={PostgresUser}", $"--regid={PostgresUser}", "--init-groups", "--", program, .. arguments]);
         }
 
-        if (ExecutableSearch.Find("su", _systemDirectories) is { } su)
+        if (ExecutableSearch.Find("su", s_systemDirectories) is { } su)
         {
             // The fixed script execs its positional parameters, so no argument is ever parsed by the shell.
             return (program, arguments) =>

@@ -7,7 +7,7 @@ namespace Synchro.Pipeline.LocalPostgres;
 /// <summary>The <c>postgresql.conf</c> settings of a throwaway server: fast, unsafe on crash, ready for logical replication.</summary>
 internal sealed partial class ServerSettings
 {
-    private static readonly string[] _managedNames = ["port", "listen_addresses", "unix_socket_directories"];
+    private static readonly string[] s_managedNames = ["port", "listen_addresses", "unix_socket_directories"];
 
     private readonly Dictionary<string, string> _settings;
 
@@ -40,7 +40,7 @@ internal sealed partial class ServerSettings
                 throw new ArgumentException($"'{name}' is not a valid postgresql.conf setting name.", nameof(overrides));
             }
 
-            if (_managedNames.Contains(name, StringComparer.OrdinalIgnoreCase))
+            if (s_managedNames.Contains(name, StringComparer.OrdinalIgnoreCase))
             {
                 throw new ArgumentException($"'{name}' is managed by {nameof(LocalPostgresServer)} and cannot be overridden.", nameof(overrides));
             }
