@@ -31,32 +31,38 @@ internal static class BenchSetupChecks
         if (rows != fixture.RowMessageCount)
             throw new InvalidOperationException($"Expected {fixture.RowMessageCount} row messages, decoded {rows}.");
 
-        var parserTotals = RunParser(fixture.Frames);
-        var baselineTotals = RunBaseline(fixture.Frames);
+        var parserTotals = RunParser<EveryColumn>(fixture.Frames);
+        var baselineTotals = RunBaseline(fixture.Frames, BaselineConsumer.Consume);
         if (!parserTotals.SameAs(baselineTotals))
             throw new InvalidOperationException($"Consumers disagree:{Environment.NewLine}  parser:   {parserTotals}{Environment.NewLine}  baseline: {baselineTotals}");
+        var parserIds = RunParser<IdAndOwner>(fixture.Frames);
+        var baselineIds = RunBaseline(fixture.Frames, BaselineConsumer.ConsumeIdAndOwner);
+        if (!parserIds.SameAs(baselineIds))
+            throw new InvalidOperationException($"Id and owner consumers disagree:{Environment.NewLine}  parser:   {parserIds}{Environment.NewLine}  baseline: {baselineIds}");
         Console.WriteLine($"// Validation: baseline and PgOutputParser agree on all {ours.Count:N0} messages and {rows:N0} rows ({parserTotals}).");
     }
 
-    public static RowTotals RunParser(BenchFrame[] frames)
+    public delegate void BaselineRowConsumer(ref RowTotals totals, BaselineMessage message);
+
+    public static RowTotals RunParser<TRows>(BenchFrame[] frames)
+        where TRows : struct, IRowConsumer
     {
         var parser = new PgOutputParser(Options);
-        var handler = new RowTouchHandler();
+        var handler = new RowHandler<TRows>();
         foreach (var frame in frames)
             parser.Parse(frame.Payload, frame.Lsn, ref handler);
         return handler.Totals;
     }
 
-    public static RowTotals RunBaseline(BenchFrame[] frames)
+    public static RowTotals RunBaseline(BenchFrame[] frames, BaselineRowConsumer consume)
     {
         var decoder = new StringDecodingBaseline();
         var totals = new RowTotals();
         foreach (var frame in frames)
-            BaselineConsumer.Consume(ref totals, decoder.Decode(frame.Payload));
+            consume(ref totals, decoder.Decode(frame.Payload));
         return totals;
     }
 
-    /// <summary>Bytes allocated by one call of <paramref name="action"/> on this thread, after two warm-up calls.</summary>
     public static long AllocatedBy(Action action)
     {
         action();
@@ -67,7 +73,7 @@ internal static class BenchSetupChecks
     }
 
     /// <summary>
-    /// Bytes our parser (with <see cref="RowTouchHandler"/>) allocates while parsing the row messages
+    /// Bytes our parser (with <see cref="RowHandler{TRows}"/>) allocates while parsing the row messages
     /// alone, the relation already cached; measured on a warmed-up second pass.
     /// </summary>
     public static long AllocatedByRowMessages(BenchFrame[] frames)
@@ -77,7 +83,7 @@ internal static class BenchSetupChecks
         {
             allocated = 0;
             var parser = new PgOutputParser(Options);
-            var handler = new RowTouchHandler();
+            var handler = new RowHandler<EveryColumn>();
             foreach (var frame in frames)
             {
                 if (!frame.IsRow)

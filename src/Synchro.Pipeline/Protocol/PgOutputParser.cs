@@ -31,6 +31,12 @@ internal sealed class PgOutputParser
 
     private readonly RelationCache _relations;
 
+    // Column offsets of the tuples of the current message: the old row's, then the new row's.
+    private readonly int[] _columnStarts = new int[2 * (MaxColumns + 1)];
+
+    // Invariant: null, or the entry the cache holds for its OID (reset whenever a Relation message arrives).
+    private RelationInfo? _lastRelation;
+
     public PgOutputParser(PgOutputOptions options, RelationCache? relations = null)
     {
         Options = options;
@@ -91,7 +97,7 @@ internal sealed class PgOutputParser
         var xid = ReadStreamXid(ref reader);
         var relation = ReadKnownRelation(ref reader);
         ExpectTupleMarker(ref reader, (byte)'N', "'N' (new row)");
-        var newRow = ReadTuple(ref reader, relation);
+        var newRow = ReadTuple(ref reader, relation, NewRowStarts);
         reader.ExpectEnd();
         handler.OnInsert(new InsertMessage(xid, relation, newRow));
     }
@@ -107,13 +113,13 @@ internal sealed class PgOutputParser
         if (marker is (byte)'K' or (byte)'O')
         {
             oldKind = (OldTupleKind)marker;
-            oldRow = ReadTuple(ref reader, relation);
+            oldRow = ReadTuple(ref reader, relation, OldRowStarts);
             markerOffset = reader.Offset;
             marker = reader.ReadByte();
         }
         if (marker != (byte)'N')
             reader.ThrowAt(markerOffset, $"expected tuple marker 'K', 'O' or 'N', found 0x{marker:X2}");
-        var newRow = ReadTuple(ref reader, relation);
+        var newRow = ReadTuple(ref reader, relation, NewRowStarts);
         reader.ExpectEnd();
         handler.OnUpdate(new UpdateMessage(xid, relation, oldKind, oldRow, newRow));
     }
@@ -126,7 +132,7 @@ internal sealed class PgOutputParser
         var marker = reader.ReadByte();
         if (marker is not ((byte)'K' or (byte)'O'))
             reader.ThrowAt(markerOffset, $"expected old tuple marker 'K' or 'O', found 0x{marker:X2}");
-        var oldRow = ReadTuple(ref reader, relation);
+        var oldRow = ReadTuple(ref reader, relation, OldRowStarts);
         reader.ExpectEnd();
         handler.OnDelete(new DeleteMessage(xid, relation, (OldTupleKind)marker, oldRow));
     }
@@ -174,6 +180,7 @@ internal sealed class PgOutputParser
         reader.ExpectEnd();
         var relation = new RelationInfo(oid, schema, name, (ReplicaIdentity)identity, columns.MoveToImmutable());
         _relations.Set(relation);
+        _lastRelation = null;
         handler.OnRelation(new RelationMessage(xid, relation));
     }
 
@@ -366,8 +373,13 @@ internal sealed class PgOutputParser
     {
         var offset = reader.Offset;
         var oid = reader.ReadUInt32();
+        // Rows come in runs of one table: the last relation answers most lookups without hashing.
+        var last = _lastRelation;
+        if (last is not null && last.Oid == oid)
+            return last;
         if (!_relations.TryGet(oid, out var relation))
             reader.ThrowAt(offset, $"row for relation OID {oid}, which no Relation message has described");
+        _lastRelation = relation;
         return relation;
     }
 
@@ -379,13 +391,17 @@ internal sealed class PgOutputParser
             reader.ThrowAt(offset, $"expected tuple marker {description}, found 0x{marker:X2}");
     }
 
-    private static TupleData ReadTuple(ref PgOutputReader reader, RelationInfo relation)
+    private Span<int> OldRowStarts => _columnStarts.AsSpan(0, MaxColumns + 1);
+
+    private Span<int> NewRowStarts => _columnStarts.AsSpan(MaxColumns + 1);
+
+    private static TupleData ReadTuple(ref PgOutputReader reader, RelationInfo relation, Span<int> starts)
     {
         var offset = reader.Offset;
         int count = reader.ReadInt16();
         if (count != relation.Columns.Length)
             reader.ThrowAt(offset, $"tuple has {count} columns but relation {relation} (OID {relation.Oid}) has {relation.Columns.Length}");
-        return TupleData.Read(ref reader, count);
+        return TupleData.Read(ref reader, count, starts);
     }
 
     private static int ReadCount(ref PgOutputReader reader, int minItemLength, string what)

@@ -29,6 +29,8 @@ internal ref struct PgOutputReader
 
     public readonly Lsn Lsn => _lsn;
 
+    public readonly ReadOnlySpan<byte> RemainingSpan => _message[_offset..];
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public byte ReadByte()
     {
@@ -64,25 +66,13 @@ internal ref struct PgOutputReader
     }
 
     /// <summary>A length-prefixed byte string (Int32 length, then the bytes).</summary>
-    /// <param name="what">Names the value in an error; <paramref name="index"/> (1-based), when not 0, is appended.</param>
-    /// <param name="index">The column number, formatted only on error so the row path stays allocation-free.</param>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public ReadOnlySpan<byte> ReadSizedBytes(string what, int index = 0)
+    public ReadOnlySpan<byte> ReadSizedBytes(string what)
     {
         var start = _offset;
         var length = ReadInt32();
         if ((uint)length > (uint)Remaining)
-            ThrowBadLength(start, what, index, length);
+            ThrowAt(start, $"{what} length {length} is {(length < 0 ? "negative" : $"larger than the {Remaining} bytes left")}");
         return Take(length);
-    }
-
-    [DoesNotReturn]
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private readonly void ThrowBadLength(int start, string what, int index, int length)
-    {
-        var name = index == 0 ? what : $"{what} {index}";
-        var problem = length < 0 ? "negative" : $"larger than the {Remaining} bytes left";
-        ThrowAt(start, $"{name} value length {length} is {problem}");
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace Synchro.Pipeline.Protocol;
 
@@ -40,9 +41,10 @@ internal readonly ref struct TupleValue
 }
 
 /// <summary>
-/// A row's column values (TupleData), already validated by the parser: enumerating it cannot fail.
+/// A row's column values (TupleData), already validated by the parser: reading it cannot fail, and
+/// any column is reached in constant time through the column offsets the parser recorded.
 /// </summary>
-/// <remarks>A view over the message bytes, valid until the parser reads the next message.</remarks>
+/// <remarks>A view over the message bytes and the parser's offset table, valid until the parser reads the next message.</remarks>
 internal readonly ref struct TupleData
 {
     // Column kind byte plus, for 't' and 'b', the Int32 length.
@@ -50,97 +52,144 @@ internal readonly ref struct TupleData
 
     private readonly ReadOnlySpan<byte> _columns;
 
-    /// <param name="columns">The bytes after the column count, exactly covering <paramref name="count"/> validated values.</param>
-    /// <param name="count">The number of columns.</param>
-    internal TupleData(ReadOnlySpan<byte> columns, int count)
+    // Invariant: Count + 1 ascending offsets into _columns; column i spans [_starts[i], _starts[i + 1]),
+    // the last entry is _columns.Length, and each column's header and length were validated.
+    private readonly ReadOnlySpan<int> _starts;
+
+    private TupleData(ReadOnlySpan<byte> columns, ReadOnlySpan<int> starts)
     {
         _columns = columns;
-        Count = count;
+        _starts = starts;
     }
 
-    public int Count { get; }
+    public int Count => _starts.IsEmpty ? 0 : _starts.Length - 1;
 
     /// <summary>The encoded size of the values (after the column count).</summary>
     public int EncodedLength => _columns.Length;
 
-    public Enumerator GetEnumerator() => new(_columns);
+    public Enumerator GetEnumerator() => new(this);
 
-    /// <summary>The value of column <paramref name="index"/> (0-based, tuple order). Walks the columns before it.</summary>
+    /// <summary>The value of column <paramref name="index"/> (0-based, tuple order).</summary>
     public TupleValue this[int index]
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         get
         {
-            ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual((uint)index, (uint)Count, nameof(index));
-            var enumerator = GetEnumerator();
-            for (var i = 0; i <= index; i++)
-                enumerator.MoveNext();
-            return enumerator.Current;
+            if ((uint)index >= (uint)Count)
+                ThrowIndex(index);
+            return ValueAt(index);
         }
+    }
+
+    // Invariant: index < Count, so both offsets exist and bound a validated column.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private TupleValue ValueAt(int index)
+    {
+        ref var starts = ref MemoryMarshal.GetReference(_starts);
+        var start = Unsafe.Add(ref starts, index);
+        var end = Unsafe.Add(ref starts, index + 1);
+        ref var header = ref Unsafe.Add(ref MemoryMarshal.GetReference(_columns), start);
+        var kind = (TupleValueKind)header;
+        return kind is TupleValueKind.Text or TupleValueKind.Binary
+            ? new TupleValue(kind, MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref header, ValueHeaderLength), end - start - ValueHeaderLength))
+            : new TupleValue(kind, default);
     }
 
     /// <summary>
-    /// Validates <paramref name="count"/> column values at the reader's position and returns them;
+    /// Validates <paramref name="count"/> column values at the reader's position, recording where each
+    /// starts in <paramref name="starts"/> (at least <paramref name="count"/> + 1 long), and returns them;
     /// the reader is left after the last value.
     /// </summary>
-    internal static TupleData Read(ref PgOutputReader reader, int count)
+    internal static TupleData Read(ref PgOutputReader reader, int count, Span<int> starts)
     {
         var begin = reader.Offset;
+        var rest = reader.RemainingSpan;
+        ref var first = ref MemoryMarshal.GetReference(rest);
+        starts = starts[..(count + 1)];
+        ref var start = ref MemoryMarshal.GetReference(starts);
+        var offset = 0;
         for (var column = 0; column < count; column++)
         {
-            var kindOffset = reader.Offset;
-            var kind = reader.ReadByte();
-            switch (kind)
+            // Each read below is preceded by the check that keeps it inside rest.
+            if ((uint)offset >= (uint)rest.Length)
+                ThrowMissing(ref reader, begin + offset, column, count);
+            Unsafe.Add(ref start, column) = offset;
+            var kind = Unsafe.Add(ref first, offset);
+            if (kind is (byte)TupleValueKind.Text or (byte)TupleValueKind.Binary)
             {
-                case (byte)TupleValueKind.Null:
-                case (byte)TupleValueKind.UnchangedToast:
-                    break;
-                case (byte)TupleValueKind.Text:
-                case (byte)TupleValueKind.Binary:
-                    reader.ReadSizedBytes("column", column + 1);
-                    break;
-                default:
-                    ThrowUnknownKind(ref reader, kindOffset, column, count, kind);
-                    break;
+                var left = rest.Length - offset - ValueHeaderLength;
+                if (left < 0)
+                    ThrowMissing(ref reader, begin + offset + 1, column, count);
+                var length = BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<int>(ref Unsafe.Add(ref first, offset + 1)));
+                if ((uint)length > (uint)left)
+                    ThrowBadLength(ref reader, begin + offset + 1, column, length, left);
+                offset += ValueHeaderLength + length;
+            }
+            else if (kind is (byte)TupleValueKind.Null or (byte)TupleValueKind.UnchangedToast)
+            {
+                offset++;
+            }
+            else
+            {
+                ThrowUnknownKind(ref reader, begin + offset, column, count, kind);
             }
         }
-        return new TupleData(reader.SliceFrom(begin), count);
+        starts[count] = offset;
+        return new TupleData(reader.Take(offset), starts);
     }
+
+    [DoesNotReturn]
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowIndex(int index) => throw new ArgumentOutOfRangeException(nameof(index), index, "No such column in this tuple.");
+
+    [DoesNotReturn]
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowMissing(ref PgOutputReader reader, int offset, int column, int count)
+        => reader.ThrowAt(offset, $"message is truncated inside column {column + 1} of {count}");
+
+    [DoesNotReturn]
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowBadLength(ref PgOutputReader reader, int offset, int column, int length, int left)
+        => reader.ThrowAt(offset, $"column {column + 1} value length {length} is {(length < 0 ? "negative" : $"larger than the {left} bytes left")}");
 
     [DoesNotReturn]
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void ThrowUnknownKind(ref PgOutputReader reader, int offset, int column, int count, byte kind)
         => reader.ThrowAt(offset, $"column {column + 1} of {count} has unknown value kind 0x{kind:X2}; expected 'n', 'u', 't' or 'b'");
 
+    /// <summary>Walks the values in order, reading each header from the bytes (faster than the offset table for a full walk).</summary>
     public ref struct Enumerator
     {
         private readonly ReadOnlySpan<byte> _columns;
         private int _offset;
         private TupleValue _current;
 
-        internal Enumerator(ReadOnlySpan<byte> columns)
+        internal Enumerator(TupleData tuple)
         {
-            _columns = columns;
+            _columns = tuple._columns;
             _offset = 0;
             _current = default;
         }
 
         public readonly TupleValue Current => _current;
 
-        // Invariant: _columns was validated by Read, so every header and length is in range.
+        // Invariant: _columns was validated by Read, so every header and length is in range and
+        // the reads need no bounds checks.
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public bool MoveNext()
         {
             if (_offset >= _columns.Length)
                 return false;
-            var kind = (TupleValueKind)_columns[_offset];
+            ref var value = ref Unsafe.Add(ref MemoryMarshal.GetReference(_columns), _offset);
+            var kind = (TupleValueKind)value;
             if (kind is TupleValueKind.Null or TupleValueKind.UnchangedToast)
             {
                 _offset++;
                 _current = new TupleValue(kind, default);
                 return true;
             }
-            var length = BinaryPrimitives.ReadInt32BigEndian(_columns.Slice(_offset + 1));
-            _current = new TupleValue(kind, _columns.Slice(_offset + ValueHeaderLength, length));
+            var length = BinaryPrimitives.ReverseEndianness(Unsafe.ReadUnaligned<int>(ref Unsafe.Add(ref value, 1)));
+            _current = new TupleValue(kind, MemoryMarshal.CreateReadOnlySpan(ref Unsafe.Add(ref value, ValueHeaderLength), length));
             _offset += ValueHeaderLength + length;
             return true;
         }

@@ -27,14 +27,21 @@ internal struct DigestHandler : IPgOutputHandler
         _hash.AddBytes(bytes);
     }
 
+    // Also checks that indexed access (the offset table) agrees with the sequential walk.
     private void Add(TupleData row)
     {
         Add((ulong)row.Count);
+        var index = 0;
         foreach (var value in row)
         {
+            var indexed = row[index++];
+            if (indexed.Kind != value.Kind || !indexed.Data.SequenceEqual(value.Data))
+                throw new InvalidOperationException($"Column {index} differs between indexed access and enumeration.");
             Add((ulong)value.Kind);
             Add(value.Data);
         }
+        if (index != row.Count)
+            throw new InvalidOperationException($"Enumerated {index} columns of {row.Count}.");
     }
 
     private void Kind(char kind)

@@ -33,7 +33,7 @@ public sealed class PgOutputParserMalformedTests
         { "truncate with unknown options", new MessageBuilder('T').Int32(1).Byte(8).Int32(16384).Build(), 'T', 5, "unknown truncate options 0x08" },
         { "commit with trailing bytes", new MessageBuilder('C').Byte(0).Int64(1).Int64(2).Int64(3).Byte(9).Build(), 'C', 26, "1 unexpected trailing bytes" },
         { "truncated commit", new MessageBuilder('C').Byte(0).Int64(1).Build(), 'C', 10, "message is truncated: 8 more byte(s) needed, 0 left" },
-        { "message with negative content length", new MessageBuilder('M').Byte(1).Int64(5).CString("p").Int32(-1).Build(), 'M', 12, "message content value length -1 is negative" },
+        { "message with negative content length", new MessageBuilder('M').Byte(1).Int64(5).CString("p").Int32(-1).Build(), 'M', 12, "message content length -1 is negative" },
         { "message with unknown flags", new MessageBuilder('M').Byte(4).Build(), 'M', 1, "unknown message flags 0x04" },
         { "stream message without streaming", new MessageBuilder('S').Int32(5).Byte(1).Build(), 'S', 0, "streaming message, but the stream was started without streaming" },
         { "two-phase message without two_phase", new MessageBuilder('K').Build(), 'K', 0, "two-phase message, but the stream was started without two_phase" },
