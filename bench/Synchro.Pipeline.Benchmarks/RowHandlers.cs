@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Protocol.Messages;
 
@@ -51,23 +52,27 @@ internal struct EveryColumn : IRowConsumer
     public void Row(TupleData row, RelationInfo relation, ref RowTotals totals)
     {
         var key = _columns.Resolve(relation).Key;
-        totals.Rows++;
+        long values = 0, nulls = 0, bytes = 0;
         var index = 0;
         foreach (var value in row)
         {
             // Like the baseline, which leaves unchanged TOAST values out of the row.
             if (!value.IsUnchangedToast)
             {
-                totals.Values++;
+                values++;
                 if (value.IsNull)
-                    totals.Nulls++;
+                    nulls++;
                 else
-                    totals.ValueBytes += value.Data.Length;
+                    bytes += value.Data.Length;
                 if (index == key)
                     totals.HashKey(value.Data);
             }
             index++;
         }
+        totals.Rows++;
+        totals.Values += values;
+        totals.Nulls += nulls;
+        totals.ValueBytes += bytes;
     }
 }
 
@@ -76,6 +81,7 @@ internal struct IdAndOwner : IRowConsumer
 {
     private KeyColumns _columns;
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Row(TupleData row, RelationInfo relation, ref RowTotals totals)
     {
         var (key, owner) = _columns.Resolve(relation);

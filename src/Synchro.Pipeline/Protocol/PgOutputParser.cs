@@ -31,8 +31,9 @@ internal sealed class PgOutputParser
 
     private readonly RelationCache _relations;
 
-    // Column offsets of the tuples of the current message: the old row's, then the new row's.
-    private readonly int[] _columnStarts = new int[2 * (MaxColumns + 1)];
+    // Column offsets of the tuples of the current message: the old row's half, then the new row's.
+    // Invariant: each half holds at least one more entry than any cached relation has columns.
+    private int[] _columnStarts = [];
 
     // Invariant: null, or the entry the cache holds for its OID (reset whenever a Relation message arrives).
     private RelationInfo? _lastRelation;
@@ -181,6 +182,8 @@ internal sealed class PgOutputParser
         var relation = new RelationInfo(oid, schema, name, (ReplicaIdentity)identity, columns.MoveToImmutable());
         _relations.Set(relation);
         _lastRelation = null;
+        if (_columnStarts.Length < 2 * (count + 1))
+            _columnStarts = new int[2 * (count + 1)];
         handler.OnRelation(new RelationMessage(xid, relation));
     }
 
@@ -391,9 +394,9 @@ internal sealed class PgOutputParser
             reader.ThrowAt(offset, $"expected tuple marker {description}, found 0x{marker:X2}");
     }
 
-    private Span<int> OldRowStarts => _columnStarts.AsSpan(0, MaxColumns + 1);
+    private Span<int> OldRowStarts => _columnStarts.AsSpan(0, _columnStarts.Length / 2);
 
-    private Span<int> NewRowStarts => _columnStarts.AsSpan(MaxColumns + 1);
+    private Span<int> NewRowStarts => _columnStarts.AsSpan(_columnStarts.Length / 2);
 
     private static TupleData ReadTuple(ref PgOutputReader reader, RelationInfo relation, Span<int> starts)
     {

@@ -85,9 +85,6 @@ internal ref struct PgOutputReader
         return span;
     }
 
-    /// <summary>The bytes from <paramref name="start"/> to the current position.</summary>
-    public readonly ReadOnlySpan<byte> SliceFrom(int start) => _message[start.._offset];
-
     /// <summary>Requires the message to end here: a declared length that leaves bytes over is a desynchronised stream.</summary>
     public readonly void ExpectEnd()
     {

@@ -8,12 +8,8 @@ internal sealed class RelationCache
 {
     private readonly Dictionary<uint, RelationInfo> _byOid = [];
 
-    public int Count => _byOid.Count;
-
     /// <summary>Adds or replaces (a schema change mid-stream) the relation for its OID.</summary>
     public void Set(RelationInfo relation) => _byOid[relation.Oid] = relation;
 
     public bool TryGet(uint oid, [MaybeNullWhen(false)] out RelationInfo relation) => _byOid.TryGetValue(oid, out relation);
-
-    public void Clear() => _byOid.Clear();
 }

@@ -64,9 +64,6 @@ internal readonly ref struct TupleData
 
     public int Count => _starts.IsEmpty ? 0 : _starts.Length - 1;
 
-    /// <summary>The encoded size of the values (after the column count).</summary>
-    public int EncodedLength => _columns.Length;
-
     public Enumerator GetEnumerator() => new(this);
 
     /// <summary>The value of column <paramref name="index"/> (0-based, tuple order).</summary>
