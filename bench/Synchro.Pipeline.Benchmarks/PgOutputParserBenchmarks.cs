@@ -24,6 +24,9 @@ public class PgOutputParserBenchmarks
     /// <summary>The consumer reads the id and owner columns, as the pipeline's decoder does.</summary>
     public const string IdAndOwnerCategory = "IdAndOwner";
 
+    /// <summary>The consumer reads no value (parse cost alone; no baseline).</summary>
+    public const string NoColumnsCategory = "NoColumns";
+
     /// <summary>The consumer reads every column value.</summary>
     public const string EveryColumnCategory = "EveryColumn";
 
@@ -87,6 +90,11 @@ public class PgOutputParserBenchmarks
             parser.Parse(frame.Payload, frame.WalStart, ref handler);
         return handler.Totals.Checksum;
     }
+
+    /// <summary>The parser alone (every value validated and located, none read): the floor under the others.</summary>
+    [Benchmark(OperationsPerInvoke = MessagesPerStream)]
+    [BenchmarkCategory(NoColumnsCategory)]
+    public long PgOutputParser_NoColumns() => BenchSetupChecks.RunParser<NoColumns>(_frames).Checksum;
 
     [Benchmark(Baseline = true, OperationsPerInvoke = MessagesPerStream)]
     [BenchmarkCategory(EveryColumnCategory)]

@@ -94,6 +94,12 @@ internal struct IdAndOwner : IRowConsumer
     }
 }
 
+/// <summary>No column at all: what validating and locating the values costs by itself.</summary>
+internal struct NoColumns : IRowConsumer
+{
+    public readonly void Row(TupleData row, RelationInfo relation, ref RowTotals totals) => totals.Rows++;
+}
+
 /// <summary>The key and owner column positions of the last relation seen (looked up once per relation).</summary>
 internal struct KeyColumns
 {
