@@ -1,0 +1,94 @@
+using System.Collections;
+using System.Diagnostics.CodeAnalysis;
+
+namespace Synchro.Pipeline.Registry;
+
+/// <summary>The tables the pipeline turns into changelog rows; changes of any other table are ignored.</summary>
+/// <remarks>Fill it, then call <see cref="Validate"/> (the pipeline does at start); it is read-only in use.</remarks>
+public sealed class TableRegistry : IEnumerable<TableRegistration>
+{
+    // Keyed by (schema, name) exactly as the server reports them.
+    private readonly Dictionary<(string Schema, string Name), TableRegistration> _tables = [];
+
+    /// <summary>The number of registered tables.</summary>
+    public int Count => _tables.Count;
+
+    /// <summary>Registers a table.</summary>
+    /// <exception cref="ArgumentException">The table is already registered.</exception>
+    public TableRegistry Add(TableRegistration table)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        if (!_tables.TryAdd((table.Schema, table.Name), table))
+            throw new ArgumentException($"Table {table} is registered twice.", nameof(table));
+        return this;
+    }
+
+    /// <summary>The registration of <c>schema.name</c>, if any.</summary>
+    public bool TryGet(string schema, string name, [MaybeNullWhen(false)] out TableRegistration table)
+        => _tables.TryGetValue((schema, name), out table);
+
+    /// <summary>
+    /// Checks the registry as a whole: at least one table; every table either has a bucket column or a
+    /// parent; parents are registered; parent chains have no cycles and end at a table with a bucket column.
+    /// </summary>
+    /// <exception cref="ArgumentException">Lists every problem found, each naming the table and the fix.</exception>
+    public void Validate()
+    {
+        var problems = new List<string>();
+        if (_tables.Count == 0)
+            problems.Add("no table is registered; register at least one table whose changes should reach the changelog");
+
+        foreach (var table in _tables.Values)
+        {
+            if (table.ParentTable is null && table.ParentForeignKeyColumn is not null)
+                problems.Add($"{table}: ParentForeignKeyColumn '{table.ParentForeignKeyColumn}' is set without ParentTable");
+            if (table.ParentTable is null)
+            {
+                if (table.BucketColumn is null && !table.GlobalWhenBucketNull)
+                    problems.Add($"{table}: no OwnerColumn, BucketByColumn or ParentTable, so its records belong to no bucket; set one of them (or GlobalWhenBucketNull for a table shared by everyone)");
+                continue;
+            }
+            if (table.ParentForeignKeyColumn is null)
+                problems.Add($"{table}: ParentTable '{table.ParentTable}' is set without ParentForeignKeyColumn (the column holding the parent's id)");
+            if (FindChainProblem(table) is { } chainProblem)
+                problems.Add(chainProblem);
+        }
+
+        if (problems.Count > 0)
+            throw new ArgumentException("The table registry is invalid:" + string.Concat(problems.Select(p => Environment.NewLine + " - " + p)));
+    }
+
+    /// <summary>The registered parent of <paramref name="table"/>, or null for a table with no parent.</summary>
+    public TableRegistration? ParentOf(TableRegistration table)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        if (table.ParentTable is null)
+            return null;
+        var (schema, name) = TableRegistration.SplitQualifiedName(table.ParentTable, nameof(table));
+        return TryGet(schema, name, out var parent) ? parent : null;
+    }
+
+    private string? FindChainProblem(TableRegistration table)
+    {
+        var seen = new List<TableRegistration> { table };
+        for (var current = table; current.ParentTable is not null;)
+        {
+            var parent = ParentOf(current);
+            if (parent is null)
+                return $"{current}: ParentTable '{current.ParentTable}' is not registered; register it (with its owner or bucket column) or fix the name";
+            if (seen.Contains(parent))
+                return $"{table}: the parent chain has a cycle ({string.Join(" -> ", seen.Append(parent))}); one table in it must have an owner or bucket column instead of a parent";
+            seen.Add(parent);
+            current = parent;
+        }
+        var root = seen[^1];
+        return root.BucketColumn is null && !root.GlobalWhenBucketNull && root != table
+            ? $"{table}: its parent chain ends at {root}, which has no OwnerColumn or BucketByColumn; give {root} one"
+            : null;
+    }
+
+    /// <inheritdoc/>
+    public IEnumerator<TableRegistration> GetEnumerator() => _tables.Values.GetEnumerator();
+
+    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+}
