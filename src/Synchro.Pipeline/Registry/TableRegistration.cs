@@ -28,8 +28,14 @@ public sealed class TableRegistration
     /// <summary>The table's name within <see cref="Schema"/>.</summary>
     public string Name { get; }
 
-    /// <summary><c>schema.table</c>, as written in the changelog's <c>table_name</c> column.</summary>
+    /// <summary><c>schema.table</c>.</summary>
     public string QualifiedName => $"{Schema}.{Name}";
+
+    /// <summary>
+    /// The name written in the changelog's <c>table_name</c> column: the bare name for tables in
+    /// <c>public</c> (as the synchro reference writes it), <c>schema.table</c> otherwise.
+    /// </summary>
+    public string ChangelogName => Schema == DefaultSchema ? Name : QualifiedName;
 
     /// <summary>The column whose text form is the record id. Default <c>id</c>.</summary>
     public string IdColumn { get; init; } = "id";
@@ -58,9 +64,19 @@ public sealed class TableRegistration
     /// <summary>The column that decides the bucket, if this table has one of its own.</summary>
     public string? BucketColumn => BucketByColumn ?? OwnerColumn;
 
-    /// <summary>Every column this registration reads from a change.</summary>
-    public IReadOnlyList<string> ReferencedColumns =>
+    /// <summary>Every column this registration reads from a change: the id column first, then soft-delete, bucket and parent columns.</summary>
+    public IReadOnlyList<string> ReferencedColumns => _referencedColumns ??=
         new[] { IdColumn, SoftDeleteColumn, BucketColumn, ParentForeignKeyColumn }.OfType<string>().Distinct(StringComparer.Ordinal).ToArray();
+
+    // Computed on first use, after the init-only properties are set.
+    private string[]? _referencedColumns;
+
+    /// <summary>The position of <paramref name="column"/> in <see cref="ReferencedColumns"/>, or -1.</summary>
+    internal int ReferencedColumnIndex(string column)
+    {
+        var columns = (string[])ReferencedColumns;
+        return Array.IndexOf(columns, column);
+    }
 
     /// <inheritdoc/>
     public override string ToString() => QualifiedName;

@@ -1,0 +1,24 @@
+using Npgsql;
+using Synchro.Pipeline.Registry;
+
+namespace Synchro.Pipeline.Buckets;
+
+/// <summary>The changes of one batch that need bucket decisions, and what an assigner may use to decide.</summary>
+public sealed class BucketAssignmentBatch
+{
+    internal BucketAssignmentBatch(IReadOnlyList<BucketAssignment> changes, TableRegistry registry, NpgsqlConnection sourceConnection)
+    {
+        Changes = changes;
+        Registry = registry;
+        SourceConnection = sourceConnection;
+    }
+
+    /// <summary>The changes, in commit order.</summary>
+    public IReadOnlyList<BucketAssignment> Changes { get; }
+
+    /// <summary>The registered tables.</summary>
+    public TableRegistry Registry { get; }
+
+    /// <summary>An open connection to the source database, for set-based lookups (current committed state).</summary>
+    public NpgsqlConnection SourceConnection { get; }
+}

@@ -1,0 +1,36 @@
+namespace Synchro.Pipeline.Pipeline;
+
+/// <summary>
+/// Runs the stages of one pipeline run: the first stage to fail cancels the others, and its error
+/// (not the cancellations it caused) is the one reported.
+/// </summary>
+internal sealed class StageGroup(CancellationTokenSource run)
+{
+    private readonly List<Task> _stages = [];
+    private Exception? _firstError;
+
+    public void Start(Func<CancellationToken, Task> stage) => _stages.Add(RunAsync(stage));
+
+    private async Task RunAsync(Func<CancellationToken, Task> stage)
+    {
+        try
+        {
+            await Task.Run(() => stage(run.Token)).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            if (e is not OperationCanceledException || !run.IsCancellationRequested)
+                Interlocked.CompareExchange(ref _firstError, e, null);
+            await run.CancelAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Waits for every stage; throws the first real error, or the cancellation when there was none.</summary>
+    public async Task WhenAllAsync()
+    {
+        await Task.WhenAll(_stages).ConfigureAwait(false);
+        if (_firstError is not null)
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(_firstError);
+        run.Token.ThrowIfCancellationRequested();
+    }
+}

@@ -1,0 +1,214 @@
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using Npgsql.Replication;
+using Synchro.Pipeline.Buckets;
+using Synchro.Pipeline.Changelog;
+using Synchro.Pipeline.Diagnostics;
+using Synchro.Pipeline.Protocol;
+using Synchro.Pipeline.Replication;
+
+namespace Synchro.Pipeline.Pipeline;
+
+/// <summary>
+/// Consumes one logical replication slot and keeps the changelog up to date: reader → decoder →
+/// writer → committer, each a long-running task joined by bounded queues.
+/// </summary>
+/// <remarks>
+/// Exactly once: every committed source transaction produces its changelog rows once, across
+/// crashes and restarts — the position is committed with the rows it covers, and on resume every
+/// transaction at or before it is skipped. A lost connection is retried with capped exponential
+/// backoff from the persisted position; configuration errors, a dropped slot and undecodable bytes
+/// are fatal. One <see cref="RunAsync"/> at a time per instance.
+/// </remarks>
+public sealed partial class WalPipeline : IAsyncDisposable
+{
+    // The writer works on one batch while the decoder fills the next; more only adds memory.
+    private const int BatchQueueCapacity = 2;
+
+    // The first retry after a lost connection; doubled up to MaxReconnectDelay.
+    private static readonly TimeSpan s_firstReconnectDelay = TimeSpan.FromMilliseconds(200);
+
+    private readonly WalPipelineOptions _options;
+    private readonly ILogger _logger;
+    private readonly NpgsqlDataSource _source;
+    private readonly NpgsqlDataSource _changelog;
+    private readonly IBucketAssigner _assigner;
+    private readonly PipelineMetrics _metrics = new();
+
+    /// <summary>Creates a pipeline; nothing connects until <see cref="RunAsync"/>.</summary>
+    /// <exception cref="ArgumentException">An option is invalid (the message names it).</exception>
+    public WalPipeline(WalPipelineOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        _options = options;
+        _logger = options.LoggerFactory.CreateLogger("Synchro.Pipeline");
+        _source = new NpgsqlDataSourceBuilder(options.ConnectionString).UseLoggerFactory(options.LoggerFactory).Build();
+        _changelog = new NpgsqlDataSourceBuilder(options.ChangelogConnectionString ?? options.ConnectionString).UseLoggerFactory(options.LoggerFactory).Build();
+        _assigner = options.BucketAssigner ?? new DefaultBucketAssigner();
+    }
+
+    /// <summary>Changes committed to the changelog since this instance was created.</summary>
+    public long CommittedChanges => _metrics.CommittedChanges;
+
+    /// <summary>
+    /// Checks the configuration, migrates the sidecar tables, creates the slot if allowed, then
+    /// consumes until <paramref name="cancellationToken"/> is cancelled.
+    /// </summary>
+    /// <returns>A task that completes after a clean shutdown (an unfinished batch is rolled back, never half-written).</returns>
+    /// <exception cref="WalPipelineConfigurationException">The database is not set up for this pipeline; the message says what to change.</exception>
+    /// <exception cref="WalPipelineException">A fatal error: dropped slot, undecodable stream, failed write; the message says what to do.</exception>
+    public async Task RunAsync(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await PrepareAsync(cancellationToken).ConfigureAwait(false);
+            var delay = s_firstReconnectDelay;
+            while (true)
+            {
+                var before = _metrics.CommittedChanges;
+                try
+                {
+                    await RunStagesAsync(cancellationToken).ConfigureAwait(false);
+                    return;
+                }
+                catch (Exception e) when (!cancellationToken.IsCancellationRequested && IsTransient(e))
+                {
+                    if (_metrics.CommittedChanges != before)
+                        delay = s_firstReconnectDelay;
+                    LogReconnecting(_logger, e, delay.TotalMilliseconds, e.Message);
+                    await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+                    delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _options.MaxReconnectDelay.Ticks));
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            LogStopped(_logger, _options.SlotName);
+        }
+        catch (Exception e) when (e is not (WalPipelineConfigurationException or WalPipelineException))
+        {
+            var fatal = Describe(e);
+            LogFatal(_logger, fatal, fatal.Message);
+            throw fatal;
+        }
+    }
+
+    private async Task PrepareAsync(CancellationToken cancellationToken)
+    {
+        var tables = _options.Tables.Select(t => new RegisteredTable(t.Schema, t.Name, t.IdColumn, t.ReferencedColumns)).ToList();
+        await using (var connection = await _source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var checks = await StartupChecks.RunAsync(connection, _options.SlotName, _options.PublicationName, tables, cancellationToken).ConfigureAwait(false);
+            foreach (var warning in checks.Warnings)
+                LogStartupWarning(_logger, warning);
+            if (!checks.SlotExists)
+            {
+                if (!_options.CreateSlotIfMissing)
+                    throw new WalPipelineConfigurationException($"Replication slot '{_options.SlotName}' does not exist and {nameof(WalPipelineOptions.CreateSlotIfMissing)} is off; create it (SELECT pg_create_logical_replication_slot('{_options.SlotName}', 'pgoutput')) or turn the option on.");
+                if (await ReplicationSlots.CreateIfMissingAsync(_options.ConnectionString, _options.SlotName, twoPhase: false, cancellationToken).ConfigureAwait(false))
+                    LogSlotCreated(_logger, _options.SlotName);
+            }
+        }
+        await using (var connection = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
+            await ChangelogSchema.EnsureAsync(connection, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task RunStagesAsync(CancellationToken cancellationToken)
+    {
+        Lsn position;
+        await using (var connection = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
+            position = await ChangelogStore.LoadPositionAsync(connection, _options.SlotName, cancellationToken).ConfigureAwait(false) ?? Lsn.Invalid;
+
+        await using var replication = new LogicalReplicationConnection(_options.ConnectionString)
+        {
+            WalReceiverStatusInterval = _options.StatusInterval,
+        };
+        await replication.Open(cancellationToken).ConfigureAwait(false);
+        LogStarted(_logger, _options.SlotName, position.ToString());
+
+        using var run = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var pipe = new Pipe(new PipeOptions(
+            pauseWriterThreshold: _options.WalBufferBytes,
+            resumeWriterThreshold: _options.WalBufferBytes / 2,
+            useSynchronizationContext: false));
+        var batches = Channel.CreateBounded<ChangeBatch>(StageChannels.Batches(BatchQueueCapacity));
+        var committed = Channel.CreateBounded<Lsn>(StageChannels.Receipts(BatchQueueCapacity + 1));
+
+        var parser = new PgOutputParser(new PgOutputOptions(protocolVersion: 1));
+        var decoder = new ChangeDecoder(_options.Tables, new BatchLimits(_options.MaxBatchRows, _options.MaxBatchBytes), position, _logger);
+        var reader = new ReaderStage(replication, _options.SlotName, position, PluginOptions(), pipe.Writer);
+        var decoding = new DecoderStage(pipe.Reader, batches.Writer, parser, decoder, _options.BatchLinger);
+        var writer = new WriterStage(batches.Reader, committed.Writer, _changelog, _source, _options.SlotName, _options.Tables, _assigner, _metrics, _logger);
+        var committer = new LsnCommitter(committed.Reader, replication);
+
+        var stages = new StageGroup(run);
+        stages.Start(reader.RunAsync);
+        stages.Start(decoding.RunAsync);
+        stages.Start(writer.RunAsync);
+        stages.Start(committer.RunAsync);
+        await stages.WhenAllAsync().ConfigureAwait(false);
+        // Every stage ended without being cancelled: the server closed the stream (shutting down, say).
+        throw new EndOfStreamException("The server ended the replication stream.");
+    }
+
+    private List<KeyValuePair<string, string?>> PluginOptions() =>
+    [
+        new("proto_version", "1"),
+        // The replication command's string literal doubles single quotes; the list item is a quoted identifier.
+        new("publication_names", PgIdentifier.Quote(_options.PublicationName).Replace("'", "''", StringComparison.Ordinal)),
+    ];
+
+    /// <summary>Whether reconnecting may cure <paramref name="error"/>: the connection or the server went away.</summary>
+    internal static bool IsTransient(Exception error) => error switch
+    {
+        PostgresException pg => pg.SqlState.StartsWith("08", StringComparison.Ordinal)
+            || pg.SqlState is PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown or PostgresErrorCodes.CannotConnectNow
+                or PostgresErrorCodes.ObjectInUse or PostgresErrorCodes.TooManyConnections,
+        NpgsqlException npgsql => npgsql.IsTransient || npgsql.InnerException is IOException or SocketException or TimeoutException,
+        IOException or SocketException or EndOfStreamException => true,
+        _ => false,
+    };
+
+    private WalPipelineException Describe(Exception error) => error switch
+    {
+        PostgresException { SqlState: PostgresErrorCodes.UndefinedObject } pg when pg.MessageText.Contains("replication slot", StringComparison.Ordinal)
+            => new WalPipelineException($"Replication slot '{_options.SlotName}' no longer exists (it was dropped). The changes since the last committed batch cannot be read again; restart the pipeline to create a new slot, and resync clients if changes were missed.", error),
+        PostgresException pg when pg.MessageText.Contains("can no longer get changes from replication slot", StringComparison.Ordinal)
+            || pg.MessageText.Contains("invalidated", StringComparison.Ordinal)
+            => new WalPipelineException($"Replication slot '{_options.SlotName}' was invalidated by the server ({pg.MessageText}), usually because it retained more WAL than max_slot_wal_keep_size. Drop and recreate the slot and resync clients.", error),
+        PgOutputProtocolException protocol
+            => new WalPipelineException($"The replication stream could not be decoded: {protocol.Message} Report this with the LSN; the pipeline will not skip it.", error),
+        WalPipelineException pipeline => pipeline,
+        _ => new WalPipelineException($"The pipeline stopped: {error.Message}", error),
+    };
+
+    /// <inheritdoc/>
+    public async ValueTask DisposeAsync()
+    {
+        await _source.DisposeAsync().ConfigureAwait(false);
+        await _changelog.DisposeAsync().ConfigureAwait(false);
+        _metrics.Dispose();
+    }
+
+    [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Replicating from slot {Slot} after position {Position}")]
+    private static partial void LogStarted(ILogger logger, string slot, string position);
+
+    [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "Created replication slot {Slot}")]
+    private static partial void LogSlotCreated(ILogger logger, string slot);
+
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Warning, Message = "{Warning}")]
+    private static partial void LogStartupWarning(ILogger logger, string warning);
+
+    [LoggerMessage(EventId = 1004, Level = LogLevel.Warning, Message = "Lost the connection ({Reason}); reconnecting in {DelayMs} ms from the persisted position")]
+    private static partial void LogReconnecting(ILogger logger, Exception error, double delayMs, string reason);
+
+    [LoggerMessage(EventId = 1005, Level = LogLevel.Critical, Message = "Stopped on a fatal error: {Reason}")]
+    private static partial void LogFatal(ILogger logger, Exception error, string reason);
+
+    [LoggerMessage(EventId = 1006, Level = LogLevel.Information, Message = "Stopped consuming slot {Slot}")]
+    private static partial void LogStopped(ILogger logger, string slot);
+}

@@ -1,0 +1,113 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+using Synchro.Pipeline.Buckets;
+using Synchro.Pipeline.Registry;
+
+namespace Synchro.Pipeline.Pipeline;
+
+/// <summary>What a <see cref="WalPipeline"/> reads, where it writes, and its limits.</summary>
+/// <remarks>Checked when the pipeline is created (<see cref="Validate"/>); each message names the bad option.</remarks>
+public sealed class WalPipelineOptions
+{
+    /// <summary>Connection string of the source database (the one with the publication and the slot).</summary>
+    public required string ConnectionString { get; init; }
+
+    /// <summary>Connection string of the database holding the sidecar tables. Default: the source database.</summary>
+    public string? ChangelogConnectionString { get; init; }
+
+    /// <summary>The logical replication slot (pgoutput). Lower-case letters, digits and underscores.</summary>
+    public required string SlotName { get; init; }
+
+    /// <summary>The publication that covers the registered tables.</summary>
+    public required string PublicationName { get; init; }
+
+    /// <summary>Create the slot when it does not exist. Default true.</summary>
+    public bool CreateSlotIfMissing { get; init; } = true;
+
+    /// <summary>The tables whose changes reach the changelog.</summary>
+    public required TableRegistry Tables { get; init; }
+
+    /// <summary>Decides buckets. Default: <see cref="DefaultBucketAssigner"/> (owner/bucket column, then parent chain).</summary>
+    public IBucketAssigner? BucketAssigner { get; init; }
+
+    /// <summary>A batch is cut at the first transaction end after this many changes (a larger transaction is written in chunks of this size). Default 10,000.</summary>
+    public int MaxBatchRows { get; init; } = 10_000;
+
+    /// <summary>A batch is cut at the first transaction end after this many bytes of pgoutput. Default 8 MiB.</summary>
+    public long MaxBatchBytes { get; init; } = 8 * 1024 * 1024;
+
+    /// <summary>How long whole transactions may wait for more before their batch is written. Default 20 ms.</summary>
+    public TimeSpan BatchLinger { get; init; } = TimeSpan.FromMilliseconds(20);
+
+    /// <summary>WAL bytes buffered between the socket and the decoder before reading pauses. Default 16 MiB.</summary>
+    public long WalBufferBytes { get; init; } = 16 * 1024 * 1024;
+
+    /// <summary>How often a status update is sent to the server. Default 10 s (the reference's StandbyTimeout).</summary>
+    public TimeSpan StatusInterval { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The longest wait between reconnection attempts after a lost connection. Default 30 s.</summary>
+    public TimeSpan MaxReconnectDelay { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Logging. Default: none.</summary>
+    public ILoggerFactory LoggerFactory { get; init; } = NullLoggerFactory.Instance;
+
+    /// <summary>Checks every option.</summary>
+    /// <exception cref="ArgumentException">An option is invalid; the message names it and says what is allowed.</exception>
+    public void Validate()
+    {
+        var problems = new List<string>();
+        CheckConnectionString(problems, nameof(ConnectionString), ConnectionString);
+        if (ChangelogConnectionString is not null)
+            CheckConnectionString(problems, nameof(ChangelogConnectionString), ChangelogConnectionString);
+        if (string.IsNullOrEmpty(SlotName) || SlotName.Length > 63 || !SlotName.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '_'))
+            problems.Add($"{nameof(SlotName)} '{SlotName}' is not a valid replication slot name: use 1 to 63 lower-case letters, digits and underscores");
+        if (string.IsNullOrWhiteSpace(PublicationName) || PublicationName.Contains('\0', StringComparison.Ordinal))
+            problems.Add($"{nameof(PublicationName)} must name a publication");
+        if (MaxBatchRows < 1)
+            problems.Add($"{nameof(MaxBatchRows)} is {MaxBatchRows}; it must be at least 1");
+        if (MaxBatchBytes < 1024)
+            problems.Add($"{nameof(MaxBatchBytes)} is {MaxBatchBytes}; it must be at least 1024");
+        if (BatchLinger < TimeSpan.Zero || BatchLinger > TimeSpan.FromMinutes(1))
+            problems.Add($"{nameof(BatchLinger)} is {BatchLinger}; it must be between 0 and 1 minute");
+        if (WalBufferBytes < 64 * 1024)
+            problems.Add($"{nameof(WalBufferBytes)} is {WalBufferBytes}; it must be at least 65536");
+        if (StatusInterval < TimeSpan.FromMilliseconds(100) || StatusInterval > TimeSpan.FromHours(1))
+            problems.Add($"{nameof(StatusInterval)} is {StatusInterval}; it must be between 100 ms and 1 hour");
+        if (MaxReconnectDelay < TimeSpan.FromMilliseconds(100))
+            problems.Add($"{nameof(MaxReconnectDelay)} is {MaxReconnectDelay}; it must be at least 100 ms");
+        if (Tables is null)
+            problems.Add($"{nameof(Tables)} is required");
+        else
+        {
+            try
+            {
+                Tables.Validate();
+            }
+            catch (ArgumentException e)
+            {
+                problems.Add($"{nameof(Tables)}: {e.Message}");
+            }
+        }
+        if (problems.Count > 0)
+            throw new ArgumentException("Invalid WalPipelineOptions:" + string.Concat(problems.Select(p => Environment.NewLine + " - " + p)));
+    }
+
+    private static void CheckConnectionString(List<string> problems, string name, string? value)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            problems.Add($"{name} is required");
+            return;
+        }
+        try
+        {
+            _ = new NpgsqlConnectionStringBuilder(value);
+        }
+        catch (ArgumentException e)
+        {
+            // The builder's message never includes the password.
+            problems.Add($"{name} is not a valid connection string: {e.Message}");
+        }
+    }
+}

@@ -1,0 +1,154 @@
+using System.Text.Json;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using Synchro.Pipeline.Buckets;
+using Synchro.Pipeline.Changelog;
+using Synchro.Pipeline.Diagnostics;
+using Synchro.Pipeline.Protocol;
+using Synchro.Pipeline.Registry;
+
+namespace Synchro.Pipeline.Pipeline;
+
+/// <summary>
+/// The changelog writer: one database transaction per batch (held open across the chunks of a
+/// source transaction larger than the limits) that loads the batch's edges, assigns buckets,
+/// writes changelog rows by binary COPY, applies the net edge changes, records rule failures and
+/// writes the position — then commits and tells the committer.
+/// </summary>
+/// <remarks>
+/// Invariant 1: the position row is written in the same database transaction as the rows it covers
+/// and only ever names the end of a whole source transaction. Invariant 3: one writer, batches in
+/// commit order, rows in change order, so <c>seq</c> follows commit order.
+/// </remarks>
+internal sealed partial class WriterStage(
+    ChannelReader<ChangeBatch> input,
+    ChannelWriter<Lsn> committed,
+    NpgsqlDataSource changelog,
+    NpgsqlDataSource source,
+    string slotName,
+    TableRegistry registry,
+    IBucketAssigner assigner,
+    PipelineMetrics metrics,
+    ILogger logger)
+{
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        Exception? error = null;
+        try
+        {
+            await using var connection = await changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using var sourceConnection = await source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            NpgsqlTransaction? transaction = null;
+            var changesInTransaction = 0;
+            try
+            {
+                await foreach (var batch in input.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    transaction ??= await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                    await WriteAsync(connection, sourceConnection, batch, cancellationToken).ConfigureAwait(false);
+                    changesInTransaction += batch.Changes.Count;
+                    if (!batch.EndsTransaction)
+                        continue;
+
+                    await ChangelogStore.SavePositionAsync(connection, slotName, batch.EndLsn, cancellationToken).ConfigureAwait(false);
+                    await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                    await transaction.DisposeAsync().ConfigureAwait(false);
+                    transaction = null;
+                    metrics.BatchCommitted(changesInTransaction, batch.Transactions);
+                    changesInTransaction = 0;
+                    await committed.WriteAsync(batch.EndLsn, cancellationToken).ConfigureAwait(false);
+                }
+            }
+            finally
+            {
+                // An open transaction here holds part of an unfinished source transaction: roll it back.
+                if (transaction is not null)
+                    await transaction.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+        catch (Exception e)
+        {
+            error = e;
+            throw;
+        }
+        finally
+        {
+            committed.TryComplete(error);
+        }
+    }
+
+    private async Task WriteAsync(NpgsqlConnection connection, NpgsqlConnection sourceConnection, ChangeBatch batch, CancellationToken cancellationToken)
+    {
+        if (batch.Changes.Count == 0)
+            return;
+
+        var records = new HashSet<RecordKey>();
+        foreach (var change in batch.Changes)
+            records.Add(Key(change));
+        var loaded = await ChangelogStore.LoadEdgesAsync(connection, records, cancellationToken).ConfigureAwait(false);
+
+        // The reference evaluates no rule for a delete of a record that is in buckets: its buckets are known.
+        var assignments = new BucketAssignment?[batch.Changes.Count];
+        var toAssign = new List<BucketAssignment>(batch.Changes.Count);
+        var seenInBatch = new HashSet<RecordKey>();
+        for (var i = 0; i < batch.Changes.Count; i++)
+        {
+            var change = batch.Changes[i];
+            var key = Key(change);
+            var knownBuckets = loaded.ContainsKey(key) || seenInBatch.Contains(key);
+            seenInBatch.Add(key);
+            if (change.Operation == ChangeOperation.Delete && knownBuckets)
+                continue;
+            assignments[i] = new BucketAssignment(change);
+            toAssign.Add(assignments[i]!);
+        }
+        if (toAssign.Count > 0)
+            await assigner.AssignAsync(new BucketAssignmentBatch(toAssign, registry, sourceConnection), cancellationToken).ConfigureAwait(false);
+
+        var overlay = new EdgeOverlay(loaded);
+        var rows = new List<ChangelogRow>(batch.Changes.Count);
+        var failures = new List<RuleFailure>();
+        for (var i = 0; i < batch.Changes.Count; i++)
+        {
+            var change = batch.Changes[i];
+            var key = Key(change);
+            var assignment = assignments[i];
+            if (assignment?.Failure is { } failure)
+            {
+                failures.Add(new RuleFailure(key.TableName, key.RecordId, change.Operation, failure, Payload(change)));
+                continue;
+            }
+            var desired = assignment is null || assignment.KeepExistingBuckets ? overlay.Current(key) : (IReadOnlyList<string>)assignment.Buckets.ToList();
+            overlay.Apply(key, change.Operation, desired, rows);
+        }
+
+        var (added, removed) = overlay.NetChanges();
+        await ChangelogStore.WriteChangelogAsync(connection, rows, cancellationToken).ConfigureAwait(false);
+        await ChangelogStore.ApplyEdgesAsync(connection, added, removed, cancellationToken).ConfigureAwait(false);
+        if (failures.Count > 0)
+        {
+            await ChangelogStore.WriteRuleFailuresAsync(connection, failures, cancellationToken).ConfigureAwait(false);
+            LogRuleFailures(logger, failures.Count, failures[0].TableName, failures[0].RecordId, failures[0].ErrorText);
+        }
+        metrics.ChangelogRowsWritten(rows.Count, failures.Count);
+    }
+
+    private static RecordKey Key(DecodedChange change) => new(change.Table.ChangelogName, change.RecordId);
+
+    /// <summary>The change's decoded columns as a JSON object, kept with a rule failure for replay.</summary>
+    private static string Payload(DecodedChange change)
+    {
+        var row = new Dictionary<string, string?>(change.Values.Length, StringComparer.Ordinal);
+        for (var i = 0; i < change.Values.Length; i++)
+        {
+            if (!ReferenceEquals(change.Values[i], DecodedChange.UnchangedToast))
+                row[change.Table.ReferencedColumns[i]] = change.Values[i];
+        }
+        return JsonSerializer.Serialize(row, PayloadJsonContext.Default.DictionaryStringString);
+    }
+
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Warning,
+        Message = "{Count} change(s) of this batch failed their bucket rule and were recorded in sync_rule_failures instead of the changelog; first: {Table} {RecordId}: {Error}")]
+    private static partial void LogRuleFailures(ILogger logger, int count, string table, string recordId, string error);
+}

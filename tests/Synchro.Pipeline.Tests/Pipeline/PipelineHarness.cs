@@ -1,0 +1,158 @@
+using Npgsql;
+using Synchro.Pipeline.Buckets;
+using Synchro.Pipeline.Pipeline;
+using Synchro.Pipeline.Registry;
+using Synchro.Pipeline.Tests.Infrastructure;
+
+namespace Synchro.Pipeline.Tests.Pipeline;
+
+/// <summary>A source database with the demo schema and a pipeline consuming it in the background.</summary>
+internal sealed class PipelineHarness : IAsyncDisposable
+{
+    public const string Publication = "synchro_pub";
+
+    public const string Schema = """
+        CREATE TABLE orders (id uuid PRIMARY KEY, user_id text, total int NOT NULL DEFAULT 0, deleted_at timestamptz);
+        CREATE TABLE order_lines (id int PRIMARY KEY, order_id uuid NOT NULL REFERENCES orders (id), quantity int NOT NULL);
+        CREATE TABLE categories (id int PRIMARY KEY, name text NOT NULL, deleted_at timestamptz);
+        CREATE TABLE unregistered (id int PRIMARY KEY, user_id text);
+        CREATE PUBLICATION synchro_pub FOR TABLE orders, order_lines, categories, unregistered;
+        """;
+
+    private CancellationTokenSource? _stop;
+    private Task? _running;
+
+    private PipelineHarness(string connectionString, string slot)
+    {
+        ConnectionString = connectionString;
+        Slot = slot;
+    }
+
+    public string ConnectionString { get; }
+
+    public string Slot { get; }
+
+    public WalPipeline? Pipeline { get; private set; }
+
+    public static TableRegistry Registry() => new TableRegistry()
+        .Add(new TableRegistration("orders") { OwnerColumn = "user_id" })
+        .Add(new TableRegistration("order_lines") { ParentTable = "orders", ParentForeignKeyColumn = "order_id", SoftDeleteColumn = null })
+        .Add(new TableRegistration("categories") { GlobalWhenBucketNull = true });
+
+    public static async Task<PipelineHarness> CreateAsync(PostgresServerFixture postgres, string name)
+    {
+        var connectionString = await postgres.CreateDatabaseAsync(name);
+        var harness = new PipelineHarness(connectionString, "slot_" + name.Replace('-', '_'));
+        await harness.ExecuteAsync(Schema);
+        return harness;
+    }
+
+    public WalPipelineOptions Options(IBucketAssigner? assigner = null, int maxBatchRows = 10_000) => new()
+    {
+        ConnectionString = ConnectionString,
+        SlotName = Slot,
+        PublicationName = Publication,
+        Tables = Registry(),
+        BucketAssigner = assigner,
+        MaxBatchRows = maxBatchRows,
+        BatchLinger = TimeSpan.FromMilliseconds(5),
+        StatusInterval = TimeSpan.FromSeconds(1),
+        MaxReconnectDelay = TimeSpan.FromSeconds(1),
+    };
+
+    /// <summary>Starts a pipeline in the background and waits until it streams from its slot; it runs until <see cref="StopAsync"/>.</summary>
+    public async Task StartAsync(WalPipelineOptions? options = null)
+    {
+        Pipeline = new WalPipeline(options ?? Options());
+        _stop = new CancellationTokenSource();
+        _running = Pipeline.RunAsync(_stop.Token);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!await ScalarAsync<bool>($"SELECT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = '{Slot}' AND active)"))
+        {
+            if (_running.IsCompleted)
+                await _running;
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"The pipeline did not start streaming from slot {Slot} in 30 s.");
+            await Task.Delay(20);
+        }
+    }
+
+    /// <summary>The running pipeline's task (faults with its fatal error).</summary>
+    public Task Running => _running ?? throw new InvalidOperationException("Not started.");
+
+    public async Task StopAsync()
+    {
+        if (_stop is null || _running is null)
+            return;
+        await _stop.CancelAsync();
+        await _running;
+        await Pipeline!.DisposeAsync();
+        _stop.Dispose();
+        _stop = null;
+        _running = null;
+    }
+
+    public async Task ExecuteAsync(string sql)
+    {
+        await using var connection = new NpgsqlConnection(ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
+
+    public async Task<T> ScalarAsync<T>(string sql)
+    {
+        await using var connection = new NpgsqlConnection(ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection);
+        return (T)(await command.ExecuteScalarAsync())!;
+    }
+
+    /// <summary>The changelog as "bucket table record op" lines in seq order.</summary>
+    public async Task<List<string>> ChangelogAsync()
+    {
+        await using var connection = new NpgsqlConnection(ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("SELECT bucket_id, table_name, record_id, operation FROM sync_changelog ORDER BY seq", connection);
+        await using var reader = await command.ExecuteReaderAsync();
+        var rows = new List<string>();
+        while (await reader.ReadAsync())
+            rows.Add($"{reader.GetString(0)} {reader.GetString(1)} {reader.GetString(2)} {reader.GetInt16(3)}");
+        return rows;
+    }
+
+    /// <summary>Waits until the changelog holds at least <paramref name="count"/> rows (the pipeline keeps running).</summary>
+    public async Task<List<string>> WaitForChangelogAsync(int count, TimeSpan? timeout = null)
+    {
+        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
+        while (true)
+        {
+            if (_running is { IsFaulted: true })
+                await _running;
+            var rows = await ChangelogAsync();
+            if (rows.Count >= count)
+                return rows;
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"The changelog has {rows.Count} rows, expected {count}:{Environment.NewLine}{string.Join(Environment.NewLine, rows)}");
+            await Task.Delay(50);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        try
+        {
+            await StopAsync();
+        }
+        catch (Exception)
+        {
+        }
+        try
+        {
+            await ExecuteAsync($"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '{Slot}' AND NOT active");
+        }
+        catch (PostgresException)
+        {
+        }
+    }
+}
