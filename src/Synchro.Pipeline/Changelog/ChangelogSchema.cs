@@ -1,0 +1,111 @@
+using Npgsql;
+
+namespace Synchro.Pipeline.Changelog;
+
+/// <summary>
+/// The idempotent migration of the sidecar tables the pipeline writes: the changelog clients pull,
+/// the bucket membership index, the replication position and the rule failure log.
+/// </summary>
+/// <remarks>
+/// Table, column and index names are those of the synchro reference implementation, so a database
+/// it already migrated is accepted as it is and nothing existing is altered or dropped.
+/// </remarks>
+public static class ChangelogSchema
+{
+    // Invariant: every statement is idempotent, so a database this already migrated, or one the
+    // synchro reference migrated, is left unchanged. One batch command per statement, because a
+    // multi-statement command needs Npgsql's SQL rewriting, which an application may turn off.
+    private static readonly string[] s_statements =
+    [
+        // Key 0x0053594E4348524F, 'SYNCHRO' in ASCII: one no other application is likely to pick.
+        "SELECT pg_advisory_xact_lock(23460615738118735)",
+        """
+        CREATE TABLE IF NOT EXISTS sync_changelog (
+            seq BIGSERIAL PRIMARY KEY,
+            bucket_id TEXT NOT NULL,
+            table_name TEXT NOT NULL,
+            record_id TEXT NOT NULL,
+            operation SMALLINT NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS idx_sync_changelog_bucket_seq ON sync_changelog (bucket_id, seq)",
+        "CREATE INDEX IF NOT EXISTS idx_sync_changelog_record ON sync_changelog (table_name, record_id)",
+        """
+        CREATE TABLE IF NOT EXISTS sync_bucket_edges (
+            table_name TEXT NOT NULL,
+            record_id TEXT NOT NULL,
+            bucket_id TEXT NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            PRIMARY KEY (table_name, record_id, bucket_id)
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS idx_sync_bucket_edges_bucket ON sync_bucket_edges (bucket_id, table_name, record_id)",
+        """
+        CREATE TABLE IF NOT EXISTS sync_wal_position (
+            slot_name TEXT PRIMARY KEY,
+            confirmed_lsn BIGINT NOT NULL DEFAULT 0,
+            updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS sync_rule_failures (
+            id BIGSERIAL PRIMARY KEY,
+            table_name TEXT NOT NULL,
+            record_id TEXT NOT NULL,
+            operation SMALLINT NOT NULL,
+            error_text TEXT NOT NULL,
+            payload JSONB,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS idx_sync_rule_failures_created ON sync_rule_failures (created_at)",
+    ];
+
+    /// <summary>
+    /// Creates the sidecar tables and their indexes where they do not exist yet, in one transaction.
+    /// </summary>
+    /// <remarks>
+    /// <para>
+    /// Creates, in the first schema of the connection's <c>search_path</c> (<c>public</c> by default):
+    /// <list type="bullet">
+    /// <item><c>sync_changelog</c> (<c>seq BIGSERIAL</c> primary key, <c>bucket_id</c>, <c>table_name</c>,
+    /// <c>record_id</c> text, <c>operation SMALLINT</c>, <c>created_at</c>) with indexes on
+    /// <c>(bucket_id, seq)</c> and <c>(table_name, record_id)</c>: the ordered log clients pull;</item>
+    /// <item><c>sync_bucket_edges</c> (<c>table_name</c>, <c>record_id</c>, <c>bucket_id</c>, <c>updated_at</c>),
+    /// primary key <c>(table_name, record_id, bucket_id)</c>, index on <c>(bucket_id, table_name, record_id)</c>:
+    /// which record is in which bucket now;</item>
+    /// <item><c>sync_wal_position</c> (<c>slot_name</c> primary key, <c>confirmed_lsn BIGINT</c>, <c>updated_at</c>):
+    /// each slot's durable position;</item>
+    /// <item><c>sync_rule_failures</c> (<c>id BIGSERIAL</c> primary key, <c>table_name</c>, <c>record_id</c>,
+    /// <c>operation SMALLINT</c>, <c>error_text</c>, <c>payload JSONB</c>, <c>created_at</c>) with an index on
+    /// <c>created_at</c>: changes whose bucket rule failed, kept for replay.</item>
+    /// </list>
+    /// </para>
+    /// <para>
+    /// Safe to run at every start and from several processes at once: concurrent callers are serialised by a
+    /// transaction-scoped advisory lock, and existing tables and indexes are left as they are (never altered).
+    /// </para>
+    /// </remarks>
+    /// <param name="connection">An open connection with no transaction in progress; the user needs the
+    /// <c>CREATE</c> privilege on the schema.</param>
+    /// <param name="cancellationToken">Cancels the migration; nothing of it is kept.</param>
+    /// <exception cref="InvalidOperationException">The connection is not open, or a transaction is already in progress on it.</exception>
+    /// <exception cref="PostgresException">The server refused a statement (for example, missing privileges).</exception>
+    public static async Task EnsureAsync(NpgsqlConnection connection, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        await using (transaction.ConfigureAwait(false))
+        {
+            var batch = new NpgsqlBatch(connection, transaction);
+            await using (batch.ConfigureAwait(false))
+            {
+                foreach (var statement in s_statements)
+                    batch.BatchCommands.Add(new NpgsqlBatchCommand(statement));
+                await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            }
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+}

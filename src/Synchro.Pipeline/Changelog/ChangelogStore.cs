@@ -1,0 +1,90 @@
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Synchro.Pipeline.Changelog;
+
+/// <summary>
+/// Reads and writes the sidecar tables (<see cref="ChangelogSchema"/>): one database concern per method,
+/// each one statement or one COPY, whatever the number of rows.
+/// </summary>
+/// <remarks>
+/// Every method runs on the caller's open connection and inside the caller's transaction, if any (Npgsql
+/// enlists commands on a connection in its active transaction), so a batch's changelog rows, edges, rule
+/// failures and position commit or roll back together. SQL text is constant; values travel as positional
+/// parameters (<c>$1</c>…), which work whether or not the application turned off Npgsql's SQL rewriting.
+/// Empty inputs make no round trip.
+/// </remarks>
+internal static partial class ChangelogStore
+{
+    private const string CopyChangelogSql =
+        "COPY sync_changelog (bucket_id, table_name, record_id, operation) FROM STDIN (FORMAT BINARY)";
+
+    private const string InsertRuleFailuresSql = """
+        INSERT INTO sync_rule_failures (table_name, record_id, operation, error_text, payload)
+        SELECT f.table_name, f.record_id, f.operation, f.error_text, f.payload::jsonb
+        FROM unnest($1::text[], $2::text[], $3::smallint[], $4::text[], $5::text[])
+            AS f(table_name, record_id, operation, error_text, payload)
+        """;
+
+    /// <summary>Appends <paramref name="rows"/> to <c>sync_changelog</c> with one binary COPY.</summary>
+    /// <remarks>
+    /// <c>seq</c> is drawn from its sequence row by row as COPY reads them, so it increases in the order of
+    /// <paramref name="rows"/>; with one writer per changelog table, that order is the order clients see.
+    /// A failure leaves the COPY, and so the caller's transaction, aborted.
+    /// </remarks>
+    public static async Task WriteChangelogAsync(NpgsqlConnection connection, IReadOnlyList<ChangelogRow> rows, CancellationToken ct)
+    {
+        if (rows.Count == 0)
+            return;
+        var importer = await connection.BeginBinaryImportAsync(CopyChangelogSql, ct).ConfigureAwait(false);
+        await using (importer.ConfigureAwait(false))
+        {
+            for (var i = 0; i < rows.Count; i++)
+            {
+                var row = rows[i];
+                await importer.StartRowAsync(ct).ConfigureAwait(false);
+                await importer.WriteAsync(row.BucketId, NpgsqlDbType.Text, ct).ConfigureAwait(false);
+                await importer.WriteAsync(row.TableName, NpgsqlDbType.Text, ct).ConfigureAwait(false);
+                await importer.WriteAsync(row.RecordId, NpgsqlDbType.Text, ct).ConfigureAwait(false);
+                await importer.WriteAsync((short)row.Operation, NpgsqlDbType.Smallint, ct).ConfigureAwait(false);
+            }
+            await importer.CompleteAsync(ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Appends <paramref name="failures"/> to <c>sync_rule_failures</c> with one statement.</summary>
+    /// <remarks>A payload that is not valid JSON fails the statement, and so the caller's transaction.</remarks>
+    public static async Task WriteRuleFailuresAsync(NpgsqlConnection connection, IReadOnlyList<RuleFailure> failures, CancellationToken ct)
+    {
+        if (failures.Count == 0)
+            return;
+        var tables = new string[failures.Count];
+        var records = new string[failures.Count];
+        var operations = new short[failures.Count];
+        var errors = new string[failures.Count];
+        var payloads = new string?[failures.Count];
+        for (var i = 0; i < failures.Count; i++)
+        {
+            var failure = failures[i];
+            tables[i] = failure.TableName;
+            records[i] = failure.RecordId;
+            operations[i] = (short)failure.Operation;
+            errors[i] = failure.ErrorText;
+            payloads[i] = failure.PayloadJson;
+        }
+        await ExecuteAsync(connection, InsertRuleFailuresSql, ct, Parameter(tables), Parameter(records), Parameter(operations), Parameter(errors), Parameter(payloads))
+            .ConfigureAwait(false);
+    }
+
+    private static NpgsqlParameter<T> Parameter<T>(T value) => new() { TypedValue = value };
+
+    private static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken ct, params NpgsqlParameter[] parameters)
+    {
+        var command = new NpgsqlCommand(sql, connection);
+        await using (command.ConfigureAwait(false))
+        {
+            command.Parameters.AddRange(parameters);
+            await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+        }
+    }
+}
