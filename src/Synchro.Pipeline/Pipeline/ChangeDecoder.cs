@@ -23,8 +23,9 @@ internal sealed partial class ChangeDecoder
     private readonly ILogger _logger;
     private readonly Lsn _resumeAfter;
 
-    // Per relation OID: the relation the mapping was built for (a new Relation message replaces it).
-    private readonly Dictionary<uint, RelationMapping> _mappings = [];
+    // Per relation OID: the relation the mapping was built for (a new Relation message replaces it),
+    // and the mapping, or null for a table that is not registered.
+    private readonly Dictionary<uint, (RelationInfo Relation, RelationMapping? Mapping)> _mappings = [];
 
     private ChangeBatch _batch = new();
     private readonly Queue<ChangeBatch> _ready = new();
@@ -158,11 +159,11 @@ internal sealed partial class ChangeDecoder
 
     private RelationMapping? Map(RelationInfo relation)
     {
-        if (_mappings.TryGetValue(relation.Oid, out var mapping) && ReferenceEquals(mapping.Relation, relation))
-            return mapping.Table is null ? null : mapping;
-        mapping = RelationMapping.Create(relation, _registry);
-        _mappings[relation.Oid] = mapping;
-        return mapping.Table is null ? null : mapping;
+        if (_mappings.TryGetValue(relation.Oid, out var known) && ReferenceEquals(known.Relation, relation))
+            return known.Mapping;
+        var mapping = _registry.TryGet(relation.Schema, relation.Name, out var table) ? RelationMapping.Create(relation, table) : null;
+        _mappings[relation.Oid] = (relation, mapping);
+        return mapping;
     }
 
     private static string RecordId(RelationMapping mapping, string?[] values, string verb)
@@ -189,22 +190,20 @@ internal sealed partial class ChangeDecoder
         private readonly int[] _positions;
         private readonly int _softDeleteIndex;
 
-        private RelationMapping(RelationInfo relation, TableRegistration? table, int[] positions)
+        private RelationMapping(RelationInfo relation, TableRegistration table, int[] positions)
         {
             Relation = relation;
             Table = table;
             _positions = positions;
-            _softDeleteIndex = table?.SoftDeleteColumn is { } softDelete ? table.ReferencedColumnIndex(softDelete) : -1;
+            _softDeleteIndex = table.SoftDeleteColumn is { } softDelete ? table.ReferencedColumnIndex(softDelete) : -1;
         }
 
         public RelationInfo Relation { get; }
 
-        public TableRegistration? Table { get; }
+        public TableRegistration Table { get; }
 
-        public static RelationMapping Create(RelationInfo relation, TableRegistry registry)
+        public static RelationMapping Create(RelationInfo relation, TableRegistration table)
         {
-            if (!registry.TryGet(relation.Schema, relation.Name, out var table))
-                return new RelationMapping(relation, null, []);
             var columns = table.ReferencedColumns;
             var positions = new int[columns.Count];
             for (var i = 0; i < columns.Count; i++)

@@ -28,7 +28,7 @@ internal sealed class ReaderStage(LogicalReplicationConnection connection, strin
         Exception? error = null;
         try
         {
-            var slot = new LogicalReplicationSlot("pgoutput", new ReplicationSlotOptions(slotName));
+            var slot = new PgOutputSlot(slotName);
             var messages = connection.StartLogicalReplication(slot, cancellationToken, start.IsValid ? start : null, pluginOptions, bypassingStream: true);
             var unflushed = 0;
             await foreach (var message in messages.ConfigureAwait(false))
@@ -61,6 +61,8 @@ internal sealed class ReaderStage(LogicalReplicationConnection connection, strin
             await output.CompleteAsync(error).ConfigureAwait(false);
         }
     }
+
+    private sealed class PgOutputSlot(string name) : LogicalReplicationSlot("pgoutput", new ReplicationSlotOptions(name));
 
     // Commit ends a transaction; 'M' may be a non-transactional message outside any.
     private static bool IsTransactionBoundary(byte kind) => kind is (byte)'C' or (byte)'M';
