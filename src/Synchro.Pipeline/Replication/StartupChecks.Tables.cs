@@ -65,7 +65,7 @@ internal static partial class StartupChecks
         return checkable;
     }
 
-    /// <returns>The registered tables that exist as tables.</returns>
+    /// <returns>The registered tables that exist as tables, each with only its columns that exist.</returns>
     private static async Task<List<CheckableTable>> CheckTablesAsync(
         NpgsqlConnection connection,
         string database,
@@ -96,15 +96,20 @@ internal static partial class StartupChecks
                 continue;
             }
 
-            existing.Add(table);
+            var present = new List<string>(table.Columns.Count);
             foreach (var column in table.Columns)
             {
-                if (!catalog.Columns.Contains(column))
+                if (catalog.Columns.Contains(column))
                 {
-                    errors.Add($"Table {table.QuotedName} has no column {PgIdentifier.Quote(column)}, which the table registry references; "
-                        + "add the column, or fix the table registration (column names are matched exactly, case-sensitive).");
+                    present.Add(column);
+                    continue;
                 }
+
+                errors.Add($"Table {table.QuotedName} has no column {PgIdentifier.Quote(column)}, which the table registry references; "
+                    + "add the column, or fix the table registration (column names are matched exactly, case-sensitive).");
             }
+
+            existing.Add(table with { Columns = present });
 
             // A missing id column is reported above; the identity check would only repeat it.
             var idExists = table.IdColumnValid && catalog.Columns.Contains(table.Table.IdColumn);
