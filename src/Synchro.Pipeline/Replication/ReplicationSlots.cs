@@ -1,0 +1,102 @@
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Synchro.Pipeline.Replication;
+
+/// <summary>Creates and drops the pipeline's logical replication slot through SQL on a normal connection.</summary>
+internal static class ReplicationSlots
+{
+    /// <summary>The output plugin the pipeline decodes.</summary>
+    public const string Plugin = "pgoutput";
+
+    private const string ExistsSql = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = @slot)";
+
+    private const string CreateSql = "SELECT pg_catalog.pg_create_logical_replication_slot(@slot, 'pgoutput', false, @twoPhase)";
+
+    private const string DropSql = """
+        SELECT pg_catalog.pg_drop_replication_slot(slot_name)
+        FROM pg_catalog.pg_replication_slots
+        WHERE slot_name = @slot
+        """;
+
+    /// <summary>
+    /// Creates the permanent logical slot <paramref name="slotName"/> with the pgoutput plugin unless a slot of that name exists.
+    /// </summary>
+    /// <param name="connectionString">A normal (non-replication) connection string for the source database.</param>
+    /// <param name="slotName">The slot name; must pass <see cref="PgIdentifier.IsValid"/>.</param>
+    /// <param name="twoPhase">Whether the slot decodes prepared transactions at PREPARE TRANSACTION.</param>
+    /// <param name="ct">Cancels the creation.</param>
+    /// <returns>
+    /// <see langword="true"/> when this call created the slot; <see langword="false"/> when it existed, including when a
+    /// concurrent creator won the race. An existing slot is not inspected: <see cref="StartupChecks"/> does that.
+    /// </returns>
+    /// <remarks>Creating a logical slot waits for transactions running at that moment to finish.</remarks>
+    /// <exception cref="WalPipelineConfigurationException"><paramref name="slotName"/> is not a valid slot name.</exception>
+    public static async Task<bool> CreateIfMissingAsync(string connectionString, string slotName, bool twoPhase, CancellationToken ct)
+    {
+        ThrowIfInvalid(slotName);
+        var connection = new NpgsqlConnection(connectionString);
+        await using (connection.ConfigureAwait(false))
+        {
+            await connection.OpenAsync(ct).ConfigureAwait(false);
+            if (await ExistsAsync(connection, slotName, ct).ConfigureAwait(false))
+                return false;
+
+            var command = new NpgsqlCommand(CreateSql, connection);
+            await using (command.ConfigureAwait(false))
+            {
+                command.Parameters.Add(new NpgsqlParameter<string>("slot", NpgsqlDbType.Text) { TypedValue = slotName });
+                command.Parameters.Add(new NpgsqlParameter<bool>("twoPhase", NpgsqlDbType.Boolean) { TypedValue = twoPhase });
+                try
+                {
+                    await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                    return true;
+                }
+                catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.DuplicateObject)
+                {
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// <summary>Drops the slot <paramref name="slotName"/> if it exists (for tests and tools).</summary>
+    /// <param name="connectionString">A normal (non-replication) connection string to any database of the server.</param>
+    /// <param name="slotName">The slot name; must pass <see cref="PgIdentifier.IsValid"/>.</param>
+    /// <param name="ct">Cancels the drop.</param>
+    /// <returns>A task completing once the slot is gone.</returns>
+    /// <remarks>The WAL the slot held back becomes removable; a pipeline that resumes on a recreated slot has lost the changes in between.</remarks>
+    /// <exception cref="WalPipelineConfigurationException"><paramref name="slotName"/> is not a valid slot name.</exception>
+    /// <exception cref="PostgresException">The slot is in use (SqlState 55006, object_in_use).</exception>
+    public static async Task DropAsync(string connectionString, string slotName, CancellationToken ct)
+    {
+        ThrowIfInvalid(slotName);
+        var connection = new NpgsqlConnection(connectionString);
+        await using (connection.ConfigureAwait(false))
+        {
+            await connection.OpenAsync(ct).ConfigureAwait(false);
+            var command = new NpgsqlCommand(DropSql, connection);
+            await using (command.ConfigureAwait(false))
+            {
+                command.Parameters.Add(new NpgsqlParameter<string>("slot", NpgsqlDbType.Text) { TypedValue = slotName });
+                await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static async Task<bool> ExistsAsync(NpgsqlConnection connection, string slotName, CancellationToken ct)
+    {
+        var command = new NpgsqlCommand(ExistsSql, connection);
+        await using (command.ConfigureAwait(false))
+        {
+            command.Parameters.Add(new NpgsqlParameter<string>("slot", NpgsqlDbType.Text) { TypedValue = slotName });
+            return (bool)(await command.ExecuteScalarAsync(ct).ConfigureAwait(false))!;
+        }
+    }
+
+    private static void ThrowIfInvalid(string slotName)
+    {
+        if (!PgIdentifier.IsValid(slotName))
+            throw new WalPipelineConfigurationException(StartupChecks.InvalidSlotName(slotName));
+    }
+}

@@ -1,0 +1,95 @@
+using System.Data;
+using Npgsql;
+
+namespace Synchro.Pipeline.Replication;
+
+/// <summary>
+/// Checks the source database before the pipeline consumes its slot, so that configuration which would
+/// lose, misattribute or block changes fails at start with what to change (design invariant 4).
+/// </summary>
+/// <remarks>
+/// Every query is parameterised; names reach SQL text only through <see cref="PgIdentifier.Quote"/> in the
+/// suggested fixes, which are shown, never executed.
+/// </remarks>
+internal static partial class StartupChecks
+{
+    private const string LogicalWalLevel = "logical";
+
+    /// <summary>Runs every check and reports all problems at once.</summary>
+    /// <param name="connection">A normal (non-replication) connection to the source database; opened if closed.</param>
+    /// <param name="slotName">The logical replication slot the pipeline consumes.</param>
+    /// <param name="publicationName">The publication the slot's stream is filtered by.</param>
+    /// <param name="tables">The registered tables.</param>
+    /// <param name="ct">Cancels the checks.</param>
+    /// <returns>The warnings, and whether the slot exists.</returns>
+    /// <exception cref="WalPipelineConfigurationException">One or more errors; the exception lists all of them.</exception>
+    public static async Task<StartupCheckResult> RunAsync(
+        NpgsqlConnection connection,
+        string slotName,
+        string publicationName,
+        IReadOnlyList<RegisteredTable> tables,
+        CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        ArgumentNullException.ThrowIfNull(tables);
+        if (connection.State != ConnectionState.Open)
+            await connection.OpenAsync(ct).ConfigureAwait(false);
+
+        var errors = new List<string>();
+        var warnings = new List<string>();
+
+        var slotValid = PgIdentifier.IsValid(slotName);
+        if (!slotValid)
+        {
+            errors.Add(InvalidSlotName(slotName));
+        }
+
+        var publicationValid = PgIdentifier.IsValidObjectName(publicationName);
+        if (!publicationValid)
+        {
+            errors.Add($"Publication name '{publicationName}' is invalid: it must be 1 to {PgIdentifier.MaxLength} bytes of UTF-8 "
+                + "without NUL characters; configure the name of an existing publication.");
+        }
+
+        var checkable = CheckTableNames(tables, errors);
+
+        var (walLevel, database) = await ReadServerAsync(connection, ct).ConfigureAwait(false);
+        if (!string.Equals(walLevel, LogicalWalLevel, StringComparison.Ordinal))
+        {
+            errors.Add($"wal_level is '{walLevel}'; set wal_level = logical in postgresql.conf "
+                + "(or ALTER SYSTEM SET wal_level = logical) and restart the server");
+        }
+
+        var existing = await CheckTablesAsync(connection, database, checkable, errors, ct).ConfigureAwait(false);
+
+        if (publicationValid)
+            await CheckPublicationAsync(connection, database, publicationName, checkable, existing, errors, warnings, ct).ConfigureAwait(false);
+
+        var slotExists = slotValid && await CheckSlotAsync(connection, database, slotName, errors, warnings, ct).ConfigureAwait(false);
+
+        if (errors.Count > 0)
+            throw new WalPipelineConfigurationException(errors);
+        return new StartupCheckResult(warnings, slotExists);
+    }
+
+    private static async Task<(string WalLevel, string Database)> ReadServerAsync(NpgsqlConnection connection, CancellationToken ct)
+    {
+        var command = new NpgsqlCommand("SELECT pg_catalog.current_setting('wal_level'), pg_catalog.current_database()::text", connection);
+        await using (command.ConfigureAwait(false))
+        {
+            var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            await using (reader.ConfigureAwait(false))
+            {
+                await reader.ReadAsync(ct).ConfigureAwait(false);
+                return (reader.GetString(0), reader.GetString(1));
+            }
+        }
+    }
+
+    /// <summary>The error for a slot name that fails <see cref="PgIdentifier.IsValid"/>.</summary>
+    internal static string InvalidSlotName(string? slotName) =>
+        $"Replication slot name '{slotName}' is invalid: a slot name is 1 to {PgIdentifier.MaxLength} characters, each a "
+        + "lower-case letter (a-z), a digit or an underscore; configure a name such as 'synchro_slot'.";
+
+    private static string QuotedList(IEnumerable<string> quotedNames) => string.Join(", ", quotedNames);
+}

@@ -1,0 +1,466 @@
+using Npgsql;
+using Synchro.Pipeline.Replication;
+using Synchro.Pipeline.Tests.Infrastructure;
+
+namespace Synchro.Pipeline.Tests.Replication;
+
+[Collection(PostgresCollection.Name)]
+public sealed class StartupChecksTests(PostgresServerFixture postgres)
+{
+    private const string Publication = "sync_pub";
+
+    private const string Tables = """
+        CREATE TABLE items (id bigint PRIMARY KEY, owner_id text, deleted_at timestamptz);
+        CREATE TABLE notes (id uuid PRIMARY KEY, item_id bigint REFERENCES items, body text, deleted_at timestamptz);
+        CREATE TABLE other (id bigint PRIMARY KEY);
+        """;
+
+    private static readonly RegisteredTable s_items = new("public", "items", "id", ["id", "owner_id", "deleted_at"]);
+    private static readonly RegisteredTable s_notes = new("public", "notes", "id", ["id", "item_id", "deleted_at"]);
+    private static readonly RegisteredTable[] s_registered = [s_items, s_notes];
+
+    [Fact]
+    public async Task A_good_setup_passes_without_warnings_and_reports_the_slot_missing()
+    {
+        var database = await GoodDatabaseAsync();
+
+        var result = await CheckAsync(database, TestSlots.NewName("checks"));
+
+        Assert.Empty(result.Warnings);
+        Assert.False(result.SlotExists);
+    }
+
+    [Fact]
+    public async Task A_good_setup_with_its_pgoutput_slot_passes_and_reports_the_slot()
+    {
+        var database = await GoodDatabaseAsync();
+        var slot = TestSlots.NewName("checks");
+        Assert.True(await ReplicationSlots.CreateIfMissingAsync(database, slot, twoPhase: false, CancellationToken.None));
+
+        try
+        {
+            var result = await CheckAsync(database, slot);
+
+            Assert.Empty(result.Warnings);
+            Assert.True(result.SlotExists);
+        }
+        finally
+        {
+            await ReplicationSlots.DropAsync(database, slot, CancellationToken.None);
+        }
+    }
+
+    [Fact]
+    public async Task The_checks_open_a_closed_connection()
+    {
+        var database = await GoodDatabaseAsync();
+        await using var connection = new NpgsqlConnection(database);
+
+        var result = await StartupChecks.RunAsync(connection, TestSlots.NewName("checks"), Publication, s_registered, CancellationToken.None);
+
+        Assert.Empty(result.Warnings);
+    }
+
+    [Fact]
+    public async Task A_missing_publication_is_an_error_with_a_create_publication_fix()
+    {
+        var database = await DatabaseAsync(Tables);
+
+        var error = await CheckFailsAsync(database);
+
+        var message = Assert.Single(error.Errors);
+        Assert.Contains("Publication \"sync_pub\" does not exist", message, StringComparison.Ordinal);
+        Assert.Contains("CREATE PUBLICATION \"sync_pub\" FOR TABLE \"public\".\"items\", \"public\".\"notes\";", message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_publication_lacking_one_registered_table_is_a_warning()
+    {
+        var database = await DatabaseAsync(Tables, "CREATE PUBLICATION sync_pub FOR TABLE items");
+
+        var result = await CheckAsync(database, TestSlots.NewName("checks"));
+
+        var warning = Assert.Single(result.Warnings);
+        Assert.Contains("does not include table \"public\".\"notes\"", warning, StringComparison.Ordinal);
+        Assert.Contains("ALTER PUBLICATION \"sync_pub\" ADD TABLE \"public\".\"notes\";", warning, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_publication_lacking_every_registered_table_is_an_error()
+    {
+        var database = await DatabaseAsync(Tables, "CREATE PUBLICATION sync_pub FOR TABLE other");
+
+        var error = await CheckFailsAsync(database);
+
+        var message = Assert.Single(error.Errors);
+        Assert.Contains("includes none of the registered tables", message, StringComparison.Ordinal);
+        Assert.Contains("ALTER PUBLICATION \"sync_pub\" ADD TABLE \"public\".\"items\", \"public\".\"notes\";", message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("CREATE PUBLICATION sync_pub FOR ALL TABLES")]
+    [InlineData("CREATE PUBLICATION sync_pub FOR TABLES IN SCHEMA public")]
+    public async Task A_publication_covering_tables_without_naming_them_passes(string createPublication)
+    {
+        var database = await DatabaseAsync(Tables, createPublication);
+
+        var result = await CheckAsync(database, TestSlots.NewName("checks"));
+
+        Assert.Empty(result.Warnings);
+    }
+
+    [Fact]
+    public async Task A_publication_that_does_not_publish_deletes_is_an_error()
+    {
+        var database = await DatabaseAsync(Tables, "CREATE PUBLICATION sync_pub FOR TABLE items, notes WITH (publish = 'insert, update')");
+
+        var error = await CheckFailsAsync(database);
+
+        var message = Assert.Single(error.Errors);
+        Assert.Contains("does not publish delete changes", message, StringComparison.Ordinal);
+        Assert.Contains("ALTER PUBLICATION \"sync_pub\" SET (publish = 'insert, update, delete, truncate');", message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_column_list_leaving_out_a_required_column_is_an_error()
+    {
+        var database = await DatabaseAsync(Tables, "CREATE PUBLICATION sync_pub FOR TABLE items (id, deleted_at), notes");
+
+        var error = await CheckFailsAsync(database);
+
+        var message = Assert.Single(error.Errors);
+        Assert.Contains("publishes table \"public\".\"items\" with a column list that leaves out \"owner_id\"", message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_missing_table_is_an_error()
+    {
+        var database = await GoodDatabaseAsync();
+        var ghost = new RegisteredTable("public", "ghosts", "id", ["id"]);
+
+        var error = await CheckFailsAsync(database, tables: [s_items, s_notes, ghost]);
+
+        var message = Assert.Single(error.Errors);
+        Assert.Contains("Table \"public\".\"ghosts\" does not exist in database", message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Table_names_are_matched_exactly()
+    {
+        var database = await GoodDatabaseAsync();
+        var upperCase = new RegisteredTable("public", "Items", "id", ["id"]);
+
+        var error = await CheckFailsAsync(database, tables: [s_items, upperCase]);
+
+        Assert.Contains(error.Errors, e => e.Contains("Table \"public\".\"Items\" does not exist", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_view_is_not_a_table()
+    {
+        var database = await DatabaseAsync(Tables, "CREATE VIEW item_view AS SELECT * FROM items", "CREATE PUBLICATION sync_pub FOR TABLE items, notes");
+
+        var error = await CheckFailsAsync(database, tables: [s_items, new RegisteredTable("public", "item_view", "id", ["id"])]);
+
+        var message = Assert.Single(error.Errors);
+        Assert.Contains("\"public\".\"item_view\" is a view, not a table", message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_missing_column_is_an_error_naming_table_and_column()
+    {
+        var database = await GoodDatabaseAsync();
+        var withParent = s_notes with { RequiredColumns = ["id", "item_id", "deleted_at", "parent_id"] };
+
+        var error = await CheckFailsAsync(database, tables: [s_items, withParent]);
+
+        var message = Assert.Single(error.Errors);
+        Assert.Contains("Table \"public\".\"notes\" has no column \"parent_id\"", message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_missing_id_column_is_reported_once()
+    {
+        var database = await GoodDatabaseAsync();
+        var wrongId = s_items with { IdColumn = "item_id" };
+
+        var error = await CheckFailsAsync(database, tables: [wrongId, s_notes]);
+
+        var message = Assert.Single(error.Errors);
+        Assert.Contains("Table \"public\".\"items\" has no column \"item_id\"", message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Replica_identity_nothing_is_an_error()
+    {
+        var database = await GoodDatabaseAsync("ALTER TABLE items REPLICA IDENTITY NOTHING");
+
+        var error = await CheckFailsAsync(database);
+
+        var message = Assert.Single(error.Errors);
+        Assert.Contains("Table \"public\".\"items\" has REPLICA IDENTITY NOTHING", message, StringComparison.Ordinal);
+        Assert.Contains("ALTER TABLE \"public\".\"items\" REPLICA IDENTITY FULL", message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Default_replica_identity_without_a_primary_key_is_an_error()
+    {
+        var database = await DatabaseAsync(
+            "CREATE TABLE items (id bigint NOT NULL, owner_id text, deleted_at timestamptz)",
+            "CREATE PUBLICATION sync_pub FOR TABLE items");
+
+        var error = await CheckFailsAsync(database, tables: [s_items]);
+
+        var message = Assert.Single(error.Errors);
+        Assert.Contains("Table \"public\".\"items\" has no primary key and REPLICA IDENTITY DEFAULT", message, StringComparison.Ordinal);
+        Assert.Contains("ALTER TABLE \"public\".\"items\" ADD PRIMARY KEY (\"id\")", message, StringComparison.Ordinal);
+        Assert.Contains("ALTER TABLE \"public\".\"items\" REPLICA IDENTITY FULL", message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_id_column_outside_a_different_primary_key_is_an_error()
+    {
+        var database = await DatabaseAsync(
+            "CREATE TABLE items (code text PRIMARY KEY, id bigint UNIQUE NOT NULL, owner_id text, deleted_at timestamptz)",
+            "CREATE PUBLICATION sync_pub FOR TABLE items");
+
+        var error = await CheckFailsAsync(database, tables: [s_items]);
+
+        var message = Assert.Single(error.Errors);
+        Assert.Contains("primary key (\"code\"), which does not include the id column \"id\"", message, StringComparison.Ordinal);
+        Assert.Contains("ALTER TABLE \"public\".\"items\" REPLICA IDENTITY FULL", message, StringComparison.Ordinal);
+        Assert.Contains("make \"id\" part of the primary key", message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_id_column_inside_a_composite_primary_key_passes()
+    {
+        var database = await DatabaseAsync(
+            "CREATE TABLE items (tenant int, id bigint, owner_id text, deleted_at timestamptz, PRIMARY KEY (tenant, id))",
+            "CREATE PUBLICATION sync_pub FOR TABLE items");
+
+        var result = await CheckAsync(database, TestSlots.NewName("checks"), tables: [s_items]);
+
+        Assert.Empty(result.Warnings);
+    }
+
+    [Fact]
+    public async Task An_identity_index_passes_when_it_holds_the_id_and_fails_when_it_does_not()
+    {
+        var database = await DatabaseAsync(
+            "CREATE TABLE items (code text PRIMARY KEY, id bigint NOT NULL, owner_id text NOT NULL, deleted_at timestamptz)",
+            "CREATE UNIQUE INDEX items_id ON items (id)",
+            "CREATE UNIQUE INDEX items_owner ON items (owner_id)",
+            "ALTER TABLE items REPLICA IDENTITY USING INDEX items_id",
+            "CREATE PUBLICATION sync_pub FOR TABLE items");
+
+        Assert.Empty((await CheckAsync(database, TestSlots.NewName("checks"), tables: [s_items])).Warnings);
+
+        await Sql.ExecuteAsync(database, "ALTER TABLE items REPLICA IDENTITY USING INDEX items_owner");
+        var error = await CheckFailsAsync(database, tables: [s_items]);
+
+        var message = Assert.Single(error.Errors);
+        Assert.Contains("replica identity index (\"owner_id\"), which does not include the id column \"id\"", message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_dropped_identity_index_is_an_error()
+    {
+        var database = await DatabaseAsync(
+            "CREATE TABLE items (id bigint NOT NULL, owner_id text, deleted_at timestamptz)",
+            "CREATE UNIQUE INDEX items_id ON items (id)",
+            "ALTER TABLE items REPLICA IDENTITY USING INDEX items_id",
+            "DROP INDEX items_id",
+            "CREATE PUBLICATION sync_pub FOR TABLE items");
+
+        var error = await CheckFailsAsync(database, tables: [s_items]);
+
+        var message = Assert.Single(error.Errors);
+        Assert.Contains("REPLICA IDENTITY USING INDEX but that index no longer exists", message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Replica_identity_full_passes_without_any_key()
+    {
+        var database = await DatabaseAsync(
+            "CREATE TABLE items (id bigint, owner_id text, deleted_at timestamptz)",
+            "ALTER TABLE items REPLICA IDENTITY FULL",
+            "CREATE PUBLICATION sync_pub FOR TABLE items");
+
+        var result = await CheckAsync(database, TestSlots.NewName("checks"), tables: [s_items]);
+
+        Assert.Empty(result.Warnings);
+    }
+
+    [Fact]
+    public async Task A_slot_with_another_plugin_is_an_error()
+    {
+        var database = await GoodDatabaseAsync();
+        var slot = TestSlots.NewName("checks");
+        await Sql.ScalarAsync<object>(database, "SELECT pg_create_logical_replication_slot(@slot, 'test_decoding')", ("slot", slot));
+
+        try
+        {
+            var error = await CheckFailsAsync(database, slot);
+
+            var message = Assert.Single(error.Errors);
+            Assert.Contains($"Replication slot \"{slot}\" uses the output plugin 'test_decoding', not 'pgoutput'", message, StringComparison.Ordinal);
+            Assert.Contains($"SELECT pg_drop_replication_slot('{slot}')", message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await ReplicationSlots.DropAsync(database, slot, CancellationToken.None);
+        }
+    }
+
+    [Fact]
+    public async Task A_physical_slot_is_an_error()
+    {
+        var database = await GoodDatabaseAsync();
+        var slot = TestSlots.NewName("checks");
+        await Sql.ScalarAsync<object>(database, "SELECT pg_create_physical_replication_slot(@slot)", ("slot", slot));
+
+        try
+        {
+            var error = await CheckFailsAsync(database, slot);
+
+            var message = Assert.Single(error.Errors);
+            Assert.Contains($"Replication slot \"{slot}\" is a physical slot", message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await ReplicationSlots.DropAsync(database, slot, CancellationToken.None);
+        }
+    }
+
+    [Fact]
+    public async Task A_slot_of_another_database_is_an_error()
+    {
+        var database = await GoodDatabaseAsync();
+        var elsewhere = await postgres.CreateDatabaseAsync("checks_elsewhere");
+        var slot = TestSlots.NewName("checks");
+        await ReplicationSlots.CreateIfMissingAsync(elsewhere, slot, twoPhase: false, CancellationToken.None);
+
+        try
+        {
+            var error = await CheckFailsAsync(database, slot);
+
+            var message = Assert.Single(error.Errors);
+            var elsewhereName = new NpgsqlConnectionStringBuilder(elsewhere).Database;
+            var databaseName = new NpgsqlConnectionStringBuilder(database).Database;
+            Assert.Contains($"Replication slot \"{slot}\" belongs to database '{elsewhereName}', not \"{databaseName}\"", message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await ReplicationSlots.DropAsync(elsewhere, slot, CancellationToken.None);
+        }
+    }
+
+    [Fact]
+    public async Task A_slot_active_on_another_connection_is_an_error_naming_its_process()
+    {
+        var database = await GoodDatabaseAsync();
+        var slot = TestSlots.NewName("checks");
+        await ReplicationSlots.CreateIfMissingAsync(database, slot, twoPhase: false, CancellationToken.None);
+
+        var (consumer, walSenderPid) = await SlotConsumerProcess.StartAsync(postgres.Server, database, slot, Publication);
+        await using (consumer)
+        {
+            var error = await CheckFailsAsync(database, slot);
+
+            var message = Assert.Single(error.Errors);
+            Assert.Contains($"Replication slot \"{slot}\" is in use by another connection (walsender process {walSenderPid})", message, StringComparison.Ordinal);
+            Assert.Contains($"SELECT pg_terminate_backend({walSenderPid})", message, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task Invalid_slot_and_publication_names_are_errors()
+    {
+        var database = await GoodDatabaseAsync();
+
+        var error = await CheckFailsAsync(database, "Bad-Slot", publication: "bad\0publication");
+
+        Assert.Equal(2, error.Errors.Count);
+        Assert.Contains("Replication slot name 'Bad-Slot' is invalid", error.Errors[0], StringComparison.Ordinal);
+        Assert.Contains("Publication name 'bad", error.Errors[1], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task No_registered_tables_is_an_error()
+    {
+        var database = await GoodDatabaseAsync();
+
+        var error = await CheckFailsAsync(database, tables: []);
+
+        var message = Assert.Single(error.Errors);
+        Assert.Contains("No tables are registered", message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Several_errors_are_reported_together_in_one_exception()
+    {
+        var database = await DatabaseAsync(
+            "CREATE TABLE items (id bigint PRIMARY KEY, deleted_at timestamptz)",
+            "CREATE TABLE notes (id uuid, item_id bigint, deleted_at timestamptz)",
+            "ALTER TABLE notes REPLICA IDENTITY NOTHING");
+        var ghost = new RegisteredTable("public", "ghosts", "id", ["id"]);
+
+        var error = await CheckFailsAsync(database, "Not Valid", tables: [s_items, s_notes, ghost]);
+
+        Assert.Equal(5, error.Errors.Count);
+        Assert.Contains("Replication slot name 'Not Valid' is invalid", error.Errors[0], StringComparison.Ordinal);
+        Assert.Contains("Table \"public\".\"items\" has no column \"owner_id\"", error.Errors[1], StringComparison.Ordinal);
+        Assert.Contains("Table \"public\".\"notes\" has REPLICA IDENTITY NOTHING", error.Errors[2], StringComparison.Ordinal);
+        Assert.Contains("Table \"public\".\"ghosts\" does not exist", error.Errors[3], StringComparison.Ordinal);
+        Assert.Contains("Publication \"sync_pub\" does not exist", error.Errors[4], StringComparison.Ordinal);
+        Assert.StartsWith("The WAL pipeline cannot start; 5 configuration problems:\n1. ", error.Message, StringComparison.Ordinal);
+        foreach (var message in error.Errors)
+            Assert.Contains(message, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Names_built_to_inject_sql_are_checked_as_data_and_quoted_in_fixes()
+    {
+        const string Injection = "x\"; DROP TABLE t; --";
+        var quotedTable = PgIdentifier.QuoteQualified("public", Injection);
+        var quotedColumn = PgIdentifier.Quote(Injection);
+        var database = await DatabaseAsync(
+            "CREATE TABLE t (id int PRIMARY KEY)",
+            $"CREATE TABLE {quotedTable} (id bigint PRIMARY KEY, {quotedColumn} text)",
+            "CREATE PUBLICATION sync_pub FOR TABLE t");
+        var injected = new RegisteredTable("public", Injection, "id", ["id", Injection, Injection + "'; DROP TABLE t; --"]);
+
+        var error = await CheckFailsAsync(database, tables: [injected], publication: Injection);
+
+        var message = Assert.Single(error.Errors, e => e.Contains("has no column", StringComparison.Ordinal));
+        Assert.Contains($"Table {quotedTable} has no column \"x\"\"; DROP TABLE t; --'; DROP TABLE t; --\"", message, StringComparison.Ordinal);
+        var publication = Assert.Single(error.Errors, e => e.Contains("CREATE PUBLICATION", StringComparison.Ordinal));
+        Assert.Contains($"CREATE PUBLICATION \"x\"\"; DROP TABLE t; --\" FOR TABLE {quotedTable};", publication, StringComparison.Ordinal);
+        Assert.Equal(2, error.Errors.Count);
+        Assert.Equal(1L, await Sql.ScalarAsync<long>(database, "SELECT count(*) FROM pg_class WHERE relname = 't'"));
+    }
+
+    private async Task<string> GoodDatabaseAsync(params string[] more) =>
+        await DatabaseAsync([Tables, "CREATE PUBLICATION sync_pub FOR TABLE items, notes", .. more]);
+
+    private async Task<string> DatabaseAsync(params string[] setup)
+    {
+        var database = await postgres.CreateDatabaseAsync("checks");
+        foreach (var sql in setup)
+            await Sql.ExecuteAsync(database, sql);
+        return database;
+    }
+
+    private static async Task<StartupCheckResult> CheckAsync(
+        string database, string slot, string publication = Publication, IReadOnlyList<RegisteredTable>? tables = null)
+    {
+        await using var connection = new NpgsqlConnection(database);
+        await connection.OpenAsync();
+        return await StartupChecks.RunAsync(connection, slot, publication, tables ?? s_registered, CancellationToken.None);
+    }
+
+    private static Task<WalPipelineConfigurationException> CheckFailsAsync(
+        string database, string? slot = null, string publication = Publication, IReadOnlyList<RegisteredTable>? tables = null) =>
+        Assert.ThrowsAsync<WalPipelineConfigurationException>(() => CheckAsync(database, slot ?? TestSlots.NewName("checks"), publication, tables));
+}
