@@ -1,0 +1,129 @@
+using Npgsql;
+using Synchro.Pipeline.Changelog;
+using Synchro.Pipeline.Tests.Infrastructure;
+
+namespace Synchro.Pipeline.Tests.Changelog;
+
+[Collection(PostgresCollection.Name)]
+public sealed class ChangelogSchemaTests(PostgresServerFixture postgres)
+{
+    private const string ColumnsSql = """
+        SELECT table_name, column_name, data_type, is_nullable, column_default
+        FROM information_schema.columns
+        WHERE table_schema = 'public'
+        ORDER BY table_name, ordinal_position
+        """;
+
+    private const string IndexesSql = "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY indexname";
+
+    private const string TablesSql = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name";
+
+    private static readonly string[] s_expectedColumns =
+    [
+        "sync_bucket_edges|table_name|text|NO|NULL",
+        "sync_bucket_edges|record_id|text|NO|NULL",
+        "sync_bucket_edges|bucket_id|text|NO|NULL",
+        "sync_bucket_edges|updated_at|timestamp with time zone|NO|now()",
+        "sync_changelog|seq|bigint|NO|nextval('sync_changelog_seq_seq'::regclass)",
+        "sync_changelog|bucket_id|text|NO|NULL",
+        "sync_changelog|table_name|text|NO|NULL",
+        "sync_changelog|record_id|text|NO|NULL",
+        "sync_changelog|operation|smallint|NO|NULL",
+        "sync_changelog|created_at|timestamp with time zone|NO|now()",
+        "sync_rule_failures|id|bigint|NO|nextval('sync_rule_failures_id_seq'::regclass)",
+        "sync_rule_failures|table_name|text|NO|NULL",
+        "sync_rule_failures|record_id|text|NO|NULL",
+        "sync_rule_failures|operation|smallint|NO|NULL",
+        "sync_rule_failures|error_text|text|NO|NULL",
+        "sync_rule_failures|payload|jsonb|YES|NULL",
+        "sync_rule_failures|created_at|timestamp with time zone|NO|now()",
+        "sync_wal_position|slot_name|text|NO|NULL",
+        "sync_wal_position|confirmed_lsn|bigint|NO|0",
+        "sync_wal_position|updated_at|timestamp with time zone|NO|now()",
+    ];
+
+    private static readonly string[] s_expectedIndexes =
+    [
+        "idx_sync_bucket_edges_bucket|CREATE INDEX idx_sync_bucket_edges_bucket ON public.sync_bucket_edges USING btree (bucket_id, table_name, record_id)",
+        "idx_sync_changelog_bucket_seq|CREATE INDEX idx_sync_changelog_bucket_seq ON public.sync_changelog USING btree (bucket_id, seq)",
+        "idx_sync_changelog_record|CREATE INDEX idx_sync_changelog_record ON public.sync_changelog USING btree (table_name, record_id)",
+        "idx_sync_rule_failures_created|CREATE INDEX idx_sync_rule_failures_created ON public.sync_rule_failures USING btree (created_at)",
+        "sync_bucket_edges_pkey|CREATE UNIQUE INDEX sync_bucket_edges_pkey ON public.sync_bucket_edges USING btree (table_name, record_id, bucket_id)",
+        "sync_changelog_pkey|CREATE UNIQUE INDEX sync_changelog_pkey ON public.sync_changelog USING btree (seq)",
+        "sync_rule_failures_pkey|CREATE UNIQUE INDEX sync_rule_failures_pkey ON public.sync_rule_failures USING btree (id)",
+        "sync_wal_position_pkey|CREATE UNIQUE INDEX sync_wal_position_pkey ON public.sync_wal_position USING btree (slot_name)",
+    ];
+
+    [Fact]
+    public async Task Creates_exactly_the_sidecar_tables_columns_and_indexes()
+    {
+        var connectionString = await postgres.CreateDatabaseAsync("schema_exact");
+        await using var connection = await SidecarDatabase.OpenAsync(connectionString);
+
+        await ChangelogSchema.EnsureAsync(connection);
+
+        Assert.Equal(["sync_bucket_edges", "sync_changelog", "sync_rule_failures", "sync_wal_position"], await SidecarDatabase.RowsAsync(connection, TablesSql));
+        Assert.Equal(s_expectedColumns, await SidecarDatabase.RowsAsync(connection, ColumnsSql));
+        Assert.Equal(s_expectedIndexes, await SidecarDatabase.RowsAsync(connection, IndexesSql));
+    }
+
+    [Fact]
+    public async Task Running_twice_changes_nothing_and_keeps_the_data()
+    {
+        var connectionString = await postgres.CreateDatabaseAsync("schema_twice");
+        await using var connection = await SidecarDatabase.OpenAsync(connectionString);
+        await ChangelogSchema.EnsureAsync(connection);
+        await SidecarDatabase.ExecuteAsync(connection, "INSERT INTO sync_changelog (bucket_id, table_name, record_id, operation) VALUES ('global', 'public.t', '1', 1)");
+
+        await ChangelogSchema.EnsureAsync(connection);
+
+        Assert.Equal(s_expectedColumns, await SidecarDatabase.RowsAsync(connection, ColumnsSql));
+        Assert.Equal(s_expectedIndexes, await SidecarDatabase.RowsAsync(connection, IndexesSql));
+        Assert.Equal(1, await SidecarDatabase.CountAsync(connection, "sync_changelog"));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public async Task Concurrent_migrations_from_two_connections_both_succeed(int round)
+    {
+        // Without the advisory lock, racing CREATE TABLE IF NOT EXISTS fails with a unique violation in pg_type.
+        var connectionString = await postgres.CreateDatabaseAsync($"schema_concurrent_{round}");
+        await using var first = await SidecarDatabase.OpenAsync(connectionString);
+        await using var second = await SidecarDatabase.OpenAsync(connectionString);
+
+        await Task.WhenAll(
+            Task.Run(() => ChangelogSchema.EnsureAsync(first)),
+            Task.Run(() => ChangelogSchema.EnsureAsync(second)));
+
+        Assert.Equal(s_expectedColumns, await SidecarDatabase.RowsAsync(first, ColumnsSql));
+        Assert.Equal(s_expectedIndexes, await SidecarDatabase.RowsAsync(second, IndexesSql));
+    }
+
+    [Fact]
+    public async Task A_connection_already_in_a_transaction_is_refused()
+    {
+        var connectionString = await postgres.CreateDatabaseAsync("schema_in_tx");
+        await using var connection = await SidecarDatabase.OpenAsync(connectionString);
+        await using var transaction = await connection.BeginTransactionAsync();
+
+        await Assert.ThrowsAsync<InvalidOperationException>(() => ChangelogSchema.EnsureAsync(connection));
+    }
+
+    [Fact]
+    public async Task A_failed_migration_leaves_nothing_behind()
+    {
+        var connectionString = await postgres.CreateDatabaseAsync("schema_failed");
+        await using (var setup = await SidecarDatabase.OpenAsync(connectionString))
+        {
+            // A view under one of the names makes CREATE INDEX on it fail after the first tables exist.
+            await SidecarDatabase.ExecuteAsync(setup, "CREATE VIEW sync_rule_failures AS SELECT 1 AS id");
+        }
+        await using var connection = await SidecarDatabase.OpenAsync(connectionString);
+
+        await Assert.ThrowsAsync<PostgresException>(() => ChangelogSchema.EnsureAsync(connection));
+
+        Assert.Equal(["sync_rule_failures"], await SidecarDatabase.RowsAsync(connection, TablesSql));
+    }
+}
