@@ -88,7 +88,9 @@ internal sealed partial class WriterStage(
             records.Add(Key(change));
         var loaded = await ChangelogStore.LoadEdgesAsync(connection, records, cancellationToken).ConfigureAwait(false);
 
-        // The reference evaluates no rule for a delete of a record that is in buckets: its buckets are known.
+        // The reference evaluates no rule for a delete of a record that is in buckets. A delete whose
+        // record had edges before the batch and no earlier change in it certainly is; any other delete
+        // is assigned too, and the walk below uses (or ignores) the result by the buckets at that point.
         var assignments = new BucketAssignment?[batch.Changes.Count];
         var toAssign = new List<BucketAssignment>(batch.Changes.Count);
         var seenInBatch = new HashSet<RecordKey>();
@@ -96,9 +98,8 @@ internal sealed partial class WriterStage(
         {
             var change = batch.Changes[i];
             var key = Key(change);
-            var knownBuckets = loaded.ContainsKey(key) || seenInBatch.Contains(key);
-            seenInBatch.Add(key);
-            if (change.Operation == ChangeOperation.Delete && knownBuckets)
+            var firstInBatch = seenInBatch.Add(key);
+            if (change.Operation == ChangeOperation.Delete && firstInBatch && loaded.ContainsKey(key))
                 continue;
             assignments[i] = new BucketAssignment(change);
             toAssign.Add(assignments[i]!);
@@ -114,6 +115,8 @@ internal sealed partial class WriterStage(
             var change = batch.Changes[i];
             var key = Key(change);
             var assignment = assignments[i];
+            if (change.Operation == ChangeOperation.Delete && overlay.Current(key).Count > 0)
+                assignment = null;
             if (assignment?.Failure is { } failure)
             {
                 failures.Add(new RuleFailure(key.TableName, key.RecordId, change.Operation, failure, Payload(change)));
