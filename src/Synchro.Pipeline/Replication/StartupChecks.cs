@@ -10,8 +10,9 @@ namespace Synchro.Pipeline.Replication;
 /// lose, misattribute or block changes fails at start with what to change (design invariant 4).
 /// </summary>
 /// <remarks>
-/// Every query is parameterised; names reach SQL text only through <see cref="PgIdentifier.Quote"/> in the
-/// suggested fixes, which are shown, never executed.
+/// Every query is parameterised. Names reach SQL text only in the suggested fixes, which are shown, never
+/// executed: quoted through <see cref="PgIdentifier.Quote"/>, or, for slot names that passed
+/// <see cref="PgIdentifier.IsValid"/>, inside a string literal.
 /// </remarks>
 internal static partial class StartupChecks
 {
@@ -42,9 +43,7 @@ internal static partial class StartupChecks
 
         var slotValid = PgIdentifier.IsValid(slotName);
         if (!slotValid)
-        {
             errors.Add(InvalidSlotName(slotName));
-        }
 
         var publicationValid = PgIdentifier.IsValidObjectName(publicationName);
         if (!publicationValid)
