@@ -43,7 +43,9 @@ internal static partial class StartupChecks
         var publishes = await ReadPublicationAsync(connection, publicationName, ct).ConfigureAwait(false);
         if (publishes is not { } kinds)
         {
-            var target = tables.Count == 0 ? "ALL TABLES" : "TABLE " + QuotedList(tables.Select(t => t.QuotedName));
+            // Tables that do not exist yet are left out: CREATE PUBLICATION would fail on them.
+            var named = existing.Count > 0 ? existing : tables;
+            var target = named.Count == 0 ? "ALL TABLES" : "TABLE " + QuotedList(named.Select(t => t.QuotedName));
             errors.Add($"Publication {publication} does not exist in database {PgIdentifier.Quote(database)}; create it with "
                 + $"CREATE PUBLICATION {publication} FOR {target};");
             return;

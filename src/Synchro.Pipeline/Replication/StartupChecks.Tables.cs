@@ -40,7 +40,7 @@ internal static partial class StartupChecks
         {
             if (!PgIdentifier.IsValidObjectName(table.Schema) || !PgIdentifier.IsValidObjectName(table.Name))
             {
-                errors.Add($"Registered table '{table.Schema}.{table.Name}' has an invalid schema or table name: each must be 1 to "
+                errors.Add($"Registered table '{Display(table.Schema)}.{Display(table.Name)}' has an invalid schema or table name: each must be 1 to "
                     + $"{PgIdentifier.MaxLength} bytes of UTF-8 without NUL characters; fix the table registration.");
                 continue;
             }
@@ -55,7 +55,7 @@ internal static partial class StartupChecks
                     continue;
                 }
 
-                errors.Add($"Table {quoted} is registered with an invalid column name '{column}': a column name is 1 to "
+                errors.Add($"Table {quoted} is registered with an invalid column name '{Display(column)}': a column name is 1 to "
                     + $"{PgIdentifier.MaxLength} bytes of UTF-8 without NUL characters; fix the table registration.");
             }
 

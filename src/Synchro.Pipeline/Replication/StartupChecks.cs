@@ -1,4 +1,6 @@
 using System.Data;
+using System.Globalization;
+using System.Text;
 using Npgsql;
 
 namespace Synchro.Pipeline.Replication;
@@ -8,8 +10,9 @@ namespace Synchro.Pipeline.Replication;
 /// lose, misattribute or block changes fails at start with what to change (design invariant 4).
 /// </summary>
 /// <remarks>
-/// Every query is parameterised; names reach SQL text only through <see cref="PgIdentifier.Quote"/> in the
-/// suggested fixes, which are shown, never executed.
+/// Every query is parameterised. Names reach SQL text only in the suggested fixes, which are shown, never
+/// executed: quoted through <see cref="PgIdentifier.Quote"/>, or, for slot names that passed
+/// <see cref="PgIdentifier.IsValid"/>, inside a string literal.
 /// </remarks>
 internal static partial class StartupChecks
 {
@@ -40,14 +43,12 @@ internal static partial class StartupChecks
 
         var slotValid = PgIdentifier.IsValid(slotName);
         if (!slotValid)
-        {
             errors.Add(InvalidSlotName(slotName));
-        }
 
         var publicationValid = PgIdentifier.IsValidObjectName(publicationName);
         if (!publicationValid)
         {
-            errors.Add($"Publication name '{publicationName}' is invalid: it must be 1 to {PgIdentifier.MaxLength} bytes of UTF-8 "
+            errors.Add($"Publication name '{Display(publicationName)}' is invalid: it must be 1 to {PgIdentifier.MaxLength} bytes of UTF-8 "
                 + "without NUL characters; configure the name of an existing publication.");
         }
 
@@ -88,8 +89,27 @@ internal static partial class StartupChecks
 
     /// <summary>The error for a slot name that fails <see cref="PgIdentifier.IsValid"/>.</summary>
     internal static string InvalidSlotName(string? slotName) =>
-        $"Replication slot name '{slotName}' is invalid: a slot name is 1 to {PgIdentifier.MaxLength} characters, each a "
+        $"Replication slot name '{Display(slotName)}' is invalid: a slot name is 1 to {PgIdentifier.MaxLength} characters, each a "
         + "lower-case letter (a-z), a digit or an underscore; configure a name such as 'synchro_slot'.";
+
+    /// <summary>An invalid name as shown in a message: control characters escaped, so one error stays one line.</summary>
+    private static string Display(string? name)
+    {
+        if (name is null)
+            return "(null)";
+        if (!name.Any(char.IsControl))
+            return name;
+        var text = new StringBuilder(name.Length + 8);
+        foreach (var c in name)
+        {
+            if (char.IsControl(c))
+                text.Append(CultureInfo.InvariantCulture, $"\\u{(int)c:X4}");
+            else
+                text.Append(c);
+        }
+
+        return text.ToString();
+    }
 
     private static string QuotedList(IEnumerable<string> quotedNames) => string.Join(", ", quotedNames);
 }

@@ -383,7 +383,22 @@ public sealed class StartupChecksTests(PostgresServerFixture postgres)
 
         Assert.Equal(2, error.Errors.Count);
         Assert.Contains("Replication slot name 'Bad-Slot' is invalid", error.Errors[0], StringComparison.Ordinal);
-        Assert.Contains("Publication name 'bad", error.Errors[1], StringComparison.Ordinal);
+        Assert.Contains("Publication name 'bad\\u0000publication' is invalid", error.Errors[1], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Invalid_registered_table_and_column_names_are_errors()
+    {
+        var database = await GoodDatabaseAsync();
+        var badTable = new RegisteredTable("", "items", "id", ["id"]);
+        var badColumn = s_notes with { RequiredColumns = ["id", "item\0id", new string('c', 64)] };
+
+        var error = await CheckFailsAsync(database, tables: [s_items, badTable, badColumn]);
+
+        Assert.Equal(3, error.Errors.Count);
+        Assert.Contains("Registered table '.items' has an invalid schema or table name", error.Errors[0], StringComparison.Ordinal);
+        Assert.Contains("Table \"public\".\"notes\" is registered with an invalid column name 'item\\u0000id'", error.Errors[1], StringComparison.Ordinal);
+        Assert.Contains($"invalid column name '{new string('c', 64)}'", error.Errors[2], StringComparison.Ordinal);
     }
 
     [Fact]
@@ -414,6 +429,7 @@ public sealed class StartupChecksTests(PostgresServerFixture postgres)
         Assert.Contains("Table \"public\".\"notes\" has REPLICA IDENTITY NOTHING", error.Errors[2], StringComparison.Ordinal);
         Assert.Contains("Table \"public\".\"ghosts\" does not exist", error.Errors[3], StringComparison.Ordinal);
         Assert.Contains("Publication \"sync_pub\" does not exist", error.Errors[4], StringComparison.Ordinal);
+        Assert.EndsWith("CREATE PUBLICATION \"sync_pub\" FOR TABLE \"public\".\"items\", \"public\".\"notes\";", error.Errors[4], StringComparison.Ordinal);
         Assert.StartsWith("The WAL pipeline cannot start; 5 configuration problems:\n1. ", error.Message, StringComparison.Ordinal);
         foreach (var message in error.Errors)
             Assert.Contains(message, error.Message, StringComparison.Ordinal);
