@@ -39,6 +39,13 @@ internal sealed class ClusterControl
             ["start", "-w", "-t", StartTimeoutSeconds, "-D", _directory.Data, "-l", _directory.LogFile],
             ct);
 
+    /// <summary>Restarts the server (fast or immediate shutdown) and waits until it accepts connections again.</summary>
+    public Task<ProcessResult> RestartAsync(bool immediate, CancellationToken ct) =>
+        RunAsync(
+            _binaries.PgCtl,
+            ["restart", "-w", "-t", StartTimeoutSeconds, "-m", immediate ? "immediate" : "fast", "-D", _directory.Data, "-l", _directory.LogFile],
+            ct);
+
     /// <summary>
     /// Stops the server if one holds the data directory; falls back to killing the postmaster when pg_ctl fails.
     /// Returns false only when a server may still be running.

@@ -132,6 +132,38 @@ public sealed class LocalPostgresServer : IAsyncDisposable
     }
 
     /// <summary>
+    /// Restarts the server on the same data directory and port (<c>pg_ctl restart</c>) and waits until it accepts
+    /// connections again. Every open connection, replication connections included, is terminated.
+    /// </summary>
+    /// <param name="immediate">
+    /// <see langword="false"/> for a fast shutdown (open transactions are rolled back, a shutdown checkpoint is
+    /// written); <see langword="true"/> for an immediate one, after which the server runs crash recovery. With the
+    /// default <c>fsync=off</c> and <c>synchronous_commit=off</c>, an immediate restart may lose the most recently
+    /// committed transactions.
+    /// </param>
+    /// <param name="ct">Cancels waiting for the restart; the server may then be stopped or still starting.</param>
+    /// <returns>A task completing once the server accepts connections.</returns>
+    /// <exception cref="InvalidOperationException">The server was stopped with <see cref="StopAsync"/>.</exception>
+    /// <exception cref="ObjectDisposedException">The server was disposed.</exception>
+    /// <exception cref="LocalPostgresException">The server did not shut down or did not come back; the message has the log tail.</exception>
+    public async Task RestartAsync(bool immediate = false, CancellationToken ct = default)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        if (Volatile.Read(ref _stopped) != 0)
+        {
+            throw new InvalidOperationException($"The server on port {Port} was stopped; it cannot be restarted.");
+        }
+
+        var result = await _control.RestartAsync(immediate, ct).ConfigureAwait(false);
+        if (!result.Succeeded)
+        {
+            throw new LocalPostgresException(
+                $"PostgreSQL failed to restart (pg_ctl exit {result.ExitCode}) in {_directory.Data}: {result.Diagnostics}\n"
+                + $"Last lines of {_directory.LogFile}:\n{_directory.ReadLogTail(LogTailLines)}");
+        }
+    }
+
+    /// <summary>
     /// Stops the server (immediate shutdown, or a clean one with <see cref="LocalPostgresOptions.KeepData"/>).
     /// The directory is kept until disposal. Calling it again does nothing.
     /// </summary>
