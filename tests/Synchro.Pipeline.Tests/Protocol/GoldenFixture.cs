@@ -71,7 +71,7 @@ internal sealed partial record GoldenFixture(string Name, PgOutputOptions Option
         });
     }
 
-    [GeneratedRegex(@"(?<=^|[\s=_\[])(lsn|xid|oid|typeoid|time)=([0-9A-F]+/[0-9A-F]+|\d{4}-\d\d-\d\dT[\d:.]+Z|\d+)", RegexOptions.Multiline)]
+    [GeneratedRegex(@"(?<=^|[\s=_:\[])(lsn|xid|oid|typeoid|time)=([0-9A-F]+/[0-9A-F]+|\d{4}-\d\d-\d\dT[\d:.]+Z|\d+)", RegexOptions.Multiline)]
     private static partial Regex VolatilePattern();
 
     [GeneratedRegex(@"(\w+)=(\S+)")]
