@@ -27,11 +27,6 @@ internal static partial class ChangelogStore
         ON CONFLICT (table_name, record_id, bucket_id) DO UPDATE SET updated_at = now()
         """;
 
-    private const string DeleteAllEdgesSql = """
-        DELETE FROM sync_bucket_edges
-        WHERE (table_name, record_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-        """;
-
     /// <summary>The buckets each of <paramref name="records"/> is in now, with one query.</summary>
     /// <returns>Bucket ids by record, in no particular order; records in no bucket are absent.</returns>
     public static async Task<Dictionary<RecordKey, List<string>>> LoadEdgesAsync(
@@ -83,15 +78,6 @@ internal static partial class ChangelogStore
             var (tables, ids, buckets) = Columns(added);
             await ExecuteAsync(connection, InsertEdgesSql, ct, Parameter(tables), Parameter(ids), Parameter(buckets)).ConfigureAwait(false);
         }
-    }
-
-    /// <summary>Removes every edge of <paramref name="records"/> (they were deleted), with one statement.</summary>
-    public static async Task DeleteAllEdgesAsync(NpgsqlConnection connection, IReadOnlyCollection<RecordKey> records, CancellationToken ct)
-    {
-        if (records.Count == 0)
-            return;
-        var (tables, ids) = Columns(records);
-        await ExecuteAsync(connection, DeleteAllEdgesSql, ct, Parameter(tables), Parameter(ids)).ConfigureAwait(false);
     }
 
     private static (string[] Tables, string[] Ids) Columns(IReadOnlyCollection<RecordKey> records)
