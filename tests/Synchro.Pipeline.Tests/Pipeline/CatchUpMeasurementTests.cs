@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using Npgsql;
 using Synchro.Pipeline.Replication;
 using Synchro.Pipeline.Tests.Infrastructure;
 using Xunit.Abstractions;
@@ -44,7 +43,7 @@ public sealed class CatchUpMeasurementTests(PostgresServerFixture postgres, ITes
     {
         var changes = int.Parse(Environment.GetEnvironmentVariable("SYNCHRO_BACKLOG_CHANGES") ?? "60000", CultureInfo.InvariantCulture);
         var connectionString = await postgres.CreateDatabaseAsync("catch_up");
-        await ExecuteAsync(connectionString, """
+        await Sql.ExecuteAsync(connectionString, """
             CREATE TABLE backlog_orders (id bigint PRIMARY KEY, user_id text NOT NULL, title text NOT NULL, total int NOT NULL DEFAULT 0, deleted_at timestamptz);
             CREATE PUBLICATION backlog_pub FOR TABLE backlog_orders;
             """);
@@ -63,14 +62,14 @@ public sealed class CatchUpMeasurementTests(PostgresServerFixture postgres, ITes
         {
             File.Delete(script);
         }
-        var end = await ScalarAsync<NpgsqlTypes.NpgsqlLogSequenceNumber>(connectionString, "SELECT pg_current_wal_lsn()");
-        var backlogBytes = await ScalarAsync<decimal>(connectionString, $"SELECT pg_wal_lsn_diff('{end}', restart_lsn) FROM pg_replication_slots WHERE slot_name = '{Slot}'");
+        var end = await Sql.ScalarAsync<NpgsqlTypes.NpgsqlLogSequenceNumber>(connectionString, "SELECT pg_current_wal_lsn()");
+        var backlogBytes = await Sql.ScalarAsync<decimal>(connectionString, $"SELECT pg_wal_lsn_diff('{end}', restart_lsn) FROM pg_replication_slots WHERE slot_name = '{Slot}'");
 
         var clock = Stopwatch.StartNew();
         using var host = PipelineHostProcess.Start(connectionString, Slot, "backlog_pub", "backlog_orders", "user_id", 10_000);
         await PipelineHostProcess.WaitForSlotAsync(connectionString, Slot);
         long peak = 0;
-        while (!await ScalarAsync<bool>(connectionString, $"SELECT COALESCE((SELECT confirmed_lsn FROM sync_wal_position) >= ('{end}'::pg_lsn - '0/0'::pg_lsn)::bigint - 100000, false) AND EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = '{Slot}' AND confirmed_flush_lsn >= '{end}'::pg_lsn - 100000)"))
+        while (!await Sql.ScalarAsync<bool>(connectionString, $"SELECT COALESCE((SELECT confirmed_lsn FROM sync_wal_position) >= ('{end}'::pg_lsn - '0/0'::pg_lsn)::bigint - 100000, false) AND EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = '{Slot}' AND confirmed_flush_lsn >= '{end}'::pg_lsn - 100000)"))
         {
             peak = Math.Max(peak, host.PeakResidentBytes());
             Assert.False(host.HasExited, $"the pipeline process exited with code {(host.HasExited ? host.ExitCode : 0)}");
@@ -79,27 +78,11 @@ public sealed class CatchUpMeasurementTests(PostgresServerFixture postgres, ITes
         }
         var elapsed = clock.Elapsed;
         peak = Math.Max(peak, host.PeakResidentBytes());
-        var decoded = await ScalarAsync<long>(connectionString, "SELECT count(*) FROM sync_changelog");
-        var sourceChanges = await ScalarAsync<long>(connectionString, "SELECT count(*) FROM backlog_orders") + await ScalarAsync<long>(connectionString, "SELECT (SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'backlog_orders')");
+        var decoded = await Sql.ScalarAsync<long>(connectionString, "SELECT count(*) FROM sync_changelog");
+        var sourceChanges = await Sql.ScalarAsync<long>(connectionString, "SELECT count(*) FROM backlog_orders") + await Sql.ScalarAsync<long>(connectionString, "SELECT (SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'backlog_orders')");
 
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"backlog: {sourceChanges:N0} source changes, {backlogBytes / (1024 * 1024):F0} MiB of WAL; drained in {elapsed.TotalSeconds:F1} s (including process start) = {sourceChanges / elapsed.TotalSeconds:N0} changes/s; {decoded:N0} changelog rows; host peak RSS {peak / (1024.0 * 1024):F0} MiB"));
         Assert.True(decoded >= sourceChanges * 0.9, $"{decoded} changelog rows for {sourceChanges} source changes");
-    }
-
-    private static async Task ExecuteAsync(string connectionString, string sql)
-    {
-        await using var connection = new NpgsqlConnection(connectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        await command.ExecuteNonQueryAsync();
-    }
-
-    private static async Task<T> ScalarAsync<T>(string connectionString, string sql)
-    {
-        await using var connection = new NpgsqlConnection(connectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = 300 };
-        return (T)(await command.ExecuteScalarAsync())!;
     }
 }

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using Npgsql;
 using Synchro.Pipeline.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -24,7 +23,7 @@ public sealed class LargeTransactionTests(PostgresServerFixture postgres, ITestO
     public async Task A_million_row_transaction_is_written_once_within_the_memory_budget()
     {
         var connectionString = await postgres.CreateDatabaseAsync("large_txn");
-        await ExecuteAsync(connectionString, """
+        await Sql.ExecuteAsync(connectionString, """
             CREATE TABLE big_orders (id int PRIMARY KEY, user_id text NOT NULL, deleted_at timestamptz);
             CREATE PUBLICATION big_pub FOR TABLE big_orders;
             """);
@@ -32,13 +31,13 @@ public sealed class LargeTransactionTests(PostgresServerFixture postgres, ITestO
         await PipelineHostProcess.WaitForSlotAsync(connectionString, "slot_large_txn");
 
         var clock = Stopwatch.StartNew();
-        await ExecuteAsync(connectionString, $"INSERT INTO big_orders SELECT g, 'u' || (g % 100) FROM generate_series(1, {Rows}) g");
+        await Sql.ExecuteAsync(connectionString, $"INSERT INTO big_orders SELECT g, 'u' || (g % 100) FROM generate_series(1, {Rows}) g");
         var inserted = clock.Elapsed;
-        var end = await ScalarAsync<NpgsqlTypes.NpgsqlLogSequenceNumber>(connectionString, "SELECT pg_current_wal_lsn()");
+        var end = await Sql.ScalarAsync<NpgsqlTypes.NpgsqlLogSequenceNumber>(connectionString, "SELECT pg_current_wal_lsn()");
 
         var deadline = DateTime.UtcNow.AddMinutes(5);
         long peak = 0;
-        while (!await ScalarAsync<bool>(connectionString, $"SELECT COALESCE((SELECT confirmed_lsn FROM sync_wal_position) >= ('{end}'::pg_lsn - '0/0'::pg_lsn)::bigint, false)"))
+        while (!await Sql.ScalarAsync<bool>(connectionString, $"SELECT COALESCE((SELECT confirmed_lsn FROM sync_wal_position) >= ('{end}'::pg_lsn - '0/0'::pg_lsn)::bigint, false)"))
         {
             peak = Math.Max(peak, host.PeakResidentBytes());
             Assert.False(host.HasExited, "the pipeline process exited");
@@ -48,27 +47,11 @@ public sealed class LargeTransactionTests(PostgresServerFixture postgres, ITestO
         var written = clock.Elapsed;
         peak = Math.Max(peak, host.PeakResidentBytes());
 
-        Assert.Equal((long)Rows, await ScalarAsync<long>(connectionString, "SELECT count(*) FROM sync_changelog"));
-        Assert.Equal((long)Rows, await ScalarAsync<long>(connectionString, "SELECT count(DISTINCT record_id) FROM sync_changelog WHERE operation = 1"));
-        Assert.Equal((long)Rows, await ScalarAsync<long>(connectionString, "SELECT count(*) FROM sync_bucket_edges"));
+        Assert.Equal((long)Rows, await Sql.ScalarAsync<long>(connectionString, "SELECT count(*) FROM sync_changelog"));
+        Assert.Equal((long)Rows, await Sql.ScalarAsync<long>(connectionString, "SELECT count(DISTINCT record_id) FROM sync_changelog WHERE operation = 1"));
+        Assert.Equal((long)Rows, await Sql.ScalarAsync<long>(connectionString, "SELECT count(*) FROM sync_bucket_edges"));
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{Rows:N0} rows: source insert {inserted.TotalSeconds:F1} s, in the changelog after {written.TotalSeconds:F1} s ({Rows / (written - inserted).TotalSeconds:N0} changes/s after the commit); host peak RSS {peak / (1024.0 * 1024):F0} MiB"));
         Assert.True(peak < PeakBudgetBytes, $"peak resident memory {peak / (1024 * 1024)} MiB exceeds {PeakBudgetBytes / (1024 * 1024)} MiB");
-    }
-
-    private static async Task ExecuteAsync(string connectionString, string sql)
-    {
-        await using var connection = new NpgsqlConnection(connectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = 300 };
-        await command.ExecuteNonQueryAsync();
-    }
-
-    private static async Task<T> ScalarAsync<T>(string connectionString, string sql)
-    {
-        await using var connection = new NpgsqlConnection(connectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = 300 };
-        return (T)(await command.ExecuteScalarAsync())!;
     }
 }
