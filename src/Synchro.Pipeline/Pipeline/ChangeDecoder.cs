@@ -18,6 +18,8 @@ namespace Synchro.Pipeline.Pipeline;
 /// </remarks>
 internal sealed partial class ChangeDecoder
 {
+    private static readonly byte[] s_heartbeatPrefix = System.Text.Encoding.UTF8.GetBytes(LsnCommitter.HeartbeatPrefix);
+
     private readonly TableRegistry _registry;
     private readonly BatchLimits _limits;
     private readonly ILogger _logger;
@@ -39,9 +41,6 @@ internal sealed partial class ChangeDecoder
         _resumeAfter = resumeAfter;
         _logger = logger;
     }
-
-    /// <summary>The end LSN of the last transaction seen, applied or skipped.</summary>
-    public Lsn LastTransactionEnd { get; private set; }
 
     /// <summary>Whether the current batch holds at least one whole transaction.</summary>
     public bool HasCompleteTransactions => _batch.Transactions > 0;
@@ -73,7 +72,6 @@ internal sealed partial class ChangeDecoder
     internal void OnCommit(in CommitMessage message)
     {
         _inTransaction = false;
-        LastTransactionEnd = message.EndLsn;
         if (_skipTransaction)
             return;
         _batch.EndLsn = message.EndLsn;
@@ -125,6 +123,19 @@ internal sealed partial class ChangeDecoder
             return;
         }
         Add(new DecodedChange(mapping.Table, values[0]!, ChangeOperation.Delete, values), messageBytes);
+    }
+
+    internal void OnMessage(in LogicalDecodingMessage message)
+    {
+        // A heartbeat outside any transaction, with nothing pending: everything before it is
+        // handled, so its position may be persisted and confirmed (an empty batch).
+        if (message.Transactional || _inTransaction || !message.Prefix.SequenceEqual(s_heartbeatPrefix))
+            return;
+        if (_batch.Changes.Count > 0 || _batch.Transactions > 0 || message.Lsn < _resumeAfter)
+            return;
+        _batch.EndLsn = message.Lsn;
+        _batch.EndsTransaction = true;
+        Cut();
     }
 
     internal void OnTruncate(in TruncateMessage message)

@@ -106,9 +106,7 @@ internal sealed class DecoderStage(PipeReader input, ChannelWriter<ChangeBatch> 
         {
         }
 
-        public void OnMessage(in LogicalDecodingMessage message)
-        {
-        }
+        public void OnMessage(in LogicalDecodingMessage message) => decoder.OnMessage(message);
 
         // Streaming and two-phase are not requested, so the parser rejects these before they get here.
         public void OnStreamStart(in StreamStartMessage message) => throw Unrequested();

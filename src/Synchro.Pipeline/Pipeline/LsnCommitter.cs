@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using Npgsql;
 using Npgsql.Replication;
 using Synchro.Pipeline.Protocol;
 
@@ -6,26 +7,48 @@ namespace Synchro.Pipeline.Pipeline;
 
 /// <summary>
 /// Tells the server how far the changelog is durable, so it can release WAL. Invariant 2: the LSN
-/// it reports is always the end of a source transaction the writer has committed.
+/// it reports is always the end of a source transaction the writer has committed, or a heartbeat's
+/// position once everything before it is committed.
 /// </summary>
-internal sealed class LsnCommitter(ChannelReader<Lsn> committed, ReplicationConnection connection)
+/// <remarks>
+/// When nothing has been committed for a status interval it emits a heartbeat — a non-transactional
+/// logical decoding message (<see cref="HeartbeatPrefix"/>) — into the source WAL. The decoder turns
+/// it into an empty batch, so an idle slot (or one that only sees WAL of unpublished tables, such as
+/// the changelog's own writes) still advances.
+/// </remarks>
+internal sealed class LsnCommitter(ChannelReader<Lsn> committed, ReplicationConnection connection, NpgsqlDataSource source, TimeSpan idleInterval)
 {
-    /// <summary>The last LSN reported to the server.</summary>
-    public Lsn Confirmed => new(unchecked((ulong)Interlocked.Read(ref _confirmed)));
-
-    private long _confirmed;
+    public const string HeartbeatPrefix = "synchro.heartbeat";
 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        await foreach (var lsn in committed.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+        while (true)
         {
+            using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            idle.CancelAfter(idleInterval);
+            try
+            {
+                if (!await committed.WaitToReadAsync(idle.Token).ConfigureAwait(false))
+                    return;
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                await EmitHeartbeatAsync(cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
             // The writer may have committed several batches meanwhile: report only the newest.
-            var newest = lsn;
-            while (committed.TryRead(out var later))
-                newest = Lsn.Max(newest, later);
+            var newest = Lsn.Invalid;
+            while (committed.TryRead(out var lsn))
+                newest = Lsn.Max(newest, lsn);
             connection.SetReplicationStatus(newest);
             await connection.SendStatusUpdate(cancellationToken).ConfigureAwait(false);
-            Interlocked.Exchange(ref _confirmed, unchecked((long)newest.Value));
         }
+    }
+
+    private async Task EmitHeartbeatAsync(CancellationToken cancellationToken)
+    {
+        await using var command = source.CreateCommand($"SELECT pg_logical_emit_message(false, '{HeartbeatPrefix}', '')");
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 }

@@ -138,12 +138,12 @@ public sealed partial class WalPipeline : IAsyncDisposable
         var batches = Channel.CreateBounded<ChangeBatch>(StageChannels.Batches(BatchQueueCapacity));
         var committed = Channel.CreateBounded<Lsn>(StageChannels.Receipts(BatchQueueCapacity + 1));
 
-        var parser = new PgOutputParser(new PgOutputOptions(protocolVersion: 1));
+        var parser = new PgOutputParser(new PgOutputOptions(protocolVersion: 1, messages: true));
         var decoder = new ChangeDecoder(_options.Tables, new BatchLimits(_options.MaxBatchRows, _options.MaxBatchBytes), position, _logger);
         var reader = new ReaderStage(replication, _options.SlotName, position, PluginOptions(), pipe.Writer);
         var decoding = new DecoderStage(pipe.Reader, batches.Writer, parser, decoder, _options.BatchLinger);
         var writer = new WriterStage(batches.Reader, committed.Writer, _changelog, _source, _options.SlotName, _options.Tables, _assigner, _metrics, _logger);
-        var committer = new LsnCommitter(committed.Reader, replication);
+        var committer = new LsnCommitter(committed.Reader, replication, _source, _options.StatusInterval);
 
         var stages = new StageGroup(run);
         stages.Start(reader.RunAsync);
@@ -158,6 +158,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
     private List<KeyValuePair<string, string?>> PluginOptions() =>
     [
         new("proto_version", "1"),
+        new("messages", "true"),
         // The replication command's string literal doubles single quotes; the list item is a quoted identifier.
         new("publication_names", PgIdentifier.Quote(_options.PublicationName).Replace("'", "''", StringComparison.Ordinal)),
     ];

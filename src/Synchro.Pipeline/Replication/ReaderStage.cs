@@ -18,11 +18,6 @@ internal sealed class ReaderStage(LogicalReplicationConnection connection, strin
     // Flush at least this often inside a long transaction so the decoder keeps working.
     private const int FlushEveryBytes = 64 * 1024;
 
-    /// <summary>The WAL start of the last frame handed to the decoder.</summary>
-    public Lsn LastFrameStart => new(unchecked((ulong)Interlocked.Read(ref _lastFrameStart)));
-
-    private long _lastFrameStart;
-
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         Exception? error = null;
@@ -39,7 +34,6 @@ internal sealed class ReaderStage(LogicalReplicationConnection connection, strin
                 await message.Data.ReadExactlyAsync(memory.Slice(WalFrame.HeaderLength, length), cancellationToken).ConfigureAwait(false);
                 var boundary = length > 0 && IsTransactionBoundary(memory.Span[WalFrame.HeaderLength]);
                 output.Advance(WalFrame.HeaderLength + length);
-                Interlocked.Exchange(ref _lastFrameStart, unchecked((long)((Lsn)message.WalStart).Value));
                 unflushed += WalFrame.HeaderLength + length;
 
                 if (boundary || unflushed >= FlushEveryBytes)

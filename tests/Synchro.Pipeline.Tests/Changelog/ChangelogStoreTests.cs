@@ -61,7 +61,6 @@ public sealed class ChangelogStoreTests(PostgresServerFixture postgres)
 
         await ChangelogStore.WriteChangelogAsync(closed, [], default);
         await ChangelogStore.ApplyEdgesAsync(closed, [], [], default);
-        await ChangelogStore.DeleteAllEdgesAsync(closed, [], default);
         await ChangelogStore.WriteRuleFailuresAsync(closed, [], default);
         Assert.Empty(await ChangelogStore.LoadEdgesAsync(closed, [], default));
     }
@@ -126,23 +125,6 @@ public sealed class ChangelogStoreTests(PostgresServerFixture postgres)
         var edges = await ChangelogStore.LoadEdgesAsync(connection, [s_order1, s_order2], default);
         Assert.Equal(["user:a", "user:c"], edges[s_order1].Order(StringComparer.Ordinal));
         Assert.Equal(["user:a"], edges[s_order2]);
-    }
-
-    [Fact]
-    public async Task Deleting_all_edges_of_records_leaves_other_records_and_tables_alone()
-    {
-        await using var connection = await OpenMigratedAsync("edges_delete_all");
-        await ChangelogStore.ApplyEdgesAsync(
-            connection,
-            [(s_order1, "user:a"), (s_order1, "global"), (s_order2, "user:a"), (s_order3, "user:b"), (s_item1, "user:a")],
-            [],
-            default);
-
-        await ChangelogStore.DeleteAllEdgesAsync(connection, [s_order1, s_order3, new(Items, "absent")], default);
-
-        var edges = await ChangelogStore.LoadEdgesAsync(connection, [s_order1, s_order2, s_order3, s_item1], default);
-        Assert.Equal(new HashSet<RecordKey> { s_order2, s_item1 }, edges.Keys.ToHashSet());
-        Assert.Equal(2, await SidecarDatabase.CountAsync(connection, "sync_bucket_edges"));
     }
 
     [Fact]
@@ -282,8 +264,7 @@ public sealed class ChangelogStoreTests(PostgresServerFixture postgres)
     private static async Task WriteOneBatchAsync(NpgsqlConnection connection)
     {
         await ChangelogStore.WriteChangelogAsync(connection, [new("user:c", Orders, "1", ChangeOperation.Insert), new("global", Orders, "3", ChangeOperation.Insert)], default);
-        await ChangelogStore.ApplyEdgesAsync(connection, [(s_order1, "user:c"), (s_order3, "global")], [(s_order1, "user:a")], default);
-        await ChangelogStore.DeleteAllEdgesAsync(connection, [s_order2], default);
+        await ChangelogStore.ApplyEdgesAsync(connection, [(s_order1, "user:c"), (s_order3, "global")], [(s_order1, "user:a"), (s_order2, "user:b")], default);
         await ChangelogStore.WriteRuleFailuresAsync(connection, [new RuleFailure(Items, "1", ChangeOperation.Update, "rule failed", """{"id": 1}""")], default);
         await ChangelogStore.SavePositionAsync(connection, Slot, Lsn.Parse("2/0"), default);
     }

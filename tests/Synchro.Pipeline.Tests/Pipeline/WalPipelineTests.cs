@@ -169,6 +169,23 @@ public sealed class WalPipelineTests(PostgresServerFixture postgres)
         await harness.WaitForChangelogAsync(2);
     }
 
+    [Fact]
+    public async Task An_idle_slot_is_confirmed_past_the_pipelines_own_writes()
+    {
+        await using var harness = await PipelineHarness.CreateAsync(postgres, "idle_slot");
+        await harness.StartAsync();
+        await harness.ExecuteAsync("INSERT INTO categories VALUES (1, 'a')");
+        await harness.WaitForChangelogAsync(1);
+
+        // WAL after the last published change: the changelog's own commit and a table outside the publication.
+        await harness.ExecuteAsync("CREATE TABLE private_notes (id int); INSERT INTO private_notes SELECT generate_series(1, 100)");
+        var end = await harness.ScalarAsync<NpgsqlTypes.NpgsqlLogSequenceNumber>("SELECT pg_current_wal_lsn()");
+
+        await WaitUntilAsync(async () => await harness.ScalarAsync<bool>(
+            $"SELECT confirmed_flush_lsn >= '{end}'::pg_lsn FROM pg_replication_slots WHERE slot_name = '{harness.Slot}'"));
+        Assert.Equal(["global categories 1 1"], await harness.ChangelogAsync());
+    }
+
     private static async Task WaitUntilAsync(Func<Task<bool>> condition)
     {
         var deadline = DateTime.UtcNow.AddSeconds(15);

@@ -3,6 +3,8 @@ using System.Text;
 using Npgsql;
 using Synchro.Pipeline.LocalPostgres;
 
+using Synchro.Pipeline.Tests.Infrastructure;
+
 namespace Synchro.Pipeline.Tests.Replication;
 
 /// <summary>

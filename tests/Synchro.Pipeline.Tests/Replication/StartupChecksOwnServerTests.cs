@@ -2,6 +2,8 @@ using Npgsql;
 using Synchro.Pipeline.LocalPostgres;
 using Synchro.Pipeline.Replication;
 
+using Synchro.Pipeline.Tests.Infrastructure;
+
 namespace Synchro.Pipeline.Tests.Replication;
 
 /// <summary>Checks that need server settings the shared test server must not have; each test starts its own server.</summary>

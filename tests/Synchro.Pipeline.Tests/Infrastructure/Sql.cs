@@ -1,15 +1,15 @@
 using Npgsql;
 
-namespace Synchro.Pipeline.Tests.Replication;
+namespace Synchro.Pipeline.Tests.Infrastructure;
 
-/// <summary>Plain SQL against a test database.</summary>
+/// <summary>Plain SQL against a test database (long statements allowed: bulk loads take minutes).</summary>
 internal static class Sql
 {
     public static async Task ExecuteAsync(string connectionString, string sql)
     {
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
+        await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = 600 };
         await command.ExecuteNonQueryAsync();
     }
 
@@ -17,7 +17,7 @@ internal static class Sql
     {
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
+        await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = 600 };
         foreach (var (name, value) in parameters)
             command.Parameters.AddWithValue(name, value);
         return (T)(await command.ExecuteScalarAsync())!;

@@ -1,0 +1,84 @@
+using System.Diagnostics;
+using System.Globalization;
+using Npgsql;
+
+namespace Synchro.Pipeline.Tests.Pipeline;
+
+/// <summary>The pipeline running in its own process (Synchro.Pipeline.TestHost), to be killed or measured.</summary>
+internal sealed class PipelineHostProcess : IDisposable
+{
+    private readonly Process _process;
+
+    private PipelineHostProcess(Process process) => _process = process;
+
+    public bool HasExited => _process.HasExited;
+
+    public int ExitCode => _process.ExitCode;
+
+    public static PipelineHostProcess Start(string connectionString, string slot, string publication, string table, string ownerColumn, int maxBatchRows)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Synchro.Pipeline.TestHost.dll"));
+        foreach (var arg in new[] { connectionString, slot, publication, table, ownerColumn, maxBatchRows.ToString(CultureInfo.InvariantCulture) })
+            start.ArgumentList.Add(arg);
+        var process = Process.Start(start)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return new PipelineHostProcess(process);
+    }
+
+    /// <summary>Waits until the process streams from its slot.</summary>
+    public static async Task WaitForSlotAsync(string connectionString, string slot)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        await using var dataSource = NpgsqlDataSource.Create(connectionString);
+        while (true)
+        {
+            await using var command = dataSource.CreateCommand("SELECT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = $1 AND active)");
+            command.Parameters.AddWithValue(slot);
+            if ((bool)(await command.ExecuteScalarAsync())!)
+                return;
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"The pipeline process did not start streaming from {slot} in 30 s.");
+            await Task.Delay(50);
+        }
+    }
+
+    /// <summary>SIGKILL: no chance to finish anything.</summary>
+    public async Task KillAsync()
+    {
+        _process.Kill();
+        await _process.WaitForExitAsync();
+    }
+
+    /// <summary>The process's peak resident set size so far (VmHWM), or 0 once it has exited.</summary>
+    public long PeakResidentBytes()
+    {
+        try
+        {
+            var line = File.ReadLines($"/proc/{_process.Id}/status").FirstOrDefault(l => l.StartsWith("VmHWM:", StringComparison.Ordinal));
+            return line is null ? 0 : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+        }
+        catch (IOException)
+        {
+            return 0;
+        }
+    }
+
+    public void Dispose()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill();
+            _process.WaitForExit();
+        }
+        _process.Dispose();
+    }
+}
