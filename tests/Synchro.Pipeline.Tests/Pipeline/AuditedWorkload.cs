@@ -1,0 +1,201 @@
+using System.Globalization;
+using Npgsql;
+using Synchro.Pipeline.LocalPostgres;
+using Synchro.Pipeline.Registry;
+using Synchro.Pipeline.Tests.Infrastructure;
+
+namespace Synchro.Pipeline.Tests.Pipeline;
+
+/// <summary>
+/// A pgbench workload on one owned table whose trigger writes an audit trail in the same source
+/// transactions, and the exactly-once check: the changelog the pipeline wrote must be, per record and
+/// in order, the changelog the reference's edge diff derives from the audit trail.
+/// </summary>
+/// <remarks>
+/// The audit trail is whatever survived on the source: a transaction lost to a crash loses its audit
+/// rows with it, so the comparison holds whichever transactions the server kept.
+/// </remarks>
+internal sealed class AuditedWorkload : IDisposable
+{
+    public const string Table = "audited_orders";
+    public const string Publication = "audited_pub";
+    public const string OwnerColumn = "user_id";
+
+    private const string MarkerId = "-1";
+
+    private const string Schema = """
+        CREATE TABLE audited_orders (id int PRIMARY KEY, user_id text NOT NULL, total int NOT NULL DEFAULT 0, deleted_at timestamptz);
+        ALTER TABLE audited_orders REPLICA IDENTITY FULL;
+        CREATE TABLE audit (n bigserial PRIMARY KEY, record_id text NOT NULL, op text NOT NULL, user_id text NOT NULL, deleted boolean NOT NULL);
+        CREATE FUNCTION audit_row() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP = 'DELETE' THEN
+                INSERT INTO audit (record_id, op, user_id, deleted) VALUES (OLD.id::text, TG_OP, OLD.user_id, OLD.deleted_at IS NOT NULL);
+            ELSE
+                INSERT INTO audit (record_id, op, user_id, deleted) VALUES (NEW.id::text, TG_OP, NEW.user_id, NEW.deleted_at IS NOT NULL);
+            END IF;
+            RETURN NULL;
+        END $$;
+        CREATE TRIGGER audited_orders_audit AFTER INSERT OR UPDATE OR DELETE ON audited_orders FOR EACH ROW EXECUTE FUNCTION audit_row();
+        CREATE PUBLICATION audited_pub FOR TABLE audited_orders;
+        """;
+
+    // Owned rows inserted, updated, moved between owners, soft- and hard-deleted, sometimes several per transaction.
+    private const string Script = """
+        \set id random(1, 300)
+        \set other random(1, 300)
+        \set uid random(1, 8)
+        \set op random(1, 100)
+        \if :op <= 35
+        INSERT INTO audited_orders (id, user_id) VALUES (:id, 'u' || :uid) ON CONFLICT (id) DO NOTHING;
+        \elif :op <= 65
+        UPDATE audited_orders SET total = total + 1 WHERE id = :id;
+        \elif :op <= 77
+        UPDATE audited_orders SET user_id = 'u' || :uid WHERE id = :id;
+        \elif :op <= 85
+        UPDATE audited_orders SET deleted_at = now() WHERE id = :id AND deleted_at IS NULL;
+        \elif :op <= 92
+        DELETE FROM audited_orders WHERE id = :id;
+        \else
+        BEGIN;
+        INSERT INTO audited_orders (id, user_id) VALUES (:id, 'u' || :uid) ON CONFLICT (id) DO UPDATE SET total = audited_orders.total + 1;
+        UPDATE audited_orders SET user_id = 'u' || :uid, deleted_at = NULL WHERE id = :other;
+        COMMIT;
+        \endif
+        """;
+
+    private readonly LocalPostgresServer _server;
+    private readonly string _scriptFile;
+
+    private AuditedWorkload(LocalPostgresServer server, string connectionString, string scriptFile)
+    {
+        _server = server;
+        // Unpooled: a pooled connection would outlive a server restart and fail its next command.
+        ConnectionString = new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ConnectionString;
+        _scriptFile = scriptFile;
+    }
+
+    public string ConnectionString { get; }
+
+    /// <summary>Creates the audited table, its trigger and the publication in the (empty) database of <paramref name="connectionString"/>.</summary>
+    public static async Task<AuditedWorkload> CreateAsync(LocalPostgresServer server, string connectionString)
+    {
+        var workload = new AuditedWorkload(server, connectionString, Path.Combine(Path.GetTempPath(), $"synchro-workload-{Guid.NewGuid():N}.sql"));
+        await Sql.ExecuteAsync(workload.ConnectionString, Schema);
+        await File.WriteAllTextAsync(workload._scriptFile, Script);
+        return workload;
+    }
+
+    /// <summary>The registry the comparison assumes: the audited table, bucketed by its owner column.</summary>
+    public static TableRegistry Registry() => new TableRegistry().Add(new TableRegistration(Table) { OwnerColumn = OwnerColumn });
+
+    /// <summary>
+    /// Runs pgbench with the workload script for <paramref name="seconds"/> (at most <paramref name="rate"/>
+    /// transactions per second when given) and fails unless it exits cleanly; returns the transactions it processed.
+    /// </summary>
+    public async Task<long> RunPgbenchAsync(int seconds, int? rate = null, int clients = 4)
+    {
+        string[] arguments = ["-c", Invariant(clients), "-j", "2", "-T", Invariant(seconds)];
+        if (rate is { } limit)
+            arguments = [.. arguments, "-R", Invariant(limit)];
+        using var pgbench = Pgbench.Start(_server, ConnectionString, _scriptFile, arguments);
+        var output = pgbench.StandardOutput.ReadToEndAsync();
+        var errors = pgbench.StandardError.ReadToEndAsync();
+        try
+        {
+            await pgbench.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(seconds) + TimeSpan.FromMinutes(2));
+        }
+        catch (TimeoutException)
+        {
+            pgbench.Kill();
+            throw;
+        }
+        Assert.True(pgbench.ExitCode == 0, $"pgbench failed (exit {pgbench.ExitCode}): {await errors}");
+        var processed = (await output).Split('\n').Single(line => line.StartsWith("number of transactions actually processed:", StringComparison.Ordinal));
+        return long.Parse(processed.Split(':')[1].Trim().Split('/')[0], CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>A last transaction after the workload: once it is in the changelog, everything before it is.</summary>
+    public Task InsertMarkerAsync() => Sql.ExecuteAsync(ConnectionString, $"INSERT INTO audited_orders (id, user_id) VALUES ({MarkerId}, 'marker')");
+
+    /// <summary>Waits for the marker in the changelog; <paramref name="checkConsumer"/> throws when the pipeline died meanwhile.</summary>
+    public async Task WaitForMarkerAsync(Func<Task> checkConsumer, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!await Sql.ScalarAsync<bool>(ConnectionString, $"SELECT EXISTS (SELECT FROM sync_changelog WHERE record_id = '{MarkerId}')"))
+        {
+            await checkConsumer();
+            if (DateTime.UtcNow > deadline)
+                throw new TimeoutException($"The pipeline did not catch up with the workload in {timeout}.");
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>
+    /// Asserts that the changelog is exactly the one the audit trail implies, record by record and in order,
+    /// and that it holds more than <paramref name="minimumRows"/> rows; returns its size.
+    /// </summary>
+    public async Task<int> AssertChangelogMatchesAuditAsync(int minimumRows)
+    {
+        var expected = await ExpectedChangelogAsync();
+        var actual = await ActualChangelogAsync();
+        var rows = expected.Values.Sum(v => v.Count);
+        Assert.True(rows > minimumRows, $"the workload produced only {rows} changelog rows");
+        foreach (var record in expected.Keys.Union(actual.Keys))
+        {
+            var want = expected.GetValueOrDefault(record) ?? [];
+            var got = actual.GetValueOrDefault(record) ?? [];
+            Assert.True(want.SequenceEqual(got), $"record {record}: expected [{string.Join(", ", want)}] but the changelog has [{string.Join(", ", got)}]");
+        }
+        return rows;
+    }
+
+    public Task<T> ScalarAsync<T>(string sql) => Sql.ScalarAsync<T>(ConnectionString, sql);
+
+    public void Dispose() => File.Delete(_scriptFile);
+
+    /// <summary>The reference's edge diff replayed over the audit trail, per record in audit order.</summary>
+    private async Task<Dictionary<string, List<string>>> ExpectedChangelogAsync()
+    {
+        var result = new Dictionary<string, List<string>>();
+        var edges = new Dictionary<string, List<string>>();
+        await using var connection = new NpgsqlConnection(ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("SELECT record_id, op, user_id, deleted FROM audit ORDER BY n", connection);
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            var (record, op, owner, deleted) = (reader.GetString(0), reader.GetString(1), "user:" + reader.GetString(2), reader.GetBoolean(3));
+            var rows = result.TryGetValue(record, out var list) ? list : result[record] = [];
+            var existing = edges.GetValueOrDefault(record) ?? [];
+            if (op == "DELETE" || (op == "UPDATE" && deleted))
+            {
+                foreach (var bucket in existing.Count > 0 ? existing : [owner])
+                    rows.Add($"{bucket} 3");
+                edges[record] = [];
+                continue;
+            }
+            rows.Add($"{owner} {(existing.Contains(owner) ? 2 : 1)}");
+            rows.AddRange(existing.Where(b => b != owner).Select(b => $"{b} 3"));
+            edges[record] = [owner];
+        }
+        return result;
+    }
+
+    private async Task<Dictionary<string, List<string>>> ActualChangelogAsync()
+    {
+        var result = new Dictionary<string, List<string>>();
+        await using var connection = new NpgsqlConnection(ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("SELECT record_id, bucket_id, operation FROM sync_changelog ORDER BY seq", connection);
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            var record = reader.GetString(0);
+            (result.TryGetValue(record, out var list) ? list : result[record] = []).Add($"{reader.GetString(1)} {reader.GetInt16(2)}");
+        }
+        return result;
+    }
+
+    private static string Invariant(int value) => value.ToString(CultureInfo.InvariantCulture);
+}
