@@ -67,7 +67,7 @@ internal sealed class PipelineHarness : IAsyncDisposable
         _stop = new CancellationTokenSource();
         _running = Pipeline.RunAsync(_stop.Token);
         var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (!await ScalarAsync<bool>($"SELECT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = '{Slot}' AND active)"))
+        while (!await StreamingAsync())
         {
             if (_running.IsCompleted)
                 await _running;
@@ -75,6 +75,15 @@ internal sealed class PipelineHarness : IAsyncDisposable
                 throw new TimeoutException($"The pipeline did not start streaming from slot {Slot} in 30 s.");
             await Task.Delay(20);
         }
+    }
+
+    private async Task<bool> StreamingAsync()
+    {
+        await using var connection = new NpgsqlConnection(ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(PipelineHostProcess.SlotStreamingQuery, connection);
+        command.Parameters.AddWithValue(Slot);
+        return (bool)(await command.ExecuteScalarAsync())!;
     }
 
     /// <summary>The running pipeline's task (faults with its fatal error).</summary>

@@ -11,6 +11,15 @@ internal sealed class PipelineHostProcess : IDisposable
 
     private PipelineHostProcess(Process process) => _process = process;
 
+    /// <summary>
+    /// Whether a walsender streams from slot <c>$1</c>. An active slot alone is not enough: the slot is active
+    /// while the pipeline creates it, before its start-up (and the sidecar tables' migration) is done.
+    /// </summary>
+    public const string SlotStreamingQuery = """
+        SELECT EXISTS (SELECT FROM pg_replication_slots s JOIN pg_stat_replication r ON r.pid = s.active_pid
+                       WHERE s.slot_name = $1 AND r.state IN ('catchup', 'streaming'))
+        """;
+
     public bool HasExited => _process.HasExited;
 
     public int ExitCode => _process.ExitCode;
@@ -41,7 +50,7 @@ internal sealed class PipelineHostProcess : IDisposable
         await using var dataSource = NpgsqlDataSource.Create(connectionString);
         while (true)
         {
-            await using var command = dataSource.CreateCommand("SELECT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = $1 AND active)");
+            await using var command = dataSource.CreateCommand(SlotStreamingQuery);
             command.Parameters.AddWithValue(slot);
             if ((bool)(await command.ExecuteScalarAsync())!)
                 return;
