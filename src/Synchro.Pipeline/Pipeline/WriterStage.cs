@@ -45,7 +45,14 @@ internal sealed partial class WriterStage(
             {
                 await foreach (var batch in input.ReadAllAsync(cancellationToken).ConfigureAwait(false))
                 {
-                    transaction ??= await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                    if (transaction is null)
+                    {
+                        transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                        // Invariant 2: the committer confirms this batch to the server once the commit
+                        // returns, so the commit must be durable then, whatever the server's default.
+                        await using var durable = new NpgsqlCommand("SET LOCAL synchronous_commit = on", connection);
+                        await durable.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                    }
                     await WriteAsync(connection, sourceConnection, batch, cancellationToken).ConfigureAwait(false);
                     changesInTransaction += batch.Changes.Count;
                     if (!batch.EndsTransaction)
