@@ -24,6 +24,7 @@ public sealed class BucketAssignment
     public ChangeOperation Operation => _change.Operation;
 
     /// <summary>The bucket ids the record belongs to after the change; assigners add to it.</summary>
+    // A List, so the writer reads it as IReadOnlyList without copying.
     public IList<string> Buckets { get; } = new List<string>(1);
 
     /// <summary>The record keeps the buckets it is in (its bucket column arrived as an unchanged TOAST value).</summary>

@@ -20,11 +20,4 @@ internal sealed class DecodedChange(TableRegistration table, string recordId, Ch
     public ChangeOperation Operation { get; } = operation;
 
     public string?[] Values { get; } = values;
-
-    /// <summary>The text of a referenced column's new value (the old row's for a delete), or null.</summary>
-    public string? Value(string column)
-    {
-        var index = Table.ReferencedColumnIndex(column);
-        return index < 0 ? null : Values[index];
-    }
 }

@@ -38,6 +38,10 @@ internal sealed partial class WriterStage(
         try
         {
             await using var connection = await changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            // Invariant 2: the committer confirms a batch to the server once its commit returns, so every
+            // commit of this connection must be durable then, whatever the server's default.
+            await using (var durable = new NpgsqlCommand("SET synchronous_commit = on", connection))
+                await durable.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             await using var sourceConnection = await source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             NpgsqlTransaction? transaction = null;
             var changesInTransaction = 0;
@@ -45,14 +49,7 @@ internal sealed partial class WriterStage(
             {
                 await foreach (var batch in input.ReadAllAsync(cancellationToken).ConfigureAwait(false))
                 {
-                    if (transaction is null)
-                    {
-                        transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-                        // Invariant 2: the committer confirms this batch to the server once the commit
-                        // returns, so the commit must be durable then, whatever the server's default.
-                        await using var durable = new NpgsqlCommand("SET LOCAL synchronous_commit = on", connection);
-                        await durable.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-                    }
+                    transaction ??= await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
                     await WriteAsync(connection, sourceConnection, batch, cancellationToken).ConfigureAwait(false);
                     changesInTransaction += batch.Changes.Count;
                     if (!batch.EndsTransaction)
@@ -129,7 +126,7 @@ internal sealed partial class WriterStage(
                 failures.Add(new RuleFailure(key.TableName, key.RecordId, change.Operation, failure, Payload(change)));
                 continue;
             }
-            var desired = assignment is null || assignment.KeepExistingBuckets ? overlay.Current(key) : (IReadOnlyList<string>)assignment.Buckets.ToList();
+            var desired = assignment is null || assignment.KeepExistingBuckets ? overlay.Current(key) : (IReadOnlyList<string>)assignment.Buckets;
             overlay.Apply(key, change.Operation, desired, rows);
         }
 
