@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
@@ -11,46 +12,52 @@ namespace Synchro.Pipeline.Pipeline;
 public sealed class WalPipelineOptions
 {
     /// <summary>Connection string of the source database (the one with the publication and the slot).</summary>
-    public required string ConnectionString { get; init; }
+    public string ConnectionString { get; set; } = "";
 
     /// <summary>Connection string of the database holding the sidecar tables. Default: the source database.</summary>
-    public string? ChangelogConnectionString { get; init; }
+    public string? ChangelogConnectionString { get; set; }
 
     /// <summary>The logical replication slot (pgoutput). Lower-case letters, digits and underscores.</summary>
-    public required string SlotName { get; init; }
+    public string SlotName { get; set; } = "";
 
     /// <summary>The publication that covers the registered tables.</summary>
-    public required string PublicationName { get; init; }
+    public string PublicationName { get; set; } = "";
 
     /// <summary>Create the slot when it does not exist. Default true.</summary>
-    public bool CreateSlotIfMissing { get; init; } = true;
+    public bool CreateSlotIfMissing { get; set; } = true;
 
     /// <summary>The tables whose changes reach the changelog.</summary>
-    public required TableRegistry Tables { get; init; }
+    public TableRegistry Tables { get; set; } = new();
 
     /// <summary>Decides buckets. Default: <see cref="DefaultBucketAssigner"/> (owner/bucket column, then parent chain).</summary>
-    public IBucketAssigner? BucketAssigner { get; init; }
+    public IBucketAssigner? BucketAssigner { get; set; }
 
     /// <summary>A batch is cut at the first transaction end after this many changes (a larger transaction is written in chunks of this size). Default 10,000.</summary>
-    public int MaxBatchRows { get; init; } = 10_000;
+    public int MaxBatchRows { get; set; } = 10_000;
 
     /// <summary>A batch is cut at the first transaction end after this many bytes of pgoutput. Default 8 MiB.</summary>
-    public long MaxBatchBytes { get; init; } = 8 * 1024 * 1024;
+    public long MaxBatchBytes { get; set; } = 8 * 1024 * 1024;
 
     /// <summary>How long whole transactions may wait for more before their batch is written. Default 20 ms.</summary>
-    public TimeSpan BatchLinger { get; init; } = TimeSpan.FromMilliseconds(20);
+    public TimeSpan BatchLinger { get; set; } = TimeSpan.FromMilliseconds(20);
 
     /// <summary>WAL bytes buffered between the socket and the decoder before reading pauses. Default 16 MiB.</summary>
-    public long WalBufferBytes { get; init; } = 16 * 1024 * 1024;
+    public long WalBufferBytes { get; set; } = 16 * 1024 * 1024;
 
     /// <summary>How often a status update is sent to the server. Default 10 s (the reference's StandbyTimeout).</summary>
-    public TimeSpan StatusInterval { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan StatusInterval { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>The longest wait between reconnection attempts after a lost connection. Default 30 s.</summary>
-    public TimeSpan MaxReconnectDelay { get; init; } = TimeSpan.FromSeconds(30);
+    public TimeSpan MaxReconnectDelay { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>Logging. Default: none.</summary>
-    public ILoggerFactory LoggerFactory { get; init; } = NullLoggerFactory.Instance;
+    /// <summary>A batch that takes longer than this to write is logged as a warning. Default 5 s.</summary>
+    public TimeSpan SlowBatchThreshold { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Logging; categories <c>Synchro.Pipeline</c> (lifecycle) and <c>Synchro.Pipeline.Reader</c>, <c>.Decoder</c>, <c>.Writer</c>, <c>.Committer</c>. Default: none.</summary>
+    public ILoggerFactory LoggerFactory { get; set; } = NullLoggerFactory.Instance;
+
+    /// <summary>Creates the <c>Synchro.Pipeline</c> meter (the DI container's factory when hosted). Default: a meter of the pipeline's own.</summary>
+    public IMeterFactory? MeterFactory { get; set; }
 
     /// <summary>Checks every option.</summary>
     /// <exception cref="ArgumentException">An option is invalid; the message names it and says what is allowed.</exception>
@@ -60,9 +67,13 @@ public sealed class WalPipelineOptions
         CheckConnectionString(problems, nameof(ConnectionString), ConnectionString);
         if (ChangelogConnectionString is not null)
             CheckConnectionString(problems, nameof(ChangelogConnectionString), ChangelogConnectionString);
-        if (string.IsNullOrEmpty(SlotName) || SlotName.Length > 63 || !SlotName.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '_'))
+        if (string.IsNullOrEmpty(SlotName))
+            problems.Add($"{nameof(SlotName)} is required");
+        else if (SlotName.Length > 63 || !SlotName.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '_'))
             problems.Add($"{nameof(SlotName)} '{SlotName}' is not a valid replication slot name: use 1 to 63 lower-case letters, digits and underscores");
-        if (string.IsNullOrWhiteSpace(PublicationName) || PublicationName.Contains('\0', StringComparison.Ordinal))
+        if (string.IsNullOrWhiteSpace(PublicationName))
+            problems.Add($"{nameof(PublicationName)} is required");
+        else if (PublicationName.Contains('\0', StringComparison.Ordinal))
             problems.Add($"{nameof(PublicationName)} must name a publication");
         if (MaxBatchRows < 1)
             problems.Add($"{nameof(MaxBatchRows)} is {MaxBatchRows}; it must be at least 1");
@@ -74,6 +85,8 @@ public sealed class WalPipelineOptions
             problems.Add($"{nameof(WalBufferBytes)} is {WalBufferBytes}; it must be at least 65536");
         if (StatusInterval < TimeSpan.FromMilliseconds(100) || StatusInterval > TimeSpan.FromHours(1))
             problems.Add($"{nameof(StatusInterval)} is {StatusInterval}; it must be between 100 ms and 1 hour");
+        if (SlowBatchThreshold <= TimeSpan.Zero)
+            problems.Add($"{nameof(SlowBatchThreshold)} is {SlowBatchThreshold}; it must be positive");
         if (MaxReconnectDelay < TimeSpan.FromMilliseconds(100))
             problems.Add($"{nameof(MaxReconnectDelay)} is {MaxReconnectDelay}; it must be at least 100 ms");
         if (Tables is null)
