@@ -1,52 +1,212 @@
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using System.Threading.Channels;
+using Synchro.Pipeline.Pipeline;
+using Synchro.Pipeline.Protocol;
 
 namespace Synchro.Pipeline.Diagnostics;
 
-/// <summary>The pipeline's instruments on the <c>Synchro.Pipeline</c> meter.</summary>
+/// <summary>
+/// The pipeline's live figures and its instruments on the <c>Synchro.Pipeline</c> meter. Each figure
+/// has one writer stage; readers (observable instruments, <see cref="Snapshot"/>) may run on any thread.
+/// </summary>
+/// <remarks>
+/// Counts are observable instruments over fields the stages update once per frame or per batch, so
+/// the hot path pays a field write, not an instrument call. Histograms are recorded once per batch
+/// (latency once per source transaction).
+/// </remarks>
 internal sealed class PipelineMetrics : IDisposable
 {
     public const string MeterName = "Synchro.Pipeline";
 
+    private static readonly KeyValuePair<string, object?> s_batchesQueue = new("synchro.queue", "batches");
+    private static readonly KeyValuePair<string, object?> s_receiptsQueue = new("synchro.queue", "receipts");
+
     private readonly Meter _meter;
-    private readonly Counter<long> _batches;
-    private readonly Counter<long> _changes;
-    private readonly Counter<long> _transactions;
-    private readonly Counter<long> _changelogRows;
-    private readonly Counter<long> _ruleFailures;
+    private readonly bool _ownsMeter;
     private readonly Histogram<int> _batchSize;
+    private readonly Histogram<double> _batchDuration;
+    private readonly Histogram<double> _changelogLatency;
+
+    // Reader.
+    private long _bytesReceived;
+
+    // Decoder.
+    private long _bytesDecoded;
+    private long _serverWalEnd;
+    private long _changesDecoded;
+
+    // Writer.
+    private long _committedLsn;
+    private long _changesCommitted;
+    private long _transactions;
+    private long _batches;
+    private long _changelogRows;
+    private long _ruleFailures;
+    private long _writingSinceTicks;
+    private long _lastBatchTicks;
+
+    // Lifecycle.
+    private long _reconnects;
+    private volatile StateAndFailure _state = new(WalPipelineState.NotStarted, null);
+    private volatile ChannelReader<ChangeBatch>? _batchQueue;
+    private volatile ChannelReader<Lsn>? _receiptQueue;
 
     public PipelineMetrics(IMeterFactory? meterFactory = null)
     {
+        _ownsMeter = meterFactory is null;
         _meter = meterFactory?.Create(MeterName) ?? new Meter(MeterName);
-        _batches = _meter.CreateCounter<long>("synchro.pipeline.batches", "{batch}", "Batches committed to the changelog.");
-        _changes = _meter.CreateCounter<long>("synchro.pipeline.changes", "{change}", "Changes of registered tables committed to the changelog.");
-        _transactions = _meter.CreateCounter<long>("synchro.pipeline.transactions", "{transaction}", "Source transactions committed to the changelog.");
-        _changelogRows = _meter.CreateCounter<long>("synchro.pipeline.changelog_rows", "{row}", "Changelog rows written.");
-        _ruleFailures = _meter.CreateCounter<long>("synchro.pipeline.rule_failures", "{change}", "Changes whose bucket rule failed.");
-        _batchSize = _meter.CreateHistogram<int>("synchro.pipeline.batch_size", "{change}", "Changes per committed batch.");
+
+        _meter.CreateObservableCounter("synchro.pipeline.wal.received", () => Volatile.Read(ref _bytesReceived), "By", "pgoutput bytes received from the server.");
+        _meter.CreateObservableCounter("synchro.pipeline.changes.decoded", () => Volatile.Read(ref _changesDecoded), "{change}", "Changes of registered tables decoded.");
+        _meter.CreateObservableCounter("synchro.pipeline.changes.committed", () => Volatile.Read(ref _changesCommitted), "{change}", "Changes of registered tables committed to the changelog.");
+        _meter.CreateObservableCounter("synchro.pipeline.transactions", () => Volatile.Read(ref _transactions), "{transaction}", "Source transactions committed to the changelog.");
+        _meter.CreateObservableCounter("synchro.pipeline.batches", () => Volatile.Read(ref _batches), "{batch}", "Batches committed to the changelog.");
+        _meter.CreateObservableCounter("synchro.pipeline.changelog.rows", () => Volatile.Read(ref _changelogRows), "{row}", "Changelog rows written.");
+        _meter.CreateObservableCounter("synchro.pipeline.rule_failures", () => Volatile.Read(ref _ruleFailures), "{change}", "Changes whose bucket rule failed, recorded in sync_rule_failures.");
+        _meter.CreateObservableCounter("synchro.pipeline.reconnects", () => Volatile.Read(ref _reconnects), "{reconnect}", "Reconnections after a lost connection.");
+
+        _batchSize = _meter.CreateHistogram<int>("synchro.pipeline.batch.size", "{change}", "Changes per committed batch.");
+        _batchDuration = _meter.CreateHistogram<double>("synchro.pipeline.batch.duration", "s", "Time to write and commit one batch, from its first row to its commit.");
+        _changelogLatency = _meter.CreateHistogram<double>("synchro.pipeline.changelog.latency", "s", "From a source transaction's commit to the commit of its changelog rows.");
+
+        _meter.CreateObservableGauge("synchro.pipeline.replication.lag", () => LagBytes, "By", "WAL bytes between the server's WAL end and the last position committed to the changelog.");
+        _meter.CreateObservableGauge("synchro.pipeline.replication.lag_time", () => Lag(DateTime.UtcNow).TotalSeconds, "s", "Age of the oldest source transaction handed to the writer and not yet committed.");
+        _meter.CreateObservableGauge("synchro.pipeline.queue.depth", QueueDepths, "{item}", "Items waiting in the queues between stages (synchro.queue: batches = decoder to writer, receipts = writer to committer).");
+        _meter.CreateObservableGauge("synchro.pipeline.wal.buffered", () => BufferedBytes, "By", "WAL received and not yet decoded.");
     }
 
     /// <summary>Changes committed so far, for progress reports.</summary>
-    public long CommittedChanges => Interlocked.Read(ref _committedChanges);
+    public long CommittedChanges => Volatile.Read(ref _changesCommitted);
 
-    private long _committedChanges;
+    private long LagBytes => Math.Max(0, Volatile.Read(ref _serverWalEnd) - Volatile.Read(ref _committedLsn));
 
-    /// <summary>A database transaction committed <paramref name="changes"/> changes of <paramref name="transactions"/> source transactions.</summary>
-    public void BatchCommitted(int changes, int transactions)
+    private long BufferedBytes => Math.Max(0, Volatile.Read(ref _bytesReceived) - Volatile.Read(ref _bytesDecoded));
+
+    public void SetState(WalPipelineState state, Exception? failure = null) => _state = new(state, failure);
+
+    public void Reconnecting(Exception error)
     {
-        _batches.Add(1);
-        _changes.Add(changes);
-        _transactions.Add(transactions);
-        _batchSize.Record(changes);
-        Interlocked.Add(ref _committedChanges, changes);
+        Interlocked.Increment(ref _reconnects);
+        SetState(WalPipelineState.Reconnecting, error);
+    }
+
+    /// <summary>A run starts from <paramref name="position"/> with these queues between its stages.</summary>
+    public void RunStarted(Lsn position, ChannelReader<ChangeBatch> batches, ChannelReader<Lsn> receipts)
+    {
+        AdvanceCommitted(position);
+        Volatile.Write(ref _writingSinceTicks, 0);
+        // Bytes buffered by an earlier run were dropped with its pipe.
+        Volatile.Write(ref _bytesDecoded, Volatile.Read(ref _bytesReceived));
+        _batchQueue = batches;
+        _receiptQueue = receipts;
+        SetState(WalPipelineState.Running);
+    }
+
+    /// <summary>Reader: <paramref name="bytes"/> of frames went into the pipe.</summary>
+    public void Received(int bytes) => Interlocked.Add(ref _bytesReceived, bytes);
+
+    /// <summary>Decoder: a frame of <paramref name="bytes"/> was decoded; the server's WAL ended at <paramref name="serverWalEnd"/> when it was sent.</summary>
+    public void FrameDecoded(int bytes, Lsn serverWalEnd)
+    {
+        Volatile.Write(ref _bytesDecoded, _bytesDecoded + bytes);
+        if ((long)serverWalEnd.Value > _serverWalEnd)
+            Volatile.Write(ref _serverWalEnd, (long)serverWalEnd.Value);
+    }
+
+    /// <summary>Decoder: a batch went to the writer.</summary>
+    public void BatchDecoded(ChangeBatch batch) => Volatile.Write(ref _changesDecoded, _changesDecoded + batch.Changes.Count);
+
+    /// <summary>Writer: started on <paramref name="batch"/> (the first chunk of a database transaction sets the lag clock).</summary>
+    public void Writing(ChangeBatch batch)
+    {
+        if (batch.FirstCommitTime != default && Volatile.Read(ref _writingSinceTicks) == 0)
+            Volatile.Write(ref _writingSinceTicks, batch.FirstCommitTime.Ticks);
     }
 
     public void ChangelogRowsWritten(int rows, int failures)
     {
-        _changelogRows.Add(rows);
+        Volatile.Write(ref _changelogRows, _changelogRows + rows);
         if (failures > 0)
-            _ruleFailures.Add(failures);
+            Volatile.Write(ref _ruleFailures, _ruleFailures + failures);
     }
 
-    public void Dispose() => _meter.Dispose();
+    /// <summary>Writer: a database transaction of <paramref name="changes"/> changes committed, ending with <paramref name="last"/>.</summary>
+    public void BatchCommitted(int changes, ChangeBatch last, long startTimestamp)
+    {
+        var now = DateTime.UtcNow;
+        AdvanceCommitted(last.EndLsn);
+        Volatile.Write(ref _writingSinceTicks, 0);
+        Volatile.Write(ref _lastBatchTicks, now.Ticks);
+        // A heartbeat's empty batch moves the position and nothing else.
+        if (changes == 0 && last.Transactions == 0)
+            return;
+
+        Volatile.Write(ref _changesCommitted, _changesCommitted + changes);
+        Volatile.Write(ref _transactions, _transactions + last.Transactions);
+        Volatile.Write(ref _batches, _batches + 1);
+        _batchSize.Record(changes);
+        _batchDuration.Record(Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds);
+        if (_changelogLatency.Enabled)
+        {
+            foreach (var commitTime in last.CommitTimes)
+                _changelogLatency.Record(Math.Max(0, (now - commitTime).TotalSeconds));
+        }
+    }
+
+    public WalPipelineStatus Snapshot()
+    {
+        var now = DateTime.UtcNow;
+        var state = _state;
+        var lastBatch = Volatile.Read(ref _lastBatchTicks);
+        return new WalPipelineStatus
+        {
+            State = state.State,
+            Failure = state.Failure,
+            CommittedLsn = new Lsn((ulong)Volatile.Read(ref _committedLsn)),
+            ServerWalEnd = new Lsn((ulong)Volatile.Read(ref _serverWalEnd)),
+            LagBytes = LagBytes,
+            Lag = Lag(now),
+            BytesReceived = Volatile.Read(ref _bytesReceived),
+            BufferedBytes = BufferedBytes,
+            ChangesDecoded = Volatile.Read(ref _changesDecoded),
+            ChangesCommitted = Volatile.Read(ref _changesCommitted),
+            Transactions = Volatile.Read(ref _transactions),
+            Batches = Volatile.Read(ref _batches),
+            ChangelogRows = Volatile.Read(ref _changelogRows),
+            RuleFailures = Volatile.Read(ref _ruleFailures),
+            Reconnects = Volatile.Read(ref _reconnects),
+            LastBatchAt = lastBatch == 0 ? null : new DateTimeOffset(lastBatch, TimeSpan.Zero),
+        };
+    }
+
+    private TimeSpan Lag(DateTime now)
+    {
+        var since = Volatile.Read(ref _writingSinceTicks);
+        if (since == 0 && _batchQueue is { } queue && queue.TryPeek(out var next) && next.FirstCommitTime != default)
+            since = next.FirstCommitTime.Ticks;
+        return since == 0 ? TimeSpan.Zero : TimeSpan.FromTicks(Math.Max(0, now.Ticks - since));
+    }
+
+    private void AdvanceCommitted(Lsn position)
+    {
+        if ((long)position.Value > Volatile.Read(ref _committedLsn))
+            Volatile.Write(ref _committedLsn, (long)position.Value);
+    }
+
+    private IEnumerable<Measurement<int>> QueueDepths()
+    {
+        if (_batchQueue is { CanCount: true } batches)
+            yield return new Measurement<int>(batches.Count, s_batchesQueue);
+        if (_receiptQueue is { CanCount: true } receipts)
+            yield return new Measurement<int>(receipts.Count, s_receiptsQueue);
+    }
+
+    public void Dispose()
+    {
+        if (_ownsMeter)
+            _meter.Dispose();
+    }
+
+    private sealed record StateAndFailure(WalPipelineState State, Exception? Failure);
 }

@@ -24,6 +24,12 @@ internal sealed class ChangeBatch
     /// <summary>Source transactions completed in this batch.</summary>
     public int Transactions { get; set; }
 
+    /// <summary>Source commit time of the first transaction with a part in this batch; default for a heartbeat's empty batch.</summary>
+    public DateTime FirstCommitTime { get; set; }
+
+    /// <summary>Source commit times of the transactions completed in this batch, for the latency histogram.</summary>
+    public List<DateTime> CommitTimes { get; } = [];
+
     /// <summary>Approximate pgoutput bytes of the changes, for the byte limit.</summary>
     public long Bytes { get; set; }
 }

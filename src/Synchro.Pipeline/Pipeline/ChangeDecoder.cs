@@ -33,6 +33,7 @@ internal sealed partial class ChangeDecoder
     private readonly Queue<ChangeBatch> _ready = new();
     private bool _inTransaction;
     private bool _skipTransaction;
+    private DateTime _commitTime;
 
     public ChangeDecoder(TableRegistry registry, BatchLimits limits, Lsn resumeAfter, ILogger logger)
     {
@@ -67,6 +68,9 @@ internal sealed partial class ChangeDecoder
         // Invariant 1: the persisted position is the end of the last applied transaction, so a
         // transaction whose commit record lies before it was applied already.
         _skipTransaction = message.FinalLsn < _resumeAfter;
+        _commitTime = message.CommitTime;
+        if (!_skipTransaction && _batch.FirstCommitTime == default)
+            _batch.FirstCommitTime = _commitTime;
     }
 
     internal void OnCommit(in CommitMessage message)
@@ -76,6 +80,7 @@ internal sealed partial class ChangeDecoder
             return;
         _batch.EndLsn = message.EndLsn;
         _batch.Transactions++;
+        _batch.CommitTimes.Add(_commitTime);
         _batch.EndsTransaction = true;
         if (_batch.Changes.Count >= _limits.MaxRows || _batch.Bytes >= _limits.MaxBytes)
             Cut();
@@ -165,7 +170,8 @@ internal sealed partial class ChangeDecoder
     private void Cut()
     {
         _ready.Enqueue(_batch);
-        _batch = new ChangeBatch();
+        // A chunk's successor continues the same transaction.
+        _batch = new ChangeBatch { FirstCommitTime = _inTransaction ? _commitTime : default };
     }
 
     private RelationMapping? Map(RelationInfo relation)

@@ -1,5 +1,6 @@
 using System.IO.Pipelines;
 using System.Threading.Channels;
+using Synchro.Pipeline.Diagnostics;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Protocol.Messages;
 
@@ -9,7 +10,7 @@ namespace Synchro.Pipeline.Pipeline;
 /// The decoder stage: reads WAL frames from the reader's pipe, parses them, and writes batches
 /// of registered-table changes to the writer's channel.
 /// </summary>
-internal sealed class DecoderStage(PipeReader input, ChannelWriter<ChangeBatch> output, PgOutputParser parser, ChangeDecoder decoder, TimeSpan linger)
+internal sealed class DecoderStage(PipeReader input, ChannelWriter<ChangeBatch> output, PgOutputParser parser, ChangeDecoder decoder, TimeSpan linger, PipelineMetrics metrics)
 {
     public async Task RunAsync(CancellationToken cancellationToken)
     {
@@ -28,7 +29,7 @@ internal sealed class DecoderStage(PipeReader input, ChannelWriter<ChangeBatch> 
                     lingering = false;
                     // The linger time passed with no more input: send what is whole.
                     if (decoder.TryCutAtIdle(out var idleBatch))
-                        await output.WriteAsync(idleBatch, cancellationToken).ConfigureAwait(false);
+                        await SendAsync(idleBatch, cancellationToken).ConfigureAwait(false);
                     continue;
                 }
 
@@ -39,7 +40,7 @@ internal sealed class DecoderStage(PipeReader input, ChannelWriter<ChangeBatch> 
                     {
                         Parse(frame);
                         while (decoder.TryTakeReady(out var batch))
-                            await output.WriteAsync(batch, cancellationToken).ConfigureAwait(false);
+                            await SendAsync(batch, cancellationToken).ConfigureAwait(false);
                     }
                 }
                 finally
@@ -52,7 +53,7 @@ internal sealed class DecoderStage(PipeReader input, ChannelWriter<ChangeBatch> 
                     if (!buffer.IsEmpty)
                         throw new PgOutputProtocolException($"the replication stream ended inside a frame ({buffer.Length} bytes left over)", messageKind: 0, offset: 0);
                     if (decoder.TryCutAtIdle(out var lastBatch))
-                        await output.WriteAsync(lastBatch, cancellationToken).ConfigureAwait(false);
+                        await SendAsync(lastBatch, cancellationToken).ConfigureAwait(false);
                     return;
                 }
 
@@ -79,6 +80,13 @@ internal sealed class DecoderStage(PipeReader input, ChannelWriter<ChangeBatch> 
     {
         var handler = new Handler(decoder, frame.Payload.Length);
         parser.Parse(frame.Payload, frame.WalStart, ref handler);
+        metrics.FrameDecoded(WalFrame.HeaderLength + frame.Payload.Length, frame.WalEnd);
+    }
+
+    private ValueTask SendAsync(ChangeBatch batch, CancellationToken cancellationToken)
+    {
+        metrics.BatchDecoded(batch);
+        return output.WriteAsync(batch, cancellationToken);
     }
 
     /// <summary>Forwards the messages the decoder needs; a struct so the parser's calls are direct.</summary>

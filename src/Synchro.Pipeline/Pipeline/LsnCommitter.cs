@@ -1,4 +1,5 @@
 using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
 using Npgsql;
 using Npgsql.Replication;
 using Synchro.Pipeline.Protocol;
@@ -16,7 +17,7 @@ namespace Synchro.Pipeline.Pipeline;
 /// it into an empty batch, so an idle slot (or one that only sees WAL of unpublished tables, such as
 /// the changelog's own writes) still advances.
 /// </remarks>
-internal sealed class LsnCommitter(ChannelReader<Lsn> committed, ReplicationConnection connection, NpgsqlDataSource source, TimeSpan idleInterval)
+internal sealed partial class LsnCommitter(ChannelReader<Lsn> committed, ReplicationConnection connection, NpgsqlDataSource source, TimeSpan idleInterval, ILogger logger)
 {
     public const string HeartbeatPrefix = "synchro.heartbeat";
 
@@ -43,6 +44,7 @@ internal sealed class LsnCommitter(ChannelReader<Lsn> committed, ReplicationConn
                 newest = Lsn.Max(newest, lsn);
             connection.SetReplicationStatus(newest);
             await connection.SendStatusUpdate(cancellationToken).ConfigureAwait(false);
+            LogConfirmed(logger, newest);
         }
     }
 
@@ -50,5 +52,12 @@ internal sealed class LsnCommitter(ChannelReader<Lsn> committed, ReplicationConn
     {
         await using var command = source.CreateCommand($"SELECT pg_logical_emit_message(false, '{HeartbeatPrefix}', '')");
         await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        LogHeartbeat(logger, idleInterval.TotalSeconds);
     }
+
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Debug, Message = "Confirmed position {Position} to the server")]
+    private static partial void LogConfirmed(ILogger logger, Lsn position);
+
+    [LoggerMessage(EventId = 4002, Level = LogLevel.Debug, Message = "Nothing committed for {Seconds} s: wrote a heartbeat message into the WAL")]
+    private static partial void LogHeartbeat(ILogger logger, double seconds);
 }

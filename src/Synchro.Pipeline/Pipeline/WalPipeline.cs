@@ -36,7 +36,8 @@ public sealed partial class WalPipeline : IAsyncDisposable
     private readonly NpgsqlDataSource _source;
     private readonly NpgsqlDataSource _changelog;
     private readonly IBucketAssigner _assigner;
-    private readonly PipelineMetrics _metrics = new();
+    private readonly PipelineMetrics _metrics;
+    private int _running;
 
     /// <summary>Creates a pipeline; nothing connects until <see cref="RunAsync"/>.</summary>
     /// <exception cref="ArgumentException">An option is invalid (the message names it).</exception>
@@ -45,14 +46,21 @@ public sealed partial class WalPipeline : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         _options = options;
-        _logger = options.LoggerFactory.CreateLogger("Synchro.Pipeline");
+        _logger = options.LoggerFactory.CreateLogger(LogCategory);
+        _metrics = new PipelineMetrics(options.MeterFactory);
         _source = new NpgsqlDataSourceBuilder(options.ConnectionString).UseLoggerFactory(options.LoggerFactory).Build();
         _changelog = new NpgsqlDataSourceBuilder(options.ChangelogConnectionString ?? options.ConnectionString).UseLoggerFactory(options.LoggerFactory).Build();
         _assigner = options.BucketAssigner ?? new DefaultBucketAssigner();
     }
 
+    /// <summary>The lifecycle log category; each stage logs under it with a suffix (<c>.Reader</c>, <c>.Decoder</c>, <c>.Writer</c>, <c>.Committer</c>).</summary>
+    public const string LogCategory = "Synchro.Pipeline";
+
     /// <summary>Changes committed to the changelog since this instance was created.</summary>
     public long CommittedChanges => _metrics.CommittedChanges;
+
+    /// <summary>A snapshot of the pipeline's state, position, lag and counts; cheap, callable from any thread.</summary>
+    public WalPipelineStatus GetStatus() => _metrics.Snapshot();
 
     /// <summary>
     /// Checks the configuration, migrates the sidecar tables, creates the slot if allowed, then
@@ -61,8 +69,26 @@ public sealed partial class WalPipeline : IAsyncDisposable
     /// <returns>A task that completes after a clean shutdown (an unfinished batch is rolled back, never half-written).</returns>
     /// <exception cref="WalPipelineConfigurationException">The database is not set up for this pipeline; the message says what to change.</exception>
     /// <exception cref="WalPipelineException">A fatal error: dropped slot, undecodable stream, failed write; the message says what to do.</exception>
+    /// <exception cref="InvalidOperationException"><see cref="RunAsync"/> is already running on this instance.</exception>
     public async Task RunAsync(CancellationToken cancellationToken = default)
     {
+        if (Interlocked.Exchange(ref _running, 1) == 1)
+            throw new InvalidOperationException("This pipeline is already running; one RunAsync at a time per instance.");
+        try
+        {
+            await RunCoreAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            Volatile.Write(ref _running, 0);
+        }
+    }
+
+    private async Task RunCoreAsync(CancellationToken cancellationToken)
+    {
+        _metrics.SetState(WalPipelineState.Starting);
+        var source = new NpgsqlConnectionStringBuilder(_options.ConnectionString);
+        LogStarting(_logger, _options.SlotName, _options.PublicationName, _options.Tables.Count, source.Host, source.Port, source.Database, source.Username);
         try
         {
             await PrepareAsync(cancellationToken).ConfigureAwait(false);
@@ -79,6 +105,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
                 {
                     if (_metrics.CommittedChanges != before)
                         delay = s_firstReconnectDelay;
+                    _metrics.Reconnecting(e);
                     LogReconnecting(_logger, e, delay.TotalMilliseconds, e.Message);
                     await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
                     delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _options.MaxReconnectDelay.Ticks));
@@ -87,12 +114,22 @@ public sealed partial class WalPipeline : IAsyncDisposable
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
+            _metrics.SetState(WalPipelineState.Stopped);
             LogStopped(_logger, _options.SlotName);
         }
-        catch (Exception e) when (e is not (WalPipelineConfigurationException or WalPipelineException))
+        catch (WalPipelineConfigurationException e)
+        {
+            _metrics.SetState(WalPipelineState.Failed, e);
+            LogConfigurationError(_logger, e, e.Message);
+            throw;
+        }
+        catch (Exception e)
         {
             var fatal = Describe(e);
+            _metrics.SetState(WalPipelineState.Failed, fatal);
             LogFatal(_logger, fatal, fatal.Message);
+            if (ReferenceEquals(fatal, e))
+                throw;
             throw fatal;
         }
     }
@@ -139,11 +176,13 @@ public sealed partial class WalPipeline : IAsyncDisposable
         var committed = Channel.CreateBounded<Lsn>(StageChannels.Receipts(BatchQueueCapacity + 1));
 
         var parser = new PgOutputParser(new PgOutputOptions(protocolVersion: 1, messages: true));
-        var decoder = new ChangeDecoder(_options.Tables, new BatchLimits(_options.MaxBatchRows, _options.MaxBatchBytes), position, _logger);
-        var reader = new ReaderStage(replication, _options.SlotName, position, PluginOptions(), pipe.Writer);
-        var decoding = new DecoderStage(pipe.Reader, batches.Writer, parser, decoder, _options.BatchLinger);
-        var writer = new WriterStage(batches.Reader, committed.Writer, _changelog, _source, _options.SlotName, _options.Tables, _assigner, _metrics, _logger);
-        var committer = new LsnCommitter(committed.Reader, replication, _source, _options.StatusInterval);
+        var loggers = _options.LoggerFactory;
+        var decoder = new ChangeDecoder(_options.Tables, new BatchLimits(_options.MaxBatchRows, _options.MaxBatchBytes), position, loggers.CreateLogger(LogCategory + ".Decoder"));
+        var reader = new ReaderStage(replication, _options.SlotName, position, PluginOptions(), pipe.Writer, _metrics);
+        var decoding = new DecoderStage(pipe.Reader, batches.Writer, parser, decoder, _options.BatchLinger, _metrics);
+        var writer = new WriterStage(batches.Reader, committed.Writer, _changelog, _source, _options.SlotName, _options.Tables, _assigner, _metrics, _options.SlowBatchThreshold, loggers.CreateLogger(LogCategory + ".Writer"));
+        var committer = new LsnCommitter(committed.Reader, replication, _source, _options.StatusInterval, loggers.CreateLogger(LogCategory + ".Committer"));
+        _metrics.RunStarted(position, batches.Reader, committed.Reader);
 
         var stages = new StageGroup(run);
         stages.Start(reader.RunAsync);
@@ -194,6 +233,12 @@ public sealed partial class WalPipeline : IAsyncDisposable
         await _changelog.DisposeAsync().ConfigureAwait(false);
         _metrics.Dispose();
     }
+
+    [LoggerMessage(EventId = 1000, Level = LogLevel.Information, Message = "Starting: slot {Slot}, publication {Publication}, {Tables} registered table(s), source {Host}:{Port}/{Database} as {User}")]
+    private static partial void LogStarting(ILogger logger, string slot, string publication, int tables, string? host, int port, string? database, string? user);
+
+    [LoggerMessage(EventId = 1007, Level = LogLevel.Critical, Message = "The database is not set up for this pipeline: {Problems}")]
+    private static partial void LogConfigurationError(ILogger logger, Exception error, string problems);
 
     [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Replicating from slot {Slot} after position {Position}")]
     private static partial void LogStarted(ILogger logger, string slot, string position);

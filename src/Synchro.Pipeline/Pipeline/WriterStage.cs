@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
@@ -30,6 +31,7 @@ internal sealed partial class WriterStage(
     TableRegistry registry,
     IBucketAssigner assigner,
     PipelineMetrics metrics,
+    TimeSpan slowBatchThreshold,
     ILogger logger)
 {
     public async Task RunAsync(CancellationToken cancellationToken)
@@ -45,11 +47,17 @@ internal sealed partial class WriterStage(
             await using var sourceConnection = await source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             NpgsqlTransaction? transaction = null;
             var changesInTransaction = 0;
+            var started = 0L;
             try
             {
                 await foreach (var batch in input.ReadAllAsync(cancellationToken).ConfigureAwait(false))
                 {
-                    transaction ??= await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                    metrics.Writing(batch);
+                    if (transaction is null)
+                    {
+                        started = Stopwatch.GetTimestamp();
+                        transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                    }
                     await WriteAsync(connection, sourceConnection, batch, cancellationToken).ConfigureAwait(false);
                     changesInTransaction += batch.Changes.Count;
                     if (!batch.EndsTransaction)
@@ -59,7 +67,10 @@ internal sealed partial class WriterStage(
                     await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
                     await transaction.DisposeAsync().ConfigureAwait(false);
                     transaction = null;
-                    metrics.BatchCommitted(changesInTransaction, batch.Transactions);
+                    metrics.BatchCommitted(changesInTransaction, batch, started);
+                    var elapsed = Stopwatch.GetElapsedTime(started);
+                    if (elapsed > slowBatchThreshold)
+                        LogSlowBatch(logger, changesInTransaction, batch.Transactions, elapsed.TotalSeconds, slowBatchThreshold.TotalSeconds);
                     changesInTransaction = 0;
                     await committed.WriteAsync(batch.EndLsn, cancellationToken).ConfigureAwait(false);
                 }
@@ -158,4 +169,9 @@ internal sealed partial class WriterStage(
     [LoggerMessage(EventId = 3001, Level = LogLevel.Warning,
         Message = "{Count} change(s) of this batch failed their bucket rule and were recorded in sync_rule_failures instead of the changelog; first: {Table} {RecordId}: {Error}")]
     private static partial void LogRuleFailures(ILogger logger, int count, string table, string recordId, string error);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Warning,
+        Message = "A batch of {Changes} change(s) in {Transactions} source transaction(s) took {Seconds:F1} s to write (threshold {Threshold:F1} s). "
+            + "The changelog database is slow or contended: check its load, locks on the sidecar tables, and index bloat; the lag grows while this lasts.")]
+    private static partial void LogSlowBatch(ILogger logger, int changes, int transactions, double seconds, double threshold);
 }

@@ -1,6 +1,7 @@
 using System.IO.Pipelines;
 using Npgsql.Replication;
 using Npgsql.Replication.Internal;
+using Synchro.Pipeline.Diagnostics;
 using Synchro.Pipeline.Protocol;
 
 namespace Synchro.Pipeline.Replication;
@@ -13,7 +14,7 @@ namespace Synchro.Pipeline.Replication;
 /// The pipe's pause threshold is the WAL memory budget: when the decoder falls behind, flushes wait,
 /// the socket is not read, and the server's sender blocks — backpressure all the way to the server.
 /// </remarks>
-internal sealed class ReaderStage(LogicalReplicationConnection connection, string slotName, Lsn start, IReadOnlyList<KeyValuePair<string, string?>> pluginOptions, PipeWriter output)
+internal sealed class ReaderStage(LogicalReplicationConnection connection, string slotName, Lsn start, IReadOnlyList<KeyValuePair<string, string?>> pluginOptions, PipeWriter output, PipelineMetrics metrics)
 {
     // Flush at least this often inside a long transaction so the decoder keeps working.
     private const int FlushEveryBytes = 64 * 1024;
@@ -38,6 +39,7 @@ internal sealed class ReaderStage(LogicalReplicationConnection connection, strin
 
                 if (boundary || unflushed >= FlushEveryBytes)
                 {
+                    metrics.Received(unflushed);
                     unflushed = 0;
                     var flush = await output.FlushAsync(cancellationToken).ConfigureAwait(false);
                     if (flush.IsCompleted)
