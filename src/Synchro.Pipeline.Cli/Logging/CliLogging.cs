@@ -9,6 +9,9 @@ namespace Synchro.Pipeline.Cli.Logging;
 /// <summary>The <c>--log-level</c> and <c>--log-format</c> flags and the console logging they set up: everything to standard error.</summary>
 internal sealed class CliLogging
 {
+    // Npgsql logs every command it executes at Information; below Debug only its warnings and errors are the operator's business.
+    private const string NpgsqlCategory = "Npgsql";
+
     // UTC and sortable, the same in both formats.
     private const string TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ ";
 
@@ -38,6 +41,8 @@ internal sealed class CliLogging
         return LoggerFactory.Create(builder =>
         {
             builder.SetMinimumLevel(level);
+            if (level > LogLevel.Debug)
+                builder.AddFilter(NpgsqlCategory, LogLevel.Warning);
             builder.AddConsole(options => options.LogToStandardErrorThreshold = LogLevel.Trace);
             if (format == LogFormat.Json)
             {

@@ -79,7 +79,18 @@ internal static class StatusView
 
     private static string Count(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
 
-    private static string Time(DateTimeOffset? at) => at is { } time ? time.ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture) : "-";
+    private static string Time(DateTimeOffset? at) => at is { } time
+        ? time.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture) + $" ({Age(DateTimeOffset.UtcNow - time)})"
+        : "-";
+
+    private static string Age(TimeSpan age) => age switch
+    {
+        { TotalSeconds: < 1 } => "just now",
+        { TotalMinutes: < 2 } => $"{(int)age.TotalSeconds} s ago",
+        { TotalHours: < 2 } => $"{(int)age.TotalMinutes} min ago",
+        { TotalDays: < 2 } => $"{(int)age.TotalHours} h ago",
+        _ => $"{(int)age.TotalDays} days ago",
+    };
 
     private static string Bytes(long bytes) => bytes switch
     {

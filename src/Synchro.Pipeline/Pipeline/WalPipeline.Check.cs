@@ -55,7 +55,7 @@ public sealed partial class WalPipeline
         {
             var missing = await MissingSidecarTablesAsync(changelog, cancellationToken).ConfigureAwait(false);
             if (missing.Count > 0)
-                warnings.Add($"The sidecar table(s) {string.Join(", ", missing)} do not exist yet in the changelog database; the pipeline creates them at start (or run the migration, ChangelogSchema.EnsureAsync, beforehand).");
+                warnings.Add($"The sidecar table(s) {string.Join(", ", missing)} do not exist yet in the changelog database; the pipeline creates them at start; to create them beforehand, run ChangelogSchema.EnsureAsync (synchro-pipeline migrate).");
         }
         return warnings;
     }

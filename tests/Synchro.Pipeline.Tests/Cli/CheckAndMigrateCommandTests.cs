@@ -12,7 +12,7 @@ public sealed class CheckAndMigrateCommandTests(PostgresServerFixture postgres)
     public async Task Check_reports_a_missing_publication_with_exit_code_3_then_OK_once_it_exists()
     {
         var connectionString = await postgres.CreateDatabaseAsync("cli_check");
-        await Sql.ExecuteAsync(connectionString, "CREATE TABLE orders (id int PRIMARY KEY, user_id text)");
+        await Sql.ExecuteAsync(connectionString, "CREATE TABLE orders (id int PRIMARY KEY, user_id text, deleted_at timestamptz)");
         string[] arguments = ["check", "--connection", connectionString, "--slot", "slot_cli_check", "--publication", "cli_pub"];
         using var directory = new WorkingDirectory();
         directory.WriteFile("""{ "Synchro": { "Tables": { "orders": { "OwnerColumn": "user_id" } } } }""");
@@ -23,8 +23,8 @@ public sealed class CheckAndMigrateCommandTests(PostgresServerFixture postgres)
 
         Assert.True(missing.ExitCode == Configuration, missing.ToString());
         Assert.StartsWith("NOT READY: slot slot_cli_check, publication cli_pub, 1 table(s) on 127.0.0.1:", missing.Output, StringComparison.Ordinal);
-        Assert.Contains("Publication cli_pub does not exist", missing.Output, StringComparison.Ordinal);
-        Assert.Contains("CREATE PUBLICATION cli_pub FOR", missing.Output, StringComparison.Ordinal);
+        Assert.Contains("Publication \"cli_pub\" does not exist", missing.Output, StringComparison.Ordinal);
+        Assert.Contains("CREATE PUBLICATION \"cli_pub\" FOR", missing.Output, StringComparison.Ordinal);
 
         Assert.True(ready.ExitCode == 0, ready.ToString());
         Assert.StartsWith("OK: slot slot_cli_check, publication cli_pub", ready.Output, StringComparison.Ordinal);
