@@ -26,9 +26,10 @@ internal static class ReadmeSample
         builder.Services.Configure<WalPipelineHealthCheckOptions>(health => health.MaxLag = TimeSpan.FromMinutes(1));
 
         using var host = builder.Build();
+        var pipeline = host.Services.GetRequiredService<WalPipeline>();
         await host.RunAsync();
         // A fatal pipeline error stops the host, but .NET 10's RunAsync returns normally: say so in the exit code.
-        return host.Services.GetRequiredService<WalPipeline>().GetStatus().State == WalPipelineState.Failed ? 1 : 0;
+        return pipeline.GetStatus().State == WalPipelineState.Failed ? 1 : 0;
         // --- README sample ends ---
     }
 }
