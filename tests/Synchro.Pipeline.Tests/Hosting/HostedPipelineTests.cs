@@ -5,6 +5,8 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
+using Npgsql.Replication;
+using Npgsql.Replication.PgOutput;
 using Synchro.Pipeline.Buckets;
 using Synchro.Pipeline.Hosting;
 using Synchro.Pipeline.Pipeline;
@@ -93,6 +95,29 @@ public sealed class HostedPipelineTests(PostgresServerFixture postgres)
     }
 
     [Fact]
+    public async Task A_lost_connection_is_degraded_until_the_pipeline_is_back()
+    {
+        await using var harness = await PipelineHarness.CreateAsync(postgres, "hosted_reconnect");
+        using var host = HostBuilder(harness, new RecordingLoggerFactory()).Build();
+        await host.StartAsync();
+        await WaitForHealthAsync(host, HealthStatus.Healthy);
+
+        await using (await SlotHolder.TakeAsync(harness))
+        {
+            // The pipeline lost its walsender, then keeps retrying against a slot in use elsewhere.
+            var health = await WaitForHealthAsync(host, HealthStatus.Degraded, h => h.Exception is PostgresException { SqlState: PostgresErrorCodes.ObjectInUse });
+            Assert.Equal("Reconnecting", health.Data["state"]);
+            Assert.StartsWith("The pipeline lost its connection and is reconnecting", health.Description, StringComparison.Ordinal);
+        }
+
+        var back = await WaitForHealthAsync(host, HealthStatus.Healthy);
+        Assert.True((long)back.Data["reconnects"] >= 1);
+        await harness.ExecuteAsync("INSERT INTO categories VALUES (1, 'a')");
+        Assert.Equal(["global categories 1 1"], await harness.WaitForChangelogAsync(1));
+        await host.StopAsync();
+    }
+
+    [Fact]
     public async Task A_dropped_slot_makes_the_check_unhealthy_and_stops_the_host()
     {
         await using var harness = await PipelineHarness.CreateAsync(postgres, "hosted_fatal");
@@ -177,16 +202,16 @@ public sealed class HostedPipelineTests(PostgresServerFixture postgres)
         return Assert.Single(report.Entries, e => e.Key == WalPipelineHealthCheckOptions.CheckName).Value;
     }
 
-    private static async Task<HealthReportEntry> WaitForHealthAsync(IHost host, HealthStatus expected)
+    private static async Task<HealthReportEntry> WaitForHealthAsync(IHost host, HealthStatus expected, Func<HealthReportEntry, bool>? also = null)
     {
         var deadline = DateTime.UtcNow + s_timeout;
         while (true)
         {
             var health = await CheckAsync(host);
-            if (health.Status == expected)
+            if (health.Status == expected && (also?.Invoke(health) ?? true))
                 return health;
             if (DateTime.UtcNow > deadline)
-                throw new TimeoutException($"Health stayed {health.Status} ({health.Description}), expected {expected}.");
+                throw new TimeoutException($"Health is {health.Status} ({health.Description}), expected {expected}.");
             await Task.Delay(20);
         }
     }
@@ -214,6 +239,67 @@ public sealed class HostedPipelineTests(PostgresServerFixture postgres)
             if (DateTime.UtcNow > deadline)
                 throw new TimeoutException($"Condition not met in {s_timeout.TotalSeconds} s.");
             await Task.Delay(20);
+        }
+    }
+
+    /// <summary>Takes the slot from the pipeline: ends its walsender and streams the slot from another connection until disposed.</summary>
+    private sealed class SlotHolder : IAsyncDisposable
+    {
+        private const string ApplicationName = "synchro-slot-holder";
+
+        private readonly LogicalReplicationConnection _connection;
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Task _streaming;
+
+        private SlotHolder(LogicalReplicationConnection connection, string slot)
+        {
+            _connection = connection;
+            var stream = connection.StartReplication(new PgOutputReplicationSlot(slot), new PgOutputReplicationOptions(PipelineHarness.Publication, PgOutputProtocolVersion.V1), _stop.Token);
+            _streaming = Task.Run(async () =>
+            {
+                await foreach (var _ in stream)
+                {
+                }
+            });
+        }
+
+        public static async Task<SlotHolder> TakeAsync(PipelineHarness harness)
+        {
+            var deadline = DateTime.UtcNow + s_timeout;
+            while (true)
+            {
+                await harness.ExecuteAsync($"SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '{harness.Slot}'");
+                var connection = new LogicalReplicationConnection(harness.ConnectionString + ";Application Name=" + ApplicationName);
+                await connection.Open();
+                var holder = new SlotHolder(connection, harness.Slot);
+                // The pipeline reconnects within its first backoff (200 ms); whoever gets the slot first keeps it.
+                while (!holder._streaming.IsCompleted && DateTime.UtcNow < deadline)
+                {
+                    if (await harness.ScalarAsync<bool>($"""
+                        SELECT EXISTS (SELECT FROM pg_replication_slots s JOIN pg_stat_activity a ON a.pid = s.active_pid
+                                       WHERE s.slot_name = '{harness.Slot}' AND a.application_name = '{ApplicationName}')
+                        """))
+                        return holder;
+                    await Task.Delay(20);
+                }
+                await holder.DisposeAsync();
+                if (DateTime.UtcNow > deadline)
+                    throw new TimeoutException($"Could not take slot {harness.Slot} from the pipeline.");
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync();
+            try
+            {
+                await _streaming;
+            }
+            catch (Exception e) when (e is OperationCanceledException or PostgresException or NpgsqlException)
+            {
+            }
+            await _connection.DisposeAsync();
+            _stop.Dispose();
         }
     }
 
