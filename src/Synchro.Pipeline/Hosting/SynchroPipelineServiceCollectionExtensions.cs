@@ -17,7 +17,7 @@ public static class SynchroPipelineServiceCollectionExtensions
     /// health check.
     /// </summary>
     /// <param name="services">The container.</param>
-    /// <param name="configure">Sets the pipeline's options; runs once, when the pipeline is first resolved.</param>
+    /// <param name="configure">Sets the pipeline's options; runs once, when they are first needed (the host's start-up validation).</param>
     /// <returns>The options builder, to chain more configuration (<c>Configure&lt;TDep&gt;</c>, <c>PostConfigure</c>, <c>Validate</c>).</returns>
     /// <remarks>
     /// <para>
