@@ -1,3 +1,5 @@
+using System.Text.Json;
+
 namespace Synchro.Pipeline.Tests.Cli;
 
 /// <summary>
@@ -106,5 +108,20 @@ public sealed class CliSettingsTests
         Assert.Contains("the database cannot be reached", result.Error, StringComparison.Ordinal);
         Assert.Contains("127.0.0.1:1", result.Error, StringComparison.Ordinal);
         Assert.DoesNotContain("hunter2", result.Error + result.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Json_log_format_writes_one_JSON_object_per_log_line_to_standard_error()
+    {
+        using var directory = new WorkingDirectory();
+        directory.WriteFile($$"""{ "Synchro": { "PublicationName": "p", {{ValidTables}} } }""");
+
+        var result = await CliProcess.RunInAsync(directory.Path, null, "run", "--log-format", "json", "--connection", Unreachable, "--slot", "s");
+
+        Assert.True(result.ExitCode == Unavailable, result.ToString());
+        var events = result.Error.Split('\n').Where(line => line.StartsWith('{')).Select(line => JsonDocument.Parse(line).RootElement).ToList();
+        Assert.Contains(events, e => e.GetProperty("Category").GetString() == "Synchro.Pipeline" && e.GetProperty("EventId").GetInt32() == 1000);
+        Assert.All(events, e => Assert.True(e.TryGetProperty("Timestamp", out _)));
+        Assert.DoesNotContain("hunter2", result.Error, StringComparison.Ordinal);
     }
 }
