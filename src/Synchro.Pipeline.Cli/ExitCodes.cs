@@ -3,7 +3,7 @@ namespace Synchro.Pipeline.Cli;
 /// <summary>The process exit codes every command uses (documented in README).</summary>
 internal static class ExitCodes
 {
-    /// <summary>Finished, or stopped cleanly on Ctrl+C / SIGTERM.</summary>
+    /// <summary>Finished, or stopped cleanly on Ctrl+C / SIGTERM (<c>run</c>); <c>status</c>: the slot exists and is usable.</summary>
     public const int Ok = 0;
 
     /// <summary>An unexpected error (a bug); the message and stack trace are printed.</summary>
@@ -12,15 +12,27 @@ internal static class ExitCodes
     /// <summary>The command line could not be parsed.</summary>
     public const int Usage = 2;
 
-    /// <summary>A setting is missing or invalid, or the database is not set up for the pipeline; the message names the setting or the SQL that fixes it.</summary>
+    /// <summary>
+    /// A setting is missing or invalid (configuration file, environment, flags), the database is not set up for the
+    /// pipeline, or the server refused the login or a privilege; the message names the setting or the SQL that fixes it.
+    /// </summary>
     public const int Configuration = 3;
 
-    /// <summary>The pipeline stopped on a fatal replication error (dropped or invalidated slot, undecodable stream, failed write).</summary>
+    /// <summary>
+    /// The pipeline stopped on a fatal replication error (dropped or invalidated slot, undecodable stream, failed write);
+    /// <c>status</c>: the slot was invalidated (<c>wal_status = lost</c>).
+    /// </summary>
     public const int Replication = 4;
 
-    /// <summary>The database could not be reached.</summary>
+    /// <summary>The database could not be reached (refused, timed out, shutting down, too many connections).</summary>
     public const int Unavailable = 5;
 
     /// <summary><c>demo</c>: the changelog did not match the source.</summary>
     public const int VerificationFailed = 6;
+
+    /// <summary><c>status</c>: the replication slot does not exist (nothing consumes, nothing retains WAL for the pipeline).</summary>
+    public const int SlotMissing = 7;
+
+    /// <summary>A one-shot command (<c>migrate</c>, <c>check</c>, <c>status</c>) was interrupted by Ctrl+C / SIGTERM (the shell's 128 + SIGINT).</summary>
+    public const int Interrupted = 130;
 }

@@ -1,18 +1,83 @@
 using System.CommandLine;
+using Npgsql;
+using NpgsqlTypes;
+using Synchro.Pipeline.Changelog;
+using Synchro.Pipeline.Cli.Configuration;
+using Synchro.Pipeline.Cli.Database;
+using Synchro.Pipeline.Cli.Output;
 
 namespace Synchro.Pipeline.Cli;
 
-/// <summary><c>synchro-pipeline migrate</c> (being built).</summary>
+/// <summary><c>synchro-pipeline migrate</c>: creates or completes the sidecar tables on the changelog database and says which it created.</summary>
 internal static class MigrateCommand
 {
+    private const string Name = "migrate";
+
+    // The tables ChangelogSchema creates, found through the connection's search_path as it creates them.
+    private static readonly string[] s_tables = ["sync_changelog", "sync_bucket_edges", "sync_wal_position", "sync_rule_failures"];
+
+    private const string ExistingTablesSql = "SELECT t FROM unnest(@tables) AS t WHERE pg_catalog.to_regclass(t) IS NOT NULL";
+
     public static Command Create()
     {
-        var command = new Command("migrate", "Not built yet.");
-        command.SetAction(_ =>
-        {
-            Console.Error.WriteLine("migrate: not built yet");
-            return ExitCodes.Unexpected;
-        });
+        var command = new Command(Name, "Create or upgrade the sidecar tables (sync_changelog, sync_bucket_edges, sync_wal_position, sync_rule_failures) on the changelog database.");
+        var settings = new SettingsFlags(command, withPublication: false);
+        command.SetAction((parse, ct) => MigrateAsync(parse, settings, ct));
         return command;
+    }
+
+    private static async Task<int> MigrateAsync(ParseResult parse, SettingsFlags flags, CancellationToken ct)
+    {
+        try
+        {
+            var connectionString = flags.Load(parse).ChangelogConnectionString();
+            var dataSource = NpgsqlDataSource.Create(connectionString);
+            await using (dataSource.ConfigureAwait(false))
+            {
+                var connection = await dataSource.OpenConnectionAsync(ct).ConfigureAwait(false);
+                await using (connection.ConfigureAwait(false))
+                {
+                    var before = await ExistingTablesAsync(connection, ct).ConfigureAwait(false);
+                    await ChangelogSchema.EnsureAsync(connection, ct).ConfigureAwait(false);
+                    var after = await ExistingTablesAsync(connection, ct).ConfigureAwait(false);
+                    Report(DatabaseTarget.Describe(connectionString), before, after);
+                }
+            }
+            return ExitCodes.Ok;
+        }
+        catch (Exception e)
+        {
+            return Failures.Report(Name, e, ct);
+        }
+    }
+
+    private static void Report(string target, HashSet<string> before, HashSet<string> after)
+    {
+        var output = Terminal.Out;
+        var created = s_tables.Where(t => after.Contains(t) && !before.Contains(t)).ToList();
+        var kept = s_tables.Where(before.Contains).ToList();
+        output.WriteLine($"Migrated the sidecar tables on {target}:");
+        if (created.Count > 0)
+            output.WriteWrapped($"  {output.Paint("created", Tone.Good)}  ", string.Join(", ", created), indent: 11);
+        if (kept.Count > 0)
+            output.WriteWrapped($"  {output.Paint("present", Tone.Dim)}  ", string.Join(", ", kept) + " (left as they were; missing indexes added)", indent: 11);
+        output.WriteLine(created.Count == 0 ? "Nothing to create: the database was up to date." : $"Created {created.Count} of {s_tables.Length} tables.");
+    }
+
+    private static async Task<HashSet<string>> ExistingTablesAsync(NpgsqlConnection connection, CancellationToken ct)
+    {
+        var existing = new HashSet<string>(StringComparer.Ordinal);
+        var command = new NpgsqlCommand(ExistingTablesSql, connection);
+        await using (command.ConfigureAwait(false))
+        {
+            command.Parameters.Add(new NpgsqlParameter<string[]>("tables", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = s_tables });
+            var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            await using (reader.ConfigureAwait(false))
+            {
+                while (await reader.ReadAsync(ct).ConfigureAwait(false))
+                    existing.Add(reader.GetString(0));
+            }
+        }
+        return existing;
     }
 }

@@ -1,0 +1,134 @@
+using System.CommandLine;
+using Microsoft.Extensions.Configuration;
+using Synchro.Pipeline.Hosting;
+using Synchro.Pipeline.Pipeline;
+using Synchro.Pipeline.Replication;
+
+namespace Synchro.Pipeline.Cli.Configuration;
+
+/// <summary>
+/// The flags every database command takes, and the layered configuration they complete: the JSON file, then
+/// environment variables, then flags, each overriding the one before, all read as the <c>Synchro</c> section.
+/// </summary>
+/// <remarks>
+/// Environment variables follow the Microsoft.Extensions.Configuration convention, <c>__</c> for the <c>:</c> of a
+/// key path, unprefixed: <c>Synchro__SlotName</c>, <c>Synchro__Tables__orders__OwnerColumn</c> (keys are
+/// case-insensitive, so <c>SYNCHRO__SLOTNAME</c> works too). Only keys under <c>Synchro</c> are read, so other
+/// variables (<c>SYNCHRO_PG_BINDIR</c>, with one underscore) never collide.
+/// </remarks>
+internal sealed class SettingsFlags
+{
+    /// <summary>Read when <c>--config</c> is not given and it exists in the current directory.</summary>
+    public const string DefaultConfigFile = "synchro-pipeline.json";
+
+    private static readonly string s_section = WalPipelineConfiguration.DefaultSectionName;
+
+    private readonly Option<string> _config = new("--config", "-c")
+    {
+        Description = $"JSON configuration file, settings under \"{s_section}\" [default: {DefaultConfigFile} in the current directory, if present]",
+        HelpName = "path",
+    };
+
+    private readonly Option<string> _connection = new("--connection")
+    {
+        Description = $"Source database connection string ({s_section}:ConnectionString); prefer the file or {s_section}__ConnectionString for a password, which flags show in the process list",
+        HelpName = "connection string",
+    };
+
+    private readonly Option<string> _changelogConnection = new("--changelog-connection")
+    {
+        Description = $"Changelog database connection string ({s_section}:ChangelogConnectionString) [default: the source database]",
+        HelpName = "connection string",
+    };
+
+    private readonly Option<string> _slot = new("--slot")
+    {
+        Description = $"Replication slot ({s_section}:SlotName)",
+        HelpName = "name",
+    };
+
+    private readonly Option<string> _publication = new("--publication")
+    {
+        Description = $"Publication ({s_section}:PublicationName)",
+        HelpName = "name",
+    };
+
+    private readonly bool _withPublication;
+
+    /// <param name="command">The command that takes the flags.</param>
+    /// <param name="withPublication">Whether the command takes <c>--publication</c> (<c>status</c> and <c>migrate</c> do not need one).</param>
+    public SettingsFlags(Command command, bool withPublication)
+    {
+        _withPublication = withPublication;
+        command.Options.Add(_config);
+        command.Options.Add(_connection);
+        command.Options.Add(_changelogConnection);
+        command.Options.Add(_slot);
+        if (withPublication)
+            command.Options.Add(_publication);
+    }
+
+    /// <summary>Reads the file, the environment and the flags into options.</summary>
+    /// <exception cref="SettingsException">The file is missing or malformed, or a setting is unknown or malformed; the message names every one.</exception>
+    public Settings Load(ParseResult parse)
+    {
+        var builder = new ConfigurationBuilder();
+        var sources = new List<string>();
+
+        var file = parse.GetValue(_config);
+        if (file is null && File.Exists(DefaultConfigFile))
+            file = DefaultConfigFile;
+        if (file is not null)
+        {
+            var path = Path.GetFullPath(file);
+            if (!File.Exists(path))
+                throw new SettingsException($"The configuration file {path} does not exist (--config).");
+            builder.AddJsonFile(path, optional: false, reloadOnChange: false);
+            sources.Add(path);
+        }
+
+        builder.AddEnvironmentVariables();
+        sources.Add($"environment ({s_section}__*)");
+
+        var flags = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        AddFlag(flags, parse, _connection, nameof(WalPipelineOptions.ConnectionString));
+        AddFlag(flags, parse, _changelogConnection, nameof(WalPipelineOptions.ChangelogConnectionString));
+        AddFlag(flags, parse, _slot, nameof(WalPipelineOptions.SlotName));
+        if (_withPublication)
+            AddFlag(flags, parse, _publication, nameof(WalPipelineOptions.PublicationName));
+        if (flags.Count > 0)
+        {
+            builder.AddInMemoryCollection(flags);
+            sources.Add("flags");
+        }
+
+        IConfigurationRoot configuration;
+        try
+        {
+            configuration = builder.Build();
+        }
+        catch (InvalidDataException e)
+        {
+            // The JSON provider wraps the parser's error, which has the line and position.
+            throw new SettingsException($"The configuration file {file} could not be read: {e.InnerException?.Message ?? e.Message}", e);
+        }
+
+        var options = new WalPipelineOptions();
+        var described = string.Join(", ", sources);
+        try
+        {
+            WalPipelineConfiguration.Bind(configuration.GetSection(s_section), options);
+        }
+        catch (WalPipelineConfigurationException e)
+        {
+            throw new SettingsException($"Invalid settings (read from {described}):" + string.Concat(e.Errors.Select(p => Environment.NewLine + " - " + p)), e);
+        }
+        return new Settings(options, described);
+    }
+
+    private static void AddFlag(Dictionary<string, string?> flags, ParseResult parse, Option<string> option, string setting)
+    {
+        if (parse.GetValue(option) is { } value)
+            flags[$"{s_section}:{setting}"] = value;
+    }
+}

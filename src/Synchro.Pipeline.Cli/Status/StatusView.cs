@@ -1,0 +1,102 @@
+using System.Globalization;
+using Synchro.Pipeline.Cli.Output;
+
+namespace Synchro.Pipeline.Cli.Status;
+
+/// <summary>The status as an aligned two-column table: coloured on a terminal, plain lines when redirected.</summary>
+internal static class StatusView
+{
+    private const int LabelWidth = 20;
+
+    public static void Write(StatusReport report, Terminal output)
+    {
+        var slot = report.Slot;
+        output.WriteLine(output.Paint($"Slot {report.SlotName} on {report.Source}", Tone.Strong));
+        if (!slot.Exists)
+        {
+            Row(output, "exists", output.Paint("no", Tone.Bad) + " — nothing consumes changes for it; `run` creates it (the changelog then starts from that moment)");
+            Row(output, "server WAL", report.ServerWalLsn + (report.InRecovery ? " (standby: last replayed)" : ""));
+        }
+        else
+        {
+            Row(output, "active", slot.Active == true
+                ? output.Paint("yes", Tone.Good) + $" (pid {slot.ActivePid}{Client(slot)})"
+                : output.Paint("no", Tone.Warning) + " — no consumer is connected; the slot retains WAL until one is");
+            Row(output, "plugin", $"{slot.Plugin} ({slot.SlotType} slot, database {slot.Database})");
+            Row(output, "wal_status", slot.WalStatus switch
+            {
+                null => "(not reported before PostgreSQL 13)",
+                "lost" => output.Paint("lost", Tone.Bad) + " — the slot was invalidated; drop and recreate it, then resync clients",
+                "unreserved" => output.Paint("unreserved", Tone.Warning) + " — about to exceed max_slot_wal_keep_size",
+                var status => status,
+            });
+            Row(output, "safe_wal_size", slot.SafeWalSize is { } safe ? Bytes(safe) : "unlimited (max_slot_wal_keep_size = -1)");
+            Row(output, "two_phase", slot.TwoPhase switch { null => "(not reported before PostgreSQL 14)", true => "on", false => "off" });
+            Row(output, "restart_lsn", slot.RestartLsn ?? "-");
+            Row(output, "confirmed_flush_lsn", slot.ConfirmedFlushLsn ?? "-");
+            Row(output, "server WAL", report.ServerWalLsn + (report.InRecovery ? " (standby: last replayed)" : ""));
+            Row(output, "lag", slot.LagBytes is { } lag ? $"{Bytes(lag)} of WAL not yet confirmed" : "-");
+            Row(output, "WAL retained", slot.RetainedWalBytes is { } retained ? Bytes(retained) : "-");
+        }
+
+        var changelog = report.Changelog;
+        output.WriteLine(output.Paint($"Changelog on {changelog.Target}", Tone.Strong));
+        if (!changelog.TablesExist)
+        {
+            Row(output, "sidecar tables", output.Paint("missing", Tone.Warning) + $" ({string.Join(", ", changelog.MissingTables)}); `migrate` or `run` creates them");
+            return;
+        }
+        Row(output, "persisted position", changelog.PersistedLsn is null
+            ? output.Paint("none", Tone.Warning) + " — nothing committed for this slot yet"
+            : $"{changelog.PersistedLsn} at {Time(changelog.PersistedAt)}{Relative(changelog.PersistedAheadOfSlotBytes)}");
+        Row(output, "changelog", changelog.LastSeq is { } seq
+            ? $"last seq {seq} at {Time(changelog.LastRowAt)}; {Rows(changelog.ApproximateRows)}{Bytes(changelog.TotalBytes ?? 0)} with indexes"
+            : $"empty; {Bytes(changelog.TotalBytes ?? 0)} with indexes");
+        Row(output, "rule failures", changelog.RuleFailures is > 0
+            ? output.Paint(Count(changelog.RuleFailures.Value), Tone.Warning) + $", last at {Time(changelog.LastRuleFailureAt)} (sync_rule_failures)"
+            : "0");
+    }
+
+    private static void Row(Terminal output, string label, string value)
+        => output.WriteWrapped($"  {label.PadRight(LabelWidth)} ", value, indent: LabelWidth + 3);
+
+    private static string Client(SlotReport slot)
+    {
+        var state = slot.ClientState is null ? "" : $", {slot.ClientState}";
+        var reply = slot.ClientReplyAt is { } at ? $", last reply {Time(at)}" : "";
+        return state + reply;
+    }
+
+    private static string Relative(long? aheadOfSlot) => aheadOfSlot switch
+    {
+        null => "",
+        0 => "; the slot has confirmed it",
+        > 0 => $"; {Bytes(aheadOfSlot.Value)} past the slot's confirmed_flush_lsn (confirmed at the next status update)",
+        _ => $"; {Bytes(-aheadOfSlot.Value)} before the slot's confirmed_flush_lsn (idle WAL confirmed past it)",
+    };
+
+    private static string Rows(long? approximate) => approximate is { } rows ? $"about {Count(rows)} rows, " : "";
+
+    private static string Count(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
+
+    private static string Time(DateTimeOffset? at) => at is { } time
+        ? time.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture) + $" ({Age(DateTimeOffset.UtcNow - time)})"
+        : "-";
+
+    private static string Age(TimeSpan age) => age switch
+    {
+        { TotalSeconds: < 1 } => "just now",
+        { TotalMinutes: < 2 } => $"{(int)age.TotalSeconds} s ago",
+        { TotalHours: < 2 } => $"{(int)age.TotalMinutes} min ago",
+        { TotalDays: < 2 } => $"{(int)age.TotalHours} h ago",
+        _ => $"{(int)age.TotalDays} days ago",
+    };
+
+    private static string Bytes(long bytes) => bytes switch
+    {
+        < 1024 and > -1024 => $"{bytes} B",
+        < 1024 * 1024 and > -1024 * 1024 => string.Create(CultureInfo.InvariantCulture, $"{bytes / 1024.0:0.#} KiB ({Count(bytes)} bytes)"),
+        < 1024L * 1024 * 1024 and > -1024L * 1024 * 1024 => string.Create(CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024):0.#} MiB ({Count(bytes)} bytes)"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024 * 1024):0.##} GiB ({Count(bytes)} bytes)"),
+    };
+}

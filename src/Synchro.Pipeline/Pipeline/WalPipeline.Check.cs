@@ -1,0 +1,79 @@
+using Npgsql;
+using NpgsqlTypes;
+using Synchro.Pipeline.Replication;
+
+namespace Synchro.Pipeline.Pipeline;
+
+public sealed partial class WalPipeline
+{
+    // The sidecar tables ChangelogSchema creates; looked up through the changelog connection's search_path, as it creates them.
+    private static readonly string[] s_sidecarTables = ["sync_changelog", "sync_bucket_edges", "sync_wal_position", "sync_rule_failures"];
+
+    private const string MissingSidecarTablesSql = "SELECT t FROM unnest(@tables) AS t WHERE pg_catalog.to_regclass(t) IS NULL";
+
+    /// <summary>
+    /// Runs the checks <see cref="RunAsync"/> makes at start — server settings, publication, tables, columns,
+    /// replica identities, slot — without creating, migrating or consuming anything.
+    /// </summary>
+    /// <param name="options">The pipeline's options; validated first.</param>
+    /// <param name="cancellationToken">Cancels the checks.</param>
+    /// <returns>
+    /// The warnings, each with its fix: problems the pipeline runs with, such as a registered table the publication
+    /// leaves out, a slot it will create at start, or sidecar tables it will create at start. Empty when all is set up.
+    /// </returns>
+    /// <remarks>Connects to the source database and, when it is another one, to the changelog database; every query is read-only.</remarks>
+    /// <exception cref="ArgumentException">An option is invalid (the message names it).</exception>
+    /// <exception cref="WalPipelineConfigurationException">The database is not set up for the pipeline; lists every problem and its fix.</exception>
+    /// <exception cref="NpgsqlException">A database could not be reached.</exception>
+    public static async Task<IReadOnlyList<string>> CheckAsync(WalPipelineOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+
+        var warnings = new List<string>();
+        var source = NpgsqlDataSource.Create(options.ConnectionString);
+        await using (source.ConfigureAwait(false))
+        {
+            var connection = await source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using (connection.ConfigureAwait(false))
+            {
+                var tables = options.Tables.Select(t => new RegisteredTable(t.Schema, t.Name, t.IdColumn, t.ReferencedColumns)).ToList();
+                var checks = await StartupChecks.RunAsync(connection, options.SlotName, options.PublicationName, tables, cancellationToken).ConfigureAwait(false);
+                warnings.AddRange(checks.Warnings);
+                if (!checks.SlotExists)
+                {
+                    // A valid slot name is [a-z0-9_]+ (Validate), so it is safe inside the quoted literal of the suggested fix.
+                    if (!options.CreateSlotIfMissing)
+                        throw new WalPipelineConfigurationException($"Replication slot '{options.SlotName}' does not exist and {nameof(WalPipelineOptions.CreateSlotIfMissing)} is off; create it (SELECT pg_create_logical_replication_slot('{options.SlotName}', 'pgoutput')) or turn the option on.");
+                    warnings.Add($"Replication slot '{options.SlotName}' does not exist yet; the pipeline creates it at start, and the changelog covers changes from then on.");
+                }
+            }
+        }
+
+        var changelog = NpgsqlDataSource.Create(options.ChangelogConnectionString ?? options.ConnectionString);
+        await using (changelog.ConfigureAwait(false))
+        {
+            var missing = await MissingSidecarTablesAsync(changelog, cancellationToken).ConfigureAwait(false);
+            if (missing.Count > 0)
+                warnings.Add($"The sidecar table(s) {string.Join(", ", missing)} do not exist yet in the changelog database; the pipeline creates them at start; to create them beforehand, run ChangelogSchema.EnsureAsync (synchro-pipeline migrate).");
+        }
+        return warnings;
+    }
+
+    private static async Task<List<string>> MissingSidecarTablesAsync(NpgsqlDataSource changelog, CancellationToken cancellationToken)
+    {
+        var missing = new List<string>();
+        var command = changelog.CreateCommand(MissingSidecarTablesSql);
+        await using (command.ConfigureAwait(false))
+        {
+            command.Parameters.Add(new NpgsqlParameter<string[]>("tables", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = s_sidecarTables });
+            var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await using (reader.ConfigureAwait(false))
+            {
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    missing.Add(reader.GetString(0));
+            }
+        }
+        return missing;
+    }
+}

@@ -1,0 +1,55 @@
+using Synchro.Pipeline.Tests.Infrastructure;
+
+namespace Synchro.Pipeline.Tests.Cli;
+
+/// <summary><c>synchro-pipeline check</c> and <c>migrate</c> against a real database.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class CheckAndMigrateCommandTests(PostgresServerFixture postgres)
+{
+    private const int Configuration = 3;
+
+    [Fact]
+    public async Task Check_reports_a_missing_publication_with_exit_code_3_then_OK_once_it_exists()
+    {
+        var connectionString = await postgres.CreateDatabaseAsync("cli_check");
+        await Sql.ExecuteAsync(connectionString, "CREATE TABLE orders (id int PRIMARY KEY, user_id text, deleted_at timestamptz)");
+        string[] arguments = ["check", "--connection", connectionString, "--slot", "slot_cli_check", "--publication", "cli_pub"];
+        using var directory = new WorkingDirectory();
+        directory.WriteFile("""{ "Synchro": { "Tables": { "orders": { "OwnerColumn": "user_id" } } } }""");
+
+        var missing = await CliProcess.RunInAsync(directory.Path, null, arguments);
+        await Sql.ExecuteAsync(connectionString, "CREATE PUBLICATION cli_pub FOR TABLE orders");
+        var ready = await CliProcess.RunInAsync(directory.Path, null, arguments);
+
+        Assert.True(missing.ExitCode == Configuration, missing.ToString());
+        Assert.StartsWith("NOT READY: slot slot_cli_check, publication cli_pub, 1 table(s) on 127.0.0.1:", missing.Output, StringComparison.Ordinal);
+        Assert.Contains("Publication \"cli_pub\" does not exist", missing.Output, StringComparison.Ordinal);
+        Assert.Contains("CREATE PUBLICATION \"cli_pub\" FOR", missing.Output, StringComparison.Ordinal);
+
+        Assert.True(ready.ExitCode == 0, ready.ToString());
+        Assert.StartsWith("OK: slot slot_cli_check, publication cli_pub", ready.Output, StringComparison.Ordinal);
+        Assert.Contains("Replication slot 'slot_cli_check' does not exist yet", ready.Output, StringComparison.Ordinal);
+        Assert.Contains("sync_changelog", ready.Output, StringComparison.Ordinal);
+        // Nothing was created: no slot, no sidecar tables.
+        Assert.False(await Sql.ScalarAsync<bool>(connectionString, "SELECT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = 'slot_cli_check')"));
+        Assert.False(await Sql.ScalarAsync<bool>(connectionString, "SELECT to_regclass('sync_changelog') IS NOT NULL"));
+    }
+
+    [Fact]
+    public async Task Migrate_creates_the_sidecar_tables_and_says_so_then_finds_nothing_to_do()
+    {
+        var connectionString = await postgres.CreateDatabaseAsync("cli_migrate");
+
+        var first = await CliProcess.RunAsync("migrate", "--connection", connectionString);
+        var second = await CliProcess.RunAsync("migrate", "--connection", connectionString);
+
+        Assert.True(first.ExitCode == 0, first.ToString());
+        Assert.Contains("created  sync_changelog, sync_bucket_edges, sync_wal_position, sync_rule_failures", first.Output, StringComparison.Ordinal);
+        Assert.Contains("Created 4 of 4 tables.", first.Output, StringComparison.Ordinal);
+        foreach (var table in new[] { "sync_changelog", "sync_bucket_edges", "sync_wal_position", "sync_rule_failures" })
+            Assert.True(await Sql.ScalarAsync<bool>(connectionString, "SELECT to_regclass(@table) IS NOT NULL", ("table", table)), $"{table} was not created");
+
+        Assert.True(second.ExitCode == 0, second.ToString());
+        Assert.Contains("Nothing to create: the database was up to date.", second.Output, StringComparison.Ordinal);
+    }
+}
