@@ -37,16 +37,10 @@ public sealed partial class WalPipeline
             var connection = await source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             await using (connection.ConfigureAwait(false))
             {
-                var tables = options.Tables.Select(t => new RegisteredTable(t.Schema, t.Name, t.IdColumn, t.ReferencedColumns)).ToList();
-                var checks = await StartupChecks.RunAsync(connection, options.SlotName, options.PublicationName, tables, cancellationToken).ConfigureAwait(false);
+                var checks = await CheckSourceAsync(connection, options, cancellationToken).ConfigureAwait(false);
                 warnings.AddRange(checks.Warnings);
                 if (!checks.SlotExists)
-                {
-                    // A valid slot name is [a-z0-9_]+ (Validate), so it is safe inside the quoted literal of the suggested fix.
-                    if (!options.CreateSlotIfMissing)
-                        throw new WalPipelineConfigurationException($"Replication slot '{options.SlotName}' does not exist and {nameof(WalPipelineOptions.CreateSlotIfMissing)} is off; create it (SELECT pg_create_logical_replication_slot('{options.SlotName}', 'pgoutput')) or turn the option on.");
                     warnings.Add($"Replication slot '{options.SlotName}' does not exist yet; the pipeline creates it at start, and the changelog covers changes from then on.");
-                }
             }
         }
 
@@ -58,6 +52,17 @@ public sealed partial class WalPipeline
                 warnings.Add($"The sidecar table(s) {string.Join(", ", missing)} do not exist yet in the changelog database; the pipeline creates them at start; to create them beforehand, run ChangelogSchema.EnsureAsync (synchro-pipeline migrate).");
         }
         return warnings;
+    }
+
+    /// <summary>The start-up checks of the source database; a missing slot is a problem only when the pipeline may not create it.</summary>
+    private static async Task<StartupCheckResult> CheckSourceAsync(NpgsqlConnection connection, WalPipelineOptions options, CancellationToken cancellationToken)
+    {
+        var tables = options.Tables.Select(t => new RegisteredTable(t.Schema, t.Name, t.IdColumn, t.ReferencedColumns)).ToList();
+        var checks = await StartupChecks.RunAsync(connection, options.SlotName, options.PublicationName, tables, cancellationToken).ConfigureAwait(false);
+        // A valid slot name is [a-z0-9_]+ (Validate), so it is safe inside the quoted literal of the suggested fix.
+        if (!checks.SlotExists && !options.CreateSlotIfMissing)
+            throw new WalPipelineConfigurationException($"Replication slot '{options.SlotName}' does not exist and {nameof(WalPipelineOptions.CreateSlotIfMissing)} is off; create it (SELECT pg_create_logical_replication_slot('{options.SlotName}', 'pgoutput')) or turn the option on.");
+        return checks;
     }
 
     private static async Task<List<string>> MissingSidecarTablesAsync(NpgsqlDataSource changelog, CancellationToken cancellationToken)

@@ -140,16 +140,13 @@ public sealed partial class WalPipeline : IAsyncDisposable
 
     private async Task PrepareAsync(CancellationToken cancellationToken)
     {
-        var tables = _options.Tables.Select(t => new RegisteredTable(t.Schema, t.Name, t.IdColumn, t.ReferencedColumns)).ToList();
         await using (var connection = await _source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
         {
-            var checks = await StartupChecks.RunAsync(connection, _options.SlotName, _options.PublicationName, tables, cancellationToken).ConfigureAwait(false);
+            var checks = await CheckSourceAsync(connection, _options, cancellationToken).ConfigureAwait(false);
             foreach (var warning in checks.Warnings)
                 LogStartupWarning(_logger, warning);
             if (!checks.SlotExists)
             {
-                if (!_options.CreateSlotIfMissing)
-                    throw new WalPipelineConfigurationException($"Replication slot '{_options.SlotName}' does not exist and {nameof(WalPipelineOptions.CreateSlotIfMissing)} is off; create it (SELECT pg_create_logical_replication_slot('{_options.SlotName}', 'pgoutput')) or turn the option on.");
                 if (await ReplicationSlots.CreateIfMissingAsync(_options.ConnectionString, _options.SlotName, twoPhase: false, cancellationToken).ConfigureAwait(false))
                     LogSlotCreated(_logger, _options.SlotName);
             }
