@@ -1,0 +1,19 @@
+namespace Synchro.Pipeline.Cli.Demo;
+
+/// <summary>The demo cannot go on; the message says why and what to do, in one line.</summary>
+internal sealed class DemoException : Exception
+{
+    public DemoException()
+    {
+    }
+
+    public DemoException(string message)
+        : base(message)
+    {
+    }
+
+    public DemoException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}
