@@ -38,8 +38,8 @@ internal static class ChangelogVerifier
 
     private const string PositionSql = "SELECT confirmed_lsn FROM sync_wal_position WHERE slot_name = $1";
 
-    /// <summary>Verifies the changelog; <paramref name="workloadEnd"/>, when given, is where the persisted position must be at or past.</summary>
-    public static async Task<VerificationReport> VerifyAsync(NpgsqlDataSource database, Lsn? workloadEnd, CancellationToken ct)
+    /// <summary>Verifies the changelog; <paramref name="workloadEnd"/>, when given, is where the persisted position of <paramref name="slotName"/> must be at or past.</summary>
+    public static async Task<VerificationReport> VerifyAsync(NpgsqlDataSource database, string slotName, Lsn? workloadEnd, CancellationToken ct)
     {
         var report = new VerificationReport();
         var expected = await ExpectedAsync(database, report, ct).ConfigureAwait(false);
@@ -59,7 +59,7 @@ internal static class ChangelogVerifier
         if (workloadEnd is { } end)
         {
             await using var command = database.CreateCommand(PositionSql);
-            command.Parameters.AddWithValue(DemoDatabase.SlotName);
+            command.Parameters.AddWithValue(slotName);
             var stored = await command.ExecuteScalarAsync(ct).ConfigureAwait(false) as long?;
             var position = stored is { } value ? new Lsn(unchecked((ulong)value)) : Lsn.Invalid;
             report.PersistedPosition = position;

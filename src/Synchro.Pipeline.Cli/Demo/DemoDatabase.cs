@@ -100,14 +100,14 @@ internal static class DemoDatabase
         .Add(new TableRegistration(OrderLines) { ParentTable = Orders, ParentForeignKeyColumn = "order_id", SoftDeleteColumn = null })
         .Add(new TableRegistration(Categories) { GlobalWhenBucketNull = true, SoftDeleteColumn = null });
 
-    /// <summary>Creates the tables, the audit trigger and the publication, then the slot: every later change is in the slot.</summary>
-    public static async Task CreateAsync(NpgsqlDataSource database, CancellationToken ct)
+    /// <summary>Creates the tables, the audit trigger and the publication, then slot <paramref name="slotName"/>: every later change is in the slot.</summary>
+    public static async Task CreateAsync(NpgsqlDataSource database, string slotName, CancellationToken ct)
     {
         await using (var command = database.CreateCommand(Schema))
             await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
         await using (var command = database.CreateCommand("SELECT pg_create_logical_replication_slot($1, 'pgoutput')"))
         {
-            command.Parameters.AddWithValue(SlotName);
+            command.Parameters.AddWithValue(slotName);
             await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
         }
     }

@@ -56,7 +56,9 @@ internal static class DemoRunner
         var keep = options.Keep;
         try
         {
-            output.WriteLine($"PostgreSQL {server.ServerVersion} started on 127.0.0.1:{server.Port} (data directory {server.DataDirectory})");
+            output.WriteLine(string.Create(
+                CultureInfo.InvariantCulture,
+                $"PostgreSQL {server.ServerVersion} started in {Stopwatch.GetElapsedTime(started).TotalSeconds:F1} s on 127.0.0.1:{server.Port} (data directory {server.DataDirectory})"));
             return await RunOnServerAsync(server, options, loggers, progress, output, ct).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -65,29 +67,11 @@ internal static class DemoRunner
             progress.WriteLine("interrupted: the pipeline and pgbench were stopped");
             return ExitCodes.Ok;
         }
-        catch (DemoException e)
+        catch (Exception e) when (ExitCodeFor(e) is { } code)
         {
             progress.End();
             error.WriteLine($"demo: {e.Message}");
-            return ExitCodes.Unavailable;
-        }
-        catch (WalPipelineConfigurationException e)
-        {
-            progress.End();
-            error.WriteLine($"demo: the pipeline refused the demo database: {e.Message}");
-            return ExitCodes.Configuration;
-        }
-        catch (WalPipelineException e)
-        {
-            progress.End();
-            error.WriteLine($"demo: the pipeline stopped: {e.Message}");
-            return ExitCodes.Replication;
-        }
-        catch (CatchUpTimeoutException e)
-        {
-            progress.End();
-            error.WriteLine($"demo: {e.Message}");
-            return ExitCodes.VerificationFailed;
+            return code;
         }
         finally
         {
@@ -96,7 +80,7 @@ internal static class DemoRunner
             {
                 server.Detach();
                 output.WriteLine($"the server keeps running: {server.ConnectionString(DemoDatabase.Name)}");
-                output.WriteLine($"  psql -h 127.0.0.1 -p {server.Port} -U postgres {DemoDatabase.Name}");
+                output.WriteLine($"  {Path.Combine(server.BinDirectory, "psql")} -h 127.0.0.1 -p {server.Port} -U postgres {DemoDatabase.Name}");
                 output.WriteLine($"  stop it with: {server.StopCommand}");
                 output.WriteLine($"  then delete it: rm -rf {server.RootDirectory}");
             }
@@ -120,7 +104,7 @@ internal static class DemoRunner
     {
         var connectionString = await server.CreateDatabaseAsync(DemoDatabase.Name, ct).ConfigureAwait(false);
         await using var database = NpgsqlDataSource.Create(connectionString);
-        await DemoDatabase.CreateAsync(database, ct).ConfigureAwait(false);
+        await DemoDatabase.CreateAsync(database, DemoDatabase.SlotName, ct).ConfigureAwait(false);
         output.WriteLine(
             $"database {DemoDatabase.Name}: users, orders (owner user_id, soft delete), order_lines (child of orders), categories (global); "
             + $"publication {DemoDatabase.PublicationName}, slot {DemoDatabase.SlotName}");
@@ -181,7 +165,7 @@ internal static class DemoRunner
                 + $"of {final.Transactions:N0} transactions as {final.ChangelogRows:N0} changelog rows in {final.Batches:N0} batches, "
                 + $"caught up with WAL position {workloadEnd} {caughtUpIn.TotalSeconds:F1} s after the workload, and stopped"));
 
-            var report = await ChangelogVerifier.VerifyAsync(database, workloadEnd, ct).ConfigureAwait(false);
+            var report = await ChangelogVerifier.VerifyAsync(database, DemoDatabase.SlotName, workloadEnd, ct).ConfigureAwait(false);
             report.Write(output);
             return report.Passed ? ExitCodes.Ok : ExitCodes.VerificationFailed;
         }
@@ -200,6 +184,16 @@ internal static class DemoRunner
         }
     }
 
+    /// <summary>The exit code of an error the demo reports in one line; null for a bug, which gets its stack trace.</summary>
+    private static int? ExitCodeFor(Exception error) => error switch
+    {
+        DemoException demo => demo.ExitCode,
+        WalPipelineConfigurationException => ExitCodes.Configuration,
+        WalPipelineException => ExitCodes.Replication,
+        CatchUpTimeoutException => ExitCodes.VerificationFailed,
+        _ => null,
+    };
+
     /// <summary>Waits until the pipeline streams (start-up checks passed, sidecar tables created).</summary>
     private static async Task WaitUntilRunningAsync(WalPipeline pipeline, Task running, CancellationToken ct)
     {
@@ -208,7 +202,7 @@ internal static class DemoRunner
         {
             await ThrowIfStoppedAsync(running).ConfigureAwait(false);
             if (Stopwatch.GetElapsedTime(deadline) > s_startTimeout)
-                throw new DemoException($"the pipeline did not start streaming within {s_startTimeout.TotalSeconds:F0} s (state {pipeline.GetStatus().State}).");
+                throw new DemoException($"the pipeline did not start streaming within {s_startTimeout.TotalSeconds:F0} s (state {pipeline.GetStatus().State}).") { ExitCode = ExitCodes.Replication };
             await Task.Delay(TimeSpan.FromMilliseconds(50), ct).ConfigureAwait(false);
         }
     }

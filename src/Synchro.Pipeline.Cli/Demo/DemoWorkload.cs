@@ -124,10 +124,10 @@ internal sealed class DemoWorkload : IAsyncDisposable
         var output = await _output.ConfigureAwait(false);
         var errors = await _errors.ConfigureAwait(false);
         if (_process.ExitCode != 0)
-            throw new DemoException($"pgbench failed (exit {_process.ExitCode}): {errors.Trim()}");
+            throw new DemoException($"pgbench failed (exit {_process.ExitCode}): {errors.Trim()}") { ExitCode = ExitCodes.Unexpected };
 
         var processed = output.Split('\n').FirstOrDefault(line => line.StartsWith(ProcessedPrefix, StringComparison.Ordinal))
-            ?? throw new DemoException($"pgbench did not report its transactions: {output.Trim()}");
+            ?? throw new DemoException($"pgbench did not report its transactions: {output.Trim()}") { ExitCode = ExitCodes.Unexpected };
         var count = processed[ProcessedPrefix.Length..].Trim().Split('/')[0];
         return long.Parse(count, NumberStyles.None, CultureInfo.InvariantCulture);
     }
