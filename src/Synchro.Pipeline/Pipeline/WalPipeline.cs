@@ -31,6 +31,9 @@ public sealed partial class WalPipeline : IAsyncDisposable
     // The first retry after a lost connection; doubled up to MaxReconnectDelay.
     private static readonly TimeSpan s_firstReconnectDelay = TimeSpan.FromMilliseconds(200);
 
+    // How long a clean stop waits to confirm its last position to the server.
+    private static readonly TimeSpan s_finalConfirmTimeout = TimeSpan.FromSeconds(5);
+
     private readonly WalPipelineOptions _options;
     private readonly ILogger _logger;
     private readonly NpgsqlDataSource _source;
@@ -114,6 +117,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
+            await ConfirmOnStopAsync().ConfigureAwait(false);
             _metrics.SetState(WalPipelineState.Stopped);
             LogStopped(_logger, _options.SlotName);
         }
@@ -194,6 +198,27 @@ public sealed partial class WalPipeline : IAsyncDisposable
         throw new EndOfStreamException("The server ended the replication stream.");
     }
 
+    /// <summary>
+    /// The final status update: the stream is closed by now, so the slot is advanced through SQL to the last
+    /// committed position. Best effort — the persisted position is what a restart resumes from either way.
+    /// </summary>
+    private async Task ConfirmOnStopAsync()
+    {
+        var committed = _metrics.Snapshot().CommittedLsn;
+        if (!committed.IsValid)
+            return;
+        using var timeout = new CancellationTokenSource(s_finalConfirmTimeout);
+        try
+        {
+            if (await ReplicationSlots.ConfirmAsync(_source, _options.SlotName, committed, timeout.Token).ConfigureAwait(false))
+                LogConfirmedOnStop(_logger, committed);
+        }
+        catch (Exception e) when (e is NpgsqlException or OperationCanceledException)
+        {
+            LogConfirmOnStopFailed(_logger, e, committed, e.Message);
+        }
+    }
+
     private List<KeyValuePair<string, string?>> PluginOptions() =>
     [
         new("proto_version", "1"),
@@ -239,6 +264,12 @@ public sealed partial class WalPipeline : IAsyncDisposable
 
     [LoggerMessage(EventId = 1007, Level = LogLevel.Critical, Message = "The database is not set up for this pipeline: {Problems}")]
     private static partial void LogConfigurationError(ILogger logger, Exception error, string problems);
+
+    [LoggerMessage(EventId = 1008, Level = LogLevel.Information, Message = "Confirmed position {Position} to the server on stop")]
+    private static partial void LogConfirmedOnStop(ILogger logger, Lsn position);
+
+    [LoggerMessage(EventId = 1009, Level = LogLevel.Warning, Message = "Could not confirm position {Position} to the server on stop ({Reason}); the slot keeps the WAL after it until the next start, which resumes from the persisted position")]
+    private static partial void LogConfirmOnStopFailed(ILogger logger, Exception error, Lsn position, string reason);
 
     [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Replicating from slot {Slot} after position {Position}")]
     private static partial void LogStarted(ILogger logger, string slot, string position);

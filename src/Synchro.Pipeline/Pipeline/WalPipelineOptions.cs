@@ -63,6 +63,14 @@ public sealed class WalPipelineOptions
     /// <exception cref="ArgumentException">An option is invalid; the message names it and says what is allowed.</exception>
     public void Validate()
     {
+        var problems = FindProblems();
+        if (problems.Count > 0)
+            throw new ArgumentException("Invalid WalPipelineOptions:" + string.Concat(problems.Select(p => Environment.NewLine + " - " + p)));
+    }
+
+    /// <summary>Every invalid option, one message each naming it; empty when the options are valid.</summary>
+    internal List<string> FindProblems()
+    {
         var problems = new List<string>();
         CheckConnectionString(problems, nameof(ConnectionString), ConnectionString);
         if (ChangelogConnectionString is not null)
@@ -102,8 +110,7 @@ public sealed class WalPipelineOptions
                 problems.Add($"{nameof(Tables)}: {e.Message}");
             }
         }
-        if (problems.Count > 0)
-            throw new ArgumentException("Invalid WalPipelineOptions:" + string.Concat(problems.Select(p => Environment.NewLine + " - " + p)));
+        return problems;
     }
 
     private static void CheckConnectionString(List<string> problems, string name, string? value)

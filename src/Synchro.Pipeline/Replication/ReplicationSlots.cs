@@ -1,5 +1,6 @@
 using Npgsql;
 using NpgsqlTypes;
+using Synchro.Pipeline.Protocol;
 
 namespace Synchro.Pipeline.Replication;
 
@@ -12,6 +13,10 @@ internal static class ReplicationSlots
     private const string ExistsSql = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = @slot)";
 
     private const string CreateSql = "SELECT pg_catalog.pg_create_logical_replication_slot(@slot, 'pgoutput', false, @twoPhase)";
+
+    private const string SlotPositionSql = "SELECT active, confirmed_flush_lsn FROM pg_catalog.pg_replication_slots WHERE slot_name = @slot";
+
+    private const string AdvanceSql = "SELECT pg_catalog.pg_replication_slot_advance(@slot, @position)";
 
     private const string DropSql = """
         SELECT pg_catalog.pg_drop_replication_slot(slot_name)
@@ -80,6 +85,49 @@ internal static class ReplicationSlots
             {
                 command.Parameters.Add(new NpgsqlParameter<string>("slot", NpgsqlDbType.Text) { TypedValue = slotName });
                 await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Moves the slot's confirmed position forward to <paramref name="position"/> once no walsender holds it — the
+    /// last status update of a pipeline that stopped, sent through SQL because its stream is closed by then.
+    /// </summary>
+    /// <returns><see langword="true"/> when the slot was advanced; <see langword="false"/> when it was already there or is gone.</returns>
+    /// <exception cref="OperationCanceledException">The slot stayed active (its walsender did not exit) until <paramref name="ct"/> fired.</exception>
+    public static async Task<bool> ConfirmAsync(NpgsqlDataSource source, string slotName, Lsn position, CancellationToken ct)
+    {
+        var connection = await source.OpenConnectionAsync(ct).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            while (true)
+            {
+                await using (var query = new NpgsqlCommand(SlotPositionSql, connection))
+                {
+                    query.Parameters.Add(new NpgsqlParameter<string>("slot", NpgsqlDbType.Text) { TypedValue = slotName });
+                    await using var reader = await query.ExecuteReaderAsync(ct).ConfigureAwait(false);
+                    if (!await reader.ReadAsync(ct).ConfigureAwait(false) || (Lsn)reader.GetFieldValue<NpgsqlLogSequenceNumber>(1) >= position)
+                        return false;
+                    if (reader.GetBoolean(0))
+                    {
+                        // The walsender of the stream just closed is still exiting.
+                        await Task.Delay(50, ct).ConfigureAwait(false);
+                        continue;
+                    }
+                }
+                await using var advance = new NpgsqlCommand(AdvanceSql, connection);
+                advance.Parameters.Add(new NpgsqlParameter<string>("slot", NpgsqlDbType.Text) { TypedValue = slotName });
+                advance.Parameters.Add(new NpgsqlParameter<NpgsqlLogSequenceNumber>("position", NpgsqlDbType.PgLsn) { TypedValue = position });
+                try
+                {
+                    await advance.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
+                    return true;
+                }
+                catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ObjectInUse)
+                {
+                    // Another consumer took the slot meanwhile: it confirms for itself.
+                    return false;
+                }
             }
         }
     }

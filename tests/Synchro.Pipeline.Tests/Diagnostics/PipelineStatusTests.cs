@@ -71,8 +71,14 @@ public sealed class PipelineStatusTests(PostgresServerFixture postgres)
         Assert.Equal(4, latencies.Count);
         Assert.All(latencies, l => Assert.InRange(l, 0, 30));
 
+        await harness.ExecuteAsync("INSERT INTO categories VALUES (2, 'films')");
+        await harness.WaitForChangelogAsync(7);
         await harness.StopAsync();
-        Assert.Equal(WalPipelineState.Stopped, pipeline.GetStatus().State);
+        status = pipeline.GetStatus();
+        Assert.Equal(WalPipelineState.Stopped, status.State);
+        // The last committed position is confirmed to the server, and it is the persisted one.
+        Assert.Equal(status.CommittedLsn.ToString(), await harness.ScalarAsync<string>($"SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = '{harness.Slot}'"));
+        Assert.Equal((long)status.CommittedLsn.Value, await harness.ScalarAsync<long>($"SELECT confirmed_lsn FROM sync_wal_position WHERE slot_name = '{harness.Slot}'"));
     }
 
     [Fact]

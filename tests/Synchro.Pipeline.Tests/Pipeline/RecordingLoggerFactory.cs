@@ -3,14 +3,14 @@ using Microsoft.Extensions.Logging;
 
 namespace Synchro.Pipeline.Tests.Pipeline;
 
-/// <summary>Keeps every log entry at <see cref="LogLevel.Warning"/> or above, from every category, for assertions.</summary>
-internal sealed class RecordingLoggerFactory : ILoggerFactory
+/// <summary>Keeps every log entry at <paramref name="minimum"/> (default <see cref="LogLevel.Warning"/>) or above, from every category, for assertions.</summary>
+internal sealed class RecordingLoggerFactory(LogLevel minimum = LogLevel.Warning) : ILoggerFactory
 {
     private readonly ConcurrentQueue<Entry> _entries = new();
 
     public IReadOnlyCollection<Entry> Entries => _entries;
 
-    public ILogger CreateLogger(string categoryName) => new Logger(categoryName, _entries);
+    public ILogger CreateLogger(string categoryName) => new Logger(categoryName, minimum, _entries);
 
     public void AddProvider(ILoggerProvider provider) => throw new NotSupportedException();
 
@@ -20,11 +20,11 @@ internal sealed class RecordingLoggerFactory : ILoggerFactory
 
     public sealed record Entry(string Category, LogLevel Level, EventId EventId, string Message, Exception? Exception);
 
-    private sealed class Logger(string category, ConcurrentQueue<Entry> entries) : ILogger
+    private sealed class Logger(string category, LogLevel minimum, ConcurrentQueue<Entry> entries) : ILogger
     {
         public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
 
-        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= minimum;
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {

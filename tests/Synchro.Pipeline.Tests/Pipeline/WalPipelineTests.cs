@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Npgsql;
 using Synchro.Pipeline.Buckets;
 using Synchro.Pipeline.Pipeline;
@@ -142,7 +143,13 @@ public sealed class WalPipelineTests(PostgresServerFixture postgres)
     public async Task Dropping_the_slot_under_a_running_pipeline_is_a_clear_fatal_error()
     {
         await using var harness = await PipelineHarness.CreateAsync(postgres, "dropped_slot");
-        await harness.StartAsync();
+        const string Password = "do-not-log-this-secret";
+        var logs = new RecordingLoggerFactory(LogLevel.Trace);
+        var options = harness.Options();
+        options.ConnectionString += ";Password=" + Password;
+        options.LoggerFactory = logs;
+        options.SlowBatchThreshold = TimeSpan.FromTicks(1);
+        await harness.StartAsync(options);
         await harness.ExecuteAsync("INSERT INTO categories VALUES (1, 'a')");
         await harness.WaitForChangelogAsync(1);
 
@@ -163,6 +170,19 @@ public sealed class WalPipelineTests(PostgresServerFixture postgres)
 
         var error = await Assert.ThrowsAsync<WalPipelineException>(() => harness.Running.WaitAsync(TimeSpan.FromSeconds(15)));
         Assert.Contains($"Replication slot '{harness.Slot}' no longer exists", error.Message, StringComparison.Ordinal);
+        var status = harness.Pipeline!.GetStatus();
+        Assert.Equal(WalPipelineState.Failed, status.State);
+        Assert.Same(error, status.Failure);
+        Assert.True(status.Reconnects >= 1, "terminating the walsender is a lost connection first");
+
+        // Structured events under per-stage categories, and never the password.
+        var entries = logs.Entries.ToList();
+        Assert.Contains(entries, e => e is { Category: WalPipeline.LogCategory, EventId.Id: 1000 });
+        Assert.Contains(entries, e => e is { Category: WalPipeline.LogCategory, EventId.Id: 1004, Level: LogLevel.Warning });
+        Assert.Contains(entries, e => e is { Category: WalPipeline.LogCategory, EventId.Id: 1005, Level: LogLevel.Critical } && e.Message.Contains("no longer exists", StringComparison.Ordinal));
+        Assert.Contains(entries, e => e is { Category: WalPipeline.LogCategory + ".Writer", EventId.Id: 3002, Level: LogLevel.Warning });
+        Assert.Contains(entries, e => e is { Category: WalPipeline.LogCategory + ".Committer", EventId.Id: 4001 });
+        Assert.DoesNotContain(entries, e => e.Message.Contains(Password, StringComparison.Ordinal) || (e.Exception?.ToString().Contains(Password, StringComparison.Ordinal) ?? false));
 
         await harness.StartAsync();
         await harness.ExecuteAsync("INSERT INTO categories VALUES (2, 'b')");

@@ -1,3 +1,5 @@
+using Npgsql;
+using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Replication;
 using Synchro.Pipeline.Tests.Infrastructure;
 
@@ -60,6 +62,33 @@ public sealed class ReplicationSlotsTests(PostgresServerFixture postgres)
         await ReplicationSlots.DropAsync(database, slot, CancellationToken.None);
 
         Assert.Equal(0L, await Sql.ScalarAsync<long>(database, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = @slot", ("slot", slot)));
+    }
+
+    [Fact]
+    public async Task Confirms_an_inactive_slot_forward_and_never_backwards()
+    {
+        var database = await postgres.CreateDatabaseAsync("slots");
+        var slot = TestSlots.NewName("slots");
+        await ReplicationSlots.CreateIfMissingAsync(database, slot, twoPhase: false, CancellationToken.None);
+        try
+        {
+            await Sql.ExecuteAsync(database, "CREATE TABLE t (id int); INSERT INTO t VALUES (1)");
+            var before = Lsn.Parse(await Sql.ScalarAsync<string>(database, "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = @slot", ("slot", slot)));
+            var target = Lsn.Parse(await Sql.ScalarAsync<string>(database, "SELECT pg_current_wal_lsn()::text"));
+            Assert.True(target > before);
+            await using var source = NpgsqlDataSource.Create(database);
+
+            Assert.True(await ReplicationSlots.ConfirmAsync(source, slot, target, CancellationToken.None));
+            Assert.False(await ReplicationSlots.ConfirmAsync(source, slot, target, CancellationToken.None));
+            Assert.False(await ReplicationSlots.ConfirmAsync(source, slot, before, CancellationToken.None));
+            Assert.False(await ReplicationSlots.ConfirmAsync(source, "no_such_slot", target, CancellationToken.None));
+
+            Assert.Equal(target, Lsn.Parse(await Sql.ScalarAsync<string>(database, "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = @slot", ("slot", slot))));
+        }
+        finally
+        {
+            await ReplicationSlots.DropAsync(database, slot, CancellationToken.None);
+        }
     }
 
     [Theory]

@@ -1,0 +1,59 @@
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+using Synchro.Pipeline.Hosting;
+using Synchro.Pipeline.Pipeline;
+
+// The namespace of IServiceCollection, as for every AddXxx of the Microsoft.Extensions libraries:
+// the method is found where the container is configured without another using.
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Runs a <see cref="WalPipeline"/> in a .NET generic host (or any host built on <see cref="IServiceCollection"/>).</summary>
+public static class SynchroPipelineServiceCollectionExtensions
+{
+    /// <summary>
+    /// Registers one <see cref="WalPipeline"/> (a singleton), a hosted service that runs it for the
+    /// host's lifetime, start-up validation of its options and the <see cref="WalPipelineHealthCheckOptions.CheckName"/>
+    /// health check.
+    /// </summary>
+    /// <param name="services">The container.</param>
+    /// <param name="configure">Sets the pipeline's options; runs once, when they are first needed (the host's start-up validation).</param>
+    /// <returns>The options builder, to chain more configuration (<c>Configure&lt;TDep&gt;</c>, <c>PostConfigure</c>, <c>Validate</c>).</returns>
+    /// <remarks>
+    /// <para>
+    /// Options are checked when the host starts (<see cref="WalPipelineOptions.Validate"/>): an invalid
+    /// option stops start-up with an <see cref="OptionsValidationException"/> whose failures name each
+    /// bad option. Unless set, <see cref="WalPipelineOptions.LoggerFactory"/> and
+    /// <see cref="WalPipelineOptions.MeterFactory"/> are the container's <c>ILoggerFactory</c> and
+    /// <c>IMeterFactory</c> (every generic host and web application registers both).
+    /// </para>
+    /// <para>
+    /// A fatal error (<c>WalPipelineConfigurationException</c>, <see cref="WalPipelineException"/>) ends the
+    /// hosted service with that exception: the host logs it and, under the default
+    /// <c>BackgroundServiceExceptionBehavior.StopHost</c>, stops; the health check reports it as unhealthy.
+    /// The registered pipeline's <see cref="WalPipeline.GetStatus"/> tells afterwards whether it failed.
+    /// </para>
+    /// <para>
+    /// One pipeline per container: calling this again only adds <paramref name="configure"/> to the same options.
+    /// </para>
+    /// </remarks>
+    public static OptionsBuilder<WalPipelineOptions> AddSynchroPipeline(this IServiceCollection services, Action<WalPipelineOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configure);
+
+        var options = services.AddOptions<WalPipelineOptions>().Configure(configure);
+        if (services.Any(d => d.ServiceType == typeof(WalPipeline)))
+            return options;
+
+        options.ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<WalPipelineOptions>, WalPipelineOptionsValidator>());
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IPostConfigureOptions<WalPipelineOptions>, WalPipelineContainerDefaults>());
+        services.AddSingleton(provider => new WalPipeline(provider.GetRequiredService<IOptions<WalPipelineOptions>>().Value));
+        services.AddHostedService<WalPipelineHostedService>();
+        services.AddOptions<WalPipelineHealthCheckOptions>().Validate(WalPipelineHealthCheckOptions.IsValid, WalPipelineHealthCheckOptions.ValidRange).ValidateOnStart();
+        services.AddHealthChecks().AddCheck<WalPipelineHealthCheck>(
+            WalPipelineHealthCheckOptions.CheckName, failureStatus: HealthStatus.Unhealthy, tags: [WalPipelineHealthCheckOptions.Tag]);
+        return options;
+    }
+}

@@ -1,0 +1,50 @@
+using System.Globalization;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+using Synchro.Pipeline.Pipeline;
+
+namespace Synchro.Pipeline.Hosting;
+
+/// <summary>
+/// The hosted pipeline's health from <see cref="WalPipeline.GetStatus"/>: the registration's failure status
+/// (unhealthy) when it failed, stopped or lags past <see cref="WalPipelineHealthCheckOptions"/>; degraded
+/// while it starts or reconnects; healthy while it streams within the limits.
+/// </summary>
+internal sealed class WalPipelineHealthCheck(WalPipeline pipeline, IOptionsMonitor<WalPipelineHealthCheckOptions> options) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var status = pipeline.GetStatus();
+        var limits = options.CurrentValue;
+        var data = Data(status);
+        var failed = context.Registration.FailureStatus;
+        var result = status.State switch
+        {
+            WalPipelineState.Failed => new HealthCheckResult(failed, "The pipeline stopped on a fatal error: " + status.Failure?.Message, status.Failure, data),
+            WalPipelineState.Stopped => new HealthCheckResult(failed, "The pipeline has stopped.", data: data),
+            WalPipelineState.NotStarted => HealthCheckResult.Degraded("The pipeline has not started yet.", data: data),
+            WalPipelineState.Starting => HealthCheckResult.Degraded("The pipeline is checking the database and connecting.", data: data),
+            WalPipelineState.Reconnecting => HealthCheckResult.Degraded("The pipeline lost its connection and is reconnecting: " + status.Failure?.Message, status.Failure, data),
+            _ when status.Lag > limits.MaxLag => new HealthCheckResult(failed, string.Create(CultureInfo.InvariantCulture,
+                $"The changelog lags {status.Lag.TotalSeconds:0.#} s behind the source's commits (limit {limits.MaxLag.Value.TotalSeconds:0.#} s)."), data: data),
+            _ when status.LagBytes > limits.MaxLagBytes => new HealthCheckResult(failed, string.Create(CultureInfo.InvariantCulture,
+                $"The changelog is {status.LagBytes} bytes of WAL behind the server (limit {limits.MaxLagBytes.Value})."), data: data),
+            _ => HealthCheckResult.Healthy("The pipeline is streaming.", data),
+        };
+        return Task.FromResult(result);
+    }
+
+    private static Dictionary<string, object> Data(WalPipelineStatus status) => new()
+    {
+        ["state"] = status.State.ToString(),
+        ["committed_lsn"] = status.CommittedLsn.ToString(),
+        ["server_wal_end"] = status.ServerWalEnd.ToString(),
+        ["lag_bytes"] = status.LagBytes,
+        ["lag_seconds"] = status.Lag.TotalSeconds,
+        ["changes_committed"] = status.ChangesCommitted,
+        ["changelog_rows"] = status.ChangelogRows,
+        ["rule_failures"] = status.RuleFailures,
+        ["reconnects"] = status.Reconnects,
+    };
+}

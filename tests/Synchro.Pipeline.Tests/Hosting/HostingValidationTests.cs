@@ -1,0 +1,87 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Synchro.Pipeline.Hosting;
+using Synchro.Pipeline.Pipeline;
+using Synchro.Pipeline.Registry;
+
+namespace Synchro.Pipeline.Tests.Hosting;
+
+/// <summary>Bad options stop a host before anything connects.</summary>
+public sealed class HostingValidationTests
+{
+    // Nothing listens here; validation never connects.
+    private const string Unreachable = "Host=127.0.0.1;Port=1;Database=none;Username=nobody";
+
+    [Fact]
+    public async Task Invalid_pipeline_options_fail_host_start_naming_each_option()
+    {
+        var builder = Builder();
+        builder.Services.AddSynchroPipeline(options =>
+        {
+            options.ConnectionString = Unreachable;
+            options.SlotName = "Bad-Slot";
+            options.PublicationName = "pub";
+            options.Tables = new TableRegistry().Add(new TableRegistration("orders") { OwnerColumn = "user_id" });
+            options.MaxBatchRows = 0;
+        });
+        using var host = builder.Build();
+
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+
+        Assert.Equal(typeof(WalPipelineOptions), error.OptionsType);
+        Assert.Equal(2, error.Failures.Count());
+        Assert.Contains(error.Failures, f => f.StartsWith("SlotName 'Bad-Slot' is not a valid replication slot name", StringComparison.Ordinal));
+        Assert.Contains(error.Failures, f => f.StartsWith("MaxBatchRows is 0", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_second_call_adds_configuration_not_a_second_pipeline()
+    {
+        var builder = Builder();
+        builder.Services.AddSynchroPipeline(options =>
+        {
+            options.ConnectionString = Unreachable;
+            options.SlotName = "slot";
+            options.PublicationName = "pub";
+            options.Tables = new TableRegistry().Add(new TableRegistration("orders") { OwnerColumn = "user_id" });
+        });
+        builder.Services.AddSynchroPipeline(options => options.StatusInterval = TimeSpan.Zero);
+        using var host = builder.Build();
+
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+
+        Assert.StartsWith("StatusInterval is 00:00:00", Assert.Single(error.Failures), StringComparison.Ordinal);
+        Assert.Single(builder.Services, d => d.ServiceType == typeof(IHostedService) && d.ImplementationType?.Name == "WalPipelineHostedService");
+        Assert.Single(host.Services.GetRequiredService<IOptions<HealthCheckServiceOptions>>().Value.Registrations, r => r.Name == WalPipelineHealthCheckOptions.CheckName);
+    }
+
+    [Fact]
+    public async Task An_invalid_health_threshold_fails_host_start()
+    {
+        var builder = Builder();
+        builder.Services.AddSynchroPipeline(options =>
+        {
+            options.ConnectionString = Unreachable;
+            options.SlotName = "slot";
+            options.PublicationName = "pub";
+            options.Tables = new TableRegistry().Add(new TableRegistration("orders") { OwnerColumn = "user_id" });
+        });
+        builder.Services.Configure<WalPipelineHealthCheckOptions>(o => o.MaxLag = TimeSpan.Zero);
+        using var host = builder.Build();
+
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+
+        Assert.Equal(typeof(WalPipelineHealthCheckOptions), error.OptionsType);
+        Assert.Contains("MaxLag", Assert.Single(error.Failures), StringComparison.Ordinal);
+    }
+
+    private static HostApplicationBuilder Builder()
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Logging.ClearProviders();
+        return builder;
+    }
+}
