@@ -261,6 +261,8 @@ internal static class DemoRunner
     {
         builder
             .SetMinimumLevel(verbose ? LogLevel.Information : LogLevel.Warning)
+            // Npgsql logs every command at information level: thousands of lines a second under the workload.
+            .AddFilter("Npgsql", LogLevel.Warning)
             .AddConsole(console =>
             {
                 console.FormatterName = DemoLogFormatter.FormatterName;
