@@ -1,18 +1,88 @@
 using System.CommandLine;
+using Synchro.Pipeline.Cli.Demo;
 
 namespace Synchro.Pipeline.Cli;
 
-/// <summary><c>synchro-pipeline demo</c> (being built).</summary>
+/// <summary>
+/// <c>synchro-pipeline demo</c>: a throwaway PostgreSQL server, a pgbench workload consumed live by the
+/// pipeline, then the changelog verified against the source.
+/// </summary>
 internal static class DemoCommand
 {
+    // A plain `demo` finishes in well under a minute on a 2-core machine: ~5 s of server start, the
+    // workload, about a second to catch up, a second to verify.
+    private const int DefaultDurationSeconds = 20;
+    private const int DefaultClients = 4;
+
+    // Low enough that a 2-core machine running server, pgbench and pipeline keeps the lag near zero.
+    private const int DefaultRate = 500;
+
     public static Command Create()
     {
-        var command = new Command("demo", "Not built yet.");
-        command.SetAction(_ =>
+        var duration = new Option<int>("--duration", "-d")
         {
-            Console.Error.WriteLine("demo: not built yet");
-            return ExitCodes.Unexpected;
+            Description = "How long the pgbench workload runs, in seconds.",
+            DefaultValueFactory = _ => DefaultDurationSeconds,
+            HelpName = "seconds",
+        };
+        duration.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int>() is < 1 or > 3600)
+                result.AddError("--duration must be between 1 and 3600 seconds.");
         });
+
+        var clients = new Option<int>("--clients", "-c")
+        {
+            Description = "pgbench clients (concurrent connections).",
+            DefaultValueFactory = _ => DefaultClients,
+        };
+        clients.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int>() is < 1 or > 100)
+                result.AddError("--clients must be between 1 and 100.");
+        });
+
+        var rate = new Option<int>("--rate", "-R")
+        {
+            Description = "Total pgbench transactions per second (pgbench -R); 0 runs unthrottled.",
+            DefaultValueFactory = _ => DefaultRate,
+            HelpName = "tps",
+        };
+        rate.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int>() < 0)
+                result.AddError("--rate must be 0 (unthrottled) or more.");
+        });
+
+        var keep = new Option<bool>("--keep")
+        {
+            Description = "Leave the server running after the demo and print how to connect and stop it (Ctrl+C still deletes it).",
+        };
+        var verbose = new Option<bool>("--verbose", "-v")
+        {
+            Description = "Log the pipeline's information messages, not just warnings (to standard error).",
+        };
+
+        var command = new Command(
+            "demo",
+            "Starts a throwaway PostgreSQL server, runs a pgbench workload the pipeline consumes live, then verifies the changelog against the source.")
+        {
+            duration,
+            clients,
+            rate,
+            keep,
+            verbose,
+        };
+        command.SetAction((parseResult, ct) => DemoRunner.RunAsync(
+            new DemoOptions(
+                TimeSpan.FromSeconds(parseResult.GetValue(duration)),
+                parseResult.GetValue(clients),
+                parseResult.GetValue(rate),
+                parseResult.GetValue(keep),
+                parseResult.GetValue(verbose)),
+            Console.Out,
+            Console.Error,
+            ct));
         return command;
     }
 }

@@ -64,6 +64,10 @@ internal sealed class ClusterControl
         return result.Succeeded || TryKillPostmaster();
     }
 
+    /// <summary>The program and arguments that stop the server from a terminal, wrapped for the server account.</summary>
+    public (string FileName, IReadOnlyList<string> Arguments) StopCommand() =>
+        _account.Command(_binaries.PgCtl, ["stop", "-D", _directory.Data]);
+
     private bool TryKillPostmaster()
     {
         if (_directory.ReadPostmasterPid() is not { } pid)

@@ -23,6 +23,7 @@ public sealed class LocalPostgresServer : IAsyncDisposable
     private readonly bool _keepData;
     private int _stopped;
     private int _disposed;
+    private int _detached;
 
     private LocalPostgresServer(
         ClusterDirectory directory,
@@ -58,6 +59,15 @@ public sealed class LocalPostgresServer : IAsyncDisposable
 
     /// <summary>The server log file (stderr of the postmaster).</summary>
     public string LogFile => _directory.LogFile;
+
+    /// <summary>The private temporary directory holding the data directory, the log and the socket; the only thing ever deleted.</summary>
+    public string RootDirectory => _directory.Root;
+
+    /// <summary>
+    /// A shell command that stops the server (<c>pg_ctl stop</c>, fast shutdown) as the account it runs as:
+    /// for a server left running by <see cref="Detach"/>.
+    /// </summary>
+    public string StopCommand => ShellCommand.Format(_control.StopCommand());
 
     /// <summary>
     /// Creates a cluster in a fresh temporary directory and starts it, waiting until it accepts connections.
@@ -184,7 +194,23 @@ public sealed class LocalPostgresServer : IAsyncDisposable
         }
     }
 
-    /// <summary>Stops the server and deletes its directory unless <see cref="LocalPostgresOptions.KeepData"/> is set. Never throws.</summary>
+    /// <summary>
+    /// Leaves the server running after this process ends: from now on neither disposal nor process exit stops it
+    /// or deletes <see cref="RootDirectory"/>. The server was started by <c>pg_ctl</c> in its own session, so it
+    /// outlives this process; stop it with <see cref="StopCommand"/>, then delete <see cref="RootDirectory"/>.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The server was disposed (and so stopped) already.</exception>
+    public void Detach()
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        Volatile.Write(ref _detached, 1);
+        AppDomain.CurrentDomain.ProcessExit -= OnProcessExit;
+    }
+
+    /// <summary>
+    /// Stops the server and deletes its directory unless <see cref="LocalPostgresOptions.KeepData"/> is set or the
+    /// server was detached (<see cref="Detach"/>), in which case it does nothing. Never throws.
+    /// </summary>
     /// <returns>A task completing once cleanup has been attempted.</returns>
     public async ValueTask DisposeAsync()
     {
@@ -247,6 +273,11 @@ public sealed class LocalPostgresServer : IAsyncDisposable
 
     private async Task CleanupAsync()
     {
+        if (Volatile.Read(ref _detached) != 0)
+        {
+            return;
+        }
+
         if (Interlocked.Exchange(ref _stopped, 1) == 0)
         {
             await TryStopAsync(_control, immediate: !_keepData).ConfigureAwait(false);

@@ -83,6 +83,14 @@ internal sealed class CliProcess : IDisposable
         return await process.WaitAsync(s_oneShotTimeout);
     }
 
+    /// <summary>Runs a long command to its end in an empty directory, killing it after <paramref name="timeout"/>.</summary>
+    public static async Task<CliResult> RunAsync(TimeSpan timeout, IReadOnlyDictionary<string, string>? environment, params string[] arguments)
+    {
+        using var directory = new WorkingDirectory();
+        using var process = Start(directory.Path, environment, arguments);
+        return await process.WaitAsync(timeout);
+    }
+
     /// <summary>Runs a command to its end in an empty directory (no configuration file), with the inherited environment.</summary>
     public static async Task<CliResult> RunAsync(params string[] arguments)
     {
@@ -110,7 +118,7 @@ internal sealed class CliProcess : IDisposable
         }
         catch (TimeoutException)
         {
-            _process.Kill();
+            _process.Kill(entireProcessTree: true);
             throw new TimeoutException($"synchro-pipeline did not exit within {timeout}.{Environment.NewLine}stdout: {Output}{Environment.NewLine}stderr: {Error}");
         }
         // The parameterless wait also drains the redirected streams.
@@ -122,7 +130,7 @@ internal sealed class CliProcess : IDisposable
     {
         if (!_process.HasExited)
         {
-            _process.Kill();
+            _process.Kill(entireProcessTree: true);
             _process.WaitForExit();
         }
         _process.Dispose();
