@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
@@ -55,5 +56,26 @@ public static class SynchroPipelineServiceCollectionExtensions
         services.AddHealthChecks().AddCheck<WalPipelineHealthCheck>(
             WalPipelineHealthCheckOptions.CheckName, failureStatus: HealthStatus.Unhealthy, tags: [WalPipelineHealthCheckOptions.Tag]);
         return options;
+    }
+
+    /// <summary>
+    /// Registers the pipeline as <see cref="AddSynchroPipeline(IServiceCollection, Action{WalPipelineOptions})"/> does,
+    /// with its options read from <paramref name="section"/> (usually <c>configuration.GetSection("Synchro")</c>; see
+    /// <see cref="WalPipelineConfiguration.Bind"/> for the keys), then <paramref name="configure"/> for what configuration
+    /// cannot hold, such as a custom <see cref="WalPipelineOptions.BucketAssigner"/>.
+    /// </summary>
+    /// <param name="services">The container.</param>
+    /// <param name="section">The configuration section holding the pipeline's settings.</param>
+    /// <param name="configure">Runs after the section is bound; may be null.</param>
+    /// <returns>The options builder.</returns>
+    /// <remarks>A bad or unknown key stops host start-up with a <c>WalPipelineConfigurationException</c> naming every such key.</remarks>
+    public static OptionsBuilder<WalPipelineOptions> AddSynchroPipeline(this IServiceCollection services, IConfiguration section, Action<WalPipelineOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(section);
+        return services.AddSynchroPipeline(options =>
+        {
+            WalPipelineConfiguration.Bind(section, options);
+            configure?.Invoke(options);
+        });
     }
 }

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
@@ -6,6 +7,7 @@ using Microsoft.Extensions.Options;
 using Synchro.Pipeline.Hosting;
 using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Registry;
+using Synchro.Pipeline.Replication;
 
 namespace Synchro.Pipeline.Tests.Hosting;
 
@@ -76,6 +78,51 @@ public sealed class HostingValidationTests
 
         Assert.Equal(typeof(WalPipelineHealthCheckOptions), error.OptionsType);
         Assert.Contains("MaxLag", Assert.Single(error.Failures), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Options_bind_from_a_configuration_section_then_the_callback()
+    {
+        var builder = Builder();
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Synchro:ConnectionString"] = Unreachable,
+            ["Synchro:SlotName"] = "from_config",
+            ["Synchro:PublicationName"] = "pub",
+            ["Synchro:MaxBatchRows"] = "500",
+            ["Synchro:Tables:orders:OwnerColumn"] = "user_id",
+            ["Synchro:Tables:app.lines:ParentTable"] = "orders",
+            ["Synchro:Tables:app.lines:ParentForeignKeyColumn"] = "order_id",
+        });
+        builder.Services.AddSynchroPipeline(builder.Configuration.GetSection("Synchro"), options => options.MaxBatchRows *= 2);
+        using var host = builder.Build();
+
+        var options = host.Services.GetRequiredService<IOptions<WalPipelineOptions>>().Value;
+
+        Assert.Equal("from_config", options.SlotName);
+        Assert.Equal(1000, options.MaxBatchRows);
+        Assert.Equal(["app.lines", "public.orders"], options.Tables.Select(t => t.QualifiedName).Order());
+        Assert.True(options.Tables.TryGet("public", "orders", out var orders));
+        Assert.Equal("user_id", orders.OwnerColumn);
+    }
+
+    [Fact]
+    public async Task A_misspelt_configuration_key_fails_host_start_naming_it()
+    {
+        var builder = Builder();
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Synchro:ConnectionString"] = Unreachable,
+            ["Synchro:SlotNmae"] = "slot",
+            ["Synchro:PublicationName"] = "pub",
+            ["Synchro:Tables:orders:OwnerColumn"] = "user_id",
+        });
+        builder.Services.AddSynchroPipeline(builder.Configuration.GetSection("Synchro"));
+        using var host = builder.Build();
+
+        var error = await Assert.ThrowsAsync<WalPipelineConfigurationException>(() => host.StartAsync());
+
+        Assert.Contains(error.Errors, e => e.Contains("Synchro:SlotNmae", StringComparison.Ordinal) && e.Contains("SlotName", StringComparison.Ordinal));
     }
 
     private static HostApplicationBuilder Builder()
