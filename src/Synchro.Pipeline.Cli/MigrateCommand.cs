@@ -13,8 +13,6 @@ internal static class MigrateCommand
 {
     private const string Name = "migrate";
 
-    // The tables ChangelogSchema creates, found through the connection's search_path as it creates them.
-    private static readonly string[] s_tables = ["sync_changelog", "sync_bucket_edges", "sync_wal_position", "sync_rule_failures"];
 
     private const string ExistingTablesSql = "SELECT t FROM unnest(@tables) AS t WHERE pg_catalog.to_regclass(t) IS NOT NULL";
 
@@ -54,14 +52,14 @@ internal static class MigrateCommand
     private static void Report(string target, HashSet<string> before, HashSet<string> after)
     {
         var output = Terminal.Out;
-        var created = s_tables.Where(t => after.Contains(t) && !before.Contains(t)).ToList();
-        var kept = s_tables.Where(before.Contains).ToList();
+        var created = ChangelogSchema.TableNames.Where(t => after.Contains(t) && !before.Contains(t)).ToList();
+        var kept = ChangelogSchema.TableNames.Where(before.Contains).ToList();
         output.WriteLine($"Migrated the sidecar tables on {target}:");
         if (created.Count > 0)
             output.WriteWrapped($"  {output.Paint("created", Tone.Good)}  ", string.Join(", ", created), indent: 11);
         if (kept.Count > 0)
             output.WriteWrapped($"  {output.Paint("present", Tone.Dim)}  ", string.Join(", ", kept) + " (left as they were; missing indexes added)", indent: 11);
-        output.WriteLine(created.Count == 0 ? "Nothing to create: the database was up to date." : $"Created {created.Count} of {s_tables.Length} tables.");
+        output.WriteLine(created.Count == 0 ? "Nothing to create: the database was up to date." : $"Created {created.Count} of {ChangelogSchema.TableNames.Count} tables.");
     }
 
     private static async Task<HashSet<string>> ExistingTablesAsync(NpgsqlConnection connection, CancellationToken ct)
@@ -70,7 +68,7 @@ internal static class MigrateCommand
         var command = new NpgsqlCommand(ExistingTablesSql, connection);
         await using (command.ConfigureAwait(false))
         {
-            command.Parameters.Add(new NpgsqlParameter<string[]>("tables", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = s_tables });
+            command.Parameters.Add(new NpgsqlParameter<string[]>("tables", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = [.. ChangelogSchema.TableNames] });
             var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
             await using (reader.ConfigureAwait(false))
             {

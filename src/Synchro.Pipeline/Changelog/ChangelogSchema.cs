@@ -12,6 +12,9 @@ namespace Synchro.Pipeline.Changelog;
 /// </remarks>
 public static class ChangelogSchema
 {
+    /// <summary>The sidecar tables <see cref="EnsureAsync"/> creates, as the Go reference names them.</summary>
+    public static IReadOnlyList<string> TableNames { get; } = ["sync_changelog", "sync_bucket_edges", "sync_wal_position", "sync_rule_failures"];
+
     // Invariant: every statement is idempotent, so a database this already migrated, or one the
     // synchro reference migrated, is left unchanged. One batch command per statement, because a
     // multi-statement command needs Npgsql's SQL rewriting, which an application may turn off.

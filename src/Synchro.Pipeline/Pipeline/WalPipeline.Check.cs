@@ -1,13 +1,12 @@
 using Npgsql;
 using NpgsqlTypes;
+using Synchro.Pipeline.Changelog;
 using Synchro.Pipeline.Replication;
 
 namespace Synchro.Pipeline.Pipeline;
 
 public sealed partial class WalPipeline
 {
-    // The sidecar tables ChangelogSchema creates; looked up through the changelog connection's search_path, as it creates them.
-    private static readonly string[] s_sidecarTables = ["sync_changelog", "sync_bucket_edges", "sync_wal_position", "sync_rule_failures"];
 
     private const string MissingSidecarTablesSql = "SELECT t FROM unnest(@tables) AS t WHERE pg_catalog.to_regclass(t) IS NULL";
 
@@ -71,7 +70,7 @@ public sealed partial class WalPipeline
         var command = changelog.CreateCommand(MissingSidecarTablesSql);
         await using (command.ConfigureAwait(false))
         {
-            command.Parameters.Add(new NpgsqlParameter<string[]>("tables", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = s_sidecarTables });
+            command.Parameters.Add(new NpgsqlParameter<string[]>("tables", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = [.. ChangelogSchema.TableNames] });
             var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             await using (reader.ConfigureAwait(false))
             {

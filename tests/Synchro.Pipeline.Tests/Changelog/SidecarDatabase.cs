@@ -7,7 +7,6 @@ namespace Synchro.Pipeline.Tests.Changelog;
 /// <summary>Fresh migrated databases and small queries over the sidecar tables.</summary>
 internal static class SidecarDatabase
 {
-    private static readonly string[] s_tables = ["sync_changelog", "sync_bucket_edges", "sync_wal_position", "sync_rule_failures"];
 
     /// <summary>A new database with the sidecar tables; returns its connection string.</summary>
     public static async Task<string> CreateAsync(PostgresServerFixture postgres, string prefix)
@@ -27,7 +26,7 @@ internal static class SidecarDatabase
 
     public static async Task<long> CountAsync(NpgsqlConnection connection, string table)
     {
-        Assert.Contains(table, s_tables);
+        Assert.Contains(table, ChangelogSchema.TableNames);
         return (long)(await ScalarAsync(connection, $"SELECT count(*) FROM {table}"))!;
     }
 

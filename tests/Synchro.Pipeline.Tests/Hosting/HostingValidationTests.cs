@@ -23,10 +23,8 @@ public sealed class HostingValidationTests
         var builder = Builder();
         builder.Services.AddSynchroPipeline(options =>
         {
-            options.ConnectionString = Unreachable;
+            Valid(options);
             options.SlotName = "Bad-Slot";
-            options.PublicationName = "pub";
-            options.Tables = new TableRegistry().Add(new TableRegistration("orders") { OwnerColumn = "user_id" });
             options.MaxBatchRows = 0;
         });
         using var host = builder.Build();
@@ -43,13 +41,7 @@ public sealed class HostingValidationTests
     public async Task A_second_call_adds_configuration_not_a_second_pipeline()
     {
         var builder = Builder();
-        builder.Services.AddSynchroPipeline(options =>
-        {
-            options.ConnectionString = Unreachable;
-            options.SlotName = "slot";
-            options.PublicationName = "pub";
-            options.Tables = new TableRegistry().Add(new TableRegistration("orders") { OwnerColumn = "user_id" });
-        });
+        builder.Services.AddSynchroPipeline(Valid);
         builder.Services.AddSynchroPipeline(options => options.StatusInterval = TimeSpan.Zero);
         using var host = builder.Build();
 
@@ -64,13 +56,7 @@ public sealed class HostingValidationTests
     public async Task An_invalid_health_threshold_fails_host_start()
     {
         var builder = Builder();
-        builder.Services.AddSynchroPipeline(options =>
-        {
-            options.ConnectionString = Unreachable;
-            options.SlotName = "slot";
-            options.PublicationName = "pub";
-            options.Tables = new TableRegistry().Add(new TableRegistration("orders") { OwnerColumn = "user_id" });
-        });
+        builder.Services.AddSynchroPipeline(Valid);
         builder.Services.Configure<WalPipelineHealthCheckOptions>(o => o.MaxLag = TimeSpan.Zero);
         using var host = builder.Build();
 
@@ -123,6 +109,14 @@ public sealed class HostingValidationTests
         var error = await Assert.ThrowsAsync<WalPipelineConfigurationException>(() => host.StartAsync());
 
         Assert.Contains(error.Errors, e => e.Contains("Synchro:SlotNmae", StringComparison.Ordinal) && e.Contains("SlotName", StringComparison.Ordinal));
+    }
+
+    private static void Valid(WalPipelineOptions options)
+    {
+        options.ConnectionString = Unreachable;
+        options.SlotName = "slot";
+        options.PublicationName = "pub";
+        options.Tables = new TableRegistry().Add(new TableRegistration("orders") { OwnerColumn = "user_id" });
     }
 
     private static HostApplicationBuilder Builder()
