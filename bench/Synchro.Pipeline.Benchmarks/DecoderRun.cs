@@ -25,10 +25,25 @@ internal static class DecoderRun
 
     private static readonly BatchLimits s_limits = new(BatchRows, long.MaxValue);
 
+    /// <summary>A decoder as the pipeline holds one: for the life of the stream.</summary>
+    public static (PgOutputParser Parser, ChangeDecoder Decoder) CreateDecoder()
+        => (new PgOutputParser(BenchSetupChecks.Options), new ChangeDecoder(Registry, s_limits, Lsn.Invalid, NullLogger.Instance));
+
+    /// <summary>Decodes the stream once more with <paramref name="decoder"/> (its Relation message renews the mapping).</summary>
+    public static DecoderTotals Ours(BenchFrame[] frames, (PgOutputParser Parser, ChangeDecoder Decoder) decoder)
+    {
+        var (parser, changes) = decoder;
+        var totals = new Accumulator();
+        foreach (var frame in frames)
+            Decode(parser, changes, frame, ref totals);
+        if (changes.TryCutAtIdle(out var last))
+            totals.Consume(last);
+        return totals.Result;
+    }
+
     public static DecoderTotals Ours(BenchFrame[] frames)
     {
-        var parser = new PgOutputParser(BenchSetupChecks.Options);
-        var decoder = new ChangeDecoder(Registry, s_limits, Lsn.Invalid, NullLogger.Instance);
+        var (parser, decoder) = CreateDecoder();
         var totals = new Accumulator();
         foreach (var frame in frames)
             Decode(parser, decoder, frame, ref totals);
@@ -118,13 +133,16 @@ internal static class DecoderRun
         public void Consume(ChangeBatch batch)
         {
             // A transaction's last chunk may hold no change, only its commit; the baseline has no such batch.
-            if (batch.Changes.Count > 0)
+            if (batch.Count > 0)
                 _batches++;
-            foreach (var change in batch.Changes)
+            for (var i = 0; i < batch.Count; i++)
             {
-                var ownerIndex = change.Table.ReferencedColumnIndex(OwnerColumn);
-                Add(change.Operation, change.RecordId.Length, change.RecordId[^1], change.Values[ownerIndex]?.Length ?? 0);
+                var change = batch[i];
+                var id = batch.Text(batch.Value(change, 0));
+                var owner = batch.Text(batch.Value(change, change.Table.ReferencedColumnIndex(OwnerColumn)));
+                Add(change.Operation, id.Length, id[^1], owner.Length);
             }
+            batch.Release();
         }
 
         public void Consume(List<BaselineChange> batch)
