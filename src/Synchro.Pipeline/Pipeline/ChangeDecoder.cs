@@ -90,7 +90,17 @@ internal sealed partial class ChangeDecoder
             Cut();
     }
 
-    internal void OnRelation(in RelationMessage message) => _mappings.Remove(message.Relation.Oid);
+    internal void OnRelation(in RelationMessage message)
+    {
+        // Mapped here, once per Relation message, so a row only looks its mapping up. A registered column missing
+        // from the relation is reported by the first row that needs it (the relation may have no rows for us).
+        var relation = message.Relation;
+        _mappings.Remove(relation.Oid);
+        if (!_registry.TryGet(relation.Schema, relation.Name, out var table))
+            _mappings[relation.Oid] = (relation, null);
+        else if (RelationMapping.TryCreate(relation, table) is { } mapping)
+            _mappings[relation.Oid] = (relation, mapping);
+    }
 
     internal void OnInsert(in InsertMessage message, int messageBytes)
     {
@@ -239,17 +249,24 @@ internal sealed partial class ChangeDecoder
 
         public static RelationMapping Create(RelationInfo relation, TableRegistration table)
         {
+            if (TryCreate(relation, table) is { } mapping)
+                return mapping;
+            var missing = table.ReferencedColumns.First(c => FindColumn(relation, c) < 0);
+            throw new WalPipelineException(
+                $"Registered column '{missing}' of table {table} is not in the replication stream: it was dropped or renamed, "
+                + "or the publication's column list leaves it out. Fix the registration or the table, then restart the pipeline.");
+        }
+
+        /// <summary>The mapping, or null when a referenced column is not in the relation.</summary>
+        public static RelationMapping? TryCreate(RelationInfo relation, TableRegistration table)
+        {
             var columns = table.ReferencedColumns;
             var positions = new int[columns.Count];
             for (var i = 0; i < columns.Count; i++)
             {
                 positions[i] = FindColumn(relation, columns[i]);
                 if (positions[i] < 0)
-                {
-                    throw new WalPipelineException(
-                        $"Registered column '{columns[i]}' of table {table} is not in the replication stream: it was dropped or renamed, "
-                        + "or the publication's column list leaves it out. Fix the registration or the table, then restart the pipeline.");
-                }
+                    return null;
             }
             return new RelationMapping(relation, table, positions);
         }
