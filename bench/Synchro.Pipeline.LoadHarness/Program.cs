@@ -23,4 +23,13 @@ Console.CancelKeyPress += (_, e) =>
     e.Cancel = true;
     interrupt.Cancel();
 };
-return await HarnessRunner.RunAsync(options, interrupt.Token);
+try
+{
+    return await HarnessRunner.RunAsync(options, interrupt.Token);
+}
+catch (Exception e) when (e is not OperationCanceledException)
+{
+    // The backlog or the server failed: nothing to compare, so no report.
+    await Console.Error.WriteLineAsync($"load harness failed: {e}");
+    return 1;
+}

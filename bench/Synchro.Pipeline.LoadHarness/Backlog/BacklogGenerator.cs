@@ -14,6 +14,7 @@ internal static class BacklogGenerator
 {
     private const string MeasureSlot = "bench_measure";
     private const int BacklogClients = 2;
+    private static readonly TimeSpan s_flushPoll = TimeSpan.FromMilliseconds(20);
 
     public static async Task<BacklogInfo> GenerateAsync(string binDirectory, string connectionString, IEnumerable<string> slots, long changes, CancellationToken ct)
     {
@@ -32,20 +33,27 @@ internal static class BacklogGenerator
         var pgbench = await Pgbench.RunAsync(binDirectory, connectionString,
             ["-c", Invariant(BacklogClients), "-j", Invariant(BacklogClients), "-t", Invariant(perClient)], ct);
 
-        var end = await ScalarAsync<NpgsqlLogSequenceNumber>(connection, "SELECT pg_current_wal_lsn()", ct);
+        // The insert position, not pg_current_wal_lsn(): with synchronous_commit=off (the throwaway server's
+        // default) the write position trails the last commits by up to wal_writer_delay.
+        var end = await ScalarAsync<NpgsqlLogSequenceNumber>(connection, "SELECT pg_current_wal_insert_lsn()", ct);
         // The end marker: a non-transactional message after the end LSN. Every contender stops on it (or on
         // anything at or past the end LSN); the pipeline reads it as its own heartbeat and commits past it.
         await using (var marker = new NpgsqlCommand($"SELECT pg_logical_emit_message(false, '{LsnCommitter.HeartbeatPrefix}', 'load-harness end')", connection))
             await marker.ExecuteNonQueryAsync(ct);
+        // Decoding (walsenders and the SQL functions alike) reads only flushed WAL; with asynchronous commit
+        // the WAL writer flushes within wal_writer_delay.
+        var markerEnd = await ScalarAsync<NpgsqlLogSequenceNumber>(connection, "SELECT pg_current_wal_insert_lsn()", ct);
+        while (await ScalarAsync<NpgsqlLogSequenceNumber>(connection, "SELECT pg_current_wal_flush_lsn()", ct) < markerEnd)
+            await Task.Delay(s_flushPoll, ct);
 
         // Decoded by the server up to the end LSN: the exact change count and pgoutput volume, independent of any contender.
         await using var measure = new NpgsqlCommand("""
             SELECT count(*) FILTER (WHERE get_byte(data, 0) IN (73, 85, 68)), coalesce(sum(length(data)), 0)::bigint,
                    max(('x' || encode(substring(data FROM 11 FOR 8), 'hex'))::bit(64)::bigint) FILTER (WHERE get_byte(data, 0) = 67)
-            FROM pg_logical_slot_get_binary_changes($1, $2, NULL, 'proto_version', '1', 'publication_names', $3)
+            FROM pg_logical_slot_get_binary_changes($1, $2::pg_lsn, NULL, 'proto_version', '1', 'publication_names', $3)
             """, connection);
         measure.Parameters.AddWithValue(MeasureSlot);
-        measure.Parameters.AddWithValue(end);
+        measure.Parameters.AddWithValue(end.ToString());
         measure.Parameters.AddWithValue(BenchSchema.Publication);
         measure.CommandTimeout = 0;
         long counted, bytes, lastCommitEnd;

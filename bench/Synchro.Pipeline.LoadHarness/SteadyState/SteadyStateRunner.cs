@@ -107,7 +107,7 @@ internal static class SteadyStateRunner
     {
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync(ct);
-        await using var current = new NpgsqlCommand("SELECT pg_current_wal_lsn()", connection);
+        await using var current = new NpgsqlCommand("SELECT pg_current_wal_insert_lsn()", connection);
         Lsn end = (NpgsqlLogSequenceNumber)(await current.ExecuteScalarAsync(ct))!;
         await using var heartbeat = new NpgsqlCommand($"SELECT pg_logical_emit_message(false, '{LsnCommitter.HeartbeatPrefix}', 'load-harness')", connection);
         var clock = Stopwatch.StartNew();
