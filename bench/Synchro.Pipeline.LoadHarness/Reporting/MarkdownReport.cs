@@ -32,7 +32,7 @@ internal static class MarkdownReport
                 continue;
             }
             var rows = c.ChangelogRows is { } cl ? $"{cl:N0} / {c.EdgeRows:N0}" : "";
-            Line(md, $"| {c.Name} | {c.Changes:N0} | {c.WallSeconds:F2} | {F(c.ChangesPerSecond, "N0")} | {F(ratios.TryGetValue(c.Name, out var r) ? r : null, "F2", "x")} "
+            Line(md, $"| {c.Name} | {(c.Changes > 0 ? c.Changes.ToString("N0", CultureInfo.InvariantCulture) : "")} | {c.WallSeconds:F2} | {F(c.ChangesPerSecond, "N0")} | {F(ratios.TryGetValue(c.Name, out var r) ? r : null, "F2", "x")} "
                 + $"| {F(c.PgoutputMegabytesPerSecond, "F1")} | {F(c.CpuSecondsPerMillionChanges, "F1")} | {F(c.PeakRssBytes / 1e6, "F0")} | {F(c.AllocatedBytesPerChange, "F0")} | {rows} |");
         }
         Line(md);

@@ -63,8 +63,12 @@ internal static class SteadyStateRunner
             {
                 ThrowIfStopped(run, pipeline);
                 var status = pipeline.GetStatus();
-                lagBytes.Add(status.LagBytes);
-                lagSeconds.Add(status.Lag.TotalSeconds);
+                // Before its first commit a fresh slot's pipeline reports its lag against LSN 0, not a real lag.
+                if (status.CommittedLsn.IsValid)
+                {
+                    lagBytes.Add(status.LagBytes);
+                    lagSeconds.Add(status.Lag.TotalSeconds);
+                }
                 await Task.WhenAny(bench, Task.Delay(s_sampleInterval, ct));
             }
             var with = await bench;
