@@ -185,7 +185,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         var stages = new StageGroup(run);
         stages.Start(reader.RunAsync);
         stages.Start(decoding.RunAsync);
-        stages.Start(writer.RunAsync);
+        stages.Start(_options.DiscardWrites ? new DiscardingWriterStage(batches.Reader, committed.Writer, _metrics).RunAsync : writer.RunAsync);
         stages.Start(committer.RunAsync);
         await stages.WhenAllAsync().ConfigureAwait(false);
         // Every stage ended without being cancelled: the server closed the stream (shutting down, say).
