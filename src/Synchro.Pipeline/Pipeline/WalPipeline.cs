@@ -169,10 +169,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         LogStarted(_logger, _options.SlotName, position.ToString());
 
         using var run = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var pipe = new Pipe(new PipeOptions(
-            pauseWriterThreshold: _options.WalBufferBytes,
-            resumeWriterThreshold: _options.WalBufferBytes / 2,
-            useSynchronizationContext: false));
+        var pipe = new Pipe(StageChannels.Wal(_options.WalBufferBytes));
         var batches = Channel.CreateBounded<ChangeBatch>(StageChannels.Batches(BatchQueueCapacity));
         var committed = Channel.CreateBounded<Lsn>(StageChannels.Receipts(BatchQueueCapacity + 1));
 
@@ -188,7 +185,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         var stages = new StageGroup(run);
         stages.Start(reader.RunAsync);
         stages.Start(decoding.RunAsync);
-        stages.Start(writer.RunAsync);
+        stages.Start(_options.DiscardWrites ? new DiscardingWriterStage(batches.Reader, committed.Writer, _metrics).RunAsync : writer.RunAsync);
         stages.Start(committer.RunAsync);
         await stages.WhenAllAsync().ConfigureAwait(false);
         // Every stage ended without being cancelled: the server closed the stream (shutting down, say).

@@ -59,6 +59,9 @@ public sealed class WalPipelineOptions
     /// <summary>Creates the <c>Synchro.Pipeline</c> meter (the DI container's factory when hosted). Default: a meter of the pipeline's own.</summary>
     public IMeterFactory? MeterFactory { get; set; }
 
+    /// <summary>Load harness only: batches are dropped instead of written, so a run measures reading and decoding alone.</summary>
+    internal bool DiscardWrites { get; set; }
+
     /// <summary>Checks every option.</summary>
     /// <exception cref="ArgumentException">An option is invalid; the message names it and says what is allowed.</exception>
     public void Validate()

@@ -1,0 +1,97 @@
+using System.Globalization;
+using Npgsql;
+using NpgsqlTypes;
+using Synchro.Pipeline.Pipeline;
+using Synchro.Pipeline.Protocol;
+
+namespace Synchro.Pipeline.LoadHarness.Backlog;
+
+/// <summary>
+/// Creates one slot per contender (plus one the harness decodes itself to count the backlog), then
+/// writes the backlog with pgbench, so every slot holds the identical WAL.
+/// </summary>
+internal static class BacklogGenerator
+{
+    private const string MeasureSlot = "bench_measure";
+    private const int BacklogClients = 2;
+    private static readonly TimeSpan s_flushPoll = TimeSpan.FromMilliseconds(20);
+
+    public static async Task<BacklogInfo> GenerateAsync(string binDirectory, string connectionString, IEnumerable<string> slots, long changes, CancellationToken ct)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(ct);
+        foreach (var slot in slots.Append(MeasureSlot))
+        {
+            await using var create = new NpgsqlCommand("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", connection);
+            create.Parameters.AddWithValue(slot);
+            await create.ExecuteNonQueryAsync(ct);
+        }
+        var start = await ScalarAsync<NpgsqlLogSequenceNumber>(connection, "SELECT pg_current_wal_lsn()", ct);
+
+        var transactions = (changes + BenchWorkload.ChangesPerTransaction - 1) / BenchWorkload.ChangesPerTransaction;
+        var perClient = (transactions + BacklogClients - 1) / BacklogClients;
+        var pgbench = await Pgbench.RunAsync(binDirectory, connectionString,
+            ["-c", Invariant(BacklogClients), "-j", Invariant(BacklogClients), "-t", Invariant(perClient)], ct);
+
+        // The insert position, not pg_current_wal_lsn(): with synchronous_commit=off (the throwaway server's
+        // default) the write position trails the last commits by up to wal_writer_delay.
+        var end = await ScalarAsync<NpgsqlLogSequenceNumber>(connection, "SELECT pg_current_wal_insert_lsn()", ct);
+        // The end marker: a non-transactional message after the end LSN. Every contender stops on it (or on
+        // anything at or past the end LSN); the pipeline reads it as its own heartbeat and commits past it.
+        await using (var marker = new NpgsqlCommand($"SELECT pg_logical_emit_message(false, '{LsnCommitter.HeartbeatPrefix}', 'load-harness end')", connection))
+            await marker.ExecuteNonQueryAsync(ct);
+        // Decoding (walsenders and the SQL functions alike) reads only flushed WAL; with asynchronous commit
+        // the WAL writer flushes within wal_writer_delay.
+        var markerEnd = await ScalarAsync<NpgsqlLogSequenceNumber>(connection, "SELECT pg_current_wal_insert_lsn()", ct);
+        while (await ScalarAsync<NpgsqlLogSequenceNumber>(connection, "SELECT pg_current_wal_flush_lsn()", ct) < markerEnd)
+            await Task.Delay(s_flushPoll, ct);
+
+        // Decoded by the server up to the end LSN: the exact change count and pgoutput volume, independent of any contender.
+        await using var measure = new NpgsqlCommand("""
+            SELECT count(*) FILTER (WHERE get_byte(data, 0) IN (73, 85, 68)), coalesce(sum(length(data)), 0)::bigint,
+                   max(('x' || encode(substring(data FROM 11 FOR 8), 'hex'))::bit(64)::bigint) FILTER (WHERE get_byte(data, 0) = 67)
+            FROM pg_logical_slot_get_binary_changes($1, $2::pg_lsn, NULL, 'proto_version', '1', 'publication_names', $3)
+            """, connection);
+        measure.Parameters.AddWithValue(MeasureSlot);
+        measure.Parameters.AddWithValue(end.ToString());
+        measure.Parameters.AddWithValue(BenchSchema.Publication);
+        measure.CommandTimeout = 0;
+        long counted, bytes, lastCommitEnd;
+        await using (var reader = await measure.ExecuteReaderAsync(ct))
+        {
+            await reader.ReadAsync(ct);
+            counted = reader.GetInt64(0);
+            bytes = reader.GetInt64(1);
+            // A pgoutput Commit is 'C', flags, commit LSN, end LSN, timestamp: the end LSN is at offset 10.
+            lastCommitEnd = reader.GetInt64(2);
+        }
+        await using (var drop = new NpgsqlCommand("SELECT pg_drop_replication_slot($1)", connection))
+        {
+            drop.Parameters.AddWithValue(MeasureSlot);
+            await drop.ExecuteNonQueryAsync(ct);
+        }
+
+        return new BacklogInfo(pgbench.Transactions, counted, start.ToString(), end.ToString(), new Lsn((ulong)lastCommitEnd).ToString(),
+            (long)((ulong)end - (ulong)start), bytes, pgbench.Seconds, pgbench.Tps);
+    }
+
+    public static async Task DropSlotsAsync(string connectionString, IEnumerable<string> slots, CancellationToken ct)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(ct);
+        foreach (var slot in slots)
+        {
+            await using var drop = new NpgsqlCommand("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1 AND NOT active", connection);
+            drop.Parameters.AddWithValue(slot);
+            await drop.ExecuteNonQueryAsync(ct);
+        }
+    }
+
+    private static async Task<T> ScalarAsync<T>(NpgsqlConnection connection, string sql, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand(sql, connection);
+        return (T)(await command.ExecuteScalarAsync(ct))!;
+    }
+
+    private static string Invariant(long value) => value.ToString(CultureInfo.InvariantCulture);
+}

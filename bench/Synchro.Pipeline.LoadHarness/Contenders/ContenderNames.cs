@@ -1,0 +1,17 @@
+namespace Synchro.Pipeline.LoadHarness.Contenders;
+
+/// <summary>The contenders, in the order they run; also their slot names' suffixes.</summary>
+internal static class ContenderNames
+{
+    public const string PgRecvLogical = "pg_recvlogical";
+    public const string Npgsql = "npgsql_pgoutput";
+    public const string OursReadOnly = "ours_read_only";
+    public const string OursEndToEnd = "ours_end_to_end";
+    public const string GoPerChange = "go_per_change";
+    public const string BinaryCopy = "binary_copy";
+
+    /// <summary>Contenders that read the backlog from a slot of their own.</summary>
+    public static readonly IReadOnlyList<string> Draining = [PgRecvLogical, Npgsql, OursReadOnly, OursEndToEnd, GoPerChange];
+
+    public static string Slot(string contender) => "bench_" + contender;
+}

@@ -1,0 +1,18 @@
+namespace Synchro.Pipeline.LoadHarness.Contenders;
+
+/// <summary>What a contender child process is told to do (passed as one JSON argument; connection strings carry no password).</summary>
+internal sealed record ContenderSpec
+{
+    public required string Name { get; init; }
+    public required string SourceConnectionString { get; init; }
+    public string? ChangelogConnectionString { get; init; }
+    public string? CopyTargetConnectionString { get; init; }
+    public required string SlotName { get; init; }
+    public required string PublicationName { get; init; }
+
+    /// <summary>The end of the backlog's last transaction (text form of an LSN).</summary>
+    public required string StopLsn { get; init; }
+
+    /// <summary>Stop after this many changes instead (the Go design's slice); 0 for the whole backlog.</summary>
+    public long MaxChanges { get; init; }
+}

@@ -1,0 +1,55 @@
+using System.Globalization;
+
+namespace Synchro.Pipeline.LoadHarness;
+
+/// <summary>The harness's command line: <c>--changes N --go-changes N --steady-seconds N --steady-clients N --out DIR --timeout-scale X</c>.</summary>
+internal sealed record HarnessOptions
+{
+    public long Changes { get; init; } = 1_000_000;
+    public long GoChanges { get; init; } = 20_000;
+    public int SteadySeconds { get; init; } = 60;
+    public int SteadyClients { get; init; } = 4;
+    public string OutputDirectory { get; init; } = "results";
+
+    /// <summary>Multiplies every contender's time limit (a slow or busy machine).</summary>
+    public double TimeoutScale { get; init; } = 1.0;
+
+    public const string Usage = """
+        usage: Synchro.Pipeline.LoadHarness [--changes N] [--go-changes N] [--steady-seconds N] [--steady-clients N] [--out DIR] [--timeout-scale X]
+          --changes         backlog size in row changes (default 1000000)
+          --go-changes      slice drained by the Go reference's per-change design (default 20000)
+          --steady-seconds  steady-state pgbench duration, run once without and once with the pipeline (default 60; 0 skips it)
+          --steady-clients  pgbench clients in the steady state (default 4)
+          --out             directory for load-harness.json and load-harness.md (default results)
+          --timeout-scale   multiplies every contender's time limit (default 1)
+        quick run: --changes 50000 --steady-seconds 10 --go-changes 2000
+        """;
+
+    /// <exception cref="FormatException">An unknown flag, a missing or bad value.</exception>
+    public static HarnessOptions Parse(IReadOnlyList<string> args)
+    {
+        var options = new HarnessOptions();
+        for (var i = 0; i < args.Count; i++)
+        {
+            var value = i + 1 < args.Count ? args[i + 1] : throw new FormatException($"{args[i]} needs a value");
+            options = args[i] switch
+            {
+                "--changes" => options with { Changes = Positive(args[i], value) },
+                "--go-changes" => options with { GoChanges = Positive(args[i], value) },
+                "--steady-seconds" => options with { SteadySeconds = (int)NonNegative(args[i], value) },
+                "--steady-clients" => options with { SteadyClients = (int)Positive(args[i], value) },
+                "--out" => options with { OutputDirectory = value },
+                "--timeout-scale" => options with { TimeoutScale = double.Parse(value, NumberStyles.Float, CultureInfo.InvariantCulture) },
+                _ => throw new FormatException($"unknown option {args[i]}"),
+            };
+            i++;
+        }
+        return options;
+    }
+
+    private static long Positive(string name, string value)
+        => NonNegative(name, value) is > 0 and var n ? n : throw new FormatException($"{name} must be positive");
+
+    private static long NonNegative(string name, string value)
+        => long.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : throw new FormatException($"{name}: '{value}' is not a whole number");
+}

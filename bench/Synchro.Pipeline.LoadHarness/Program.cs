@@ -1,0 +1,35 @@
+using Synchro.Pipeline.LoadHarness;
+using Synchro.Pipeline.LoadHarness.Contenders;
+
+// Two roles in one executable: the harness, and (re-invoked by it) one contender per child process,
+// so each contender's CPU seconds and peak RSS are its own.
+if (args.Length >= 1 && args[0] == ContenderHost.Verb)
+    return await ContenderHost.RunAsync(args);
+
+HarnessOptions options;
+try
+{
+    options = HarnessOptions.Parse(args);
+}
+catch (FormatException e)
+{
+    await Console.Error.WriteLineAsync($"{e.Message}\n{HarnessOptions.Usage}");
+    return 2;
+}
+
+using var interrupt = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) =>
+{
+    e.Cancel = true;
+    interrupt.Cancel();
+};
+try
+{
+    return await HarnessRunner.RunAsync(options, interrupt.Token);
+}
+catch (Exception e) when (e is not OperationCanceledException)
+{
+    // The backlog or the server failed: nothing to compare, so no report.
+    await Console.Error.WriteLineAsync($"load harness failed: {e}");
+    return 1;
+}

@@ -1,0 +1,81 @@
+using System.Globalization;
+using System.Text;
+using Synchro.Pipeline.LoadHarness.Contenders;
+using Synchro.Pipeline.LoadHarness.SteadyState;
+
+namespace Synchro.Pipeline.LoadHarness.Reporting;
+
+/// <summary>The report as Markdown: machine and backlog, the drain table with ratios to pg_recvlogical, the steady state and the goals.</summary>
+internal static class MarkdownReport
+{
+    public static string Render(HarnessReport report)
+    {
+        var md = new StringBuilder();
+        var b = report.Backlog;
+        var m = report.Machine;
+        Line(md, $"## Load harness — {report.StartedAt:yyyy-MM-dd HH:mm} UTC");
+        Line(md);
+        Line(md, $"`{m.Command}`");
+        Line(md);
+        Line(md, $"Machine: {m.Cores} cores, PostgreSQL {m.ServerVersion}, {m.OperatingSystem}, {m.Runtime}.");
+        Line(md, $"Backlog: {b.Changes:N0} changes in {b.Transactions:N0} transactions (pgbench, 2 clients, {b.GenerationSeconds:F1} s, {b.PgbenchTps:N0} tps); "
+            + $"{b.WalBytes / 1e6:N0} MB of WAL, {b.PgoutputBytes / 1e6:N0} MB of pgoutput ({(b.Changes > 0 ? (double)b.PgoutputBytes / b.Changes : 0):F0} B per change); end LSN {b.EndLsn}.");
+        Line(md);
+        Line(md, "| contender | changes | wall s | changes/s | vs pg_recvlogical | pgoutput MB/s | CPU s per 1M changes | peak RSS MB | allocated B/change | rows written (changelog / edges) |");
+        Line(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        var ratios = report.ChangesPerSecondVsPgRecvLogical;
+        foreach (var c in report.Contenders)
+        {
+            if (!c.Succeeded)
+            {
+                Line(md, $"| {c.Name} | **failed: {c.Error}** | {c.WallSeconds:F1} | | | | | | | |");
+                continue;
+            }
+            var rows = c.ChangelogRows is { } cl ? $"{cl:N0} / {c.EdgeRows:N0}" : "";
+            Line(md, $"| {c.Name} | {(c.Changes > 0 ? c.Changes.ToString("N0", CultureInfo.InvariantCulture) : "")} | {c.WallSeconds:F2} | {F(c.ChangesPerSecond, "N0")} | {F(ratios.TryGetValue(c.Name, out var r) ? r : null, "F2", "x")} "
+                + $"| {F(c.PgoutputMegabytesPerSecond, "F1")} | {F(c.CpuSecondsPerMillionChanges, "F1")} | {F(c.PeakRssBytes / 1e6, "F0")} | {F(c.AllocatedBytesPerChange, "F0")} | {rows} |");
+        }
+        Line(md);
+        Line(md, $"{ContenderNames.GoPerChange} drains only the first {report.Options.GoChanges:N0} changes; {ContenderNames.BinaryCopy} stores the rows {ContenderNames.OursEndToEnd} wrote (its wall time is the COPYs and the commit).");
+        Line(md);
+        RenderSteady(md, report.SteadyState);
+        Line(md, "| # | goal (issue 5) | target | measured | met |");
+        Line(md, "|---|---|---|---|---|");
+        foreach (var g in report.Goals)
+            Line(md, $"| {g.Number} | {g.Figure} | {g.Goal} | {g.Measured} | {(g.Met is { } met ? (met ? "met" : "**not met**") : "n/a")} |");
+        return md.ToString();
+    }
+
+    private static void RenderSteady(StringBuilder md, SteadyStateResult? s)
+    {
+        if (s is null)
+        {
+            Line(md, "Steady state: not run.");
+            Line(md);
+            return;
+        }
+        if (s.Error is not null)
+        {
+            Line(md, $"Steady state: **failed: {s.Error}**");
+            Line(md);
+            return;
+        }
+        Line(md, $"Steady state ({s.Seconds} s, pgbench unthrottled, {s.Clients} clients): {s.TpsWithout:N0} tps without the pipeline, {s.TpsWith:N0} tps with it ({F(s.TpsRatio * 100, "F0", " %")}); "
+            + $"{s.ChangesCommitted:N0} changes committed, caught up {s.CatchUpSeconds:F1} s after pgbench stopped.");
+        Line(md);
+        Line(md, "| during the run | p50 | p99 | max |");
+        Line(md, "|---|---:|---:|---:|");
+        Row(md, "replication lag, bytes", s.LagBytes, "N0");
+        Row(md, "replication lag, s", s.LagSeconds, "F3");
+        Row(md, "commit-to-changelog latency, ms", s.LatencyMilliseconds, "F1");
+        Line(md);
+    }
+
+    private static void Row(StringBuilder md, string name, Percentiles? p, string format)
+        => Line(md, p is null ? $"| {name} | | | |" : $"| {name} | {F(p.P50, format)} | {F(p.P99, format)} | {F(p.Max, format)} |");
+
+    private static string F(double? value, string format, string unit = "")
+        => value is { } v ? v.ToString(format, CultureInfo.InvariantCulture) + unit : "";
+
+    private static void Line(StringBuilder md, string text = "") => md.Append(text).Append('\n');
+}

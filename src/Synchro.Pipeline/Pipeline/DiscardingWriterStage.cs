@@ -1,0 +1,46 @@
+using System.Diagnostics;
+using System.Threading.Channels;
+using Synchro.Pipeline.Diagnostics;
+using Synchro.Pipeline.Protocol;
+
+namespace Synchro.Pipeline.Pipeline;
+
+/// <summary>
+/// Stands in for <see cref="WriterStage"/> when <see cref="WalPipelineOptions.DiscardWrites"/> is set (load
+/// harness only): drops each batch and hands its receipt straight to the committer, so a run measures the
+/// read and decode path alone.
+/// </summary>
+/// <remarks>Invariant: receipts still name only the ends of whole source transactions, as the real writer's do.</remarks>
+internal sealed class DiscardingWriterStage(ChannelReader<ChangeBatch> input, ChannelWriter<Lsn> committed, PipelineMetrics metrics)
+{
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        Exception? error = null;
+        try
+        {
+            var changesInTransaction = 0;
+            var started = 0L;
+            await foreach (var batch in input.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            {
+                metrics.Writing(batch);
+                if (changesInTransaction == 0)
+                    started = Stopwatch.GetTimestamp();
+                changesInTransaction += batch.Changes.Count;
+                if (!batch.EndsTransaction)
+                    continue;
+                metrics.BatchCommitted(changesInTransaction, batch, started);
+                changesInTransaction = 0;
+                await committed.WriteAsync(batch.EndLsn, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e)
+        {
+            error = e;
+            throw;
+        }
+        finally
+        {
+            committed.TryComplete(error);
+        }
+    }
+}

@@ -1,0 +1,83 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace Synchro.Pipeline.Tests.Bench;
+
+/// <summary>
+/// The load harness (built next to the tests through the project reference) run as a process in a tiny
+/// configuration: it must finish, write its JSON, and every contender must have drained exactly the backlog.
+/// Performance is the harness's report, never asserted here.
+/// </summary>
+public sealed class LoadHarnessSmokeTests
+{
+    // Measured at about 15 s on a 2-core machine; this only bounds a hang.
+    private static readonly TimeSpan s_timeout = TimeSpan.FromMinutes(3);
+
+    [Fact]
+    public async Task Runs_every_contender_over_the_same_backlog()
+    {
+        var output = Directory.CreateTempSubdirectory("synchro-load-harness-");
+        try
+        {
+            var start = new ProcessStartInfo("dotnet")
+            {
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
+            foreach (var argument in new[]
+            {
+                Path.Combine(AppContext.BaseDirectory, "Synchro.Pipeline.LoadHarness.dll"),
+                "--changes", "3000", "--steady-seconds", "3", "--go-changes", "300", "--out", output.FullName,
+            })
+                start.ArgumentList.Add(argument);
+            using var process = Process.Start(start)!;
+            var stdout = process.StandardOutput.ReadToEndAsync();
+            var stderr = process.StandardError.ReadToEndAsync();
+            using (var limit = new CancellationTokenSource(s_timeout))
+            {
+                try
+                {
+                    await process.WaitForExitAsync(limit.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    process.Kill(entireProcessTree: true);
+                    Assert.Fail($"the harness did not finish in {s_timeout.TotalMinutes} minutes:\n{await stderr}");
+                }
+            }
+            var log = $"stdout:\n{await stdout}\nstderr:\n{await stderr}";
+            Assert.True(process.ExitCode == 0, $"exit {process.ExitCode}\n{log}");
+
+            using var report = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output.FullName, "load-harness.json")));
+            var root = report.RootElement;
+            var backlogChanges = root.GetProperty("backlog").GetProperty("changes").GetInt64();
+            Assert.InRange(backlogChanges, 2_900, 3_100);
+            var contenders = root.GetProperty("contenders").EnumerateArray().ToDictionary(c => c.GetProperty("name").GetString()!);
+            foreach (var (name, contender) in contenders)
+                Assert.False(contender.TryGetProperty("error", out var error), $"{name}: {error}\n{log}");
+
+            Assert.True(contenders["pg_recvlogical"].GetProperty("reachedEnd").GetBoolean());
+            foreach (var name in new[] { "npgsql_pgoutput", "ours_read_only", "ours_end_to_end" })
+            {
+                Assert.True(contenders[name].GetProperty("reachedEnd").GetBoolean(), name);
+                Assert.Equal(backlogChanges, contenders[name].GetProperty("changes").GetInt64());
+            }
+            Assert.Equal(300, contenders["go_per_change"].GetProperty("changes").GetInt64());
+
+            var written = contenders["ours_end_to_end"];
+            var copied = contenders["binary_copy"];
+            Assert.True(written.GetProperty("changelogRows").GetInt64() >= backlogChanges);
+            Assert.Equal(written.GetProperty("changelogRows").GetInt64(), copied.GetProperty("changelogRows").GetInt64());
+            Assert.Equal(written.GetProperty("edgeRows").GetInt64(), copied.GetProperty("edgeRows").GetInt64());
+
+            var steady = root.GetProperty("steadyState");
+            Assert.False(steady.TryGetProperty("error", out var steadyError), steadyError.ToString());
+            Assert.True(steady.GetProperty("tpsWith").GetDouble() > 0);
+            Assert.True(File.Exists(Path.Combine(output.FullName, "load-harness.md")));
+        }
+        finally
+        {
+            output.Delete(recursive: true);
+        }
+    }
+}
