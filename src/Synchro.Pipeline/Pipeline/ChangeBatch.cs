@@ -34,7 +34,7 @@ internal sealed class ChangeBatch
 
     private static readonly UTF8Encoding s_utf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
-    private readonly ChangeBatchPool? _pool;
+    private readonly ChangeBatchPool _pool;
     private DecodedChange[] _changes = [];
     private ColumnValue[] _values = [];
     private byte[] _bytes = [];
@@ -43,11 +43,6 @@ internal sealed class ChangeBatch
     private int _byteCount;
     // 0 while in use, 1 once released.
     private int _released;
-
-    /// <summary>A batch that is not pooled (its arrays go back to the array pool on release).</summary>
-    public ChangeBatch()
-    {
-    }
 
     internal ChangeBatch(ChangeBatchPool pool) => _pool = pool;
 
@@ -165,8 +160,9 @@ internal sealed class ChangeBatch
         // Drop the registration references so a pooled batch holds only bytes.
         _changes.AsSpan(0, _count).Clear();
         _count = _valueCount = _byteCount = 0;
-        if (_pool?.TryReturn(this) == true)
+        if (_pool.TryReturn(this))
             return;
+        // The pool is full: this batch is left to the GC, its arrays go back to the array pool.
         ReturnArray(ref _changes);
         ReturnArray(ref _values);
         ReturnArray(ref _bytes);
