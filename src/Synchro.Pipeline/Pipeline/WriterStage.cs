@@ -115,26 +115,25 @@ internal sealed partial class WriterStage(
             keys[i] = new RecordKey(batch[i].Table.ChangelogName, batch.RecordId(i));
             records.Add(keys[i]);
         }
-        var loaded = await ChangelogStore.LoadEdgesAsync(connection, records, cancellationToken).ConfigureAwait(false);
 
-        // The reference evaluates no rule for a delete of a record that is in buckets. A delete whose
-        // record had edges before the batch and no earlier change in it certainly is; any other delete
-        // is assigned too, and the walk below uses (or ignores) the result by the buckets at that point.
-        var assignments = new BucketAssignment?[batch.Count];
-        var toAssign = new List<BucketAssignment>(batch.Count);
-        var seenInBatch = new HashSet<RecordKey>();
-        for (var i = 0; i < batch.Count; i++)
+        // Buckets are assigned while the edges load: they use different connections. The reference evaluates
+        // no rule for a delete of a record that is in buckets; the walk below ignores the assignment of such a
+        // delete (its failure included), so evaluating it here changes nothing but lets the two overlap.
+        var assignments = new BucketAssignment[batch.Count];
+        for (var i = 0; i < assignments.Length; i++)
+            assignments[i] = new BucketAssignment(batch, i, keys[i].RecordId);
+        var loading = ChangelogStore.LoadEdgesAsync(connection, records, cancellationToken);
+        var assigning = assigner.AssignAsync(new BucketAssignmentBatch(assignments, registry, sourceConnection), cancellationToken);
+        try
         {
-            var change = batch[i];
-            var key = keys[i];
-            var firstInBatch = seenInBatch.Add(key);
-            if (change.Operation == ChangeOperation.Delete && firstInBatch && loaded.ContainsKey(key))
-                continue;
-            assignments[i] = new BucketAssignment(batch, i, key.RecordId);
-            toAssign.Add(assignments[i]!);
+            await assigning.ConfigureAwait(false);
         }
-        if (toAssign.Count > 0)
-            await assigner.AssignAsync(new BucketAssignmentBatch(toAssign, registry, sourceConnection), cancellationToken).ConfigureAwait(false);
+        finally
+        {
+            // Never leave the edge query running on the connection, whatever the assigner did.
+            await ((Task)loading).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+        var loaded = await loading.ConfigureAwait(false);
 
         var overlay = new EdgeOverlay(loaded);
         var rows = new List<ChangelogRow>(batch.Count);
@@ -143,7 +142,7 @@ internal sealed partial class WriterStage(
         {
             var change = batch[i];
             var key = keys[i];
-            var assignment = assignments[i];
+            BucketAssignment? assignment = assignments[i];
             if (change.Operation == ChangeOperation.Delete && overlay.Current(key).Count > 0)
                 assignment = null;
             if (assignment?.Failure is { } failure)

@@ -96,17 +96,15 @@ public sealed class ChangelogStoreTests(PostgresServerFixture postgres)
     }
 
     [Fact]
-    public async Task Adding_an_existing_edge_refreshes_updated_at_and_repeats_in_one_call_are_harmless()
+    public async Task Adding_an_edge_that_exists_is_refused_not_duplicated()
     {
         await using var connection = await OpenMigratedAsync("edges_conflict");
         await ChangelogStore.ApplyEdgesAsync(connection, [(s_order1, "global"), (s_order2, "global")], [], default);
-        var before = (DateTime)(await SidecarDatabase.ScalarAsync(connection, "SELECT updated_at FROM sync_bucket_edges WHERE record_id = '1'"))!;
 
-        // Each call is its own transaction here, so now() moves on.
-        await ChangelogStore.ApplyEdgesAsync(connection, [(s_order1, "global"), (s_order1, "global")], [], default);
+        // The writer never does this (it adds only edges missing from what it loaded); if it did, the batch must fail.
+        var error = await Assert.ThrowsAsync<PostgresException>(() => ChangelogStore.ApplyEdgesAsync(connection, [(s_order1, "global")], [], default));
 
-        var after = (DateTime)(await SidecarDatabase.ScalarAsync(connection, "SELECT updated_at FROM sync_bucket_edges WHERE record_id = '1'"))!;
-        Assert.True(after > before, $"updated_at {after:O} is later than {before:O}");
+        Assert.Equal(PostgresErrorCodes.UniqueViolation, error.SqlState);
         Assert.Equal(2, await SidecarDatabase.CountAsync(connection, "sync_bucket_edges"));
     }
 

@@ -37,7 +37,6 @@ public sealed class ChangelogStoreThroughputTests(PostgresServerFixture postgres
 
         await TimeAsync("changelog binary COPY", connection, () => ChangelogStore.WriteChangelogAsync(connection, changelog, default));
         await TimeAsync("edge additions (new)", connection, () => ChangelogStore.ApplyEdgesAsync(connection, edges, [], default));
-        await TimeAsync("edge additions (existing: ON CONFLICT)", connection, () => ChangelogStore.ApplyEdgesAsync(connection, edges, [], default));
         Dictionary<RecordKey, List<string>>? loaded = null;
         await TimeAsync("edge load", connection, async () => loaded = await ChangelogStore.LoadEdgesAsync(connection, records, default));
 
