@@ -1,24 +1,35 @@
 using Synchro.Pipeline.Changelog;
 using Synchro.Pipeline.Pipeline;
+using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Registry;
 
 namespace Synchro.Pipeline.Buckets;
 
 /// <summary>One change waiting for its buckets.</summary>
+/// <remarks>Its column values can be read only while <see cref="IBucketAssigner.AssignAsync"/> runs: they live in the writer's batch, which is reused afterwards.</remarks>
 public sealed class BucketAssignment
 {
     /// <summary>The <c>global</c> bucket: records every client receives.</summary>
     public const string GlobalBucket = "global";
 
+    private readonly ChangeBatch _batch;
     private readonly DecodedChange _change;
+    // The batch's generation when this was made; a released batch has moved on.
+    private readonly int _generation;
 
-    internal BucketAssignment(DecodedChange change) => _change = change;
+    internal BucketAssignment(ChangeBatch batch, int index, string recordId)
+    {
+        _batch = batch;
+        _change = batch[index];
+        _generation = batch.Generation;
+        RecordId = recordId;
+    }
 
     /// <summary>The changed record's table.</summary>
     public TableRegistration Table => _change.Table;
 
     /// <summary>The text form of the record's id.</summary>
-    public string RecordId => _change.RecordId;
+    public string RecordId { get; }
 
     /// <summary>What happened to the record.</summary>
     public ChangeOperation Operation => _change.Operation;
@@ -45,15 +56,14 @@ public sealed class BucketAssignment
         var index = Table.ReferencedColumnIndex(column);
         if (index < 0)
             throw new ArgumentException($"Column '{column}' is not referenced by the registration of {Table}; only {string.Join(", ", Table.ReferencedColumns)} are decoded.", nameof(column));
-        var value = _change.Values[index];
-        return ReferenceEquals(value, DecodedChange.UnchangedToast) ? null : value;
+        return Batch.GetString(_change, index);
     }
 
     /// <summary>Whether the column's value was left out of the change because it is TOASTed and did not change.</summary>
     public bool IsUnchanged(string column)
     {
         var index = Table.ReferencedColumnIndex(column);
-        return index >= 0 && ReferenceEquals(_change.Values[index], DecodedChange.UnchangedToast);
+        return index >= 0 && Batch.Value(_change, index).Kind == TupleValueKind.UnchangedToast;
     }
 
     /// <summary>Decides that the record belongs to no bucket.</summary>
@@ -66,5 +76,7 @@ public sealed class BucketAssignment
         Failure = reason;
     }
 
-    internal DecodedChange Change => _change;
+    private ChangeBatch Batch => _batch.Generation == _generation
+        ? _batch
+        : throw new InvalidOperationException("The change's values are gone: a bucket assignment's values can be read only while the assigner runs.");
 }

@@ -115,7 +115,7 @@ internal sealed class PipelineMetrics : IDisposable
     }
 
     /// <summary>Decoder: a batch went to the writer.</summary>
-    public void BatchDecoded(ChangeBatch batch) => Volatile.Write(ref _changesDecoded, _changesDecoded + batch.Changes.Count);
+    public void BatchDecoded(ChangeBatch batch) => Volatile.Write(ref _changesDecoded, _changesDecoded + batch.Count);
 
     /// <summary>Writer: started on <paramref name="batch"/> (the first chunk of a database transaction sets the lag clock).</summary>
     public void Writing(ChangeBatch batch)

@@ -1,3 +1,7 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Text;
 using Synchro.Pipeline.Protocol;
 
 namespace Synchro.Pipeline.Pipeline;
@@ -10,10 +14,60 @@ namespace Synchro.Pipeline.Pipeline;
 /// Invariant: a batch never ends inside a transaction unless <see cref="EndsTransaction"/> is false,
 /// and then the next batch continues that same transaction. The writer keeps its database
 /// transaction open across such chunks and commits (with the position) only at the chunk that ends it.
+/// <para>
+/// Storage: the changes, their referenced columns' <see cref="ColumnValue"/>s and those values' UTF-8 bytes live in
+/// three arrays rented from <see cref="ArrayPool{T}.Shared"/> that grow by doubling, so decoding a row allocates
+/// nothing; strings are made only by the writer (<see cref="GetString"/>, <see cref="RecordId"/>).
+/// </para>
+/// <para>
+/// Lifetime: rented from a <see cref="ChangeBatchPool"/> by the decoder, filled by it alone, handed to the writer through
+/// the channel, and released by the writer exactly once when it is done with it (<see cref="Release"/>; a second release
+/// throws). A batch never released (left in the channel at shutdown or failure) is collected by the GC with its
+/// arrays. After release nothing may read the batch: it is reused for a later batch.
+/// </para>
 /// </remarks>
 internal sealed class ChangeBatch
 {
-    public List<DecodedChange> Changes { get; } = [];
+    private const int InitialChanges = 256;
+    private const int InitialValues = 1024;
+    private const int InitialBytes = 32 * 1024;
+
+    private static readonly UTF8Encoding s_utf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    private readonly ChangeBatchPool _pool;
+    private DecodedChange[] _changes = [];
+    private ColumnValue[] _values = [];
+    private byte[] _bytes = [];
+    private int _count;
+    private int _valueCount;
+    private int _byteCount;
+    // 0 while in use, 1 once released.
+    private int _released;
+
+    internal ChangeBatch(ChangeBatchPool pool) => _pool = pool;
+
+    /// <summary>The number of changes.</summary>
+    public int Count
+    {
+        get
+        {
+            AssertInUse();
+            return _count;
+        }
+    }
+
+    /// <summary>The <paramref name="index"/>th change, in commit order.</summary>
+    public DecodedChange this[int index]
+    {
+        get
+        {
+            AssertInUse();
+            return _changes.AsSpan(0, _count)[index];
+        }
+    }
+
+    /// <summary>Bumped by every release; a reader that captured it can tell its view is stale.</summary>
+    public int Generation { get; private set; }
 
     /// <summary>The end LSN of the last source transaction completed in this batch; the position to persist.</summary>
     public Lsn EndLsn { get; set; }
@@ -32,4 +86,123 @@ internal sealed class ChangeBatch
 
     /// <summary>Approximate pgoutput bytes of the changes, for the byte limit.</summary>
     public long Bytes { get; set; }
+
+    /// <summary>A mark to roll the values back to (<see cref="TruncateValues"/>): values read for a row that adds no change.</summary>
+    public (int Values, int Bytes) ValueMark => (_valueCount, _byteCount);
+
+    /// <summary>The value of referenced column <paramref name="column"/> of <paramref name="change"/>.</summary>
+    public ColumnValue Value(in DecodedChange change, int column) => Value(change.FirstValue + column);
+
+    /// <summary>The <paramref name="index"/>th value of the batch.</summary>
+    public ColumnValue Value(int index)
+    {
+        AssertInUse();
+        return _values.AsSpan(0, _valueCount)[index];
+    }
+
+    /// <summary>The UTF-8 bytes of <paramref name="value"/> (empty for NULL and unchanged TOAST); valid until release.</summary>
+    public ReadOnlySpan<byte> Text(ColumnValue value)
+    {
+        AssertInUse();
+        return _bytes.AsSpan(value.Offset, value.Length);
+    }
+
+    /// <summary>The text of referenced column <paramref name="column"/> of <paramref name="change"/>; null for NULL and unchanged TOAST.</summary>
+    public string? GetString(in DecodedChange change, int column)
+    {
+        var value = Value(change, column);
+        return value.Kind == TupleValueKind.Text ? s_utf8.GetString(Text(value)) : null;
+    }
+
+    /// <summary>The text form of the record id of change <paramref name="index"/> (a new string).</summary>
+    public string RecordId(int index) => GetString(this[index], 0)!;
+
+    /// <summary>Appends a column's text (the decoder validated it as UTF-8).</summary>
+    public void AddText(ReadOnlySpan<byte> text)
+    {
+        if (_bytes.Length - _byteCount < text.Length)
+            Grow(ref _bytes, _byteCount, _byteCount + text.Length, InitialBytes);
+        text.CopyTo(_bytes.AsSpan(_byteCount));
+        AddValue(new ColumnValue(_byteCount, text.Length, TupleValueKind.Text));
+        _byteCount += text.Length;
+    }
+
+    /// <summary>Appends a NULL or an unchanged TOAST value.</summary>
+    public void AddEmpty(TupleValueKind kind)
+    {
+        Debug.Assert(kind is TupleValueKind.Null or TupleValueKind.UnchangedToast);
+        AddValue(new ColumnValue(_byteCount, 0, kind));
+    }
+
+    /// <summary>Drops the values added since <paramref name="mark"/> (no change refers to them).</summary>
+    public void TruncateValues((int Values, int Bytes) mark)
+    {
+        Debug.Assert(mark.Values <= _valueCount && mark.Bytes <= _byteCount);
+        Debug.Assert(_count == 0 || _changes[_count - 1].FirstValue < mark.Values, "a change refers to the values being dropped");
+        (_valueCount, _byteCount) = mark;
+    }
+
+    /// <summary>Appends a change whose values were added last.</summary>
+    public void Add(in DecodedChange change)
+    {
+        Debug.Assert(change.FirstValue + change.Table.ReferencedColumns.Count <= _valueCount);
+        if (_count == _changes.Length)
+            Grow(ref _changes, _count, _count + 1, InitialChanges);
+        _changes[_count++] = change;
+    }
+
+    /// <summary>The writer is done with the batch: it goes back to its pool (or its arrays to the array pool). Exactly once.</summary>
+    public void Release()
+    {
+        if (Interlocked.Exchange(ref _released, 1) != 0)
+            throw new InvalidOperationException("A change batch was released twice.");
+        Generation++;
+        // Drop the registration references so a pooled batch holds only bytes.
+        _changes.AsSpan(0, _count).Clear();
+        _count = _valueCount = _byteCount = 0;
+        if (_pool.TryReturn(this))
+            return;
+        // The pool is full: this batch is left to the GC, its arrays go back to the array pool.
+        ReturnArray(ref _changes);
+        ReturnArray(ref _values);
+        ReturnArray(ref _bytes);
+    }
+
+    /// <summary>Readies a batch taken from the pool (or new) for filling.</summary>
+    internal void Reuse()
+    {
+        Debug.Assert(_count == 0 && _valueCount == 0 && _byteCount == 0);
+        EndLsn = default;
+        EndsTransaction = true;
+        Transactions = 0;
+        FirstCommitTime = default;
+        CommitTimes.Clear();
+        Bytes = 0;
+        Volatile.Write(ref _released, 0);
+    }
+
+    private void AddValue(ColumnValue value)
+    {
+        if (_valueCount == _values.Length)
+            Grow(ref _values, _valueCount, _valueCount + 1, InitialValues);
+        _values[_valueCount++] = value;
+    }
+
+    private static void Grow<T>(ref T[] array, int used, int needed, int initial)
+    {
+        var next = ArrayPool<T>.Shared.Rent(Math.Max(needed, Math.Max(initial, array.Length * 2)));
+        array.AsSpan(0, used).CopyTo(next);
+        ReturnArray(ref array);
+        array = next;
+    }
+
+    private static void ReturnArray<T>(ref T[] array)
+    {
+        if (array.Length > 0)
+            ArrayPool<T>.Shared.Return(array, clearArray: RuntimeHelpers.IsReferenceOrContainsReferences<T>());
+        array = [];
+    }
+
+    [Conditional("DEBUG")]
+    private void AssertInUse() => Debug.Assert(Volatile.Read(ref _released) == 0, "a change batch was read after its release");
 }

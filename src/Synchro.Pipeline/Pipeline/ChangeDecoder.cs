@@ -1,4 +1,4 @@
-using System.Text;
+using System.Text.Unicode;
 using Microsoft.Extensions.Logging;
 using Synchro.Pipeline.Changelog;
 using Synchro.Pipeline.Protocol;
@@ -15,6 +15,8 @@ namespace Synchro.Pipeline.Pipeline;
 /// <remarks>
 /// Single-threaded; owned by the decoder stage. Transactions whose commit lies before the resume
 /// position were applied before a restart and are skipped whole (invariant 1).
+/// Allocation-free per row: the referenced columns' bytes are copied into the batch's pooled arena
+/// (<see cref="ChangeBatch"/>), and batches come from a pool the writer returns them to.
 /// </remarks>
 internal sealed partial class ChangeDecoder
 {
@@ -29,7 +31,8 @@ internal sealed partial class ChangeDecoder
     // and the mapping, or null for a table that is not registered.
     private readonly Dictionary<uint, (RelationInfo Relation, RelationMapping? Mapping)> _mappings = [];
 
-    private ChangeBatch _batch = new();
+    private readonly ChangeBatchPool _pool = new();
+    private ChangeBatch _batch;
     private readonly Queue<ChangeBatch> _ready = new();
     private bool _inTransaction;
     private bool _skipTransaction;
@@ -41,6 +44,7 @@ internal sealed partial class ChangeDecoder
         _limits = limits;
         _resumeAfter = resumeAfter;
         _logger = logger;
+        _batch = _pool.Rent();
     }
 
     /// <summary>Whether the current batch holds at least one whole transaction.</summary>
@@ -58,7 +62,7 @@ internal sealed partial class ChangeDecoder
         batch = _batch;
         if (_batch.Transactions == 0 || _inTransaction)
             return false;
-        _batch = new ChangeBatch();
+        _batch = _pool.Rent();
         return true;
     }
 
@@ -82,52 +86,74 @@ internal sealed partial class ChangeDecoder
         _batch.Transactions++;
         _batch.CommitTimes.Add(_commitTime);
         _batch.EndsTransaction = true;
-        if (_batch.Changes.Count >= _limits.MaxRows || _batch.Bytes >= _limits.MaxBytes)
+        if (_batch.Count >= _limits.MaxRows || _batch.Bytes >= _limits.MaxBytes)
             Cut();
     }
 
-    internal void OnRelation(in RelationMessage message) => _mappings.Remove(message.Relation.Oid);
+    internal void OnRelation(in RelationMessage message)
+    {
+        // Mapped here, once per Relation message, so a row only looks its mapping up. A registered column missing
+        // from the relation is reported by the first row that needs it (the relation may have no rows for us).
+        var relation = message.Relation;
+        _mappings.Remove(relation.Oid);
+        if (!_registry.TryGet(relation.Schema, relation.Name, out var table))
+            _mappings[relation.Oid] = (relation, null);
+        else if (RelationMapping.TryCreate(relation, table) is { } mapping)
+            _mappings[relation.Oid] = (relation, mapping);
+    }
 
     internal void OnInsert(in InsertMessage message, int messageBytes)
     {
         if (_skipTransaction || Map(message.Relation) is not { } mapping)
             return;
-        var values = mapping.Read(message.NewRow);
-        Add(new DecodedChange(mapping.Table, RecordId(mapping, values, "inserted"), ChangeOperation.Insert, values), messageBytes);
+        var values = mapping.Read(message.NewRow, _batch);
+        RequireId(mapping, values, "inserted");
+        _batch.Add(new DecodedChange(mapping.Table, ChangeOperation.Insert, values));
+        Added(messageBytes);
     }
 
     internal void OnUpdate(in UpdateMessage message, int messageBytes)
     {
         if (_skipTransaction || Map(message.Relation) is not { } mapping)
             return;
-        var values = mapping.Read(message.NewRow);
-        var recordId = RecordId(mapping, values, "updated");
+        var values = mapping.Read(message.NewRow, _batch);
+        RequireId(mapping, values, "updated");
         if (message.OldRowKind != OldTupleKind.None)
         {
-            // The id itself changed: the old record is gone and a new one exists.
-            var oldValues = mapping.Read(message.OldRow);
-            if (oldValues[0] is { } oldId && !ReferenceEquals(oldId, DecodedChange.UnchangedToast) && oldId != recordId)
+            var mark = _batch.ValueMark;
+            var oldValues = mapping.Read(message.OldRow, _batch);
+            var oldId = _batch.Value(oldValues);
+            var newId = _batch.Value(values);
+            if (oldId.Kind == TupleValueKind.Text && !_batch.Text(oldId).SequenceEqual(_batch.Text(newId)))
             {
-                Add(new DecodedChange(mapping.Table, oldId, ChangeOperation.Delete, oldValues), messageBytes);
-                Add(new DecodedChange(mapping.Table, recordId, ChangeOperation.Insert, values), 0);
+                // The id itself changed: the old record is gone and a new one exists. Both go into this batch
+                // (the insert's values are in its arena), so the limits are checked after the pair.
+                _batch.Add(new DecodedChange(mapping.Table, ChangeOperation.Delete, oldValues));
+                _batch.Add(new DecodedChange(mapping.Table, ChangeOperation.Insert, values));
+                Added(messageBytes);
                 return;
             }
+            _batch.TruncateValues(mark);
         }
-        var operation = mapping.IsSoftDeleted(values) ? ChangeOperation.Delete : ChangeOperation.Update;
-        Add(new DecodedChange(mapping.Table, recordId, operation, values), messageBytes);
+        var operation = mapping.IsSoftDeleted(_batch, values) ? ChangeOperation.Delete : ChangeOperation.Update;
+        _batch.Add(new DecodedChange(mapping.Table, operation, values));
+        Added(messageBytes);
     }
 
     internal void OnDelete(in DeleteMessage message, int messageBytes)
     {
         if (_skipTransaction || Map(message.Relation) is not { } mapping)
             return;
-        var values = mapping.Read(message.OldRow);
-        if (values[0] is null)
+        var mark = _batch.ValueMark;
+        var values = mapping.Read(message.OldRow, _batch);
+        if (_batch.Value(values).Kind != TupleValueKind.Text)
         {
+            _batch.TruncateValues(mark);
             LogUnattributableDelete(_logger, mapping.Table.QualifiedName, mapping.Table.IdColumn);
             return;
         }
-        Add(new DecodedChange(mapping.Table, values[0]!, ChangeOperation.Delete, values), messageBytes);
+        _batch.Add(new DecodedChange(mapping.Table, ChangeOperation.Delete, values));
+        Added(messageBytes);
     }
 
     internal void OnMessage(in LogicalDecodingMessage message)
@@ -136,7 +162,7 @@ internal sealed partial class ChangeDecoder
         // handled, so its position may be persisted and confirmed (an empty batch).
         if (message.Transactional || _inTransaction || !message.Prefix.SequenceEqual(s_heartbeatPrefix))
             return;
-        if (_batch.Changes.Count > 0 || _batch.Transactions > 0 || message.Lsn < _resumeAfter)
+        if (_batch.Count > 0 || _batch.Transactions > 0 || message.Lsn < _resumeAfter)
             return;
         _batch.EndLsn = message.Lsn;
         _batch.EndsTransaction = true;
@@ -154,13 +180,13 @@ internal sealed partial class ChangeDecoder
         }
     }
 
-    private void Add(DecodedChange change, int messageBytes)
+    /// <summary>Accounts for the change(s) just added and cuts the batch when it is full.</summary>
+    private void Added(int messageBytes)
     {
-        _batch.Changes.Add(change);
         _batch.Bytes += messageBytes;
         // A transaction larger than the limits goes out in chunks; the writer holds one database
         // transaction open across them, so memory stays bounded and the result is still atomic.
-        if (_batch.Changes.Count >= _limits.MaxRows || _batch.Bytes >= _limits.MaxBytes)
+        if (_batch.Count >= _limits.MaxRows || _batch.Bytes >= _limits.MaxBytes)
         {
             _batch.EndsTransaction = false;
             Cut();
@@ -171,7 +197,8 @@ internal sealed partial class ChangeDecoder
     {
         _ready.Enqueue(_batch);
         // A chunk's successor continues the same transaction.
-        _batch = new ChangeBatch { FirstCommitTime = _inTransaction ? _commitTime : default };
+        _batch = _pool.Rent();
+        _batch.FirstCommitTime = _inTransaction ? _commitTime : default;
     }
 
     private RelationMapping? Map(RelationInfo relation)
@@ -183,12 +210,15 @@ internal sealed partial class ChangeDecoder
         return mapping;
     }
 
-    private static string RecordId(RelationMapping mapping, string?[] values, string verb)
-        => values[0] is { } id && !ReferenceEquals(id, DecodedChange.UnchangedToast)
-            ? id
-            : throw new WalPipelineException(
+    private void RequireId(RelationMapping mapping, int values, string verb)
+    {
+        if (_batch.Value(values).Kind != TupleValueKind.Text)
+        {
+            throw new WalPipelineException(
                 $"A row {verb} in {mapping.Table} has no value in its id column '{mapping.Table.IdColumn}'. "
                 + "The id column must be NOT NULL (and not TOASTed); fix the table or register the right IdColumn.");
+        }
+    }
 
     [LoggerMessage(EventId = 2001, Level = LogLevel.Warning,
         Message = "A DELETE on {Table} carries no value for its id column {IdColumn} and cannot be attributed to a record; it is skipped. "
@@ -202,8 +232,6 @@ internal sealed partial class ChangeDecoder
     /// <summary>Where a registered table's referenced columns sit in its relation's tuples.</summary>
     private sealed class RelationMapping
     {
-        private static readonly UTF8Encoding s_utf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
-
         private readonly int[] _positions;
         private readonly int _softDeleteIndex;
 
@@ -221,41 +249,55 @@ internal sealed partial class ChangeDecoder
 
         public static RelationMapping Create(RelationInfo relation, TableRegistration table)
         {
+            if (TryCreate(relation, table) is { } mapping)
+                return mapping;
+            var missing = table.ReferencedColumns.First(c => FindColumn(relation, c) < 0);
+            throw new WalPipelineException(
+                $"Registered column '{missing}' of table {table} is not in the replication stream: it was dropped or renamed, "
+                + "or the publication's column list leaves it out. Fix the registration or the table, then restart the pipeline.");
+        }
+
+        /// <summary>The mapping, or null when a referenced column is not in the relation.</summary>
+        public static RelationMapping? TryCreate(RelationInfo relation, TableRegistration table)
+        {
             var columns = table.ReferencedColumns;
             var positions = new int[columns.Count];
             for (var i = 0; i < columns.Count; i++)
             {
                 positions[i] = FindColumn(relation, columns[i]);
                 if (positions[i] < 0)
-                {
-                    throw new WalPipelineException(
-                        $"Registered column '{columns[i]}' of table {table} is not in the replication stream: it was dropped or renamed, "
-                        + "or the publication's column list leaves it out. Fix the registration or the table, then restart the pipeline.");
-                }
+                    return null;
             }
             return new RelationMapping(relation, table, positions);
         }
 
-        /// <summary>The referenced columns' text values.</summary>
-        public string?[] Read(TupleData row)
+        /// <summary>Appends the referenced columns' values to <paramref name="batch"/>; returns the index of the first.</summary>
+        public int Read(TupleData row, ChangeBatch batch)
         {
-            var values = new string?[_positions.Length];
+            var first = batch.ValueMark.Values;
             for (var i = 0; i < _positions.Length; i++)
             {
                 var value = row[_positions[i]];
-                values[i] = value.Kind switch
+                switch (value.Kind)
                 {
-                    TupleValueKind.Text => s_utf8.GetString(value.Data),
-                    TupleValueKind.Null => null,
-                    TupleValueKind.UnchangedToast => DecodedChange.UnchangedToast,
-                    _ => throw new WalPipelineException($"Column '{Relation.Columns[_positions[i]].Name}' of {Table} arrived in binary format, which this pipeline does not request."),
-                };
+                    case TupleValueKind.Text:
+                        // Checked here, where the column is known, so the writer's strings cannot fail.
+                        if (!Utf8.IsValid(value.Data))
+                            throw new WalPipelineException($"Column '{Relation.Columns[_positions[i]].Name}' of {Table} arrived with invalid UTF-8; the database encoding must be UTF8.");
+                        batch.AddText(value.Data);
+                        break;
+                    case TupleValueKind.Null or TupleValueKind.UnchangedToast:
+                        batch.AddEmpty(value.Kind);
+                        break;
+                    default:
+                        throw new WalPipelineException($"Column '{Relation.Columns[_positions[i]].Name}' of {Table} arrived in binary format, which this pipeline does not request.");
+                }
             }
-            return values;
+            return first;
         }
 
-        public bool IsSoftDeleted(string?[] values)
-            => _softDeleteIndex >= 0 && values[_softDeleteIndex] is { } value && !ReferenceEquals(value, DecodedChange.UnchangedToast);
+        public bool IsSoftDeleted(ChangeBatch batch, int values)
+            => _softDeleteIndex >= 0 && batch.Value(values + _softDeleteIndex).Kind == TupleValueKind.Text;
 
         private static int FindColumn(RelationInfo relation, string name)
         {

@@ -5,19 +5,9 @@ namespace Synchro.Pipeline.Pipeline;
 
 /// <summary>One row change of a registered table, reduced to what bucket assignment and the changelog need.</summary>
 /// <remarks>
-/// <see cref="Values"/> holds the text of <see cref="TableRegistration.ReferencedColumns"/> in that order:
-/// null for SQL NULL, <see cref="UnchangedToast"/> for a TOASTed value the server did not resend.
+/// A view into its <see cref="ChangeBatch"/>: the text of <see cref="TableRegistration.ReferencedColumns"/>, in that
+/// order, is the batch's values <see cref="FirstValue"/> onwards (read them through the batch). Invariant: the first
+/// value, the id column's, is text — the decoder never adds a change whose id is NULL or an unchanged TOAST value.
+/// Valid only until the batch is released.
 /// </remarks>
-internal sealed class DecodedChange(TableRegistration table, string recordId, ChangeOperation operation, string?[] values)
-{
-    /// <summary>Stands for a value the server left out because it was TOASTed and unchanged.</summary>
-    public static readonly string UnchangedToast = new(['\u0000', 'u']);
-
-    public TableRegistration Table { get; } = table;
-
-    public string RecordId { get; } = recordId;
-
-    public ChangeOperation Operation { get; } = operation;
-
-    public string?[] Values { get; } = values;
-}
+internal readonly record struct DecodedChange(TableRegistration Table, ChangeOperation Operation, int FirstValue);

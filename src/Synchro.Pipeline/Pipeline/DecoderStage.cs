@@ -89,8 +89,8 @@ internal sealed class DecoderStage(PipeReader input, ChannelWriter<ChangeBatch> 
         return output.WriteAsync(batch, cancellationToken);
     }
 
-    /// <summary>Forwards the messages the decoder needs; a struct so the parser's calls are direct.</summary>
-    private readonly struct Handler(ChangeDecoder decoder, int messageBytes) : IPgOutputHandler
+    /// <summary>Forwards the messages the decoder needs; a struct so the parser's calls are direct. Internal for the benchmarks and allocation tests.</summary>
+    internal readonly struct Handler(ChangeDecoder decoder, int messageBytes) : IPgOutputHandler
     {
         public void OnBegin(in BeginMessage message) => decoder.OnBegin(message);
 

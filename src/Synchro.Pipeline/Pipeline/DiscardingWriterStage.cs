@@ -22,15 +22,23 @@ internal sealed class DiscardingWriterStage(ChannelReader<ChangeBatch> input, Ch
             var started = 0L;
             await foreach (var batch in input.ReadAllAsync(cancellationToken).ConfigureAwait(false))
             {
-                metrics.Writing(batch);
-                if (changesInTransaction == 0)
-                    started = Stopwatch.GetTimestamp();
-                changesInTransaction += batch.Changes.Count;
-                if (!batch.EndsTransaction)
-                    continue;
-                metrics.BatchCommitted(changesInTransaction, batch, started);
-                changesInTransaction = 0;
-                await committed.WriteAsync(batch.EndLsn, cancellationToken).ConfigureAwait(false);
+                // As the real writer: every batch taken is released exactly once, after its last use.
+                try
+                {
+                    metrics.Writing(batch);
+                    if (changesInTransaction == 0)
+                        started = Stopwatch.GetTimestamp();
+                    changesInTransaction += batch.Count;
+                    if (!batch.EndsTransaction)
+                        continue;
+                    metrics.BatchCommitted(changesInTransaction, batch, started);
+                    changesInTransaction = 0;
+                    await committed.WriteAsync(batch.EndLsn, cancellationToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    batch.Release();
+                }
             }
         }
         catch (Exception e)

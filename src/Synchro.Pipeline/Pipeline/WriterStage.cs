@@ -52,27 +52,36 @@ internal sealed partial class WriterStage(
             {
                 await foreach (var batch in input.ReadAllAsync(cancellationToken).ConfigureAwait(false))
                 {
-                    metrics.Writing(batch);
-                    if (transaction is null)
+                    // Invariant: every batch taken from the channel is released exactly once, after its last use
+                    // (written, and committed when it ends the transaction) or when writing it failed.
+                    try
                     {
-                        started = Stopwatch.GetTimestamp();
-                        transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-                    }
-                    await WriteAsync(connection, sourceConnection, batch, cancellationToken).ConfigureAwait(false);
-                    changesInTransaction += batch.Changes.Count;
-                    if (!batch.EndsTransaction)
-                        continue;
+                        metrics.Writing(batch);
+                        if (transaction is null)
+                        {
+                            started = Stopwatch.GetTimestamp();
+                            transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                        }
+                        await WriteAsync(connection, sourceConnection, batch, cancellationToken).ConfigureAwait(false);
+                        changesInTransaction += batch.Count;
+                        if (!batch.EndsTransaction)
+                            continue;
 
-                    await ChangelogStore.SavePositionAsync(connection, slotName, batch.EndLsn, cancellationToken).ConfigureAwait(false);
-                    await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-                    await transaction.DisposeAsync().ConfigureAwait(false);
-                    transaction = null;
-                    metrics.BatchCommitted(changesInTransaction, batch, started);
-                    var elapsed = Stopwatch.GetElapsedTime(started);
-                    if (elapsed > slowBatchThreshold)
-                        LogSlowBatch(logger, changesInTransaction, batch.Transactions, elapsed.TotalSeconds, slowBatchThreshold.TotalSeconds);
-                    changesInTransaction = 0;
-                    await committed.WriteAsync(batch.EndLsn, cancellationToken).ConfigureAwait(false);
+                        await ChangelogStore.SavePositionAsync(connection, slotName, batch.EndLsn, cancellationToken).ConfigureAwait(false);
+                        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                        await transaction.DisposeAsync().ConfigureAwait(false);
+                        transaction = null;
+                        metrics.BatchCommitted(changesInTransaction, batch, started);
+                        var elapsed = Stopwatch.GetElapsedTime(started);
+                        if (elapsed > slowBatchThreshold)
+                            LogSlowBatch(logger, changesInTransaction, batch.Transactions, elapsed.TotalSeconds, slowBatchThreshold.TotalSeconds);
+                        changesInTransaction = 0;
+                        await committed.WriteAsync(batch.EndLsn, cancellationToken).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        batch.Release();
+                    }
                 }
             }
             finally
@@ -95,19 +104,24 @@ internal sealed partial class WriterStage(
 
     private async Task WriteAsync(NpgsqlConnection connection, NpgsqlConnection sourceConnection, ChangeBatch batch, CancellationToken cancellationToken)
     {
-        if (batch.Changes.Count == 0)
+        if (batch.Count == 0)
             return;
 
+        // The writer makes the strings the decoder does not: one record key per change.
+        var keys = new RecordKey[batch.Count];
         var records = new HashSet<RecordKey>();
-        foreach (var change in batch.Changes)
-            records.Add(Key(change));
+        for (var i = 0; i < keys.Length; i++)
+        {
+            keys[i] = new RecordKey(batch[i].Table.ChangelogName, batch.RecordId(i));
+            records.Add(keys[i]);
+        }
 
         // Buckets are assigned while the edges load: they use different connections. The reference evaluates
         // no rule for a delete of a record that is in buckets; the walk below ignores the assignment of such a
         // delete (its failure included), so evaluating it here changes nothing but lets the two overlap.
-        var assignments = new BucketAssignment[batch.Changes.Count];
+        var assignments = new BucketAssignment[batch.Count];
         for (var i = 0; i < assignments.Length; i++)
-            assignments[i] = new BucketAssignment(batch.Changes[i]);
+            assignments[i] = new BucketAssignment(batch, i, keys[i].RecordId);
         var loading = ChangelogStore.LoadEdgesAsync(connection, records, cancellationToken);
         var assigning = assigner.AssignAsync(new BucketAssignmentBatch(assignments, registry, sourceConnection), cancellationToken);
         try
@@ -122,18 +136,18 @@ internal sealed partial class WriterStage(
         var loaded = await loading.ConfigureAwait(false);
 
         var overlay = new EdgeOverlay(loaded);
-        var rows = new List<ChangelogRow>(batch.Changes.Count);
+        var rows = new List<ChangelogRow>(batch.Count);
         var failures = new List<RuleFailure>();
-        for (var i = 0; i < batch.Changes.Count; i++)
+        for (var i = 0; i < batch.Count; i++)
         {
-            var change = batch.Changes[i];
-            var key = Key(change);
+            var change = batch[i];
+            var key = keys[i];
             BucketAssignment? assignment = assignments[i];
             if (change.Operation == ChangeOperation.Delete && overlay.Current(key).Count > 0)
                 assignment = null;
             if (assignment?.Failure is { } failure)
             {
-                failures.Add(new RuleFailure(key.TableName, key.RecordId, change.Operation, failure, Payload(change)));
+                failures.Add(new RuleFailure(key.TableName, key.RecordId, change.Operation, failure, Payload(batch, change)));
                 continue;
             }
             var desired = assignment is null || assignment.KeepExistingBuckets ? overlay.Current(key) : (IReadOnlyList<string>)assignment.Buckets;
@@ -151,16 +165,15 @@ internal sealed partial class WriterStage(
         metrics.ChangelogRowsWritten(rows.Count, failures.Count);
     }
 
-    private static RecordKey Key(DecodedChange change) => new(change.Table.ChangelogName, change.RecordId);
-
     /// <summary>The change's decoded columns as a JSON object, kept with a rule failure for replay.</summary>
-    private static string Payload(DecodedChange change)
+    private static string Payload(ChangeBatch batch, DecodedChange change)
     {
-        var row = new Dictionary<string, string?>(change.Values.Length, StringComparer.Ordinal);
-        for (var i = 0; i < change.Values.Length; i++)
+        var columns = change.Table.ReferencedColumns;
+        var row = new Dictionary<string, string?>(columns.Count, StringComparer.Ordinal);
+        for (var i = 0; i < columns.Count; i++)
         {
-            if (!ReferenceEquals(change.Values[i], DecodedChange.UnchangedToast))
-                row[change.Table.ReferencedColumns[i]] = change.Values[i];
+            if (batch.Value(change, i).Kind != TupleValueKind.UnchangedToast)
+                row[columns[i]] = batch.GetString(change, i);
         }
         return JsonSerializer.Serialize(row, PayloadJsonContext.Default.DictionaryStringString);
     }
