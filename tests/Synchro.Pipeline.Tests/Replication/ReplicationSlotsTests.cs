@@ -72,9 +72,10 @@ public sealed class ReplicationSlotsTests(PostgresServerFixture postgres)
         await ReplicationSlots.CreateIfMissingAsync(database, slot, twoPhase: false, CancellationToken.None);
         try
         {
-            await Sql.ExecuteAsync(database, "CREATE TABLE t (id int); INSERT INTO t VALUES (1)");
+            // A slot advances only as far as flushed WAL: commit durably, then aim at the flushed end.
+            await Sql.ExecuteAsync(database, "SET synchronous_commit = on; CREATE TABLE t (id int); INSERT INTO t VALUES (1)");
             var before = Lsn.Parse(await Sql.ScalarAsync<string>(database, "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = @slot", ("slot", slot)));
-            var target = Lsn.Parse(await Sql.ScalarAsync<string>(database, "SELECT pg_current_wal_lsn()::text"));
+            var target = Lsn.Parse(await Sql.ScalarAsync<string>(database, "SELECT pg_current_wal_flush_lsn()::text"));
             Assert.True(target > before);
             await using var source = NpgsqlDataSource.Create(database);
 
