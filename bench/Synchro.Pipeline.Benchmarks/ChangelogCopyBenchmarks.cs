@@ -93,11 +93,7 @@ public class ChangelogCopyBenchmarks
         encoder.WriteHeader();
         foreach (var row in _rows)
         {
-            encoder.StartRow(4);
-            encoder.WriteText(row.BucketId);
-            encoder.WriteText(row.TableName);
-            encoder.WriteText(row.RecordId);
-            encoder.WriteInt16((short)row.Operation);
+            ChangelogStore.EncodeChangelogRow(encoder, row);
             if (encoder.Length >= PgCopyBinaryWriter.FlushBytes)
             {
                 bytes += encoder.Length;

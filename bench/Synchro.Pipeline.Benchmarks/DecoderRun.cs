@@ -41,16 +41,7 @@ internal static class DecoderRun
         return totals.Result;
     }
 
-    public static DecoderTotals Ours(BenchFrame[] frames)
-    {
-        var (parser, decoder) = CreateDecoder();
-        var totals = new Accumulator();
-        foreach (var frame in frames)
-            Decode(parser, decoder, frame, ref totals);
-        if (decoder.TryCutAtIdle(out var last))
-            totals.Consume(last);
-        return totals.Result;
-    }
+    public static DecoderTotals Ours(BenchFrame[] frames) => Ours(frames, CreateDecoder());
 
     /// <summary>Bytes allocated while the row messages alone are decoded, by a warm decoder (relation cached, batches recycled).</summary>
     public static long AllocatedByRowMessages(BenchFrame[] frames)

@@ -25,12 +25,7 @@ internal static partial class ChangelogStore
                 encoder.WriteHeader();
                 for (var i = 0; i < rows.Count; i++)
                 {
-                    var row = rows[i];
-                    encoder.StartRow(4);
-                    encoder.WriteText(row.BucketId);
-                    encoder.WriteText(row.TableName);
-                    encoder.WriteText(row.RecordId);
-                    encoder.WriteInt16((short)row.Operation);
+                    EncodeChangelogRow(encoder, rows[i]);
                     if (encoder.Length >= PgCopyBinaryWriter.FlushBytes)
                     {
                         await stream.WriteAsync(encoder.Written, ct).ConfigureAwait(false);
@@ -47,5 +42,15 @@ internal static partial class ChangelogStore
                 throw;
             }
         }
+    }
+
+    /// <summary>One <c>sync_changelog</c> row in the column order of the COPY: bucket, table, record, operation.</summary>
+    internal static void EncodeChangelogRow(PgCopyBinaryWriter encoder, ChangelogRow row)
+    {
+        encoder.StartRow(4);
+        encoder.WriteText(row.BucketId);
+        encoder.WriteText(row.TableName);
+        encoder.WriteText(row.RecordId);
+        encoder.WriteInt16((short)row.Operation);
     }
 }

@@ -79,6 +79,9 @@ internal sealed class PipelineMetrics : IDisposable
     /// <summary>Changes committed so far, for progress reports.</summary>
     public long CommittedChanges => Volatile.Read(ref _changesCommitted);
 
+    /// <summary>The end of the last source transaction committed to the changelog (or the resume position).</summary>
+    public Lsn CommittedLsn => new((ulong)Volatile.Read(ref _committedLsn));
+
     private long LagBytes => Math.Max(0, Volatile.Read(ref _serverWalEnd) - Volatile.Read(ref _committedLsn));
 
     private long BufferedBytes => Math.Max(0, Volatile.Read(ref _bytesReceived) - Volatile.Read(ref _bytesDecoded));
@@ -163,7 +166,7 @@ internal sealed class PipelineMetrics : IDisposable
         {
             State = state.State,
             Failure = state.Failure,
-            CommittedLsn = new Lsn((ulong)Volatile.Read(ref _committedLsn)),
+            CommittedLsn = CommittedLsn,
             ServerWalEnd = new Lsn((ulong)Volatile.Read(ref _serverWalEnd)),
             LagBytes = LagBytes,
             Lag = Lag(now),

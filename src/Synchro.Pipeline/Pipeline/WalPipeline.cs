@@ -198,7 +198,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
     /// </summary>
     private async Task ConfirmOnStopAsync()
     {
-        var committed = _metrics.Snapshot().CommittedLsn;
+        var committed = _metrics.CommittedLsn;
         if (!committed.IsValid)
             return;
         using var timeout = new CancellationTokenSource(s_finalConfirmTimeout);

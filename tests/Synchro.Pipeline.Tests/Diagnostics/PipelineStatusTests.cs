@@ -16,7 +16,7 @@ public sealed class PipelineStatusTests(PostgresServerFixture postgres)
     {
         await using var harness = await PipelineHarness.CreateAsync(postgres, "status_metrics");
         using var meters = new OwnMeterFactory();
-        using var listener = new Recorder(meters);
+        using var listener = new MeterRecorder(meters);
         var options = harness.Options();
         options.MeterFactory = meters;
         await harness.StartAsync(options);
@@ -129,37 +129,5 @@ public sealed class PipelineStatusTests(PostgresServerFixture postgres)
             foreach (var meter in _meters)
                 meter.Dispose();
         }
-    }
-
-    private sealed class Recorder : IDisposable
-    {
-        private readonly MeterListener _listener = new();
-        private readonly ConcurrentDictionary<string, ConcurrentQueue<(double Value, string? Tag)>> _measurements = new();
-
-        public Recorder(IMeterFactory scope)
-        {
-            _listener.InstrumentPublished = (instrument, listener) =>
-            {
-                if (ReferenceEquals(instrument.Meter.Scope, scope))
-                    listener.EnableMeasurementEvents(instrument);
-            };
-            _listener.SetMeasurementEventCallback<long>((i, v, tags, _) => Add(i, v, tags));
-            _listener.SetMeasurementEventCallback<int>((i, v, tags, _) => Add(i, v, tags));
-            _listener.SetMeasurementEventCallback<double>((i, v, tags, _) => Add(i, v, tags));
-            _listener.Start();
-        }
-
-        public void RecordObservableInstruments() => _listener.RecordObservableInstruments();
-
-        public double Last(string name) => All(name) is { Count: > 0 } all ? all[^1] : throw new InvalidOperationException($"{name} was never measured.");
-
-        public List<double> All(string name) => _measurements.TryGetValue(name, out var queue) ? queue.Select(m => m.Value).ToList() : [];
-
-        public List<string?> Tags(string name) => _measurements.TryGetValue(name, out var queue) ? queue.Select(m => m.Tag).Distinct().ToList() : [];
-
-        private void Add(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
-            => _measurements.GetOrAdd(instrument.Name, _ => new()).Enqueue((value, tags.Length > 0 ? tags[0].Value as string : null));
-
-        public void Dispose() => _listener.Dispose();
     }
 }

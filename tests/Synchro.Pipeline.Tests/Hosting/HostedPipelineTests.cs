@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -11,6 +10,7 @@ using Synchro.Pipeline.Buckets;
 using Synchro.Pipeline.Hosting;
 using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Replication;
+using Synchro.Pipeline.Tests.Diagnostics;
 using Synchro.Pipeline.Tests.Infrastructure;
 using Synchro.Pipeline.Tests.Pipeline;
 
@@ -325,40 +325,5 @@ public sealed class HostedPipelineTests(PostgresServerFixture postgres)
         public void Dispose()
         {
         }
-    }
-
-    /// <summary>Measurements of the meters one factory created.</summary>
-    private sealed class MeterRecorder : IDisposable
-    {
-        private readonly MeterListener _listener = new();
-        private readonly ConcurrentDictionary<string, ConcurrentQueue<double>> _measurements = new();
-        private readonly ConcurrentBag<string> _published = [];
-
-        public MeterRecorder(IMeterFactory scope)
-        {
-            _listener.InstrumentPublished = (instrument, listener) =>
-            {
-                if (!ReferenceEquals(instrument.Meter.Scope, scope))
-                    return;
-                _published.Add(instrument.Meter.Name + "/" + instrument.Name);
-                listener.EnableMeasurementEvents(instrument);
-            };
-            _listener.SetMeasurementEventCallback<long>((i, v, _, _) => Add(i, v));
-            _listener.SetMeasurementEventCallback<int>((i, v, _, _) => Add(i, v));
-            _listener.SetMeasurementEventCallback<double>((i, v, _, _) => Add(i, v));
-            _listener.Start();
-        }
-
-        public IReadOnlyCollection<string> Published => _published;
-
-        public void RecordObservableInstruments() => _listener.RecordObservableInstruments();
-
-        public double Last(string name) => All(name) is { Count: > 0 } all ? all[^1] : throw new InvalidOperationException($"{name} was never measured.");
-
-        public List<double> All(string name) => _measurements.TryGetValue(name, out var queue) ? [.. queue] : [];
-
-        private void Add(Instrument instrument, double value) => _measurements.GetOrAdd(instrument.Name, _ => new()).Enqueue(value);
-
-        public void Dispose() => _listener.Dispose();
     }
 }
