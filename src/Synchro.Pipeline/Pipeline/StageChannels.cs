@@ -6,8 +6,11 @@ namespace Synchro.Pipeline.Pipeline;
 /// <summary>The options of every channel between stages, in one place.</summary>
 internal static class StageChannels
 {
-    // The runtime's switch that runs socket completions on the epoll thread instead of queueing them to the pool.
-    private const string InlineSocketCompletions = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
+    /// <summary>
+    /// Whether the runtime runs socket completions on its socket (epoll) thread instead of queueing them to the
+    /// pool (<c>DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1</c>, read once by the runtime at start).
+    /// </summary>
+    public static bool InlineSocketCompletions { get; } = Environment.GetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS") == "1";
 
     /// <summary>
     /// Reader → decoder: the WAL pipe. Pausing at <paramref name="bufferBytes"/> is the memory budget and the
@@ -22,7 +25,7 @@ internal static class StageChannels
     /// </remarks>
     public static PipeOptions Wal(long bufferBytes)
     {
-        var inline = Environment.GetEnvironmentVariable(InlineSocketCompletions) == "1";
+        var inline = InlineSocketCompletions;
         return new PipeOptions(
             readerScheduler: inline ? PipeScheduler.Inline : PipeScheduler.ThreadPool,
             writerScheduler: inline ? PipeScheduler.Inline : PipeScheduler.ThreadPool,

