@@ -9,8 +9,8 @@ namespace Synchro.Pipeline.Benchmarks;
 /// <summary>
 /// Binary COPY of <see cref="Rows"/> changelog rows (results per row). <see cref="ServerCategory"/>: into
 /// <c>sync_changelog</c> of a throwaway server started here (emptied before every iteration), with Npgsql's
-/// <c>NpgsqlBinaryImporter</c> as <c>ChangelogStore.WriteChangelogAsync</c> does (baseline) and with our
-/// <c>PgCopyBinaryWriter</c> through a raw binary COPY. <see cref="EncodeCategory"/>: our encoding alone, no network.
+/// <c>NpgsqlBinaryImporter</c> value by value (baseline, <see cref="ImporterCopy"/>) and as
+/// <c>ChangelogStore.WriteChangelogAsync</c> does: our <c>PgCopyBinaryWriter</c> through a raw binary COPY. <see cref="EncodeCategory"/>: our encoding alone, no network.
 /// </summary>
 /// <remarks>
 /// Both server paths are checked at setup to store the same rows. Row values are what the writer produces:
@@ -44,10 +44,10 @@ public class ChangelogCopyBenchmarks
         await ChangelogSchema.EnsureAsync(_connection);
         Console.WriteLine($"// Server: PostgreSQL {_server.ServerVersion} on port {_server.Port}");
 
-        await ChangelogStore.WriteChangelogAsync(_connection, _rows, default);
+        await ImporterCopy.WriteChangelogAsync(_connection, _rows);
         var imported = await StoredAsync();
         Truncate();
-        await ChangelogStore.WriteChangelogRawAsync(_connection, _rows, default);
+        await ChangelogStore.WriteChangelogAsync(_connection, _rows, default);
         var raw = await StoredAsync();
         Truncate();
         if (imported.Count != Rows || !imported.SequenceEqual(raw))
@@ -75,11 +75,11 @@ public class ChangelogCopyBenchmarks
 
     [Benchmark(Baseline = true, OperationsPerInvoke = Rows)]
     [BenchmarkCategory(ServerCategory)]
-    public Task NpgsqlBinaryImporter() => ChangelogStore.WriteChangelogAsync(_connection!, _rows, default);
+    public Task NpgsqlBinaryImporter() => ImporterCopy.WriteChangelogAsync(_connection!, _rows);
 
     [Benchmark(OperationsPerInvoke = Rows)]
     [BenchmarkCategory(ServerCategory)]
-    public Task PgCopyBinaryWriter_RawCopy() => ChangelogStore.WriteChangelogRawAsync(_connection!, _rows, default);
+    public Task PgCopyBinaryWriter_RawCopy() => ChangelogStore.WriteChangelogAsync(_connection!, _rows, default);
 
     /// <summary>The encoding the raw path does, flushing (here: forgetting) every 64 KiB as it does.</summary>
     [Benchmark(OperationsPerInvoke = Rows)]

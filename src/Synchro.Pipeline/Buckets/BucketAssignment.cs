@@ -12,10 +12,10 @@ public sealed class BucketAssignment
     /// <summary>The <c>global</c> bucket: records every client receives.</summary>
     public const string GlobalBucket = "global";
 
-    private readonly ChangeBatch _batch;
-    private readonly DecodedChange _change;
+    private ChangeBatch _batch;
+    private DecodedChange _change;
     // The batch's generation when this was made; a released batch has moved on.
-    private readonly int _generation;
+    private int _generation;
 
     internal BucketAssignment(ChangeBatch batch, int index, string recordId)
     {
@@ -25,11 +25,24 @@ public sealed class BucketAssignment
         RecordId = recordId;
     }
 
+    /// <summary>Makes this the assignment of another change: the writer reuses assignments from batch to batch.</summary>
+    internal void Reset(ChangeBatch batch, int index, string recordId)
+    {
+        _batch = batch;
+        _change = batch[index];
+        _generation = batch.Generation;
+        RecordId = recordId;
+        Buckets.Clear();
+        KeepExistingBuckets = false;
+        Failure = null;
+        _decidedEmpty = false;
+    }
+
     /// <summary>The changed record's table.</summary>
     public TableRegistration Table => _change.Table;
 
     /// <summary>The text form of the record's id.</summary>
-    public string RecordId { get; }
+    public string RecordId { get; private set; }
 
     /// <summary>What happened to the record.</summary>
     public ChangeOperation Operation => _change.Operation;
@@ -57,6 +70,15 @@ public sealed class BucketAssignment
         if (index < 0)
             throw new ArgumentException($"Column '{column}' is not referenced by the registration of {Table}; only {string.Join(", ", Table.ReferencedColumns)} are decoded.", nameof(column));
         return Batch.GetString(_change, index);
+    }
+
+    /// <summary>The UTF-8 text of a referenced column's value; false for SQL NULL and an unchanged TOAST value.</summary>
+    internal bool TryGetText(string column, out ReadOnlySpan<byte> text)
+    {
+        var batch = Batch;
+        var value = batch.Value(_change, Table.ReferencedColumnIndex(column));
+        text = batch.Text(value);
+        return value.Kind == TupleValueKind.Text;
     }
 
     /// <summary>Whether the column's value was left out of the change because it is TOASTed and did not change.</summary>

@@ -6,12 +6,16 @@ namespace Synchro.Pipeline.Buckets;
 /// <summary>The changes of one batch that need bucket decisions, and what an assigner may use to decide.</summary>
 public sealed class BucketAssignmentBatch
 {
-    internal BucketAssignmentBatch(IReadOnlyList<BucketAssignment> changes, TableRegistry registry, NpgsqlConnection sourceConnection)
+    internal BucketAssignmentBatch(IReadOnlyList<BucketAssignment> changes, TableRegistry registry, NpgsqlConnection sourceConnection, BucketIdCache bucketIds)
     {
         Changes = changes;
         Registry = registry;
         SourceConnection = sourceConnection;
+        BucketIds = bucketIds;
     }
+
+    /// <summary>The writer's bucket id strings, for the built-in assigners.</summary>
+    internal BucketIdCache BucketIds { get; }
 
     /// <summary>The changes, in commit order.</summary>
     public IReadOnlyList<BucketAssignment> Changes { get; }

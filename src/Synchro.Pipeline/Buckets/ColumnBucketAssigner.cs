@@ -15,26 +15,34 @@ public sealed class ColumnBucketAssigner : IBucketAssigner
             if (change.IsDecided)
                 continue;
             if (change.Table.BucketColumn is { } column)
-                Assign(change, column);
+                Assign(change, column, batch.BucketIds);
             else if (change.Table.ParentTable is null && change.Table.GlobalWhenBucketNull)
                 change.Buckets.Add(BucketAssignment.GlobalBucket);
         }
         return Task.CompletedTask;
     }
 
-    private static void Assign(BucketAssignment change, string column)
+    private static void Assign(BucketAssignment change, string column, BucketIdCache bucketIds)
     {
         if (change.IsUnchanged(column))
         {
             change.KeepExistingBuckets = true;
             return;
         }
-        var value = change.GetValue(column);
-        if (!string.IsNullOrEmpty(value))
-            change.Buckets.Add(change.Table.BucketPrefix + value);
-        else if (value is null && change.Table.GlobalWhenBucketNull)
+        if (change.TryGetText(column, out var value))
+        {
+            if (value.IsEmpty)
+                change.AssignNone();
+            else
+                change.Buckets.Add(bucketIds.Get(change.Table.BucketPrefix, value));
+        }
+        else if (change.Table.GlobalWhenBucketNull)
+        {
             change.Buckets.Add(BucketAssignment.GlobalBucket);
+        }
         else
+        {
             change.AssignNone();
+        }
     }
 }

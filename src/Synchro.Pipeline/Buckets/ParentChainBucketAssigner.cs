@@ -44,7 +44,7 @@ public sealed class ParentChainBucketAssigner : IBucketAssigner
                     if (!found.TryGetValue(key, out var value))
                         change.AssignNone();
                     else if (table.BucketColumn is not null)
-                        AssignFromOwner(change, table, value);
+                        AssignFromOwner(change, table, value, batch.BucketIds);
                     else if (value is not null && batch.Registry.ParentOf(table) is { } parent)
                         next.Add((change, parent, value));
                     else
@@ -55,10 +55,10 @@ public sealed class ParentChainBucketAssigner : IBucketAssigner
         }
     }
 
-    private static void AssignFromOwner(BucketAssignment change, TableRegistration owner, string? value)
+    private static void AssignFromOwner(BucketAssignment change, TableRegistration owner, string? value, BucketIdCache bucketIds)
     {
         if (!string.IsNullOrEmpty(value))
-            change.Buckets.Add(owner.BucketPrefix + value);
+            change.Buckets.Add(bucketIds.Get(owner.BucketPrefix, value));
         else if (value is null && owner.GlobalWhenBucketNull)
             change.Buckets.Add(BucketAssignment.GlobalBucket);
         else

@@ -1,14 +1,14 @@
 using Npgsql;
-using NpgsqlTypes;
 
 namespace Synchro.Pipeline.Changelog;
 
 internal static partial class ChangelogStore
 {
+    // Rows name the record by its position in the parameters, so no key text comes back.
     private const string LoadEdgesSql = """
-        SELECT table_name, record_id, bucket_id
-        FROM sync_bucket_edges
-        WHERE (table_name, record_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+        SELECT k.ord::int, e.bucket_id
+        FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(table_name, record_id, ord)
+        JOIN sync_bucket_edges e ON e.table_name = k.table_name AND e.record_id = k.record_id
         """;
 
     private const string DeleteEdgesSql = """
@@ -22,7 +22,7 @@ internal static partial class ChangelogStore
     /// <summary>The buckets each of <paramref name="records"/> is in now, with one query.</summary>
     /// <returns>Bucket ids by record, in no particular order; records in no bucket are absent.</returns>
     public static async Task<Dictionary<RecordKey, List<string>>> LoadEdgesAsync(
-        NpgsqlConnection connection, IReadOnlyCollection<RecordKey> records, CancellationToken ct)
+        NpgsqlConnection connection, IReadOnlyList<RecordKey> records, CancellationToken ct)
     {
         var edges = new Dictionary<RecordKey, List<string>>();
         if (records.Count == 0)
@@ -36,10 +36,13 @@ internal static partial class ChangelogStore
             {
                 while (await reader.ReadAsync(ct).ConfigureAwait(false))
                 {
-                    var key = new RecordKey(reader.GetString(0), reader.GetString(1));
+                    var key = records[reader.GetInt32(0) - 1];
                     if (!edges.TryGetValue(key, out var buckets))
-                        edges.Add(key, buckets = []);
-                    buckets.Add(reader.GetString(2));
+                        edges.Add(key, buckets = new List<string>(1));
+                    var bucket = reader.GetString(1);
+                    // A record asked for twice comes back twice.
+                    if (!buckets.Contains(bucket, StringComparer.Ordinal))
+                        buckets.Add(bucket);
                 }
             }
         }
@@ -68,33 +71,17 @@ internal static partial class ChangelogStore
             var (tables, ids, buckets) = Columns(removed);
             await ExecuteAsync(connection, DeleteEdgesSql, ct, Parameter(tables), Parameter(ids), Parameter(buckets)).ConfigureAwait(false);
         }
-        if (added.Count == 0)
-            return;
-        var importer = await connection.BeginBinaryImportAsync(CopyEdgesSql, ct).ConfigureAwait(false);
-        await using (importer.ConfigureAwait(false))
-        {
-            for (var i = 0; i < added.Count; i++)
-            {
-                var (record, bucket) = added[i];
-                await importer.StartRowAsync(ct).ConfigureAwait(false);
-                await importer.WriteAsync(record.TableName, NpgsqlDbType.Text, ct).ConfigureAwait(false);
-                await importer.WriteAsync(record.RecordId, NpgsqlDbType.Text, ct).ConfigureAwait(false);
-                await importer.WriteAsync(bucket, NpgsqlDbType.Text, ct).ConfigureAwait(false);
-            }
-            await importer.CompleteAsync(ct).ConfigureAwait(false);
-        }
+        await CopyAsync(connection, CopyEdgesSql, added, EncodeEdgeRow, ct).ConfigureAwait(false);
     }
 
-    private static (string[] Tables, string[] Ids) Columns(IReadOnlyCollection<RecordKey> records)
+    private static (string[] Tables, string[] Ids) Columns(IReadOnlyList<RecordKey> records)
     {
         var tables = new string[records.Count];
         var ids = new string[records.Count];
-        var i = 0;
-        foreach (var record in records)
+        for (var i = 0; i < records.Count; i++)
         {
-            tables[i] = record.TableName;
-            ids[i] = record.RecordId;
-            i++;
+            tables[i] = records[i].TableName;
+            ids[i] = records[i].RecordId;
         }
         return (tables, ids);
     }

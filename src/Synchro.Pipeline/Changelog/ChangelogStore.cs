@@ -1,5 +1,4 @@
 using Npgsql;
-using NpgsqlTypes;
 
 namespace Synchro.Pipeline.Changelog;
 
@@ -16,7 +15,7 @@ namespace Synchro.Pipeline.Changelog;
 /// </remarks>
 internal static partial class ChangelogStore
 {
-    private const string CopyChangelogSql =
+    internal const string CopyChangelogSql =
         "COPY sync_changelog (bucket_id, table_name, record_id, operation) FROM STDIN (FORMAT BINARY)";
 
     private const string InsertRuleFailuresSql = """
@@ -25,32 +24,6 @@ internal static partial class ChangelogStore
         FROM unnest($1::text[], $2::text[], $3::smallint[], $4::text[], $5::text[])
             AS f(table_name, record_id, operation, error_text, payload)
         """;
-
-    /// <summary>Appends <paramref name="rows"/> to <c>sync_changelog</c> with one binary COPY.</summary>
-    /// <remarks>
-    /// <c>seq</c> is drawn from its sequence row by row as COPY reads them, so it increases in the order of
-    /// <paramref name="rows"/>; with one writer per changelog table, that order is the order clients see.
-    /// A failure leaves the COPY, and so the caller's transaction, aborted.
-    /// </remarks>
-    public static async Task WriteChangelogAsync(NpgsqlConnection connection, IReadOnlyList<ChangelogRow> rows, CancellationToken ct)
-    {
-        if (rows.Count == 0)
-            return;
-        var importer = await connection.BeginBinaryImportAsync(CopyChangelogSql, ct).ConfigureAwait(false);
-        await using (importer.ConfigureAwait(false))
-        {
-            for (var i = 0; i < rows.Count; i++)
-            {
-                var row = rows[i];
-                await importer.StartRowAsync(ct).ConfigureAwait(false);
-                await importer.WriteAsync(row.BucketId, NpgsqlDbType.Text, ct).ConfigureAwait(false);
-                await importer.WriteAsync(row.TableName, NpgsqlDbType.Text, ct).ConfigureAwait(false);
-                await importer.WriteAsync(row.RecordId, NpgsqlDbType.Text, ct).ConfigureAwait(false);
-                await importer.WriteAsync((short)row.Operation, NpgsqlDbType.Smallint, ct).ConfigureAwait(false);
-            }
-            await importer.CompleteAsync(ct).ConfigureAwait(false);
-        }
-    }
 
     /// <summary>Appends <paramref name="failures"/> to <c>sync_rule_failures</c> with one statement.</summary>
     /// <remarks>A payload that is not valid JSON fails the statement, and so the caller's transaction.</remarks>

@@ -5,13 +5,29 @@ namespace Synchro.Pipeline.Changelog;
 /// sees the edges left by the changes before it (the in-batch overlay), and the net difference from
 /// the loaded state is written once at the end.
 /// </summary>
+/// <remarks>
+/// Invariant: a bucket list the overlay holds is never changed afterwards. Lists are borrowed, not copied, when they
+/// are already clean (no empty or repeated id) — the common single-bucket case allocates nothing — so the lists
+/// passed to <see cref="Apply"/> must stay unchanged until the next <see cref="Reset"/>.
+/// </remarks>
 internal sealed class EdgeOverlay
 {
-    private readonly Dictionary<RecordKey, List<string>> _loaded;
-    private readonly Dictionary<RecordKey, List<string>> _current = [];
+    private Dictionary<RecordKey, List<string>> _loaded = [];
+    private readonly Dictionary<RecordKey, IReadOnlyList<string>> _current = [];
+
+    public EdgeOverlay()
+    {
+    }
 
     /// <param name="loaded">The edges in the database before the batch (records without edges absent).</param>
     public EdgeOverlay(Dictionary<RecordKey, List<string>> loaded) => _loaded = loaded;
+
+    /// <summary>Starts over for a new batch whose edges before it are <paramref name="loaded"/>; keeps the capacity.</summary>
+    public void Reset(Dictionary<RecordKey, List<string>> loaded)
+    {
+        _loaded = loaded;
+        _current.Clear();
+    }
 
     /// <summary>The record's buckets now (after the earlier changes of the batch).</summary>
     public IReadOnlyList<string> Current(RecordKey record)
@@ -34,12 +50,9 @@ internal sealed class EdgeOverlay
             return;
         }
 
-        var next = new List<string>(desired.Count);
-        foreach (var bucket in desired)
+        var next = IsClean(desired) ? desired : Clean(desired);
+        foreach (var bucket in next)
         {
-            if (string.IsNullOrEmpty(bucket) || next.Contains(bucket, StringComparer.Ordinal))
-                continue;
-            next.Add(bucket);
             var kind = existing.Contains(bucket, StringComparer.Ordinal) ? ChangeOperation.Update : ChangeOperation.Insert;
             rows.Add(new ChangelogRow(bucket, record.TableName, record.RecordId, kind));
         }
@@ -51,11 +64,45 @@ internal sealed class EdgeOverlay
         _current[record] = next;
     }
 
+    private static bool IsClean(IReadOnlyList<string> buckets)
+    {
+        for (var i = 0; i < buckets.Count; i++)
+        {
+            if (string.IsNullOrEmpty(buckets[i]))
+                return false;
+            for (var j = 0; j < i; j++)
+            {
+                if (string.Equals(buckets[i], buckets[j], StringComparison.Ordinal))
+                    return false;
+            }
+        }
+        return true;
+    }
+
+    /// <summary>Without empty ids and repeats, in first-seen order.</summary>
+    private static List<string> Clean(IReadOnlyList<string> buckets)
+    {
+        var clean = new List<string>(buckets.Count);
+        foreach (var bucket in buckets)
+        {
+            if (!string.IsNullOrEmpty(bucket) && !clean.Contains(bucket, StringComparer.Ordinal))
+                clean.Add(bucket);
+        }
+        return clean;
+    }
+
     /// <summary>The net edge changes of the whole batch against the loaded state.</summary>
     public (List<(RecordKey Record, string BucketId)> Added, List<(RecordKey Record, string BucketId)> Removed) NetChanges()
     {
         var added = new List<(RecordKey, string)>();
         var removed = new List<(RecordKey, string)>();
+        NetChanges(added, removed);
+        return (added, removed);
+    }
+
+    /// <summary>Appends the net edge changes of the whole batch against the loaded state.</summary>
+    public void NetChanges(List<(RecordKey Record, string BucketId)> added, List<(RecordKey Record, string BucketId)> removed)
+    {
         foreach (var (record, now) in _current)
         {
             var before = _loaded.TryGetValue(record, out var loaded) ? loaded : [];
@@ -70,6 +117,5 @@ internal sealed class EdgeOverlay
                     removed.Add((record, bucket));
             }
         }
-        return (added, removed);
     }
 }

@@ -102,28 +102,50 @@ internal sealed partial class WriterStage(
         }
     }
 
+    // Reused from batch to batch (one writer, one batch at a time), so a batch allocates little besides its strings.
+    private readonly List<RecordKey> _keys = [];
+    private readonly HashSet<RecordKey> _distinct = [];
+    private readonly List<RecordKey> _records = [];
+    private BucketAssignment[] _assignments = [];
+    private readonly BucketIdCache _bucketIds = new();
+    private readonly EdgeOverlay _overlay = new();
+    private readonly List<ChangelogRow> _rows = [];
+    private readonly List<RuleFailure> _failures = [];
+    private readonly List<(RecordKey Record, string BucketId)> _added = [];
+    private readonly List<(RecordKey Record, string BucketId)> _removed = [];
+
     private async Task WriteAsync(NpgsqlConnection connection, NpgsqlConnection sourceConnection, ChangeBatch batch, CancellationToken cancellationToken)
     {
         if (batch.Count == 0)
             return;
 
         // The writer makes the strings the decoder does not: one record key per change.
-        var keys = new RecordKey[batch.Count];
-        var records = new HashSet<RecordKey>();
-        for (var i = 0; i < keys.Length; i++)
+        _keys.Clear();
+        _distinct.Clear();
+        _records.Clear();
+        for (var i = 0; i < batch.Count; i++)
         {
-            keys[i] = new RecordKey(batch[i].Table.ChangelogName, batch.RecordId(i));
-            records.Add(keys[i]);
+            var key = new RecordKey(batch[i].Table.ChangelogName, batch.RecordId(i));
+            _keys.Add(key);
+            if (_distinct.Add(key))
+                _records.Add(key);
         }
 
         // Buckets are assigned while the edges load: they use different connections. The reference evaluates
         // no rule for a delete of a record that is in buckets; the walk below ignores the assignment of such a
         // delete (its failure included), so evaluating it here changes nothing but lets the two overlap.
-        var assignments = new BucketAssignment[batch.Count];
-        for (var i = 0; i < assignments.Length; i++)
-            assignments[i] = new BucketAssignment(batch, i, keys[i].RecordId);
-        var loading = ChangelogStore.LoadEdgesAsync(connection, records, cancellationToken);
-        var assigning = assigner.AssignAsync(new BucketAssignmentBatch(assignments, registry, sourceConnection), cancellationToken);
+        if (_assignments.Length < batch.Count)
+            Array.Resize(ref _assignments, Math.Max(batch.Count, _assignments.Length * 2));
+        for (var i = 0; i < batch.Count; i++)
+        {
+            if (_assignments[i] is { } reused)
+                reused.Reset(batch, i, _keys[i].RecordId);
+            else
+                _assignments[i] = new BucketAssignment(batch, i, _keys[i].RecordId);
+        }
+        var assignments = new ArraySegment<BucketAssignment>(_assignments, 0, batch.Count);
+        var loading = ChangelogStore.LoadEdgesAsync(connection, _records, cancellationToken);
+        var assigning = assigner.AssignAsync(new BucketAssignmentBatch(assignments, registry, sourceConnection, _bucketIds), cancellationToken);
         try
         {
             await assigning.ConfigureAwait(false);
@@ -133,15 +155,16 @@ internal sealed partial class WriterStage(
             // Never leave the edge query running on the connection, whatever the assigner did.
             await ((Task)loading).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
-        var loaded = await loading.ConfigureAwait(false);
-
-        var overlay = new EdgeOverlay(loaded);
-        var rows = new List<ChangelogRow>(batch.Count);
-        var failures = new List<RuleFailure>();
+        var overlay = _overlay;
+        overlay.Reset(await loading.ConfigureAwait(false));
+        var rows = _rows;
+        var failures = _failures;
+        rows.Clear();
+        failures.Clear();
         for (var i = 0; i < batch.Count; i++)
         {
             var change = batch[i];
-            var key = keys[i];
+            var key = _keys[i];
             BucketAssignment? assignment = assignments[i];
             if (change.Operation == ChangeOperation.Delete && overlay.Current(key).Count > 0)
                 assignment = null;
@@ -154,9 +177,11 @@ internal sealed partial class WriterStage(
             overlay.Apply(key, change.Operation, desired, rows);
         }
 
-        var (added, removed) = overlay.NetChanges();
+        _added.Clear();
+        _removed.Clear();
+        overlay.NetChanges(_added, _removed);
         await ChangelogStore.WriteChangelogAsync(connection, rows, cancellationToken).ConfigureAwait(false);
-        await ChangelogStore.ApplyEdgesAsync(connection, added, removed, cancellationToken).ConfigureAwait(false);
+        await ChangelogStore.ApplyEdgesAsync(connection, _added, _removed, cancellationToken).ConfigureAwait(false);
         if (failures.Count > 0)
         {
             await ChangelogStore.WriteRuleFailuresAsync(connection, failures, cancellationToken).ConfigureAwait(false);
