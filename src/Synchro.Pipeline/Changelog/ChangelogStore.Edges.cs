@@ -4,11 +4,15 @@ namespace Synchro.Pipeline.Changelog;
 
 internal static partial class ChangelogStore
 {
-    // Rows name the record by its position in the parameters, so no key text comes back.
+    // Rows name the record by its position in the parameters, so no key text comes back. OFFSET 0 keeps the
+    // subquery a primary-key lookup per record: as a plain join it is planned as a hash join over the whole table.
     private const string LoadEdgesSql = """
         SELECT k.ord::int, e.bucket_id
         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(table_name, record_id, ord)
-        JOIN sync_bucket_edges e ON e.table_name = k.table_name AND e.record_id = k.record_id
+        CROSS JOIN LATERAL (
+            SELECT bucket_id FROM sync_bucket_edges
+            WHERE table_name = k.table_name AND record_id = k.record_id
+            OFFSET 0) e
         """;
 
     private const string DeleteEdgesSql = """
