@@ -2,27 +2,29 @@ using System.Globalization;
 
 namespace Synchro.Pipeline.LoadHarness;
 
-/// <summary>The harness's command line: <c>--changes N --go-changes N --steady-seconds N --steady-clients N --out DIR --timeout-scale X</c>.</summary>
+/// <summary>The harness's command line: <c>--changes N --go-changes N --steady-seconds N --steady-clients N --big-transaction N --out DIR --timeout-scale X</c>.</summary>
 internal sealed record HarnessOptions
 {
     public long Changes { get; init; } = 1_000_000;
     public long GoChanges { get; init; } = 20_000;
     public int SteadySeconds { get; init; } = 60;
     public int SteadyClients { get; init; } = 4;
+    public long BigTransactionRows { get; init; } = 1_000_000;
     public string OutputDirectory { get; init; } = "results";
 
     /// <summary>Multiplies every contender's time limit (a slow or busy machine).</summary>
     public double TimeoutScale { get; init; } = 1.0;
 
     public const string Usage = """
-        usage: Synchro.Pipeline.LoadHarness [--changes N] [--go-changes N] [--steady-seconds N] [--steady-clients N] [--out DIR] [--timeout-scale X]
+        usage: Synchro.Pipeline.LoadHarness [--changes N] [--go-changes N] [--steady-seconds N] [--steady-clients N] [--big-transaction N] [--out DIR] [--timeout-scale X]
           --changes         backlog size in row changes (default 1000000)
           --go-changes      slice drained by the Go reference's per-change design (default 20000)
           --steady-seconds  steady-state pgbench duration, run once without and once with the pipeline (default 60; 0 skips it)
           --steady-clients  pgbench clients in the steady state (default 4)
+          --big-transaction rows inserted by one transaction, drained end to end for its peak memory (default 1000000; 0 skips it)
           --out             directory for load-harness.json and load-harness.md (default results)
           --timeout-scale   multiplies every contender's time limit (default 1)
-        quick run: --changes 50000 --steady-seconds 10 --go-changes 2000
+        quick run: --changes 50000 --steady-seconds 10 --go-changes 2000 --big-transaction 50000
         """;
 
     /// <exception cref="FormatException">An unknown flag, a missing or bad value.</exception>
@@ -38,6 +40,7 @@ internal sealed record HarnessOptions
                 "--go-changes" => options with { GoChanges = Positive(args[i], value) },
                 "--steady-seconds" => options with { SteadySeconds = (int)NonNegative(args[i], value) },
                 "--steady-clients" => options with { SteadyClients = (int)Positive(args[i], value) },
+                "--big-transaction" => options with { BigTransactionRows = NonNegative(args[i], value) },
                 "--out" => options with { OutputDirectory = value },
                 "--timeout-scale" => options with { TimeoutScale = double.Parse(value, NumberStyles.Float, CultureInfo.InvariantCulture) },
                 _ => throw new FormatException($"unknown option {args[i]}"),

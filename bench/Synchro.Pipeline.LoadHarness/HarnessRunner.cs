@@ -78,6 +78,27 @@ internal static class HarnessRunner
             }
         }
 
+        ContenderResult? bigTransaction = null;
+        if (options.BigTransactionRows > 0)
+        {
+            Progress($"{ContenderNames.OursBigTransaction}: one transaction inserting {options.BigTransactionRows:N0} rows, drained end to end");
+            var stop = await BigTransaction.GenerateAsync(source, options.BigTransactionRows, ct);
+            var spec = new ContenderSpec
+            {
+                Name = ContenderNames.OursEndToEnd,
+                SourceConnectionString = source,
+                ChangelogConnectionString = await server.CreateDatabaseAsync("changelog_big_transaction", ct),
+                SlotName = BigTransaction.Slot,
+                PublicationName = BenchSchema.Publication,
+                StopLsn = stop,
+            };
+            bigTransaction = await ContenderProcess.RunAsync(spec, Scale(options, options.BigTransactionRows / SlowestDrainChangesPerSecond), ct) with
+            {
+                Name = ContenderNames.OursBigTransaction,
+            };
+            await BacklogGenerator.DropSlotsAsync(source, [BigTransaction.Slot], ct);
+        }
+
         var report = new HarnessReport
         {
             StartedAt = startedAt,
@@ -86,6 +107,7 @@ internal static class HarnessRunner
             Backlog = backlog,
             Contenders = results,
             SteadyState = steady,
+            BigTransaction = bigTransaction,
         };
         report = report with { Goals = GoalTable.Evaluate(report) };
         var markdown = MarkdownReport.Render(report);
@@ -94,7 +116,7 @@ internal static class HarnessRunner
         await File.WriteAllTextAsync(Path.Combine(options.OutputDirectory, MarkdownFile), markdown, ct);
         Console.Write(markdown);
         Progress($"wrote {Path.Combine(options.OutputDirectory, JsonFile)} and {MarkdownFile}");
-        foreach (var failed in results.Where(r => !r.Succeeded))
+        foreach (var failed in results.Append(bigTransaction).OfType<ContenderResult>().Where(r => !r.Succeeded))
             Progress($"FAILED {failed.Name}: {failed.Error}");
         return report.AllSucceeded ? 0 : 1;
 
@@ -132,7 +154,7 @@ internal static class HarnessRunner
         await connection.OpenAsync(ct);
         await using var version = new NpgsqlCommand("SHOW server_version", connection);
         var command = string.Create(CultureInfo.InvariantCulture,
-            $"dotnet run -c Release --project bench/Synchro.Pipeline.LoadHarness -- --changes {options.Changes} --go-changes {options.GoChanges} --steady-seconds {options.SteadySeconds} --steady-clients {options.SteadyClients} --out {options.OutputDirectory}");
+            $"dotnet run -c Release --project bench/Synchro.Pipeline.LoadHarness -- --changes {options.Changes} --go-changes {options.GoChanges} --steady-seconds {options.SteadySeconds} --steady-clients {options.SteadyClients} --big-transaction {options.BigTransactionRows} --out {options.OutputDirectory}");
         return new MachineFacts(Environment.ProcessorCount, (string)(await version.ExecuteScalarAsync(ct))!, RuntimeInformation.OSDescription, RuntimeInformation.FrameworkDescription, command);
     }
 

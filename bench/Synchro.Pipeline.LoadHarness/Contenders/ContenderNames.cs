@@ -10,6 +10,9 @@ internal static class ContenderNames
     public const string GoPerChange = "go_per_change";
     public const string BinaryCopy = "binary_copy";
 
+    /// <summary>Ours end to end on one large transaction (<see cref="Backlog.BigTransaction"/>), reported apart from the backlog.</summary>
+    public const string OursBigTransaction = "ours_big_transaction";
+
     /// <summary>Contenders that read the backlog from a slot of their own.</summary>
     public static readonly IReadOnlyList<string> Draining = [PgRecvLogical, Npgsql, OursReadOnly, OursEndToEnd, GoPerChange];
 

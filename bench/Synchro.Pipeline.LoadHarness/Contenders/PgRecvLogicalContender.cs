@@ -15,27 +15,8 @@ internal static class PgRecvLogicalContender
 
     public static async Task<ContenderResult> RunAsync(string binDirectory, string connectionString, BacklogInfo backlog, TimeSpan timeout, CancellationToken ct)
     {
-        var connection = new NpgsqlConnectionStringBuilder(connectionString);
-        var program = Path.Combine(binDirectory, "pg_recvlogical");
         var timed = File.Exists(TimeProgram);
-        var start = new ProcessStartInfo(timed ? TimeProgram : program);
-        if (timed)
-        {
-            start.ArgumentList.Add("-v");
-            start.ArgumentList.Add(program);
-        }
-        string[] arguments =
-        [
-            "-h", connection.Host!, "-p", connection.Port.ToString(CultureInfo.InvariantCulture), "-U", connection.Username!, "-d", connection.Database!,
-            "--slot", ContenderNames.Slot(ContenderNames.PgRecvLogical), "--start", "--no-loop", "--endpos", backlog.EndLsn,
-            "-o", "proto_version=1", "-o", "publication_names=" + BenchSchema.Publication, "-o", "messages=true",
-            "-f", "/dev/null",
-        ];
-        foreach (var argument in arguments)
-            start.ArgumentList.Add(argument);
-        foreach (var variable in start.Environment.Keys.Where(k => k.StartsWith("PG", StringComparison.Ordinal)).ToList())
-            start.Environment.Remove(variable);
-
+        var start = StartInfo(binDirectory, connectionString, ContenderNames.Slot(ContenderNames.PgRecvLogical), backlog.EndLsn, timed ? TimeProgram : null);
         var exit = await ChildProcess.RunAsync(start, timeout, ct);
         var name = ContenderNames.PgRecvLogical;
         if (exit.TimedOut)
@@ -55,6 +36,36 @@ internal static class PgRecvLogicalContender
             CpuSeconds = usage.Cpu,
             PeakRssBytes = usage.PeakRss,
         };
+    }
+
+    /// <summary>
+    /// <c>pg_recvlogical --start</c> on <paramref name="slot"/> with the pipeline's pgoutput options, writing to /dev/null,
+    /// up to <paramref name="endLsn"/> or (null) until stopped; under <paramref name="timeProgram"/> <c>-v</c> when given.
+    /// </summary>
+    public static ProcessStartInfo StartInfo(string binDirectory, string connectionString, string slot, string? endLsn, string? timeProgram = null)
+    {
+        var connection = new NpgsqlConnectionStringBuilder(connectionString);
+        var program = Path.Combine(binDirectory, "pg_recvlogical");
+        var start = new ProcessStartInfo(timeProgram ?? program);
+        if (timeProgram is not null)
+        {
+            start.ArgumentList.Add("-v");
+            start.ArgumentList.Add(program);
+        }
+        List<string> arguments =
+        [
+            "-h", connection.Host!, "-p", connection.Port.ToString(CultureInfo.InvariantCulture), "-U", connection.Username!, "-d", connection.Database!,
+            "--slot", slot, "--start", "--no-loop",
+            "-o", "proto_version=1", "-o", "publication_names=" + BenchSchema.Publication, "-o", "messages=true",
+            "-f", "/dev/null",
+        ];
+        if (endLsn is not null)
+            arguments.AddRange(["--endpos", endLsn]);
+        foreach (var argument in arguments)
+            start.ArgumentList.Add(argument);
+        foreach (var variable in start.Environment.Keys.Where(k => k.StartsWith("PG", StringComparison.Ordinal)).ToList())
+            start.Environment.Remove(variable);
+        return start;
     }
 
     private static (double? Cpu, long? PeakRss) ParseTimeOutput(string text)

@@ -24,7 +24,7 @@ internal static class MarkdownReport
         Line(md, "| contender | changes | wall s | changes/s | vs pg_recvlogical | pgoutput MB/s | CPU s per 1M changes | peak RSS MB | allocated B/change | rows written (changelog / edges) |");
         Line(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
         var ratios = report.ChangesPerSecondVsPgRecvLogical;
-        foreach (var c in report.Contenders)
+        foreach (var c in report.Contenders.Append(report.BigTransaction).OfType<ContenderResult>())
         {
             if (!c.Succeeded)
             {
@@ -36,7 +36,8 @@ internal static class MarkdownReport
                 + $"| {F(c.PgoutputMegabytesPerSecond, "F1")} | {F(c.CpuSecondsPerMillionChanges, "F1")} | {F(c.PeakRssBytes / 1e6, "F0")} | {F(c.AllocatedBytesPerChange, "F0")} | {rows} |");
         }
         Line(md);
-        Line(md, $"{ContenderNames.GoPerChange} drains only the first {report.Options.GoChanges:N0} changes; {ContenderNames.BinaryCopy} stores the rows {ContenderNames.OursEndToEnd} wrote (its wall time is the COPYs and the commit).");
+        Line(md, $"{ContenderNames.GoPerChange} drains only the first {report.Options.GoChanges:N0} changes; {ContenderNames.BinaryCopy} stores the rows {ContenderNames.OursEndToEnd} wrote (its wall time is the COPYs and the commit)"
+            + (report.BigTransaction is null ? "." : $"; {ContenderNames.OursBigTransaction} drains one transaction of {report.Options.BigTransactionRows:N0} inserted rows, apart from the backlog."));
         Line(md);
         RenderSteady(md, report.SteadyState);
         Line(md, "| # | goal (issue 5) | target | measured | met |");
@@ -60,7 +61,9 @@ internal static class MarkdownReport
             Line(md);
             return;
         }
-        Line(md, $"Steady state ({s.Seconds} s, pgbench unthrottled, {s.Clients} clients): {s.TpsWithout:N0} tps without the pipeline, {s.TpsWith:N0} tps with it ({F(s.TpsRatio * 100, "F0", " %")}); "
+        Line(md, $"Steady state ({s.Seconds} s, pgbench unthrottled, {s.Clients} clients): {s.TpsWithout:N0} tps without a consumer, "
+            + $"{s.TpsWithPgRecvLogical:N0} tps with pg_recvlogical consuming ({F(s.PgRecvLogicalTpsRatio * 100, "F0", " %")}: logical decoding alone), "
+            + $"{s.TpsWith:N0} tps with the pipeline consuming ({F(s.TpsRatio * 100, "F0", " %")}); "
             + $"{s.ChangesCommitted:N0} changes committed, caught up {s.CatchUpSeconds:F1} s after pgbench stopped.");
         Line(md);
         Line(md, "| during the run | p50 | p99 | max |");

@@ -3,18 +3,21 @@ using System.Globalization;
 using Npgsql;
 using NpgsqlTypes;
 using Synchro.Pipeline.LoadHarness.Backlog;
+using Synchro.Pipeline.LoadHarness.Contenders;
 using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Protocol;
 
 namespace Synchro.Pipeline.LoadHarness.SteadyState;
 
 /// <summary>
-/// pgbench unthrottled for a fixed time with no consumer, then again with our pipeline consuming live
-/// (in this process, so its latency histogram can be listened to), sampling its lag every 100 ms.
+/// pgbench unthrottled for a fixed time with no consumer, then with <c>pg_recvlogical</c> consuming (the cost of
+/// logical decoding alone: the walsender shares the primary's cores), then with our pipeline consuming live (in
+/// this process, so its latency histogram can be listened to), sampling its lag every 100 ms.
 /// </summary>
 internal static class SteadyStateRunner
 {
     public const string Slot = "bench_steady";
+    public const string PgRecvLogicalSlot = "bench_steady_recv";
 
     private static readonly TimeSpan s_sampleInterval = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan s_startTimeout = TimeSpan.FromSeconds(60);
@@ -24,14 +27,8 @@ internal static class SteadyStateRunner
     {
         string[] pgbenchArguments = ["-c", Invariant(clients), "-j", Invariant(Math.Min(clients, Environment.ProcessorCount)), "-T", Invariant(seconds)];
         var without = await Pgbench.RunAsync(binDirectory, sourceConnectionString, pgbenchArguments, ct);
-
-        await using (var connection = new NpgsqlConnection(sourceConnectionString))
-        {
-            await connection.OpenAsync(ct);
-            await using var create = new NpgsqlCommand("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", connection);
-            create.Parameters.AddWithValue(Slot);
-            await create.ExecuteNonQueryAsync(ct);
-        }
+        var withPgRecvLogical = await WithPgRecvLogicalAsync(binDirectory, sourceConnectionString, pgbenchArguments, ct);
+        await CreateSlotAsync(sourceConnectionString, Slot, ct);
 
         using var latency = new LatencyRecorder();
         await using var pipeline = new WalPipeline(new WalPipelineOptions
@@ -80,6 +77,7 @@ internal static class SteadyStateRunner
                 Seconds = seconds,
                 Clients = clients,
                 TpsWithout = without.Tps,
+                TpsWithPgRecvLogical = withPgRecvLogical.Tps,
                 TpsWith = with.Tps,
                 LagBytes = Percentiles.Of(lagBytes),
                 LagSeconds = Percentiles.Of(lagSeconds),
@@ -100,6 +98,38 @@ internal static class SteadyStateRunner
                 // Already reported through ThrowIfStopped or the result.
             }
         }
+    }
+
+    private static async Task<PgbenchResult> WithPgRecvLogicalAsync(string binDirectory, string connectionString, string[] pgbenchArguments, CancellationToken ct)
+    {
+        await CreateSlotAsync(connectionString, PgRecvLogicalSlot, ct);
+        var start = PgRecvLogicalContender.StartInfo(binDirectory, connectionString, PgRecvLogicalSlot, endLsn: null);
+        start.RedirectStandardError = true;
+        using var receiver = Process.Start(start) ?? throw new InvalidOperationException("could not start pg_recvlogical");
+        var errors = receiver.StandardError.ReadToEndAsync(ct);
+        try
+        {
+            var result = await Pgbench.RunAsync(binDirectory, connectionString, pgbenchArguments, ct);
+            if (receiver.HasExited)
+                throw new InvalidOperationException($"pg_recvlogical stopped during the run (exit {receiver.ExitCode}): {(await errors).Trim()}");
+            return result;
+        }
+        finally
+        {
+            if (!receiver.HasExited)
+                receiver.Kill();
+            await receiver.WaitForExitAsync(CancellationToken.None);
+            await BacklogGenerator.DropSlotsAsync(connectionString, [PgRecvLogicalSlot], CancellationToken.None);
+        }
+    }
+
+    private static async Task CreateSlotAsync(string connectionString, string slot, CancellationToken ct)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(ct);
+        await using var create = new NpgsqlCommand("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", connection);
+        create.Parameters.AddWithValue(slot);
+        await create.ExecuteNonQueryAsync(ct);
     }
 
     /// <summary>

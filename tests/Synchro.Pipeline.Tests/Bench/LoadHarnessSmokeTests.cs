@@ -27,7 +27,7 @@ public sealed class LoadHarnessSmokeTests
             foreach (var argument in new[]
             {
                 Path.Combine(AppContext.BaseDirectory, "Synchro.Pipeline.LoadHarness.dll"),
-                "--changes", "3000", "--steady-seconds", "3", "--go-changes", "300", "--out", output.FullName,
+                "--changes", "3000", "--steady-seconds", "3", "--go-changes", "300", "--big-transaction", "2000", "--out", output.FullName,
             })
                 start.ArgumentList.Add(argument);
             using var process = Process.Start(start)!;
@@ -73,6 +73,15 @@ public sealed class LoadHarnessSmokeTests
             var steady = root.GetProperty("steadyState");
             Assert.False(steady.TryGetProperty("error", out var steadyError), steadyError.ToString());
             Assert.True(steady.GetProperty("tpsWith").GetDouble() > 0);
+            Assert.True(steady.GetProperty("tpsWithPgRecvLogical").GetDouble() > 0);
+
+            // One 2,000-row transaction: one changelog row and one edge per inserted order.
+            var big = root.GetProperty("bigTransaction");
+            Assert.False(big.TryGetProperty("error", out var bigError), $"{bigError}\n{log}");
+            Assert.Equal("ours_big_transaction", big.GetProperty("name").GetString());
+            Assert.True(big.GetProperty("reachedEnd").GetBoolean());
+            Assert.Equal(2_000, big.GetProperty("changes").GetInt64());
+            Assert.Equal(2_000, big.GetProperty("changelogRows").GetInt64());
             Assert.True(File.Exists(Path.Combine(output.FullName, "load-harness.md")));
         }
         finally
