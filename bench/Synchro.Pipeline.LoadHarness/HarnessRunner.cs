@@ -65,7 +65,7 @@ internal static class HarnessRunner
         SteadyStateResult? steady = null;
         if (options.SteadySeconds > 0)
         {
-            Progress($"steady state: pgbench for {options.SteadySeconds} s without, then with the pipeline consuming");
+            Progress($"steady state: pgbench for {options.SteadySeconds} s without a consumer, with pg_recvlogical, then with the pipeline consuming");
             try
             {
                 steady = await SteadyStateRunner.RunAsync(server.BinDirectory, source, await server.CreateDatabaseAsync("changelog_steady", ct),
