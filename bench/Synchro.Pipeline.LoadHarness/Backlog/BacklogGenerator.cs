@@ -21,11 +21,7 @@ internal static class BacklogGenerator
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync(ct);
         foreach (var slot in slots.Append(MeasureSlot))
-        {
-            await using var create = new NpgsqlCommand("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", connection);
-            create.Parameters.AddWithValue(slot);
-            await create.ExecuteNonQueryAsync(ct);
-        }
+            await CreateSlotAsync(connection, slot, ct);
         var start = await ScalarAsync<NpgsqlLogSequenceNumber>(connection, "SELECT pg_current_wal_lsn()", ct);
 
         var transactions = (changes + BenchWorkload.ChangesPerTransaction - 1) / BenchWorkload.ChangesPerTransaction;
@@ -35,16 +31,7 @@ internal static class BacklogGenerator
 
         // The insert position, not pg_current_wal_lsn(): with synchronous_commit=off (the throwaway server's
         // default) the write position trails the last commits by up to wal_writer_delay.
-        var end = await ScalarAsync<NpgsqlLogSequenceNumber>(connection, "SELECT pg_current_wal_insert_lsn()", ct);
-        // The end marker: a non-transactional message after the end LSN. Every contender stops on it (or on
-        // anything at or past the end LSN); the pipeline reads it as its own heartbeat and commits past it.
-        await using (var marker = new NpgsqlCommand($"SELECT pg_logical_emit_message(false, '{LsnCommitter.HeartbeatPrefix}', 'load-harness end')", connection))
-            await marker.ExecuteNonQueryAsync(ct);
-        // Decoding (walsenders and the SQL functions alike) reads only flushed WAL; with asynchronous commit
-        // the WAL writer flushes within wal_writer_delay.
-        var markerEnd = await ScalarAsync<NpgsqlLogSequenceNumber>(connection, "SELECT pg_current_wal_insert_lsn()", ct);
-        while (await ScalarAsync<NpgsqlLogSequenceNumber>(connection, "SELECT pg_current_wal_flush_lsn()", ct) < markerEnd)
-            await Task.Delay(s_flushPoll, ct);
+        var end = await MarkEndAsync(connection, "load-harness end", ct);
 
         // Decoded by the server up to the end LSN: the exact change count and pgoutput volume, independent of any contender.
         await using var measure = new NpgsqlCommand("""
@@ -73,6 +60,31 @@ internal static class BacklogGenerator
 
         return new BacklogInfo(pgbench.Transactions, counted, start.ToString(), end.ToString(), new Lsn((ulong)lastCommitEnd).ToString(),
             (long)((ulong)end - (ulong)start), bytes, pgbench.Seconds, pgbench.Tps);
+    }
+
+    public static async Task CreateSlotAsync(NpgsqlConnection connection, string slot, CancellationToken ct)
+    {
+        await using var create = new NpgsqlCommand("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", connection);
+        create.Parameters.AddWithValue(slot);
+        await create.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <summary>
+    /// The insert position now, then the end marker after it: a non-transactional heartbeat message every contender stops
+    /// on (the pipeline commits past it); returns once the marker is flushed, since decoding reads only flushed WAL.
+    /// </summary>
+    public static async Task<NpgsqlLogSequenceNumber> MarkEndAsync(NpgsqlConnection connection, string marker, CancellationToken ct)
+    {
+        var end = await ScalarAsync<NpgsqlLogSequenceNumber>(connection, "SELECT pg_current_wal_insert_lsn()", ct);
+        await using (var message = new NpgsqlCommand($"SELECT pg_logical_emit_message(false, '{LsnCommitter.HeartbeatPrefix}', $1)", connection))
+        {
+            message.Parameters.AddWithValue(marker);
+            await message.ExecuteNonQueryAsync(ct);
+        }
+        var markerEnd = await ScalarAsync<NpgsqlLogSequenceNumber>(connection, "SELECT pg_current_wal_insert_lsn()", ct);
+        while (await ScalarAsync<NpgsqlLogSequenceNumber>(connection, "SELECT pg_current_wal_flush_lsn()", ct) < markerEnd)
+            await Task.Delay(s_flushPoll, ct);
+        return end;
     }
 
     public static async Task DropSlotsAsync(string connectionString, IEnumerable<string> slots, CancellationToken ct)

@@ -127,9 +127,7 @@ internal static class SteadyStateRunner
     {
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync(ct);
-        await using var create = new NpgsqlCommand("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", connection);
-        create.Parameters.AddWithValue(slot);
-        await create.ExecuteNonQueryAsync(ct);
+        await BacklogGenerator.CreateSlotAsync(connection, slot, ct);
     }
 
     /// <summary>
