@@ -145,6 +145,17 @@ internal sealed class ChangeBatch
         _byteCount += text.Length;
     }
 
+    /// <summary>Replaces value <paramref name="index"/> with <paramref name="text"/> (an unchanged TOAST id taken from the old row).</summary>
+    public void SetText(int index, ReadOnlySpan<byte> text)
+    {
+        Debug.Assert(index < _valueCount);
+        if (_bytes.Length - _byteCount < text.Length)
+            Grow(ref _bytes, _byteCount, _byteCount + text.Length, InitialBytes);
+        text.CopyTo(_bytes.AsSpan(_byteCount));
+        _values[index] = new ColumnValue(_byteCount, text.Length, TupleValueKind.Text);
+        _byteCount += text.Length;
+    }
+
     /// <summary>Appends a NULL or an unchanged TOAST value.</summary>
     public void AddEmpty(TupleValueKind kind)
     {

@@ -124,6 +124,9 @@ internal sealed partial class ChangeDecoder
         if (_skipTransaction || Map(message.Relation) is not { } mapping)
             return;
         var values = mapping.Read(message.NewRow, _batch);
+        // An id stored out of line and left unchanged arrives as 'u'; the server then sends the old key with it.
+        if (message.OldRowKind != OldTupleKind.None && _batch.Value(values).Kind == TupleValueKind.UnchangedToast)
+            mapping.ReadOldId(message.OldRow, _batch, values);
         RequireId(mapping, values, "updated");
         if (message.OldRowKind != OldTupleKind.None)
         {
@@ -317,6 +320,17 @@ internal sealed partial class ChangeDecoder
                 }
             }
             return first;
+        }
+
+        /// <summary>Replaces the id of the change at <paramref name="values"/> with the old row's, when that has it as text.</summary>
+        public void ReadOldId(TupleData oldRow, ChangeBatch batch, int values)
+        {
+            var id = oldRow[_positions[0]];
+            if (id.Kind != TupleValueKind.Text)
+                return;
+            if (!Utf8.IsValid(id.Data))
+                throw new WalPipelineException($"Column '{Relation.Columns[_positions[0]].Name}' of {Table} arrived with invalid UTF-8; the database encoding must be UTF8.");
+            batch.SetText(values, id.Data);
         }
 
         // An unchanged TOAST value ('u') is never NULL: pgoutput sends it only for a value stored out of line. So the
