@@ -46,7 +46,7 @@ public sealed class SchemaChangeTests(PostgresServerFixture postgres)
             """);
         await harness.ExecuteAsync("UPDATE items SET deleted_at = now() WHERE id = 2");
 
-        var rows = await harness.WaitForChangelogAsync(8);
+        await harness.WaitForChangelogAsync(8);
         await Task.Delay(300);
         Assert.Equal(
         [
@@ -105,7 +105,7 @@ public sealed class SchemaChangeTests(PostgresServerFixture postgres)
             .Add(new TableRegistration("orders") { OwnerColumn = "owner_id" })
             .Add(new TableRegistration("categories") { GlobalWhenBucketNull = true });
         await harness.StartAsync(options);
-        var rows = await harness.WaitForChangelogAsync(5);
+        await harness.WaitForChangelogAsync(5);
         await Task.Delay(300);
         Assert.Equal(
         [
@@ -135,7 +135,7 @@ public sealed class SchemaChangeTests(PostgresServerFixture postgres)
         options.Tables = new TableRegistry().Add(new TableRegistration("categories") { IdColumn = "key", GlobalWhenBucketNull = true });
         await harness.StartAsync(options);
         await harness.ExecuteAsync("UPDATE categories SET name = 'c' WHERE key = 1");
-        var rows = await harness.WaitForChangelogAsync(3);
+        await harness.WaitForChangelogAsync(3);
         await Task.Delay(300);
         Assert.Equal(["global categories 1 1", "global categories 2 1", "global categories 1 2"], await harness.ChangelogAsync());
     }

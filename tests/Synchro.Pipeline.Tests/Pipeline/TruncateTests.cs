@@ -111,7 +111,7 @@ public sealed class TruncateTests(PostgresServerFixture postgres)
             .Concat(Enumerable.Range(1, 250).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).Order(StringComparer.Ordinal).Select(id => $"global categories {id} 3"))
             .Concat(Enumerable.Range(1, 130).Select(i => $"global categories {i} 1"))
             .ToList();
-        var rows = await harness.WaitForChangelogAsync(expected.Count);
+        await harness.WaitForChangelogAsync(expected.Count);
         await Task.Delay(300);
         Assert.Equal(expected, await harness.ChangelogAsync());
         Assert.Equal(130L, await harness.ScalarAsync<long>("SELECT count(*) FROM sync_bucket_edges"));
@@ -177,6 +177,34 @@ public sealed class TruncateTests(PostgresServerFixture postgres)
     }
 
     [Fact]
+    public async Task A_truncate_read_from_the_backlog_is_applied_once_across_restarts()
+    {
+        await using var harness = await PipelineHarness.CreateAsync(postgres, "truncate_restart");
+        await harness.StartAsync();
+        await harness.ExecuteAsync($"INSERT INTO orders (id, user_id) VALUES ('{O1}', 'alice')");
+        await harness.WaitForChangelogAsync(1);
+        await harness.StopAsync();
+
+        await harness.ExecuteAsync("TRUNCATE orders, order_lines");
+        await harness.ExecuteAsync($"INSERT INTO orders (id, user_id) VALUES ('{O2}', 'bob')");
+        await harness.StartAsync();
+        await harness.WaitForChangelogAsync(3);
+        await harness.StopAsync();
+        await harness.StartAsync();
+        await harness.ExecuteAsync("INSERT INTO categories VALUES (1, 'books')");
+
+        await harness.WaitForChangelogAsync(4);
+        await Task.Delay(300);
+        Assert.Equal(
+        [
+            $"user:alice orders {O1} 1",
+            $"user:alice orders {O1} 3",
+            $"user:bob orders {O2} 1",
+            "global categories 1 1",
+        ], await harness.ChangelogAsync());
+    }
+
+    [Fact]
     public async Task Truncate_of_an_unregistered_table_is_ignored()
     {
         await using var harness = await PipelineHarness.CreateAsync(postgres, "truncate_unregistered");
@@ -196,7 +224,7 @@ public sealed class TruncateTests(PostgresServerFixture postgres)
         await harness.ExecuteAsync("TRUNCATE unregistered");
         await harness.ExecuteAsync("INSERT INTO categories VALUES (3, 'music')");
 
-        var rows = await harness.WaitForChangelogAsync(3);
+        await harness.WaitForChangelogAsync(3);
         await Task.Delay(300);
         Assert.Equal(["global categories 1 1", "global categories 2 1", "global categories 3 1"], await harness.ChangelogAsync());
         Assert.Equal("categories 1 global,categories 2 global,categories 3 global", await EdgesAsync(harness));
