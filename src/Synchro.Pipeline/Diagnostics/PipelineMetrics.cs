@@ -43,6 +43,7 @@ internal sealed class PipelineMetrics : IDisposable
     private long _batches;
     private long _changelogRows;
     private long _ruleFailures;
+    private long _tablesTruncated;
     private long _writingSinceTicks;
     private long _lastBatchTicks;
 
@@ -64,6 +65,7 @@ internal sealed class PipelineMetrics : IDisposable
         _meter.CreateObservableCounter("synchro.pipeline.batches", () => Volatile.Read(ref _batches), "{batch}", "Batches committed to the changelog.");
         _meter.CreateObservableCounter("synchro.pipeline.changelog.rows", () => Volatile.Read(ref _changelogRows), "{row}", "Changelog rows written.");
         _meter.CreateObservableCounter("synchro.pipeline.rule_failures", () => Volatile.Read(ref _ruleFailures), "{change}", "Changes whose bucket rule failed, recorded in sync_rule_failures.");
+        _meter.CreateObservableCounter("synchro.pipeline.truncates", () => Volatile.Read(ref _tablesTruncated), "{table}", "Registered tables truncated: their records' edges turned into delete rows.");
         _meter.CreateObservableCounter("synchro.pipeline.reconnects", () => Volatile.Read(ref _reconnects), "{reconnect}", "Reconnections after a lost connection.");
 
         _batchSize = _meter.CreateHistogram<int>("synchro.pipeline.batch.size", "{change}", "Changes per committed batch.");
@@ -132,6 +134,13 @@ internal sealed class PipelineMetrics : IDisposable
         Volatile.Write(ref _changelogRows, _changelogRows + rows);
         if (failures > 0)
             Volatile.Write(ref _ruleFailures, _ruleFailures + failures);
+    }
+
+    /// <summary>Writer: a TRUNCATE emptied <paramref name="tables"/> registered tables, written as <paramref name="rows"/> delete rows.</summary>
+    public void TablesTruncated(int tables, long rows)
+    {
+        Volatile.Write(ref _tablesTruncated, _tablesTruncated + tables);
+        Volatile.Write(ref _changelogRows, _changelogRows + rows);
     }
 
     /// <summary>Writer: a database transaction of <paramref name="changes"/> changes committed, ending with <paramref name="last"/>.</summary>

@@ -3,6 +3,8 @@ using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Text;
 using Synchro.Pipeline.Protocol;
+using Synchro.Pipeline.Protocol.Messages;
+using Synchro.Pipeline.Registry;
 
 namespace Synchro.Pipeline.Pipeline;
 
@@ -87,6 +89,22 @@ internal sealed class ChangeBatch
     /// <summary>Approximate pgoutput bytes of the changes, for the byte limit.</summary>
     public long Bytes { get; set; }
 
+    /// <summary>
+    /// Registered tables a TRUNCATE emptied at this point of the transaction, in the message's order. A batch that
+    /// has any holds nothing else: the decoder cuts before and after it, so the writer applies it between the
+    /// changes before it (already written, edges applied) and those after it (which then see no edges for these tables).
+    /// </summary>
+    public List<TableRegistration> TruncatedTables { get; } = [];
+
+    /// <summary>The TRUNCATE's options (CASCADE, RESTART IDENTITY), reported with <see cref="TruncatedTables"/>.</summary>
+    public TruncateOptions TruncateOptions { get; set; }
+
+    /// <summary>
+    /// Set on a batch that only carries the decoder's failure: the writer throws it when it gets there, after
+    /// committing the whole transactions sent before it, so a restart resumes right before the failing transaction.
+    /// </summary>
+    public WalPipelineException? Failure { get; set; }
+
     /// <summary>A mark to roll the values back to (<see cref="TruncateValues"/>): values read for a row that adds no change.</summary>
     public (int Values, int Bytes) ValueMark => (_valueCount, _byteCount);
 
@@ -127,6 +145,17 @@ internal sealed class ChangeBatch
         _byteCount += text.Length;
     }
 
+    /// <summary>Replaces value <paramref name="index"/> with <paramref name="text"/> (an unchanged TOAST id taken from the old row).</summary>
+    public void SetText(int index, ReadOnlySpan<byte> text)
+    {
+        Debug.Assert(index < _valueCount);
+        if (_bytes.Length - _byteCount < text.Length)
+            Grow(ref _bytes, _byteCount, _byteCount + text.Length, InitialBytes);
+        text.CopyTo(_bytes.AsSpan(_byteCount));
+        _values[index] = new ColumnValue(_byteCount, text.Length, TupleValueKind.Text);
+        _byteCount += text.Length;
+    }
+
     /// <summary>Appends a NULL or an unchanged TOAST value.</summary>
     public void AddEmpty(TupleValueKind kind)
     {
@@ -139,6 +168,15 @@ internal sealed class ChangeBatch
     {
         Debug.Assert(mark.Values <= _valueCount && mark.Bytes <= _byteCount);
         Debug.Assert(_count == 0 || _changes[_count - 1].FirstValue < mark.Values, "a change refers to the values being dropped");
+        (_valueCount, _byteCount) = mark;
+    }
+
+    /// <summary>Drops the changes from <paramref name="changes"/> on and the values from <paramref name="mark"/> on (a transaction given up).</summary>
+    public void RollBack(int changes, (int Values, int Bytes) mark)
+    {
+        Debug.Assert(changes <= _count && mark.Values <= _valueCount && mark.Bytes <= _byteCount);
+        _changes.AsSpan(changes, _count - changes).Clear();
+        _count = changes;
         (_valueCount, _byteCount) = mark;
     }
 
@@ -160,6 +198,8 @@ internal sealed class ChangeBatch
         // Drop the registration references so a pooled batch holds only bytes.
         _changes.AsSpan(0, _count).Clear();
         _count = _valueCount = _byteCount = 0;
+        TruncatedTables.Clear();
+        Failure = null;
         if (_pool.TryReturn(this))
             return;
         // The pool is full: this batch is left to the GC, its arrays go back to the array pool.
@@ -178,6 +218,9 @@ internal sealed class ChangeBatch
         FirstCommitTime = default;
         CommitTimes.Clear();
         Bytes = 0;
+        TruncatedTables.Clear();
+        TruncateOptions = TruncateOptions.None;
+        Failure = null;
         Volatile.Write(ref _released, 0);
     }
 

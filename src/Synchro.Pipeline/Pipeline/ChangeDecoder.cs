@@ -37,6 +37,11 @@ internal sealed partial class ChangeDecoder
     private bool _inTransaction;
     private bool _skipTransaction;
     private DateTime _commitTime;
+    private Lsn _finalLsn;
+    // Where the current transaction's changes start in _batch; null once a chunk of it was cut (or outside one).
+    private (int Changes, (int Values, int Bytes) Values)? _transactionStart;
+    // Set by a failure handed to the writer (ChangeDecoder.SchemaChanges.cs): nothing after it is decoded.
+    private bool _failed;
 
     public ChangeDecoder(TableRegistry registry, BatchLimits limits, Lsn resumeAfter, ILogger logger)
     {
@@ -71,8 +76,10 @@ internal sealed partial class ChangeDecoder
         _inTransaction = true;
         // Invariant 1: the persisted position is the end of the last applied transaction, so a
         // transaction whose commit record lies before it was applied already.
-        _skipTransaction = message.FinalLsn < _resumeAfter;
+        _skipTransaction = _failed || message.FinalLsn < _resumeAfter;
         _commitTime = message.CommitTime;
+        _finalLsn = message.FinalLsn;
+        _transactionStart = (_batch.Count, _batch.ValueMark);
         if (!_skipTransaction && _batch.FirstCommitTime == default)
             _batch.FirstCommitTime = _commitTime;
     }
@@ -117,6 +124,9 @@ internal sealed partial class ChangeDecoder
         if (_skipTransaction || Map(message.Relation) is not { } mapping)
             return;
         var values = mapping.Read(message.NewRow, _batch);
+        // An id stored out of line and left unchanged arrives as 'u'; the server then sends the old key with it.
+        if (message.OldRowKind != OldTupleKind.None && _batch.Value(values).Kind == TupleValueKind.UnchangedToast)
+            mapping.ReadOldId(message.OldRow, _batch, values);
         RequireId(mapping, values, "updated");
         if (message.OldRowKind != OldTupleKind.None)
         {
@@ -160,7 +170,7 @@ internal sealed partial class ChangeDecoder
     {
         // A heartbeat outside any transaction, with nothing pending: everything before it is
         // handled, so its position may be persisted and confirmed (an empty batch).
-        if (message.Transactional || _inTransaction || !message.Prefix.SequenceEqual(s_heartbeatPrefix))
+        if (_failed || message.Transactional || _inTransaction || !message.Prefix.SequenceEqual(s_heartbeatPrefix))
             return;
         if (_batch.Count > 0 || _batch.Transactions > 0 || message.Lsn < _resumeAfter)
             return;
@@ -173,11 +183,35 @@ internal sealed partial class ChangeDecoder
     {
         if (_skipTransaction)
             return;
+        // Invariant 3: the TRUNCATE becomes a batch of its own, cut from the changes before it and after it.
+        ChangeBatch? truncate = null;
         for (var i = 0; i < message.RelationCount; i++)
         {
-            if (Map(message.Relation(i)) is { } mapping)
-                LogTruncateNotApplied(_logger, mapping.Table.QualifiedName);
+            // Only the edges are used, not the columns: a registration whose columns changed still truncates.
+            var relation = message.Relation(i);
+            if (!_registry.TryGet(relation.Schema, relation.Name, out var table))
+                continue;
+            truncate ??= StartTruncate(message.Options);
+            if (!truncate.TruncatedTables.Contains(table))
+                truncate.TruncatedTables.Add(table);
         }
+        if (truncate is not null)
+        {
+            truncate.EndsTransaction = false;
+            Cut();
+        }
+    }
+
+    /// <summary>Cuts the changes decoded so far into a chunk of this transaction (if any); the fresh batch carries the TRUNCATE.</summary>
+    private ChangeBatch StartTruncate(TruncateOptions options)
+    {
+        if (_batch.Count > 0 || _batch.Transactions > 0)
+        {
+            _batch.EndsTransaction = false;
+            Cut();
+        }
+        _batch.TruncateOptions = options;
+        return _batch;
     }
 
     /// <summary>Accounts for the change(s) just added and cuts the batch when it is full.</summary>
@@ -197,6 +231,7 @@ internal sealed partial class ChangeDecoder
     {
         _ready.Enqueue(_batch);
         // A chunk's successor continues the same transaction.
+        _transactionStart = null;
         _batch = _pool.Rent();
         _batch.FirstCommitTime = _inTransaction ? _commitTime : default;
     }
@@ -205,7 +240,12 @@ internal sealed partial class ChangeDecoder
     {
         if (_mappings.TryGetValue(relation.Oid, out var known) && ReferenceEquals(known.Relation, relation))
             return known.Mapping;
-        var mapping = _registry.TryGet(relation.Schema, relation.Name, out var table) ? RelationMapping.Create(relation, table) : null;
+        RelationMapping? mapping = null;
+        if (_registry.TryGet(relation.Schema, relation.Name, out var table) && (mapping = RelationMapping.TryCreate(relation, table)) is null)
+        {
+            FailMissingColumns(relation, table);
+            return null;
+        }
         _mappings[relation.Oid] = (relation, mapping);
         return mapping;
     }
@@ -225,10 +265,6 @@ internal sealed partial class ChangeDecoder
             + "The table's REPLICA IDENTITY must include the id column (ALTER TABLE ... REPLICA IDENTITY FULL, or make the id the primary key).")]
     private static partial void LogUnattributableDelete(ILogger logger, string table, string idColumn);
 
-    [LoggerMessage(EventId = 2002, Level = LogLevel.Error,
-        Message = "TRUNCATE of registered table {Table} is not reflected in the changelog by this version; clients keep the truncated rows until they resync.")]
-    private static partial void LogTruncateNotApplied(ILogger logger, string table);
-
     /// <summary>Where a registered table's referenced columns sit in its relation's tuples.</summary>
     private sealed class RelationMapping
     {
@@ -246,16 +282,6 @@ internal sealed partial class ChangeDecoder
         public RelationInfo Relation { get; }
 
         public TableRegistration Table { get; }
-
-        public static RelationMapping Create(RelationInfo relation, TableRegistration table)
-        {
-            if (TryCreate(relation, table) is { } mapping)
-                return mapping;
-            var missing = table.ReferencedColumns.First(c => FindColumn(relation, c) < 0);
-            throw new WalPipelineException(
-                $"Registered column '{missing}' of table {table} is not in the replication stream: it was dropped or renamed, "
-                + "or the publication's column list leaves it out. Fix the registration or the table, then restart the pipeline.");
-        }
 
         /// <summary>The mapping, or null when a referenced column is not in the relation.</summary>
         public static RelationMapping? TryCreate(RelationInfo relation, TableRegistration table)
@@ -296,10 +322,24 @@ internal sealed partial class ChangeDecoder
             return first;
         }
 
-        public bool IsSoftDeleted(ChangeBatch batch, int values)
-            => _softDeleteIndex >= 0 && batch.Value(values + _softDeleteIndex).Kind == TupleValueKind.Text;
+        /// <summary>Replaces the id of the change at <paramref name="values"/> with the old row's, when that has it as text.</summary>
+        public void ReadOldId(TupleData oldRow, ChangeBatch batch, int values)
+        {
+            var id = oldRow[_positions[0]];
+            if (id.Kind != TupleValueKind.Text)
+                return;
+            if (!Utf8.IsValid(id.Data))
+                throw new WalPipelineException($"Column '{Relation.Columns[_positions[0]].Name}' of {Table} arrived with invalid UTF-8; the database encoding must be UTF8.");
+            batch.SetText(values, id.Data);
+        }
 
-        private static int FindColumn(RelationInfo relation, string name)
+        // An unchanged TOAST value ('u') is never NULL: pgoutput sends it only for a value stored out of line. So the
+        // column was and stays non-null, the record was and stays soft-deleted, and the change is a delete — exactly
+        // what the same update makes of a soft-deleted row whose column is sent in full. No lookup, no guess.
+        public bool IsSoftDeleted(ChangeBatch batch, int values)
+            => _softDeleteIndex >= 0 && batch.Value(values + _softDeleteIndex).Kind != TupleValueKind.Null;
+
+        public static int FindColumn(RelationInfo relation, string name)
         {
             for (var i = 0; i < relation.Columns.Length; i++)
             {

@@ -56,6 +56,9 @@ internal sealed partial class WriterStage(
                     // (written, and committed when it ends the transaction) or when writing it failed.
                     try
                     {
+                        // The decoder's failure, behind the whole transactions it sent first; an open transaction rolls back.
+                        if (batch.Failure is { } failure)
+                            throw failure;
                         metrics.Writing(batch);
                         if (transaction is null)
                         {
@@ -116,6 +119,11 @@ internal sealed partial class WriterStage(
 
     private async Task WriteAsync(NpgsqlConnection connection, NpgsqlConnection sourceConnection, ChangeBatch batch, CancellationToken cancellationToken)
     {
+        if (batch.TruncatedTables.Count > 0)
+        {
+            await TruncateAsync(connection, batch, cancellationToken).ConfigureAwait(false);
+            return;
+        }
         if (batch.Count == 0)
             return;
 
