@@ -47,6 +47,9 @@ internal sealed partial class ChangeDecoder
         _batch = _pool.Rent();
     }
 
+    /// <summary>The stream was started with <c>binary 'true'</c>: referenced columns' binary values are converted to text.</summary>
+    public bool BinaryTuples { get; init; }
+
     /// <summary>Whether the current batch holds at least one whole transaction.</summary>
     public bool HasCompleteTransactions => _batch.Transactions > 0;
 
@@ -98,7 +101,7 @@ internal sealed partial class ChangeDecoder
         _mappings.Remove(relation.Oid);
         if (!_registry.TryGet(relation.Schema, relation.Name, out var table))
             _mappings[relation.Oid] = (relation, null);
-        else if (RelationMapping.TryCreate(relation, table) is { } mapping)
+        else if (RelationMapping.TryCreate(relation, table, BinaryTuples) is { } mapping)
             _mappings[relation.Oid] = (relation, mapping);
     }
 
@@ -205,7 +208,7 @@ internal sealed partial class ChangeDecoder
     {
         if (_mappings.TryGetValue(relation.Oid, out var known) && ReferenceEquals(known.Relation, relation))
             return known.Mapping;
-        var mapping = _registry.TryGet(relation.Schema, relation.Name, out var table) ? RelationMapping.Create(relation, table) : null;
+        var mapping = _registry.TryGet(relation.Schema, relation.Name, out var table) ? RelationMapping.Create(relation, table, BinaryTuples) : null;
         _mappings[relation.Oid] = (relation, mapping);
         return mapping;
     }
@@ -230,16 +233,19 @@ internal sealed partial class ChangeDecoder
     private static partial void LogTruncateNotApplied(ILogger logger, string table);
 
     /// <summary>Where a registered table's referenced columns sit in its relation's tuples.</summary>
-    private sealed class RelationMapping
+    private sealed partial class RelationMapping
     {
         private readonly int[] _positions;
         private readonly int _softDeleteIndex;
+        // Binary tuple mode: per referenced column, how its binary values become text; null in text mode.
+        private readonly BinaryColumnFormat[]? _formats;
 
-        private RelationMapping(RelationInfo relation, TableRegistration table, int[] positions)
+        private RelationMapping(RelationInfo relation, TableRegistration table, int[] positions, BinaryColumnFormat[]? formats)
         {
             Relation = relation;
             Table = table;
             _positions = positions;
+            _formats = formats;
             _softDeleteIndex = table.SoftDeleteColumn is { } softDelete ? table.ReferencedColumnIndex(softDelete) : -1;
         }
 
@@ -247,9 +253,9 @@ internal sealed partial class ChangeDecoder
 
         public TableRegistration Table { get; }
 
-        public static RelationMapping Create(RelationInfo relation, TableRegistration table)
+        public static RelationMapping Create(RelationInfo relation, TableRegistration table, bool binary)
         {
-            if (TryCreate(relation, table) is { } mapping)
+            if (TryCreate(relation, table, binary) is { } mapping)
                 return mapping;
             var missing = table.ReferencedColumns.First(c => FindColumn(relation, c) < 0);
             throw new WalPipelineException(
@@ -258,7 +264,8 @@ internal sealed partial class ChangeDecoder
         }
 
         /// <summary>The mapping, or null when a referenced column is not in the relation.</summary>
-        public static RelationMapping? TryCreate(RelationInfo relation, TableRegistration table)
+        /// <exception cref="WalPipelineException">Binary tuple mode, and a referenced column's type has no conversion to text.</exception>
+        public static RelationMapping? TryCreate(RelationInfo relation, TableRegistration table, bool binary)
         {
             var columns = table.ReferencedColumns;
             var positions = new int[columns.Count];
@@ -268,7 +275,7 @@ internal sealed partial class ChangeDecoder
                 if (positions[i] < 0)
                     return null;
             }
-            return new RelationMapping(relation, table, positions);
+            return new RelationMapping(relation, table, positions, binary ? BinaryFormats(relation, table, positions) : null);
         }
 
         /// <summary>Appends the referenced columns' values to <paramref name="batch"/>; returns the index of the first.</summary>
@@ -288,6 +295,10 @@ internal sealed partial class ChangeDecoder
                         break;
                     case TupleValueKind.Null or TupleValueKind.UnchangedToast:
                         batch.AddEmpty(value.Kind);
+                        break;
+                    case TupleValueKind.Binary when _formats is not null:
+                        if (!batch.AddBinary(_formats[i], value.Data))
+                            ThrowBadBinary(i, value.Data.Length);
                         break;
                     default:
                         throw new WalPipelineException($"Column '{Relation.Columns[_positions[i]].Name}' of {Table} arrived in binary format, which this pipeline does not request.");
