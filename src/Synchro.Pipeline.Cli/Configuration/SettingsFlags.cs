@@ -53,6 +53,11 @@ internal sealed class SettingsFlags
         HelpName = "name",
     };
 
+    private readonly Option<bool> _binaryTuples = new("--binary-tuples")
+    {
+        Description = $"Ask the server for column values in binary format ({s_section}:BinaryTupleMode; PostgreSQL 14+, key columns of common types)",
+    };
+
     private readonly bool _withPublication;
 
     /// <param name="command">The command that takes the flags.</param>
@@ -65,7 +70,10 @@ internal sealed class SettingsFlags
         command.Options.Add(_changelogConnection);
         command.Options.Add(_slot);
         if (withPublication)
+        {
             command.Options.Add(_publication);
+            command.Options.Add(_binaryTuples);
+        }
     }
 
     /// <summary>Reads the file, the environment and the flags into options.</summary>
@@ -96,6 +104,9 @@ internal sealed class SettingsFlags
         AddFlag(flags, parse, _slot, nameof(WalPipelineOptions.SlotName));
         if (_withPublication)
             AddFlag(flags, parse, _publication, nameof(WalPipelineOptions.PublicationName));
+        // Only a given flag is a layer: its absence leaves the file's or the environment's value.
+        if (_withPublication && parse.GetValue(_binaryTuples))
+            flags[$"{s_section}:{nameof(WalPipelineOptions.BinaryTupleMode)}"] = "true";
         if (flags.Count > 0)
         {
             builder.AddInMemoryCollection(flags);

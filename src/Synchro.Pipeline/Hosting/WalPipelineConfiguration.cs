@@ -16,7 +16,7 @@ namespace Synchro.Pipeline.Hosting;
 /// Keys (case-insensitive, as everywhere in Microsoft.Extensions.Configuration): <c>ConnectionString</c>,
 /// <c>ChangelogConnectionString</c>, <c>SlotName</c>, <c>PublicationName</c>, <c>CreateSlotIfMissing</c>,
 /// <c>MaxBatchRows</c>, <c>MaxBatchBytes</c>, <c>BatchLinger</c>, <c>WalBufferBytes</c>, <c>StatusInterval</c>,
-/// <c>MaxReconnectDelay</c>, <c>SlowBatchThreshold</c> and <c>Tables</c>.
+/// <c>MaxReconnectDelay</c>, <c>SlowBatchThreshold</c>, <c>BinaryTupleMode</c> and <c>Tables</c>.
 /// </para>
 /// <para>
 /// <c>Tables</c> holds one entry per table, keyed by its name (<c>orders</c>, or schema-qualified <c>app.orders</c>),
@@ -65,6 +65,7 @@ public static class WalPipelineConfiguration
         [nameof(WalPipelineOptions.StatusInterval)] = (s, o, p) => o.StatusInterval = Duration(s, p) ?? o.StatusInterval,
         [nameof(WalPipelineOptions.MaxReconnectDelay)] = (s, o, p) => o.MaxReconnectDelay = Duration(s, p) ?? o.MaxReconnectDelay,
         [nameof(WalPipelineOptions.SlowBatchThreshold)] = (s, o, p) => o.SlowBatchThreshold = Duration(s, p) ?? o.SlowBatchThreshold,
+        [nameof(WalPipelineOptions.BinaryTupleMode)] = (s, o, p) => o.BinaryTupleMode = Boolean(s, p) ?? o.BinaryTupleMode,
         [nameof(WalPipelineOptions.Tables)] = BindTables,
     }.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
 
@@ -87,7 +88,7 @@ public static class WalPipelineConfiguration
         nameof(WalPipelineOptions.PublicationName), nameof(WalPipelineOptions.CreateSlotIfMissing), nameof(WalPipelineOptions.Tables),
         nameof(WalPipelineOptions.MaxBatchRows), nameof(WalPipelineOptions.MaxBatchBytes), nameof(WalPipelineOptions.BatchLinger),
         nameof(WalPipelineOptions.WalBufferBytes), nameof(WalPipelineOptions.StatusInterval), nameof(WalPipelineOptions.MaxReconnectDelay),
-        nameof(WalPipelineOptions.SlowBatchThreshold),
+        nameof(WalPipelineOptions.SlowBatchThreshold), nameof(WalPipelineOptions.BinaryTupleMode),
     ];
 
     private static readonly string[] s_tableSettingNames =

@@ -156,6 +156,23 @@ internal sealed class ChangeBatch
         _byteCount += text.Length;
     }
 
+    /// <summary>
+    /// Appends the text form of a binary (<c>'b'</c>) value converted straight into the arena; false, adding nothing,
+    /// when the bytes are not a value of <paramref name="format"/>.
+    /// </summary>
+    public bool AddBinary(BinaryColumnFormat format, ReadOnlySpan<byte> data)
+    {
+        var room = BinaryValueText.MaxTextLength(format, data.Length);
+        if (_bytes.Length - _byteCount < room)
+            Grow(ref _bytes, _byteCount, _byteCount + room, InitialBytes);
+        var length = BinaryValueText.Format(format, data, _bytes.AsSpan(_byteCount, room));
+        if (length < 0)
+            return false;
+        AddValue(new ColumnValue(_byteCount, length, TupleValueKind.Text));
+        _byteCount += length;
+        return true;
+    }
+
     /// <summary>Appends a NULL or an unchanged TOAST value.</summary>
     public void AddEmpty(TupleValueKind kind)
     {

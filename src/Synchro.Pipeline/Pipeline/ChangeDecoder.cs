@@ -52,6 +52,9 @@ internal sealed partial class ChangeDecoder
         _batch = _pool.Rent();
     }
 
+    /// <summary>The stream was started with <c>binary 'true'</c>: referenced columns' binary values are converted to text.</summary>
+    public bool BinaryTuples { get; init; }
+
     /// <summary>Whether the current batch holds at least one whole transaction.</summary>
     public bool HasCompleteTransactions => _batch.Transactions > 0;
 
@@ -105,7 +108,7 @@ internal sealed partial class ChangeDecoder
         _mappings.Remove(relation.Oid);
         if (!_registry.TryGet(relation.Schema, relation.Name, out var table))
             _mappings[relation.Oid] = (relation, null);
-        else if (RelationMapping.TryCreate(relation, table) is { } mapping)
+        else if (RelationMapping.TryCreate(relation, table, BinaryTuples) is { } mapping)
             _mappings[relation.Oid] = (relation, mapping);
     }
 
@@ -241,7 +244,7 @@ internal sealed partial class ChangeDecoder
         if (_mappings.TryGetValue(relation.Oid, out var known) && ReferenceEquals(known.Relation, relation))
             return known.Mapping;
         RelationMapping? mapping = null;
-        if (_registry.TryGet(relation.Schema, relation.Name, out var table) && (mapping = RelationMapping.TryCreate(relation, table)) is null)
+        if (_registry.TryGet(relation.Schema, relation.Name, out var table) && (mapping = RelationMapping.TryCreate(relation, table, BinaryTuples)) is null)
         {
             FailMissingColumns(relation, table);
             return null;
@@ -266,16 +269,19 @@ internal sealed partial class ChangeDecoder
     private static partial void LogUnattributableDelete(ILogger logger, string table, string idColumn);
 
     /// <summary>Where a registered table's referenced columns sit in its relation's tuples.</summary>
-    private sealed class RelationMapping
+    private sealed partial class RelationMapping
     {
         private readonly int[] _positions;
         private readonly int _softDeleteIndex;
+        // Binary tuple mode: per referenced column, how its binary values become text; null in text mode.
+        private readonly BinaryColumnFormat[]? _formats;
 
-        private RelationMapping(RelationInfo relation, TableRegistration table, int[] positions)
+        private RelationMapping(RelationInfo relation, TableRegistration table, int[] positions, BinaryColumnFormat[]? formats)
         {
             Relation = relation;
             Table = table;
             _positions = positions;
+            _formats = formats;
             _softDeleteIndex = table.SoftDeleteColumn is { } softDelete ? table.ReferencedColumnIndex(softDelete) : -1;
         }
 
@@ -284,7 +290,8 @@ internal sealed partial class ChangeDecoder
         public TableRegistration Table { get; }
 
         /// <summary>The mapping, or null when a referenced column is not in the relation.</summary>
-        public static RelationMapping? TryCreate(RelationInfo relation, TableRegistration table)
+        /// <exception cref="WalPipelineException">Binary tuple mode, and a referenced column's type has no conversion to text.</exception>
+        public static RelationMapping? TryCreate(RelationInfo relation, TableRegistration table, bool binary)
         {
             var columns = table.ReferencedColumns;
             var positions = new int[columns.Count];
@@ -294,7 +301,7 @@ internal sealed partial class ChangeDecoder
                 if (positions[i] < 0)
                     return null;
             }
-            return new RelationMapping(relation, table, positions);
+            return new RelationMapping(relation, table, positions, binary ? BinaryFormats(relation, table, positions) : null);
         }
 
         /// <summary>Appends the referenced columns' values to <paramref name="batch"/>; returns the index of the first.</summary>
@@ -314,6 +321,10 @@ internal sealed partial class ChangeDecoder
                         break;
                     case TupleValueKind.Null or TupleValueKind.UnchangedToast:
                         batch.AddEmpty(value.Kind);
+                        break;
+                    case TupleValueKind.Binary when _formats is not null:
+                        if (!batch.AddBinary(_formats[i], value.Data))
+                            ThrowBadBinary(i, value.Data.Length);
                         break;
                     default:
                         throw new WalPipelineException($"Column '{Relation.Columns[_positions[i]].Name}' of {Table} arrived in binary format, which this pipeline does not request.");

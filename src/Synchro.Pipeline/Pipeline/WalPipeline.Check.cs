@@ -58,6 +58,11 @@ public sealed partial class WalPipeline
     {
         var tables = options.Tables.Select(t => new RegisteredTable(t.Schema, t.Name, t.IdColumn, t.ReferencedColumns)).ToList();
         var checks = await StartupChecks.RunAsync(connection, options.SlotName, options.PublicationName, tables, cancellationToken).ConfigureAwait(false);
+        if (options.BinaryTupleMode)
+        {
+            List<(string, string, string)> converted = [.. options.Tables.SelectMany(t => BinaryValueText.ConvertedColumns(t).Select(c => (t.Schema, t.Name, c)))];
+            await StartupChecks.CheckBinaryTuplesAsync(connection, converted, cancellationToken).ConfigureAwait(false);
+        }
         // A valid slot name is [a-z0-9_]+ (Validate), so it is safe inside the quoted literal of the suggested fix.
         if (!checks.SlotExists && !options.CreateSlotIfMissing)
             throw new WalPipelineConfigurationException($"Replication slot '{options.SlotName}' does not exist and {nameof(WalPipelineOptions.CreateSlotIfMissing)} is off; create it (SELECT pg_create_logical_replication_slot('{options.SlotName}', 'pgoutput')) or turn the option on.");

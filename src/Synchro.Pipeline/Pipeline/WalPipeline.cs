@@ -173,9 +173,12 @@ public sealed partial class WalPipeline : IAsyncDisposable
         var batches = Channel.CreateBounded<ChangeBatch>(StageChannels.Batches(BatchQueueCapacity));
         var committed = Channel.CreateBounded<Lsn>(StageChannels.Receipts(BatchQueueCapacity + 1));
 
-        var parser = new PgOutputParser(new PgOutputOptions(protocolVersion: 1, messages: true));
+        var parser = new PgOutputParser(new PgOutputOptions(protocolVersion: 1, messages: true, binary: _options.BinaryTupleMode));
         var loggers = _options.LoggerFactory;
-        var decoder = new ChangeDecoder(_options.Tables, new BatchLimits(_options.MaxBatchRows, _options.MaxBatchBytes), position, loggers.CreateLogger(LogCategory + ".Decoder"));
+        var decoder = new ChangeDecoder(_options.Tables, new BatchLimits(_options.MaxBatchRows, _options.MaxBatchBytes), position, loggers.CreateLogger(LogCategory + ".Decoder"))
+        {
+            BinaryTuples = _options.BinaryTupleMode,
+        };
         var reader = new ReaderStage(replication, _options.SlotName, position, PluginOptions(), pipe.Writer, _metrics);
         var decoding = new DecoderStage(pipe.Reader, batches.Writer, parser, decoder, _options.BatchLinger, _metrics);
         var writer = new WriterStage(batches.Reader, committed.Writer, _changelog, _source, _options.SlotName, _options.Tables, _assigner, _metrics, _options.SlowBatchThreshold, loggers.CreateLogger(LogCategory + ".Writer"));
@@ -224,13 +227,19 @@ public sealed partial class WalPipeline : IAsyncDisposable
         }
     }
 
-    private List<KeyValuePair<string, string?>> PluginOptions() =>
-    [
-        new("proto_version", "1"),
-        new("messages", "true"),
-        // The replication command's string literal doubles single quotes; the list item is a quoted identifier.
-        new("publication_names", PgIdentifier.Quote(_options.PublicationName).Replace("'", "''", StringComparison.Ordinal)),
-    ];
+    private List<KeyValuePair<string, string?>> PluginOptions()
+    {
+        List<KeyValuePair<string, string?>> options =
+        [
+            new("proto_version", "1"),
+            new("messages", "true"),
+            // The replication command's string literal doubles single quotes; the list item is a quoted identifier.
+            new("publication_names", PgIdentifier.Quote(_options.PublicationName).Replace("'", "''", StringComparison.Ordinal)),
+        ];
+        if (_options.BinaryTupleMode)
+            options.Add(new("binary", "true"));
+        return options;
+    }
 
     /// <summary>Whether reconnecting may cure <paramref name="error"/>: the connection or the server went away.</summary>
     internal static bool IsTransient(Exception error) => error switch

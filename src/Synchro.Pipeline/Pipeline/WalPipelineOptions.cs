@@ -53,6 +53,18 @@ public sealed class WalPipelineOptions
     /// <summary>A batch that takes longer than this to write is logged as a warning. Default 5 s.</summary>
     public TimeSpan SlowBatchThreshold { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// Asks the server for column values in binary send format (pgoutput <c>binary 'true'</c>, PostgreSQL 14+) instead of
+    /// text. Default false.
+    /// </summary>
+    /// <remarks>
+    /// The id, owner, bucket-by and parent foreign-key columns are converted back to the exact text the server would
+    /// have sent, so the changelog is identical; they must be of type uuid, smallint, integer, bigint, oid, boolean,
+    /// text, varchar, char(n) or name (checked at start). A soft-delete column may be of any type: only null versus
+    /// non-null is read, and a value of a type without conversion reads as the empty string.
+    /// </remarks>
+    public bool BinaryTupleMode { get; set; }
+
     /// <summary>Logging; categories <c>Synchro.Pipeline</c> (lifecycle) and <c>Synchro.Pipeline.Reader</c>, <c>.Decoder</c>, <c>.Writer</c>, <c>.Committer</c>. Default: none.</summary>
     public ILoggerFactory LoggerFactory { get; set; } = NullLoggerFactory.Instance;
 

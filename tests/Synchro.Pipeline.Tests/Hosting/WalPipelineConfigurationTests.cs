@@ -40,6 +40,7 @@ public sealed class WalPipelineConfigurationTests
             ("Synchro:StatusInterval", "00:00:03"),
             ("Synchro:MaxReconnectDelay", "1.5m"),
             ("Synchro:SlowBatchThreshold", "2s"),
+            ("Synchro:BinaryTupleMode", "true"),
             ("Synchro:Tables:orders:OwnerColumn", "user_id"),
             ("Synchro:Tables:orders:IdColumn", "order_id"),
             ("Synchro:Tables:orders:SoftDeleteColumn", "removed_at"),
@@ -62,6 +63,7 @@ public sealed class WalPipelineConfigurationTests
         Assert.Equal(TimeSpan.FromSeconds(3), options.StatusInterval);
         Assert.Equal(TimeSpan.FromSeconds(90), options.MaxReconnectDelay);
         Assert.Equal(TimeSpan.FromSeconds(2), options.SlowBatchThreshold);
+        Assert.True(options.BinaryTupleMode);
 
         Assert.Equal(3, options.Tables.Count);
         Assert.True(options.Tables.TryGet("public", "orders", out var orders));

@@ -25,11 +25,17 @@ public sealed class ChangeDecoderAllocationTests
         .Add(new TableRegistration("orders") { OwnerColumn = "owner_id" });
 
     [Fact]
-    public void Row_messages_of_registered_tables_decode_without_allocating()
+    public void Row_messages_of_registered_tables_decode_without_allocating() => AssertDecodesWithoutAllocating(binary: false);
+
+    /// <summary>Binary tuple mode: the uuid id and owner are converted from their 16 bytes into the arena, still allocating nothing.</summary>
+    [Fact]
+    public void Binary_row_messages_decode_without_allocating() => AssertDecodesWithoutAllocating(binary: true);
+
+    private static void AssertDecodesWithoutAllocating(bool binary)
     {
-        var frames = FrameStream.Split(BenchStream.Load());
-        var parser = new PgOutputParser(new PgOutputOptions(1));
-        var decoder = new ChangeDecoder(s_registry, s_limits, Lsn.Invalid, NullLogger.Instance);
+        var frames = FrameStream.Split(binary ? BenchStream.LoadBinary() : BenchStream.Load());
+        var parser = new PgOutputParser(new PgOutputOptions(1, binary: binary));
+        var decoder = new ChangeDecoder(s_registry, s_limits, Lsn.Invalid, NullLogger.Instance) { BinaryTuples = binary };
         var digest = new Digest();
         WarmUp(() =>
         {
