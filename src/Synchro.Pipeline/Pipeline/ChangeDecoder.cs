@@ -48,7 +48,7 @@ internal sealed partial class ChangeDecoder
     }
 
     /// <summary>Whether the current batch holds at least one whole transaction.</summary>
-    public bool HasCompleteTransactions => _batch.Transactions > 0;
+    public bool HasCompleteTransactions => _batch.Transactions > 0 || HasMessagesOutsideTransaction;
 
     /// <summary>True between Begin and Commit.</summary>
     public bool InTransaction => _inTransaction;
@@ -60,7 +60,7 @@ internal sealed partial class ChangeDecoder
     public bool TryCutAtIdle(out ChangeBatch batch)
     {
         batch = _batch;
-        if (_batch.Transactions == 0 || _inTransaction)
+        if ((_batch.Transactions == 0 && !HasMessagesOutsideTransaction) || _inTransaction)
             return false;
         _batch = _pool.Rent();
         return true;
@@ -72,6 +72,7 @@ internal sealed partial class ChangeDecoder
         // Invariant 1: the persisted position is the end of the last applied transaction, so a
         // transaction whose commit record lies before it was applied already.
         _skipTransaction = message.FinalLsn < _resumeAfter;
+        _skippedByOrigin = false;
         _commitTime = message.CommitTime;
         if (!_skipTransaction && _batch.FirstCommitTime == default)
             _batch.FirstCommitTime = _commitTime;
@@ -80,7 +81,8 @@ internal sealed partial class ChangeDecoder
     internal void OnCommit(in CommitMessage message)
     {
         _inTransaction = false;
-        if (_skipTransaction)
+        // A transaction skipped for its origin was handled: the position moves past it.
+        if (_skipTransaction && !_skippedByOrigin)
             return;
         _batch.EndLsn = message.EndLsn;
         _batch.Transactions++;
@@ -158,6 +160,11 @@ internal sealed partial class ChangeDecoder
 
     internal void OnMessage(in LogicalDecodingMessage message)
     {
+        if (MessageHandlers is { } handlers && handlers.Find(message.Prefix) is var handler and >= 0)
+        {
+            AddMessage(handlers, handler, message);
+            return;
+        }
         // A heartbeat outside any transaction, with nothing pending: everything before it is
         // handled, so its position may be persisted and confirmed (an empty batch).
         if (message.Transactional || _inTransaction || !message.Prefix.SequenceEqual(s_heartbeatPrefix))
