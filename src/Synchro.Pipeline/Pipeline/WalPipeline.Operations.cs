@@ -1,4 +1,5 @@
 using Npgsql;
+using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Replication;
 
 namespace Synchro.Pipeline.Pipeline;
@@ -19,6 +20,13 @@ public sealed partial class WalPipeline
     private MessageHandlerSet? Handlers => _messageHandlers ??= MessageHandlerSet.Create(_options.MessageHandlers);
 
     private OriginFilter? Origins => _skipOrigins ??= OriginFilter.Create(_options.SkipOrigins);
+
+    /// <summary>
+    /// Where the stream is asked to start. With message handlers, at the slot's own confirmed position (the server
+    /// resends from there; the decoder skips the changes up to <paramref name="position"/>), because that position is
+    /// advanced only after delivery while the persisted one may already be past an undelivered message.
+    /// </summary>
+    private Lsn StreamStart(Lsn position) => Handlers is null ? position : Lsn.Invalid;
 
     private void StartWatchers(StageGroup stages)
     {

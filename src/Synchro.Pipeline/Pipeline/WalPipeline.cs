@@ -183,7 +183,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
             MessageHandlers = Handlers,
             SkipOrigins = Origins,
         };
-        var reader = new ReaderStage(replication, _options.SlotName, position, PluginOptions(), pipe.Writer, _metrics);
+        var reader = new ReaderStage(replication, _options.SlotName, StreamStart(position), PluginOptions(), pipe.Writer, _metrics);
         var decoding = new DecoderStage(pipe.Reader, batches.Writer, parser, decoder, _options.BatchLinger, _metrics);
         var writer = new WriterStage(batches.Reader, committed.Writer, _changelog, _source, _options.SlotName, _options.Tables, _assigner, _metrics, _options.SlowBatchThreshold, loggers.CreateLogger(LogCategory + ".Writer"))
         {
