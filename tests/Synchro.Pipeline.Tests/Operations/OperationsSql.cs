@@ -30,6 +30,15 @@ internal static class OperationsSql
         }
     }
 
+    /// <summary>Waits until a walsender streams from <paramref name="slot"/>.</summary>
+    public static Task WaitStreamingAsync(string connectionString, string slot, Task running)
+        => WaitUntilAsync(async () =>
+        {
+            if (running.IsCompleted)
+                await running;
+            return await Sql.ScalarAsync<bool>(connectionString, PipelineHostProcess.SlotStreamingQuery.Replace("$1", "@s", StringComparison.Ordinal), ("s", slot));
+        }, $"slot {slot} to stream", TimeSpan.FromSeconds(30));
+
     /// <summary>Small transactions into a table of another database until cancelled: WAL the slot's walsender never sends.</summary>
     public static async Task WriteContinuouslyAsync(string connectionString, CancellationToken cancellationToken)
     {
