@@ -49,6 +49,7 @@ internal sealed class PipelineMetrics : IDisposable
 
     // Lifecycle.
     private long _reconnects;
+    private volatile SlotHealthSnapshot? _slotHealth;
     private volatile StateAndFailure _state = new(WalPipelineState.NotStarted, null);
     private volatile ChannelReader<ChangeBatch>? _batchQueue;
     private volatile ChannelReader<Lsn>? _receiptQueue;
@@ -75,6 +76,7 @@ internal sealed class PipelineMetrics : IDisposable
         _meter.CreateObservableGauge("synchro.pipeline.replication.lag", () => LagBytes, "By", "WAL bytes between the server's WAL end and the last position committed to the changelog.");
         _meter.CreateObservableGauge("synchro.pipeline.replication.lag_time", () => Lag(DateTime.UtcNow).TotalSeconds, "s", "Age of the oldest source transaction handed to the writer and not yet committed.");
         _meter.CreateObservableGauge("synchro.pipeline.queue.depth", QueueDepths, "{item}", "Items waiting in the queues between stages (synchro.queue: batches = decoder to writer, receipts = writer to committer).");
+        _meter.CreateObservableGauge("synchro.pipeline.slot.safe_wal_size", SafeWalSize, "By", "WAL the server may still write before it invalidates the slot (pg_replication_slots.safe_wal_size); absent without max_slot_wal_keep_size.");
         _meter.CreateObservableGauge("synchro.pipeline.wal.buffered", () => BufferedBytes, "By", "WAL received and not yet decoded.");
     }
 
@@ -189,6 +191,8 @@ internal sealed class PipelineMetrics : IDisposable
             RuleFailures = Volatile.Read(ref _ruleFailures),
             Reconnects = Volatile.Read(ref _reconnects),
             LastBatchAt = lastBatch == 0 ? null : new DateTimeOffset(lastBatch, TimeSpan.Zero),
+            SlotWalStatus = _slotHealth?.WalStatus,
+            SlotSafeWalSize = _slotHealth?.SafeWalSize,
         };
     }
 
@@ -219,6 +223,17 @@ internal sealed class PipelineMetrics : IDisposable
         if (_ownsMeter)
             _meter.Dispose();
     }
+
+    /// <summary>Slot health watch: the slot's last observed <c>wal_status</c> and <c>safe_wal_size</c>.</summary>
+    public void SlotHealth(string? walStatus, long? safeWalSize) => _slotHealth = new(walStatus, safeWalSize);
+
+    private IEnumerable<Measurement<long>> SafeWalSize()
+    {
+        if (_slotHealth?.SafeWalSize is { } safe)
+            yield return new Measurement<long>(safe);
+    }
+
+    private sealed record SlotHealthSnapshot(string? WalStatus, long? SafeWalSize);
 
     private sealed record StateAndFailure(WalPipelineState State, Exception? Failure);
 }

@@ -16,7 +16,8 @@ namespace Synchro.Pipeline.Hosting;
 /// Keys (case-insensitive, as everywhere in Microsoft.Extensions.Configuration): <c>ConnectionString</c>,
 /// <c>ChangelogConnectionString</c>, <c>SlotName</c>, <c>PublicationName</c>, <c>CreateSlotIfMissing</c>,
 /// <c>MaxBatchRows</c>, <c>MaxBatchBytes</c>, <c>BatchLinger</c>, <c>WalBufferBytes</c>, <c>StatusInterval</c>,
-/// <c>MaxReconnectDelay</c>, <c>SlowBatchThreshold</c>, <c>BinaryTupleMode</c> and <c>Tables</c>.
+/// <c>MaxReconnectDelay</c>, <c>SlowBatchThreshold</c>, <c>BinaryTupleMode</c>, <c>HeartbeatInterval</c>, <c>SlotHealthInterval</c>,
+/// <c>SlotSafeWalSizeWarning</c>, <c>SkipOrigins</c> (a list, or one comma-separated value) and <c>Tables</c>.
 /// </para>
 /// <para>
 /// <c>Tables</c> holds one entry per table, keyed by its name (<c>orders</c>, or schema-qualified <c>app.orders</c>),
@@ -67,6 +68,10 @@ public static class WalPipelineConfiguration
         [nameof(WalPipelineOptions.SlowBatchThreshold)] = (s, o, p) => o.SlowBatchThreshold = Duration(s, p) ?? o.SlowBatchThreshold,
         [nameof(WalPipelineOptions.BinaryTupleMode)] = (s, o, p) => o.BinaryTupleMode = Boolean(s, p) ?? o.BinaryTupleMode,
         [nameof(WalPipelineOptions.Tables)] = BindTables,
+        [nameof(WalPipelineOptions.HeartbeatInterval)] = (s, o, p) => o.HeartbeatInterval = Duration(s, p) ?? o.HeartbeatInterval,
+        [nameof(WalPipelineOptions.SlotHealthInterval)] = (s, o, p) => o.SlotHealthInterval = Duration(s, p) ?? o.SlotHealthInterval,
+        [nameof(WalPipelineOptions.SlotSafeWalSizeWarning)] = (s, o, p) => o.SlotSafeWalSizeWarning = ByteSize(s, p) ?? o.SlotSafeWalSizeWarning,
+        [nameof(WalPipelineOptions.SkipOrigins)] = BindSkipOrigins,
     }.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
 
     private static readonly FrozenDictionary<string, TableSettingBinder> s_tableSettings = new Dictionary<string, TableSettingBinder>
@@ -88,7 +93,8 @@ public static class WalPipelineConfiguration
         nameof(WalPipelineOptions.PublicationName), nameof(WalPipelineOptions.CreateSlotIfMissing), nameof(WalPipelineOptions.Tables),
         nameof(WalPipelineOptions.MaxBatchRows), nameof(WalPipelineOptions.MaxBatchBytes), nameof(WalPipelineOptions.BatchLinger),
         nameof(WalPipelineOptions.WalBufferBytes), nameof(WalPipelineOptions.StatusInterval), nameof(WalPipelineOptions.MaxReconnectDelay),
-        nameof(WalPipelineOptions.SlowBatchThreshold), nameof(WalPipelineOptions.BinaryTupleMode),
+        nameof(WalPipelineOptions.SlowBatchThreshold), nameof(WalPipelineOptions.BinaryTupleMode), nameof(WalPipelineOptions.HeartbeatInterval), nameof(WalPipelineOptions.SlotHealthInterval),
+        nameof(WalPipelineOptions.SlotSafeWalSizeWarning), nameof(WalPipelineOptions.SkipOrigins),
     ];
 
     private static readonly string[] s_tableSettingNames =
@@ -153,6 +159,21 @@ public static class WalPipelineConfiguration
             }
             if (problems.Count == before)
                 AddTable(entry, settings, options.Tables, problems);
+        }
+    }
+
+    /// <summary>Origin names: a list (<c>"SkipOrigins": ["a", "b"]</c>, or keys <c>SkipOrigins:0</c>...) or one comma-separated value.</summary>
+    private static void BindSkipOrigins(IConfigurationSection setting, WalPipelineOptions options, List<string> problems)
+    {
+        var names = setting.Value is { } list
+            ? list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+            : setting.GetChildren().Select(c => Text(c, problems)).OfType<string>().Select(n => n.Trim()).ToArray();
+        foreach (var name in names)
+        {
+            if (name.Length == 0)
+                problems.Add($"{setting.Path}: an empty origin name; list replication origin names");
+            else
+                options.SkipOrigins.Add(name);
         }
     }
 

@@ -86,6 +86,9 @@ internal sealed class ChangeBatch
     /// <summary>Source commit times of the transactions completed in this batch, for the latency histogram.</summary>
     public List<DateTime> CommitTimes { get; } = [];
 
+    /// <summary>Logical decoding messages with an application handler, in stream order; null or empty when none.</summary>
+    public List<LogicalMessage>? Messages { get; set; }
+
     /// <summary>Approximate pgoutput bytes of the changes, for the byte limit.</summary>
     public long Bytes { get; set; }
 
@@ -234,6 +237,7 @@ internal sealed class ChangeBatch
         Transactions = 0;
         FirstCommitTime = default;
         CommitTimes.Clear();
+        Messages?.Clear();
         Bytes = 0;
         TruncatedTables.Clear();
         TruncateOptions = TruncateOptions.None;

@@ -56,7 +56,7 @@ internal sealed partial class ChangeDecoder
     public bool BinaryTuples { get; init; }
 
     /// <summary>Whether the current batch holds at least one whole transaction.</summary>
-    public bool HasCompleteTransactions => _batch.Transactions > 0;
+    public bool HasCompleteTransactions => _batch.Transactions > 0 || HasMessagesOutsideTransaction;
 
     /// <summary>True between Begin and Commit.</summary>
     public bool InTransaction => _inTransaction;
@@ -68,7 +68,7 @@ internal sealed partial class ChangeDecoder
     public bool TryCutAtIdle(out ChangeBatch batch)
     {
         batch = _batch;
-        if (_batch.Transactions == 0 || _inTransaction)
+        if ((_batch.Transactions == 0 && !HasMessagesOutsideTransaction) || _inTransaction)
             return false;
         _batch = _pool.Rent();
         return true;
@@ -80,6 +80,7 @@ internal sealed partial class ChangeDecoder
         // Invariant 1: the persisted position is the end of the last applied transaction, so a
         // transaction whose commit record lies before it was applied already.
         _skipTransaction = _failed || message.FinalLsn < _resumeAfter;
+        _skippedByOrigin = false;
         _commitTime = message.CommitTime;
         _finalLsn = message.FinalLsn;
         _transactionStart = (_batch.Count, _batch.ValueMark);
@@ -90,7 +91,8 @@ internal sealed partial class ChangeDecoder
     internal void OnCommit(in CommitMessage message)
     {
         _inTransaction = false;
-        if (_skipTransaction)
+        // A transaction skipped for its origin was handled: the position moves past it.
+        if (_skipTransaction && !_skippedByOrigin)
             return;
         _batch.EndLsn = message.EndLsn;
         _batch.Transactions++;
@@ -171,6 +173,11 @@ internal sealed partial class ChangeDecoder
 
     internal void OnMessage(in LogicalDecodingMessage message)
     {
+        if (MessageHandlers is { } handlers && handlers.Find(message.Prefix) is var handler and >= 0)
+        {
+            AddMessage(handlers, handler, message);
+            return;
+        }
         // A heartbeat outside any transaction, with nothing pending: everything before it is
         // handled, so its position may be persisted and confirmed (an empty batch).
         if (_failed || message.Transactional || _inTransaction || !message.Prefix.SequenceEqual(s_heartbeatPrefix))

@@ -106,9 +106,7 @@ internal sealed class DecoderStage(PipeReader input, ChannelWriter<ChangeBatch> 
 
         public void OnTruncate(in TruncateMessage message) => decoder.OnTruncate(message);
 
-        public void OnOrigin(in OriginMessage message)
-        {
-        }
+        public void OnOrigin(in OriginMessage message) => decoder.OnOrigin(message);
 
         public void OnType(in TypeMessage message)
         {

@@ -92,8 +92,10 @@ public sealed partial class WalPipeline : IAsyncDisposable
         _metrics.SetState(WalPipelineState.Starting);
         var source = new NpgsqlConnectionStringBuilder(_options.ConnectionString);
         LogStarting(_logger, _options.SlotName, _options.PublicationName, _options.Tables.Count, source.Host, source.Port, source.Database, source.Username);
+        await using var slotLock = _slotLock = new SlotLock(_options.ConnectionString, _options.SlotName);
         try
         {
+            await slotLock.EnsureAsync(cancellationToken).ConfigureAwait(false);
             await PrepareAsync(cancellationToken).ConfigureAwait(false);
             var delay = s_firstReconnectDelay;
             while (true)
@@ -104,7 +106,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
                     await RunStagesAsync(cancellationToken).ConfigureAwait(false);
                     return;
                 }
-                catch (Exception e) when (!cancellationToken.IsCancellationRequested && IsTransient(e))
+                catch (Exception e) when (!cancellationToken.IsCancellationRequested && IsTransient(e) && !SlotBusyTooLong(e))
                 {
                     if (_metrics.CommittedChanges != before)
                         delay = s_firstReconnectDelay;
@@ -157,6 +159,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
 
     private async Task RunStagesAsync(CancellationToken cancellationToken)
     {
+        await _slotLock!.EnsureAsync(cancellationToken).ConfigureAwait(false);
         Lsn position;
         await using (var connection = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
             position = await ChangelogStore.LoadPositionAsync(connection, _options.SlotName, cancellationToken).ConfigureAwait(false) ?? Lsn.Invalid;
@@ -178,11 +181,16 @@ public sealed partial class WalPipeline : IAsyncDisposable
         var decoder = new ChangeDecoder(_options.Tables, new BatchLimits(_options.MaxBatchRows, _options.MaxBatchBytes), position, loggers.CreateLogger(LogCategory + ".Decoder"))
         {
             BinaryTuples = _options.BinaryTupleMode,
+            MessageHandlers = Handlers,
+            SkipOrigins = Origins,
         };
-        var reader = new ReaderStage(replication, _options.SlotName, position, PluginOptions(), pipe.Writer, _metrics);
+        var reader = new ReaderStage(replication, _options.SlotName, StreamStart(position), PluginOptions(), pipe.Writer, _metrics);
         var decoding = new DecoderStage(pipe.Reader, batches.Writer, parser, decoder, _options.BatchLinger, _metrics);
-        var writer = new WriterStage(batches.Reader, committed.Writer, _changelog, _source, _options.SlotName, _options.Tables, _assigner, _metrics, _options.SlowBatchThreshold, loggers.CreateLogger(LogCategory + ".Writer"));
-        var committer = new LsnCommitter(committed.Reader, replication, _source, _options.StatusInterval, loggers.CreateLogger(LogCategory + ".Committer"));
+        var writer = new WriterStage(batches.Reader, committed.Writer, _changelog, _source, _options.SlotName, _options.Tables, _assigner, _metrics, _options.SlowBatchThreshold, loggers.CreateLogger(LogCategory + ".Writer"))
+        {
+            MessageHandlers = Handlers,
+        };
+        var committer = new LsnCommitter(committed.Reader, replication, loggers.CreateLogger(LogCategory + ".Committer"));
         _metrics.RunStarted(position, batches.Reader, committed.Reader);
 
         var stages = new StageGroup(run);
@@ -190,6 +198,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         stages.Start(decoding.RunAsync);
         stages.Start(_options.DiscardWrites ? new DiscardingWriterStage(batches.Reader, committed.Writer, _metrics).RunAsync : writer.RunAsync);
         stages.Start(committer.RunAsync);
+        StartWatchers(stages);
         await stages.WhenAllAsync().ConfigureAwait(false);
         // Every stage ended without being cancelled: the server closed the stream (shutting down, say).
         throw new EndOfStreamException("The server ended the replication stream.");
@@ -258,7 +267,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
             => new WalPipelineException($"Replication slot '{_options.SlotName}' no longer exists (it was dropped). The changes since the last committed batch cannot be read again; restart the pipeline to create a new slot, and resync clients if changes were missed.", error),
         PostgresException pg when pg.MessageText.Contains("can no longer get changes from replication slot", StringComparison.Ordinal)
             || pg.MessageText.Contains("invalidated", StringComparison.Ordinal)
-            => new WalPipelineException($"Replication slot '{_options.SlotName}' was invalidated by the server ({pg.MessageText}), usually because it retained more WAL than max_slot_wal_keep_size. Drop and recreate the slot and resync clients.", error),
+            => new WalPipelineException(SlotHealthWatch.LostMessage(_options.SlotName, pg.MessageText), error),
         PgOutputProtocolException protocol
             => new WalPipelineException($"The replication stream could not be decoded: {protocol.Message} Report this with the LSN; the pipeline will not skip it.", error),
         WalPipelineException pipeline => pipeline,

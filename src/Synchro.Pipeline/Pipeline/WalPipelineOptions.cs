@@ -9,7 +9,7 @@ namespace Synchro.Pipeline.Pipeline;
 
 /// <summary>What a <see cref="WalPipeline"/> reads, where it writes, and its limits.</summary>
 /// <remarks>Checked when the pipeline is created (<see cref="Validate"/>); each message names the bad option.</remarks>
-public sealed class WalPipelineOptions
+public sealed partial class WalPipelineOptions
 {
     /// <summary>Connection string of the source database (the one with the publication and the slot).</summary>
     public string ConnectionString { get; set; } = "";
@@ -71,6 +71,44 @@ public sealed class WalPipelineOptions
     /// <summary>Creates the <c>Synchro.Pipeline</c> meter (the DI container's factory when hosted). Default: a meter of the pipeline's own.</summary>
     public IMeterFactory? MeterFactory { get; set; }
 
+    /// <summary>
+    /// When nothing was committed for this long, a heartbeat (a tiny non-transactional logical message) is written into the
+    /// source WAL, so the slot advances even when only other databases, or unpublished tables, write WAL. Default null:
+    /// <see cref="StatusInterval"/>. <see cref="TimeSpan.Zero"/> turns heartbeats off (the slot then holds WAL back until
+    /// the next change of a registered table).
+    /// </summary>
+    public TimeSpan? HeartbeatInterval { get; set; }
+
+    /// <summary>How often the slot's <c>wal_status</c> and <c>safe_wal_size</c> are checked while running. Default 10 s; <see cref="TimeSpan.Zero"/> turns the watch off.</summary>
+    public TimeSpan SlotHealthInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// A warning is logged when the slot's <c>safe_wal_size</c> (WAL that may still be written before the slot is lost)
+    /// falls below this many bytes. Default null: a quarter of the server's <c>max_slot_wal_keep_size</c>. 0 warns only on
+    /// <c>wal_status</c> 'unreserved'. Without <c>max_slot_wal_keep_size</c> the server never invalidates the slot.
+    /// </summary>
+    public long? SlotSafeWalSizeWarning { get; set; }
+
+    /// <summary>
+    /// Replication origins (<c>pg_replication_origin_session_setup</c>) whose transactions are skipped: no changelog rows,
+    /// position still advanced past them. For ignoring what another sync process wrote. Default: none.
+    /// </summary>
+    public ISet<string> SkipOrigins { get; } = new HashSet<string>(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Application handlers for logical decoding messages (<c>pg_logical_emit_message</c>), by exact prefix. Messages with
+    /// other prefixes are ignored (their content is not even copied). Default: none.
+    /// </summary>
+    /// <remarks>
+    /// Delivered by the writer, in stream order, after the changelog transaction of the batch that holds them commits and
+    /// before the server is told the position past them: a transactional message only for a committed source transaction,
+    /// in commit order; a non-transactional one where it was emitted. At least once: after a crash, messages the server
+    /// was not told about are delivered again. A handler that throws stops the pipeline (the message is delivered again
+    /// on restart). The prefix <c>synchro.heartbeat</c> is the pipeline's own.
+    /// </remarks>
+    public IDictionary<string, Func<LogicalMessage, CancellationToken, ValueTask>> MessageHandlers { get; } =
+        new Dictionary<string, Func<LogicalMessage, CancellationToken, ValueTask>>(StringComparer.Ordinal);
+
     /// <summary>Load harness only: batches are dropped instead of written, so a run measures reading and decoding alone.</summary>
     internal bool DiscardWrites { get; set; }
 
@@ -112,6 +150,7 @@ public sealed class WalPipelineOptions
             problems.Add($"{nameof(SlowBatchThreshold)} is {SlowBatchThreshold}; it must be positive");
         if (MaxReconnectDelay < TimeSpan.FromMilliseconds(100))
             problems.Add($"{nameof(MaxReconnectDelay)} is {MaxReconnectDelay}; it must be at least 100 ms");
+        FindOperationsProblems(problems);
         if (Tables is null)
             problems.Add($"{nameof(Tables)} is required");
         else

@@ -67,6 +67,8 @@ internal sealed partial class WriterStage(
                         }
                         await WriteAsync(connection, sourceConnection, batch, cancellationToken).ConfigureAwait(false);
                         changesInTransaction += batch.Count;
+                        if (batch.Messages is { Count: > 0 } messages)
+                            _messages.AddRange(messages);
                         if (!batch.EndsTransaction)
                             continue;
 
@@ -74,6 +76,7 @@ internal sealed partial class WriterStage(
                         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
                         await transaction.DisposeAsync().ConfigureAwait(false);
                         transaction = null;
+                        await DeliverMessagesAsync(cancellationToken).ConfigureAwait(false);
                         metrics.BatchCommitted(changesInTransaction, batch, started);
                         var elapsed = Stopwatch.GetElapsedTime(started);
                         if (elapsed > slowBatchThreshold)
