@@ -53,6 +53,11 @@ internal sealed class SettingsFlags
         HelpName = "name",
     };
 
+    private readonly Option<bool> _skipInitialSnapshot = new("--skip-initial-snapshot")
+    {
+        Description = $"When the slot is created, do not load the bucket edges of existing rows from its snapshot ({s_section}:InitialSnapshot=false); for applications that populate sync_bucket_edges themselves",
+    };
+
     private readonly bool _withPublication;
 
     /// <param name="command">The command that takes the flags.</param>
@@ -65,7 +70,10 @@ internal sealed class SettingsFlags
         command.Options.Add(_changelogConnection);
         command.Options.Add(_slot);
         if (withPublication)
+        {
             command.Options.Add(_publication);
+            command.Options.Add(_skipInitialSnapshot);
+        }
     }
 
     /// <summary>Reads the file, the environment and the flags into options.</summary>
@@ -96,6 +104,8 @@ internal sealed class SettingsFlags
         AddFlag(flags, parse, _slot, nameof(WalPipelineOptions.SlotName));
         if (_withPublication)
             AddFlag(flags, parse, _publication, nameof(WalPipelineOptions.PublicationName));
+        if (_withPublication && parse.GetValue(_skipInitialSnapshot))
+            flags[$"{s_section}:{nameof(WalPipelineOptions.InitialSnapshot)}"] = "false";
         if (flags.Count > 0)
         {
             builder.AddInMemoryCollection(flags);

@@ -68,6 +68,6 @@ internal sealed partial class ExportedSnapshotSlot : IAsyncDisposable
     /// <summary>Closes the replication connection; the exported snapshot ends with it.</summary>
     public ValueTask DisposeAsync() => _connection.DisposeAsync();
 
-    [GeneratedRegex("^[0-9A-Fa-f]+(-[0-9A-Fa-f]+)+$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"\A[0-9A-Fa-f]+(-[0-9A-Fa-f]+)+\z", RegexOptions.CultureInvariant)]
     private static partial Regex SnapshotNamePattern();
 }
