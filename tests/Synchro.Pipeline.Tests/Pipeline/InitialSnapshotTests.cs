@@ -3,6 +3,7 @@ using Npgsql;
 using Synchro.Pipeline.Buckets;
 using Synchro.Pipeline.Changelog;
 using Synchro.Pipeline.Pipeline;
+using Synchro.Pipeline.Registry;
 using Synchro.Pipeline.Replication;
 using Synchro.Pipeline.Tests.Infrastructure;
 
@@ -197,6 +198,61 @@ public sealed class InitialSnapshotTests(PostgresServerFixture postgres)
         await harness.StartAsync(thirdRun);
         Assert.Equal(0L, harness.Pipeline!.GetStatus().SnapshotRows);
         Assert.Equal(expected, string.Join('|', (await EdgesAsync(harness)).Order(StringComparer.Ordinal)));
+    }
+
+    [Fact]
+    public async Task A_process_killed_during_the_load_leaves_nothing_and_the_next_start_loads_every_edge_once()
+    {
+        const string Slot = "slot_snapshot_kill";
+        var connectionString = await postgres.CreateDatabaseAsync("snapshot_kill");
+        await Sql.ExecuteAsync(connectionString, """
+            CREATE TABLE items (id bigint PRIMARY KEY, owner text, deleted_at timestamptz);
+            CREATE PUBLICATION items_pub FOR TABLE items;
+            INSERT INTO items SELECT i, 'u' || (i % 100) FROM generate_series(1, 200000) AS i;
+            """);
+        const string Loading = "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'FETCH FORWARD 100 FROM%')";
+
+        using (var host = PipelineHostProcess.Start(connectionString, Slot, "items_pub", "items", "owner", maxBatchRows: 100))
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (!await Sql.ScalarAsync<bool>(connectionString, Loading))
+            {
+                Assert.False(host.HasExited, "the pipeline process exited before its snapshot load");
+                Assert.True(DateTime.UtcNow < deadline, "the snapshot load did not start in 60 s");
+                await Task.Delay(10);
+            }
+            await host.KillAsync();
+        }
+        Assert.Equal(0L, await Sql.ScalarAsync<long>(connectionString, "SELECT count(*) FROM sync_bucket_edges"));
+        Assert.Equal(ChangelogStore.SnapshotPendingPosition, await Sql.ScalarAsync<long>(connectionString, $"SELECT confirmed_lsn FROM sync_wal_position WHERE slot_name = '{Slot}'"));
+        while (await Sql.ScalarAsync<bool>(connectionString, $"SELECT active FROM pg_replication_slots WHERE slot_name = '{Slot}'"))
+            await Task.Delay(20);
+
+        var options = new WalPipelineOptions
+        {
+            ConnectionString = connectionString,
+            SlotName = Slot,
+            PublicationName = "items_pub",
+            Tables = new TableRegistry().Add(new TableRegistration("items") { OwnerColumn = "owner" }),
+        };
+        using var stop = new CancellationTokenSource();
+        await using (var pipeline = new WalPipeline(options))
+        {
+            var running = pipeline.RunAsync(stop.Token);
+            await PipelineHostProcess.WaitForSlotAsync(connectionString, Slot);
+            await stop.CancelAsync();
+            await running;
+            Assert.Equal(200_000L, pipeline.GetStatus().SnapshotRows);
+        }
+
+        Assert.Equal(200_000L, await Sql.ScalarAsync<long>(connectionString, "SELECT count(*) FROM sync_bucket_edges"));
+        Assert.Equal(0L, await Sql.ScalarAsync<long>(connectionString, """
+            SELECT count(*) FROM (
+                (SELECT 'items', id::text, 'user:' || owner FROM items EXCEPT SELECT table_name, record_id, bucket_id FROM sync_bucket_edges)
+                UNION ALL
+                (SELECT table_name, record_id, bucket_id FROM sync_bucket_edges EXCEPT SELECT 'items', id::text, 'user:' || owner FROM items)) x
+            """));
+        Assert.Equal(0L, await Sql.ScalarAsync<long>(connectionString, "SELECT count(*) FROM sync_changelog"));
     }
 
     [Fact]
