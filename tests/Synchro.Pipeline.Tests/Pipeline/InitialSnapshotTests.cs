@@ -174,7 +174,13 @@ public sealed class InitialSnapshotTests(PostgresServerFixture postgres)
         var chunks = new List<EdgeSnapshotProgress>();
         var secondRun = harness.Options(maxBatchRows: 100);
         secondRun.LoggerFactory = logs;
-        secondRun.SnapshotProgress = chunks.Add;
+        var statuses = new List<(WalPipelineState State, long Rows)>();
+        secondRun.SnapshotProgress = p =>
+        {
+            chunks.Add(p);
+            var status = harness.Pipeline!.GetStatus();
+            statuses.Add((status.State, status.SnapshotRows));
+        };
         await harness.StartAsync(secondRun);
 
         Assert.Equal(expected, string.Join('|', (await EdgesAsync(harness)).Order(StringComparer.Ordinal)));
@@ -188,6 +194,7 @@ public sealed class InitialSnapshotTests(PostgresServerFixture postgres)
                 "public.categories 0 1100 True",
             ],
             chunks.Select(c => $"{c.Table} {c.TableRows} {c.TotalRows} {c.TableDone}"));
+        Assert.Equal(chunks.Select(c => (WalPipelineState.Snapshotting, c.TotalRows)), statuses);
         Assert.Contains(logs.Entries, e => e.EventId.Id == 6002 && e.Message.StartsWith("Initial snapshot: public.orders done: 1000 rows", StringComparison.Ordinal));
         Assert.Contains(logs.Entries, e => e.EventId.Id == 6003 && e.Message.StartsWith("Initial snapshot committed: 1100 rows of 3 table(s) gave 1100 bucket edges and 0 rule failure(s)", StringComparison.Ordinal));
 
