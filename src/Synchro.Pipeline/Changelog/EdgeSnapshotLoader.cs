@@ -31,7 +31,8 @@ internal readonly record struct EdgeSnapshotProgress(string Table, long TableRow
 /// Each table is read through a server-side cursor in chunks of at most <c>chunkRows</c> rows; each chunk goes through the
 /// configured <see cref="IBucketAssigner"/> as inserts (exactly as a streamed insert would), with the snapshot's own
 /// connection as <see cref="BucketAssignmentBatch.SourceConnection"/> so parent-chain lookups read the same snapshot, and
-/// its edges go out by binary COPY before the next chunk is read. Memory: one chunk at a time, whatever the table size.
+/// its edges go out by binary COPY on the changelog connection while the next chunk is read. Memory: one chunk of rows
+/// and two chunks of edges at most, whatever the table size.
 /// </para>
 /// <para>
 /// Invariant (exactly once): every chunk, the removal of older edges of the registered tables, and the slot's position
@@ -65,8 +66,8 @@ internal sealed partial class EdgeSnapshotLoader(
 
     private readonly ChangeBatchPool _batches = new(capacity: 1);
     private readonly BucketIdCache _bucketIds = new();
-    private readonly List<(RecordKey Record, string BucketId)> _edges = [];
-    private readonly List<RuleFailure> _failures = [];
+    private readonly List<(RecordKey Record, string BucketId)>[] _edges = [[], []];
+    private readonly List<RuleFailure>[] _failures = [[], []];
     private BucketAssignment[] _assignments = [];
     private byte[] _text = new byte[256];
     private long _totalRows;
@@ -119,36 +120,47 @@ internal sealed partial class EdgeSnapshotLoader(
         var fetchSql = string.Create(CultureInfo.InvariantCulture, $"FETCH FORWARD {chunkRows} FROM {CursorName}");
         long rows = 0;
         var last = false;
-        while (!last)
+        // Chunk N's edges are written on the changelog connection while chunk N+1 is read and assigned on the source
+        // one: two edge lists alternate, and a write starts only after the one before it finished.
+        var writing = Task.CompletedTask;
+        var buffer = 0;
+        try
         {
-            var batch = _batches.Rent();
-            try
+            while (!last)
             {
-                await FetchAsync(read, snapshot, fetchSql, table, batch, ct).ConfigureAwait(false);
-                if (batch.Count == 0)
-                    break;
-                await AssignAsync(read, batch, ct).ConfigureAwait(false);
-                await ChangelogStore.ApplyEdgesAsync(target, _edges, [], ct).ConfigureAwait(false);
-                await ChangelogStore.WriteRuleFailuresAsync(target, _failures, ct).ConfigureAwait(false);
-                rows += batch.Count;
-                _totalRows += batch.Count;
-                _totalEdges += _edges.Count;
-                _totalFailures += _failures.Count;
-                if (_failures.Count > 0)
-                    LogRuleFailures(logger, _failures.Count, _failures[0].TableName, _failures[0].RecordId, _failures[0].ErrorText);
-                last = batch.Count < chunkRows;
+                var (edges, failures) = (_edges[buffer], _failures[buffer]);
+                var batch = _batches.Rent();
+                try
+                {
+                    await FetchAsync(read, snapshot, fetchSql, table, batch, ct).ConfigureAwait(false);
+                    if (batch.Count == 0)
+                        break;
+                    await AssignAsync(read, batch, edges, failures, ct).ConfigureAwait(false);
+                    rows += batch.Count;
+                    _totalRows += batch.Count;
+                    last = batch.Count < chunkRows;
+                }
+                finally
+                {
+                    batch.Release();
+                }
+                await writing.ConfigureAwait(false);
+                writing = WriteAsync(target, edges, failures, ct);
+                buffer ^= 1;
+                metrics.SnapshotRowsLoaded(_totalRows);
+                progress?.Invoke(new EdgeSnapshotProgress(table.QualifiedName, rows, estimate, _totalRows, TableDone: false));
+                if (Stopwatch.GetElapsedTime(lastLog) >= s_progressInterval)
+                {
+                    lastLog = Stopwatch.GetTimestamp();
+                    LogProgress(logger, table.QualifiedName, rows, estimate, Rate(rows, started));
+                }
             }
-            finally
-            {
-                batch.Release();
-            }
-            metrics.SnapshotRowsLoaded(_totalRows);
-            progress?.Invoke(new EdgeSnapshotProgress(table.QualifiedName, rows, estimate, _totalRows, TableDone: false));
-            if (Stopwatch.GetElapsedTime(lastLog) >= s_progressInterval)
-            {
-                lastLog = Stopwatch.GetTimestamp();
-                LogProgress(logger, table.QualifiedName, rows, estimate, Rate(rows, started));
-            }
+            await writing.ConfigureAwait(false);
+        }
+        finally
+        {
+            // Never leave a COPY running on the changelog connection, whatever happened on the source side.
+            await writing.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
 
         await using (var close = new NpgsqlCommand($"CLOSE {CursorName}", read, snapshot))
@@ -156,6 +168,17 @@ internal sealed partial class EdgeSnapshotLoader(
         metrics.SnapshotRowsLoaded(_totalRows);
         progress?.Invoke(new EdgeSnapshotProgress(table.QualifiedName, rows, estimate, _totalRows, TableDone: true));
         LogTableLoaded(logger, table.QualifiedName, rows, estimate, Rate(rows, started));
+    }
+
+    /// <summary>Writes one chunk's edges (binary COPY) and rule failures into the load's transaction.</summary>
+    private async Task WriteAsync(NpgsqlConnection target, List<(RecordKey Record, string BucketId)> edges, List<RuleFailure> failures, CancellationToken ct)
+    {
+        await ChangelogStore.ApplyEdgesAsync(target, edges, [], ct).ConfigureAwait(false);
+        await ChangelogStore.WriteRuleFailuresAsync(target, failures, ct).ConfigureAwait(false);
+        _totalEdges += edges.Count;
+        _totalFailures += failures.Count;
+        if (failures.Count > 0)
+            LogRuleFailures(logger, failures.Count, failures[0].TableName, failures[0].RecordId, failures[0].ErrorText);
     }
 
     /// <summary>The cursor over the table's live rows: the referenced columns as text, in <see cref="TableRegistration.ReferencedColumns"/> order.</summary>
@@ -205,7 +228,7 @@ internal sealed partial class EdgeSnapshotLoader(
     }
 
     /// <summary>Runs the assigner over the chunk and collects its edges (distinct, non-empty, as the edge diff keeps them) and rule failures.</summary>
-    private async Task AssignAsync(NpgsqlConnection read, ChangeBatch batch, CancellationToken ct)
+    private async Task AssignAsync(NpgsqlConnection read, ChangeBatch batch, List<(RecordKey Record, string BucketId)> edges, List<RuleFailure> failures, CancellationToken ct)
     {
         if (_assignments.Length < batch.Count)
             Array.Resize(ref _assignments, batch.Count);
@@ -219,15 +242,15 @@ internal sealed partial class EdgeSnapshotLoader(
         var assignments = new ArraySegment<BucketAssignment>(_assignments, 0, batch.Count);
         await assigner.AssignAsync(new BucketAssignmentBatch(assignments, registry, read, _bucketIds), ct).ConfigureAwait(false);
 
-        _edges.Clear();
-        _failures.Clear();
+        edges.Clear();
+        failures.Clear();
         for (var i = 0; i < batch.Count; i++)
         {
             var assignment = assignments[i];
             var record = new RecordKey(assignment.Table.ChangelogName, assignment.RecordId);
             if (assignment.Failure is { } failure)
             {
-                _failures.Add(new RuleFailure(record.TableName, record.RecordId, ChangeOperation.Insert, failure, Payload(batch, batch[i])));
+                failures.Add(new RuleFailure(record.TableName, record.RecordId, ChangeOperation.Insert, failure, Payload(batch, batch[i])));
                 continue;
             }
             // A record with no edges yet that keeps its buckets keeps none.
@@ -236,7 +259,7 @@ internal sealed partial class EdgeSnapshotLoader(
             {
                 var bucket = buckets[b];
                 if (!string.IsNullOrEmpty(bucket) && !Repeats(buckets, b))
-                    _edges.Add((record, bucket));
+                    edges.Add((record, bucket));
             }
         }
     }
