@@ -58,6 +58,11 @@ internal sealed class SettingsFlags
         Description = $"Ask the server for column values in binary format ({s_section}:BinaryTupleMode; PostgreSQL 14+, key columns of common types)",
     };
 
+    private readonly Option<bool> _skipInitialSnapshot = new("--skip-initial-snapshot")
+    {
+        Description = $"When the slot is created, do not load the bucket edges of existing rows from its snapshot ({s_section}:InitialSnapshot=false); for applications that populate sync_bucket_edges themselves",
+    };
+
     private readonly bool _withPublication;
 
     /// <param name="command">The command that takes the flags.</param>
@@ -73,6 +78,7 @@ internal sealed class SettingsFlags
         {
             command.Options.Add(_publication);
             command.Options.Add(_binaryTuples);
+            command.Options.Add(_skipInitialSnapshot);
         }
     }
 
@@ -107,6 +113,8 @@ internal sealed class SettingsFlags
         // Only a given flag is a layer: its absence leaves the file's or the environment's value.
         if (_withPublication && parse.GetValue(_binaryTuples))
             flags[$"{s_section}:{nameof(WalPipelineOptions.BinaryTupleMode)}"] = "true";
+        if (_withPublication && parse.GetValue(_skipInitialSnapshot))
+            flags[$"{s_section}:{nameof(WalPipelineOptions.InitialSnapshot)}"] = "false";
         if (flags.Count > 0)
         {
             builder.AddInMemoryCollection(flags);

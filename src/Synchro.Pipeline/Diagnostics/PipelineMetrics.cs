@@ -50,6 +50,7 @@ internal sealed class PipelineMetrics : IDisposable
     // Lifecycle.
     private long _reconnects;
     private volatile SlotHealthSnapshot? _slotHealth;
+    private long _snapshotRows;
     private volatile StateAndFailure _state = new(WalPipelineState.NotStarted, null);
     private volatile ChannelReader<ChangeBatch>? _batchQueue;
     private volatile ChannelReader<Lsn>? _receiptQueue;
@@ -97,6 +98,9 @@ internal sealed class PipelineMetrics : IDisposable
         Interlocked.Increment(ref _reconnects);
         SetState(WalPipelineState.Reconnecting, error);
     }
+
+    /// <summary>Initial snapshot: <paramref name="rows"/> rows read so far.</summary>
+    public void SnapshotRowsLoaded(long rows) => Volatile.Write(ref _snapshotRows, rows);
 
     /// <summary>A run starts from <paramref name="position"/> with these queues between its stages.</summary>
     public void RunStarted(Lsn position, ChannelReader<ChangeBatch> batches, ChannelReader<Lsn> receipts)
@@ -190,6 +194,7 @@ internal sealed class PipelineMetrics : IDisposable
             ChangelogRows = Volatile.Read(ref _changelogRows),
             RuleFailures = Volatile.Read(ref _ruleFailures),
             Reconnects = Volatile.Read(ref _reconnects),
+            SnapshotRows = Volatile.Read(ref _snapshotRows),
             LastBatchAt = lastBatch == 0 ? null : new DateTimeOffset(lastBatch, TimeSpan.Zero),
             SlotWalStatus = _slotHealth?.WalStatus,
             SlotSafeWalSize = _slotHealth?.SafeWalSize,

@@ -17,7 +17,7 @@ namespace Synchro.Pipeline.Hosting;
 /// <c>ChangelogConnectionString</c>, <c>SlotName</c>, <c>PublicationName</c>, <c>CreateSlotIfMissing</c>,
 /// <c>MaxBatchRows</c>, <c>MaxBatchBytes</c>, <c>BatchLinger</c>, <c>WalBufferBytes</c>, <c>StatusInterval</c>,
 /// <c>MaxReconnectDelay</c>, <c>SlowBatchThreshold</c>, <c>BinaryTupleMode</c>, <c>HeartbeatInterval</c>, <c>SlotHealthInterval</c>,
-/// <c>SlotSafeWalSizeWarning</c>, <c>SkipOrigins</c> (a list, or one comma-separated value) and <c>Tables</c>.
+/// <c>SlotSafeWalSizeWarning</c>, <c>SkipOrigins</c> (a list, or one comma-separated value), <c>InitialSnapshot</c> and <c>Tables</c>.
 /// </para>
 /// <para>
 /// <c>Tables</c> holds one entry per table, keyed by its name (<c>orders</c>, or schema-qualified <c>app.orders</c>),
@@ -59,6 +59,7 @@ public static class WalPipelineConfiguration
         [nameof(WalPipelineOptions.SlotName)] = (s, o, p) => o.SlotName = Text(s, p) ?? o.SlotName,
         [nameof(WalPipelineOptions.PublicationName)] = (s, o, p) => o.PublicationName = Text(s, p) ?? o.PublicationName,
         [nameof(WalPipelineOptions.CreateSlotIfMissing)] = (s, o, p) => o.CreateSlotIfMissing = Boolean(s, p) ?? o.CreateSlotIfMissing,
+        [nameof(WalPipelineOptions.InitialSnapshot)] = (s, o, p) => o.InitialSnapshot = Boolean(s, p) ?? o.InitialSnapshot,
         [nameof(WalPipelineOptions.MaxBatchRows)] = (s, o, p) => o.MaxBatchRows = WholeNumber(s, p) ?? o.MaxBatchRows,
         [nameof(WalPipelineOptions.MaxBatchBytes)] = (s, o, p) => o.MaxBatchBytes = ByteSize(s, p) ?? o.MaxBatchBytes,
         [nameof(WalPipelineOptions.BatchLinger)] = (s, o, p) => o.BatchLinger = Duration(s, p) ?? o.BatchLinger,
@@ -94,7 +95,7 @@ public static class WalPipelineConfiguration
         nameof(WalPipelineOptions.MaxBatchRows), nameof(WalPipelineOptions.MaxBatchBytes), nameof(WalPipelineOptions.BatchLinger),
         nameof(WalPipelineOptions.WalBufferBytes), nameof(WalPipelineOptions.StatusInterval), nameof(WalPipelineOptions.MaxReconnectDelay),
         nameof(WalPipelineOptions.SlowBatchThreshold), nameof(WalPipelineOptions.BinaryTupleMode), nameof(WalPipelineOptions.HeartbeatInterval), nameof(WalPipelineOptions.SlotHealthInterval),
-        nameof(WalPipelineOptions.SlotSafeWalSizeWarning), nameof(WalPipelineOptions.SkipOrigins),
+        nameof(WalPipelineOptions.SlotSafeWalSizeWarning), nameof(WalPipelineOptions.SkipOrigins), nameof(WalPipelineOptions.InitialSnapshot),
     ];
 
     private static readonly string[] s_tableSettingNames =

@@ -39,7 +39,8 @@ public sealed partial class WalPipeline
                 var checks = await CheckSourceAsync(connection, options, cancellationToken).ConfigureAwait(false);
                 warnings.AddRange(checks.Warnings);
                 if (!checks.SlotExists)
-                    warnings.Add($"Replication slot '{options.SlotName}' does not exist yet; the pipeline creates it at start, and the changelog covers changes from then on.");
+                    warnings.Add($"Replication slot '{options.SlotName}' does not exist yet; the pipeline creates it at start, and the changelog covers changes from then on."
+                        + (options.InitialSnapshot ? " Before streaming, it loads the bucket edges of the rows the registered tables hold then, from the slot's snapshot (InitialSnapshot)." : ""));
             }
         }
 

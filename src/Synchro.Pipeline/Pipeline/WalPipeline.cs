@@ -142,12 +142,14 @@ public sealed partial class WalPipeline : IAsyncDisposable
 
     private async Task PrepareAsync(CancellationToken cancellationToken)
     {
+        bool slotExists;
         await using (var connection = await _source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
         {
             var checks = await CheckSourceAsync(connection, _options, cancellationToken).ConfigureAwait(false);
             foreach (var warning in checks.Warnings)
                 LogStartupWarning(_logger, warning);
-            if (!checks.SlotExists)
+            slotExists = checks.SlotExists;
+            if (!checks.SlotExists && !_options.InitialSnapshot)
             {
                 if (await ReplicationSlots.CreateIfMissingAsync(_options.ConnectionString, _options.SlotName, twoPhase: false, cancellationToken).ConfigureAwait(false))
                     LogSlotCreated(_logger, _options.SlotName);
@@ -155,6 +157,8 @@ public sealed partial class WalPipeline : IAsyncDisposable
         }
         await using (var connection = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
             await ChangelogSchema.EnsureAsync(connection, cancellationToken).ConfigureAwait(false);
+        if (_options.InitialSnapshot)
+            await PrepareSlotWithSnapshotAsync(slotExists, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task RunStagesAsync(CancellationToken cancellationToken)

@@ -26,6 +26,16 @@ public sealed partial class WalPipelineOptions
     /// <summary>Create the slot when it does not exist. Default true.</summary>
     public bool CreateSlotIfMissing { get; set; } = true;
 
+    /// <summary>
+    /// When the pipeline creates its slot, first load the bucket edges of the rows the registered tables already hold, from
+    /// the snapshot the slot exports (so they match the slot's start exactly), before streaming. Default true.
+    /// </summary>
+    /// <remarks>
+    /// Without the edges, the first owner change of an existing row would emit no delete in its old bucket. Turn off only
+    /// when the application populates <c>sync_bucket_edges</c> itself. No changelog rows are written by the load.
+    /// </remarks>
+    public bool InitialSnapshot { get; set; } = true;
+
     /// <summary>The tables whose changes reach the changelog.</summary>
     public TableRegistry Tables { get; set; } = new();
 
@@ -111,6 +121,9 @@ public sealed partial class WalPipelineOptions
 
     /// <summary>Load harness only: batches are dropped instead of written, so a run measures reading and decoding alone.</summary>
     internal bool DiscardWrites { get; set; }
+
+    /// <summary>Tests only: called after every chunk and table of the initial snapshot load, on the loading task.</summary>
+    internal Action<Changelog.EdgeSnapshotProgress>? SnapshotProgress { get; set; }
 
     /// <summary>Checks every option.</summary>
     /// <exception cref="ArgumentException">An option is invalid; the message names it and says what is allowed.</exception>

@@ -54,6 +54,9 @@ public sealed class WalPipelineStatus
     /// <summary>Reconnections after a lost connection.</summary>
     public long Reconnects { get; internal init; }
 
+    /// <summary>Rows of the registered tables read by the initial snapshot load of this instance (<see cref="WalPipelineState.Snapshotting"/>); 0 when none ran.</summary>
+    public long SnapshotRows { get; internal init; }
+
     /// <summary>When the last batch was committed, if any.</summary>
     public DateTimeOffset? LastBatchAt { get; internal init; }
 
