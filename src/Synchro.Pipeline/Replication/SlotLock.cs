@@ -41,6 +41,12 @@ internal sealed class SlotLock(string connectionString, string slotName) : IAsyn
         LIMIT 1
         """;
 
+    // A process that was killed and restarted at once may find its old session still holding the lock for the moment
+    // the server takes to see the closed socket; a live holder is still there after this.
+    private static readonly TimeSpan s_holderExitGrace = TimeSpan.FromSeconds(2);
+
+    private static readonly TimeSpan s_retryDelay = TimeSpan.FromMilliseconds(100);
+
     private NpgsqlConnection? _connection;
 
     /// <summary>The connection holding the lock, for the slot health watch (which thereby also notices when it is lost); null before the first <see cref="EnsureAsync"/>.</summary>
@@ -73,10 +79,17 @@ internal sealed class SlotLock(string connectionString, string slotName) : IAsyn
             await using (var command = new NpgsqlCommand(TryLockSql, connection))
             {
                 AddKey(command);
-                if (await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is true)
+                var deadline = DateTime.UtcNow + s_holderExitGrace;
+                while (true)
                 {
-                    _connection = connection;
-                    return;
+                    if (await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is true)
+                    {
+                        _connection = connection;
+                        return;
+                    }
+                    if (DateTime.UtcNow >= deadline)
+                        break;
+                    await Task.Delay(s_retryDelay, cancellationToken).ConfigureAwait(false);
                 }
             }
             throw new WalPipelineException(await DescribeHolderAsync(connection, cancellationToken).ConfigureAwait(false));
