@@ -16,13 +16,14 @@ namespace Synchro.Pipeline.Hosting;
 /// Keys (case-insensitive, as everywhere in Microsoft.Extensions.Configuration): <c>ConnectionString</c>,
 /// <c>ChangelogConnectionString</c>, <c>SlotName</c>, <c>PublicationName</c>, <c>CreateSlotIfMissing</c>,
 /// <c>MaxBatchRows</c>, <c>MaxBatchBytes</c>, <c>BatchLinger</c>, <c>WalBufferBytes</c>, <c>StatusInterval</c>,
-/// <c>MaxReconnectDelay</c>, <c>SlowBatchThreshold</c> and <c>Tables</c>.
+/// <c>MaxReconnectDelay</c>, <c>SlowBatchThreshold</c>, <c>MaxBucketsPerChange</c>, <c>GlobalBucketFunction</c> (sets
+/// <see cref="TableRegistry.GlobalBucketFunction"/> of <see cref="WalPipelineOptions.Tables"/>) and <c>Tables</c>.
 /// </para>
 /// <para>
 /// <c>Tables</c> holds one entry per table, keyed by its name (<c>orders</c>, or schema-qualified <c>app.orders</c>),
 /// with the <see cref="TableRegistration"/> settings <c>IdColumn</c>, <c>SoftDeleteColumn</c>, <c>OwnerColumn</c>,
-/// <c>BucketByColumn</c>, <c>BucketPrefix</c>, <c>GlobalWhenBucketNull</c>, <c>ParentTable</c> and
-/// <c>ParentForeignKeyColumn</c>; an empty entry (<c>"categories": {}</c>) takes every default. Being keys, single
+/// <c>BucketByColumn</c>, <c>BucketPrefix</c>, <c>GlobalWhenBucketNull</c>, <c>ParentTable</c>,
+/// <c>ParentForeignKeyColumn</c> and <c>BucketFunction</c>; an empty entry (<c>"categories": {}</c>) takes every default. Being keys, single
 /// settings can be overridden one by one, e.g. by the environment variable <c>Synchro__Tables__orders__OwnerColumn</c>.
 /// The tables are added to <see cref="WalPipelineOptions.Tables"/>. An empty <c>SoftDeleteColumn</c> means none;
 /// an empty <c>ChangelogConnectionString</c> means the source database.
@@ -66,6 +67,8 @@ public static class WalPipelineConfiguration
         [nameof(WalPipelineOptions.MaxReconnectDelay)] = (s, o, p) => o.MaxReconnectDelay = Duration(s, p) ?? o.MaxReconnectDelay,
         [nameof(WalPipelineOptions.SlowBatchThreshold)] = (s, o, p) => o.SlowBatchThreshold = Duration(s, p) ?? o.SlowBatchThreshold,
         [nameof(WalPipelineOptions.Tables)] = BindTables,
+        [nameof(WalPipelineOptions.MaxBucketsPerChange)] = (s, o, p) => o.MaxBucketsPerChange = WholeNumber(s, p) ?? o.MaxBucketsPerChange,
+        [nameof(TableRegistry.GlobalBucketFunction)] = (s, o, p) => o.Tables.GlobalBucketFunction = EmptyIsNull(Text(s, p), o.Tables.GlobalBucketFunction),
     }.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
 
     private static readonly FrozenDictionary<string, TableSettingBinder> s_tableSettings = new Dictionary<string, TableSettingBinder>
@@ -78,6 +81,7 @@ public static class WalPipelineConfiguration
         [nameof(TableRegistration.GlobalWhenBucketNull)] = (s, t, p) => t.GlobalWhenBucketNull = Boolean(s, p) ?? t.GlobalWhenBucketNull,
         [nameof(TableRegistration.ParentTable)] = (s, t, p) => t.ParentTable = EmptyIsNull(Text(s, p), t.ParentTable),
         [nameof(TableRegistration.ParentForeignKeyColumn)] = (s, t, p) => t.ParentForeignKeyColumn = EmptyIsNull(Text(s, p), t.ParentForeignKeyColumn),
+        [nameof(TableRegistration.BucketFunction)] = (s, t, p) => t.BucketFunction = EmptyIsNull(Text(s, p), t.BucketFunction),
     }.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
 
     // Names in the order they are documented, for "known settings" lists.
@@ -87,14 +91,14 @@ public static class WalPipelineConfiguration
         nameof(WalPipelineOptions.PublicationName), nameof(WalPipelineOptions.CreateSlotIfMissing), nameof(WalPipelineOptions.Tables),
         nameof(WalPipelineOptions.MaxBatchRows), nameof(WalPipelineOptions.MaxBatchBytes), nameof(WalPipelineOptions.BatchLinger),
         nameof(WalPipelineOptions.WalBufferBytes), nameof(WalPipelineOptions.StatusInterval), nameof(WalPipelineOptions.MaxReconnectDelay),
-        nameof(WalPipelineOptions.SlowBatchThreshold),
+        nameof(WalPipelineOptions.SlowBatchThreshold), nameof(WalPipelineOptions.MaxBucketsPerChange), nameof(TableRegistry.GlobalBucketFunction),
     ];
 
     private static readonly string[] s_tableSettingNames =
     [
         nameof(TableRegistration.IdColumn), nameof(TableRegistration.SoftDeleteColumn), nameof(TableRegistration.OwnerColumn),
         nameof(TableRegistration.BucketByColumn), nameof(TableRegistration.BucketPrefix), nameof(TableRegistration.GlobalWhenBucketNull),
-        nameof(TableRegistration.ParentTable), nameof(TableRegistration.ParentForeignKeyColumn),
+        nameof(TableRegistration.ParentTable), nameof(TableRegistration.ParentForeignKeyColumn), nameof(TableRegistration.BucketFunction),
     ];
 
     /// <summary>Sets every option <paramref name="section"/> has a key for; options without a key keep their value.</summary>
@@ -170,6 +174,7 @@ public static class WalPipelineConfiguration
                 GlobalWhenBucketNull = settings.GlobalWhenBucketNull,
                 ParentTable = settings.ParentTable,
                 ParentForeignKeyColumn = settings.ParentForeignKeyColumn,
+                BucketFunction = settings.BucketFunction,
             };
         }
         catch (ArgumentException)
@@ -353,5 +358,7 @@ public static class WalPipelineConfiguration
         public string? ParentTable { get; set; }
 
         public string? ParentForeignKeyColumn { get; set; }
+
+        public string? BucketFunction { get; set; }
     }
 }

@@ -98,7 +98,7 @@ internal sealed partial class ChangeDecoder
         _mappings.Remove(relation.Oid);
         if (!_registry.TryGet(relation.Schema, relation.Name, out var table))
             _mappings[relation.Oid] = (relation, null);
-        else if (RelationMapping.TryCreate(relation, table) is { } mapping)
+        else if (RelationMapping.TryCreate(relation, table, _registry) is { } mapping)
             _mappings[relation.Oid] = (relation, mapping);
     }
 
@@ -108,7 +108,8 @@ internal sealed partial class ChangeDecoder
             return;
         var values = mapping.Read(message.NewRow, _batch);
         RequireId(mapping, values, "inserted");
-        _batch.Add(new DecodedChange(mapping.Table, ChangeOperation.Insert, values));
+        mapping.ReadRow(message.NewRow, _batch);
+        _batch.Add(new DecodedChange(mapping.Table, ChangeOperation.Insert, values, mapping.Layout));
         Added(messageBytes);
     }
 
@@ -118,6 +119,8 @@ internal sealed partial class ChangeDecoder
             return;
         var values = mapping.Read(message.NewRow, _batch);
         RequireId(mapping, values, "updated");
+        mapping.ReadRow(message.NewRow, _batch);
+        var hasOldRow = false;
         if (message.OldRowKind != OldTupleKind.None)
         {
             var mark = _batch.ValueMark;
@@ -128,15 +131,18 @@ internal sealed partial class ChangeDecoder
             {
                 // The id itself changed: the old record is gone and a new one exists. Both go into this batch
                 // (the insert's values are in its arena), so the limits are checked after the pair.
-                _batch.Add(new DecodedChange(mapping.Table, ChangeOperation.Delete, oldValues));
-                _batch.Add(new DecodedChange(mapping.Table, ChangeOperation.Insert, values));
+                mapping.ReadRow(message.OldRow, _batch);
+                _batch.Add(new DecodedChange(mapping.Table, ChangeOperation.Delete, oldValues, mapping.Layout));
+                _batch.Add(new DecodedChange(mapping.Table, ChangeOperation.Insert, values, mapping.Layout));
                 Added(messageBytes);
                 return;
             }
             _batch.TruncateValues(mark);
+            // A function rule sees the old row too (REPLICA IDENTITY FULL, or the key columns of a changed key).
+            hasOldRow = mapping.ReadRow(message.OldRow, _batch);
         }
         var operation = mapping.IsSoftDeleted(_batch, values) ? ChangeOperation.Delete : ChangeOperation.Update;
-        _batch.Add(new DecodedChange(mapping.Table, operation, values));
+        _batch.Add(new DecodedChange(mapping.Table, operation, values, mapping.Layout, hasOldRow));
         Added(messageBytes);
     }
 
@@ -152,7 +158,8 @@ internal sealed partial class ChangeDecoder
             LogUnattributableDelete(_logger, mapping.Table.QualifiedName, mapping.Table.IdColumn);
             return;
         }
-        _batch.Add(new DecodedChange(mapping.Table, ChangeOperation.Delete, values));
+        mapping.ReadRow(message.OldRow, _batch);
+        _batch.Add(new DecodedChange(mapping.Table, ChangeOperation.Delete, values, mapping.Layout));
         Added(messageBytes);
     }
 
@@ -205,7 +212,7 @@ internal sealed partial class ChangeDecoder
     {
         if (_mappings.TryGetValue(relation.Oid, out var known) && ReferenceEquals(known.Relation, relation))
             return known.Mapping;
-        var mapping = _registry.TryGet(relation.Schema, relation.Name, out var table) ? RelationMapping.Create(relation, table) : null;
+        var mapping = _registry.TryGet(relation.Schema, relation.Name, out var table) ? RelationMapping.Create(relation, table, _registry) : null;
         _mappings[relation.Oid] = (relation, mapping);
         return mapping;
     }
@@ -235,11 +242,12 @@ internal sealed partial class ChangeDecoder
         private readonly int[] _positions;
         private readonly int _softDeleteIndex;
 
-        private RelationMapping(RelationInfo relation, TableRegistration table, int[] positions)
+        private RelationMapping(RelationInfo relation, TableRegistration table, int[] positions, bool fullRow)
         {
             Relation = relation;
             Table = table;
             _positions = positions;
+            Layout = new RowLayout(table, relation.Columns.Select(c => c.Name).ToArray(), relation.Columns.Select(c => c.TypeOid).ToArray(), positions, fullRow);
             _softDeleteIndex = table.SoftDeleteColumn is { } softDelete ? table.ReferencedColumnIndex(softDelete) : -1;
         }
 
@@ -247,9 +255,12 @@ internal sealed partial class ChangeDecoder
 
         public TableRegistration Table { get; }
 
-        public static RelationMapping Create(RelationInfo relation, TableRegistration table)
+        /// <summary>The names and types of the relation's columns, shared by its changes.</summary>
+        public RowLayout Layout { get; }
+
+        public static RelationMapping Create(RelationInfo relation, TableRegistration table, TableRegistry registry)
         {
-            if (TryCreate(relation, table) is { } mapping)
+            if (TryCreate(relation, table, registry) is { } mapping)
                 return mapping;
             var missing = table.ReferencedColumns.First(c => FindColumn(relation, c) < 0);
             throw new WalPipelineException(
@@ -258,7 +269,7 @@ internal sealed partial class ChangeDecoder
         }
 
         /// <summary>The mapping, or null when a referenced column is not in the relation.</summary>
-        public static RelationMapping? TryCreate(RelationInfo relation, TableRegistration table)
+        public static RelationMapping? TryCreate(RelationInfo relation, TableRegistration table, TableRegistry registry)
         {
             var columns = table.ReferencedColumns;
             var positions = new int[columns.Count];
@@ -268,7 +279,7 @@ internal sealed partial class ChangeDecoder
                 if (positions[i] < 0)
                     return null;
             }
-            return new RelationMapping(relation, table, positions);
+            return new RelationMapping(relation, table, positions, registry.BucketFunctionOf(table) is not null);
         }
 
         /// <summary>Appends the referenced columns' values to <paramref name="batch"/>; returns the index of the first.</summary>
@@ -294,6 +305,35 @@ internal sealed partial class ChangeDecoder
                 }
             }
             return first;
+        }
+
+        /// <summary>
+        /// For a table with a function rule: appends every column's value of <paramref name="row"/> (after the referenced ones)
+        /// and returns true; otherwise adds nothing and returns false, so other tables pay nothing.
+        /// </summary>
+        public bool ReadRow(TupleData row, ChangeBatch batch)
+        {
+            if (!Layout.FullRow)
+                return false;
+            var index = 0;
+            foreach (var value in row)
+            {
+                switch (value.Kind)
+                {
+                    case TupleValueKind.Text:
+                        if (!Utf8.IsValid(value.Data))
+                            throw new WalPipelineException($"Column '{Relation.Columns[index].Name}' of {Table} arrived with invalid UTF-8; the database encoding must be UTF8.");
+                        batch.AddText(value.Data);
+                        break;
+                    case TupleValueKind.Null or TupleValueKind.UnchangedToast:
+                        batch.AddEmpty(value.Kind);
+                        break;
+                    default:
+                        throw new WalPipelineException($"Column '{Relation.Columns[index].Name}' of {Table} arrived in binary format, which this pipeline does not request.");
+                }
+                index++;
+            }
+            return true;
         }
 
         public bool IsSoftDeleted(ChangeBatch batch, int values)
