@@ -11,6 +11,8 @@ namespace Synchro.Pipeline.Buckets;
 /// logic that needs no I/O, or for low volumes.
 /// </para>
 /// <para>
+/// <see cref="BucketAssignment.GetValue"/> reads the registration's referenced columns; set
+/// <see cref="Registry.TableRegistration.DecodeAllColumns"/> on the tables whose other columns the assigner reads.
 /// Changes another rule already decided (a SQL function, an owner column, the parent chain) are not offered. An exception
 /// thrown for one change (other than cancellation) becomes that change's rule failure, recorded in <c>sync_rule_failures</c>
 /// with its row, and the other changes go on.

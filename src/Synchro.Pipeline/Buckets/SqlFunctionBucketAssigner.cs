@@ -230,7 +230,8 @@ internal sealed class SqlFunctionBucketAssigner : IBucketAssigner
         var sql = $"""
             SELECT r.o, b.bucket
             FROM pg_catalog.jsonb_to_recordset($1::jsonb) AS r(o int, t text, op text, n jsonb, d jsonb)
-            CROSS JOIN LATERAL {quotedName}(r.t, r.op, r.n, r.d) AS b(bucket)
+            CROSS JOIN LATERAL {quotedName}(r.t, r.op, r.n, r.d) WITH ORDINALITY AS b(bucket, k)
+            ORDER BY r.o, b.k
             """;
         var command = new NpgsqlCommand(sql, connection) { Parameters = { new NpgsqlParameter<string> { TypedValue = Document(changes) } } };
         await using (command.ConfigureAwait(false))

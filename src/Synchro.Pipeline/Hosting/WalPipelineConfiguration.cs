@@ -23,7 +23,7 @@ namespace Synchro.Pipeline.Hosting;
 /// <c>Tables</c> holds one entry per table, keyed by its name (<c>orders</c>, or schema-qualified <c>app.orders</c>),
 /// with the <see cref="TableRegistration"/> settings <c>IdColumn</c>, <c>SoftDeleteColumn</c>, <c>OwnerColumn</c>,
 /// <c>BucketByColumn</c>, <c>BucketPrefix</c>, <c>GlobalWhenBucketNull</c>, <c>ParentTable</c>,
-/// <c>ParentForeignKeyColumn</c> and <c>BucketFunction</c>; an empty entry (<c>"categories": {}</c>) takes every default. Being keys, single
+/// <c>ParentForeignKeyColumn</c>, <c>BucketFunction</c> and <c>DecodeAllColumns</c>; an empty entry (<c>"categories": {}</c>) takes every default. Being keys, single
 /// settings can be overridden one by one, e.g. by the environment variable <c>Synchro__Tables__orders__OwnerColumn</c>.
 /// The tables are added to <see cref="WalPipelineOptions.Tables"/>. An empty <c>SoftDeleteColumn</c> means none;
 /// an empty <c>ChangelogConnectionString</c> means the source database.
@@ -82,6 +82,7 @@ public static class WalPipelineConfiguration
         [nameof(TableRegistration.ParentTable)] = (s, t, p) => t.ParentTable = EmptyIsNull(Text(s, p), t.ParentTable),
         [nameof(TableRegistration.ParentForeignKeyColumn)] = (s, t, p) => t.ParentForeignKeyColumn = EmptyIsNull(Text(s, p), t.ParentForeignKeyColumn),
         [nameof(TableRegistration.BucketFunction)] = (s, t, p) => t.BucketFunction = EmptyIsNull(Text(s, p), t.BucketFunction),
+        [nameof(TableRegistration.DecodeAllColumns)] = (s, t, p) => t.DecodeAllColumns = Boolean(s, p) ?? t.DecodeAllColumns,
     }.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
 
     // Names in the order they are documented, for "known settings" lists.
@@ -99,6 +100,7 @@ public static class WalPipelineConfiguration
         nameof(TableRegistration.IdColumn), nameof(TableRegistration.SoftDeleteColumn), nameof(TableRegistration.OwnerColumn),
         nameof(TableRegistration.BucketByColumn), nameof(TableRegistration.BucketPrefix), nameof(TableRegistration.GlobalWhenBucketNull),
         nameof(TableRegistration.ParentTable), nameof(TableRegistration.ParentForeignKeyColumn), nameof(TableRegistration.BucketFunction),
+        nameof(TableRegistration.DecodeAllColumns),
     ];
 
     /// <summary>Sets every option <paramref name="section"/> has a key for; options without a key keep their value.</summary>
@@ -175,6 +177,7 @@ public static class WalPipelineConfiguration
                 ParentTable = settings.ParentTable,
                 ParentForeignKeyColumn = settings.ParentForeignKeyColumn,
                 BucketFunction = settings.BucketFunction,
+                DecodeAllColumns = settings.DecodeAllColumns,
             };
         }
         catch (ArgumentException)
@@ -360,5 +363,7 @@ public static class WalPipelineConfiguration
         public string? ParentForeignKeyColumn { get; set; }
 
         public string? BucketFunction { get; set; }
+
+        public bool DecodeAllColumns { get; set; }
     }
 }

@@ -279,7 +279,7 @@ internal sealed partial class ChangeDecoder
                 if (positions[i] < 0)
                     return null;
             }
-            return new RelationMapping(relation, table, positions, registry.BucketFunctionOf(table) is not null);
+            return new RelationMapping(relation, table, positions, table.DecodeAllColumns || registry.BucketFunctionOf(table) is not null);
         }
 
         /// <summary>Appends the referenced columns' values to <paramref name="batch"/>; returns the index of the first.</summary>

@@ -34,7 +34,7 @@ internal sealed class RowLayout
     /// <summary>The type OIDs of <see cref="TableRegistration.ReferencedColumns"/>, in their order.</summary>
     public uint[] ReferencedTypeOids { get; }
 
-    /// <summary>Whether changes carry every column (the table has a SQL function rule), not just the referenced ones.</summary>
+    /// <summary>Whether changes carry every column (a SQL function rule, or <see cref="TableRegistration.DecodeAllColumns"/>), not just the referenced ones.</summary>
     public bool FullRow { get; }
 
     /// <summary>The position of <paramref name="column"/> in <see cref="Names"/>, or -1.</summary>

@@ -69,6 +69,13 @@ public sealed class TableRegistration
     /// <remarks>Evaluated once per batch for all of the batch's changes of the tables that use it (one query, not one per row).</remarks>
     public string? BucketFunction { get; init; }
 
+    /// <summary>
+    /// Changes carry every column, not only the referenced ones, so an application's assigner can read any column
+    /// (<see cref="Buckets.BucketAssignment.GetValue"/>) and a rule failure keeps the whole row. Implied by a SQL bucket function.
+    /// Costs decoding time per row; default false.
+    /// </summary>
+    public bool DecodeAllColumns { get; init; }
+
     /// <summary>The column that decides the bucket, if this table has one of its own.</summary>
     public string? BucketColumn => BucketByColumn ?? OwnerColumn;
 
