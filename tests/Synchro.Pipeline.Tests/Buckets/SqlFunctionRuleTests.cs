@@ -179,6 +179,41 @@ public sealed class SqlFunctionRuleTests(PostgresServerFixture postgres)
     }
 
     [Fact]
+    public async Task A_batched_assigner_that_throws_fails_the_changes_it_left_undecided_and_the_pipeline_goes_on()
+    {
+        await using var harness = await PipelineHarness.CreateAsync(postgres, "batched_throw");
+        await harness.StartAsync(harness.Options(new ThrowingAssigner()));
+
+        // One at a time, so that each is a batch of its own: an exception fails every undecided change of its batch.
+        await harness.ExecuteAsync("INSERT INTO categories VALUES (1, 'books')");
+        await harness.WaitForChangelogAsync(1);
+        await harness.ExecuteAsync("INSERT INTO categories VALUES (2, 'films')");
+        for (var waited = 0; await harness.ScalarAsync<long>("SELECT count(*) FROM sync_rule_failures") == 0; waited++)
+        {
+            Assert.True(waited < 600, "no rule failure was recorded in 30 s");
+            await Task.Delay(50);
+        }
+        await harness.ExecuteAsync("INSERT INTO categories VALUES (3, 'games')");
+
+        Assert.Equal(["global categories 1 1", "global categories 3 1"], await harness.WaitForChangelogAsync(2));
+        Assert.Equal("categories 2 1 bucket assigner ThrowingAssigner threw InvalidOperationException: assigner is down {\"id\": 2, \"deleted_at\": null}", await harness.ScalarAsync<string>(
+            "SELECT table_name || ' ' || record_id || ' ' || operation || ' ' || error_text || ' ' || payload::text FROM sync_rule_failures"));
+    }
+
+    /// <summary>Assigns <c>global</c> to every change, but throws for a batch with category 2.</summary>
+    private sealed class ThrowingAssigner : IBucketAssigner
+    {
+        public Task AssignAsync(BucketAssignmentBatch batch, CancellationToken cancellationToken)
+        {
+            if (batch.Changes.Any(c => c.RecordId == "2"))
+                throw new InvalidOperationException("assigner is down");
+            foreach (var change in batch.Changes)
+                change.Buckets.Add(BucketAssignment.GlobalBucket);
+            return Task.CompletedTask;
+        }
+    }
+
+    [Fact]
     public async Task A_function_name_that_is_not_an_identifier_is_rejected_and_a_missing_function_fails_the_start()
     {
         await using var harness = await CreateAsync(postgres, "fn_config");
