@@ -15,10 +15,12 @@ namespace Synchro.Pipeline.Buckets;
 internal sealed class GuardedBucketAssigner : IBucketAssigner
 {
     private readonly IBucketAssigner[] _assigners;
+    private readonly TableRegistry _registry;
     private readonly int _maxBucketsPerChange;
 
     public GuardedBucketAssigner(TableRegistry registry, IBucketAssigner? assigner, int maxBucketsPerChange)
     {
+        _registry = registry;
         var inner = assigner ?? new DefaultBucketAssigner();
         _assigners = SqlFunctionBucketAssigner.IsNeeded(registry) ? [new SqlFunctionBucketAssigner(registry), inner] : [inner];
         _maxBucketsPerChange = maxBucketsPerChange;
@@ -38,7 +40,8 @@ internal sealed class GuardedBucketAssigner : IBucketAssigner
                 var reason = $"bucket assigner {assigner.GetType().Name} threw {e.GetType().Name}: {e.Message}";
                 foreach (var change in batch.Changes)
                 {
-                    if (!change.IsDecided)
+                    // The function rules answer only for their tables; the changes of the others are still the next assigner's.
+                    if (!change.IsDecided && (assigner is not SqlFunctionBucketAssigner || _registry.BucketFunctionOf(change.Table) is not null))
                         change.Fail(reason);
                 }
             }

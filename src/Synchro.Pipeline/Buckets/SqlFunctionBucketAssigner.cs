@@ -154,6 +154,9 @@ internal sealed class SqlFunctionBucketAssigner : IBucketAssigner
         foreach (var pending in group)
         {
             var change = pending.Change.Change;
+            // A delete's row is the old one: what it lacks (columns outside a key-only replica identity) no longer exists.
+            if (change.Operation == ChangeOperation.Delete && !change.HasOldRow)
+                continue;
             var batch = pending.Change.Values;
             var layout = change.Layout!;
             for (var i = 0; i < layout.Names.Length; i++)
@@ -293,19 +296,25 @@ internal sealed class SqlFunctionBucketAssigner : IBucketAssigner
             var value = batch.Value(change.RowValue + i);
             if (value.Kind == TupleValueKind.UnchangedToast && change.OldRowValue >= 0)
                 value = batch.Value(change.OldRowValue + i);
-            writer.WritePropertyName(layout.Names[i]);
-            switch (value.Kind)
+            if (value.Kind == TupleValueKind.Text)
             {
-                case TupleValueKind.Text:
-                    RowJson.WriteValue(writer, batch.Text(value), layout.TypeOids[i]);
-                    break;
-                case TupleValueKind.UnchangedToast when filled is not null && filled.TryGetValue(layout.Names[i], out var current) && current is not null:
-                    RowJson.WriteValue(writer, current, layout.TypeOids[i]);
-                    break;
-                default:
-                    writer.WriteNullValue();
-                    break;
+                writer.WritePropertyName(layout.Names[i]);
+                RowJson.WriteValue(writer, batch.Text(value), layout.TypeOids[i]);
             }
+            else if (value.Kind == TupleValueKind.Null)
+            {
+                writer.WritePropertyName(layout.Names[i]);
+                writer.WriteNullValue();
+            }
+            else if (filled is not null && filled.TryGetValue(layout.Names[i], out var current))
+            {
+                writer.WritePropertyName(layout.Names[i]);
+                if (current is null)
+                    writer.WriteNullValue();
+                else
+                    RowJson.WriteValue(writer, current, layout.TypeOids[i]);
+            }
+            // Otherwise not sent and nothing to fill it from (a delete's key-only row): left out, as RowJson leaves it out.
         }
         writer.WriteEndObject();
     }

@@ -131,7 +131,7 @@ internal sealed partial class ChangeDecoder
             {
                 // The id itself changed: the old record is gone and a new one exists. Both go into this batch
                 // (the insert's values are in its arena), so the limits are checked after the pair.
-                mapping.ReadRow(message.OldRow, _batch);
+                mapping.ReadRow(message.OldRow, _batch, message.OldRowKind == OldTupleKind.Key);
                 _batch.Add(new DecodedChange(mapping.Table, ChangeOperation.Delete, oldValues, mapping.Layout));
                 _batch.Add(new DecodedChange(mapping.Table, ChangeOperation.Insert, values, mapping.Layout));
                 Added(messageBytes);
@@ -139,7 +139,7 @@ internal sealed partial class ChangeDecoder
             }
             _batch.TruncateValues(mark);
             // A function rule sees the old row too (REPLICA IDENTITY FULL, or the key columns of a changed key).
-            hasOldRow = mapping.ReadRow(message.OldRow, _batch);
+            hasOldRow = mapping.ReadRow(message.OldRow, _batch, message.OldRowKind == OldTupleKind.Key);
         }
         var operation = mapping.IsSoftDeleted(_batch, values) ? ChangeOperation.Delete : ChangeOperation.Update;
         _batch.Add(new DecodedChange(mapping.Table, operation, values, mapping.Layout, hasOldRow));
@@ -158,7 +158,7 @@ internal sealed partial class ChangeDecoder
             LogUnattributableDelete(_logger, mapping.Table.QualifiedName, mapping.Table.IdColumn);
             return;
         }
-        mapping.ReadRow(message.OldRow, _batch);
+        mapping.ReadRow(message.OldRow, _batch, message.OldRowKind == OldTupleKind.Key);
         _batch.Add(new DecodedChange(mapping.Table, ChangeOperation.Delete, values, mapping.Layout));
         Added(messageBytes);
     }
@@ -309,15 +309,23 @@ internal sealed partial class ChangeDecoder
 
         /// <summary>
         /// For a table with a function rule: appends every column's value of <paramref name="row"/> (after the referenced ones)
-        /// and returns true; otherwise adds nothing and returns false, so other tables pay nothing.
+        /// and returns true; otherwise adds nothing and returns false, so other tables pay nothing. Of a key-only old row
+        /// (<paramref name="keyOnly"/>), the columns outside the replica identity are stored as not sent (as unchanged TOAST
+        /// values), not as the NULLs the server puts there, so nothing takes them for the row's values.
         /// </summary>
-        public bool ReadRow(TupleData row, ChangeBatch batch)
+        public bool ReadRow(TupleData row, ChangeBatch batch, bool keyOnly = false)
         {
             if (!Layout.FullRow)
                 return false;
             var index = 0;
             foreach (var value in row)
             {
+                if (keyOnly && !Relation.Columns[index].IsKey)
+                {
+                    batch.AddEmpty(TupleValueKind.UnchangedToast);
+                    index++;
+                    continue;
+                }
                 switch (value.Kind)
                 {
                     case TupleValueKind.Text:

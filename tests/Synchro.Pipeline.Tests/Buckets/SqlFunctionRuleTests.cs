@@ -16,7 +16,9 @@ public sealed class SqlFunctionRuleTests(PostgresServerFixture postgres)
         CREATE TABLE docs (id int PRIMARY KEY, owner text, n int, price numeric, ratio float8, flag boolean, meta jsonb, note text, deleted_at timestamptz);
         ALTER TABLE docs REPLICA IDENTITY FULL;
         CREATE TABLE notes (id int PRIMARY KEY, owner text, body text);
-        ALTER PUBLICATION synchro_pub ADD TABLE docs, notes;
+        CREATE TABLE fullnotes (id int PRIMARY KEY, owner text, body text);
+        ALTER TABLE fullnotes REPLICA IDENTITY FULL;
+        ALTER PUBLICATION synchro_pub ADD TABLE docs, notes, fullnotes;
         CREATE TABLE rule_calls (txid bigint, table_name text, operation text, new_row jsonb, old_row jsonb);
         CREATE FUNCTION doc_buckets(table_name text, operation text, new_row jsonb, old_row jsonb) RETURNS SETOF text LANGUAGE plpgsql AS $$
         BEGIN
@@ -47,7 +49,8 @@ public sealed class SqlFunctionRuleTests(PostgresServerFixture postgres)
         var options = harness.Options(assigner);
         options.Tables = PipelineHarness.Registry()
             .Add(new TableRegistration("docs") { BucketFunction = "doc_buckets" })
-            .Add(new TableRegistration("notes") { BucketFunction = "public.note_buckets", SoftDeleteColumn = null });
+            .Add(new TableRegistration("notes") { BucketFunction = "public.note_buckets", SoftDeleteColumn = null })
+            .Add(new TableRegistration("fullnotes") { BucketFunction = "note_buckets", SoftDeleteColumn = null });
         options.Tables.GlobalBucketFunction = global;
         return options;
     }
@@ -129,6 +132,24 @@ public sealed class SqlFunctionRuleTests(PostgresServerFixture postgres)
         Assert.Equal(
             ["user:alice notes 1 1", "len:8000 notes 1 1", "user:bob notes 1 1", "len:8000 notes 1 2", "user:alice notes 1 3"],
             await harness.WaitForChangelogAsync(5));
+    }
+
+    [Fact]
+    public async Task An_unchanged_toast_value_is_taken_from_the_old_row_when_the_server_sends_one()
+    {
+        await using var harness = await CreateAsync(postgres, "fn_toast_old");
+        await harness.StartAsync(Options(harness));
+
+        await harness.ExecuteAsync("INSERT INTO fullnotes SELECT 1, 'alice', string_agg(md5(g::text), '') FROM generate_series(1, 250) g");
+        // The row is gone before the pipeline could read it back: only the old row (REPLICA IDENTITY FULL) has the body.
+        await harness.ExecuteAsync("BEGIN; UPDATE fullnotes SET owner = 'bob' WHERE id = 1; DELETE FROM fullnotes WHERE id = 1; COMMIT;");
+
+        Assert.Equal(
+        [
+            "user:alice fullnotes 1 1", "len:8000 fullnotes 1 1",
+            "user:bob fullnotes 1 1", "len:8000 fullnotes 1 2", "user:alice fullnotes 1 3",
+            "user:bob fullnotes 1 3", "len:8000 fullnotes 1 3",
+        ], await harness.WaitForChangelogAsync(7));
     }
 
     [Fact]
