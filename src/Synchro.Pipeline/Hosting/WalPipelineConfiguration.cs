@@ -17,13 +17,15 @@ namespace Synchro.Pipeline.Hosting;
 /// <c>ChangelogConnectionString</c>, <c>SlotName</c>, <c>PublicationName</c>, <c>CreateSlotIfMissing</c>,
 /// <c>MaxBatchRows</c>, <c>MaxBatchBytes</c>, <c>BatchLinger</c>, <c>WalBufferBytes</c>, <c>StatusInterval</c>,
 /// <c>MaxReconnectDelay</c>, <c>SlowBatchThreshold</c>, <c>BinaryTupleMode</c>, <c>HeartbeatInterval</c>, <c>SlotHealthInterval</c>,
-/// <c>SlotSafeWalSizeWarning</c>, <c>SkipOrigins</c> (a list, or one comma-separated value), <c>InitialSnapshot</c> and <c>Tables</c>.
+/// <c>SlotSafeWalSizeWarning</c>, <c>SkipOrigins</c> (a list, or one comma-separated value), <c>InitialSnapshot</c>,
+/// <c>MaxBucketsPerChange</c>, <c>GlobalBucketFunction</c> (sets <see cref="TableRegistry.GlobalBucketFunction"/> of
+/// <see cref="WalPipelineOptions.Tables"/>) and <c>Tables</c>.
 /// </para>
 /// <para>
 /// <c>Tables</c> holds one entry per table, keyed by its name (<c>orders</c>, or schema-qualified <c>app.orders</c>),
 /// with the <see cref="TableRegistration"/> settings <c>IdColumn</c>, <c>SoftDeleteColumn</c>, <c>OwnerColumn</c>,
-/// <c>BucketByColumn</c>, <c>BucketPrefix</c>, <c>GlobalWhenBucketNull</c>, <c>ParentTable</c> and
-/// <c>ParentForeignKeyColumn</c>; an empty entry (<c>"categories": {}</c>) takes every default. Being keys, single
+/// <c>BucketByColumn</c>, <c>BucketPrefix</c>, <c>GlobalWhenBucketNull</c>, <c>ParentTable</c>,
+/// <c>ParentForeignKeyColumn</c>, <c>BucketFunction</c> and <c>DecodeAllColumns</c>; an empty entry (<c>"categories": {}</c>) takes every default. Being keys, single
 /// settings can be overridden one by one, e.g. by the environment variable <c>Synchro__Tables__orders__OwnerColumn</c>.
 /// The tables are added to <see cref="WalPipelineOptions.Tables"/>. An empty <c>SoftDeleteColumn</c> means none;
 /// an empty <c>ChangelogConnectionString</c> means the source database.
@@ -73,6 +75,8 @@ public static class WalPipelineConfiguration
         [nameof(WalPipelineOptions.SlotHealthInterval)] = (s, o, p) => o.SlotHealthInterval = Duration(s, p) ?? o.SlotHealthInterval,
         [nameof(WalPipelineOptions.SlotSafeWalSizeWarning)] = (s, o, p) => o.SlotSafeWalSizeWarning = ByteSize(s, p) ?? o.SlotSafeWalSizeWarning,
         [nameof(WalPipelineOptions.SkipOrigins)] = BindSkipOrigins,
+        [nameof(WalPipelineOptions.MaxBucketsPerChange)] = (s, o, p) => o.MaxBucketsPerChange = WholeNumber(s, p) ?? o.MaxBucketsPerChange,
+        [nameof(TableRegistry.GlobalBucketFunction)] = (s, o, p) => o.Tables.GlobalBucketFunction = EmptyIsNull(Text(s, p), o.Tables.GlobalBucketFunction),
     }.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
 
     private static readonly FrozenDictionary<string, TableSettingBinder> s_tableSettings = new Dictionary<string, TableSettingBinder>
@@ -85,6 +89,8 @@ public static class WalPipelineConfiguration
         [nameof(TableRegistration.GlobalWhenBucketNull)] = (s, t, p) => t.GlobalWhenBucketNull = Boolean(s, p) ?? t.GlobalWhenBucketNull,
         [nameof(TableRegistration.ParentTable)] = (s, t, p) => t.ParentTable = EmptyIsNull(Text(s, p), t.ParentTable),
         [nameof(TableRegistration.ParentForeignKeyColumn)] = (s, t, p) => t.ParentForeignKeyColumn = EmptyIsNull(Text(s, p), t.ParentForeignKeyColumn),
+        [nameof(TableRegistration.BucketFunction)] = (s, t, p) => t.BucketFunction = EmptyIsNull(Text(s, p), t.BucketFunction),
+        [nameof(TableRegistration.DecodeAllColumns)] = (s, t, p) => t.DecodeAllColumns = Boolean(s, p) ?? t.DecodeAllColumns,
     }.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
 
     // Names in the order they are documented, for "known settings" lists.
@@ -96,13 +102,15 @@ public static class WalPipelineConfiguration
         nameof(WalPipelineOptions.WalBufferBytes), nameof(WalPipelineOptions.StatusInterval), nameof(WalPipelineOptions.MaxReconnectDelay),
         nameof(WalPipelineOptions.SlowBatchThreshold), nameof(WalPipelineOptions.BinaryTupleMode), nameof(WalPipelineOptions.HeartbeatInterval), nameof(WalPipelineOptions.SlotHealthInterval),
         nameof(WalPipelineOptions.SlotSafeWalSizeWarning), nameof(WalPipelineOptions.SkipOrigins), nameof(WalPipelineOptions.InitialSnapshot),
+        nameof(WalPipelineOptions.MaxBucketsPerChange), nameof(TableRegistry.GlobalBucketFunction),
     ];
 
     private static readonly string[] s_tableSettingNames =
     [
         nameof(TableRegistration.IdColumn), nameof(TableRegistration.SoftDeleteColumn), nameof(TableRegistration.OwnerColumn),
         nameof(TableRegistration.BucketByColumn), nameof(TableRegistration.BucketPrefix), nameof(TableRegistration.GlobalWhenBucketNull),
-        nameof(TableRegistration.ParentTable), nameof(TableRegistration.ParentForeignKeyColumn),
+        nameof(TableRegistration.ParentTable), nameof(TableRegistration.ParentForeignKeyColumn), nameof(TableRegistration.BucketFunction),
+        nameof(TableRegistration.DecodeAllColumns),
     ];
 
     /// <summary>Sets every option <paramref name="section"/> has a key for; options without a key keep their value.</summary>
@@ -193,6 +201,8 @@ public static class WalPipelineConfiguration
                 GlobalWhenBucketNull = settings.GlobalWhenBucketNull,
                 ParentTable = settings.ParentTable,
                 ParentForeignKeyColumn = settings.ParentForeignKeyColumn,
+                BucketFunction = settings.BucketFunction,
+                DecodeAllColumns = settings.DecodeAllColumns,
             };
         }
         catch (ArgumentException)
@@ -376,5 +386,9 @@ public static class WalPipelineConfiguration
         public string? ParentTable { get; set; }
 
         public string? ParentForeignKeyColumn { get; set; }
+
+        public string? BucketFunction { get; set; }
+
+        public bool DecodeAllColumns { get; set; }
     }
 }

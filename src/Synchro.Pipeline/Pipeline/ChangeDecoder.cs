@@ -110,7 +110,7 @@ internal sealed partial class ChangeDecoder
         _mappings.Remove(relation.Oid);
         if (!_registry.TryGet(relation.Schema, relation.Name, out var table))
             _mappings[relation.Oid] = (relation, null);
-        else if (RelationMapping.TryCreate(relation, table, BinaryTuples) is { } mapping)
+        else if (RelationMapping.TryCreate(relation, table, BinaryTuples, _registry) is { } mapping)
             _mappings[relation.Oid] = (relation, mapping);
     }
 
@@ -120,7 +120,8 @@ internal sealed partial class ChangeDecoder
             return;
         var values = mapping.Read(message.NewRow, _batch);
         RequireId(mapping, values, "inserted");
-        _batch.Add(new DecodedChange(mapping.Table, ChangeOperation.Insert, values));
+        mapping.ReadRow(message.NewRow, _batch);
+        _batch.Add(new DecodedChange(mapping.Table, ChangeOperation.Insert, values, mapping.Layout));
         Added(messageBytes);
     }
 
@@ -133,6 +134,8 @@ internal sealed partial class ChangeDecoder
         if (message.OldRowKind != OldTupleKind.None && _batch.Value(values).Kind == TupleValueKind.UnchangedToast)
             mapping.ReadOldId(message.OldRow, _batch, values);
         RequireId(mapping, values, "updated");
+        mapping.ReadRow(message.NewRow, _batch);
+        var hasOldRow = false;
         if (message.OldRowKind != OldTupleKind.None)
         {
             var mark = _batch.ValueMark;
@@ -143,15 +146,18 @@ internal sealed partial class ChangeDecoder
             {
                 // The id itself changed: the old record is gone and a new one exists. Both go into this batch
                 // (the insert's values are in its arena), so the limits are checked after the pair.
-                _batch.Add(new DecodedChange(mapping.Table, ChangeOperation.Delete, oldValues));
-                _batch.Add(new DecodedChange(mapping.Table, ChangeOperation.Insert, values));
+                mapping.ReadRow(message.OldRow, _batch, message.OldRowKind == OldTupleKind.Key);
+                _batch.Add(new DecodedChange(mapping.Table, ChangeOperation.Delete, oldValues, mapping.Layout));
+                _batch.Add(new DecodedChange(mapping.Table, ChangeOperation.Insert, values, mapping.Layout));
                 Added(messageBytes);
                 return;
             }
             _batch.TruncateValues(mark);
+            // A function rule sees the old row too (REPLICA IDENTITY FULL, or the key columns of a changed key).
+            hasOldRow = mapping.ReadRow(message.OldRow, _batch, message.OldRowKind == OldTupleKind.Key);
         }
         var operation = mapping.IsSoftDeleted(_batch, values) ? ChangeOperation.Delete : ChangeOperation.Update;
-        _batch.Add(new DecodedChange(mapping.Table, operation, values));
+        _batch.Add(new DecodedChange(mapping.Table, operation, values, mapping.Layout, hasOldRow));
         Added(messageBytes);
     }
 
@@ -167,7 +173,8 @@ internal sealed partial class ChangeDecoder
             LogUnattributableDelete(_logger, mapping.Table.QualifiedName, mapping.Table.IdColumn);
             return;
         }
-        _batch.Add(new DecodedChange(mapping.Table, ChangeOperation.Delete, values));
+        mapping.ReadRow(message.OldRow, _batch, message.OldRowKind == OldTupleKind.Key);
+        _batch.Add(new DecodedChange(mapping.Table, ChangeOperation.Delete, values, mapping.Layout));
         Added(messageBytes);
     }
 
@@ -251,7 +258,7 @@ internal sealed partial class ChangeDecoder
         if (_mappings.TryGetValue(relation.Oid, out var known) && ReferenceEquals(known.Relation, relation))
             return known.Mapping;
         RelationMapping? mapping = null;
-        if (_registry.TryGet(relation.Schema, relation.Name, out var table) && (mapping = RelationMapping.TryCreate(relation, table, BinaryTuples)) is null)
+        if (_registry.TryGet(relation.Schema, relation.Name, out var table) && (mapping = RelationMapping.TryCreate(relation, table, BinaryTuples, _registry)) is null)
         {
             FailMissingColumns(relation, table);
             return null;
@@ -283,12 +290,13 @@ internal sealed partial class ChangeDecoder
         // Binary tuple mode: per referenced column, how its binary values become text; null in text mode.
         private readonly BinaryColumnFormat[]? _formats;
 
-        private RelationMapping(RelationInfo relation, TableRegistration table, int[] positions, BinaryColumnFormat[]? formats)
+        private RelationMapping(RelationInfo relation, TableRegistration table, int[] positions, BinaryColumnFormat[]? formats, bool fullRow)
         {
             Relation = relation;
             Table = table;
             _positions = positions;
             _formats = formats;
+            Layout = new RowLayout(table, relation.Columns.Select(c => c.Name).ToArray(), relation.Columns.Select(c => c.TypeOid).ToArray(), positions, fullRow);
             _softDeleteIndex = table.SoftDeleteColumn is { } softDelete ? table.ReferencedColumnIndex(softDelete) : -1;
         }
 
@@ -296,9 +304,12 @@ internal sealed partial class ChangeDecoder
 
         public TableRegistration Table { get; }
 
+        /// <summary>The names and types of the relation's columns, shared by its changes.</summary>
+        public RowLayout Layout { get; }
+
         /// <summary>The mapping, or null when a referenced column is not in the relation.</summary>
         /// <exception cref="WalPipelineException">Binary tuple mode, and a referenced column's type has no conversion to text.</exception>
-        public static RelationMapping? TryCreate(RelationInfo relation, TableRegistration table, bool binary)
+        public static RelationMapping? TryCreate(RelationInfo relation, TableRegistration table, bool binary, TableRegistry registry)
         {
             var columns = table.ReferencedColumns;
             var positions = new int[columns.Count];
@@ -308,7 +319,7 @@ internal sealed partial class ChangeDecoder
                 if (positions[i] < 0)
                     return null;
             }
-            return new RelationMapping(relation, table, positions, binary ? BinaryFormats(relation, table, positions) : null);
+            return new RelationMapping(relation, table, positions, binary ? BinaryFormats(relation, table, positions) : null, table.DecodeAllColumns || registry.BucketFunctionOf(table) is not null);
         }
 
         /// <summary>Appends the referenced columns' values to <paramref name="batch"/>; returns the index of the first.</summary>
@@ -349,6 +360,43 @@ internal sealed partial class ChangeDecoder
             if (!Utf8.IsValid(id.Data))
                 throw new WalPipelineException($"Column '{Relation.Columns[_positions[0]].Name}' of {Table} arrived with invalid UTF-8; the database encoding must be UTF8.");
             batch.SetText(values, id.Data);
+        }
+
+        /// <summary>
+        /// For a table with a function rule: appends every column's value of <paramref name="row"/> (after the referenced ones)
+        /// and returns true; otherwise adds nothing and returns false, so other tables pay nothing. Of a key-only old row
+        /// (<paramref name="keyOnly"/>), the columns outside the replica identity are stored as not sent (as unchanged TOAST
+        /// values), not as the NULLs the server puts there, so nothing takes them for the row's values.
+        /// </summary>
+        public bool ReadRow(TupleData row, ChangeBatch batch, bool keyOnly = false)
+        {
+            if (!Layout.FullRow)
+                return false;
+            var index = 0;
+            foreach (var value in row)
+            {
+                if (keyOnly && !Relation.Columns[index].IsKey)
+                {
+                    batch.AddEmpty(TupleValueKind.UnchangedToast);
+                    index++;
+                    continue;
+                }
+                switch (value.Kind)
+                {
+                    case TupleValueKind.Text:
+                        if (!Utf8.IsValid(value.Data))
+                            throw new WalPipelineException($"Column '{Relation.Columns[index].Name}' of {Table} arrived with invalid UTF-8; the database encoding must be UTF8.");
+                        batch.AddText(value.Data);
+                        break;
+                    case TupleValueKind.Null or TupleValueKind.UnchangedToast:
+                        batch.AddEmpty(value.Kind);
+                        break;
+                    default:
+                        throw new WalPipelineException($"Column '{Relation.Columns[index].Name}' of {Table} arrived in binary format, which this pipeline does not request.");
+                }
+                index++;
+            }
+            return true;
         }
 
         // An unchanged TOAST value ('u') is never NULL: pgoutput sends it only for a value stored out of line. So the

@@ -1,5 +1,6 @@
 using Npgsql;
 using NpgsqlTypes;
+using Synchro.Pipeline.Buckets;
 using Synchro.Pipeline.Changelog;
 using Synchro.Pipeline.Replication;
 
@@ -64,6 +65,9 @@ public sealed partial class WalPipeline
             List<(string, string, string)> converted = [.. options.Tables.SelectMany(t => BinaryValueText.ConvertedColumns(t).Select(c => (t.Schema, t.Name, c)))];
             await StartupChecks.CheckBinaryTuplesAsync(connection, converted, cancellationToken).ConfigureAwait(false);
         }
+        var functionProblems = await SqlFunctionBucketAssigner.CheckAsync(connection, options.Tables, cancellationToken).ConfigureAwait(false);
+        if (functionProblems.Count > 0)
+            throw new WalPipelineConfigurationException(functionProblems);
         // A valid slot name is [a-z0-9_]+ (Validate), so it is safe inside the quoted literal of the suggested fix.
         if (!checks.SlotExists && !options.CreateSlotIfMissing)
             throw new WalPipelineConfigurationException($"Replication slot '{options.SlotName}' does not exist and {nameof(WalPipelineOptions.CreateSlotIfMissing)} is off; create it (SELECT pg_create_logical_replication_slot('{options.SlotName}', 'pgoutput')) or turn the option on.");

@@ -53,7 +53,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         _metrics = new PipelineMetrics(options.MeterFactory);
         _source = new NpgsqlDataSourceBuilder(options.ConnectionString).UseLoggerFactory(options.LoggerFactory).Build();
         _changelog = new NpgsqlDataSourceBuilder(options.ChangelogConnectionString ?? options.ConnectionString).UseLoggerFactory(options.LoggerFactory).Build();
-        _assigner = options.BucketAssigner ?? new DefaultBucketAssigner();
+        _assigner = new GuardedBucketAssigner(options.Tables, options.BucketAssigner, options.MaxBucketsPerChange);
     }
 
     /// <summary>The lifecycle log category; each stage logs under it with a suffix (<c>.Reader</c>, <c>.Decoder</c>, <c>.Writer</c>, <c>.Committer</c>).</summary>

@@ -39,8 +39,18 @@ public sealed partial class WalPipelineOptions
     /// <summary>The tables whose changes reach the changelog.</summary>
     public TableRegistry Tables { get; set; } = new();
 
-    /// <summary>Decides buckets. Default: <see cref="DefaultBucketAssigner"/> (owner/bucket column, then parent chain).</summary>
+    /// <summary>
+    /// Decides buckets. Default: <see cref="DefaultBucketAssigner"/> (owner/bucket column, then parent chain). SQL function
+    /// rules (<see cref="TableRegistration.BucketFunction"/>, <see cref="TableRegistry.GlobalBucketFunction"/>) run before it;
+    /// an exception it throws fails the changes it left undecided (recorded as rule failures) and the pipeline goes on.
+    /// </summary>
     public IBucketAssigner? BucketAssigner { get; set; }
+
+    /// <summary>
+    /// The most buckets one change may belong to; a change whose rule returns more distinct buckets is not written but
+    /// recorded in <c>sync_rule_failures</c> with the count and this limit. 0 for no limit. Default 1,000.
+    /// </summary>
+    public int MaxBucketsPerChange { get; set; } = 1_000;
 
     /// <summary>A batch is cut at the first transaction end after this many changes (a larger transaction is written in chunks of this size). Default 10,000.</summary>
     public int MaxBatchRows { get; set; } = 10_000;
@@ -151,6 +161,8 @@ public sealed partial class WalPipelineOptions
             problems.Add($"{nameof(PublicationName)} must name a publication");
         if (MaxBatchRows < 1)
             problems.Add($"{nameof(MaxBatchRows)} is {MaxBatchRows}; it must be at least 1");
+        if (MaxBucketsPerChange < 0)
+            problems.Add($"{nameof(MaxBucketsPerChange)} is {MaxBucketsPerChange}; it must be 0 (no limit) or more");
         if (MaxBatchBytes < 1024)
             problems.Add($"{nameof(MaxBatchBytes)} is {MaxBatchBytes}; it must be at least 1024");
         if (BatchLinger < TimeSpan.Zero || BatchLinger > TimeSpan.FromMinutes(1))
@@ -175,6 +187,11 @@ public sealed partial class WalPipelineOptions
             catch (ArgumentException e)
             {
                 problems.Add($"{nameof(Tables)}: {e.Message}");
+            }
+            if (BinaryTupleMode && Tables.FirstOrDefault(t => t.DecodeAllColumns || Tables.BucketFunctionOf(t) is not null) is { } wholeRow)
+            {
+                problems.Add($"{nameof(BinaryTupleMode)} cannot be combined with the whole-row decoding of {wholeRow} (a BucketFunction or DecodeAllColumns): "
+                    + "the row's JSON needs every column's text form, which binary mode does not give for every type; turn one of them off");
             }
         }
         return problems;

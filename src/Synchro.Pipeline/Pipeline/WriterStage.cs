@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -201,18 +200,8 @@ internal sealed partial class WriterStage(
         metrics.ChangelogRowsWritten(rows.Count, failures.Count);
     }
 
-    /// <summary>The change's decoded columns as a JSON object, kept with a rule failure for replay.</summary>
-    private static string Payload(ChangeBatch batch, DecodedChange change)
-    {
-        var columns = change.Table.ReferencedColumns;
-        var row = new Dictionary<string, string?>(columns.Count, StringComparer.Ordinal);
-        for (var i = 0; i < columns.Count; i++)
-        {
-            if (batch.Value(change, i).Kind != TupleValueKind.UnchangedToast)
-                row[columns[i]] = batch.GetString(change, i);
-        }
-        return JsonSerializer.Serialize(row, PayloadJsonContext.Default.DictionaryStringString);
-    }
+    /// <summary>The change's decoded columns as a JSON object, typed by column type, kept with a rule failure for replay.</summary>
+    private static string Payload(ChangeBatch batch, DecodedChange change) => RowJson.Payload(batch, change);
 
     [LoggerMessage(EventId = 3001, Level = LogLevel.Warning,
         Message = "{Count} change(s) of this batch failed their bucket rule and were recorded in sync_rule_failures instead of the changelog; first: {Table} {RecordId}: {Error}")]

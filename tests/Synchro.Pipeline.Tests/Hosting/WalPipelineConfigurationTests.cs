@@ -76,6 +76,30 @@ public sealed class WalPipelineConfigurationTests
     }
 
     [Fact]
+    public void Binds_the_bucket_rule_settings()
+    {
+        var options = Bind(Section(
+            ("Synchro:GlobalBucketFunction", "rules.buckets"),
+            ("Synchro:MaxBucketsPerChange", "50"),
+            ("Synchro:Tables:docs:BucketFunction", "doc_buckets"),
+            ("Synchro:Tables:notes:DecodeAllColumns", "true"),
+            ("Synchro:Tables:notes:OwnerColumn", "owner")));
+
+        Assert.Equal(("rules.buckets", 50), (options.Tables.GlobalBucketFunction, options.MaxBucketsPerChange));
+        Assert.True(options.Tables.TryGet("public", "docs", out var docs));
+        Assert.Equal("doc_buckets", options.Tables.BucketFunctionOf(docs));
+        Assert.True(options.Tables.TryGet("public", "notes", out var notes));
+        Assert.Equal(("rules.buckets", true), (options.Tables.BucketFunctionOf(notes), notes.DecodeAllColumns));
+        Assert.Equal(1_000, new WalPipelineOptions().MaxBucketsPerChange);
+
+        options.MaxBucketsPerChange = -1;
+        options.Tables.GlobalBucketFunction = "rules.buckets()";
+        var error = Assert.Throws<ArgumentException>(options.Validate);
+        Assert.Contains("MaxBucketsPerChange is -1; it must be 0 (no limit) or more", error.Message, StringComparison.Ordinal);
+        Assert.Contains("GlobalBucketFunction: 'rules.buckets()' is not a function name", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Keys_are_case_insensitive_and_absent_keys_keep_their_defaults()
     {
         var defaults = new WalPipelineOptions();
