@@ -13,6 +13,7 @@ public sealed partial class WalPipeline
 
     private SlotLock? _slotLock;
     private long _slotBusySinceTicks;
+    private long _slotBusyLastTicks;
     private MessageHandlerSet? _messageHandlers;
     private OriginFilter? _skipOrigins;
 
@@ -52,8 +53,10 @@ public sealed partial class WalPipeline
             return false;
         }
         var now = DateTime.UtcNow.Ticks;
-        if (_slotBusySinceTicks == 0)
+        // One episode is a run of failures no further apart than the reconnect backoff; a later one starts afresh.
+        if (_slotBusySinceTicks == 0 || TimeSpan.FromTicks(now - _slotBusyLastTicks) > _options.MaxReconnectDelay + s_slotBusyGrace)
             _slotBusySinceTicks = now;
+        _slotBusyLastTicks = now;
         if (TimeSpan.FromTicks(now - _slotBusySinceTicks) < s_slotBusyGrace)
             return false;
         _slotBusySinceTicks = 0;
