@@ -87,6 +87,9 @@ internal sealed class ChangeBatch
     /// <summary>Approximate pgoutput bytes of the changes, for the byte limit.</summary>
     public long Bytes { get; set; }
 
+    /// <summary>A two-phase step for the writer; such a batch has no changes of its own.</summary>
+    public Spill.PreparedAction? Prepared { get; set; }
+
     /// <summary>A mark to roll the values back to (<see cref="TruncateValues"/>): values read for a row that adds no change.</summary>
     public (int Values, int Bytes) ValueMark => (_valueCount, _byteCount);
 
@@ -178,7 +181,17 @@ internal sealed class ChangeBatch
         FirstCommitTime = default;
         CommitTimes.Clear();
         Bytes = 0;
+        Prepared = null;
         Volatile.Write(ref _released, 0);
+    }
+
+    /// <summary>Empties a batch its owner keeps (the decoder's staging batch), keeping its arrays.</summary>
+    internal void Clear()
+    {
+        AssertInUse();
+        _changes.AsSpan(0, _count).Clear();
+        _count = _valueCount = _byteCount = 0;
+        Reuse();
     }
 
     private void AddValue(ColumnValue value)

@@ -38,8 +38,9 @@ internal sealed partial class ChangeDecoder
     private bool _skipTransaction;
     private DateTime _commitTime;
 
-    public ChangeDecoder(TableRegistry registry, BatchLimits limits, Lsn resumeAfter, ILogger logger)
+    public ChangeDecoder(TableRegistry registry, BatchLimits limits, Lsn resumeAfter, ILogger logger, Spill.SpillStore? spill = null)
     {
+        _spill = spill;
         _registry = registry;
         _limits = limits;
         _resumeAfter = resumeAfter;
@@ -54,7 +55,12 @@ internal sealed partial class ChangeDecoder
     public bool InTransaction => _inTransaction;
 
     /// <summary>Takes the next batch cut by the limits, if any.</summary>
-    public bool TryTakeReady(out ChangeBatch batch) => _ready.TryDequeue(out batch!);
+    public bool TryTakeReady(out ChangeBatch batch)
+    {
+        if (_ready.Count == 0 && _replay is not null)
+            ContinueReplay();
+        return _ready.TryDequeue(out batch!);
+    }
 
     /// <summary>Cuts the current batch at its last whole transaction (the input is drained and the linger time is up).</summary>
     public bool TryCutAtIdle(out ChangeBatch batch)
@@ -183,6 +189,8 @@ internal sealed partial class ChangeDecoder
     /// <summary>Accounts for the change(s) just added and cuts the batch when it is full.</summary>
     private void Added(int messageBytes)
     {
+        if (_redirected)
+            return;
         _batch.Bytes += messageBytes;
         // A transaction larger than the limits goes out in chunks; the writer holds one database
         // transaction open across them, so memory stays bounded and the result is still atomic.

@@ -147,9 +147,10 @@ public sealed partial class WalPipeline : IAsyncDisposable
                 LogStartupWarning(_logger, warning);
             if (!checks.SlotExists)
             {
-                if (await ReplicationSlots.CreateIfMissingAsync(_options.ConnectionString, _options.SlotName, twoPhase: false, cancellationToken).ConfigureAwait(false))
+                if (await ReplicationSlots.CreateIfMissingAsync(_options.ConnectionString, _options.SlotName, twoPhase: _options.TwoPhase, cancellationToken).ConfigureAwait(false))
                     LogSlotCreated(_logger, _options.SlotName);
             }
+            await CheckSlotTwoPhaseAsync(connection, cancellationToken).ConfigureAwait(false);
         }
         await using (var connection = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
             await ChangelogSchema.EnsureAsync(connection, cancellationToken).ConfigureAwait(false);
@@ -173,9 +174,10 @@ public sealed partial class WalPipeline : IAsyncDisposable
         var batches = Channel.CreateBounded<ChangeBatch>(StageChannels.Batches(BatchQueueCapacity));
         var committed = Channel.CreateBounded<Lsn>(StageChannels.Receipts(BatchQueueCapacity + 1));
 
-        var parser = new PgOutputParser(new PgOutputOptions(protocolVersion: 1, messages: true));
+        var parser = new PgOutputParser(ParserOptions());
         var loggers = _options.LoggerFactory;
-        var decoder = new ChangeDecoder(_options.Tables, new BatchLimits(_options.MaxBatchRows, _options.MaxBatchBytes), position, loggers.CreateLogger(LogCategory + ".Decoder"));
+        using var spill = CreateSpillStore();
+        var decoder = new ChangeDecoder(_options.Tables, new BatchLimits(_options.MaxBatchRows, _options.MaxBatchBytes), position, loggers.CreateLogger(LogCategory + ".Decoder"), spill);
         var reader = new ReaderStage(replication, _options.SlotName, position, PluginOptions(), pipe.Writer, _metrics);
         var decoding = new DecoderStage(pipe.Reader, batches.Writer, parser, decoder, _options.BatchLinger, _metrics);
         var writer = new WriterStage(batches.Reader, committed.Writer, _changelog, _source, _options.SlotName, _options.Tables, _assigner, _metrics, _options.SlowBatchThreshold, loggers.CreateLogger(LogCategory + ".Writer"));
@@ -226,10 +228,11 @@ public sealed partial class WalPipeline : IAsyncDisposable
 
     private List<KeyValuePair<string, string?>> PluginOptions() =>
     [
-        new("proto_version", "1"),
+        new("proto_version", ProtocolVersion.ToString(System.Globalization.CultureInfo.InvariantCulture)),
         new("messages", "true"),
         // The replication command's string literal doubles single quotes; the list item is a quoted identifier.
         new("publication_names", PgIdentifier.Quote(_options.PublicationName).Replace("'", "''", StringComparison.Ordinal)),
+        .. StreamingPluginOptions(),
     ];
 
     /// <summary>Whether reconnecting may cure <paramref name="error"/>: the connection or the server went away.</summary>

@@ -64,6 +64,8 @@ internal sealed partial class WriterStage(
                         }
                         await WriteAsync(connection, sourceConnection, batch, cancellationToken).ConfigureAwait(false);
                         changesInTransaction += batch.Count;
+                        if (batch.Prepared is { } prepared)
+                            changesInTransaction += await ApplyPreparedAsync(connection, sourceConnection, prepared, cancellationToken).ConfigureAwait(false);
                         if (!batch.EndsTransaction)
                             continue;
 

@@ -62,7 +62,7 @@ public sealed class ChangelogSchemaTests(PostgresServerFixture postgres)
 
         await ChangelogSchema.EnsureAsync(connection);
 
-        Assert.Equal(["sync_bucket_edges", "sync_changelog", "sync_rule_failures", "sync_wal_position"], await SidecarDatabase.RowsAsync(connection, TablesSql));
+        Assert.Equal(["sync_bucket_edges", "sync_changelog", "sync_prepared_transactions", "sync_rule_failures", "sync_wal_position"], await SidecarDatabase.RowsAsync(connection, TablesSql));
         Assert.Equal(s_expectedColumns, await SidecarDatabase.RowsAsync(connection, ColumnsSql));
         Assert.Equal(s_expectedIndexes, await SidecarDatabase.RowsAsync(connection, IndexesSql));
     }
