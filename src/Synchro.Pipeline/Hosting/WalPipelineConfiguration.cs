@@ -16,7 +16,8 @@ namespace Synchro.Pipeline.Hosting;
 /// Keys (case-insensitive, as everywhere in Microsoft.Extensions.Configuration): <c>ConnectionString</c>,
 /// <c>ChangelogConnectionString</c>, <c>SlotName</c>, <c>PublicationName</c>, <c>CreateSlotIfMissing</c>,
 /// <c>MaxBatchRows</c>, <c>MaxBatchBytes</c>, <c>BatchLinger</c>, <c>WalBufferBytes</c>, <c>StatusInterval</c>,
-/// <c>MaxReconnectDelay</c>, <c>SlowBatchThreshold</c> and <c>Tables</c>.
+/// <c>MaxReconnectDelay</c>, <c>SlowBatchThreshold</c>, <c>StreamLargeTransactions</c>, <c>TwoPhase</c>, <c>SpillDirectory</c>
+/// and <c>Tables</c>.
 /// </para>
 /// <para>
 /// <c>Tables</c> holds one entry per table, keyed by its name (<c>orders</c>, or schema-qualified <c>app.orders</c>),
@@ -65,6 +66,9 @@ public static class WalPipelineConfiguration
         [nameof(WalPipelineOptions.StatusInterval)] = (s, o, p) => o.StatusInterval = Duration(s, p) ?? o.StatusInterval,
         [nameof(WalPipelineOptions.MaxReconnectDelay)] = (s, o, p) => o.MaxReconnectDelay = Duration(s, p) ?? o.MaxReconnectDelay,
         [nameof(WalPipelineOptions.SlowBatchThreshold)] = (s, o, p) => o.SlowBatchThreshold = Duration(s, p) ?? o.SlowBatchThreshold,
+        [nameof(WalPipelineOptions.StreamLargeTransactions)] = (s, o, p) => o.StreamLargeTransactions = Boolean(s, p) ?? o.StreamLargeTransactions,
+        [nameof(WalPipelineOptions.TwoPhase)] = (s, o, p) => o.TwoPhase = Boolean(s, p) ?? o.TwoPhase,
+        [nameof(WalPipelineOptions.SpillDirectory)] = (s, o, p) => o.SpillDirectory = EmptyIsNull(Text(s, p), o.SpillDirectory),
         [nameof(WalPipelineOptions.Tables)] = BindTables,
     }.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
 
@@ -87,7 +91,8 @@ public static class WalPipelineConfiguration
         nameof(WalPipelineOptions.PublicationName), nameof(WalPipelineOptions.CreateSlotIfMissing), nameof(WalPipelineOptions.Tables),
         nameof(WalPipelineOptions.MaxBatchRows), nameof(WalPipelineOptions.MaxBatchBytes), nameof(WalPipelineOptions.BatchLinger),
         nameof(WalPipelineOptions.WalBufferBytes), nameof(WalPipelineOptions.StatusInterval), nameof(WalPipelineOptions.MaxReconnectDelay),
-        nameof(WalPipelineOptions.SlowBatchThreshold),
+        nameof(WalPipelineOptions.SlowBatchThreshold), nameof(WalPipelineOptions.StreamLargeTransactions), nameof(WalPipelineOptions.TwoPhase),
+        nameof(WalPipelineOptions.SpillDirectory),
     ];
 
     private static readonly string[] s_tableSettingNames =

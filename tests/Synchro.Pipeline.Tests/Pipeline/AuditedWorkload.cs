@@ -64,20 +64,20 @@ internal sealed class AuditedWorkload : IDisposable
         \endif
         """;
 
-    // Per client, a range of ids of its own (no lock waits with the others): 800 rows in one transaction, far past a
+    // Per client, a range of ids of its own (no lock waits with the others): 500 rows in one transaction, far past a
     // logical_decoding_work_mem of 64 kB, so the server streams them. Some commit, some roll back, some roll back a savepoint.
     private const string LargeScript = """
         \set base 100000 + :client_id * 10000
         \set uid random(1, 8)
         \set fate random(1, 4)
         BEGIN;
-        INSERT INTO audited_orders (id, user_id) SELECT g, 'u' || :uid FROM generate_series(:base, :base + 799) g ON CONFLICT (id) DO UPDATE SET total = audited_orders.total + 1, user_id = EXCLUDED.user_id, deleted_at = NULL;
+        INSERT INTO audited_orders (id, user_id) SELECT g, 'u' || :uid FROM generate_series(:base, :base + 499) g ON CONFLICT (id) DO UPDATE SET total = audited_orders.total + 1, user_id = EXCLUDED.user_id, deleted_at = NULL;
         SAVEPOINT s1;
-        UPDATE audited_orders SET deleted_at = now() WHERE id BETWEEN :base AND :base + 199;
+        UPDATE audited_orders SET deleted_at = now() WHERE id BETWEEN :base AND :base + 99;
         \if :fate = 1
         ROLLBACK TO SAVEPOINT s1;
         \endif
-        DELETE FROM audited_orders WHERE id BETWEEN :base + 600 AND :base + 699;
+        DELETE FROM audited_orders WHERE id BETWEEN :base + 300 AND :base + 349;
         \if :fate = 2
         ROLLBACK;
         \else
