@@ -92,7 +92,7 @@ internal sealed class AuditedWorkload : IDisposable
         \set n random(1, 1000000000)
         \set uid random(1, 8)
         \set fate random(1, 3)
-        \set rows 20 + random(0, 1) * 580
+        \set rows 20 + random(0, 1) * 380
         BEGIN;
         INSERT INTO audited_orders (id, user_id) SELECT g, 'u' || :uid FROM generate_series(:base, :base + :rows) g ON CONFLICT (id) DO UPDATE SET total = audited_orders.total + 1, user_id = EXCLUDED.user_id;
         PREPARE TRANSACTION 'p:client_id-:n';
