@@ -156,6 +156,9 @@ internal sealed partial class ChangeDecoder
 
     internal void OnCommitPrepared(in CommitPreparedMessage message)
     {
+        // After a restart past its PREPARE the server may stream the transaction again without ending that stream
+        // (the outcome comes as this message): its file is a copy of what sync_prepared_transactions holds.
+        _spill?.Delete(message.Xid);
         if (message.CommitLsn < _resumeAfter)
             return;
         Prepared(PreparedActionKind.CommitPrepared, message.Gid, null, message.EndLsn, Protocol.PgTimestamp.ToDateTime(message.CommitTimestamp));
@@ -163,6 +166,7 @@ internal sealed partial class ChangeDecoder
 
     internal void OnRollbackPrepared(in RollbackPreparedMessage message)
     {
+        _spill?.Delete(message.Xid);
         if (message.RollbackEndLsn <= _resumeAfter)
             return;
         Prepared(PreparedActionKind.RollbackPrepared, message.Gid, null, message.RollbackEndLsn, commitTime: null);

@@ -1,3 +1,6 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using NpgsqlTypes;
@@ -36,8 +39,20 @@ public sealed partial class WalPipeline
     {
         if (!_options.StreamLargeTransactions && !_options.TwoPhase)
             return null;
-        var root = _options.SpillDirectory ?? Path.Combine(Path.GetTempPath(), "synchro-pipeline-spill");
-        return new SpillStore(Path.Combine(Path.GetFullPath(root), _options.SlotName), _options.Tables, SpillStatistics);
+        return new SpillStore(SpillDirectoryFor(_options), _options.Tables, SpillStatistics);
+    }
+
+    /// <summary>
+    /// The slot's own spill directory: named by the slot and a hash of the source server and database, because slot
+    /// names are unique per server only and the directory is emptied at every connection.
+    /// </summary>
+    internal static string SpillDirectoryFor(WalPipelineOptions options)
+    {
+        var root = options.SpillDirectory ?? Path.Combine(Path.GetTempPath(), "synchro-pipeline-spill");
+        var source = new NpgsqlConnectionStringBuilder(options.ConnectionString);
+        var identity = $"{source.Host}:{source.Port.ToString(CultureInfo.InvariantCulture)}/{source.Database}/{options.SlotName}";
+        var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(identity)))[..12];
+        return Path.Combine(Path.GetFullPath(root), $"{options.SlotName}-{hash}");
     }
 
     /// <summary>

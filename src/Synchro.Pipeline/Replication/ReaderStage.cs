@@ -105,5 +105,7 @@ internal sealed class ReaderStage(LogicalReplicationConnection connection, strin
 
     // Commit ends a transaction; 'M' may be a non-transactional message outside any; the others end a stream block or a
     // two-phase step (Stream Stop, Stream Commit, Stream Abort, Prepare, Stream Prepare, Commit Prepared, Rollback Prepared).
-    private static bool IsTransactionBoundary(byte kind) => kind is (byte)'C' or (byte)'M' or (byte)'E' or (byte)'c' or (byte)'A' or (byte)'P' or (byte)'p' or (byte)'K' or (byte)'r';
+    private static bool IsTransactionBoundary(byte kind) => kind is PgOutputMessageKinds.Commit or PgOutputMessageKinds.Message
+        or PgOutputMessageKinds.StreamStop or PgOutputMessageKinds.StreamCommit or PgOutputMessageKinds.StreamAbort or PgOutputMessageKinds.Prepare
+        or PgOutputMessageKinds.StreamPrepare or PgOutputMessageKinds.CommitPrepared or PgOutputMessageKinds.RollbackPrepared;
 }

@@ -20,7 +20,7 @@ public sealed class StreamedTransactionTests(PostgresServerFixture postgres)
     {
         await using var harness = await CreateAsync("stream_order");
         var spillDirectory = SpillDirectory(harness);
-        await harness.StartAsync(Options(harness, spillDirectory));
+        await harness.StartAsync(Options(harness));
         var statistics = harness.Pipeline!.SpillStatistics;
 
         await using var a = await OpenAsync(harness);
@@ -57,7 +57,7 @@ public sealed class StreamedTransactionTests(PostgresServerFixture postgres)
     {
         await using var harness = await CreateAsync("stream_abort");
         var spillDirectory = SpillDirectory(harness);
-        await harness.StartAsync(Options(harness, spillDirectory));
+        await harness.StartAsync(Options(harness));
         var statistics = harness.Pipeline!.SpillStatistics;
 
         await using (var a = await OpenAsync(harness))
@@ -83,7 +83,7 @@ public sealed class StreamedTransactionTests(PostgresServerFixture postgres)
     {
         await using var harness = await CreateAsync("stream_savepoint");
         var spillDirectory = SpillDirectory(harness);
-        await harness.StartAsync(Options(harness, spillDirectory));
+        await harness.StartAsync(Options(harness));
         var statistics = harness.Pipeline!.SpillStatistics;
 
         await using (var a = await OpenAsync(harness))
@@ -118,7 +118,7 @@ public sealed class StreamedTransactionTests(PostgresServerFixture postgres)
     {
         await using var harness = await CreateAsync("stream_off");
         var spillDirectory = SpillDirectory(harness);
-        var options = Options(harness, spillDirectory);
+        var options = Options(harness);
         options.StreamLargeTransactions = false;
         await harness.StartAsync(options);
 
@@ -140,12 +140,12 @@ public sealed class StreamedTransactionTests(PostgresServerFixture postgres)
         "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET logical_decoding_work_mem = %L', current_database(), '64kB'); END $$");
 
     internal static string SpillDirectory(PipelineHarness harness)
-        => Path.Combine(Path.GetTempPath(), "synchro-spill-tests", harness.Slot);
+        => WalPipeline.SpillDirectoryFor(Options(harness));
 
-    internal static WalPipelineOptions Options(PipelineHarness harness, string spillDirectory)
+    internal static WalPipelineOptions Options(PipelineHarness harness)
     {
         var options = harness.Options(maxBatchRows: MaxBatchRows);
-        options.SpillDirectory = Path.GetDirectoryName(spillDirectory);
+        options.SpillDirectory = Path.Combine(Path.GetTempPath(), "synchro-spill-tests");
         return options;
     }
 

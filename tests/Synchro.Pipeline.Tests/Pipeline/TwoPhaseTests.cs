@@ -66,12 +66,14 @@ public sealed class TwoPhaseTests(PostgresServerFixture postgres)
             $"SELECT (confirmed_flush_lsn - '0/0'::pg_lsn)::bigint >= {afterPrepare} FROM pg_replication_slots WHERE slot_name = '{harness.Slot}'"));
 
         await harness.ExecuteAsync("COMMIT PREPARED 'across restart'");
-        await harness.StartAsync(TwoPhaseOptions(harness));
+        var options = TwoPhaseOptions(harness);
+        await harness.StartAsync(options);
 
         Assert.Equal(Rows(1, 2_500), await harness.WaitForChangelogAsync(2_500));
         await WaitForPreparedAsync(harness, 0);
-        // The rows came from sync_prepared_transactions: the restarted stream carried no data to spill.
-        Assert.Equal(0, harness.Pipeline!.SpillStatistics.FilesCreated);
+        // The rows came from sync_prepared_transactions; whatever the server streamed again of the transaction is gone.
+        Assert.Equal(0, harness.Pipeline!.SpillStatistics.ReplayedTransactions);
+        Assert.Empty(Directory.GetFiles(WalPipeline.SpillDirectoryFor(options)));
         await harness.ExecuteAsync($"INSERT INTO orders (id, user_id) VALUES ('{Uuid(900_000)}', 'marker')");
         await harness.WaitForChangelogAsync(2_501);
         Assert.Equal(2_501L, await harness.ScalarAsync<long>("SELECT count(*) FROM sync_changelog"));
@@ -81,9 +83,8 @@ public sealed class TwoPhaseTests(PostgresServerFixture postgres)
     public async Task A_large_streamed_prepared_transaction_is_written_at_COMMIT_PREPARED_after_what_committed_meanwhile()
     {
         await using var harness = await CreateAsync("twophase_streamed");
-        var spillDirectory = SpillDirectory(harness);
         var options = TwoPhaseOptions(harness);
-        options.SpillDirectory = Path.GetDirectoryName(spillDirectory);
+        var spillDirectory = WalPipeline.SpillDirectoryFor(options);
         await harness.StartAsync(options);
         var statistics = harness.Pipeline!.SpillStatistics;
 
