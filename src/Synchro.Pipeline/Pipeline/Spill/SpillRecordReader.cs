@@ -67,6 +67,7 @@ internal sealed class SpillRecordReader(Stream input, TableRegistry registry, st
                 batch.AddEmpty(kind);
                 continue;
             }
+            // Invariant: the decoder only adds text values to a batch (binary tuples are not requested), so only text comes back.
             if (kind != TupleValueKind.Text)
                 throw Damaged($"unknown value kind 0x{(byte)kind:X2}");
             Require(at + 4);

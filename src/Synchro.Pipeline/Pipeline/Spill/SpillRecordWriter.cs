@@ -13,7 +13,7 @@ namespace Synchro.Pipeline.Pipeline.Spill;
 /// The format (little-endian): a table record <c>'T' u16 index, schema, name, u16 column count, column names</c>
 /// (strings as <c>u16 length</c> + UTF-8) the first time a table appears, then one change record per change:
 /// <c>'C' u16 table index, u8 operation</c>, and per referenced column <c>u8 kind</c> (<c>'t'</c>, <c>'n'</c>,
-/// <c>'u'</c>), text followed by <c>i32 length</c> + bytes. Only the registered tables' referenced columns are kept,
+/// <c>'u'</c>, <c>'b'</c>), all but NULL and unchanged TOAST followed by <c>i32 length</c> + bytes. Only the registered tables' referenced columns are kept,
 /// already validated by the decoder, so a record is a few dozen bytes. Tables are named, not numbered by the
 /// registry, so stored records read back under a later configuration fail clearly instead of meaning another table.
 /// </para>
@@ -70,7 +70,7 @@ internal sealed class SpillRecordWriter(Stream output)
         for (var c = 0; c < columns; c++)
         {
             var value = batch.Value(change, c);
-            length += value.Kind == TupleValueKind.Text ? 1 + 4 + value.Length : 1;
+            length += HasBytes(value.Kind) ? 1 + 4 + value.Length : 1;
         }
         var span = Scratch(length);
         span[0] = ChangeRecord;
@@ -81,7 +81,7 @@ internal sealed class SpillRecordWriter(Stream output)
         {
             var value = batch.Value(change, c);
             span[at++] = (byte)value.Kind;
-            if (value.Kind != TupleValueKind.Text)
+            if (!HasBytes(value.Kind))
                 continue;
             BinaryPrimitives.WriteInt32LittleEndian(span[at..], value.Length);
             at += 4;
@@ -90,6 +90,9 @@ internal sealed class SpillRecordWriter(Stream output)
         }
         output.Write(span[..length]);
     }
+
+    /// <summary>Whether a value of <paramref name="kind"/> carries bytes: all but NULL and unchanged TOAST (text and, should a batch hold them, binary values).</summary>
+    internal static bool HasBytes(TupleValueKind kind) => kind is not (TupleValueKind.Null or TupleValueKind.UnchangedToast);
 
     private void WriteTable(TableRegistration table, ushort index)
     {
