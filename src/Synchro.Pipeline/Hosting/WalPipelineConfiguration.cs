@@ -19,7 +19,7 @@ namespace Synchro.Pipeline.Hosting;
 /// <c>MaxReconnectDelay</c>, <c>SlowBatchThreshold</c>, <c>BinaryTupleMode</c>, <c>HeartbeatInterval</c>, <c>SlotHealthInterval</c>,
 /// <c>SlotSafeWalSizeWarning</c>, <c>SkipOrigins</c> (a list, or one comma-separated value), <c>InitialSnapshot</c>,
 /// <c>MaxBucketsPerChange</c>, <c>GlobalBucketFunction</c> (sets <see cref="TableRegistry.GlobalBucketFunction"/> of
-/// <see cref="WalPipelineOptions.Tables"/>) and <c>Tables</c>.
+/// <see cref="WalPipelineOptions.Tables"/>), <c>StreamLargeTransactions</c>, <c>TwoPhase</c>, <c>SpillDirectory</c> and <c>Tables</c>.
 /// </para>
 /// <para>
 /// <c>Tables</c> holds one entry per table, keyed by its name (<c>orders</c>, or schema-qualified <c>app.orders</c>),
@@ -70,6 +70,9 @@ public static class WalPipelineConfiguration
         [nameof(WalPipelineOptions.MaxReconnectDelay)] = (s, o, p) => o.MaxReconnectDelay = Duration(s, p) ?? o.MaxReconnectDelay,
         [nameof(WalPipelineOptions.SlowBatchThreshold)] = (s, o, p) => o.SlowBatchThreshold = Duration(s, p) ?? o.SlowBatchThreshold,
         [nameof(WalPipelineOptions.BinaryTupleMode)] = (s, o, p) => o.BinaryTupleMode = Boolean(s, p) ?? o.BinaryTupleMode,
+        [nameof(WalPipelineOptions.StreamLargeTransactions)] = (s, o, p) => o.StreamLargeTransactions = Boolean(s, p) ?? o.StreamLargeTransactions,
+        [nameof(WalPipelineOptions.TwoPhase)] = (s, o, p) => o.TwoPhase = Boolean(s, p) ?? o.TwoPhase,
+        [nameof(WalPipelineOptions.SpillDirectory)] = (s, o, p) => o.SpillDirectory = EmptyIsNull(Text(s, p), o.SpillDirectory),
         [nameof(WalPipelineOptions.Tables)] = BindTables,
         [nameof(WalPipelineOptions.HeartbeatInterval)] = (s, o, p) => o.HeartbeatInterval = Duration(s, p) ?? o.HeartbeatInterval,
         [nameof(WalPipelineOptions.SlotHealthInterval)] = (s, o, p) => o.SlotHealthInterval = Duration(s, p) ?? o.SlotHealthInterval,
@@ -103,6 +106,7 @@ public static class WalPipelineConfiguration
         nameof(WalPipelineOptions.SlowBatchThreshold), nameof(WalPipelineOptions.BinaryTupleMode), nameof(WalPipelineOptions.HeartbeatInterval), nameof(WalPipelineOptions.SlotHealthInterval),
         nameof(WalPipelineOptions.SlotSafeWalSizeWarning), nameof(WalPipelineOptions.SkipOrigins), nameof(WalPipelineOptions.InitialSnapshot),
         nameof(WalPipelineOptions.MaxBucketsPerChange), nameof(TableRegistry.GlobalBucketFunction),
+        nameof(WalPipelineOptions.StreamLargeTransactions), nameof(WalPipelineOptions.TwoPhase), nameof(WalPipelineOptions.SpillDirectory),
     ];
 
     private static readonly string[] s_tableSettingNames =

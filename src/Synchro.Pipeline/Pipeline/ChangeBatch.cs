@@ -108,6 +108,9 @@ internal sealed class ChangeBatch
     /// </summary>
     public WalPipelineException? Failure { get; set; }
 
+    /// <summary>A two-phase step for the writer; such a batch has no changes of its own.</summary>
+    public Spill.PreparedAction? Prepared { get; set; }
+
     /// <summary>A mark to roll the values back to (<see cref="TruncateValues"/>): values read for a row that adds no change.</summary>
     public (int Values, int Bytes) ValueMark => (_valueCount, _byteCount);
 
@@ -242,7 +245,17 @@ internal sealed class ChangeBatch
         TruncatedTables.Clear();
         TruncateOptions = TruncateOptions.None;
         Failure = null;
+        Prepared = null;
         Volatile.Write(ref _released, 0);
+    }
+
+    /// <summary>Empties a batch its owner keeps (the decoder's staging batch), keeping its arrays.</summary>
+    internal void Clear()
+    {
+        AssertInUse();
+        _changes.AsSpan(0, _count).Clear();
+        _count = _valueCount = _byteCount = 0;
+        Reuse();
     }
 
     private void AddValue(ColumnValue value)

@@ -43,8 +43,9 @@ internal sealed partial class ChangeDecoder
     // Set by a failure handed to the writer (ChangeDecoder.SchemaChanges.cs): nothing after it is decoded.
     private bool _failed;
 
-    public ChangeDecoder(TableRegistry registry, BatchLimits limits, Lsn resumeAfter, ILogger logger)
+    public ChangeDecoder(TableRegistry registry, BatchLimits limits, Lsn resumeAfter, ILogger logger, Spill.SpillStore? spill = null)
     {
+        _spill = spill;
         _registry = registry;
         _limits = limits;
         _resumeAfter = resumeAfter;
@@ -62,7 +63,12 @@ internal sealed partial class ChangeDecoder
     public bool InTransaction => _inTransaction;
 
     /// <summary>Takes the next batch cut by the limits, if any.</summary>
-    public bool TryTakeReady(out ChangeBatch batch) => _ready.TryDequeue(out batch!);
+    public bool TryTakeReady(out ChangeBatch batch)
+    {
+        if (_ready.Count == 0 && _replay is not null)
+            ContinueReplay();
+        return _ready.TryDequeue(out batch!);
+    }
 
     /// <summary>Cuts the current batch at its last whole transaction (the input is drained and the linger time is up).</summary>
     public bool TryCutAtIdle(out ChangeBatch batch)
@@ -234,6 +240,8 @@ internal sealed partial class ChangeDecoder
     /// <summary>Accounts for the change(s) just added and cuts the batch when it is full.</summary>
     private void Added(int messageBytes)
     {
+        if (_redirected)
+            return;
         _batch.Bytes += messageBytes;
         // A transaction larger than the limits goes out in chunks; the writer holds one database
         // transaction open across them, so memory stays bounded and the result is still atomic.

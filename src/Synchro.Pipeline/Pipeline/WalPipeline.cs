@@ -151,9 +151,10 @@ public sealed partial class WalPipeline : IAsyncDisposable
             slotExists = checks.SlotExists;
             if (!checks.SlotExists && !_options.InitialSnapshot)
             {
-                if (await ReplicationSlots.CreateIfMissingAsync(_options.ConnectionString, _options.SlotName, twoPhase: false, cancellationToken).ConfigureAwait(false))
+                if (await ReplicationSlots.CreateIfMissingAsync(_options.ConnectionString, _options.SlotName, twoPhase: _options.TwoPhase, cancellationToken).ConfigureAwait(false))
                     LogSlotCreated(_logger, _options.SlotName);
             }
+            await CheckSlotTwoPhaseAsync(connection, cancellationToken).ConfigureAwait(false);
         }
         await using (var connection = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
             await ChangelogSchema.EnsureAsync(connection, cancellationToken).ConfigureAwait(false);
@@ -180,9 +181,10 @@ public sealed partial class WalPipeline : IAsyncDisposable
         var batches = Channel.CreateBounded<ChangeBatch>(StageChannels.Batches(BatchQueueCapacity));
         var committed = Channel.CreateBounded<Lsn>(StageChannels.Receipts(BatchQueueCapacity + 1));
 
-        var parser = new PgOutputParser(new PgOutputOptions(protocolVersion: 1, messages: true, binary: _options.BinaryTupleMode));
+        var parser = new PgOutputParser(ParserOptions());
         var loggers = _options.LoggerFactory;
-        var decoder = new ChangeDecoder(_options.Tables, new BatchLimits(_options.MaxBatchRows, _options.MaxBatchBytes), position, loggers.CreateLogger(LogCategory + ".Decoder"))
+        using var spill = CreateSpillStore();
+        var decoder = new ChangeDecoder(_options.Tables, new BatchLimits(_options.MaxBatchRows, _options.MaxBatchBytes), position, loggers.CreateLogger(LogCategory + ".Decoder"), spill)
         {
             BinaryTuples = _options.BinaryTupleMode,
             MessageHandlers = Handlers,
@@ -244,10 +246,11 @@ public sealed partial class WalPipeline : IAsyncDisposable
     {
         List<KeyValuePair<string, string?>> options =
         [
-            new("proto_version", "1"),
+            new("proto_version", ProtocolVersion.ToString(System.Globalization.CultureInfo.InvariantCulture)),
             new("messages", "true"),
             // The replication command's string literal doubles single quotes; the list item is a quoted identifier.
             new("publication_names", PgIdentifier.Quote(_options.PublicationName).Replace("'", "''", StringComparison.Ordinal)),
+            .. StreamingPluginOptions(),
         ];
         if (_options.BinaryTupleMode)
             options.Add(new("binary", "true"));

@@ -85,6 +85,33 @@ public sealed partial class WalPipelineOptions
     /// </remarks>
     public bool BinaryTupleMode { get; set; }
 
+    /// <summary>
+    /// Ask the server to stream transactions larger than its <c>logical_decoding_work_mem</c> while they run (pgoutput
+    /// protocol 2) instead of spilling them to its own disk until they commit. Default true.
+    /// </summary>
+    /// <remarks>
+    /// Streamed changes are decoded as they arrive and kept in a file per transaction under <see cref="SpillDirectory"/>
+    /// until the transaction commits (then they are written in commit order, in batches of <see cref="MaxBatchRows"/>)
+    /// or aborts (then the file is deleted).
+    /// </remarks>
+    public bool StreamLargeTransactions { get; set; } = true;
+
+    /// <summary>
+    /// Decode prepared transactions at PREPARE TRANSACTION (pgoutput protocol 3, a two_phase slot). Default false.
+    /// </summary>
+    /// <remarks>
+    /// Nothing reaches the changelog before COMMIT PREPARED. A prepared transaction's changes are kept in the
+    /// <c>sync_prepared_transactions</c> sidecar table until then, and deleted at ROLLBACK PREPARED. A new slot is
+    /// created with two_phase; an existing slot created with two_phase needs this option on.
+    /// </remarks>
+    public bool TwoPhase { get; set; }
+
+    /// <summary>
+    /// Where the changes of streamed and prepared transactions wait for their end, in a directory per slot that is
+    /// emptied at every connection. Default: <c>synchro-pipeline-spill</c> under the system's temporary directory.
+    /// </summary>
+    public string? SpillDirectory { get; set; }
+
     /// <summary>Logging; categories <c>Synchro.Pipeline</c> (lifecycle) and <c>Synchro.Pipeline.Reader</c>, <c>.Decoder</c>, <c>.Writer</c>, <c>.Committer</c>. Default: none.</summary>
     public ILoggerFactory LoggerFactory { get; set; } = NullLoggerFactory.Instance;
 
@@ -173,6 +200,8 @@ public sealed partial class WalPipelineOptions
             problems.Add($"{nameof(StatusInterval)} is {StatusInterval}; it must be between 100 ms and 1 hour");
         if (SlowBatchThreshold <= TimeSpan.Zero)
             problems.Add($"{nameof(SlowBatchThreshold)} is {SlowBatchThreshold}; it must be positive");
+        if (SpillDirectory is not null && (string.IsNullOrWhiteSpace(SpillDirectory) || SpillDirectory.AsSpan().IndexOfAny(Path.GetInvalidPathChars()) >= 0))
+            problems.Add($"{nameof(SpillDirectory)} '{SpillDirectory}' is not a usable directory path; leave it unset for the temporary directory");
         if (MaxReconnectDelay < TimeSpan.FromMilliseconds(100))
             problems.Add($"{nameof(MaxReconnectDelay)} is {MaxReconnectDelay}; it must be at least 100 ms");
         FindOperationsProblems(problems);

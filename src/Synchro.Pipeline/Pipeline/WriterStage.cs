@@ -68,6 +68,8 @@ internal sealed partial class WriterStage(
                         changesInTransaction += batch.Count;
                         if (batch.Messages is { Count: > 0 } messages)
                             _messages.AddRange(messages);
+                        if (batch.Prepared is { } prepared)
+                            changesInTransaction += await ApplyPreparedAsync(connection, sourceConnection, prepared, cancellationToken).ConfigureAwait(false);
                         if (!batch.EndsTransaction)
                             continue;
 

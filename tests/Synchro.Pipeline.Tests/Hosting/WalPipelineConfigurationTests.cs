@@ -100,6 +100,23 @@ public sealed class WalPipelineConfigurationTests
     }
 
     [Fact]
+    public void Binds_the_streaming_and_two_phase_settings()
+    {
+        var options = Bind(Section(
+            ("Synchro:StreamLargeTransactions", "false"),
+            ("Synchro:TwoPhase", "true"),
+            ("Synchro:SpillDirectory", "/var/tmp/synchro")));
+
+        Assert.False(options.StreamLargeTransactions);
+        Assert.True(options.TwoPhase);
+        Assert.Equal("/var/tmp/synchro", options.SpillDirectory);
+        Assert.True(new WalPipelineOptions().StreamLargeTransactions);
+        Assert.False(new WalPipelineOptions().TwoPhase);
+        Assert.Null(Bind(Section(("Synchro:SpillDirectory", ""))).SpillDirectory);
+        Assert.Equal(["Synchro:TwoPhase: 'maybe' is not true or false"], Problems(("Synchro:TwoPhase", "maybe")));
+    }
+
+    [Fact]
     public void Keys_are_case_insensitive_and_absent_keys_keep_their_defaults()
     {
         var defaults = new WalPipelineOptions();
