@@ -115,6 +115,8 @@ internal static class DemoRunner
             SlotName = DemoDatabase.SlotName,
             PublicationName = DemoDatabase.PublicationName,
             Tables = DemoDatabase.Registry(),
+            // The demo creates the slot before any row exists: there are no edges to load.
+            InitialSnapshot = false,
             StatusInterval = s_statusInterval,
             LoggerFactory = loggers,
         });
