@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Synchro.Pipeline.Protocol.Messages;
 
 namespace Synchro.Pipeline.Pipeline;
@@ -15,8 +16,16 @@ internal sealed partial class ChangeDecoder
 
     private bool HasMessagesOutsideTransaction => !_inTransaction && _batch.Messages is { Count: > 0 };
 
+    // Streamed or prepared transactions skipped for their origin (the Origin message comes in their first block).
+    private readonly HashSet<uint> _skippedSpills = [];
+
     internal void OnOrigin(in OriginMessage message)
     {
+        if (SkipOrigins is { } skip && Spilling && skip.Contains(message.Name))
+        {
+            _skippedSpills.Add(_spillXid);
+            return;
+        }
         if (SkipOrigins is { } origins && _inTransaction && !_skipTransaction && origins.Contains(message.Name))
         {
             _skipTransaction = true;
@@ -34,6 +43,13 @@ internal sealed partial class ChangeDecoder
     {
         if (message.Transactional && _skippedByOrigin)
             return;
+        // The spill format carries changes only: a transactional message of a streamed or prepared transaction is not
+        // delivered (said once per message, never silently). Set logical_decoding_work_mem above such transactions' size.
+        if (message.Transactional && Spilling)
+        {
+            LogSpilledMessageNotDelivered(_logger, handlers.Prefix(handler), message.Lsn);
+            return;
+        }
         (_batch.Messages ??= []).Add(new LogicalMessage(handlers.Prefix(handler), message.Content.ToArray(), message.Lsn, message.Transactional) { Handler = handler });
         _batch.Bytes += message.Content.Length;
         // Invariant: a batch's position never falls behind the resume position (a batch of only redelivered messages keeps it).
@@ -43,4 +59,9 @@ internal sealed partial class ChangeDecoder
         if (!_inTransaction && !message.Transactional && message.Lsn > _batch.EndLsn)
             _batch.EndLsn = message.Lsn;
     }
+
+    [LoggerMessage(EventId = 2003, Level = LogLevel.Warning,
+        Message = "A transactional logical message with prefix {Prefix} at {Lsn} belongs to a transaction the server streamed before its commit (or a prepared one); "
+            + "such messages are not delivered to handlers. Raise logical_decoding_work_mem above the size of transactions that carry messages, or send them non-transactionally.")]
+    private static partial void LogSpilledMessageNotDelivered(ILogger logger, string prefix, Protocol.Lsn lsn);
 }

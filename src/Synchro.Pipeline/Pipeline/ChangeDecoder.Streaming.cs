@@ -44,6 +44,8 @@ internal sealed partial class ChangeDecoder
 
     internal void OnSpilledInsert(in InsertMessage message, int messageBytes)
     {
+        if (_skippedSpills.Contains(_spillXid))
+            return;
         var saved = Redirect();
         try
         {
@@ -58,6 +60,8 @@ internal sealed partial class ChangeDecoder
 
     internal void OnSpilledUpdate(in UpdateMessage message, int messageBytes)
     {
+        if (_skippedSpills.Contains(_spillXid))
+            return;
         var saved = Redirect();
         try
         {
@@ -72,6 +76,8 @@ internal sealed partial class ChangeDecoder
 
     internal void OnSpilledDelete(in DeleteMessage message, int messageBytes)
     {
+        if (_skippedSpills.Contains(_spillXid))
+            return;
         var saved = Redirect();
         try
         {
@@ -86,6 +92,8 @@ internal sealed partial class ChangeDecoder
 
     internal void OnSpilledTruncate(in TruncateMessage message)
     {
+        if (_skippedSpills.Contains(_spillXid))
+            return;
         var saved = Redirect();
         try
         {
@@ -113,7 +121,10 @@ internal sealed partial class ChangeDecoder
     {
         var spill = RequireSpill();
         if (message.IsWholeTransaction)
+        {
+            _skippedSpills.Remove(message.Xid);
             spill.Delete(message.Xid);
+        }
         else
             spill.AbortSubtransaction(message.Xid, message.SubXid);
     }
@@ -121,6 +132,8 @@ internal sealed partial class ChangeDecoder
     internal void OnStreamCommit(in CommitMessage message)
     {
         var spill = RequireSpill();
+        // A transaction skipped for its origin spilled nothing: it commits empty (its position still counts).
+        _skippedSpills.Remove(message.Xid);
         // Invariant 1, as in OnBegin: a transaction committed before the resume position was applied already.
         if (message.CommitLsn < _resumeAfter)
         {
@@ -147,12 +160,16 @@ internal sealed partial class ChangeDecoder
 
     internal void OnPrepare(in PrepareMessage message)
     {
+        _skippedSpills.Remove(message.Xid);
         _spillXid = 0;
         Prepared(PreparedActionKind.Prepare, message.Gid, RequireSpill().Detach(message.Xid), message.EndLsn, commitTime: null);
     }
 
     internal void OnStreamPrepare(in PrepareMessage message)
-        => Prepared(PreparedActionKind.Prepare, message.Gid, RequireSpill().Detach(message.Xid), message.EndLsn, commitTime: null);
+    {
+        _skippedSpills.Remove(message.Xid);
+        Prepared(PreparedActionKind.Prepare, message.Gid, RequireSpill().Detach(message.Xid), message.EndLsn, commitTime: null);
+    }
 
     internal void OnCommitPrepared(in CommitPreparedMessage message)
     {
@@ -188,6 +205,14 @@ internal sealed partial class ChangeDecoder
                     _spill.Statistics.ReplayBatch(_batch.Count);
                     OnCommit(_replayCommit);
                     return;
+                }
+                if (replay.Reader.TakeTruncate(out var tables, out var options))
+                {
+                    var truncate = StartTruncate(options);
+                    truncate.TruncatedTables.AddRange(tables);
+                    truncate.EndsTransaction = false;
+                    Cut();
+                    continue;
                 }
                 Added(recordBytes);
             }

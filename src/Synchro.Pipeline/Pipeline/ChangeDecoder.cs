@@ -214,11 +214,13 @@ internal sealed partial class ChangeDecoder
             var relation = message.Relation(i);
             if (!_registry.TryGet(relation.Schema, relation.Name, out var table))
                 continue;
-            truncate ??= StartTruncate(message.Options);
+            // Inside a streamed or prepared transaction the TRUNCATE is spilled with the changes (no cut: nothing is sent yet).
+            truncate ??= _redirected ? _batch : StartTruncate(message.Options);
+            truncate.TruncateOptions = message.Options;
             if (!truncate.TruncatedTables.Contains(table))
                 truncate.TruncatedTables.Add(table);
         }
-        if (truncate is not null)
+        if (truncate is not null && !_redirected)
         {
             truncate.EndsTransaction = false;
             Cut();

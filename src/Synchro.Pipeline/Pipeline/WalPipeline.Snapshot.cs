@@ -53,7 +53,7 @@ public sealed partial class WalPipeline
         ExportedSnapshotSlot slot;
         try
         {
-            slot = await ExportedSnapshotSlot.CreateAsync(ReplicationConnectionString(_options.ConnectionString), _options.SlotName, twoPhase: false, cancellationToken).ConfigureAwait(false);
+            slot = await ExportedSnapshotSlot.CreateAsync(ReplicationConnectionString(_options.ConnectionString), _options.SlotName, twoPhase: _options.TwoPhase, cancellationToken).ConfigureAwait(false);
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.DuplicateObject)
         {

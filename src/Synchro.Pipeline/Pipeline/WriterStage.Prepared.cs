@@ -46,7 +46,7 @@ internal sealed partial class WriterStage
             for (var number = 0; ; number++)
             {
                 var more = Fill(reader, batch, action.Limits);
-                if (batch.Count > 0)
+                if (batch.Count > 0 || batch.TruncatedTables.Count > 0)
                 {
                     chunk.SetLength(0);
                     new SpillRecordWriter(chunk).Append(batch);
@@ -83,6 +83,16 @@ internal sealed partial class WriterStage
                     var reader = new SpillRecordReader(stream, registry, $"sync_prepared_transactions (gid '{action.Gid}', chunk {number})");
                     while (reader.TryRead(batch, out _))
                     {
+                        if (!reader.TakeTruncate(out var tables, out var options))
+                            continue;
+                        // The changes before the TRUNCATE are written first, then it, as for a streamed transaction.
+                        await WriteAsync(connection, sourceConnection, batch, cancellationToken).ConfigureAwait(false);
+                        written += batch.Count;
+                        batch.Clear();
+                        batch.TruncatedTables.AddRange(tables);
+                        batch.TruncateOptions = options;
+                        await WriteAsync(connection, sourceConnection, batch, cancellationToken).ConfigureAwait(false);
+                        batch.Clear();
                     }
                 }
                 await WriteAsync(connection, sourceConnection, batch, cancellationToken).ConfigureAwait(false);
@@ -106,6 +116,13 @@ internal sealed partial class WriterStage
         {
             if (!reader.TryRead(batch, out var recordBytes))
                 return false;
+            if (reader.TakeTruncate(out var tables, out var options))
+            {
+                // A chunk ends at a TRUNCATE, which is stored after the chunk's changes (SpillRecordWriter.Append).
+                batch.TruncatedTables.AddRange(tables);
+                batch.TruncateOptions = options;
+                return true;
+            }
             bytes += recordBytes;
         }
         return true;

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using Synchro.Pipeline.Changelog;
 using Synchro.Pipeline.Protocol;
+using Synchro.Pipeline.Protocol.Messages;
 using Synchro.Pipeline.Registry;
 
 namespace Synchro.Pipeline.Pipeline.Spill;
@@ -15,6 +16,10 @@ internal sealed class SpillRecordReader(Stream input, TableRegistry registry, st
     private static readonly UTF8Encoding s_strictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
     private readonly List<TableRegistration> _tables = [];
+    private readonly List<RowLayout> _layouts = [];
+    private readonly List<TableRegistration> _truncated = [];
+    private TruncateOptions _truncateOptions;
+    private bool _hasTruncate;
     private byte[] _buffer = new byte[BufferBytes];
     private int _start;
     private int _end;
@@ -40,6 +45,16 @@ internal sealed class SpillRecordReader(Stream input, TableRegistry registry, st
                 ReadTable();
                 continue;
             }
+            if (kind == SpillRecordWriter.LayoutRecord)
+            {
+                ReadLayout();
+                continue;
+            }
+            if (kind == SpillRecordWriter.TruncateRecord)
+            {
+                recordBytes = ReadTruncate();
+                return true;
+            }
             if (kind != SpillRecordWriter.ChangeRecord)
                 throw Damaged($"unknown record kind 0x{kind:X2}");
             recordBytes = ReadChange(batch);
@@ -49,15 +64,27 @@ internal sealed class SpillRecordReader(Stream input, TableRegistry registry, st
 
     private int ReadChange(ChangeBatch batch)
     {
-        Require(4);
+        Require(7);
         var index = BinaryPrimitives.ReadUInt16LittleEndian(_buffer.AsSpan(_start + 1));
         var operation = (ChangeOperation)_buffer[_start + 3];
+        var layoutIndex = BinaryPrimitives.ReadUInt16LittleEndian(_buffer.AsSpan(_start + 4));
+        var hasOldRow = _buffer[_start + 6] != 0;
         if (index >= _tables.Count)
             throw Damaged($"change of table #{index}, which no table record defined");
         var table = _tables[index];
+        RowLayout? layout = null;
+        if (layoutIndex != SpillRecordWriter.NoLayout)
+        {
+            if (layoutIndex >= _layouts.Count || _layouts[layoutIndex].Table != table)
+                throw Damaged($"change of table #{index} with layout #{layoutIndex}, which no layout record of that table defined");
+            layout = _layouts[layoutIndex];
+        }
+        var values = table.ReferencedColumns.Count;
+        if (layout is { FullRow: true })
+            values += layout.Names.Length * (hasOldRow ? 2 : 1);
         var first = batch.ValueMark.Values;
-        var at = 4;
-        for (var c = 0; c < table.ReferencedColumns.Count; c++)
+        var at = 7;
+        for (var c = 0; c < values; c++)
         {
             Require(at + 1);
             var kind = (TupleValueKind)_buffer[_start + at];
@@ -67,7 +94,7 @@ internal sealed class SpillRecordReader(Stream input, TableRegistry registry, st
                 batch.AddEmpty(kind);
                 continue;
             }
-            // Invariant: the decoder only adds text values to a batch (binary tuples are not requested), so only text comes back.
+            // Invariant: a batch holds only text values (binary tuples are converted to text by the decoder), so only text comes back.
             if (kind != TupleValueKind.Text)
                 throw Damaged($"unknown value kind 0x{(byte)kind:X2}");
             Require(at + 4);
@@ -79,7 +106,7 @@ internal sealed class SpillRecordReader(Stream input, TableRegistry registry, st
             batch.AddText(_buffer.AsSpan(_start + at, length));
             at += length;
         }
-        batch.Add(new DecodedChange(table, operation, first));
+        batch.Add(new DecodedChange(table, operation, first, layout, hasOldRow));
         Consume(at);
         return at;
     }
@@ -107,6 +134,62 @@ internal sealed class SpillRecordReader(Stream input, TableRegistry registry, st
                 + "that the pipeline's table registry no longer has. Restore that table's registration until the stored changes are applied.");
         }
         _tables.Add(table);
+    }
+
+    /// <summary>Takes the TRUNCATE the last <see cref="TryRead"/> returned (it added no change): the tables and options.</summary>
+    public bool TakeTruncate(out List<TableRegistration> tables, out TruncateOptions options)
+    {
+        tables = _truncated;
+        options = _truncateOptions;
+        var had = _hasTruncate;
+        _hasTruncate = false;
+        return had;
+    }
+
+    private void ReadLayout()
+    {
+        Require(8);
+        var index = BinaryPrimitives.ReadUInt16LittleEndian(_buffer.AsSpan(_start + 1));
+        var tableIndex = BinaryPrimitives.ReadUInt16LittleEndian(_buffer.AsSpan(_start + 3));
+        var fullRow = _buffer[_start + 5] != 0;
+        var count = BinaryPrimitives.ReadUInt16LittleEndian(_buffer.AsSpan(_start + 6));
+        var at = 8;
+        var names = new string[count];
+        for (var i = 0; i < count; i++)
+            names[i] = ReadString(ref at);
+        Require(at + 4 * count);
+        var oids = new uint[count];
+        for (var i = 0; i < count; i++)
+            oids[i] = BinaryPrimitives.ReadUInt32LittleEndian(_buffer.AsSpan(_start + at + 4 * i));
+        at += 4 * count;
+        Consume(at);
+        if (index != _layouts.Count || tableIndex >= _tables.Count)
+            throw Damaged($"layout record #{index} of table #{tableIndex} out of order");
+        var table = _tables[tableIndex];
+        var positions = table.ReferencedColumns.Select(c => Array.IndexOf(names, c)).ToArray();
+        if (positions.Any(p => p < 0))
+            throw Damaged($"layout record #{index} lacks a registered column of {table}");
+        _layouts.Add(new RowLayout(table, names, oids, positions, fullRow));
+    }
+
+    private int ReadTruncate()
+    {
+        Require(4);
+        var options = (TruncateOptions)_buffer[_start + 1];
+        var count = BinaryPrimitives.ReadUInt16LittleEndian(_buffer.AsSpan(_start + 2));
+        Require(4 + 2 * count);
+        _truncated.Clear();
+        for (var i = 0; i < count; i++)
+        {
+            var index = BinaryPrimitives.ReadUInt16LittleEndian(_buffer.AsSpan(_start + 4 + 2 * i));
+            if (index >= _tables.Count)
+                throw Damaged($"TRUNCATE of table #{index}, which no table record defined");
+            _truncated.Add(_tables[index]);
+        }
+        _truncateOptions = options;
+        _hasTruncate = true;
+        Consume(4 + 2 * count);
+        return 4 + 2 * count;
     }
 
     private string ReadString(ref int at)

@@ -60,7 +60,7 @@ internal sealed class SpillStore : IDisposable
     /// <summary>Appends the changes of <paramref name="staging"/> to <paramref name="xid"/>'s file; <paramref name="subXid"/> is the subtransaction that made them, or 0 / <paramref name="xid"/> for the top level.</summary>
     public void Append(uint xid, uint subXid, ChangeBatch staging)
     {
-        if (staging.Count == 0)
+        if (staging.Count == 0 && staging.TruncatedTables.Count == 0)
             return;
         var file = Get(xid);
         try
