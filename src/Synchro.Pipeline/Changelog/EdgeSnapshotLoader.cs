@@ -2,7 +2,6 @@ using System.Data;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using Synchro.Pipeline.Buckets;
@@ -250,7 +249,7 @@ internal sealed partial class EdgeSnapshotLoader(
             var record = new RecordKey(assignment.Table.ChangelogName, assignment.RecordId);
             if (assignment.Failure is { } failure)
             {
-                failures.Add(new RuleFailure(record.TableName, record.RecordId, ChangeOperation.Insert, failure, Payload(batch, batch[i])));
+                failures.Add(new RuleFailure(record.TableName, record.RecordId, ChangeOperation.Insert, failure, RowJson.Payload(batch, batch[i])));
                 continue;
             }
             // A record with no edges yet that keeps its buckets keeps none.
@@ -272,16 +271,6 @@ internal sealed partial class EdgeSnapshotLoader(
                 return true;
         }
         return false;
-    }
-
-    /// <summary>The row's referenced columns as a JSON object, as the writer keeps it with a rule failure.</summary>
-    private static string Payload(ChangeBatch batch, DecodedChange change)
-    {
-        var columns = change.Table.ReferencedColumns;
-        var row = new Dictionary<string, string?>(columns.Count, StringComparer.Ordinal);
-        for (var i = 0; i < columns.Count; i++)
-            row[columns[i]] = batch.GetString(change, i);
-        return JsonSerializer.Serialize(row, PayloadJsonContext.Default.DictionaryStringString);
     }
 
     private static double Rate(long rows, long started)

@@ -77,14 +77,14 @@ public sealed class StreamedTransactionFeatureTests(PostgresServerFixture postgr
         await using var harness = await PipelineHarness.CreateAsync(postgres, "stream_origin");
         await LowerDecodingMemoryAsync(harness);
         var options = Options(harness);
-        options.SkipOrigins.Add("other_sync");
+        options.SkipOrigins.Add("streamed_sync");
         await harness.StartAsync(options);
         var statistics = harness.Pipeline!.SpillStatistics;
 
         await using (var connection = await OpenAsync(harness))
         {
-            await ExecuteAsync(connection, "SELECT pg_replication_origin_create('other_sync')");
-            await ExecuteAsync(connection, "SELECT pg_replication_origin_session_setup('other_sync')");
+            await ExecuteAsync(connection, "SELECT pg_replication_origin_create('streamed_sync')");
+            await ExecuteAsync(connection, "SELECT pg_replication_origin_session_setup('streamed_sync')");
             await ExecuteAsync(connection, "BEGIN");
             await ExecuteAsync(connection, Insert(1, 5_000));
             await ExecuteAsync(connection, "COMMIT");
