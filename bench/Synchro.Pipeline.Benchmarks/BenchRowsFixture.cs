@@ -20,14 +20,17 @@ internal sealed class BenchRowsFixture
 {
     public const string FileName = "bench-rows.v1.bin";
 
+    /// <summary>The same workload captured in binary tuple mode (<c>binary 'true'</c>).</summary>
+    public const string BinaryFileName = "bench-rows-binary.v1.bin";
+
     /// <summary>Overrides the search: a full path to the fixture file.</summary>
     public const string PathVariable = "SYNCHRO_BENCH_ROWS";
 
     private const string SolutionFileName = "Synchro.Pipeline.sln";
 
-    private static readonly string[] s_pathInRepository = ["tests", "Synchro.Pipeline.Tests", "Fixtures", FileName];
+    private static readonly Lazy<BenchRowsFixture> s_shared = new(() => Load(Locate(FileName)));
 
-    private static readonly Lazy<BenchRowsFixture> s_shared = new(() => Load(Locate()));
+    private static readonly Lazy<BenchRowsFixture> s_binary = new(() => Load(Locate(BinaryFileName)));
 
     private BenchRowsFixture(string path, byte[] stream, BenchFrame[] frames)
     {
@@ -40,6 +43,9 @@ internal sealed class BenchRowsFixture
     }
 
     public static BenchRowsFixture Shared => s_shared.Value;
+
+    /// <summary>The binary tuple mode capture of the same workload (<see cref="BinaryFileName"/>).</summary>
+    public static BenchRowsFixture Binary => s_binary.Value;
 
     public string Path { get; }
 
@@ -60,7 +66,7 @@ internal sealed class BenchRowsFixture
     public double AveragePayloadBytes => (double)PayloadBytes / MessageCount;
 
     public override string ToString()
-        => $"{FileName}: {MessageCount:N0} messages ({RowMessageCount:N0} row messages), {PayloadBytes:N0} payload bytes "
+        => $"{System.IO.Path.GetFileName(Path)}: {MessageCount:N0} messages ({RowMessageCount:N0} row messages), {PayloadBytes:N0} payload bytes "
             + $"(avg {AveragePayloadBytes:F1} B/message), {Stream.Length:N0} stream bytes with frame headers; from {Path}";
 
     private static BenchRowsFixture Load(string path)
@@ -89,11 +95,12 @@ internal sealed class BenchRowsFixture
     /// this project's output, so look in several places: an explicit override, the repository (found by
     /// walking up to the solution file from the base and current directories), then a copied Fixtures folder.
     /// </summary>
-    private static string Locate()
+    private static string Locate(string fileName)
     {
         var tried = new List<string>();
+        string[] pathInRepository = ["tests", "Synchro.Pipeline.Tests", "Fixtures", fileName];
 
-        var overridePath = Environment.GetEnvironmentVariable(PathVariable);
+        var overridePath = fileName == FileName ? Environment.GetEnvironmentVariable(PathVariable) : null;
         if (!string.IsNullOrWhiteSpace(overridePath))
         {
             if (File.Exists(overridePath))
@@ -113,7 +120,7 @@ internal sealed class BenchRowsFixture
             {
                 if (!File.Exists(System.IO.Path.Combine(dir.FullName, SolutionFileName)))
                     continue;
-                var candidate = System.IO.Path.Combine([dir.FullName, .. s_pathInRepository]);
+                var candidate = System.IO.Path.Combine([dir.FullName, .. pathInRepository]);
                 if (File.Exists(candidate))
                     return candidate;
                 tried.Add(candidate);
@@ -126,7 +133,7 @@ internal sealed class BenchRowsFixture
             // The csproj copies the tests' Fixtures next to the benchmark assembly.
             for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
             {
-                var candidate = System.IO.Path.Combine(dir.FullName, "Fixtures", FileName);
+                var candidate = System.IO.Path.Combine(dir.FullName, "Fixtures", fileName);
                 if (File.Exists(candidate))
                     return candidate;
                 tried.Add(candidate);
@@ -134,9 +141,9 @@ internal sealed class BenchRowsFixture
         }
 
         throw new FileNotFoundException(
-            $"Benchmark fixture {FileName} not found. Looked for {SolutionFileName} above {string.Join(", ", starts)} "
-            + $"and for Fixtures/{FileName}; tried:{Environment.NewLine}  {string.Join(Environment.NewLine + "  ", tried.Distinct())}{Environment.NewLine}"
+            $"Benchmark fixture {fileName} not found. Looked for {SolutionFileName} above {string.Join(", ", starts)} "
+            + $"and for Fixtures/{fileName}; tried:{Environment.NewLine}  {string.Join(Environment.NewLine + "  ", tried.Distinct())}{Environment.NewLine}"
             + $"Run from inside the repository, or set {PathVariable} to the file's full path.",
-            FileName);
+            fileName);
     }
 }

@@ -29,6 +29,10 @@ internal static class DecoderRun
     public static (PgOutputParser Parser, ChangeDecoder Decoder) CreateDecoder()
         => (new PgOutputParser(BenchSetupChecks.Options), new ChangeDecoder(Registry, s_limits, Lsn.Invalid, NullLogger.Instance));
 
+    /// <summary>A decoder for a stream started with <c>binary 'true'</c> (<see cref="BenchRowsFixture.Binary"/>), or for text mode.</summary>
+    public static (PgOutputParser Parser, ChangeDecoder Decoder) CreateDecoder(TableRegistry registry, bool binary)
+        => (new PgOutputParser(new PgOutputOptions(1, binary: binary)), new ChangeDecoder(registry, s_limits, Lsn.Invalid, NullLogger.Instance) { BinaryTuples = binary });
+
     /// <summary>Decodes the stream once more with <paramref name="decoder"/> (its Relation message renews the mapping).</summary>
     public static DecoderTotals Ours(BenchFrame[] frames, (PgOutputParser Parser, ChangeDecoder Decoder) decoder)
     {

@@ -2,7 +2,7 @@ using System.Globalization;
 
 namespace Synchro.Pipeline.LoadHarness;
 
-/// <summary>The harness's command line: <c>--changes N --go-changes N --steady-seconds N --steady-clients N --big-transaction N --out DIR --timeout-scale X</c>.</summary>
+/// <summary>The harness's command line: <c>--changes N --go-changes N --steady-seconds N --steady-clients N --big-transaction N --out DIR --timeout-scale X --binary</c>.</summary>
 internal sealed record HarnessOptions
 {
     public long Changes { get; init; } = 1_000_000;
@@ -15,8 +15,11 @@ internal sealed record HarnessOptions
     /// <summary>Multiplies every contender's time limit (a slow or busy machine).</summary>
     public double TimeoutScale { get; init; } = 1.0;
 
+    /// <summary>Our pipeline runs in binary tuple mode (<see cref="Pipeline.WalPipelineOptions.BinaryTupleMode"/>).</summary>
+    public bool BinaryTuples { get; init; }
+
     public const string Usage = """
-        usage: Synchro.Pipeline.LoadHarness [--changes N] [--go-changes N] [--steady-seconds N] [--steady-clients N] [--big-transaction N] [--out DIR] [--timeout-scale X]
+        usage: Synchro.Pipeline.LoadHarness [--changes N] [--go-changes N] [--steady-seconds N] [--steady-clients N] [--big-transaction N] [--out DIR] [--timeout-scale X] [--binary]
           --changes         backlog size in row changes (default 1000000)
           --go-changes      slice drained by the Go reference's per-change design (default 20000)
           --steady-seconds  steady-state pgbench duration, run once without and once with the pipeline (default 60; 0 skips it)
@@ -24,6 +27,7 @@ internal sealed record HarnessOptions
           --big-transaction rows inserted by one transaction, drained end to end for its peak memory (default 1000000; 0 skips it)
           --out             directory for load-harness.json and load-harness.md (default results)
           --timeout-scale   multiplies every contender's time limit (default 1)
+          --binary          our pipeline asks for binary tuples (BinaryTupleMode) instead of text
         quick run: --changes 50000 --steady-seconds 10 --go-changes 2000 --big-transaction 50000
         """;
 
@@ -33,6 +37,11 @@ internal sealed record HarnessOptions
         var options = new HarnessOptions();
         for (var i = 0; i < args.Count; i++)
         {
+            if (args[i] == "--binary")
+            {
+                options = options with { BinaryTuples = true };
+                continue;
+            }
             var value = i + 1 < args.Count ? args[i + 1] : throw new FormatException($"{args[i]} needs a value");
             options = args[i] switch
             {

@@ -69,7 +69,7 @@ internal static class HarnessRunner
             try
             {
                 steady = await SteadyStateRunner.RunAsync(server.BinDirectory, source, await server.CreateDatabaseAsync("changelog_steady", ct),
-                    options.SteadySeconds, options.SteadyClients, Scale(options, options.SteadySeconds * 10.0), ct);
+                    options.SteadySeconds, options.SteadyClients, Scale(options, options.SteadySeconds * 10.0), ct, options.BinaryTuples);
             }
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
             {
@@ -91,6 +91,7 @@ internal static class HarnessRunner
                 SlotName = BigTransaction.Slot,
                 PublicationName = BenchSchema.Publication,
                 StopLsn = stop,
+                BinaryTuples = options.BinaryTuples,
             };
             bigTransaction = await ContenderProcess.RunAsync(spec, Scale(options, options.BigTransactionRows / SlowestDrainChangesPerSecond), ct) with
             {
@@ -129,6 +130,7 @@ internal static class HarnessRunner
             PublicationName = BenchSchema.Publication,
             StopLsn = backlog.LastCommitEndLsn,
             MaxChanges = maxChanges,
+            BinaryTuples = options.BinaryTuples,
         };
 
         async Task<ContenderResult> DrainAsync(string name, string? changelog, long maxChanges, TimeSpan timeout)
@@ -154,7 +156,7 @@ internal static class HarnessRunner
         await connection.OpenAsync(ct);
         await using var version = new NpgsqlCommand("SHOW server_version", connection);
         var command = string.Create(CultureInfo.InvariantCulture,
-            $"dotnet run -c Release --project bench/Synchro.Pipeline.LoadHarness -- --changes {options.Changes} --go-changes {options.GoChanges} --steady-seconds {options.SteadySeconds} --steady-clients {options.SteadyClients} --big-transaction {options.BigTransactionRows} --out {options.OutputDirectory}");
+            $"dotnet run -c Release --project bench/Synchro.Pipeline.LoadHarness -- --changes {options.Changes} --go-changes {options.GoChanges} --steady-seconds {options.SteadySeconds} --steady-clients {options.SteadyClients} --big-transaction {options.BigTransactionRows} --out {options.OutputDirectory}{(options.BinaryTuples ? " --binary" : "")}");
         return new MachineFacts(Environment.ProcessorCount, (string)(await version.ExecuteScalarAsync(ct))!, RuntimeInformation.OSDescription, RuntimeInformation.FrameworkDescription, command);
     }
 

@@ -33,6 +33,9 @@ internal static class ExitCodes
     /// <summary><c>status</c>: the replication slot does not exist (nothing consumes, nothing retains WAL for the pipeline).</summary>
     public const int SlotMissing = 7;
 
+    /// <summary><c>replay-failures</c>: some recorded rule failures failed again and stay in <c>sync_rule_failures</c>.</summary>
+    public const int RuleFailuresRemain = 8;
+
     /// <summary>A one-shot command (<c>migrate</c>, <c>check</c>, <c>status</c>) was interrupted by Ctrl+C / SIGTERM (the shell's 128 + SIGINT).</summary>
     public const int Interrupted = 130;
 }

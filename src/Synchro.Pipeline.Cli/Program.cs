@@ -20,6 +20,7 @@ var root = new RootCommand("Turns a PostgreSQL logical replication slot into a b
     MigrateCommand.Create(),
     StatusCommand.Create(),
     CheckCommand.Create(),
+    ReplayFailuresCommand.Create(),
 };
 var parse = root.Parse(args);
 var exitCode = await parse.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = shutdownGrace }).ConfigureAwait(false);

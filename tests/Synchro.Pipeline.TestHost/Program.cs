@@ -1,11 +1,11 @@
 using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Registry;
 
-// Usage: Synchro.Pipeline.TestHost <connection string> <slot> <publication> <table> <owner column> <max batch rows>
+// Usage: Synchro.Pipeline.TestHost <connection string> <slot> <publication> <table> <owner column> <max batch rows> [two-phase]
 // Runs until killed or until stdin closes; exit code 0 after a clean stop, 2 on a fatal pipeline error.
-if (args.Length != 6)
+if (args.Length is not (6 or 7) || (args.Length == 7 && args[6] != "two-phase"))
 {
-    Console.Error.WriteLine("usage: Synchro.Pipeline.TestHost <connection string> <slot> <publication> <table> <owner column> <max batch rows>");
+    Console.Error.WriteLine("usage: Synchro.Pipeline.TestHost <connection string> <slot> <publication> <table> <owner column> <max batch rows> [two-phase]");
     return 64;
 }
 
@@ -27,6 +27,7 @@ var options = new WalPipelineOptions
     BatchLinger = TimeSpan.FromMilliseconds(5),
     StatusInterval = TimeSpan.FromSeconds(1),
     MaxReconnectDelay = TimeSpan.FromSeconds(1),
+    TwoPhase = args.Length == 7,
 };
 
 await using var pipeline = new WalPipeline(options);

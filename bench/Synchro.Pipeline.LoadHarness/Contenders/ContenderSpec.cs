@@ -15,4 +15,7 @@ internal sealed record ContenderSpec
 
     /// <summary>Stop after this many changes instead (the Go design's slice); 0 for the whole backlog.</summary>
     public long MaxChanges { get; init; }
+
+    /// <summary>Our pipeline runs in binary tuple mode.</summary>
+    public bool BinaryTuples { get; init; }
 }

@@ -25,6 +25,7 @@ internal static class PipelineContender
             CreateSlotIfMissing = false,
             Tables = BenchSchema.Registry(),
             DiscardWrites = discardWrites,
+            BinaryTupleMode = spec.BinaryTuples,
         };
         await using var pipeline = new WalPipeline(options);
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(ct);

@@ -23,7 +23,7 @@ internal static class SteadyStateRunner
     private static readonly TimeSpan s_startTimeout = TimeSpan.FromSeconds(60);
 
     public static async Task<SteadyStateResult> RunAsync(string binDirectory, string sourceConnectionString, string changelogConnectionString,
-        int seconds, int clients, TimeSpan catchUpTimeout, CancellationToken ct)
+        int seconds, int clients, TimeSpan catchUpTimeout, CancellationToken ct, bool binaryTuples = false)
     {
         string[] pgbenchArguments = ["-c", Invariant(clients), "-j", Invariant(Math.Min(clients, Environment.ProcessorCount)), "-T", Invariant(seconds)];
         var without = await Pgbench.RunAsync(binDirectory, sourceConnectionString, pgbenchArguments, ct);
@@ -39,6 +39,7 @@ internal static class SteadyStateRunner
             PublicationName = BenchSchema.Publication,
             CreateSlotIfMissing = false,
             Tables = BenchSchema.Registry(),
+            BinaryTupleMode = binaryTuples,
         });
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var run = pipeline.RunAsync(stop.Token);

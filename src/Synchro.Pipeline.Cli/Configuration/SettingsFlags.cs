@@ -53,6 +53,16 @@ internal sealed class SettingsFlags
         HelpName = "name",
     };
 
+    private readonly Option<bool> _binaryTuples = new("--binary-tuples")
+    {
+        Description = $"Ask the server for column values in binary format ({s_section}:BinaryTupleMode; PostgreSQL 14+, key columns of common types)",
+    };
+
+    private readonly Option<bool> _skipInitialSnapshot = new("--skip-initial-snapshot")
+    {
+        Description = $"When the slot is created, do not load the bucket edges of existing rows from its snapshot ({s_section}:InitialSnapshot=false); for applications that populate sync_bucket_edges themselves",
+    };
+
     private readonly bool _withPublication;
 
     /// <param name="command">The command that takes the flags.</param>
@@ -65,7 +75,11 @@ internal sealed class SettingsFlags
         command.Options.Add(_changelogConnection);
         command.Options.Add(_slot);
         if (withPublication)
+        {
             command.Options.Add(_publication);
+            command.Options.Add(_binaryTuples);
+            command.Options.Add(_skipInitialSnapshot);
+        }
     }
 
     /// <summary>Reads the file, the environment and the flags into options.</summary>
@@ -96,6 +110,11 @@ internal sealed class SettingsFlags
         AddFlag(flags, parse, _slot, nameof(WalPipelineOptions.SlotName));
         if (_withPublication)
             AddFlag(flags, parse, _publication, nameof(WalPipelineOptions.PublicationName));
+        // Only a given flag is a layer: its absence leaves the file's or the environment's value.
+        if (_withPublication && parse.GetValue(_binaryTuples))
+            flags[$"{s_section}:{nameof(WalPipelineOptions.BinaryTupleMode)}"] = "true";
+        if (_withPublication && parse.GetValue(_skipInitialSnapshot))
+            flags[$"{s_section}:{nameof(WalPipelineOptions.InitialSnapshot)}"] = "false";
         if (flags.Count > 0)
         {
             builder.AddInMemoryCollection(flags);

@@ -27,7 +27,7 @@ internal static class DemoRunner
     // by an unthrottled run (--rate 0) can drain at a fraction of the rate it was produced.
     private static readonly TimeSpan s_catchUpAllowance = TimeSpan.FromSeconds(30);
 
-    // A short status interval: when caught up, the committer's heartbeat moves the position past the
+    // A short status interval (also the heartbeat period): when caught up, the heartbeat moves the position past the
     // WAL written after the last workload transaction within about a second.
     private static readonly TimeSpan s_statusInterval = TimeSpan.FromSeconds(1);
 
@@ -115,6 +115,8 @@ internal static class DemoRunner
             SlotName = DemoDatabase.SlotName,
             PublicationName = DemoDatabase.PublicationName,
             Tables = DemoDatabase.Registry(),
+            // The demo creates the slot before any row exists: there are no edges to load.
+            InitialSnapshot = false,
             StatusInterval = s_statusInterval,
             LoggerFactory = loggers,
         });

@@ -62,15 +62,31 @@ public sealed class BucketAssignment
 
     private bool _decidedEmpty;
 
-    /// <summary>The text of a registered column's value in the changed row (the old row for a delete), or null for SQL NULL.</summary>
-    /// <exception cref="ArgumentException">The column is not one the registration references.</exception>
+    /// <summary>
+    /// The text of a column's value in the changed row (the old row for a delete), or null for SQL NULL and an unchanged
+    /// TOAST value: any column of a table with a SQL function rule (whose changes carry the whole row), else a column
+    /// the registration references.
+    /// </summary>
+    /// <exception cref="ArgumentException">The change does not carry the column.</exception>
     public string? GetValue(string column)
     {
         var index = Table.ReferencedColumnIndex(column);
-        if (index < 0)
-            throw new ArgumentException($"Column '{column}' is not referenced by the registration of {Table}; only {string.Join(", ", Table.ReferencedColumns)} are decoded.", nameof(column));
-        return Batch.GetString(_change, index);
+        if (index >= 0)
+            return Batch.GetString(_change, index);
+        if (_change.RowValue >= 0 && _change.Layout!.IndexOf(column) is var position and >= 0)
+        {
+            var batch = Batch;
+            var value = batch.Value(_change.RowValue + position);
+            return value.Kind == TupleValueKind.Text ? System.Text.Encoding.UTF8.GetString(batch.Text(value)) : null;
+        }
+        throw new ArgumentException($"Column '{column}' is not referenced by the registration of {Table}; only {string.Join(", ", Table.ReferencedColumns)} are decoded.", nameof(column));
     }
+
+    /// <summary>The change as the decoder stored it, for the built-in assigners.</summary>
+    internal DecodedChange Change => _change;
+
+    /// <summary>The batch holding the change's values (throws once it moved on).</summary>
+    internal ChangeBatch Values => Batch;
 
     /// <summary>The UTF-8 text of a referenced column's value; false for SQL NULL and an unchanged TOAST value.</summary>
     internal bool TryGetText(string column, out ReadOnlySpan<byte> text)

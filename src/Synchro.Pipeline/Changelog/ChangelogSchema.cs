@@ -12,8 +12,8 @@ namespace Synchro.Pipeline.Changelog;
 /// </remarks>
 public static class ChangelogSchema
 {
-    /// <summary>The sidecar tables <see cref="EnsureAsync"/> creates, as the Go reference names them.</summary>
-    public static IReadOnlyList<string> TableNames { get; } = ["sync_changelog", "sync_bucket_edges", "sync_wal_position", "sync_rule_failures"];
+    /// <summary>The sidecar tables <see cref="EnsureAsync"/> creates: the Go reference's four, then <c>sync_prepared_transactions</c> (two-phase transactions awaiting their outcome).</summary>
+    public static IReadOnlyList<string> TableNames { get; } = ["sync_changelog", "sync_bucket_edges", "sync_wal_position", "sync_rule_failures", "sync_prepared_transactions"];
 
     // Invariant: every statement is idempotent, so a database this already migrated, or one the
     // synchro reference migrated, is left unchanged. One batch command per statement, because a
@@ -67,6 +67,17 @@ public static class ChangelogSchema
         )
         """,
         "CREATE INDEX IF NOT EXISTS idx_sync_rule_failures_created ON sync_rule_failures (created_at)",
+        // Ours, not the reference's: prepared (two-phase) transactions awaiting COMMIT/ROLLBACK PREPARED, in spill format chunks.
+        """
+        CREATE TABLE IF NOT EXISTS sync_prepared_transactions (
+            slot_name TEXT NOT NULL,
+            gid TEXT NOT NULL,
+            chunk INT NOT NULL,
+            data BYTEA NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            PRIMARY KEY (slot_name, gid, chunk)
+        )
+        """,
     ];
 
     /// <summary>
@@ -86,7 +97,10 @@ public static class ChangelogSchema
     /// each slot's durable position;</item>
     /// <item><c>sync_rule_failures</c> (<c>id BIGSERIAL</c> primary key, <c>table_name</c>, <c>record_id</c>,
     /// <c>operation SMALLINT</c>, <c>error_text</c>, <c>payload JSONB</c>, <c>created_at</c>) with an index on
-    /// <c>created_at</c>: changes whose bucket rule failed, kept for replay.</item>
+    /// <c>created_at</c>: changes whose bucket rule failed, kept for replay;</item>
+    /// <item><c>sync_prepared_transactions</c> (<c>slot_name</c>, <c>gid</c>, <c>chunk INT</c>, <c>data BYTEA</c>,
+    /// <c>created_at</c>), primary key <c>(slot_name, gid, chunk)</c>: the decoded changes of prepared (two-phase)
+    /// transactions until their COMMIT or ROLLBACK PREPARED.</item>
     /// </list>
     /// </para>
     /// <para>

@@ -43,11 +43,14 @@ internal sealed class PipelineMetrics : IDisposable
     private long _batches;
     private long _changelogRows;
     private long _ruleFailures;
+    private long _tablesTruncated;
     private long _writingSinceTicks;
     private long _lastBatchTicks;
 
     // Lifecycle.
     private long _reconnects;
+    private volatile SlotHealthSnapshot? _slotHealth;
+    private long _snapshotRows;
     private volatile StateAndFailure _state = new(WalPipelineState.NotStarted, null);
     private volatile ChannelReader<ChangeBatch>? _batchQueue;
     private volatile ChannelReader<Lsn>? _receiptQueue;
@@ -64,6 +67,7 @@ internal sealed class PipelineMetrics : IDisposable
         _meter.CreateObservableCounter("synchro.pipeline.batches", () => Volatile.Read(ref _batches), "{batch}", "Batches committed to the changelog.");
         _meter.CreateObservableCounter("synchro.pipeline.changelog.rows", () => Volatile.Read(ref _changelogRows), "{row}", "Changelog rows written.");
         _meter.CreateObservableCounter("synchro.pipeline.rule_failures", () => Volatile.Read(ref _ruleFailures), "{change}", "Changes whose bucket rule failed, recorded in sync_rule_failures.");
+        _meter.CreateObservableCounter("synchro.pipeline.truncates", () => Volatile.Read(ref _tablesTruncated), "{table}", "Registered tables truncated: their records' edges turned into delete rows.");
         _meter.CreateObservableCounter("synchro.pipeline.reconnects", () => Volatile.Read(ref _reconnects), "{reconnect}", "Reconnections after a lost connection.");
 
         _batchSize = _meter.CreateHistogram<int>("synchro.pipeline.batch.size", "{change}", "Changes per committed batch.");
@@ -73,6 +77,7 @@ internal sealed class PipelineMetrics : IDisposable
         _meter.CreateObservableGauge("synchro.pipeline.replication.lag", () => LagBytes, "By", "WAL bytes between the server's WAL end and the last position committed to the changelog.");
         _meter.CreateObservableGauge("synchro.pipeline.replication.lag_time", () => Lag(DateTime.UtcNow).TotalSeconds, "s", "Age of the oldest source transaction handed to the writer and not yet committed.");
         _meter.CreateObservableGauge("synchro.pipeline.queue.depth", QueueDepths, "{item}", "Items waiting in the queues between stages (synchro.queue: batches = decoder to writer, receipts = writer to committer).");
+        _meter.CreateObservableGauge("synchro.pipeline.slot.safe_wal_size", SafeWalSize, "By", "WAL the server may still write before it invalidates the slot (pg_replication_slots.safe_wal_size); absent without max_slot_wal_keep_size.");
         _meter.CreateObservableGauge("synchro.pipeline.wal.buffered", () => BufferedBytes, "By", "WAL received and not yet decoded.");
     }
 
@@ -93,6 +98,9 @@ internal sealed class PipelineMetrics : IDisposable
         Interlocked.Increment(ref _reconnects);
         SetState(WalPipelineState.Reconnecting, error);
     }
+
+    /// <summary>Initial snapshot: <paramref name="rows"/> rows read so far.</summary>
+    public void SnapshotRowsLoaded(long rows) => Volatile.Write(ref _snapshotRows, rows);
 
     /// <summary>A run starts from <paramref name="position"/> with these queues between its stages.</summary>
     public void RunStarted(Lsn position, ChannelReader<ChangeBatch> batches, ChannelReader<Lsn> receipts)
@@ -132,6 +140,13 @@ internal sealed class PipelineMetrics : IDisposable
         Volatile.Write(ref _changelogRows, _changelogRows + rows);
         if (failures > 0)
             Volatile.Write(ref _ruleFailures, _ruleFailures + failures);
+    }
+
+    /// <summary>Writer: a TRUNCATE emptied <paramref name="tables"/> registered tables, written as <paramref name="rows"/> delete rows.</summary>
+    public void TablesTruncated(int tables, long rows)
+    {
+        Volatile.Write(ref _tablesTruncated, _tablesTruncated + tables);
+        Volatile.Write(ref _changelogRows, _changelogRows + rows);
     }
 
     /// <summary>Writer: a database transaction of <paramref name="changes"/> changes committed, ending with <paramref name="last"/>.</summary>
@@ -179,7 +194,10 @@ internal sealed class PipelineMetrics : IDisposable
             ChangelogRows = Volatile.Read(ref _changelogRows),
             RuleFailures = Volatile.Read(ref _ruleFailures),
             Reconnects = Volatile.Read(ref _reconnects),
+            SnapshotRows = Volatile.Read(ref _snapshotRows),
             LastBatchAt = lastBatch == 0 ? null : new DateTimeOffset(lastBatch, TimeSpan.Zero),
+            SlotWalStatus = _slotHealth?.WalStatus,
+            SlotSafeWalSize = _slotHealth?.SafeWalSize,
         };
     }
 
@@ -210,6 +228,17 @@ internal sealed class PipelineMetrics : IDisposable
         if (_ownsMeter)
             _meter.Dispose();
     }
+
+    /// <summary>Slot health watch: the slot's last observed <c>wal_status</c> and <c>safe_wal_size</c>.</summary>
+    public void SlotHealth(string? walStatus, long? safeWalSize) => _slotHealth = new(walStatus, safeWalSize);
+
+    private IEnumerable<Measurement<long>> SafeWalSize()
+    {
+        if (_slotHealth?.SafeWalSize is { } safe)
+            yield return new Measurement<long>(safe);
+    }
+
+    private sealed record SlotHealthSnapshot(string? WalStatus, long? SafeWalSize);
 
     private sealed record StateAndFailure(WalPipelineState State, Exception? Failure);
 }

@@ -16,13 +16,16 @@ namespace Synchro.Pipeline.Hosting;
 /// Keys (case-insensitive, as everywhere in Microsoft.Extensions.Configuration): <c>ConnectionString</c>,
 /// <c>ChangelogConnectionString</c>, <c>SlotName</c>, <c>PublicationName</c>, <c>CreateSlotIfMissing</c>,
 /// <c>MaxBatchRows</c>, <c>MaxBatchBytes</c>, <c>BatchLinger</c>, <c>WalBufferBytes</c>, <c>StatusInterval</c>,
-/// <c>MaxReconnectDelay</c>, <c>SlowBatchThreshold</c> and <c>Tables</c>.
+/// <c>MaxReconnectDelay</c>, <c>SlowBatchThreshold</c>, <c>BinaryTupleMode</c>, <c>HeartbeatInterval</c>, <c>SlotHealthInterval</c>,
+/// <c>SlotSafeWalSizeWarning</c>, <c>SkipOrigins</c> (a list, or one comma-separated value), <c>InitialSnapshot</c>,
+/// <c>MaxBucketsPerChange</c>, <c>GlobalBucketFunction</c> (sets <see cref="TableRegistry.GlobalBucketFunction"/> of
+/// <see cref="WalPipelineOptions.Tables"/>), <c>StreamLargeTransactions</c>, <c>TwoPhase</c>, <c>SpillDirectory</c> and <c>Tables</c>.
 /// </para>
 /// <para>
 /// <c>Tables</c> holds one entry per table, keyed by its name (<c>orders</c>, or schema-qualified <c>app.orders</c>),
 /// with the <see cref="TableRegistration"/> settings <c>IdColumn</c>, <c>SoftDeleteColumn</c>, <c>OwnerColumn</c>,
-/// <c>BucketByColumn</c>, <c>BucketPrefix</c>, <c>GlobalWhenBucketNull</c>, <c>ParentTable</c> and
-/// <c>ParentForeignKeyColumn</c>; an empty entry (<c>"categories": {}</c>) takes every default. Being keys, single
+/// <c>BucketByColumn</c>, <c>BucketPrefix</c>, <c>GlobalWhenBucketNull</c>, <c>ParentTable</c>,
+/// <c>ParentForeignKeyColumn</c>, <c>BucketFunction</c> and <c>DecodeAllColumns</c>; an empty entry (<c>"categories": {}</c>) takes every default. Being keys, single
 /// settings can be overridden one by one, e.g. by the environment variable <c>Synchro__Tables__orders__OwnerColumn</c>.
 /// The tables are added to <see cref="WalPipelineOptions.Tables"/>. An empty <c>SoftDeleteColumn</c> means none;
 /// an empty <c>ChangelogConnectionString</c> means the source database.
@@ -58,6 +61,7 @@ public static class WalPipelineConfiguration
         [nameof(WalPipelineOptions.SlotName)] = (s, o, p) => o.SlotName = Text(s, p) ?? o.SlotName,
         [nameof(WalPipelineOptions.PublicationName)] = (s, o, p) => o.PublicationName = Text(s, p) ?? o.PublicationName,
         [nameof(WalPipelineOptions.CreateSlotIfMissing)] = (s, o, p) => o.CreateSlotIfMissing = Boolean(s, p) ?? o.CreateSlotIfMissing,
+        [nameof(WalPipelineOptions.InitialSnapshot)] = (s, o, p) => o.InitialSnapshot = Boolean(s, p) ?? o.InitialSnapshot,
         [nameof(WalPipelineOptions.MaxBatchRows)] = (s, o, p) => o.MaxBatchRows = WholeNumber(s, p) ?? o.MaxBatchRows,
         [nameof(WalPipelineOptions.MaxBatchBytes)] = (s, o, p) => o.MaxBatchBytes = ByteSize(s, p) ?? o.MaxBatchBytes,
         [nameof(WalPipelineOptions.BatchLinger)] = (s, o, p) => o.BatchLinger = Duration(s, p) ?? o.BatchLinger,
@@ -65,7 +69,17 @@ public static class WalPipelineConfiguration
         [nameof(WalPipelineOptions.StatusInterval)] = (s, o, p) => o.StatusInterval = Duration(s, p) ?? o.StatusInterval,
         [nameof(WalPipelineOptions.MaxReconnectDelay)] = (s, o, p) => o.MaxReconnectDelay = Duration(s, p) ?? o.MaxReconnectDelay,
         [nameof(WalPipelineOptions.SlowBatchThreshold)] = (s, o, p) => o.SlowBatchThreshold = Duration(s, p) ?? o.SlowBatchThreshold,
+        [nameof(WalPipelineOptions.BinaryTupleMode)] = (s, o, p) => o.BinaryTupleMode = Boolean(s, p) ?? o.BinaryTupleMode,
+        [nameof(WalPipelineOptions.StreamLargeTransactions)] = (s, o, p) => o.StreamLargeTransactions = Boolean(s, p) ?? o.StreamLargeTransactions,
+        [nameof(WalPipelineOptions.TwoPhase)] = (s, o, p) => o.TwoPhase = Boolean(s, p) ?? o.TwoPhase,
+        [nameof(WalPipelineOptions.SpillDirectory)] = (s, o, p) => o.SpillDirectory = EmptyIsNull(Text(s, p), o.SpillDirectory),
         [nameof(WalPipelineOptions.Tables)] = BindTables,
+        [nameof(WalPipelineOptions.HeartbeatInterval)] = (s, o, p) => o.HeartbeatInterval = Duration(s, p) ?? o.HeartbeatInterval,
+        [nameof(WalPipelineOptions.SlotHealthInterval)] = (s, o, p) => o.SlotHealthInterval = Duration(s, p) ?? o.SlotHealthInterval,
+        [nameof(WalPipelineOptions.SlotSafeWalSizeWarning)] = (s, o, p) => o.SlotSafeWalSizeWarning = ByteSize(s, p) ?? o.SlotSafeWalSizeWarning,
+        [nameof(WalPipelineOptions.SkipOrigins)] = BindSkipOrigins,
+        [nameof(WalPipelineOptions.MaxBucketsPerChange)] = (s, o, p) => o.MaxBucketsPerChange = WholeNumber(s, p) ?? o.MaxBucketsPerChange,
+        [nameof(TableRegistry.GlobalBucketFunction)] = (s, o, p) => o.Tables.GlobalBucketFunction = EmptyIsNull(Text(s, p), o.Tables.GlobalBucketFunction),
     }.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
 
     private static readonly FrozenDictionary<string, TableSettingBinder> s_tableSettings = new Dictionary<string, TableSettingBinder>
@@ -78,6 +92,8 @@ public static class WalPipelineConfiguration
         [nameof(TableRegistration.GlobalWhenBucketNull)] = (s, t, p) => t.GlobalWhenBucketNull = Boolean(s, p) ?? t.GlobalWhenBucketNull,
         [nameof(TableRegistration.ParentTable)] = (s, t, p) => t.ParentTable = EmptyIsNull(Text(s, p), t.ParentTable),
         [nameof(TableRegistration.ParentForeignKeyColumn)] = (s, t, p) => t.ParentForeignKeyColumn = EmptyIsNull(Text(s, p), t.ParentForeignKeyColumn),
+        [nameof(TableRegistration.BucketFunction)] = (s, t, p) => t.BucketFunction = EmptyIsNull(Text(s, p), t.BucketFunction),
+        [nameof(TableRegistration.DecodeAllColumns)] = (s, t, p) => t.DecodeAllColumns = Boolean(s, p) ?? t.DecodeAllColumns,
     }.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
 
     // Names in the order they are documented, for "known settings" lists.
@@ -87,14 +103,18 @@ public static class WalPipelineConfiguration
         nameof(WalPipelineOptions.PublicationName), nameof(WalPipelineOptions.CreateSlotIfMissing), nameof(WalPipelineOptions.Tables),
         nameof(WalPipelineOptions.MaxBatchRows), nameof(WalPipelineOptions.MaxBatchBytes), nameof(WalPipelineOptions.BatchLinger),
         nameof(WalPipelineOptions.WalBufferBytes), nameof(WalPipelineOptions.StatusInterval), nameof(WalPipelineOptions.MaxReconnectDelay),
-        nameof(WalPipelineOptions.SlowBatchThreshold),
+        nameof(WalPipelineOptions.SlowBatchThreshold), nameof(WalPipelineOptions.BinaryTupleMode), nameof(WalPipelineOptions.HeartbeatInterval), nameof(WalPipelineOptions.SlotHealthInterval),
+        nameof(WalPipelineOptions.SlotSafeWalSizeWarning), nameof(WalPipelineOptions.SkipOrigins), nameof(WalPipelineOptions.InitialSnapshot),
+        nameof(WalPipelineOptions.MaxBucketsPerChange), nameof(TableRegistry.GlobalBucketFunction),
+        nameof(WalPipelineOptions.StreamLargeTransactions), nameof(WalPipelineOptions.TwoPhase), nameof(WalPipelineOptions.SpillDirectory),
     ];
 
     private static readonly string[] s_tableSettingNames =
     [
         nameof(TableRegistration.IdColumn), nameof(TableRegistration.SoftDeleteColumn), nameof(TableRegistration.OwnerColumn),
         nameof(TableRegistration.BucketByColumn), nameof(TableRegistration.BucketPrefix), nameof(TableRegistration.GlobalWhenBucketNull),
-        nameof(TableRegistration.ParentTable), nameof(TableRegistration.ParentForeignKeyColumn),
+        nameof(TableRegistration.ParentTable), nameof(TableRegistration.ParentForeignKeyColumn), nameof(TableRegistration.BucketFunction),
+        nameof(TableRegistration.DecodeAllColumns),
     ];
 
     /// <summary>Sets every option <paramref name="section"/> has a key for; options without a key keep their value.</summary>
@@ -155,6 +175,21 @@ public static class WalPipelineConfiguration
         }
     }
 
+    /// <summary>Origin names: a list (<c>"SkipOrigins": ["a", "b"]</c>, or keys <c>SkipOrigins:0</c>...) or one comma-separated value.</summary>
+    private static void BindSkipOrigins(IConfigurationSection setting, WalPipelineOptions options, List<string> problems)
+    {
+        var names = setting.Value is { } list
+            ? list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+            : setting.GetChildren().Select(c => Text(c, problems)).OfType<string>().Select(n => n.Trim()).ToArray();
+        foreach (var name in names)
+        {
+            if (name.Length == 0)
+                problems.Add($"{setting.Path}: an empty origin name; list replication origin names");
+            else
+                options.SkipOrigins.Add(name);
+        }
+    }
+
     private static void AddTable(IConfigurationSection entry, TableSettings settings, TableRegistry tables, List<string> problems)
     {
         TableRegistration table;
@@ -170,6 +205,8 @@ public static class WalPipelineConfiguration
                 GlobalWhenBucketNull = settings.GlobalWhenBucketNull,
                 ParentTable = settings.ParentTable,
                 ParentForeignKeyColumn = settings.ParentForeignKeyColumn,
+                BucketFunction = settings.BucketFunction,
+                DecodeAllColumns = settings.DecodeAllColumns,
             };
         }
         catch (ArgumentException)
@@ -353,5 +390,9 @@ public static class WalPipelineConfiguration
         public string? ParentTable { get; set; }
 
         public string? ParentForeignKeyColumn { get; set; }
+
+        public string? BucketFunction { get; set; }
+
+        public bool DecodeAllColumns { get; set; }
     }
 }

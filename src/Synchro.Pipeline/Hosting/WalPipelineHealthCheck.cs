@@ -25,6 +25,8 @@ internal sealed class WalPipelineHealthCheck(WalPipeline pipeline, IOptionsMonit
             WalPipelineState.Stopped => new HealthCheckResult(failed, "The pipeline has stopped.", data: data),
             WalPipelineState.NotStarted => HealthCheckResult.Degraded("The pipeline has not started yet.", data: data),
             WalPipelineState.Starting => HealthCheckResult.Degraded("The pipeline is checking the database and connecting.", data: data),
+            WalPipelineState.Snapshotting => HealthCheckResult.Degraded(string.Create(CultureInfo.InvariantCulture,
+                $"The pipeline is loading the bucket edges of existing rows from its new slot's snapshot ({status.SnapshotRows} rows so far); streaming starts after it."), data: data),
             WalPipelineState.Reconnecting => HealthCheckResult.Degraded("The pipeline lost its connection and is reconnecting: " + status.Failure?.Message, status.Failure, data),
             _ when status.Lag > limits.MaxLag => new HealthCheckResult(failed, string.Create(CultureInfo.InvariantCulture,
                 $"The changelog lags {status.Lag.TotalSeconds:0.#} s behind the source's commits (limit {limits.MaxLag.Value.TotalSeconds:0.#} s)."), data: data),

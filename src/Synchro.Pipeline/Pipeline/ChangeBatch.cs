@@ -3,6 +3,8 @@ using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Text;
 using Synchro.Pipeline.Protocol;
+using Synchro.Pipeline.Protocol.Messages;
+using Synchro.Pipeline.Registry;
 
 namespace Synchro.Pipeline.Pipeline;
 
@@ -84,8 +86,30 @@ internal sealed class ChangeBatch
     /// <summary>Source commit times of the transactions completed in this batch, for the latency histogram.</summary>
     public List<DateTime> CommitTimes { get; } = [];
 
+    /// <summary>Logical decoding messages with an application handler, in stream order; null or empty when none.</summary>
+    public List<LogicalMessage>? Messages { get; set; }
+
     /// <summary>Approximate pgoutput bytes of the changes, for the byte limit.</summary>
     public long Bytes { get; set; }
+
+    /// <summary>
+    /// Registered tables a TRUNCATE emptied at this point of the transaction, in the message's order. A batch that
+    /// has any holds nothing else: the decoder cuts before and after it, so the writer applies it between the
+    /// changes before it (already written, edges applied) and those after it (which then see no edges for these tables).
+    /// </summary>
+    public List<TableRegistration> TruncatedTables { get; } = [];
+
+    /// <summary>The TRUNCATE's options (CASCADE, RESTART IDENTITY), reported with <see cref="TruncatedTables"/>.</summary>
+    public TruncateOptions TruncateOptions { get; set; }
+
+    /// <summary>
+    /// Set on a batch that only carries the decoder's failure: the writer throws it when it gets there, after
+    /// committing the whole transactions sent before it, so a restart resumes right before the failing transaction.
+    /// </summary>
+    public WalPipelineException? Failure { get; set; }
+
+    /// <summary>A two-phase step for the writer; such a batch has no changes of its own.</summary>
+    public Spill.PreparedAction? Prepared { get; set; }
 
     /// <summary>A mark to roll the values back to (<see cref="TruncateValues"/>): values read for a row that adds no change.</summary>
     public (int Values, int Bytes) ValueMark => (_valueCount, _byteCount);
@@ -127,6 +151,34 @@ internal sealed class ChangeBatch
         _byteCount += text.Length;
     }
 
+    /// <summary>Replaces value <paramref name="index"/> with <paramref name="text"/> (an unchanged TOAST id taken from the old row).</summary>
+    public void SetText(int index, ReadOnlySpan<byte> text)
+    {
+        Debug.Assert(index < _valueCount);
+        if (_bytes.Length - _byteCount < text.Length)
+            Grow(ref _bytes, _byteCount, _byteCount + text.Length, InitialBytes);
+        text.CopyTo(_bytes.AsSpan(_byteCount));
+        _values[index] = new ColumnValue(_byteCount, text.Length, TupleValueKind.Text);
+        _byteCount += text.Length;
+    }
+
+    /// <summary>
+    /// Appends the text form of a binary (<c>'b'</c>) value converted straight into the arena; false, adding nothing,
+    /// when the bytes are not a value of <paramref name="format"/>.
+    /// </summary>
+    public bool AddBinary(BinaryColumnFormat format, ReadOnlySpan<byte> data)
+    {
+        var room = BinaryValueText.MaxTextLength(format, data.Length);
+        if (_bytes.Length - _byteCount < room)
+            Grow(ref _bytes, _byteCount, _byteCount + room, InitialBytes);
+        var length = BinaryValueText.Format(format, data, _bytes.AsSpan(_byteCount, room));
+        if (length < 0)
+            return false;
+        AddValue(new ColumnValue(_byteCount, length, TupleValueKind.Text));
+        _byteCount += length;
+        return true;
+    }
+
     /// <summary>Appends a NULL or an unchanged TOAST value.</summary>
     public void AddEmpty(TupleValueKind kind)
     {
@@ -139,6 +191,15 @@ internal sealed class ChangeBatch
     {
         Debug.Assert(mark.Values <= _valueCount && mark.Bytes <= _byteCount);
         Debug.Assert(_count == 0 || _changes[_count - 1].FirstValue < mark.Values, "a change refers to the values being dropped");
+        (_valueCount, _byteCount) = mark;
+    }
+
+    /// <summary>Drops the changes from <paramref name="changes"/> on and the values from <paramref name="mark"/> on (a transaction given up).</summary>
+    public void RollBack(int changes, (int Values, int Bytes) mark)
+    {
+        Debug.Assert(changes <= _count && mark.Values <= _valueCount && mark.Bytes <= _byteCount);
+        _changes.AsSpan(changes, _count - changes).Clear();
+        _count = changes;
         (_valueCount, _byteCount) = mark;
     }
 
@@ -160,6 +221,8 @@ internal sealed class ChangeBatch
         // Drop the registration references so a pooled batch holds only bytes.
         _changes.AsSpan(0, _count).Clear();
         _count = _valueCount = _byteCount = 0;
+        TruncatedTables.Clear();
+        Failure = null;
         if (_pool.TryReturn(this))
             return;
         // The pool is full: this batch is left to the GC, its arrays go back to the array pool.
@@ -177,8 +240,22 @@ internal sealed class ChangeBatch
         Transactions = 0;
         FirstCommitTime = default;
         CommitTimes.Clear();
+        Messages?.Clear();
         Bytes = 0;
+        TruncatedTables.Clear();
+        TruncateOptions = TruncateOptions.None;
+        Failure = null;
+        Prepared = null;
         Volatile.Write(ref _released, 0);
+    }
+
+    /// <summary>Empties a batch its owner keeps (the decoder's staging batch), keeping its arrays.</summary>
+    internal void Clear()
+    {
+        AssertInUse();
+        _changes.AsSpan(0, _count).Clear();
+        _count = _valueCount = _byteCount = 0;
+        Reuse();
     }
 
     private void AddValue(ColumnValue value)

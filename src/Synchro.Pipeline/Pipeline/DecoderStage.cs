@@ -98,17 +98,40 @@ internal sealed class DecoderStage(PipeReader input, ChannelWriter<ChangeBatch> 
 
         public void OnRelation(in RelationMessage message) => decoder.OnRelation(message);
 
-        public void OnInsert(in InsertMessage message) => decoder.OnInsert(message, messageBytes);
-
-        public void OnUpdate(in UpdateMessage message) => decoder.OnUpdate(message, messageBytes);
-
-        public void OnDelete(in DeleteMessage message) => decoder.OnDelete(message, messageBytes);
-
-        public void OnTruncate(in TruncateMessage message) => decoder.OnTruncate(message);
-
-        public void OnOrigin(in OriginMessage message)
+        // Inside a stream block or a prepared transaction the changes go to the spill store until the transaction ends.
+        public void OnInsert(in InsertMessage message)
         {
+            if (decoder.Spilling)
+                decoder.OnSpilledInsert(message, messageBytes);
+            else
+                decoder.OnInsert(message, messageBytes);
         }
+
+        public void OnUpdate(in UpdateMessage message)
+        {
+            if (decoder.Spilling)
+                decoder.OnSpilledUpdate(message, messageBytes);
+            else
+                decoder.OnUpdate(message, messageBytes);
+        }
+
+        public void OnDelete(in DeleteMessage message)
+        {
+            if (decoder.Spilling)
+                decoder.OnSpilledDelete(message, messageBytes);
+            else
+                decoder.OnDelete(message, messageBytes);
+        }
+
+        public void OnTruncate(in TruncateMessage message)
+        {
+            if (decoder.Spilling)
+                decoder.OnSpilledTruncate(message);
+            else
+                decoder.OnTruncate(message);
+        }
+
+        public void OnOrigin(in OriginMessage message) => decoder.OnOrigin(message);
 
         public void OnType(in TypeMessage message)
         {
@@ -116,25 +139,22 @@ internal sealed class DecoderStage(PipeReader input, ChannelWriter<ChangeBatch> 
 
         public void OnMessage(in LogicalDecodingMessage message) => decoder.OnMessage(message);
 
-        // Streaming and two-phase are not requested, so the parser rejects these before they get here.
-        public void OnStreamStart(in StreamStartMessage message) => throw Unrequested();
+        public void OnStreamStart(in StreamStartMessage message) => decoder.OnStreamStart(message);
 
-        public void OnStreamStop() => throw Unrequested();
+        public void OnStreamStop() => decoder.OnStreamStop();
 
-        public void OnStreamCommit(in CommitMessage message) => throw Unrequested();
+        public void OnStreamCommit(in CommitMessage message) => decoder.OnStreamCommit(message);
 
-        public void OnStreamAbort(in StreamAbortMessage message) => throw Unrequested();
+        public void OnStreamAbort(in StreamAbortMessage message) => decoder.OnStreamAbort(message);
 
-        public void OnBeginPrepare(in PrepareMessage message) => throw Unrequested();
+        public void OnBeginPrepare(in PrepareMessage message) => decoder.OnBeginPrepare(message);
 
-        public void OnPrepare(in PrepareMessage message) => throw Unrequested();
+        public void OnPrepare(in PrepareMessage message) => decoder.OnPrepare(message);
 
-        public void OnCommitPrepared(in CommitPreparedMessage message) => throw Unrequested();
+        public void OnCommitPrepared(in CommitPreparedMessage message) => decoder.OnCommitPrepared(message);
 
-        public void OnRollbackPrepared(in RollbackPreparedMessage message) => throw Unrequested();
+        public void OnRollbackPrepared(in RollbackPreparedMessage message) => decoder.OnRollbackPrepared(message);
 
-        public void OnStreamPrepare(in PrepareMessage message) => throw Unrequested();
-
-        private static InvalidOperationException Unrequested() => new("The parser passed a message kind the pipeline did not request.");
+        public void OnStreamPrepare(in PrepareMessage message) => decoder.OnStreamPrepare(message);
     }
 }

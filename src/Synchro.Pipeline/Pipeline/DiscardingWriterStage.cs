@@ -25,6 +25,8 @@ internal sealed class DiscardingWriterStage(ChannelReader<ChangeBatch> input, Ch
                 // As the real writer: every batch taken is released exactly once, after its last use.
                 try
                 {
+                    if (batch.Failure is { } failure)
+                        throw failure;
                     metrics.Writing(batch);
                     if (changesInTransaction == 0)
                         started = Stopwatch.GetTimestamp();

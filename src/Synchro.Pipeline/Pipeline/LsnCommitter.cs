@@ -1,6 +1,5 @@
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
-using Npgsql;
 using Npgsql.Replication;
 using Synchro.Pipeline.Protocol;
 
@@ -12,32 +11,18 @@ namespace Synchro.Pipeline.Pipeline;
 /// position once everything before it is committed.
 /// </summary>
 /// <remarks>
-/// When nothing has been committed for a status interval it emits a heartbeat — a non-transactional
-/// logical decoding message (<see cref="HeartbeatPrefix"/>) — into the source WAL. The decoder turns
-/// it into an empty batch, so an idle slot (or one that only sees WAL of unpublished tables, such as
-/// the changelog's own writes) still advances.
+/// Heartbeats (<see cref="HeartbeatPrefix"/>) are written by <see cref="HeartbeatEmitter"/>; the decoder turns
+/// one into an empty batch, so an idle slot (or one that only sees WAL of unpublished tables or other
+/// databases) still advances.
 /// </remarks>
-internal sealed partial class LsnCommitter(ChannelReader<Lsn> committed, ReplicationConnection connection, NpgsqlDataSource source, TimeSpan idleInterval, ILogger logger)
+internal sealed partial class LsnCommitter(ChannelReader<Lsn> committed, ReplicationConnection connection, ILogger logger)
 {
     public const string HeartbeatPrefix = "synchro.heartbeat";
 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        while (true)
+        while (await committed.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
         {
-            using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            idle.CancelAfter(idleInterval);
-            try
-            {
-                if (!await committed.WaitToReadAsync(idle.Token).ConfigureAwait(false))
-                    return;
-            }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-            {
-                await EmitHeartbeatAsync(cancellationToken).ConfigureAwait(false);
-                continue;
-            }
-
             // The writer may have committed several batches meanwhile: report only the newest.
             var newest = Lsn.Invalid;
             while (committed.TryRead(out var lsn))
@@ -48,16 +33,6 @@ internal sealed partial class LsnCommitter(ChannelReader<Lsn> committed, Replica
         }
     }
 
-    private async Task EmitHeartbeatAsync(CancellationToken cancellationToken)
-    {
-        await using var command = source.CreateCommand($"SELECT pg_logical_emit_message(false, '{HeartbeatPrefix}', '')");
-        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        LogHeartbeat(logger, idleInterval.TotalSeconds);
-    }
-
     [LoggerMessage(EventId = 4001, Level = LogLevel.Debug, Message = "Confirmed position {Position} to the server")]
     private static partial void LogConfirmed(ILogger logger, Lsn position);
-
-    [LoggerMessage(EventId = 4002, Level = LogLevel.Debug, Message = "Nothing committed for {Seconds} s: wrote a heartbeat message into the WAL")]
-    private static partial void LogHeartbeat(ILogger logger, double seconds);
 }

@@ -7,6 +7,8 @@ namespace Synchro.Pipeline.Pipeline;
 internal sealed class StageGroup(CancellationTokenSource run)
 {
     private readonly List<Task> _stages = [];
+    private readonly List<Task> _watchers = [];
+    private readonly CancellationTokenSource _stagesEnded = new();
     private Exception? _firstError;
 
     public void Start(Func<CancellationToken, Task> stage) => _stages.Add(RunAsync(stage));
@@ -25,10 +27,42 @@ internal sealed class StageGroup(CancellationTokenSource run)
         }
     }
 
+    /// <summary>
+    /// Starts a task that runs beside the stages (heartbeats, slot health): its failure fails the run like a stage's,
+    /// and it is cancelled once the stages have ended (it never ends the run by itself).
+    /// </summary>
+    public void StartWatcher(Func<CancellationToken, Task> watcher)
+    {
+        var token = CancellationTokenSource.CreateLinkedTokenSource(run.Token, _stagesEnded.Token);
+        _watchers.Add(RunWatcherAsync(watcher, token));
+    }
+
+    private async Task RunWatcherAsync(Func<CancellationToken, Task> watcher, CancellationTokenSource token)
+    {
+        using (token)
+        {
+            try
+            {
+                await Task.Run(() => watcher(token.Token)).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (token.IsCancellationRequested)
+            {
+            }
+            catch (Exception e)
+            {
+                Interlocked.CompareExchange(ref _firstError, e, null);
+                await run.CancelAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
     /// <summary>Waits for every stage; throws the first real error, or the cancellation when there was none.</summary>
     public async Task WhenAllAsync()
     {
         await Task.WhenAll(_stages).ConfigureAwait(false);
+        await _stagesEnded.CancelAsync().ConfigureAwait(false);
+        await Task.WhenAll(_watchers).ConfigureAwait(false);
+        _stagesEnded.Dispose();
         if (_firstError is not null)
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(_firstError);
         run.Token.ThrowIfCancellationRequested();

@@ -1,5 +1,6 @@
 using Npgsql;
 using NpgsqlTypes;
+using Synchro.Pipeline.Buckets;
 using Synchro.Pipeline.Changelog;
 using Synchro.Pipeline.Replication;
 
@@ -39,7 +40,8 @@ public sealed partial class WalPipeline
                 var checks = await CheckSourceAsync(connection, options, cancellationToken).ConfigureAwait(false);
                 warnings.AddRange(checks.Warnings);
                 if (!checks.SlotExists)
-                    warnings.Add($"Replication slot '{options.SlotName}' does not exist yet; the pipeline creates it at start, and the changelog covers changes from then on.");
+                    warnings.Add($"Replication slot '{options.SlotName}' does not exist yet; the pipeline creates it at start, and the changelog covers changes from then on."
+                        + (options.InitialSnapshot ? " Before streaming, it loads the bucket edges of the rows the registered tables hold then, from the slot's snapshot (InitialSnapshot)." : ""));
             }
         }
 
@@ -58,6 +60,14 @@ public sealed partial class WalPipeline
     {
         var tables = options.Tables.Select(t => new RegisteredTable(t.Schema, t.Name, t.IdColumn, t.ReferencedColumns)).ToList();
         var checks = await StartupChecks.RunAsync(connection, options.SlotName, options.PublicationName, tables, cancellationToken).ConfigureAwait(false);
+        if (options.BinaryTupleMode)
+        {
+            List<(string, string, string)> converted = [.. options.Tables.SelectMany(t => BinaryValueText.ConvertedColumns(t).Select(c => (t.Schema, t.Name, c)))];
+            await StartupChecks.CheckBinaryTuplesAsync(connection, converted, cancellationToken).ConfigureAwait(false);
+        }
+        var functionProblems = await SqlFunctionBucketAssigner.CheckAsync(connection, options.Tables, cancellationToken).ConfigureAwait(false);
+        if (functionProblems.Count > 0)
+            throw new WalPipelineConfigurationException(functionProblems);
         // A valid slot name is [a-z0-9_]+ (Validate), so it is safe inside the quoted literal of the suggested fix.
         if (!checks.SlotExists && !options.CreateSlotIfMissing)
             throw new WalPipelineConfigurationException($"Replication slot '{options.SlotName}' does not exist and {nameof(WalPipelineOptions.CreateSlotIfMissing)} is off; create it (SELECT pg_create_logical_replication_slot('{options.SlotName}', 'pgoutput')) or turn the option on.");

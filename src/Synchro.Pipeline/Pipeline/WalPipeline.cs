@@ -53,7 +53,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         _metrics = new PipelineMetrics(options.MeterFactory);
         _source = new NpgsqlDataSourceBuilder(options.ConnectionString).UseLoggerFactory(options.LoggerFactory).Build();
         _changelog = new NpgsqlDataSourceBuilder(options.ChangelogConnectionString ?? options.ConnectionString).UseLoggerFactory(options.LoggerFactory).Build();
-        _assigner = options.BucketAssigner ?? new DefaultBucketAssigner();
+        _assigner = new GuardedBucketAssigner(options.Tables, options.BucketAssigner, options.MaxBucketsPerChange);
     }
 
     /// <summary>The lifecycle log category; each stage logs under it with a suffix (<c>.Reader</c>, <c>.Decoder</c>, <c>.Writer</c>, <c>.Committer</c>).</summary>
@@ -92,8 +92,10 @@ public sealed partial class WalPipeline : IAsyncDisposable
         _metrics.SetState(WalPipelineState.Starting);
         var source = new NpgsqlConnectionStringBuilder(_options.ConnectionString);
         LogStarting(_logger, _options.SlotName, _options.PublicationName, _options.Tables.Count, source.Host, source.Port, source.Database, source.Username);
+        await using var slotLock = _slotLock = new SlotLock(_options.ConnectionString, _options.SlotName);
         try
         {
+            await slotLock.EnsureAsync(cancellationToken).ConfigureAwait(false);
             await PrepareAsync(cancellationToken).ConfigureAwait(false);
             var delay = s_firstReconnectDelay;
             while (true)
@@ -104,7 +106,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
                     await RunStagesAsync(cancellationToken).ConfigureAwait(false);
                     return;
                 }
-                catch (Exception e) when (!cancellationToken.IsCancellationRequested && IsTransient(e))
+                catch (Exception e) when (!cancellationToken.IsCancellationRequested && IsTransient(e) && !SlotBusyTooLong(e))
                 {
                     if (_metrics.CommittedChanges != before)
                         delay = s_firstReconnectDelay;
@@ -140,23 +142,29 @@ public sealed partial class WalPipeline : IAsyncDisposable
 
     private async Task PrepareAsync(CancellationToken cancellationToken)
     {
+        bool slotExists;
         await using (var connection = await _source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
         {
             var checks = await CheckSourceAsync(connection, _options, cancellationToken).ConfigureAwait(false);
             foreach (var warning in checks.Warnings)
                 LogStartupWarning(_logger, warning);
-            if (!checks.SlotExists)
+            slotExists = checks.SlotExists;
+            if (!checks.SlotExists && !_options.InitialSnapshot)
             {
-                if (await ReplicationSlots.CreateIfMissingAsync(_options.ConnectionString, _options.SlotName, twoPhase: false, cancellationToken).ConfigureAwait(false))
+                if (await ReplicationSlots.CreateIfMissingAsync(_options.ConnectionString, _options.SlotName, twoPhase: _options.TwoPhase, cancellationToken).ConfigureAwait(false))
                     LogSlotCreated(_logger, _options.SlotName);
             }
+            await CheckSlotTwoPhaseAsync(connection, cancellationToken).ConfigureAwait(false);
         }
         await using (var connection = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
             await ChangelogSchema.EnsureAsync(connection, cancellationToken).ConfigureAwait(false);
+        if (_options.InitialSnapshot)
+            await PrepareSlotWithSnapshotAsync(slotExists, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task RunStagesAsync(CancellationToken cancellationToken)
     {
+        await _slotLock!.EnsureAsync(cancellationToken).ConfigureAwait(false);
         Lsn position;
         await using (var connection = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
             position = await ChangelogStore.LoadPositionAsync(connection, _options.SlotName, cancellationToken).ConfigureAwait(false) ?? Lsn.Invalid;
@@ -173,13 +181,22 @@ public sealed partial class WalPipeline : IAsyncDisposable
         var batches = Channel.CreateBounded<ChangeBatch>(StageChannels.Batches(BatchQueueCapacity));
         var committed = Channel.CreateBounded<Lsn>(StageChannels.Receipts(BatchQueueCapacity + 1));
 
-        var parser = new PgOutputParser(new PgOutputOptions(protocolVersion: 1, messages: true));
+        var parser = new PgOutputParser(ParserOptions());
         var loggers = _options.LoggerFactory;
-        var decoder = new ChangeDecoder(_options.Tables, new BatchLimits(_options.MaxBatchRows, _options.MaxBatchBytes), position, loggers.CreateLogger(LogCategory + ".Decoder"));
-        var reader = new ReaderStage(replication, _options.SlotName, position, PluginOptions(), pipe.Writer, _metrics);
+        using var spill = CreateSpillStore();
+        var decoder = new ChangeDecoder(_options.Tables, new BatchLimits(_options.MaxBatchRows, _options.MaxBatchBytes), position, loggers.CreateLogger(LogCategory + ".Decoder"), spill)
+        {
+            BinaryTuples = _options.BinaryTupleMode,
+            MessageHandlers = Handlers,
+            SkipOrigins = Origins,
+        };
+        var reader = new ReaderStage(replication, _options.SlotName, StreamStart(position), PluginOptions(), pipe.Writer, _metrics);
         var decoding = new DecoderStage(pipe.Reader, batches.Writer, parser, decoder, _options.BatchLinger, _metrics);
-        var writer = new WriterStage(batches.Reader, committed.Writer, _changelog, _source, _options.SlotName, _options.Tables, _assigner, _metrics, _options.SlowBatchThreshold, loggers.CreateLogger(LogCategory + ".Writer"));
-        var committer = new LsnCommitter(committed.Reader, replication, _source, _options.StatusInterval, loggers.CreateLogger(LogCategory + ".Committer"));
+        var writer = new WriterStage(batches.Reader, committed.Writer, _changelog, _source, _options.SlotName, _options.Tables, _assigner, _metrics, _options.SlowBatchThreshold, loggers.CreateLogger(LogCategory + ".Writer"))
+        {
+            MessageHandlers = Handlers,
+        };
+        var committer = new LsnCommitter(committed.Reader, replication, loggers.CreateLogger(LogCategory + ".Committer"));
         _metrics.RunStarted(position, batches.Reader, committed.Reader);
 
         var stages = new StageGroup(run);
@@ -187,6 +204,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         stages.Start(decoding.RunAsync);
         stages.Start(_options.DiscardWrites ? new DiscardingWriterStage(batches.Reader, committed.Writer, _metrics).RunAsync : writer.RunAsync);
         stages.Start(committer.RunAsync);
+        StartWatchers(stages);
         await stages.WhenAllAsync().ConfigureAwait(false);
         // Every stage ended without being cancelled: the server closed the stream (shutting down, say).
         throw new EndOfStreamException("The server ended the replication stream.");
@@ -224,13 +242,20 @@ public sealed partial class WalPipeline : IAsyncDisposable
         }
     }
 
-    private List<KeyValuePair<string, string?>> PluginOptions() =>
-    [
-        new("proto_version", "1"),
-        new("messages", "true"),
-        // The replication command's string literal doubles single quotes; the list item is a quoted identifier.
-        new("publication_names", PgIdentifier.Quote(_options.PublicationName).Replace("'", "''", StringComparison.Ordinal)),
-    ];
+    private List<KeyValuePair<string, string?>> PluginOptions()
+    {
+        List<KeyValuePair<string, string?>> options =
+        [
+            new("proto_version", ProtocolVersion.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            new("messages", "true"),
+            // The replication command's string literal doubles single quotes; the list item is a quoted identifier.
+            new("publication_names", PgIdentifier.Quote(_options.PublicationName).Replace("'", "''", StringComparison.Ordinal)),
+            .. StreamingPluginOptions(),
+        ];
+        if (_options.BinaryTupleMode)
+            options.Add(new("binary", "true"));
+        return options;
+    }
 
     /// <summary>Whether reconnecting may cure <paramref name="error"/>: the connection or the server went away.</summary>
     internal static bool IsTransient(Exception error) => error switch
@@ -249,7 +274,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
             => new WalPipelineException($"Replication slot '{_options.SlotName}' no longer exists (it was dropped). The changes since the last committed batch cannot be read again; restart the pipeline to create a new slot, and resync clients if changes were missed.", error),
         PostgresException pg when pg.MessageText.Contains("can no longer get changes from replication slot", StringComparison.Ordinal)
             || pg.MessageText.Contains("invalidated", StringComparison.Ordinal)
-            => new WalPipelineException($"Replication slot '{_options.SlotName}' was invalidated by the server ({pg.MessageText}), usually because it retained more WAL than max_slot_wal_keep_size. Drop and recreate the slot and resync clients.", error),
+            => new WalPipelineException(SlotHealthWatch.LostMessage(_options.SlotName, pg.MessageText), error),
         PgOutputProtocolException protocol
             => new WalPipelineException($"The replication stream could not be decoded: {protocol.Message} Report this with the LSN; the pipeline will not skip it.", error),
         WalPipelineException pipeline => pipeline,

@@ -20,4 +20,7 @@ public enum WalPipelineState
 
     /// <summary>Stopped on a fatal error (<see cref="WalPipelineStatus.Failure"/>).</summary>
     Failed,
+
+    /// <summary>Loading the bucket edges of existing rows from the new slot's snapshot (<see cref="WalPipelineOptions.InitialSnapshot"/>; progress in <see cref="WalPipelineStatus.SnapshotRows"/>).</summary>
+    Snapshotting,
 }

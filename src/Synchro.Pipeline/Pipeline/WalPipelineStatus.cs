@@ -54,6 +54,15 @@ public sealed class WalPipelineStatus
     /// <summary>Reconnections after a lost connection.</summary>
     public long Reconnects { get; internal init; }
 
+    /// <summary>Rows of the registered tables read by the initial snapshot load of this instance (<see cref="WalPipelineState.Snapshotting"/>); 0 when none ran.</summary>
+    public long SnapshotRows { get; internal init; }
+
     /// <summary>When the last batch was committed, if any.</summary>
     public DateTimeOffset? LastBatchAt { get; internal init; }
+
+    /// <summary>The slot's <c>wal_status</c> at the last health check (<see cref="WalPipelineOptions.SlotHealthInterval"/>): <c>reserved</c>, <c>extended</c>, <c>unreserved</c> (about to be invalidated) or <c>lost</c>; null before the first check.</summary>
+    public string? SlotWalStatus { get; internal init; }
+
+    /// <summary>The slot's <c>safe_wal_size</c> at the last health check: bytes of WAL the server may still write before the slot is in danger; null without <c>max_slot_wal_keep_size</c>.</summary>
+    public long? SlotSafeWalSize { get; internal init; }
 }

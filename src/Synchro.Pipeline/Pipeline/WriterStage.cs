@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -56,6 +55,9 @@ internal sealed partial class WriterStage(
                     // (written, and committed when it ends the transaction) or when writing it failed.
                     try
                     {
+                        // The decoder's failure, behind the whole transactions it sent first; an open transaction rolls back.
+                        if (batch.Failure is { } failure)
+                            throw failure;
                         metrics.Writing(batch);
                         if (transaction is null)
                         {
@@ -64,6 +66,10 @@ internal sealed partial class WriterStage(
                         }
                         await WriteAsync(connection, sourceConnection, batch, cancellationToken).ConfigureAwait(false);
                         changesInTransaction += batch.Count;
+                        if (batch.Messages is { Count: > 0 } messages)
+                            _messages.AddRange(messages);
+                        if (batch.Prepared is { } prepared)
+                            changesInTransaction += await ApplyPreparedAsync(connection, sourceConnection, prepared, cancellationToken).ConfigureAwait(false);
                         if (!batch.EndsTransaction)
                             continue;
 
@@ -71,6 +77,7 @@ internal sealed partial class WriterStage(
                         await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
                         await transaction.DisposeAsync().ConfigureAwait(false);
                         transaction = null;
+                        await DeliverMessagesAsync(cancellationToken).ConfigureAwait(false);
                         metrics.BatchCommitted(changesInTransaction, batch, started);
                         var elapsed = Stopwatch.GetElapsedTime(started);
                         if (elapsed > slowBatchThreshold)
@@ -116,6 +123,11 @@ internal sealed partial class WriterStage(
 
     private async Task WriteAsync(NpgsqlConnection connection, NpgsqlConnection sourceConnection, ChangeBatch batch, CancellationToken cancellationToken)
     {
+        if (batch.TruncatedTables.Count > 0)
+        {
+            await TruncateAsync(connection, batch, cancellationToken).ConfigureAwait(false);
+            return;
+        }
         if (batch.Count == 0)
             return;
 
@@ -190,18 +202,8 @@ internal sealed partial class WriterStage(
         metrics.ChangelogRowsWritten(rows.Count, failures.Count);
     }
 
-    /// <summary>The change's decoded columns as a JSON object, kept with a rule failure for replay.</summary>
-    private static string Payload(ChangeBatch batch, DecodedChange change)
-    {
-        var columns = change.Table.ReferencedColumns;
-        var row = new Dictionary<string, string?>(columns.Count, StringComparer.Ordinal);
-        for (var i = 0; i < columns.Count; i++)
-        {
-            if (batch.Value(change, i).Kind != TupleValueKind.UnchangedToast)
-                row[columns[i]] = batch.GetString(change, i);
-        }
-        return JsonSerializer.Serialize(row, PayloadJsonContext.Default.DictionaryStringString);
-    }
+    /// <summary>The change's decoded columns as a JSON object, typed by column type, kept with a rule failure for replay.</summary>
+    private static string Payload(ChangeBatch batch, DecodedChange change) => RowJson.Payload(batch, change);
 
     [LoggerMessage(EventId = 3001, Level = LogLevel.Warning,
         Message = "{Count} change(s) of this batch failed their bucket rule and were recorded in sync_rule_failures instead of the changelog; first: {Table} {RecordId}: {Error}")]

@@ -61,6 +61,21 @@ public sealed class TableRegistration
     /// <summary>For child tables: the column holding the parent record's id.</summary>
     public string? ParentForeignKeyColumn { get; init; }
 
+    /// <summary>
+    /// A SQL function that decides this table's buckets: <c>name</c> or <c>schema.name</c>, with the signature
+    /// <c>(table_name text, operation text, new_row jsonb, old_row jsonb) RETURNS SETOF text</c>. Takes precedence over
+    /// <see cref="TableRegistry.GlobalBucketFunction"/> and over the owner, bucket-by and parent settings.
+    /// </summary>
+    /// <remarks>Evaluated once per batch for all of the batch's changes of the tables that use it (one query, not one per row).</remarks>
+    public string? BucketFunction { get; init; }
+
+    /// <summary>
+    /// Changes carry every column, not only the referenced ones, so an application's assigner can read any column
+    /// (<see cref="Buckets.BucketAssignment.GetValue"/>) and a rule failure keeps the whole row. Implied by a SQL bucket function.
+    /// Costs decoding time per row; default false.
+    /// </summary>
+    public bool DecodeAllColumns { get; init; }
+
     /// <summary>The column that decides the bucket, if this table has one of its own.</summary>
     public string? BucketColumn => BucketByColumn ?? OwnerColumn;
 

@@ -1,5 +1,6 @@
 using System.Collections;
 using System.Diagnostics.CodeAnalysis;
+using Synchro.Pipeline.Buckets;
 
 namespace Synchro.Pipeline.Registry;
 
@@ -9,6 +10,23 @@ public sealed class TableRegistry : IEnumerable<TableRegistration>
 {
     // Keyed by (schema, name) exactly as the server reports them.
     private readonly Dictionary<(string Schema, string Name), TableRegistration> _tables = [];
+
+    /// <summary>
+    /// The SQL bucket function of every table without a <see cref="TableRegistration.BucketFunction"/> of its own:
+    /// <c>name</c> or <c>schema.name</c>, signature <c>(table_name text, operation text, new_row jsonb, old_row jsonb) RETURNS SETOF text</c>.
+    /// </summary>
+    /// <remarks>
+    /// Precedence, as in the synchro reference's SQL resolver: a table's own function, then this one, then the table's
+    /// owner/bucket-by column or parent chain. So while it is set, it decides the buckets of every table without a function of its own.
+    /// </remarks>
+    public string? GlobalBucketFunction { get; set; }
+
+    /// <summary>The SQL function that decides <paramref name="table"/>'s buckets, or null when its columns or parent chain do.</summary>
+    public string? BucketFunctionOf(TableRegistration table)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        return table.BucketFunction ?? GlobalBucketFunction;
+    }
 
     /// <summary>The number of registered tables.</summary>
     public int Count => _tables.Count;
@@ -38,14 +56,21 @@ public sealed class TableRegistry : IEnumerable<TableRegistration>
         if (_tables.Count == 0)
             problems.Add("no table is registered; register at least one table whose changes should reach the changelog");
 
+        if (GlobalBucketFunction is not null && !BucketFunctionName.IsValid(GlobalBucketFunction))
+            problems.Add($"GlobalBucketFunction: {BucketFunctionName.Describe(GlobalBucketFunction)}");
         foreach (var table in _tables.Values)
         {
+            if (table.BucketFunction is not null && !BucketFunctionName.IsValid(table.BucketFunction))
+                problems.Add($"{table}: BucketFunction {BucketFunctionName.Describe(table.BucketFunction)}");
+            // A function rule decides the buckets; the columns and parent chain are not used for them.
+            if (BucketFunctionOf(table) is not null)
+                continue;
             if (table.ParentTable is null && table.ParentForeignKeyColumn is not null)
                 problems.Add($"{table}: ParentForeignKeyColumn '{table.ParentForeignKeyColumn}' is set without ParentTable");
             if (table.ParentTable is null)
             {
                 if (table.BucketColumn is null && !table.GlobalWhenBucketNull)
-                    problems.Add($"{table}: no OwnerColumn, BucketByColumn or ParentTable, so its records belong to no bucket; set one of them (or GlobalWhenBucketNull for a table shared by everyone)");
+                    problems.Add($"{table}: no OwnerColumn, BucketByColumn, ParentTable or BucketFunction, so its records belong to no bucket; set one of them (or GlobalWhenBucketNull for a table shared by everyone)");
                 continue;
             }
             if (table.ParentForeignKeyColumn is null)

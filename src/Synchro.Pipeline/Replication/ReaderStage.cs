@@ -103,6 +103,9 @@ internal sealed class ReaderStage(LogicalReplicationConnection connection, strin
 
     private sealed class PgOutputSlot(string name) : LogicalReplicationSlot("pgoutput", new ReplicationSlotOptions(name));
 
-    // Commit ends a transaction; 'M' may be a non-transactional message outside any.
-    private static bool IsTransactionBoundary(byte kind) => kind is (byte)'C' or (byte)'M';
+    // Commit ends a transaction; 'M' may be a non-transactional message outside any; the others end a stream block or a
+    // two-phase step (Stream Stop, Stream Commit, Stream Abort, Prepare, Stream Prepare, Commit Prepared, Rollback Prepared).
+    private static bool IsTransactionBoundary(byte kind) => kind is PgOutputMessageKinds.Commit or PgOutputMessageKinds.Message
+        or PgOutputMessageKinds.StreamStop or PgOutputMessageKinds.StreamCommit or PgOutputMessageKinds.StreamAbort or PgOutputMessageKinds.Prepare
+        or PgOutputMessageKinds.StreamPrepare or PgOutputMessageKinds.CommitPrepared or PgOutputMessageKinds.RollbackPrepared;
 }

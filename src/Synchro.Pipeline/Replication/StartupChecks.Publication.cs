@@ -6,7 +6,7 @@ namespace Synchro.Pipeline.Replication;
 internal static partial class StartupChecks
 {
     private const string PublicationSql = """
-        SELECT pubinsert, pubupdate, pubdelete
+        SELECT pubinsert, pubupdate, pubdelete, pubtruncate
         FROM pg_catalog.pg_publication
         WHERE pubname = @publication
         """;
@@ -63,6 +63,11 @@ internal static partial class StartupChecks
             errors.Add($"Publication {publication} does not publish {string.Join(", ", unpublished)} changes, so they would never reach "
                 + $"the changelog; run ALTER PUBLICATION {publication} SET (publish = 'insert, update, delete, truncate');");
         }
+        else if (!kinds.Truncate)
+        {
+            warnings.Add($"Publication {publication} does not publish TRUNCATE, so clients would keep the rows of a truncated table; "
+                + $"run ALTER PUBLICATION {publication} SET (publish = 'insert, update, delete, truncate');");
+        }
 
         if (existing.Count == 0)
             return;
@@ -95,7 +100,7 @@ internal static partial class StartupChecks
         }
     }
 
-    private static async Task<(bool Insert, bool Update, bool Delete)?> ReadPublicationAsync(
+    private static async Task<(bool Insert, bool Update, bool Delete, bool Truncate)?> ReadPublicationAsync(
         NpgsqlConnection connection,
         string publicationName,
         CancellationToken ct)
@@ -109,7 +114,7 @@ internal static partial class StartupChecks
             {
                 if (!await reader.ReadAsync(ct).ConfigureAwait(false))
                     return null;
-                return (reader.GetBoolean(0), reader.GetBoolean(1), reader.GetBoolean(2));
+                return (reader.GetBoolean(0), reader.GetBoolean(1), reader.GetBoolean(2), reader.GetBoolean(3));
             }
         }
     }

@@ -30,6 +30,11 @@ public sealed class ChangelogSchemaTests(PostgresServerFixture postgres)
         "sync_changelog|record_id|text|NO|NULL|C",
         "sync_changelog|operation|smallint|NO|NULL|NULL",
         "sync_changelog|created_at|timestamp with time zone|NO|now()|NULL",
+        "sync_prepared_transactions|slot_name|text|NO|NULL|NULL",
+        "sync_prepared_transactions|gid|text|NO|NULL|NULL",
+        "sync_prepared_transactions|chunk|integer|NO|NULL|NULL",
+        "sync_prepared_transactions|data|bytea|NO|NULL|NULL",
+        "sync_prepared_transactions|created_at|timestamp with time zone|NO|now()|NULL",
         "sync_rule_failures|id|bigint|NO|nextval('sync_rule_failures_id_seq'::regclass)|NULL",
         "sync_rule_failures|table_name|text|NO|NULL|NULL",
         "sync_rule_failures|record_id|text|NO|NULL|NULL",
@@ -50,6 +55,7 @@ public sealed class ChangelogSchemaTests(PostgresServerFixture postgres)
         "idx_sync_rule_failures_created|CREATE INDEX idx_sync_rule_failures_created ON public.sync_rule_failures USING btree (created_at)",
         "sync_bucket_edges_pkey|CREATE UNIQUE INDEX sync_bucket_edges_pkey ON public.sync_bucket_edges USING btree (table_name, record_id, bucket_id)",
         "sync_changelog_pkey|CREATE UNIQUE INDEX sync_changelog_pkey ON public.sync_changelog USING btree (seq)",
+        "sync_prepared_transactions_pkey|CREATE UNIQUE INDEX sync_prepared_transactions_pkey ON public.sync_prepared_transactions USING btree (slot_name, gid, chunk)",
         "sync_rule_failures_pkey|CREATE UNIQUE INDEX sync_rule_failures_pkey ON public.sync_rule_failures USING btree (id)",
         "sync_wal_position_pkey|CREATE UNIQUE INDEX sync_wal_position_pkey ON public.sync_wal_position USING btree (slot_name)",
     ];
@@ -62,7 +68,7 @@ public sealed class ChangelogSchemaTests(PostgresServerFixture postgres)
 
         await ChangelogSchema.EnsureAsync(connection);
 
-        Assert.Equal(["sync_bucket_edges", "sync_changelog", "sync_rule_failures", "sync_wal_position"], await SidecarDatabase.RowsAsync(connection, TablesSql));
+        Assert.Equal(["sync_bucket_edges", "sync_changelog", "sync_prepared_transactions", "sync_rule_failures", "sync_wal_position"], await SidecarDatabase.RowsAsync(connection, TablesSql));
         Assert.Equal(s_expectedColumns, await SidecarDatabase.RowsAsync(connection, ColumnsSql));
         Assert.Equal(s_expectedIndexes, await SidecarDatabase.RowsAsync(connection, IndexesSql));
     }

@@ -27,9 +27,10 @@ public sealed class HostedPipelineTests(PostgresServerFixture postgres)
     [
         "synchro.pipeline.wal.received", "synchro.pipeline.changes.decoded", "synchro.pipeline.changes.committed",
         "synchro.pipeline.transactions", "synchro.pipeline.batches", "synchro.pipeline.changelog.rows",
-        "synchro.pipeline.rule_failures", "synchro.pipeline.reconnects", "synchro.pipeline.batch.size",
+        "synchro.pipeline.rule_failures", "synchro.pipeline.truncates", "synchro.pipeline.reconnects", "synchro.pipeline.batch.size",
         "synchro.pipeline.batch.duration", "synchro.pipeline.changelog.latency", "synchro.pipeline.replication.lag",
         "synchro.pipeline.replication.lag_time", "synchro.pipeline.queue.depth", "synchro.pipeline.wal.buffered",
+        "synchro.pipeline.slot.safe_wal_size",
     ];
 
     [Fact]

@@ -40,6 +40,7 @@ public sealed class WalPipelineConfigurationTests
             ("Synchro:StatusInterval", "00:00:03"),
             ("Synchro:MaxReconnectDelay", "1.5m"),
             ("Synchro:SlowBatchThreshold", "2s"),
+            ("Synchro:BinaryTupleMode", "true"),
             ("Synchro:Tables:orders:OwnerColumn", "user_id"),
             ("Synchro:Tables:orders:IdColumn", "order_id"),
             ("Synchro:Tables:orders:SoftDeleteColumn", "removed_at"),
@@ -62,6 +63,7 @@ public sealed class WalPipelineConfigurationTests
         Assert.Equal(TimeSpan.FromSeconds(3), options.StatusInterval);
         Assert.Equal(TimeSpan.FromSeconds(90), options.MaxReconnectDelay);
         Assert.Equal(TimeSpan.FromSeconds(2), options.SlowBatchThreshold);
+        Assert.True(options.BinaryTupleMode);
 
         Assert.Equal(3, options.Tables.Count);
         Assert.True(options.Tables.TryGet("public", "orders", out var orders));
@@ -71,6 +73,47 @@ public sealed class WalPipelineConfigurationTests
         Assert.True(options.Tables.TryGet("public", "rooms", out var rooms));
         Assert.Equal(("room", true, "deleted_at", "user:"), (rooms.BucketByColumn, rooms.GlobalWhenBucketNull, rooms.SoftDeleteColumn, rooms.BucketPrefix));
         options.Validate();
+    }
+
+    [Fact]
+    public void Binds_the_bucket_rule_settings()
+    {
+        var options = Bind(Section(
+            ("Synchro:GlobalBucketFunction", "rules.buckets"),
+            ("Synchro:MaxBucketsPerChange", "50"),
+            ("Synchro:Tables:docs:BucketFunction", "doc_buckets"),
+            ("Synchro:Tables:notes:DecodeAllColumns", "true"),
+            ("Synchro:Tables:notes:OwnerColumn", "owner")));
+
+        Assert.Equal(("rules.buckets", 50), (options.Tables.GlobalBucketFunction, options.MaxBucketsPerChange));
+        Assert.True(options.Tables.TryGet("public", "docs", out var docs));
+        Assert.Equal("doc_buckets", options.Tables.BucketFunctionOf(docs));
+        Assert.True(options.Tables.TryGet("public", "notes", out var notes));
+        Assert.Equal(("rules.buckets", true), (options.Tables.BucketFunctionOf(notes), notes.DecodeAllColumns));
+        Assert.Equal(1_000, new WalPipelineOptions().MaxBucketsPerChange);
+
+        options.MaxBucketsPerChange = -1;
+        options.Tables.GlobalBucketFunction = "rules.buckets()";
+        var error = Assert.Throws<ArgumentException>(options.Validate);
+        Assert.Contains("MaxBucketsPerChange is -1; it must be 0 (no limit) or more", error.Message, StringComparison.Ordinal);
+        Assert.Contains("GlobalBucketFunction: 'rules.buckets()' is not a function name", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Binds_the_streaming_and_two_phase_settings()
+    {
+        var options = Bind(Section(
+            ("Synchro:StreamLargeTransactions", "false"),
+            ("Synchro:TwoPhase", "true"),
+            ("Synchro:SpillDirectory", "/var/tmp/synchro")));
+
+        Assert.False(options.StreamLargeTransactions);
+        Assert.True(options.TwoPhase);
+        Assert.Equal("/var/tmp/synchro", options.SpillDirectory);
+        Assert.True(new WalPipelineOptions().StreamLargeTransactions);
+        Assert.False(new WalPipelineOptions().TwoPhase);
+        Assert.Null(Bind(Section(("Synchro:SpillDirectory", ""))).SpillDirectory);
+        Assert.Equal(["Synchro:TwoPhase: 'maybe' is not true or false"], Problems(("Synchro:TwoPhase", "maybe")));
     }
 
     [Fact]

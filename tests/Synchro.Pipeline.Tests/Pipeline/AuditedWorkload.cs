@@ -64,6 +64,46 @@ internal sealed class AuditedWorkload : IDisposable
         \endif
         """;
 
+    // Per client, a range of ids of its own (no lock waits with the others): 500 rows in one transaction, far past a
+    // logical_decoding_work_mem of 64 kB, so the server streams them. Some commit, some roll back, some roll back a savepoint.
+    private const string LargeScript = """
+        \set base 100000 + :client_id * 10000
+        \set uid random(1, 8)
+        \set fate random(1, 4)
+        BEGIN;
+        INSERT INTO audited_orders (id, user_id) SELECT g, 'u' || :uid FROM generate_series(:base, :base + 499) g ON CONFLICT (id) DO UPDATE SET total = audited_orders.total + 1, user_id = EXCLUDED.user_id, deleted_at = NULL;
+        SAVEPOINT s1;
+        UPDATE audited_orders SET deleted_at = now() WHERE id BETWEEN :base AND :base + 99;
+        \if :fate = 1
+        ROLLBACK TO SAVEPOINT s1;
+        \endif
+        DELETE FROM audited_orders WHERE id BETWEEN :base + 300 AND :base + 349;
+        \if :fate = 2
+        ROLLBACK;
+        \else
+        COMMIT;
+        \endif
+        """;
+
+    // Two-phase transactions, small or streamed, left prepared for a moment (so kills land between PREPARE and
+    // COMMIT PREPARED), then committed or rolled back.
+    private const string PreparedScript = """
+        \set base 200000 + :client_id * 1000
+        \set n random(1, 1000000000)
+        \set uid random(1, 8)
+        \set fate random(1, 3)
+        \set rows 20 + random(0, 1) * 380
+        BEGIN;
+        INSERT INTO audited_orders (id, user_id) SELECT g, 'u' || :uid FROM generate_series(:base, :base + :rows) g ON CONFLICT (id) DO UPDATE SET total = audited_orders.total + 1, user_id = EXCLUDED.user_id;
+        PREPARE TRANSACTION 'p:client_id-:n';
+        \sleep 50 ms
+        \if :fate = 1
+        ROLLBACK PREPARED 'p:client_id-:n';
+        \else
+        COMMIT PREPARED 'p:client_id-:n';
+        \endif
+        """;
+
     private readonly LocalPostgresServer _server;
     private readonly string _scriptFile;
 
@@ -93,12 +133,21 @@ internal sealed class AuditedWorkload : IDisposable
     /// Runs pgbench with the workload script for <paramref name="seconds"/> (at most <paramref name="rate"/>
     /// transactions per second when given) and fails unless it exits cleanly; returns the transactions it processed.
     /// </summary>
-    public async Task<long> RunPgbenchAsync(int seconds, int? rate = null, int clients = 4)
+    public async Task<long> RunPgbenchAsync(int seconds, int? rate = null, int clients = 4, bool largeAndPrepared = false)
     {
         string[] arguments = ["-c", Invariant(clients), "-j", "2", "-T", Invariant(seconds)];
         if (rate is { } limit)
             arguments = [.. arguments, "-R", Invariant(limit)];
-        using var pgbench = Pgbench.Start(_server, ConnectionString, _scriptFile, arguments);
+        var script = _scriptFile;
+        if (largeAndPrepared)
+        {
+            // Weights: mostly the small transactions, a few streamed ones, some two-phase ones.
+            await File.WriteAllTextAsync(_scriptFile + ".large", LargeScript);
+            await File.WriteAllTextAsync(_scriptFile + ".prepared", PreparedScript);
+            script = _scriptFile + "@88";
+            arguments = [.. arguments, "-f", _scriptFile + ".large@3", "-f", _scriptFile + ".prepared@9"];
+        }
+        using var pgbench = Pgbench.Start(_server, ConnectionString, script, arguments);
         var output = pgbench.StandardOutput.ReadToEndAsync();
         var errors = pgbench.StandardError.ReadToEndAsync();
         try
@@ -152,7 +201,12 @@ internal sealed class AuditedWorkload : IDisposable
 
     public Task<T> ScalarAsync<T>(string sql) => Sql.ScalarAsync<T>(ConnectionString, sql);
 
-    public void Dispose() => File.Delete(_scriptFile);
+    public void Dispose()
+    {
+        File.Delete(_scriptFile);
+        File.Delete(_scriptFile + ".large");
+        File.Delete(_scriptFile + ".prepared");
+    }
 
     /// <summary>The reference's edge diff replayed over the audit trail, per record in audit order.</summary>
     private async Task<Dictionary<string, List<string>>> ExpectedChangelogAsync()

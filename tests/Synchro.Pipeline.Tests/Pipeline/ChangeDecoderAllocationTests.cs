@@ -24,12 +24,24 @@ public sealed class ChangeDecoderAllocationTests
     private static readonly TableRegistry s_registry = new TableRegistry()
         .Add(new TableRegistration("orders") { OwnerColumn = "owner_id" });
 
+    // A SQL function rule: every change carries the whole row too.
+    private static readonly TableRegistry s_fullRowRegistry = new TableRegistry()
+        .Add(new TableRegistration("orders") { OwnerColumn = "owner_id", BucketFunction = "rules.orders" });
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Row_messages_of_registered_tables_decode_without_allocating(bool fullRow) => AssertDecodesWithoutAllocating(binary: false, fullRow);
+
+    /// <summary>Binary tuple mode: the uuid id and owner are converted from their 16 bytes into the arena, still allocating nothing.</summary>
     [Fact]
-    public void Row_messages_of_registered_tables_decode_without_allocating()
+    public void Binary_row_messages_decode_without_allocating() => AssertDecodesWithoutAllocating(binary: true, fullRow: false);
+
+    private static void AssertDecodesWithoutAllocating(bool binary, bool fullRow)
     {
-        var frames = FrameStream.Split(BenchStream.Load());
-        var parser = new PgOutputParser(new PgOutputOptions(1));
-        var decoder = new ChangeDecoder(s_registry, s_limits, Lsn.Invalid, NullLogger.Instance);
+        var frames = FrameStream.Split(binary ? BenchStream.LoadBinary() : BenchStream.Load());
+        var parser = new PgOutputParser(new PgOutputOptions(1, binary: binary));
+        var decoder = new ChangeDecoder(fullRow ? s_fullRowRegistry : s_registry, s_limits, Lsn.Invalid, NullLogger.Instance) { BinaryTuples = binary };
         var digest = new Digest();
         WarmUp(() =>
         {
@@ -71,6 +83,7 @@ public sealed class ChangeDecoderAllocationTests
         Assert.Equal(MeasuredPasses * 1000, digest.Updates);
         Assert.Equal(MeasuredPasses * 2000 * 36, digest.IdBytes);
         Assert.Equal(MeasuredPasses * 2000 * 36, digest.OwnerBytes);
+        Assert.Equal(fullRow ? MeasuredPasses * 2000 : 0, digest.FullRows);
     }
 
     [Fact]
@@ -121,6 +134,7 @@ public sealed class ChangeDecoderAllocationTests
         public int Updates;
         public long IdBytes;
         public long OwnerBytes;
+        public int FullRows;
 
         public void Consume(ChangeBatch batch)
         {
@@ -134,6 +148,8 @@ public sealed class ChangeDecoderAllocationTests
                     Updates++;
                 IdBytes += batch.Text(batch.Value(change, 0)).Length;
                 OwnerBytes += batch.Text(batch.Value(change, change.Table.ReferencedColumnIndex("owner_id"))).Length;
+                if (change.RowValue >= 0 && batch.Text(batch.Value(change.RowValue)).SequenceEqual(batch.Text(batch.Value(change, 0))))
+                    FullRows++;
             }
             batch.Release();
         }

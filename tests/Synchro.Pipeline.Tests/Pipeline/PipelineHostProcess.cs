@@ -24,7 +24,7 @@ internal sealed class PipelineHostProcess : IDisposable
 
     public int ExitCode => _process.ExitCode;
 
-    public static PipelineHostProcess Start(string connectionString, string slot, string publication, string table, string ownerColumn, int maxBatchRows)
+    public static PipelineHostProcess Start(string connectionString, string slot, string publication, string table, string ownerColumn, int maxBatchRows, bool twoPhase = false)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -35,6 +35,8 @@ internal sealed class PipelineHostProcess : IDisposable
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Synchro.Pipeline.TestHost.dll"));
         foreach (var arg in new[] { connectionString, slot, publication, table, ownerColumn, maxBatchRows.ToString(CultureInfo.InvariantCulture) })
             start.ArgumentList.Add(arg);
+        if (twoPhase)
+            start.ArgumentList.Add("two-phase");
         var process = Process.Start(start)!;
         process.OutputDataReceived += (_, _) => { };
         process.ErrorDataReceived += (_, _) => { };

@@ -102,7 +102,7 @@ public sealed class WalPipelineTests(PostgresServerFixture postgres)
 
         var rows = await harness.WaitForChangelogAsync(1);
         Assert.Equal(["global categories 2 1"], rows);
-        Assert.Equal("categories 1 1 category 1 is poison {\"id\": \"1\", \"deleted_at\": null}", await harness.ScalarAsync<string>(
+        Assert.Equal("categories 1 1 category 1 is poison {\"id\": 1, \"deleted_at\": null}", await harness.ScalarAsync<string>(
             "SELECT table_name || ' ' || record_id || ' ' || operation || ' ' || error_text || ' ' || payload::text FROM sync_rule_failures"));
     }
 

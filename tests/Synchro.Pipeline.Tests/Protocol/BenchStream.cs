@@ -5,5 +5,10 @@ internal static class BenchStream
 {
     public const string FileName = "bench-rows.v1.bin";
 
+    /// <summary>The same workload captured in binary tuple mode.</summary>
+    public const string BinaryFileName = "bench-rows-binary.v1.bin";
+
     public static byte[] Load() => File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "Fixtures", FileName));
+
+    public static byte[] LoadBinary() => File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "Fixtures", BinaryFileName));
 }

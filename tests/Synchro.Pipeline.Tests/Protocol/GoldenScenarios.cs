@@ -174,4 +174,7 @@ internal static class GoldenScenarios
         """,
         "UPDATE orders SET status = 'paid', updated_at = updated_at + interval '1 hour', quantity = quantity + 1",
     ]);
+
+    /// <summary>The benchmark workload peeked with binary tuples: the same rows, every value in its type's send format.</summary>
+    public static GoldenScenario BenchRowsBinary { get; } = BenchRows with { Name = "bench-rows-binary.v1", Options = new PgOutputOptions(1, binary: true) };
 }

@@ -53,4 +53,24 @@ public sealed class PgOutputLiveCaptureTests(PostgresServerFixture postgres)
         Assert.Equal(1000, dump.Split('\n').Count(l => l.StartsWith("Insert ", StringComparison.Ordinal)));
         Assert.Equal(1000, dump.Split('\n').Count(l => l.StartsWith("Update ", StringComparison.Ordinal)));
     }
+
+    [Fact]
+    public async Task Live_capture_of_the_binary_benchmark_stream_matches_the_checked_in_one()
+    {
+        var scenario = GoldenScenarios.BenchRowsBinary;
+        var stream = await GoldenCapture.CaptureAsync(postgres, scenario);
+        var dump = MessageDump.Render(stream, scenario.Options);
+
+        if (s_update)
+        {
+            var path = Path.Combine(GoldenFixture.SourceDirectory(), "..", BenchStream.BinaryFileName);
+            await File.WriteAllBytesAsync(path, stream);
+            return;
+        }
+
+        var expected = MessageDump.Render(BenchStream.LoadBinary(), scenario.Options);
+        Assert.Equal(GoldenFixture.Normalize(expected), GoldenFixture.Normalize(dump));
+        Assert.Equal(1000, dump.Split('\n').Count(l => l.StartsWith("Insert ", StringComparison.Ordinal) && l.Contains("new=[b:", StringComparison.Ordinal)));
+        Assert.Equal(1000, dump.Split('\n').Count(l => l.StartsWith("Update ", StringComparison.Ordinal)));
+    }
 }

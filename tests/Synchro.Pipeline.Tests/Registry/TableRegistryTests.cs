@@ -63,7 +63,7 @@ public sealed class TableRegistryTests
 
         Assert.Contains("public.orphans: ParentTable 'missing' is not registered", error.Message, StringComparison.Ordinal);
         Assert.Contains("public.a: the parent chain has a cycle (public.a -> public.b -> public.a)", error.Message, StringComparison.Ordinal);
-        Assert.Contains("public.ownerless: no OwnerColumn, BucketByColumn or ParentTable", error.Message, StringComparison.Ordinal);
+        Assert.Contains("public.ownerless: no OwnerColumn, BucketByColumn, ParentTable or BucketFunction", error.Message, StringComparison.Ordinal);
         Assert.Contains("public.child: its parent chain ends at public.ownerless, which has no OwnerColumn or BucketByColumn", error.Message, StringComparison.Ordinal);
         Assert.Contains("public.half: ParentTable 'a' is set without ParentForeignKeyColumn", error.Message, StringComparison.Ordinal);
     }

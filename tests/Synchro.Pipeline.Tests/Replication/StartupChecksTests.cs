@@ -122,6 +122,20 @@ public sealed class StartupChecksTests(PostgresServerFixture postgres)
     }
 
     [Fact]
+    public async Task A_publication_that_does_not_publish_truncate_is_a_warning()
+    {
+        var database = await DatabaseAsync(Tables, "CREATE PUBLICATION sync_pub FOR TABLE items, notes WITH (publish = 'insert, update, delete')");
+
+        var result = await CheckAsync(database, TestSlots.NewName("checks"));
+
+        var warning = Assert.Single(result.Warnings);
+        Assert.Equal(
+            "Publication \"sync_pub\" does not publish TRUNCATE, so clients would keep the rows of a truncated table; "
+            + "run ALTER PUBLICATION \"sync_pub\" SET (publish = 'insert, update, delete, truncate');",
+            warning);
+    }
+
+    [Fact]
     public async Task A_column_list_leaving_out_a_required_column_is_an_error()
     {
         var database = await DatabaseAsync(Tables, "CREATE PUBLICATION sync_pub FOR TABLE items (id, deleted_at), notes");

@@ -1,0 +1,337 @@
+using System.Buffers;
+using System.Text;
+using System.Text.Json;
+using Npgsql;
+using Synchro.Pipeline.Changelog;
+using Synchro.Pipeline.Pipeline;
+using Synchro.Pipeline.Protocol;
+using Synchro.Pipeline.Registry;
+using Synchro.Pipeline.Replication;
+
+namespace Synchro.Pipeline.Buckets;
+
+/// <summary>
+/// Buckets from SQL functions (<see cref="TableRegistration.BucketFunction"/>, <see cref="TableRegistry.GlobalBucketFunction"/>)
+/// with the signature <c>(table_name text, operation text, new_row jsonb, old_row jsonb) RETURNS SETOF text</c>: one query per
+/// function per batch, every change of the batch that uses the function in it.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Arguments: <c>table_name</c> as the changelog writes it (<c>orders</c>, or <c>schema.table</c> outside <c>public</c>);
+/// <c>operation</c> <c>create</c>, <c>update</c> or <c>delete</c> (the synchro reference's names; a soft delete is a
+/// <c>delete</c>); <c>new_row</c> the row after the change, or the deleted row for a delete (as the reference passes it);
+/// <c>old_row</c> the row before the change when the server sent one (an UPDATE or DELETE of a table with
+/// <c>REPLICA IDENTITY FULL</c>, or the key columns), else NULL. Rows are typed JSON (<see cref="RowJson"/>).
+/// </para>
+/// <para>
+/// An unchanged TOAST value (which the server does not resend) is taken from the old row when it has it, else read from
+/// the source table's current row (one query per table per batch: the column did not change, and clients read the
+/// current row anyway); when that row is gone, the record keeps its existing buckets (a later change deletes it).
+/// So a missing value never produces a wrong bucket.
+/// </para>
+/// <para>
+/// A function error fails only the changes that cause it: the failing query is split in halves until the offending rows
+/// are found, each of which becomes a rule failure with the server's message; an unknown function or a type error fails
+/// the whole query's changes at once.
+/// </para>
+/// </remarks>
+internal sealed class SqlFunctionBucketAssigner : IBucketAssigner
+{
+    private const string ResolveSql = """
+        SELECT n.nspname::text, p.proname::text, p.proretset AND p.prorettype = 'pg_catalog.text'::regtype
+        FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+        WHERE p.oid = pg_catalog.to_regprocedure($1)
+        """;
+
+    private static readonly JsonWriterOptions s_writerOptions = new() { SkipValidation = true };
+
+    private readonly TableRegistry _registry;
+    private readonly SourceRows _rows = new();
+    // Configured name -> quoted "schema"."name" as the catalog resolved it.
+    private readonly Dictionary<string, string> _resolved = new(StringComparer.Ordinal);
+    private readonly ArrayBufferWriter<byte> _buffer = new(64 * 1024);
+    private Utf8JsonWriter? _writer;
+
+    public SqlFunctionBucketAssigner(TableRegistry registry) => _registry = registry;
+
+    /// <summary>Whether any table's buckets come from a function.</summary>
+    public static bool IsNeeded(TableRegistry registry) => registry.GlobalBucketFunction is not null || registry.Any(t => t.BucketFunction is not null);
+
+    /// <inheritdoc/>
+    public async Task AssignAsync(BucketAssignmentBatch batch, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        var groups = new Dictionary<string, List<Pending>>(StringComparer.Ordinal);
+        for (var i = 0; i < batch.Changes.Count; i++)
+        {
+            var change = batch.Changes[i];
+            if (change.IsDecided || _registry.BucketFunctionOf(change.Table) is not { } function)
+                continue;
+            if (!groups.TryGetValue(function, out var group))
+                groups.Add(function, group = []);
+            group.Add(new Pending(change));
+        }
+        foreach (var (function, group) in groups)
+        {
+            var name = await ResolveAsync(batch.SourceConnection, function, cancellationToken).ConfigureAwait(false);
+            await FillUnchangedAsync(batch.SourceConnection, group, cancellationToken).ConfigureAwait(false);
+            group.RemoveAll(p => p.Change.IsDecided);
+            await EvaluateAsync(batch.SourceConnection, function, name, group, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// The problems of the configured functions in the source database: each must exist with the bucket function's argument
+    /// types and return <c>SETOF text</c>.
+    /// </summary>
+    public static async Task<List<string>> CheckAsync(NpgsqlConnection connection, TableRegistry registry, CancellationToken ct)
+    {
+        var problems = new List<string>();
+        var users = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        if (registry.GlobalBucketFunction is { } global)
+            users[global] = ["GlobalBucketFunction"];
+        foreach (var table in registry)
+        {
+            if (table.BucketFunction is { } own)
+            {
+                if (!users.TryGetValue(own, out var list))
+                    users.Add(own, list = []);
+                list.Add($"table {table}");
+            }
+        }
+        foreach (var (function, usedBy) in users)
+        {
+            var (quoted, returnsSetOfText) = await LookupAsync(connection, function, ct).ConfigureAwait(false);
+            var by = string.Join(", ", usedBy);
+            if (quoted is null)
+            {
+                problems.Add($"Bucket function {BucketFunctionName.Signature(function)} ({by}) does not exist in the source database (or the connecting user cannot see it); "
+                    + $"create it (CREATE FUNCTION {function}(table_name text, operation text, new_row jsonb, old_row jsonb) RETURNS SETOF text ...) or fix the name.");
+            }
+            else if (!returnsSetOfText)
+            {
+                problems.Add($"Bucket function {quoted}({BucketFunctionName.Arguments}) ({by}) must return SETOF text; recreate it with RETURNS SETOF text.");
+            }
+        }
+        return problems;
+    }
+
+    private async Task<string> ResolveAsync(NpgsqlConnection connection, string function, CancellationToken ct)
+    {
+        if (_resolved.TryGetValue(function, out var known))
+            return known;
+        var (quoted, returnsSetOfText) = await LookupAsync(connection, function, ct).ConfigureAwait(false);
+        if (quoted is null || !returnsSetOfText)
+        {
+            throw new WalPipelineException($"Bucket function {BucketFunctionName.Signature(function)} no longer exists or no longer returns SETOF text; "
+                + "recreate it, then restart the pipeline (and replay the rule failures recorded meanwhile with replay-failures).");
+        }
+        _resolved[function] = quoted;
+        return quoted;
+    }
+
+    private static async Task<(string? Quoted, bool ReturnsSetOfText)> LookupAsync(NpgsqlConnection connection, string function, CancellationToken ct)
+    {
+        if (!BucketFunctionName.IsValid(function))
+            return (null, false);
+        var command = new NpgsqlCommand(ResolveSql, connection) { Parameters = { new NpgsqlParameter<string> { TypedValue = BucketFunctionName.Signature(function) } } };
+        await using (command.ConfigureAwait(false))
+        {
+            var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            await using (reader.ConfigureAwait(false))
+            {
+                if (!await reader.ReadAsync(ct).ConfigureAwait(false))
+                    return (null, false);
+                return (PgIdentifier.QuoteQualified(reader.GetString(0), reader.GetString(1)), reader.GetBoolean(2));
+            }
+        }
+    }
+
+    /// <summary>Finds the unchanged TOAST values the old row cannot supply and reads them from the source rows, one query per table.</summary>
+    private async Task FillUnchangedAsync(NpgsqlConnection connection, List<Pending> group, CancellationToken ct)
+    {
+        Dictionary<TableRegistration, (HashSet<string> Columns, List<Pending> Changes)>? lookups = null;
+        foreach (var pending in group)
+        {
+            var change = pending.Change.Change;
+            // A delete's row is the old one: what it lacks (columns outside a key-only replica identity) no longer exists.
+            if (change.Operation == ChangeOperation.Delete && !change.HasOldRow)
+                continue;
+            var batch = pending.Change.Values;
+            var layout = change.Layout!;
+            for (var i = 0; i < layout.Names.Length; i++)
+            {
+                if (batch.Value(change.RowValue + i).Kind != TupleValueKind.UnchangedToast)
+                    continue;
+                if (change.OldRowValue >= 0 && batch.Value(change.OldRowValue + i).Kind != TupleValueKind.UnchangedToast)
+                    continue;
+                lookups ??= [];
+                if (!lookups.TryGetValue(change.Table, out var lookup))
+                    lookups.Add(change.Table, lookup = (new HashSet<string>(StringComparer.Ordinal), []));
+                lookup.Columns.Add(layout.Names[i]);
+                if (lookup.Changes.Count == 0 || !ReferenceEquals(lookup.Changes[^1], pending))
+                    lookup.Changes.Add(pending);
+            }
+        }
+        if (lookups is null)
+            return;
+        foreach (var (table, (columnSet, changes)) in lookups)
+        {
+            var columns = columnSet.ToArray();
+            var ids = changes.Select(p => p.Change.RecordId).ToHashSet(StringComparer.Ordinal);
+            var current = await _rows.LookupAsync(connection, table, columns, ids, ct).ConfigureAwait(false);
+            foreach (var pending in changes)
+            {
+                if (!current.TryGetValue(pending.Change.RecordId, out var values))
+                {
+                    // The row is gone: its delete comes later in the stream and removes the record's edges.
+                    pending.Change.KeepExistingBuckets = true;
+                    continue;
+                }
+                pending.Filled = new Dictionary<string, string?>(columns.Length, StringComparer.Ordinal);
+                for (var i = 0; i < columns.Length; i++)
+                    pending.Filled[columns[i]] = values[i];
+            }
+        }
+    }
+
+    private async Task EvaluateAsync(NpgsqlConnection connection, string function, string quotedName, List<Pending> changes, CancellationToken ct)
+    {
+        if (changes.Count == 0)
+            return;
+        var results = new List<(int Index, string Bucket)>();
+        try
+        {
+            await QueryAsync(connection, quotedName, changes, results, ct).ConfigureAwait(false);
+        }
+        catch (PostgresException e) when (!WalPipeline.IsTransient(e))
+        {
+            // A statement-level error (unknown function, wrong types) fails every row alike; anything else is split to find the rows.
+            if (changes.Count == 1 || e.SqlState.StartsWith("42", StringComparison.Ordinal))
+            {
+                foreach (var pending in changes)
+                    pending.Change.Fail($"bucket function {function} failed: {e.MessageText}");
+                return;
+            }
+            var half = changes.Count / 2;
+            await EvaluateAsync(connection, function, quotedName, changes[..half], ct).ConfigureAwait(false);
+            await EvaluateAsync(connection, function, quotedName, changes[half..], ct).ConfigureAwait(false);
+            return;
+        }
+        foreach (var (index, bucket) in results)
+            changes[index].Change.Buckets.Add(bucket);
+        foreach (var pending in changes)
+        {
+            if (pending.Change.Buckets.Count == 0)
+                pending.Change.AssignNone();
+        }
+    }
+
+    private async Task QueryAsync(NpgsqlConnection connection, string quotedName, List<Pending> changes, List<(int, string)> results, CancellationToken ct)
+    {
+        // One jsonb document carries the whole batch; rows name their change by position, so no key text comes back.
+        var sql = $"""
+            SELECT r.o, b.bucket
+            FROM pg_catalog.jsonb_to_recordset($1::jsonb) AS r(o int, t text, op text, n jsonb, d jsonb)
+            CROSS JOIN LATERAL {quotedName}(r.t, r.op, r.n, r.d) WITH ORDINALITY AS b(bucket, k)
+            ORDER BY r.o, b.k
+            """;
+        var command = new NpgsqlCommand(sql, connection) { Parameters = { new NpgsqlParameter<string> { TypedValue = Document(changes) } } };
+        await using (command.ConfigureAwait(false))
+        {
+            var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            await using (reader.ConfigureAwait(false))
+            {
+                while (await reader.ReadAsync(ct).ConfigureAwait(false))
+                {
+                    if (!reader.IsDBNull(1) && reader.GetString(1) is { Length: > 0 } bucket)
+                        results.Add((reader.GetInt32(0), bucket));
+                }
+            }
+        }
+    }
+
+    /// <summary>The changes as <c>[{"o": index, "t": table, "op": operation, "n": new row, "d": old row}, ...]</c>.</summary>
+    private string Document(List<Pending> changes)
+    {
+        _buffer.ResetWrittenCount();
+        var writer = _writer ??= new Utf8JsonWriter(_buffer, s_writerOptions);
+        writer.Reset(_buffer);
+        writer.WriteStartArray();
+        for (var i = 0; i < changes.Count; i++)
+        {
+            var pending = changes[i];
+            var change = pending.Change.Change;
+            var batch = pending.Change.Values;
+            var layout = change.Layout!;
+            writer.WriteStartObject();
+            writer.WriteNumber("o"u8, i);
+            writer.WriteString("t"u8, change.Table.ChangelogName);
+            writer.WriteString("op"u8, OperationName(change.Operation));
+            writer.WritePropertyName("n"u8);
+            WriteNewRow(writer, batch, change, layout, pending.Filled);
+            if (change.OldRowValue >= 0)
+            {
+                writer.WritePropertyName("d"u8);
+                RowJson.WriteRow(writer, batch, change.OldRowValue, layout.Names, layout.TypeOids);
+            }
+            else if (change.Operation == ChangeOperation.Delete && !change.HasOldRow)
+            {
+                // A delete's row is the old row: the function sees it as both.
+                writer.WritePropertyName("d"u8);
+                RowJson.WriteRow(writer, batch, change.RowValue, layout.Names, layout.TypeOids);
+            }
+            writer.WriteEndObject();
+        }
+        writer.WriteEndArray();
+        writer.Flush();
+        return Encoding.UTF8.GetString(_buffer.WrittenSpan);
+    }
+
+    private static void WriteNewRow(Utf8JsonWriter writer, ChangeBatch batch, DecodedChange change, RowLayout layout, Dictionary<string, string?>? filled)
+    {
+        writer.WriteStartObject();
+        for (var i = 0; i < layout.Names.Length; i++)
+        {
+            var value = batch.Value(change.RowValue + i);
+            if (value.Kind == TupleValueKind.UnchangedToast && change.OldRowValue >= 0)
+                value = batch.Value(change.OldRowValue + i);
+            if (value.Kind == TupleValueKind.Text)
+            {
+                writer.WritePropertyName(layout.Names[i]);
+                RowJson.WriteValue(writer, batch.Text(value), layout.TypeOids[i]);
+            }
+            else if (value.Kind == TupleValueKind.Null)
+            {
+                writer.WritePropertyName(layout.Names[i]);
+                writer.WriteNullValue();
+            }
+            else if (filled is not null && filled.TryGetValue(layout.Names[i], out var current))
+            {
+                writer.WritePropertyName(layout.Names[i]);
+                if (current is null)
+                    writer.WriteNullValue();
+                else
+                    RowJson.WriteValue(writer, current, layout.TypeOids[i]);
+            }
+            // Otherwise not sent and nothing to fill it from (a delete's key-only row): left out, as RowJson leaves it out.
+        }
+        writer.WriteEndObject();
+    }
+
+    /// <summary>The operation as the synchro reference names it to bucket functions.</summary>
+    internal static string OperationName(ChangeOperation operation) => operation switch
+    {
+        ChangeOperation.Insert => "create",
+        ChangeOperation.Update => "update",
+        _ => "delete",
+    };
+
+    private sealed class Pending(BucketAssignment change)
+    {
+        public BucketAssignment Change { get; } = change;
+
+        /// <summary>Current values of columns that arrived as unchanged TOAST values and the old row did not have.</summary>
+        public Dictionary<string, string?>? Filled { get; set; }
+    }
+}

@@ -1,0 +1,46 @@
+using Npgsql;
+using Synchro.Pipeline.Protocol;
+
+namespace Synchro.Pipeline.Changelog;
+
+// The initial snapshot's durable state lives in the reference's own position table, so no column or table is added:
+// a slot's position row with confirmed_lsn 0 (an LSN no transaction ends at) means "this pipeline is creating the slot
+// and has not finished loading its snapshot". The row is written, committed, before the slot is created, and the load's
+// single transaction replaces it with the slot's consistent point together with every edge it wrote. So a slot found
+// with a 0 row was left by a start that died before its load committed: it is dropped and created again.
+internal static partial class ChangelogStore
+{
+    /// <summary>The value of <c>sync_wal_position.confirmed_lsn</c> that marks a slot whose initial snapshot is pending.</summary>
+    public const long SnapshotPendingPosition = 0;
+
+    private const string MarkSnapshotPendingSql = """
+        INSERT INTO sync_wal_position AS p (slot_name, confirmed_lsn, updated_at)
+        VALUES ($1, 0, now())
+        ON CONFLICT (slot_name) DO UPDATE SET confirmed_lsn = 0, updated_at = now()
+        """;
+
+    // Not GREATEST: the slot is new, so a position left by an earlier slot of the same name means nothing for it.
+    private const string SetSnapshotPositionSql = """
+        INSERT INTO sync_wal_position AS p (slot_name, confirmed_lsn, updated_at)
+        VALUES ($1, $2, now())
+        ON CONFLICT (slot_name) DO UPDATE SET confirmed_lsn = EXCLUDED.confirmed_lsn, updated_at = now()
+        """;
+
+    private const string DeleteTableEdgesSql = "DELETE FROM sync_bucket_edges WHERE table_name = ANY($1::text[])";
+
+    /// <summary>Records, durably once the caller commits, that the slot is about to be created and its snapshot loaded.</summary>
+    public static Task MarkSnapshotPendingAsync(NpgsqlConnection connection, string slotName, CancellationToken ct)
+        => ExecuteAsync(connection, MarkSnapshotPendingSql, ct, Parameter(slotName));
+
+    /// <summary>Sets the slot's position to <paramref name="consistentPoint"/>, replacing the pending marker (or any earlier position).</summary>
+    public static Task SetSnapshotPositionAsync(NpgsqlConnection connection, string slotName, Lsn consistentPoint, CancellationToken ct)
+    {
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(consistentPoint.Value, (ulong)long.MaxValue, nameof(consistentPoint));
+        ArgumentOutOfRangeException.ThrowIfEqual(consistentPoint.Value, 0UL, nameof(consistentPoint));
+        return ExecuteAsync(connection, SetSnapshotPositionSql, ct, Parameter(slotName), Parameter(unchecked((long)consistentPoint.Value)));
+    }
+
+    /// <summary>Removes every edge of the tables named <paramref name="tableNames"/> (changelog names).</summary>
+    public static Task DeleteTableEdgesAsync(NpgsqlConnection connection, string[] tableNames, CancellationToken ct)
+        => ExecuteAsync(connection, DeleteTableEdgesSql, ct, Parameter(tableNames));
+}

@@ -1,0 +1,154 @@
+using System.Text;
+using Synchro.Pipeline.Changelog;
+using Synchro.Pipeline.Pipeline;
+using Synchro.Pipeline.Pipeline.Spill;
+using Synchro.Pipeline.Protocol;
+using Synchro.Pipeline.Registry;
+
+namespace Synchro.Pipeline.Tests.Pipeline;
+
+/// <summary>The spill format and store: changes read back exactly, subtransaction rollbacks cut the right tail, damage is reported.</summary>
+public sealed class SpillStoreTests : IDisposable
+{
+    private static readonly TableRegistration s_orders = new("orders") { OwnerColumn = "user_id" };
+    private static readonly TableRegistration s_lines = new("app.lines") { ParentTable = "orders", ParentForeignKeyColumn = "order_id", SoftDeleteColumn = null };
+    private static readonly TableRegistry s_registry = new TableRegistry().Add(s_orders).Add(s_lines);
+
+    private readonly string _directory = Path.Combine(Path.GetTempPath(), $"synchro-spill-unit-{Guid.NewGuid():N}");
+    private readonly ChangeBatchPool _pool = new();
+
+    [Fact]
+    public void Changes_are_read_back_with_their_tables_operations_and_values()
+    {
+        using var stream = new MemoryStream();
+        var batch = _pool.Rent();
+        Add(batch, s_orders, ChangeOperation.Insert, "o1", null, "alice");
+        Add(batch, s_lines, ChangeOperation.Update, "l1", "o1");
+        Add(batch, s_orders, ChangeOperation.Delete, "o2", "2026-01-01", TupleValueKind.UnchangedToast);
+        Add(batch, s_orders, ChangeOperation.Update, "ü-∑", null, "");
+        new SpillRecordWriter(stream).Append(batch);
+        stream.Position = 0;
+
+        Assert.Equal(Describe(batch), Describe(ReadAll(stream)));
+    }
+
+    [Fact]
+    public void Rolling_back_a_subtransaction_cuts_its_changes_and_those_after_it_but_keeps_earlier_ones()
+    {
+        var statistics = new SpillStatistics();
+        using var store = new SpillStore(_directory, s_registry, statistics);
+        const uint Top = 700, Sub1 = 701, Sub2 = 702;
+        Append(store, Top, Top, s_orders, "a");
+        Append(store, Top, Sub1, s_orders, "b");
+        // The lines table appears first inside the rolled-back subtransaction: its table record goes with it.
+        Append(store, Top, Sub1, s_lines, "c");
+        Append(store, Top, Sub2, s_orders, "d");
+        store.AbortSubtransaction(Top, Sub1);
+        Append(store, Top, Top, s_lines, "e");
+        Append(store, Top, 703, s_orders, "f");
+        store.AbortSubtransaction(Top, 999);
+
+        using var replay = store.OpenReplay(Top)!;
+        var batch = _pool.Rent();
+        while (replay.Reader.TryRead(batch, out _))
+        {
+        }
+        Assert.Equal(["orders Insert a", "app.lines Insert e", "orders Insert f"], Describe(batch).Select(d => d[..d.LastIndexOf(' ')]));
+        Assert.Equal(1, statistics.FilesCreated);
+        Assert.True(statistics.LargestFileBytes > statistics.BytesSpilled / 2);
+    }
+
+    [Fact]
+    public void A_whole_abort_deletes_the_file_and_a_new_store_empties_the_directory()
+    {
+        using (var store = new SpillStore(_directory, s_registry, new SpillStatistics()))
+        {
+            Append(store, 1, 1, s_orders, "a");
+            Append(store, 2, 2, s_orders, "b");
+            Assert.Equal(2, Directory.GetFiles(_directory).Length);
+            store.Delete(1);
+            Assert.Single(Directory.GetFiles(_directory));
+        }
+        File.WriteAllText(Path.Combine(_directory, "left-over.spill"), "x");
+
+        using var fresh = new SpillStore(_directory, s_registry, new SpillStatistics());
+
+        Assert.Empty(Directory.GetFiles(_directory));
+        Assert.Null(fresh.OpenReplay(2));
+    }
+
+    [Fact]
+    public void Damaged_or_foreign_records_fail_with_the_source_named()
+    {
+        using var stream = new MemoryStream();
+        var batch = _pool.Rent();
+        Add(batch, s_orders, ChangeOperation.Insert, "o1", null, "alice");
+        new SpillRecordWriter(stream).Append(batch);
+        var bytes = stream.ToArray();
+
+        var truncated = Assert.Throws<WalPipelineException>(() => ReadAll(new MemoryStream(bytes[..^2]), "file X"));
+        Assert.Contains("file X", truncated.Message, StringComparison.Ordinal);
+        Assert.Contains("ends inside a record", truncated.Message, StringComparison.Ordinal);
+
+        var otherRegistry = new TableRegistry().Add(new TableRegistration("orders") { OwnerColumn = "owner" });
+        var foreign = Assert.Throws<WalPipelineException>(() =>
+        {
+            var reader = new SpillRecordReader(new MemoryStream(bytes), otherRegistry, "file Y");
+            reader.TryRead(_pool.Rent(), out _);
+        });
+        Assert.Contains("public.orders", foreign.Message, StringComparison.Ordinal);
+        Assert.Contains("Restore that table's registration", foreign.Message, StringComparison.Ordinal);
+    }
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_directory))
+            Directory.Delete(_directory, recursive: true);
+    }
+
+    private void Append(SpillStore store, uint xid, uint subXid, TableRegistration table, string id)
+    {
+        var staging = _pool.Rent();
+        Add(staging, table, ChangeOperation.Insert, id, table == s_orders ? null : "o1", table == s_orders ? "alice" : null);
+        store.Append(xid, subXid, staging);
+        staging.Release();
+    }
+
+    private ChangeBatch ReadAll(Stream stream, string source = "test")
+    {
+        var batch = _pool.Rent();
+        var reader = new SpillRecordReader(stream, s_registry, source);
+        while (reader.TryRead(batch, out _))
+        {
+        }
+        return batch;
+    }
+
+    /// <summary>Adds a change whose referenced columns are <paramref name="values"/> (a string is text, null is NULL, a kind is that kind).</summary>
+    private static void Add(ChangeBatch batch, TableRegistration table, ChangeOperation operation, params object?[] values)
+    {
+        var first = batch.ValueMark.Values;
+        for (var i = 0; i < table.ReferencedColumns.Count; i++)
+        {
+            var value = i < values.Length ? values[i] : null;
+            if (value is string text)
+                batch.AddText(Encoding.UTF8.GetBytes(text));
+            else
+                batch.AddEmpty(value is TupleValueKind kind ? kind : TupleValueKind.Null);
+        }
+        batch.Add(new DecodedChange(table, operation, first));
+    }
+
+    private static List<string> Describe(ChangeBatch batch)
+    {
+        var rows = new List<string>();
+        for (var i = 0; i < batch.Count; i++)
+        {
+            var change = batch[i];
+            var values = Enumerable.Range(0, change.Table.ReferencedColumns.Count)
+                .Select(c => batch.Value(change, c) is { Kind: TupleValueKind.Text } v ? "'" + Encoding.UTF8.GetString(batch.Text(v)) + "'" : batch.Value(change, c).Kind.ToString());
+            rows.Add($"{change.Table.ChangelogName} {change.Operation} {batch.RecordId(i)} [{string.Join(",", values)}]");
+        }
+        return rows;
+    }
+}
