@@ -272,7 +272,10 @@ public sealed partial class WalPipeline : IAsyncDisposable
     {
         PostgresException { SqlState: PostgresErrorCodes.UndefinedObject } pg when pg.MessageText.Contains("replication slot", StringComparison.Ordinal)
             => new WalPipelineException($"Replication slot '{_options.SlotName}' no longer exists (it was dropped). The changes since the last committed batch cannot be read again; restart the pipeline to create a new slot, and resync clients if changes were missed.", error),
+        // PostgreSQL 15 refuses a lost slot with "cannot read from logical replication slot" (55000); the word
+        // "invalidated" is only in its detail, which Npgsql redacts by default.
         PostgresException pg when pg.MessageText.Contains("can no longer get changes from replication slot", StringComparison.Ordinal)
+            || (pg.SqlState == PostgresErrorCodes.ObjectNotInPrerequisiteState && pg.MessageText.StartsWith("cannot read from logical replication slot", StringComparison.Ordinal))
             || pg.MessageText.Contains("invalidated", StringComparison.Ordinal)
             => new WalPipelineException(SlotHealthWatch.LostMessage(_options.SlotName, pg.MessageText), error),
         PgOutputProtocolException protocol

@@ -91,7 +91,7 @@ public sealed class SlotHealthTests
         }
 
         // Nothing of the stalled transaction was written.
-        Assert.Equal([$"user:alice orders {First} 1"], await ChangelogAsync(database));
+        Assert.Equal([$"user:alice orders {First} 1"], await PipelineHarness.ChangelogAsync(database));
     }
 
     [Fact]
@@ -125,17 +125,5 @@ public sealed class SlotHealthTests
         Assert.Matches("^Replication slot safe_size_slot is close to being invalidated \\(safe_wal_size [0-9]+ bytes, below 1073741824\\)", warning.Message);
         Assert.Equal("reserved", status.SlotWalStatus);
         Assert.InRange(status.SlotSafeWalSize!.Value, 1, 1L << 30);
-    }
-
-    private static async Task<List<string>> ChangelogAsync(string database)
-    {
-        await using var connection = new NpgsqlConnection(database);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand("SELECT bucket_id, table_name, record_id, operation FROM sync_changelog ORDER BY seq", connection);
-        await using var reader = await command.ExecuteReaderAsync();
-        var rows = new List<string>();
-        while (await reader.ReadAsync())
-            rows.Add($"{reader.GetString(0)} {reader.GetString(1)} {reader.GetString(2)} {reader.GetInt16(3)}");
-        return rows;
     }
 }

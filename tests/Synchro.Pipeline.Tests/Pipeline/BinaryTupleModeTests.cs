@@ -117,7 +117,7 @@ public sealed class BinaryTupleModeTests(PostgresServerFixture postgres)
 
         var error = await Assert.ThrowsAsync<WalPipelineException>(() => pipeline.Running.WaitAsync(TimeSpan.FromSeconds(30)));
         Assert.Contains("Column 'owner_id' of table public.accounts is of type numeric, which binary tuple mode cannot turn into its text form", error.Message, StringComparison.Ordinal);
-        Assert.Equal(["user:10 accounts 1 1"], await Changelog(source));
+        Assert.Equal(["user:10 accounts 1 1"], await PipelineHarness.ChangelogAsync(source));
     }
 
     /// <summary>Inserts, a plain update, an owner move, a null owner, a soft delete, an id change and a hard delete.</summary>
@@ -201,18 +201,6 @@ public sealed class BinaryTupleModeTests(PostgresServerFixture postgres)
         }
     }
 
-    private static async Task<List<string>> Changelog(string connectionString)
-    {
-        await using var connection = new NpgsqlConnection(connectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand("SELECT bucket_id, table_name, record_id, operation FROM sync_changelog ORDER BY seq", connection);
-        await using var reader = await command.ExecuteReaderAsync();
-        var rows = new List<string>();
-        while (await reader.ReadAsync())
-            rows.Add($"{reader.GetString(0)} {reader.GetString(1)} {reader.GetString(2)} {reader.GetInt16(3)}");
-        return rows;
-    }
-
     private sealed class RunningPipeline : IAsyncDisposable
     {
         private readonly WalPipeline _pipeline;
@@ -238,11 +226,11 @@ public sealed class BinaryTupleModeTests(PostgresServerFixture postgres)
             {
                 if (Running.IsFaulted)
                     await Running;
-                var rows = await Changelog(changelog);
+                var rows = await PipelineHarness.ChangelogAsync(changelog);
                 if (rows.Count >= count)
                 {
                     await Task.Delay(200);
-                    return await Changelog(changelog);
+                    return await PipelineHarness.ChangelogAsync(changelog);
                 }
                 if (DateTime.UtcNow > deadline)
                     throw new TimeoutException($"The changelog has {rows.Count} rows, expected {count}:{Environment.NewLine}{string.Join(Environment.NewLine, rows)}");

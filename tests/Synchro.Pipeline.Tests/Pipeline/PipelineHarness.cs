@@ -106,9 +106,12 @@ internal sealed class PipelineHarness : IAsyncDisposable
     public Task<T> ScalarAsync<T>(string sql) => Sql.ScalarAsync<T>(ConnectionString, sql);
 
     /// <summary>The changelog as "bucket table record op" lines in seq order.</summary>
-    public async Task<List<string>> ChangelogAsync()
+    public Task<List<string>> ChangelogAsync() => ChangelogAsync(ConnectionString);
+
+    /// <summary>The changelog rows of the database at <paramref name="connectionString"/> as "bucket table record operation", in seq order.</summary>
+    public static async Task<List<string>> ChangelogAsync(string connectionString)
     {
-        await using var connection = new NpgsqlConnection(ConnectionString);
+        await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand("SELECT bucket_id, table_name, record_id, operation FROM sync_changelog ORDER BY seq", connection);
         await using var reader = await command.ExecuteReaderAsync();
