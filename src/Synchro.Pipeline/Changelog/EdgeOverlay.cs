@@ -1,3 +1,5 @@
+using Synchro.Pipeline.Buckets;
+
 namespace Synchro.Pipeline.Changelog;
 
 /// <summary>
@@ -32,6 +34,24 @@ internal sealed class EdgeOverlay
     /// <summary>The record's buckets now (after the earlier changes of the batch).</summary>
     public IReadOnlyList<string> Current(RecordKey record)
         => _current.TryGetValue(record, out var current) ? current : _loaded.TryGetValue(record, out var loaded) ? loaded : [];
+
+    /// <summary>
+    /// Applies one change as its assignment decided and appends its changelog rows; returns the rule's failure
+    /// instead (nothing applied) when it failed. As in the reference, a delete of a record that is in buckets leaves
+    /// them all whatever the rule said (its failure included); <paramref name="assignment"/> null, or
+    /// <see cref="BucketAssignment.KeepExistingBuckets"/>, keeps the current buckets.
+    /// </summary>
+    /// <remarks>The assignment's bucket list is borrowed (see the class remarks).</remarks>
+    public string? ApplyDecision(RecordKey record, ChangeOperation operation, BucketAssignment? assignment, List<ChangelogRow> rows)
+    {
+        if (operation == ChangeOperation.Delete && Current(record).Count > 0)
+            assignment = null;
+        if (assignment?.Failure is { } failure)
+            return failure;
+        var desired = assignment is null || assignment.KeepExistingBuckets ? Current(record) : (IReadOnlyList<string>)assignment.Buckets;
+        Apply(record, operation, desired, rows);
+        return null;
+    }
 
     /// <summary>
     /// Applies one change (the reference's edge diff) and appends its changelog rows:

@@ -67,7 +67,7 @@ internal sealed partial class EdgeSnapshotLoader(
     private readonly BucketIdCache _bucketIds = new();
     private readonly List<(RecordKey Record, string BucketId)>[] _edges = [[], []];
     private readonly List<RuleFailure>[] _failures = [[], []];
-    private BucketAssignment[] _assignments = [];
+    private readonly BucketAssignmentPool _assignments = new();
     private byte[] _text = new byte[256];
     private long _totalRows;
     private long _totalEdges;
@@ -229,16 +229,7 @@ internal sealed partial class EdgeSnapshotLoader(
     /// <summary>Runs the assigner over the chunk and collects its edges (distinct, non-empty, as the edge diff keeps them) and rule failures.</summary>
     private async Task AssignAsync(NpgsqlConnection read, ChangeBatch batch, List<(RecordKey Record, string BucketId)> edges, List<RuleFailure> failures, CancellationToken ct)
     {
-        if (_assignments.Length < batch.Count)
-            Array.Resize(ref _assignments, batch.Count);
-        for (var i = 0; i < batch.Count; i++)
-        {
-            if (_assignments[i] is { } reused)
-                reused.Reset(batch, i, batch.RecordId(i));
-            else
-                _assignments[i] = new BucketAssignment(batch, i, batch.RecordId(i));
-        }
-        var assignments = new ArraySegment<BucketAssignment>(_assignments, 0, batch.Count);
+        var assignments = _assignments.For(batch);
         await assigner.AssignAsync(new BucketAssignmentBatch(assignments, registry, read, _bucketIds), ct).ConfigureAwait(false);
 
         edges.Clear();

@@ -213,18 +213,11 @@ public sealed class RuleFailureReplayer
                 var rows = new List<ChangelogRow>();
                 for (var i = 0; i < assignments.Length; i++)
                 {
-                    var change = batch[i];
-                    BucketAssignment? assignment = assignments[i];
-                    // As the writer does: a delete of a record that is in buckets leaves them all, whatever the rule says.
-                    if (change.Operation == ChangeOperation.Delete && overlay.Current(keys[i]).Count > 0)
-                        assignment = null;
-                    if (assignment?.Failure is { } error)
+                    if (overlay.ApplyDecision(keys[i], batch[i].Operation, assignments[i], rows) is { } error)
                     {
                         failing.Add((included[i].Id, error));
                         continue;
                     }
-                    var desired = assignment is null || assignment.KeepExistingBuckets ? overlay.Current(keys[i]) : (IReadOnlyList<string>)assignment.Buckets.ToList();
-                    overlay.Apply(keys[i], change.Operation, desired, rows);
                     resolved.Add(included[i].Id);
                     result.Replayed++;
                 }

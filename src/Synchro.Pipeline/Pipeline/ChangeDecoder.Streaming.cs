@@ -43,67 +43,36 @@ internal sealed partial class ChangeDecoder
     public bool Spilling => _spillXid != 0;
 
     internal void OnSpilledInsert(in InsertMessage message, int messageBytes)
-    {
-        if (_skippedSpills.Contains(_spillXid))
-            return;
-        var saved = Redirect();
-        try
-        {
-            OnInsert(message, messageBytes);
-        }
-        finally
-        {
-            Restore(saved);
-        }
-        SpillStaged(message.Xid);
-    }
+        => Spill(message, message.Xid, messageBytes, static (ChangeDecoder d, in InsertMessage m, int bytes) => d.OnInsert(m, bytes));
 
     internal void OnSpilledUpdate(in UpdateMessage message, int messageBytes)
-    {
-        if (_skippedSpills.Contains(_spillXid))
-            return;
-        var saved = Redirect();
-        try
-        {
-            OnUpdate(message, messageBytes);
-        }
-        finally
-        {
-            Restore(saved);
-        }
-        SpillStaged(message.Xid);
-    }
+        => Spill(message, message.Xid, messageBytes, static (ChangeDecoder d, in UpdateMessage m, int bytes) => d.OnUpdate(m, bytes));
 
     internal void OnSpilledDelete(in DeleteMessage message, int messageBytes)
-    {
-        if (_skippedSpills.Contains(_spillXid))
-            return;
-        var saved = Redirect();
-        try
-        {
-            OnDelete(message, messageBytes);
-        }
-        finally
-        {
-            Restore(saved);
-        }
-        SpillStaged(message.Xid);
-    }
+        => Spill(message, message.Xid, messageBytes, static (ChangeDecoder d, in DeleteMessage m, int bytes) => d.OnDelete(m, bytes));
 
     internal void OnSpilledTruncate(in TruncateMessage message)
+        => Spill(message, message.Xid, 0, static (ChangeDecoder d, in TruncateMessage m, int _) => d.OnTruncate(m));
+
+    private delegate void DecodeMessage<T>(ChangeDecoder decoder, in T message, int messageBytes)
+        where T : allows ref struct;
+
+    /// <summary>Decodes one message of a spilled transaction into the staging batch, then appends what it added to the transaction's file.</summary>
+    private void Spill<T>(in T message, uint messageXid, int messageBytes, DecodeMessage<T> decode)
+        where T : allows ref struct
     {
         if (_skippedSpills.Contains(_spillXid))
             return;
         var saved = Redirect();
         try
         {
-            OnTruncate(message);
+            decode(this, message, messageBytes);
         }
         finally
         {
             Restore(saved);
         }
-        SpillStaged(message.Xid);
+        SpillStaged(messageXid);
     }
 
     internal void OnStreamStart(in StreamStartMessage message)

@@ -113,7 +113,7 @@ internal sealed partial class WriterStage(
     private readonly List<RecordKey> _keys = [];
     private readonly HashSet<RecordKey> _distinct = [];
     private readonly List<RecordKey> _records = [];
-    private BucketAssignment[] _assignments = [];
+    private readonly BucketAssignmentPool _assignments = new();
     private readonly BucketIdCache _bucketIds = new();
     private readonly EdgeOverlay _overlay = new();
     private readonly List<ChangelogRow> _rows = [];
@@ -146,16 +146,7 @@ internal sealed partial class WriterStage(
         // Buckets are assigned while the edges load: they use different connections. The reference evaluates
         // no rule for a delete of a record that is in buckets; the walk below ignores the assignment of such a
         // delete (its failure included), so evaluating it here changes nothing but lets the two overlap.
-        if (_assignments.Length < batch.Count)
-            Array.Resize(ref _assignments, Math.Max(batch.Count, _assignments.Length * 2));
-        for (var i = 0; i < batch.Count; i++)
-        {
-            if (_assignments[i] is { } reused)
-                reused.Reset(batch, i, _keys[i].RecordId);
-            else
-                _assignments[i] = new BucketAssignment(batch, i, _keys[i].RecordId);
-        }
-        var assignments = new ArraySegment<BucketAssignment>(_assignments, 0, batch.Count);
+        var assignments = _assignments.For(batch, _keys);
         var loading = ChangelogStore.LoadEdgesAsync(connection, _records, cancellationToken);
         var assigning = assigner.AssignAsync(new BucketAssignmentBatch(assignments, registry, sourceConnection, _bucketIds), cancellationToken);
         try
@@ -177,16 +168,8 @@ internal sealed partial class WriterStage(
         {
             var change = batch[i];
             var key = _keys[i];
-            BucketAssignment? assignment = assignments[i];
-            if (change.Operation == ChangeOperation.Delete && overlay.Current(key).Count > 0)
-                assignment = null;
-            if (assignment?.Failure is { } failure)
-            {
-                failures.Add(new RuleFailure(key.TableName, key.RecordId, change.Operation, failure, Payload(batch, change)));
-                continue;
-            }
-            var desired = assignment is null || assignment.KeepExistingBuckets ? overlay.Current(key) : (IReadOnlyList<string>)assignment.Buckets;
-            overlay.Apply(key, change.Operation, desired, rows);
+            if (overlay.ApplyDecision(key, change.Operation, assignments[i], rows) is { } failure)
+                failures.Add(new RuleFailure(key.TableName, key.RecordId, change.Operation, failure, RowJson.Payload(batch, change)));
         }
 
         _added.Clear();
@@ -203,7 +186,6 @@ internal sealed partial class WriterStage(
     }
 
     /// <summary>The change's decoded columns as a JSON object, typed by column type, kept with a rule failure for replay.</summary>
-    private static string Payload(ChangeBatch batch, DecodedChange change) => RowJson.Payload(batch, change);
 
     [LoggerMessage(EventId = 3001, Level = LogLevel.Warning,
         Message = "{Count} change(s) of this batch failed their bucket rule and were recorded in sync_rule_failures instead of the changelog; first: {Table} {RecordId}: {Error}")]
