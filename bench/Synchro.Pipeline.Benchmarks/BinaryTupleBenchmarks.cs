@@ -1,8 +1,8 @@
 using BenchmarkDotNet.Attributes;
 using BenchmarkDotNet.Configs;
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Registry;
+using Synchro.Pipeline.Decoding;
 
 namespace Synchro.Pipeline.Benchmarks;
 

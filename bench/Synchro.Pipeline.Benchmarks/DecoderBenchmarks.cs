@@ -1,6 +1,6 @@
 using BenchmarkDotNet.Attributes;
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Protocol;
+using Synchro.Pipeline.Decoding;
 
 namespace Synchro.Pipeline.Benchmarks;
 

@@ -1,8 +1,7 @@
 using Microsoft.Extensions.Logging.Abstractions;
-using Synchro.Pipeline.Changelog;
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Registry;
+using Synchro.Pipeline.Decoding;
 
 namespace Synchro.Pipeline.Benchmarks;
 

@@ -2,8 +2,6 @@ using System.CommandLine;
 using Synchro.Pipeline.Cli.Configuration;
 using Synchro.Pipeline.Cli.Database;
 using Synchro.Pipeline.Cli.Output;
-using Synchro.Pipeline.Pipeline;
-using Synchro.Pipeline.Replication;
 
 namespace Synchro.Pipeline.Cli;
 

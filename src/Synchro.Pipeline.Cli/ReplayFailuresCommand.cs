@@ -1,9 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
-using Synchro.Pipeline.Changelog;
 using Synchro.Pipeline.Cli.Configuration;
 using Synchro.Pipeline.Cli.Database;
 using Synchro.Pipeline.Cli.Output;
+using Synchro.Pipeline.Maintenance;
 
 namespace Synchro.Pipeline.Cli;
 

@@ -5,7 +5,6 @@ using Synchro.Pipeline.Cli.Configuration;
 using Synchro.Pipeline.Cli.Database;
 using Synchro.Pipeline.Cli.Logging;
 using Synchro.Pipeline.Cli.Output;
-using Synchro.Pipeline.Pipeline;
 
 namespace Synchro.Pipeline.Cli;
 

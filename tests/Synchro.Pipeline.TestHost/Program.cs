@@ -1,4 +1,4 @@
-using Synchro.Pipeline.Pipeline;
+using Synchro.Pipeline;
 using Synchro.Pipeline.Registry;
 
 // Usage: Synchro.Pipeline.TestHost <connection string> <slot> <publication> <table> <owner column> <max batch rows> [two-phase]

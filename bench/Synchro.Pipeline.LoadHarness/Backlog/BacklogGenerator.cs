@@ -1,8 +1,8 @@
 using System.Globalization;
 using Npgsql;
 using NpgsqlTypes;
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Protocol;
+using Synchro.Pipeline.Runtime;
 
 namespace Synchro.Pipeline.LoadHarness.Backlog;
 

@@ -1,6 +1,5 @@
 using Npgsql;
 using Synchro.Pipeline.LoadHarness.Backlog;
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Protocol;
 
 namespace Synchro.Pipeline.LoadHarness.Contenders;

@@ -4,8 +4,8 @@ using Npgsql;
 using NpgsqlTypes;
 using Synchro.Pipeline.LoadHarness.Backlog;
 using Synchro.Pipeline.LoadHarness.Contenders;
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Protocol;
+using Synchro.Pipeline.Runtime;
 
 namespace Synchro.Pipeline.LoadHarness.SteadyState;
 

@@ -1,5 +1,4 @@
 using Npgsql;
-using Synchro.Pipeline.Pipeline;
 
 namespace Synchro.Pipeline.Cli.Configuration;
 

@@ -1,8 +1,6 @@
 using System.CommandLine;
 using Microsoft.Extensions.Configuration;
 using Synchro.Pipeline.Hosting;
-using Synchro.Pipeline.Pipeline;
-using Synchro.Pipeline.Replication;
 
 namespace Synchro.Pipeline.Cli.Configuration;
 

@@ -1,5 +1,4 @@
 using Npgsql;
-using Synchro.Pipeline.Changelog;
 using Synchro.Pipeline.Protocol;
 
 namespace Synchro.Pipeline.Cli.Demo;

@@ -6,9 +6,7 @@ using Microsoft.Extensions.Logging.Console;
 using Npgsql;
 using NpgsqlTypes;
 using Synchro.Pipeline.LocalPostgres;
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Protocol;
-using Synchro.Pipeline.Replication;
 
 namespace Synchro.Pipeline.Cli.Demo;
 

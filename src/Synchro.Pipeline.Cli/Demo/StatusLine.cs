@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using Synchro.Pipeline.Pipeline;
 
 namespace Synchro.Pipeline.Cli.Demo;
 

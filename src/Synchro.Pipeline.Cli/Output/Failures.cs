@@ -1,8 +1,6 @@
 using Npgsql;
 using Synchro.Pipeline.Cli.Configuration;
 using Synchro.Pipeline.Cli.Database;
-using Synchro.Pipeline.Pipeline;
-using Synchro.Pipeline.Replication;
 
 namespace Synchro.Pipeline.Cli.Output;
 

@@ -1,7 +1,6 @@
-using Synchro.Pipeline.Changelog;
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Registry;
+using Synchro.Pipeline.Decoding;
 
 namespace Synchro.Pipeline.Buckets;
 

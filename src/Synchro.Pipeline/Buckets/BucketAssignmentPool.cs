@@ -1,5 +1,5 @@
 using Synchro.Pipeline.Changelog;
-using Synchro.Pipeline.Pipeline;
+using Synchro.Pipeline.Decoding;
 
 namespace Synchro.Pipeline.Buckets;
 

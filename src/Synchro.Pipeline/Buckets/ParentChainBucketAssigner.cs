@@ -1,6 +1,6 @@
 using Npgsql;
 using Synchro.Pipeline.Registry;
-using Synchro.Pipeline.Replication;
+using Synchro.Pipeline.Postgres;
 
 namespace Synchro.Pipeline.Buckets;
 

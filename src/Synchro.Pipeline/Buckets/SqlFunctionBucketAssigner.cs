@@ -2,11 +2,10 @@ using System.Buffers;
 using System.Text;
 using System.Text.Json;
 using Npgsql;
-using Synchro.Pipeline.Changelog;
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Registry;
-using Synchro.Pipeline.Replication;
+using Synchro.Pipeline.Decoding;
+using Synchro.Pipeline.Postgres;
 
 namespace Synchro.Pipeline.Buckets;
 

@@ -1,8 +1,8 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Threading.Channels;
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Protocol;
+using Synchro.Pipeline.Decoding;
 
 namespace Synchro.Pipeline.Diagnostics;
 

@@ -3,7 +3,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Synchro.Pipeline.Hosting;
-using Synchro.Pipeline.Pipeline;
+using Synchro.Pipeline;
 
 // The namespace of IServiceCollection, as for every AddXxx of the Microsoft.Extensions libraries:
 // the method is found where the container is configured without another using.

@@ -1,9 +1,7 @@
 using System.Collections.Frozen;
 using System.Globalization;
 using Microsoft.Extensions.Configuration;
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Registry;
-using Synchro.Pipeline.Replication;
 
 namespace Synchro.Pipeline.Hosting;
 

@@ -2,7 +2,6 @@ using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
-using Synchro.Pipeline.Pipeline;
 
 namespace Synchro.Pipeline.Hosting;
 

@@ -1,7 +1,6 @@
 using System.Globalization;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
-using Synchro.Pipeline.Pipeline;
 
 namespace Synchro.Pipeline.Hosting;
 

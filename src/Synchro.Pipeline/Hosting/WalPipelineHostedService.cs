@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Hosting;
-using Synchro.Pipeline.Pipeline;
 
 namespace Synchro.Pipeline.Hosting;
 

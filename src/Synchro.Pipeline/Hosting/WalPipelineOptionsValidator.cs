@@ -1,5 +1,4 @@
 using Microsoft.Extensions.Options;
-using Synchro.Pipeline.Pipeline;
 
 namespace Synchro.Pipeline.Hosting;
 

@@ -1,6 +1,5 @@
 using System.Collections;
 using System.Diagnostics.CodeAnalysis;
-using Synchro.Pipeline.Buckets;
 
 namespace Synchro.Pipeline.Registry;
 

@@ -1,8 +1,8 @@
 using System.Text.RegularExpressions;
 using Npgsql;
 using Npgsql.Replication;
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Protocol;
+using Synchro.Pipeline.Postgres;
 
 namespace Synchro.Pipeline.Replication;
 

@@ -3,8 +3,8 @@ using System.IO.Pipelines;
 using Npgsql.Replication;
 using Npgsql.Replication.Internal;
 using Synchro.Pipeline.Diagnostics;
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Protocol;
+using Synchro.Pipeline.Runtime;
 
 namespace Synchro.Pipeline.Replication;
 

@@ -1,6 +1,7 @@
 using Npgsql;
 using NpgsqlTypes;
 using Synchro.Pipeline.Protocol;
+using Synchro.Pipeline.Postgres;
 
 namespace Synchro.Pipeline.Replication;
 

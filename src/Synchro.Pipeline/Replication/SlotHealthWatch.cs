@@ -2,7 +2,6 @@ using Microsoft.Extensions.Logging;
 using Npgsql;
 using NpgsqlTypes;
 using Synchro.Pipeline.Diagnostics;
-using Synchro.Pipeline.Pipeline;
 
 namespace Synchro.Pipeline.Replication;
 

@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text;
 using Npgsql;
 using NpgsqlTypes;
-using Synchro.Pipeline.Pipeline;
 
 namespace Synchro.Pipeline.Replication;
 

@@ -1,6 +1,7 @@
 using Npgsql;
 using NpgsqlTypes;
-using Synchro.Pipeline.Pipeline;
+using Synchro.Pipeline.Decoding;
+using Synchro.Pipeline.Postgres;
 
 namespace Synchro.Pipeline.Replication;
 

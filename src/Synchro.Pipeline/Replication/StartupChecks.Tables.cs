@@ -1,5 +1,6 @@
 using Npgsql;
 using NpgsqlTypes;
+using Synchro.Pipeline.Postgres;
 
 namespace Synchro.Pipeline.Replication;
 

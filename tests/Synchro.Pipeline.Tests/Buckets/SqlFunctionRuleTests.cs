@@ -1,7 +1,5 @@
 using Synchro.Pipeline.Buckets;
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Registry;
-using Synchro.Pipeline.Replication;
 using Synchro.Pipeline.Tests.Infrastructure;
 using Synchro.Pipeline.Tests.Pipeline;
 

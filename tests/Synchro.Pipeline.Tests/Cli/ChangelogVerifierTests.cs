@@ -1,7 +1,6 @@
 using Npgsql;
 using Synchro.Pipeline.Changelog;
 using Synchro.Pipeline.Cli.Demo;
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Tests.Infrastructure;
 

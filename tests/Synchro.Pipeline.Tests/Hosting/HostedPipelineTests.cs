@@ -8,8 +8,6 @@ using Npgsql.Replication;
 using Npgsql.Replication.PgOutput;
 using Synchro.Pipeline.Buckets;
 using Synchro.Pipeline.Hosting;
-using Synchro.Pipeline.Pipeline;
-using Synchro.Pipeline.Replication;
 using Synchro.Pipeline.Tests.Diagnostics;
 using Synchro.Pipeline.Tests.Infrastructure;
 using Synchro.Pipeline.Tests.Pipeline;

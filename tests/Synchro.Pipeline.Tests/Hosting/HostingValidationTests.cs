@@ -5,9 +5,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Synchro.Pipeline.Hosting;
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Registry;
-using Synchro.Pipeline.Replication;
 
 namespace Synchro.Pipeline.Tests.Hosting;
 

@@ -1,7 +1,5 @@
 using Microsoft.Extensions.Configuration;
 using Synchro.Pipeline.Hosting;
-using Synchro.Pipeline.Pipeline;
-using Synchro.Pipeline.Replication;
 
 namespace Synchro.Pipeline.Tests.Hosting;
 

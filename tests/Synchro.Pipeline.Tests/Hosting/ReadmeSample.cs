@@ -2,7 +2,6 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Synchro.Pipeline.Hosting;
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Registry;
 
 namespace Synchro.Pipeline.Tests.Hosting;

@@ -1,8 +1,6 @@
 using Microsoft.Extensions.Configuration;
 using Synchro.Pipeline.Hosting;
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Registry;
-using Synchro.Pipeline.Replication;
 
 namespace Synchro.Pipeline.Tests.Hosting;
 

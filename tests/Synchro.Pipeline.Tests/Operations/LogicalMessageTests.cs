@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Text;
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Tests.Infrastructure;
 using Synchro.Pipeline.Tests.Pipeline;
 

@@ -60,7 +60,7 @@ public sealed class SkipOriginsTests(PostgresServerFixture postgres)
     [Fact]
     public void An_origin_name_that_cannot_exist_is_rejected_naming_the_option()
     {
-        var options = new Synchro.Pipeline.Pipeline.WalPipelineOptions();
+        var options = new WalPipelineOptions();
         options.SkipOrigins.Add("");
         options.SkipOrigins.Add(new string('o', 64));
 

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using Npgsql;
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Replication;
 using Synchro.Pipeline.Tests.Infrastructure;
 using Synchro.Pipeline.Tests.Pipeline;

@@ -1,8 +1,7 @@
 using Npgsql;
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Registry;
-using Synchro.Pipeline.Replication;
 using Synchro.Pipeline.Tests.Infrastructure;
+using Synchro.Pipeline.Decoding;
 
 namespace Synchro.Pipeline.Tests.Pipeline;
 

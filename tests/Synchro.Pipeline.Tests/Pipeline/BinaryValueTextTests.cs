@@ -1,5 +1,5 @@
 using System.Text;
-using Synchro.Pipeline.Pipeline;
+using Synchro.Pipeline.Decoding;
 
 namespace Synchro.Pipeline.Tests.Pipeline;
 

@@ -1,10 +1,9 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging.Abstractions;
-using Synchro.Pipeline.Changelog;
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Registry;
 using Synchro.Pipeline.Tests.Protocol;
+using Synchro.Pipeline.Decoding;
 
 namespace Synchro.Pipeline.Tests.Pipeline;
 

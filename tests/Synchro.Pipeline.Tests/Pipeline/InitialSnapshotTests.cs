@@ -2,10 +2,10 @@ using Microsoft.Extensions.Logging;
 using Npgsql;
 using Synchro.Pipeline.Buckets;
 using Synchro.Pipeline.Changelog;
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Registry;
 using Synchro.Pipeline.Replication;
 using Synchro.Pipeline.Tests.Infrastructure;
+using Synchro.Pipeline.Maintenance;
 
 namespace Synchro.Pipeline.Tests.Pipeline;
 

@@ -1,6 +1,5 @@
 using Npgsql;
 using Synchro.Pipeline.Buckets;
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Registry;
 using Synchro.Pipeline.Tests.Infrastructure;
 

@@ -1,6 +1,5 @@
 using Microsoft.Extensions.Logging;
 using NpgsqlTypes;
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Registry;
 using Synchro.Pipeline.Tests.Infrastructure;
 

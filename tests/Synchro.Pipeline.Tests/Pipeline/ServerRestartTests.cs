@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Synchro.Pipeline.LocalPostgres;
-using Synchro.Pipeline.Pipeline;
 using Xunit.Abstractions;
 
 namespace Synchro.Pipeline.Tests.Pipeline;

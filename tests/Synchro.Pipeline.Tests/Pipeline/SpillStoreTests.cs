@@ -1,9 +1,8 @@
 using System.Text;
-using Synchro.Pipeline.Changelog;
-using Synchro.Pipeline.Pipeline;
-using Synchro.Pipeline.Pipeline.Spill;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Registry;
+using Synchro.Pipeline.Decoding;
+using Synchro.Pipeline.Decoding.Spill;
 
 namespace Synchro.Pipeline.Tests.Pipeline;
 

@@ -1,6 +1,5 @@
 using System.Globalization;
 using Npgsql;
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Tests.Infrastructure;
 
 namespace Synchro.Pipeline.Tests.Pipeline;

@@ -1,4 +1,3 @@
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Replication;
 using Synchro.Pipeline.Tests.Infrastructure;
 using static Synchro.Pipeline.Tests.Pipeline.StreamedTransactionTests;

@@ -1,4 +1,3 @@
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Registry;
 
 namespace Synchro.Pipeline.Tests.Pipeline;

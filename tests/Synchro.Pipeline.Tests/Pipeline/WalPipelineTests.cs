@@ -1,7 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using Synchro.Pipeline.Buckets;
-using Synchro.Pipeline.Pipeline;
 using Synchro.Pipeline.Tests.Infrastructure;
 
 namespace Synchro.Pipeline.Tests.Pipeline;

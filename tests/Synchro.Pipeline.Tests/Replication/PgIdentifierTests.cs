@@ -1,4 +1,4 @@
-using Synchro.Pipeline.Replication;
+using Synchro.Pipeline.Postgres;
 
 namespace Synchro.Pipeline.Tests.Replication;
 

@@ -1,6 +1,7 @@
 using Npgsql;
 using Synchro.Pipeline.Replication;
 using Synchro.Pipeline.Tests.Infrastructure;
+using Synchro.Pipeline.Postgres;
 
 namespace Synchro.Pipeline.Tests.Replication;
 

@@ -1,0 +1,253 @@
+using System.Buffers.Binary;
+using System.Text;
+using Synchro.Pipeline.Protocol;
+using Synchro.Pipeline.Protocol.Messages;
+using Synchro.Pipeline.Registry;
+
+namespace Synchro.Pipeline.Decoding.Spill;
+
+/// <summary>Reads the records <see cref="SpillRecordWriter"/> wrote back into <see cref="ChangeBatch"/>es, one change at a time.</summary>
+/// <remarks>Reads through a buffer of its own (one record at a time is in it), so memory stays that buffer whatever the stream's size.</remarks>
+internal sealed class SpillRecordReader(Stream input, TableRegistry registry, string source)
+{
+    private const int BufferBytes = 64 * 1024;
+
+    private static readonly UTF8Encoding s_strictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
+    private readonly List<TableRegistration> _tables = [];
+    private readonly List<RowLayout> _layouts = [];
+    private readonly List<TableRegistration> _truncated = [];
+    private TruncateOptions _truncateOptions;
+    private bool _hasTruncate;
+    private byte[] _buffer = new byte[BufferBytes];
+    private int _start;
+    private int _end;
+    private long _consumed;
+
+    /// <summary>
+    /// Appends the next change to <paramref name="batch"/>; false at the end of the stream.
+    /// <paramref name="recordBytes"/> is its size in the spill format, for the batch's byte limit.
+    /// </summary>
+    /// <exception cref="WalPipelineException">The records are damaged, or name a table the registry no longer has as it was.</exception>
+    public bool TryRead(ChangeBatch batch, out int recordBytes)
+    {
+        while (true)
+        {
+            if (!Ensure(1))
+            {
+                recordBytes = 0;
+                return false;
+            }
+            var kind = _buffer[_start];
+            if (kind == SpillRecordWriter.TableRecord)
+            {
+                ReadTable();
+                continue;
+            }
+            if (kind == SpillRecordWriter.LayoutRecord)
+            {
+                ReadLayout();
+                continue;
+            }
+            if (kind == SpillRecordWriter.TruncateRecord)
+            {
+                recordBytes = ReadTruncate();
+                return true;
+            }
+            if (kind != SpillRecordWriter.ChangeRecord)
+                throw Damaged($"unknown record kind 0x{kind:X2}");
+            recordBytes = ReadChange(batch);
+            return true;
+        }
+    }
+
+    private int ReadChange(ChangeBatch batch)
+    {
+        Require(7);
+        var index = BinaryPrimitives.ReadUInt16LittleEndian(_buffer.AsSpan(_start + 1));
+        var operation = (ChangeOperation)_buffer[_start + 3];
+        var layoutIndex = BinaryPrimitives.ReadUInt16LittleEndian(_buffer.AsSpan(_start + 4));
+        var hasOldRow = _buffer[_start + 6] != 0;
+        if (index >= _tables.Count)
+            throw Damaged($"change of table #{index}, which no table record defined");
+        var table = _tables[index];
+        RowLayout? layout = null;
+        if (layoutIndex != SpillRecordWriter.NoLayout)
+        {
+            if (layoutIndex >= _layouts.Count || _layouts[layoutIndex].Table != table)
+                throw Damaged($"change of table #{index} with layout #{layoutIndex}, which no layout record of that table defined");
+            layout = _layouts[layoutIndex];
+        }
+        var values = table.ReferencedColumns.Count;
+        if (layout is { FullRow: true })
+            values += layout.Names.Length * (hasOldRow ? 2 : 1);
+        var first = batch.ValueMark.Values;
+        var at = 7;
+        for (var c = 0; c < values; c++)
+        {
+            Require(at + 1);
+            var kind = (TupleValueKind)_buffer[_start + at];
+            at++;
+            if (kind is TupleValueKind.Null or TupleValueKind.UnchangedToast)
+            {
+                batch.AddEmpty(kind);
+                continue;
+            }
+            // Invariant: a batch holds only text values (binary tuples are converted to text by the decoder), so only text comes back.
+            if (kind != TupleValueKind.Text)
+                throw Damaged($"unknown value kind 0x{(byte)kind:X2}");
+            Require(at + 4);
+            var length = BinaryPrimitives.ReadInt32LittleEndian(_buffer.AsSpan(_start + at));
+            if (length < 0)
+                throw Damaged($"negative value length {length}");
+            at += 4;
+            Require(at + length);
+            batch.AddText(_buffer.AsSpan(_start + at, length));
+            at += length;
+        }
+        batch.Add(new DecodedChange(table, operation, first, layout, hasOldRow));
+        Consume(at);
+        return at;
+    }
+
+    private void ReadTable()
+    {
+        Require(3);
+        var index = BinaryPrimitives.ReadUInt16LittleEndian(_buffer.AsSpan(_start + 1));
+        var at = 3;
+        var schema = ReadString(ref at);
+        var name = ReadString(ref at);
+        Require(at + 2);
+        var count = BinaryPrimitives.ReadUInt16LittleEndian(_buffer.AsSpan(_start + at));
+        at += 2;
+        var columns = new string[count];
+        for (var i = 0; i < count; i++)
+            columns[i] = ReadString(ref at);
+        Consume(at);
+        if (index != _tables.Count)
+            throw Damaged($"table record #{index} where #{_tables.Count} was expected");
+        if (!registry.TryGet(schema, name, out var table) || !table.ReferencedColumns.SequenceEqual(columns, StringComparer.Ordinal))
+        {
+            throw new WalPipelineException(
+                $"Changes of {schema}.{name} stored in {source} were decoded under a registration (columns {string.Join(", ", columns)}) "
+                + "that the pipeline's table registry no longer has. Restore that table's registration until the stored changes are applied.");
+        }
+        _tables.Add(table);
+    }
+
+    /// <summary>Takes the TRUNCATE the last <see cref="TryRead"/> returned (it added no change): the tables and options.</summary>
+    public bool TakeTruncate(out List<TableRegistration> tables, out TruncateOptions options)
+    {
+        tables = _truncated;
+        options = _truncateOptions;
+        var had = _hasTruncate;
+        _hasTruncate = false;
+        return had;
+    }
+
+    private void ReadLayout()
+    {
+        Require(8);
+        var index = BinaryPrimitives.ReadUInt16LittleEndian(_buffer.AsSpan(_start + 1));
+        var tableIndex = BinaryPrimitives.ReadUInt16LittleEndian(_buffer.AsSpan(_start + 3));
+        var fullRow = _buffer[_start + 5] != 0;
+        var count = BinaryPrimitives.ReadUInt16LittleEndian(_buffer.AsSpan(_start + 6));
+        var at = 8;
+        var names = new string[count];
+        for (var i = 0; i < count; i++)
+            names[i] = ReadString(ref at);
+        Require(at + 4 * count);
+        var oids = new uint[count];
+        for (var i = 0; i < count; i++)
+            oids[i] = BinaryPrimitives.ReadUInt32LittleEndian(_buffer.AsSpan(_start + at + 4 * i));
+        at += 4 * count;
+        Consume(at);
+        if (index != _layouts.Count || tableIndex >= _tables.Count)
+            throw Damaged($"layout record #{index} of table #{tableIndex} out of order");
+        var table = _tables[tableIndex];
+        var positions = table.ReferencedColumns.Select(c => Array.IndexOf(names, c)).ToArray();
+        if (positions.Any(p => p < 0))
+            throw Damaged($"layout record #{index} lacks a registered column of {table}");
+        _layouts.Add(new RowLayout(table, names, oids, positions, fullRow));
+    }
+
+    private int ReadTruncate()
+    {
+        Require(4);
+        var options = (TruncateOptions)_buffer[_start + 1];
+        var count = BinaryPrimitives.ReadUInt16LittleEndian(_buffer.AsSpan(_start + 2));
+        Require(4 + 2 * count);
+        _truncated.Clear();
+        for (var i = 0; i < count; i++)
+        {
+            var index = BinaryPrimitives.ReadUInt16LittleEndian(_buffer.AsSpan(_start + 4 + 2 * i));
+            if (index >= _tables.Count)
+                throw Damaged($"TRUNCATE of table #{index}, which no table record defined");
+            _truncated.Add(_tables[index]);
+        }
+        _truncateOptions = options;
+        _hasTruncate = true;
+        Consume(4 + 2 * count);
+        return 4 + 2 * count;
+    }
+
+    private string ReadString(ref int at)
+    {
+        Require(at + 2);
+        var length = BinaryPrimitives.ReadUInt16LittleEndian(_buffer.AsSpan(_start + at));
+        at += 2;
+        Require(at + length);
+        try
+        {
+            var text = s_strictUtf8.GetString(_buffer, _start + at, length);
+            at += length;
+            return text;
+        }
+        catch (DecoderFallbackException)
+        {
+            throw Damaged("a name is not valid UTF-8");
+        }
+    }
+
+    private void Consume(int bytes)
+    {
+        _start += bytes;
+        _consumed += bytes;
+    }
+
+    private void Require(int bytes)
+    {
+        if (!Ensure(bytes))
+            throw Damaged("the stream ends inside a record");
+    }
+
+    /// <summary>Makes the next <paramref name="bytes"/> bytes available from <c>_start</c>; false when the stream ends first.</summary>
+    private bool Ensure(int bytes)
+    {
+        if (_end - _start >= bytes)
+            return true;
+        if (_buffer.Length < bytes)
+        {
+            var larger = new byte[Math.Max(bytes, _buffer.Length * 2)];
+            _buffer.AsSpan(_start, _end - _start).CopyTo(larger);
+            _buffer = larger;
+        }
+        else
+        {
+            _buffer.AsSpan(_start, _end - _start).CopyTo(_buffer);
+        }
+        _end -= _start;
+        _start = 0;
+        while (_end < bytes)
+        {
+            var read = input.Read(_buffer, _end, _buffer.Length - _end);
+            if (read == 0)
+                return false;
+            _end += read;
+        }
+        return true;
+    }
+
+    private WalPipelineException Damaged(string problem)
+        => new($"The spilled changes in {source} are damaged at byte {_consumed}: {problem}. Restart the pipeline; the server sends the transaction again.");
+}

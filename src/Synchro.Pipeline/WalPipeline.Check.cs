@@ -1,0 +1,94 @@
+using Npgsql;
+using NpgsqlTypes;
+using Synchro.Pipeline.Buckets;
+using Synchro.Pipeline.Changelog;
+using Synchro.Pipeline.Replication;
+using Synchro.Pipeline.Decoding;
+
+namespace Synchro.Pipeline;
+
+public sealed partial class WalPipeline
+{
+
+    private const string MissingSidecarTablesSql = "SELECT t FROM unnest(@tables) AS t WHERE pg_catalog.to_regclass(t) IS NULL";
+
+    /// <summary>
+    /// Runs the checks <see cref="RunAsync"/> makes at start — server settings, publication, tables, columns,
+    /// replica identities, slot — without creating, migrating or consuming anything.
+    /// </summary>
+    /// <param name="options">The pipeline's options; validated first.</param>
+    /// <param name="cancellationToken">Cancels the checks.</param>
+    /// <returns>
+    /// The warnings, each with its fix: problems the pipeline runs with, such as a registered table the publication
+    /// leaves out, a slot it will create at start, or sidecar tables it will create at start. Empty when all is set up.
+    /// </returns>
+    /// <remarks>Connects to the source database and, when it is another one, to the changelog database; every query is read-only.</remarks>
+    /// <exception cref="ArgumentException">An option is invalid (the message names it).</exception>
+    /// <exception cref="WalPipelineConfigurationException">The database is not set up for the pipeline; lists every problem and its fix.</exception>
+    /// <exception cref="NpgsqlException">A database could not be reached.</exception>
+    public static async Task<IReadOnlyList<string>> CheckAsync(WalPipelineOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+
+        var warnings = new List<string>();
+        var source = NpgsqlDataSource.Create(options.ConnectionString);
+        await using (source.ConfigureAwait(false))
+        {
+            var connection = await source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using (connection.ConfigureAwait(false))
+            {
+                var checks = await CheckSourceAsync(connection, options, cancellationToken).ConfigureAwait(false);
+                warnings.AddRange(checks.Warnings);
+                if (!checks.SlotExists)
+                    warnings.Add($"Replication slot '{options.SlotName}' does not exist yet; the pipeline creates it at start, and the changelog covers changes from then on."
+                        + (options.InitialSnapshot ? " Before streaming, it loads the bucket edges of the rows the registered tables hold then, from the slot's snapshot (InitialSnapshot)." : ""));
+            }
+        }
+
+        var changelog = NpgsqlDataSource.Create(options.ChangelogConnectionString ?? options.ConnectionString);
+        await using (changelog.ConfigureAwait(false))
+        {
+            var missing = await MissingSidecarTablesAsync(changelog, cancellationToken).ConfigureAwait(false);
+            if (missing.Count > 0)
+                warnings.Add($"The sidecar table(s) {string.Join(", ", missing)} do not exist yet in the changelog database; the pipeline creates them at start; to create them beforehand, run ChangelogSchema.EnsureAsync (synchro-pipeline migrate).");
+        }
+        return warnings;
+    }
+
+    /// <summary>The start-up checks of the source database; a missing slot is a problem only when the pipeline may not create it.</summary>
+    private static async Task<StartupCheckResult> CheckSourceAsync(NpgsqlConnection connection, WalPipelineOptions options, CancellationToken cancellationToken)
+    {
+        var tables = options.Tables.Select(t => new RegisteredTable(t.Schema, t.Name, t.IdColumn, t.ReferencedColumns)).ToList();
+        var checks = await StartupChecks.RunAsync(connection, options.SlotName, options.PublicationName, tables, cancellationToken).ConfigureAwait(false);
+        if (options.BinaryTupleMode)
+        {
+            List<(string, string, string)> converted = [.. options.Tables.SelectMany(t => BinaryValueText.ConvertedColumns(t).Select(c => (t.Schema, t.Name, c)))];
+            await StartupChecks.CheckBinaryTuplesAsync(connection, converted, cancellationToken).ConfigureAwait(false);
+        }
+        var functionProblems = await SqlFunctionBucketAssigner.CheckAsync(connection, options.Tables, cancellationToken).ConfigureAwait(false);
+        if (functionProblems.Count > 0)
+            throw new WalPipelineConfigurationException(functionProblems);
+        // A valid slot name is [a-z0-9_]+ (Validate), so it is safe inside the quoted literal of the suggested fix.
+        if (!checks.SlotExists && !options.CreateSlotIfMissing)
+            throw new WalPipelineConfigurationException($"Replication slot '{options.SlotName}' does not exist and {nameof(WalPipelineOptions.CreateSlotIfMissing)} is off; create it (SELECT pg_create_logical_replication_slot('{options.SlotName}', 'pgoutput')) or turn the option on.");
+        return checks;
+    }
+
+    private static async Task<List<string>> MissingSidecarTablesAsync(NpgsqlDataSource changelog, CancellationToken cancellationToken)
+    {
+        var missing = new List<string>();
+        var command = changelog.CreateCommand(MissingSidecarTablesSql);
+        await using (command.ConfigureAwait(false))
+        {
+            command.Parameters.Add(new NpgsqlParameter<string[]>("tables", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = [.. ChangelogSchema.TableNames] });
+            var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await using (reader.ConfigureAwait(false))
+            {
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                    missing.Add(reader.GetString(0));
+            }
+        }
+        return missing;
+    }
+}

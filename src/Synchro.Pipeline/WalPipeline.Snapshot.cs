@@ -1,0 +1,107 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using Synchro.Pipeline.Changelog;
+using Synchro.Pipeline.Protocol;
+using Synchro.Pipeline.Replication;
+using Synchro.Pipeline.Maintenance;
+
+namespace Synchro.Pipeline;
+
+public sealed partial class WalPipeline
+{
+    // How long dropping an unfinished snapshot's slot waits for the walsender of the start that died to exit.
+    private static readonly TimeSpan s_dropSlotTimeout = TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// With <see cref="WalPipelineOptions.InitialSnapshot"/>: creates the slot (when missing) with an exported snapshot and
+    /// loads the bucket edges of the existing rows from it before streaming starts.
+    /// </summary>
+    /// <remarks>
+    /// Crash safety: the pending marker (position 0, see <see cref="ChangelogStore.SnapshotPendingPosition"/>) is committed
+    /// before the slot is created and replaced by the slot's consistent point in the load's own transaction. So the slot a
+    /// start finds is in one of three states: with a position (resume, no load), with the marker (a start died during its
+    /// load: the slot is dropped and the load redone from a new one, because the snapshot died with that start), or with no
+    /// row at all (created by someone else: streamed from, with a warning that existing rows have no edges).
+    /// </remarks>
+    private async Task PrepareSlotWithSnapshotAsync(bool slotExists, CancellationToken cancellationToken)
+    {
+        Lsn? position;
+        await using (var connection = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
+            position = await ChangelogStore.LoadPositionAsync(connection, _options.SlotName, cancellationToken).ConfigureAwait(false);
+        if (slotExists)
+        {
+            if (position is null)
+            {
+                LogSlotWithoutSnapshot(_logger, _options.SlotName);
+                return;
+            }
+            if (position.Value.IsValid)
+                return;
+            LogSnapshotUnfinished(_logger, _options.SlotName);
+            await DropUnfinishedSlotAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        await using (var connection = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
+        {
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            await using (var durable = new NpgsqlCommand("SET LOCAL synchronous_commit = on", connection, transaction))
+                await durable.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            await ChangelogStore.MarkSnapshotPendingAsync(connection, _options.SlotName, cancellationToken).ConfigureAwait(false);
+            await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        ExportedSnapshotSlot slot;
+        try
+        {
+            slot = await ExportedSnapshotSlot.CreateAsync(ReplicationConnectionString(_options.ConnectionString), _options.SlotName, twoPhase: _options.TwoPhase, cancellationToken).ConfigureAwait(false);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.DuplicateObject)
+        {
+            throw new WalPipelineException($"Replication slot '{_options.SlotName}' was created by another process while this pipeline was creating it; run one pipeline per slot, then restart this one (it drops that slot and creates its own, since its snapshot load had not run).", e);
+        }
+        await using (slot.ConfigureAwait(false))
+        {
+            LogSnapshotStarting(_logger, _options.SlotName, slot.ConsistentPoint, slot.SnapshotName);
+            _metrics.SetState(WalPipelineState.Snapshotting);
+            var loader = new EdgeSnapshotLoader(
+                _source, _changelog, _options.SlotName, _options.Tables, _assigner, _options.MaxBatchRows, _metrics,
+                _options.LoggerFactory.CreateLogger(LogCategory + ".Snapshot"), _options.SnapshotProgress);
+            await loader.LoadAsync(slot.SnapshotName, slot.ConsistentPoint, cancellationToken).ConfigureAwait(false);
+            _metrics.SetState(WalPipelineState.Starting);
+        }
+    }
+
+    /// <summary>Drops the slot a start that died during its snapshot load left; waits a little for that start's walsender to exit.</summary>
+    private async Task DropUnfinishedSlotAsync(CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        while (true)
+        {
+            try
+            {
+                await ReplicationSlots.DropAsync(_options.ConnectionString, _options.SlotName, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ObjectInUse && Stopwatch.GetElapsedTime(started) < s_dropSlotTimeout)
+            {
+                await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ObjectInUse)
+            {
+                throw new WalPipelineConfigurationException($"Replication slot '{_options.SlotName}' has an unfinished initial snapshot load and must be recreated, but another connection keeps using it; stop the other consumer of the slot and restart.", e);
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 1201, Level = LogLevel.Information, Message = "Created replication slot {Slot} at consistent point {Position}; loading the bucket edges of existing rows from its snapshot {Snapshot}")]
+    private static partial void LogSnapshotStarting(ILogger logger, string slot, Lsn position, string snapshot);
+
+    [LoggerMessage(EventId = 1202, Level = LogLevel.Warning, Message = "Replication slot {Slot} was left by a start whose initial snapshot load did not finish; dropping it and starting over with a new slot")]
+    private static partial void LogSnapshotUnfinished(ILogger logger, string slot);
+
+    [LoggerMessage(EventId = 1203, Level = LogLevel.Warning,
+        Message = "Replication slot {Slot} exists but this pipeline has no position for it, so it did not create it: no initial snapshot is loaded, and rows that existed before the slot have no bucket edges (their first owner change emits no delete in the old bucket). "
+            + "To load them, drop the slot and restart (the pipeline recreates it and loads the snapshot); ignore this if the application populates sync_bucket_edges itself, or set InitialSnapshot off.")]
+    private static partial void LogSlotWithoutSnapshot(ILogger logger, string slot);
+}

@@ -1,0 +1,327 @@
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using System.Threading.Channels;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using Npgsql.Replication;
+using Synchro.Pipeline.Buckets;
+using Synchro.Pipeline.Changelog;
+using Synchro.Pipeline.Diagnostics;
+using Synchro.Pipeline.Protocol;
+using Synchro.Pipeline.Replication;
+using Synchro.Pipeline.Decoding;
+using Synchro.Pipeline.Postgres;
+using Synchro.Pipeline.Runtime;
+
+namespace Synchro.Pipeline;
+
+/// <summary>
+/// Consumes one logical replication slot and keeps the changelog up to date: reader → decoder →
+/// writer → committer, each a long-running task joined by bounded queues.
+/// </summary>
+/// <remarks>
+/// Exactly once: every committed source transaction produces its changelog rows once, across
+/// crashes and restarts — the position is committed with the rows it covers, and on resume every
+/// transaction at or before it is skipped. A lost connection is retried with capped exponential
+/// backoff from the persisted position; configuration errors, a dropped slot and undecodable bytes
+/// are fatal. One <see cref="RunAsync"/> at a time per instance.
+/// </remarks>
+public sealed partial class WalPipeline : IAsyncDisposable
+{
+    // The writer works on one batch while the decoder fills the next; more only adds memory.
+    private const int BatchQueueCapacity = 2;
+
+    // The first retry after a lost connection; doubled up to MaxReconnectDelay.
+    private static readonly TimeSpan s_firstReconnectDelay = TimeSpan.FromMilliseconds(200);
+
+    // How long a clean stop waits to confirm its last position to the server.
+    private static readonly TimeSpan s_finalConfirmTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly WalPipelineOptions _options;
+    private readonly ILogger _logger;
+    private readonly NpgsqlDataSource _source;
+    private readonly NpgsqlDataSource _changelog;
+    private readonly IBucketAssigner _assigner;
+    private readonly PipelineMetrics _metrics;
+    private int _running;
+
+    /// <summary>Creates a pipeline; nothing connects until <see cref="RunAsync"/>.</summary>
+    /// <exception cref="ArgumentException">An option is invalid (the message names it).</exception>
+    public WalPipeline(WalPipelineOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        _options = options;
+        _logger = options.LoggerFactory.CreateLogger(LogCategory);
+        _metrics = new PipelineMetrics(options.MeterFactory);
+        _source = new NpgsqlDataSourceBuilder(options.ConnectionString).UseLoggerFactory(options.LoggerFactory).Build();
+        _changelog = new NpgsqlDataSourceBuilder(options.ChangelogConnectionString ?? options.ConnectionString).UseLoggerFactory(options.LoggerFactory).Build();
+        _assigner = new GuardedBucketAssigner(options.Tables, options.BucketAssigner, options.MaxBucketsPerChange);
+    }
+
+    /// <summary>The lifecycle log category; each stage logs under it with a suffix (<c>.Reader</c>, <c>.Decoder</c>, <c>.Writer</c>, <c>.Committer</c>).</summary>
+    public const string LogCategory = "Synchro.Pipeline";
+
+    /// <summary>Changes committed to the changelog since this instance was created.</summary>
+    public long CommittedChanges => _metrics.CommittedChanges;
+
+    /// <summary>A snapshot of the pipeline's state, position, lag and counts; cheap, callable from any thread.</summary>
+    public WalPipelineStatus GetStatus() => _metrics.Snapshot();
+
+    /// <summary>
+    /// Checks the configuration, migrates the sidecar tables, creates the slot if allowed, then
+    /// consumes until <paramref name="cancellationToken"/> is cancelled.
+    /// </summary>
+    /// <returns>A task that completes after a clean shutdown (an unfinished batch is rolled back, never half-written).</returns>
+    /// <exception cref="WalPipelineConfigurationException">The database is not set up for this pipeline; the message says what to change.</exception>
+    /// <exception cref="WalPipelineException">A fatal error: dropped slot, undecodable stream, failed write; the message says what to do.</exception>
+    /// <exception cref="InvalidOperationException"><see cref="RunAsync"/> is already running on this instance.</exception>
+    public async Task RunAsync(CancellationToken cancellationToken = default)
+    {
+        if (Interlocked.Exchange(ref _running, 1) == 1)
+            throw new InvalidOperationException("This pipeline is already running; one RunAsync at a time per instance.");
+        try
+        {
+            await RunCoreAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            Volatile.Write(ref _running, 0);
+        }
+    }
+
+    private async Task RunCoreAsync(CancellationToken cancellationToken)
+    {
+        _metrics.SetState(WalPipelineState.Starting);
+        var source = new NpgsqlConnectionStringBuilder(_options.ConnectionString);
+        LogStarting(_logger, _options.SlotName, _options.PublicationName, _options.Tables.Count, source.Host, source.Port, source.Database, source.Username);
+        await using var slotLock = _slotLock = new SlotLock(_options.ConnectionString, _options.SlotName);
+        try
+        {
+            await slotLock.EnsureAsync(cancellationToken).ConfigureAwait(false);
+            await PrepareAsync(cancellationToken).ConfigureAwait(false);
+            var delay = s_firstReconnectDelay;
+            while (true)
+            {
+                var before = _metrics.CommittedChanges;
+                try
+                {
+                    await RunStagesAsync(cancellationToken).ConfigureAwait(false);
+                    return;
+                }
+                catch (Exception e) when (!cancellationToken.IsCancellationRequested && IsTransient(e) && !SlotBusyTooLong(e))
+                {
+                    if (_metrics.CommittedChanges != before)
+                        delay = s_firstReconnectDelay;
+                    _metrics.Reconnecting(e);
+                    LogReconnecting(_logger, e, delay.TotalMilliseconds, e.Message);
+                    await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+                    delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _options.MaxReconnectDelay.Ticks));
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            await ConfirmOnStopAsync().ConfigureAwait(false);
+            _metrics.SetState(WalPipelineState.Stopped);
+            LogStopped(_logger, _options.SlotName);
+        }
+        catch (WalPipelineConfigurationException e)
+        {
+            _metrics.SetState(WalPipelineState.Failed, e);
+            LogConfigurationError(_logger, e, e.Message);
+            throw;
+        }
+        catch (Exception e)
+        {
+            var fatal = Describe(e);
+            _metrics.SetState(WalPipelineState.Failed, fatal);
+            LogFatal(_logger, fatal, fatal.Message);
+            if (ReferenceEquals(fatal, e))
+                throw;
+            throw fatal;
+        }
+    }
+
+    private async Task PrepareAsync(CancellationToken cancellationToken)
+    {
+        bool slotExists;
+        await using (var connection = await _source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var checks = await CheckSourceAsync(connection, _options, cancellationToken).ConfigureAwait(false);
+            foreach (var warning in checks.Warnings)
+                LogStartupWarning(_logger, warning);
+            slotExists = checks.SlotExists;
+            if (!checks.SlotExists && !_options.InitialSnapshot)
+            {
+                if (await ReplicationSlots.CreateIfMissingAsync(_options.ConnectionString, _options.SlotName, twoPhase: _options.TwoPhase, cancellationToken).ConfigureAwait(false))
+                    LogSlotCreated(_logger, _options.SlotName);
+            }
+            await CheckSlotTwoPhaseAsync(connection, cancellationToken).ConfigureAwait(false);
+        }
+        await using (var connection = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
+            await ChangelogSchema.EnsureAsync(connection, cancellationToken).ConfigureAwait(false);
+        if (_options.InitialSnapshot)
+            await PrepareSlotWithSnapshotAsync(slotExists, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task RunStagesAsync(CancellationToken cancellationToken)
+    {
+        await _slotLock!.EnsureAsync(cancellationToken).ConfigureAwait(false);
+        Lsn position;
+        await using (var connection = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
+            position = await ChangelogStore.LoadPositionAsync(connection, _options.SlotName, cancellationToken).ConfigureAwait(false) ?? Lsn.Invalid;
+
+        await using var replication = new LogicalReplicationConnection(ReplicationConnectionString(_options.ConnectionString))
+        {
+            WalReceiverStatusInterval = _options.StatusInterval,
+        };
+        await replication.Open(cancellationToken).ConfigureAwait(false);
+        LogStarted(_logger, _options.SlotName, position.ToString());
+
+        using var run = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var pipe = new Pipe(StageChannels.Wal(_options.WalBufferBytes));
+        var batches = Channel.CreateBounded<ChangeBatch>(StageChannels.Batches(BatchQueueCapacity));
+        var committed = Channel.CreateBounded<Lsn>(StageChannels.Receipts(BatchQueueCapacity + 1));
+
+        var parser = new PgOutputParser(ParserOptions());
+        var loggers = _options.LoggerFactory;
+        using var spill = CreateSpillStore();
+        var decoder = new ChangeDecoder(_options.Tables, new BatchLimits(_options.MaxBatchRows, _options.MaxBatchBytes), position, loggers.CreateLogger(LogCategory + ".Decoder"), spill)
+        {
+            BinaryTuples = _options.BinaryTupleMode,
+            MessageHandlers = Handlers,
+            SkipOrigins = Origins,
+        };
+        var reader = new ReaderStage(replication, _options.SlotName, StreamStart(position), PluginOptions(), pipe.Writer, _metrics);
+        var decoding = new DecoderStage(pipe.Reader, batches.Writer, parser, decoder, _options.BatchLinger, _metrics);
+        var writer = new WriterStage(batches.Reader, committed.Writer, _changelog, _source, _options.SlotName, _options.Tables, _assigner, _metrics, _options.SlowBatchThreshold, loggers.CreateLogger(LogCategory + ".Writer"))
+        {
+            MessageHandlers = Handlers,
+        };
+        var committer = new LsnCommitter(committed.Reader, replication, loggers.CreateLogger(LogCategory + ".Committer"));
+        _metrics.RunStarted(position, batches.Reader, committed.Reader);
+
+        var stages = new StageGroup(run);
+        stages.Start(reader.RunAsync);
+        stages.Start(decoding.RunAsync);
+        stages.Start(_options.DiscardWrites ? new DiscardingWriterStage(batches.Reader, committed.Writer, _metrics).RunAsync : writer.RunAsync);
+        stages.Start(committer.RunAsync);
+        StartWatchers(stages);
+        await stages.WhenAllAsync().ConfigureAwait(false);
+        // Every stage ended without being cancelled: the server closed the stream (shutting down, say).
+        throw new EndOfStreamException("The server ended the replication stream.");
+    }
+
+    /// <summary>The source connection string with a 64 KiB read buffer unless it sets its own (Npgsql's default is 8 KiB).</summary>
+    /// <remarks>A coalesced read (<see cref="ReaderStage"/>) then takes a millisecond of a busy stream in one or two system calls.</remarks>
+    private static string ReplicationConnectionString(string connectionString)
+    {
+        const int DefaultReadBufferSize = 8192;
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        if (builder.ReadBufferSize == DefaultReadBufferSize)
+            builder.ReadBufferSize = 64 * 1024;
+        return builder.ConnectionString;
+    }
+
+    /// <summary>
+    /// The final status update: the stream is closed by now, so the slot is advanced through SQL to the last
+    /// committed position. Best effort — the persisted position is what a restart resumes from either way.
+    /// </summary>
+    private async Task ConfirmOnStopAsync()
+    {
+        var committed = _metrics.CommittedLsn;
+        if (!committed.IsValid)
+            return;
+        using var timeout = new CancellationTokenSource(s_finalConfirmTimeout);
+        try
+        {
+            if (await ReplicationSlots.ConfirmAsync(_source, _options.SlotName, committed, timeout.Token).ConfigureAwait(false))
+                LogConfirmedOnStop(_logger, committed);
+        }
+        catch (Exception e) when (e is NpgsqlException or OperationCanceledException)
+        {
+            LogConfirmOnStopFailed(_logger, e, committed, e.Message);
+        }
+    }
+
+    private List<KeyValuePair<string, string?>> PluginOptions()
+    {
+        List<KeyValuePair<string, string?>> options =
+        [
+            new("proto_version", ProtocolVersion.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            new("messages", "true"),
+            // The replication command's string literal doubles single quotes; the list item is a quoted identifier.
+            new("publication_names", PgIdentifier.Quote(_options.PublicationName).Replace("'", "''", StringComparison.Ordinal)),
+            .. StreamingPluginOptions(),
+        ];
+        if (_options.BinaryTupleMode)
+            options.Add(new("binary", "true"));
+        return options;
+    }
+
+    /// <summary>Whether reconnecting may cure <paramref name="error"/>: the connection or the server went away.</summary>
+    internal static bool IsTransient(Exception error) => error switch
+    {
+        PostgresException pg => pg.SqlState.StartsWith("08", StringComparison.Ordinal)
+            || pg.SqlState is PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown or PostgresErrorCodes.CannotConnectNow
+                or PostgresErrorCodes.ObjectInUse or PostgresErrorCodes.TooManyConnections,
+        NpgsqlException npgsql => npgsql.IsTransient || npgsql.InnerException is IOException or SocketException or TimeoutException,
+        IOException or SocketException or EndOfStreamException => true,
+        _ => false,
+    };
+
+    private WalPipelineException Describe(Exception error) => error switch
+    {
+        PostgresException { SqlState: PostgresErrorCodes.UndefinedObject } pg when pg.MessageText.Contains("replication slot", StringComparison.Ordinal)
+            => new WalPipelineException($"Replication slot '{_options.SlotName}' no longer exists (it was dropped). The changes since the last committed batch cannot be read again; restart the pipeline to create a new slot, and resync clients if changes were missed.", error),
+        // PostgreSQL 15 refuses a lost slot with "cannot read from logical replication slot" (55000); the word
+        // "invalidated" is only in its detail, which Npgsql redacts by default.
+        PostgresException pg when pg.MessageText.Contains("can no longer get changes from replication slot", StringComparison.Ordinal)
+            || (pg.SqlState == PostgresErrorCodes.ObjectNotInPrerequisiteState && pg.MessageText.StartsWith("cannot read from logical replication slot", StringComparison.Ordinal))
+            || pg.MessageText.Contains("invalidated", StringComparison.Ordinal)
+            => new WalPipelineException(SlotHealthWatch.LostMessage(_options.SlotName, pg.MessageText), error),
+        PgOutputProtocolException protocol
+            => new WalPipelineException($"The replication stream could not be decoded: {protocol.Message} Report this with the LSN; the pipeline will not skip it.", error),
+        WalPipelineException pipeline => pipeline,
+        _ => new WalPipelineException($"The pipeline stopped: {error.Message}", error),
+    };
+
+    /// <inheritdoc/>
+    public async ValueTask DisposeAsync()
+    {
+        await _source.DisposeAsync().ConfigureAwait(false);
+        await _changelog.DisposeAsync().ConfigureAwait(false);
+        _metrics.Dispose();
+    }
+
+    [LoggerMessage(EventId = 1000, Level = LogLevel.Information, Message = "Starting: slot {Slot}, publication {Publication}, {Tables} registered table(s), source {Host}:{Port}/{Database} as {User}")]
+    private static partial void LogStarting(ILogger logger, string slot, string publication, int tables, string? host, int port, string? database, string? user);
+
+    [LoggerMessage(EventId = 1007, Level = LogLevel.Critical, Message = "The database is not set up for this pipeline: {Problems}")]
+    private static partial void LogConfigurationError(ILogger logger, Exception error, string problems);
+
+    [LoggerMessage(EventId = 1008, Level = LogLevel.Information, Message = "Confirmed position {Position} to the server on stop")]
+    private static partial void LogConfirmedOnStop(ILogger logger, Lsn position);
+
+    [LoggerMessage(EventId = 1009, Level = LogLevel.Warning, Message = "Could not confirm position {Position} to the server on stop ({Reason}); the slot keeps the WAL after it until the next start, which resumes from the persisted position")]
+    private static partial void LogConfirmOnStopFailed(ILogger logger, Exception error, Lsn position, string reason);
+
+    [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Replicating from slot {Slot} after position {Position}")]
+    private static partial void LogStarted(ILogger logger, string slot, string position);
+
+    [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "Created replication slot {Slot}")]
+    private static partial void LogSlotCreated(ILogger logger, string slot);
+
+    [LoggerMessage(EventId = 1003, Level = LogLevel.Warning, Message = "{Warning}")]
+    private static partial void LogStartupWarning(ILogger logger, string warning);
+
+    [LoggerMessage(EventId = 1004, Level = LogLevel.Warning, Message = "Lost the connection ({Reason}); reconnecting in {DelayMs} ms from the persisted position")]
+    private static partial void LogReconnecting(ILogger logger, Exception error, double delayMs, string reason);
+
+    [LoggerMessage(EventId = 1005, Level = LogLevel.Critical, Message = "Stopped on a fatal error: {Reason}")]
+    private static partial void LogFatal(ILogger logger, Exception error, string reason);
+
+    [LoggerMessage(EventId = 1006, Level = LogLevel.Information, Message = "Stopped consuming slot {Slot}")]
+    private static partial void LogStopped(ILogger logger, string slot);
+}

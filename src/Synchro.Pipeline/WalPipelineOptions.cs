@@ -1,0 +1,246 @@
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+using Synchro.Pipeline.Buckets;
+using Synchro.Pipeline.Registry;
+
+namespace Synchro.Pipeline;
+
+/// <summary>What a <see cref="WalPipeline"/> reads, where it writes, and its limits.</summary>
+/// <remarks>Checked when the pipeline is created (<see cref="Validate"/>); each message names the bad option.</remarks>
+public sealed partial class WalPipelineOptions
+{
+    /// <summary>Connection string of the source database (the one with the publication and the slot).</summary>
+    public string ConnectionString { get; set; } = "";
+
+    /// <summary>Connection string of the database holding the sidecar tables. Default: the source database.</summary>
+    public string? ChangelogConnectionString { get; set; }
+
+    /// <summary>The logical replication slot (pgoutput). Lower-case letters, digits and underscores.</summary>
+    public string SlotName { get; set; } = "";
+
+    /// <summary>The publication that covers the registered tables.</summary>
+    public string PublicationName { get; set; } = "";
+
+    /// <summary>Create the slot when it does not exist. Default true.</summary>
+    public bool CreateSlotIfMissing { get; set; } = true;
+
+    /// <summary>
+    /// When the pipeline creates its slot, first load the bucket edges of the rows the registered tables already hold, from
+    /// the snapshot the slot exports (so they match the slot's start exactly), before streaming. Default true.
+    /// </summary>
+    /// <remarks>
+    /// Without the edges, the first owner change of an existing row would emit no delete in its old bucket. Turn off only
+    /// when the application populates <c>sync_bucket_edges</c> itself. No changelog rows are written by the load.
+    /// </remarks>
+    public bool InitialSnapshot { get; set; } = true;
+
+    /// <summary>The tables whose changes reach the changelog.</summary>
+    public TableRegistry Tables { get; set; } = new();
+
+    /// <summary>
+    /// Decides buckets. Default: <see cref="DefaultBucketAssigner"/> (owner/bucket column, then parent chain). SQL function
+    /// rules (<see cref="TableRegistration.BucketFunction"/>, <see cref="TableRegistry.GlobalBucketFunction"/>) run before it;
+    /// an exception it throws fails the changes it left undecided (recorded as rule failures) and the pipeline goes on.
+    /// </summary>
+    public IBucketAssigner? BucketAssigner { get; set; }
+
+    /// <summary>
+    /// The most buckets one change may belong to; a change whose rule returns more distinct buckets is not written but
+    /// recorded in <c>sync_rule_failures</c> with the count and this limit. 0 for no limit. Default 1,000.
+    /// </summary>
+    public int MaxBucketsPerChange { get; set; } = 1_000;
+
+    /// <summary>A batch is cut at the first transaction end after this many changes (a larger transaction is written in chunks of this size). Default 10,000.</summary>
+    public int MaxBatchRows { get; set; } = 10_000;
+
+    /// <summary>A batch is cut at the first transaction end after this many bytes of pgoutput. Default 8 MiB.</summary>
+    public long MaxBatchBytes { get; set; } = 8 * 1024 * 1024;
+
+    /// <summary>How long whole transactions may wait for more before their batch is written. Default 20 ms.</summary>
+    public TimeSpan BatchLinger { get; set; } = TimeSpan.FromMilliseconds(20);
+
+    /// <summary>WAL bytes buffered between the socket and the decoder before reading pauses. Default 16 MiB.</summary>
+    public long WalBufferBytes { get; set; } = 16 * 1024 * 1024;
+
+    /// <summary>How often a status update is sent to the server. Default 10 s (the reference's StandbyTimeout).</summary>
+    public TimeSpan StatusInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>The longest wait between reconnection attempts after a lost connection. Default 30 s.</summary>
+    public TimeSpan MaxReconnectDelay { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>A batch that takes longer than this to write is logged as a warning. Default 5 s.</summary>
+    public TimeSpan SlowBatchThreshold { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Asks the server for column values in binary send format (pgoutput <c>binary 'true'</c>, PostgreSQL 14+) instead of
+    /// text. Default false.
+    /// </summary>
+    /// <remarks>
+    /// The id, owner, bucket-by and parent foreign-key columns are converted back to the exact text the server would
+    /// have sent, so the changelog is identical; they must be of type uuid, smallint, integer, bigint, oid, boolean,
+    /// text, varchar, char(n) or name (checked at start). A soft-delete column may be of any type: only null versus
+    /// non-null is read, and a value of a type without conversion reads as the empty string.
+    /// </remarks>
+    public bool BinaryTupleMode { get; set; }
+
+    /// <summary>
+    /// Ask the server to stream transactions larger than its <c>logical_decoding_work_mem</c> while they run (pgoutput
+    /// protocol 2) instead of spilling them to its own disk until they commit. Default true.
+    /// </summary>
+    /// <remarks>
+    /// Streamed changes are decoded as they arrive and kept in a file per transaction under <see cref="SpillDirectory"/>
+    /// until the transaction commits (then they are written in commit order, in batches of <see cref="MaxBatchRows"/>)
+    /// or aborts (then the file is deleted).
+    /// </remarks>
+    public bool StreamLargeTransactions { get; set; } = true;
+
+    /// <summary>
+    /// Decode prepared transactions at PREPARE TRANSACTION (pgoutput protocol 3, a two_phase slot). Default false.
+    /// </summary>
+    /// <remarks>
+    /// Nothing reaches the changelog before COMMIT PREPARED. A prepared transaction's changes are kept in the
+    /// <c>sync_prepared_transactions</c> sidecar table until then, and deleted at ROLLBACK PREPARED. A new slot is
+    /// created with two_phase; an existing slot created with two_phase needs this option on.
+    /// </remarks>
+    public bool TwoPhase { get; set; }
+
+    /// <summary>
+    /// Where the changes of streamed and prepared transactions wait for their end, in a directory per slot that is
+    /// emptied at every connection. Default: <c>synchro-pipeline-spill</c> under the system's temporary directory.
+    /// </summary>
+    public string? SpillDirectory { get; set; }
+
+    /// <summary>Logging; categories <c>Synchro.Pipeline</c> (lifecycle) and <c>Synchro.Pipeline.Reader</c>, <c>.Decoder</c>, <c>.Writer</c>, <c>.Committer</c>. Default: none.</summary>
+    public ILoggerFactory LoggerFactory { get; set; } = NullLoggerFactory.Instance;
+
+    /// <summary>Creates the <c>Synchro.Pipeline</c> meter (the DI container's factory when hosted). Default: a meter of the pipeline's own.</summary>
+    public IMeterFactory? MeterFactory { get; set; }
+
+    /// <summary>
+    /// When nothing was committed for this long, a heartbeat (a tiny non-transactional logical message) is written into the
+    /// source WAL, so the slot advances even when only other databases, or unpublished tables, write WAL. Default null:
+    /// <see cref="StatusInterval"/>. <see cref="TimeSpan.Zero"/> turns heartbeats off (the slot then holds WAL back until
+    /// the next change of a registered table).
+    /// </summary>
+    public TimeSpan? HeartbeatInterval { get; set; }
+
+    /// <summary>How often the slot's <c>wal_status</c> and <c>safe_wal_size</c> are checked while running. Default 10 s; <see cref="TimeSpan.Zero"/> turns the watch off.</summary>
+    public TimeSpan SlotHealthInterval { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// A warning is logged when the slot's <c>safe_wal_size</c> (WAL that may still be written before the slot is lost)
+    /// falls below this many bytes. Default null: a quarter of the server's <c>max_slot_wal_keep_size</c>. 0 warns only on
+    /// <c>wal_status</c> 'unreserved'. Without <c>max_slot_wal_keep_size</c> the server never invalidates the slot.
+    /// </summary>
+    public long? SlotSafeWalSizeWarning { get; set; }
+
+    /// <summary>
+    /// Replication origins (<c>pg_replication_origin_session_setup</c>) whose transactions are skipped: no changelog rows,
+    /// position still advanced past them. For ignoring what another sync process wrote. Default: none.
+    /// </summary>
+    public ISet<string> SkipOrigins { get; } = new HashSet<string>(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Application handlers for logical decoding messages (<c>pg_logical_emit_message</c>), by exact prefix. Messages with
+    /// other prefixes are ignored (their content is not even copied). Default: none.
+    /// </summary>
+    /// <remarks>
+    /// Delivered by the writer, in stream order, after the changelog transaction of the batch that holds them commits and
+    /// before the server is told the position past them: a transactional message only for a committed source transaction,
+    /// in commit order; a non-transactional one where it was emitted. At least once: after a crash, messages the server
+    /// was not told about are delivered again. A handler that throws stops the pipeline (the message is delivered again
+    /// on restart). The prefix <c>synchro.heartbeat</c> is the pipeline's own.
+    /// </remarks>
+    public IDictionary<string, Func<LogicalMessage, CancellationToken, ValueTask>> MessageHandlers { get; } =
+        new Dictionary<string, Func<LogicalMessage, CancellationToken, ValueTask>>(StringComparer.Ordinal);
+
+    /// <summary>Load harness only: batches are dropped instead of written, so a run measures reading and decoding alone.</summary>
+    internal bool DiscardWrites { get; set; }
+
+    /// <summary>Tests only: called after every chunk and table of the initial snapshot load, on the loading task.</summary>
+    internal Action<Maintenance.EdgeSnapshotProgress>? SnapshotProgress { get; set; }
+
+    /// <summary>Checks every option.</summary>
+    /// <exception cref="ArgumentException">An option is invalid; the message names it and says what is allowed.</exception>
+    public void Validate()
+    {
+        var problems = FindProblems();
+        if (problems.Count > 0)
+            throw new ArgumentException("Invalid WalPipelineOptions:" + string.Concat(problems.Select(p => Environment.NewLine + " - " + p)));
+    }
+
+    /// <summary>Every invalid option, one message each naming it; empty when the options are valid.</summary>
+    internal List<string> FindProblems()
+    {
+        var problems = new List<string>();
+        CheckConnectionString(problems, nameof(ConnectionString), ConnectionString);
+        if (ChangelogConnectionString is not null)
+            CheckConnectionString(problems, nameof(ChangelogConnectionString), ChangelogConnectionString);
+        if (string.IsNullOrEmpty(SlotName))
+            problems.Add($"{nameof(SlotName)} is required");
+        else if (SlotName.Length > 63 || !SlotName.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '_'))
+            problems.Add($"{nameof(SlotName)} '{SlotName}' is not a valid replication slot name: use 1 to 63 lower-case letters, digits and underscores");
+        if (string.IsNullOrWhiteSpace(PublicationName))
+            problems.Add($"{nameof(PublicationName)} is required");
+        else if (PublicationName.Contains('\0', StringComparison.Ordinal))
+            problems.Add($"{nameof(PublicationName)} must name a publication");
+        if (MaxBatchRows < 1)
+            problems.Add($"{nameof(MaxBatchRows)} is {MaxBatchRows}; it must be at least 1");
+        if (MaxBucketsPerChange < 0)
+            problems.Add($"{nameof(MaxBucketsPerChange)} is {MaxBucketsPerChange}; it must be 0 (no limit) or more");
+        if (MaxBatchBytes < 1024)
+            problems.Add($"{nameof(MaxBatchBytes)} is {MaxBatchBytes}; it must be at least 1024");
+        if (BatchLinger < TimeSpan.Zero || BatchLinger > TimeSpan.FromMinutes(1))
+            problems.Add($"{nameof(BatchLinger)} is {BatchLinger}; it must be between 0 and 1 minute");
+        if (WalBufferBytes < 64 * 1024)
+            problems.Add($"{nameof(WalBufferBytes)} is {WalBufferBytes}; it must be at least 65536");
+        if (StatusInterval < TimeSpan.FromMilliseconds(100) || StatusInterval > TimeSpan.FromHours(1))
+            problems.Add($"{nameof(StatusInterval)} is {StatusInterval}; it must be between 100 ms and 1 hour");
+        if (SlowBatchThreshold <= TimeSpan.Zero)
+            problems.Add($"{nameof(SlowBatchThreshold)} is {SlowBatchThreshold}; it must be positive");
+        if (SpillDirectory is not null && (string.IsNullOrWhiteSpace(SpillDirectory) || SpillDirectory.AsSpan().IndexOfAny(Path.GetInvalidPathChars()) >= 0))
+            problems.Add($"{nameof(SpillDirectory)} '{SpillDirectory}' is not a usable directory path; leave it unset for the temporary directory");
+        if (MaxReconnectDelay < TimeSpan.FromMilliseconds(100))
+            problems.Add($"{nameof(MaxReconnectDelay)} is {MaxReconnectDelay}; it must be at least 100 ms");
+        FindOperationsProblems(problems);
+        if (Tables is null)
+            problems.Add($"{nameof(Tables)} is required");
+        else
+        {
+            try
+            {
+                Tables.Validate();
+            }
+            catch (ArgumentException e)
+            {
+                problems.Add($"{nameof(Tables)}: {e.Message}");
+            }
+            if (BinaryTupleMode && Tables.FirstOrDefault(t => t.DecodeAllColumns || Tables.BucketFunctionOf(t) is not null) is { } wholeRow)
+            {
+                problems.Add($"{nameof(BinaryTupleMode)} cannot be combined with the whole-row decoding of {wholeRow} (a BucketFunction or DecodeAllColumns): "
+                    + "the row's JSON needs every column's text form, which binary mode does not give for every type; turn one of them off");
+            }
+        }
+        return problems;
+    }
+
+    private static void CheckConnectionString(List<string> problems, string name, string? value)
+    {
+        if (string.IsNullOrWhiteSpace(value))
+        {
+            problems.Add($"{name} is required");
+            return;
+        }
+        try
+        {
+            _ = new NpgsqlConnectionStringBuilder(value);
+        }
+        catch (ArgumentException e)
+        {
+            // The builder's message never includes the password.
+            problems.Add($"{name} is not a valid connection string: {e.Message}");
+        }
+    }
+}

@@ -1,0 +1,26 @@
+namespace Synchro.Pipeline;
+
+/// <summary>Where a <see cref="WalPipeline"/> is in its life.</summary>
+public enum WalPipelineState
+{
+    /// <summary><see cref="WalPipeline.RunAsync"/> has not been called.</summary>
+    NotStarted,
+
+    /// <summary>Checking the database, migrating the sidecar tables, creating the slot, connecting.</summary>
+    Starting,
+
+    /// <summary>Streaming from the slot.</summary>
+    Running,
+
+    /// <summary>The connection was lost; waiting to reconnect from the persisted position.</summary>
+    Reconnecting,
+
+    /// <summary>Stopped cleanly on cancellation.</summary>
+    Stopped,
+
+    /// <summary>Stopped on a fatal error (<see cref="WalPipelineStatus.Failure"/>).</summary>
+    Failed,
+
+    /// <summary>Loading the bucket edges of existing rows from the new slot's snapshot (<see cref="WalPipelineOptions.InitialSnapshot"/>; progress in <see cref="WalPipelineStatus.SnapshotRows"/>).</summary>
+    Snapshotting,
+}

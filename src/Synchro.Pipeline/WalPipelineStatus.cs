@@ -1,0 +1,68 @@
+using Synchro.Pipeline.Protocol;
+
+namespace Synchro.Pipeline;
+
+/// <summary>A snapshot of a running pipeline (<see cref="WalPipeline.GetStatus"/>); counts are since the instance was created.</summary>
+public sealed class WalPipelineStatus
+{
+    internal WalPipelineStatus()
+    {
+    }
+
+    /// <summary>Where the pipeline is in its life.</summary>
+    public WalPipelineState State { get; internal init; }
+
+    /// <summary>The fatal error when <see cref="State"/> is <see cref="WalPipelineState.Failed"/>; the error being recovered from while <see cref="WalPipelineState.Reconnecting"/>.</summary>
+    public Exception? Failure { get; internal init; }
+
+    /// <summary>The end of the last source transaction committed to the changelog (the position the server is told is flushed).</summary>
+    public Lsn CommittedLsn { get; internal init; }
+
+    /// <summary>The end of the server's WAL as of the last message received.</summary>
+    public Lsn ServerWalEnd { get; internal init; }
+
+    /// <summary>WAL bytes between <see cref="CommittedLsn"/> and <see cref="ServerWalEnd"/>: how far the changelog is behind the server.</summary>
+    public long LagBytes { get; internal init; }
+
+    /// <summary>How long ago the oldest source transaction handed to the writer and not yet committed was committed on the source; zero when the writer has nothing to do.</summary>
+    public TimeSpan Lag { get; internal init; }
+
+    /// <summary>pgoutput bytes received from the server.</summary>
+    public long BytesReceived { get; internal init; }
+
+    /// <summary>WAL bytes received but not yet decoded (bounded by <see cref="WalPipelineOptions.WalBufferBytes"/>).</summary>
+    public long BufferedBytes { get; internal init; }
+
+    /// <summary>Changes of registered tables decoded and handed to the writer.</summary>
+    public long ChangesDecoded { get; internal init; }
+
+    /// <summary>Changes of registered tables committed to the changelog.</summary>
+    public long ChangesCommitted { get; internal init; }
+
+    /// <summary>Source transactions committed to the changelog.</summary>
+    public long Transactions { get; internal init; }
+
+    /// <summary>Batches committed to the changelog.</summary>
+    public long Batches { get; internal init; }
+
+    /// <summary>Changelog rows written.</summary>
+    public long ChangelogRows { get; internal init; }
+
+    /// <summary>Changes whose bucket rule failed (recorded in <c>sync_rule_failures</c>).</summary>
+    public long RuleFailures { get; internal init; }
+
+    /// <summary>Reconnections after a lost connection.</summary>
+    public long Reconnects { get; internal init; }
+
+    /// <summary>Rows of the registered tables read by the initial snapshot load of this instance (<see cref="WalPipelineState.Snapshotting"/>); 0 when none ran.</summary>
+    public long SnapshotRows { get; internal init; }
+
+    /// <summary>When the last batch was committed, if any.</summary>
+    public DateTimeOffset? LastBatchAt { get; internal init; }
+
+    /// <summary>The slot's <c>wal_status</c> at the last health check (<see cref="WalPipelineOptions.SlotHealthInterval"/>): <c>reserved</c>, <c>extended</c>, <c>unreserved</c> (about to be invalidated) or <c>lost</c>; null before the first check.</summary>
+    public string? SlotWalStatus { get; internal init; }
+
+    /// <summary>The slot's <c>safe_wal_size</c> at the last health check: bytes of WAL the server may still write before the slot is in danger; null without <c>max_slot_wal_keep_size</c>.</summary>
+    public long? SlotSafeWalSize { get; internal init; }
+}
