@@ -109,7 +109,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
                     await RunStagesAsync(cancellationToken).ConfigureAwait(false);
                     return;
                 }
-                catch (Exception e) when (!cancellationToken.IsCancellationRequested && IsTransient(e) && !SlotBusyTooLong(e))
+                catch (Exception e) when (!cancellationToken.IsCancellationRequested && PostgresErrors.IsConnectionLoss(e) && !SlotBusyTooLong(e))
                 {
                     if (_metrics.CommittedChanges != before)
                         delay = s_firstReconnectDelay;
@@ -259,17 +259,6 @@ public sealed partial class WalPipeline : IAsyncDisposable
             options.Add(new("binary", "true"));
         return options;
     }
-
-    /// <summary>Whether reconnecting may cure <paramref name="error"/>: the connection or the server went away.</summary>
-    internal static bool IsTransient(Exception error) => error switch
-    {
-        PostgresException pg => pg.SqlState.StartsWith("08", StringComparison.Ordinal)
-            || pg.SqlState is PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown or PostgresErrorCodes.CannotConnectNow
-                or PostgresErrorCodes.ObjectInUse or PostgresErrorCodes.TooManyConnections,
-        NpgsqlException npgsql => npgsql.IsTransient || npgsql.InnerException is IOException or SocketException or TimeoutException,
-        IOException or SocketException or EndOfStreamException => true,
-        _ => false,
-    };
 
     private WalPipelineException Describe(Exception error) => error switch
     {

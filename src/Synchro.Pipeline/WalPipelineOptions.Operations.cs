@@ -24,8 +24,8 @@ public sealed partial class WalPipelineOptions
         {
             if (string.IsNullOrEmpty(prefix) || prefix.Contains('\0', StringComparison.Ordinal))
                 problems.Add($"{nameof(MessageHandlers)} has a handler for an empty or NUL-containing prefix; a message prefix is non-empty text");
-            else if (prefix == LsnCommitter.HeartbeatPrefix)
-                problems.Add($"{nameof(MessageHandlers)} has a handler for '{LsnCommitter.HeartbeatPrefix}', the pipeline's own heartbeat prefix; use another prefix");
+            else if (prefix == HeartbeatMessage.Prefix)
+                problems.Add($"{nameof(MessageHandlers)} has a handler for '{HeartbeatMessage.Prefix}', the pipeline's own heartbeat prefix; use another prefix");
             if (handler is null)
                 problems.Add($"{nameof(MessageHandlers)}['{prefix}'] is null; give a handler or remove the entry");
         }

@@ -76,7 +76,7 @@ internal static class BacklogGenerator
     public static async Task<NpgsqlLogSequenceNumber> MarkEndAsync(NpgsqlConnection connection, string marker, CancellationToken ct)
     {
         var end = await ScalarAsync<NpgsqlLogSequenceNumber>(connection, "SELECT pg_current_wal_insert_lsn()", ct);
-        await using (var message = new NpgsqlCommand($"SELECT pg_logical_emit_message(false, '{LsnCommitter.HeartbeatPrefix}', $1)", connection))
+        await using (var message = new NpgsqlCommand($"SELECT pg_logical_emit_message(false, '{HeartbeatMessage.Prefix}', $1)", connection))
         {
             message.Parameters.AddWithValue(marker);
             await message.ExecuteNonQueryAsync(ct);

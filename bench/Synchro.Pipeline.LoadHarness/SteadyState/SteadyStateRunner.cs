@@ -142,7 +142,7 @@ internal static class SteadyStateRunner
         await connection.OpenAsync(ct);
         await using var current = new NpgsqlCommand("SELECT pg_current_wal_insert_lsn()", connection);
         Lsn end = (NpgsqlLogSequenceNumber)(await current.ExecuteScalarAsync(ct))!;
-        await using var heartbeat = new NpgsqlCommand($"SELECT pg_logical_emit_message(false, '{LsnCommitter.HeartbeatPrefix}', 'load-harness')", connection);
+        await using var heartbeat = new NpgsqlCommand($"SELECT pg_logical_emit_message(false, '{HeartbeatMessage.Prefix}', 'load-harness')", connection);
         var clock = Stopwatch.StartNew();
         while (pipeline.GetStatus().CommittedLsn < end)
         {

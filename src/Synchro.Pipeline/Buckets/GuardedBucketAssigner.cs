@@ -66,5 +66,5 @@ internal sealed class GuardedBucketAssigner : IBucketAssigner
     internal static bool IsRetried(Exception error, CancellationToken cancellationToken) =>
         (error is OperationCanceledException && cancellationToken.IsCancellationRequested)
         || error is WalPipelineException
-        || WalPipeline.IsTransient(error);
+        || PostgresErrors.IsConnectionLoss(error);
 }

@@ -203,7 +203,7 @@ internal sealed class SqlFunctionBucketAssigner : IBucketAssigner
         {
             await QueryAsync(connection, quotedName, changes, results, ct).ConfigureAwait(false);
         }
-        catch (PostgresException e) when (!WalPipeline.IsTransient(e))
+        catch (PostgresException e) when (!PostgresErrors.IsConnectionLoss(e))
         {
             // A statement-level error (unknown function, wrong types) fails every row alike; anything else is split to find the rows.
             if (changes.Count == 1 || e.SqlState.StartsWith("42", StringComparison.Ordinal))

@@ -20,7 +20,7 @@ namespace Synchro.Pipeline.Decoding;
 /// </remarks>
 internal sealed partial class ChangeDecoder
 {
-    private static readonly byte[] s_heartbeatPrefix = System.Text.Encoding.UTF8.GetBytes(LsnCommitter.HeartbeatPrefix);
+    private static readonly byte[] s_heartbeatPrefix = System.Text.Encoding.UTF8.GetBytes(HeartbeatMessage.Prefix);
 
     private readonly TableRegistry _registry;
     private readonly BatchLimits _limits;

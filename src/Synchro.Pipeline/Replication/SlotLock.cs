@@ -63,7 +63,7 @@ internal sealed class SlotLock(string connectionString, string slotName) : IAsyn
                 await ping.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
                 return;
             }
-            catch (Exception e) when (WalPipeline.IsTransient(e) || e is InvalidOperationException)
+            catch (Exception e) when (PostgresErrors.IsConnectionLoss(e) || e is InvalidOperationException)
             {
                 // The session, and with it the lock, is gone: take it again.
                 await held.DisposeAsync().ConfigureAwait(false);

@@ -8,7 +8,7 @@ namespace Synchro.Pipeline.Runtime;
 
 /// <summary>
 /// Writes a heartbeat — a non-transactional logical decoding message with the prefix
-/// <see cref="LsnCommitter.HeartbeatPrefix"/> — into the source WAL whenever nothing was committed for an interval.
+/// <see cref="HeartbeatMessage.Prefix"/> — into the source WAL whenever nothing was committed for an interval.
 /// </summary>
 /// <remarks>
 /// The walsender decodes only its own database, and pgoutput sends nothing for transactions that touch no published
@@ -42,7 +42,7 @@ internal sealed partial class HeartbeatEmitter(NpgsqlDataSource source, TimeSpan
                 LogHeartbeat(logger, interval.TotalSeconds);
                 failing = false;
             }
-            catch (Exception e) when (!WalPipeline.IsTransient(e) && e is not OperationCanceledException)
+            catch (Exception e) when (!PostgresErrors.IsConnectionLoss(e) && e is not OperationCanceledException)
             {
                 if (!failing)
                     LogHeartbeatFailed(logger, e, e.Message);
@@ -54,7 +54,7 @@ internal sealed partial class HeartbeatEmitter(NpgsqlDataSource source, TimeSpan
     private async Task<Lsn> EmitAsync(CancellationToken cancellationToken)
     {
         await using var command = source.CreateCommand(EmitSql);
-        command.Parameters.Add(new NpgsqlParameter<string>("prefix", NpgsqlDbType.Text) { TypedValue = LsnCommitter.HeartbeatPrefix });
+        command.Parameters.Add(new NpgsqlParameter<string>("prefix", NpgsqlDbType.Text) { TypedValue = HeartbeatMessage.Prefix });
         var lsn = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
         return lsn is NpgsqlLogSequenceNumber value ? (Lsn)value : Lsn.Invalid;
     }
