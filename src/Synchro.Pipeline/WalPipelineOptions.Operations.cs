@@ -1,4 +1,4 @@
-using Synchro.Pipeline.Runtime;
+using Synchro.Pipeline.Decoding;
 namespace Synchro.Pipeline;
 
 public sealed partial class WalPipelineOptions

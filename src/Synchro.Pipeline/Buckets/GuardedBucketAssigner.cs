@@ -1,4 +1,5 @@
 using Synchro.Pipeline.Registry;
+using Synchro.Pipeline.Postgres;
 
 namespace Synchro.Pipeline.Buckets;
 

@@ -3,7 +3,6 @@ using Microsoft.Extensions.Logging;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Protocol.Messages;
 using Synchro.Pipeline.Registry;
-using Synchro.Pipeline.Runtime;
 
 namespace Synchro.Pipeline.Decoding;
 

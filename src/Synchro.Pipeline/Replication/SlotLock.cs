@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using Npgsql;
 using NpgsqlTypes;
+using Synchro.Pipeline.Postgres;
 
 namespace Synchro.Pipeline.Replication;
 

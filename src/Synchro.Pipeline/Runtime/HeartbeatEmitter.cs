@@ -3,6 +3,8 @@ using Npgsql;
 using NpgsqlTypes;
 using Synchro.Pipeline.Diagnostics;
 using Synchro.Pipeline.Protocol;
+using Synchro.Pipeline.Decoding;
+using Synchro.Pipeline.Postgres;
 
 namespace Synchro.Pipeline.Runtime;
 
