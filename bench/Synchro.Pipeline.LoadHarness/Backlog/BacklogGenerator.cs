@@ -2,7 +2,7 @@ using System.Globalization;
 using Npgsql;
 using NpgsqlTypes;
 using Synchro.Pipeline.Protocol;
-using Synchro.Pipeline.Runtime;
+using Synchro.Pipeline.Decoding;
 
 namespace Synchro.Pipeline.LoadHarness.Backlog;
 

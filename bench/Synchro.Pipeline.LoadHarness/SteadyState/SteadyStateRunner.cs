@@ -5,7 +5,7 @@ using NpgsqlTypes;
 using Synchro.Pipeline.LoadHarness.Backlog;
 using Synchro.Pipeline.LoadHarness.Contenders;
 using Synchro.Pipeline.Protocol;
-using Synchro.Pipeline.Runtime;
+using Synchro.Pipeline.Decoding;
 
 namespace Synchro.Pipeline.LoadHarness.SteadyState;
 
