@@ -39,8 +39,12 @@ internal static class DecoderRun
         var totals = new Accumulator();
         foreach (var frame in frames)
             Decode(parser, changes, frame, ref totals);
-        if (changes.TryCutAtIdle(out var last))
-            totals.Consume(last);
+        changes.CutAtIdle();
+        while (changes.TryTakeReady(out var item))
+        {
+            if (item is ChangeBatch last)
+                totals.Consume(last);
+        }
         return totals.Result;
     }
 
@@ -106,8 +110,11 @@ internal static class DecoderRun
     {
         var handler = new DecoderStage.Handler(decoder, frame.Payload.Length);
         parser.Parse(frame.Payload, frame.Lsn, ref handler);
-        while (decoder.TryTakeReady(out var batch))
-            totals.Consume(batch);
+        while (decoder.TryTakeReady(out var item))
+        {
+            if (item is ChangeBatch batch)
+                totals.Consume(batch);
+        }
     }
 
     private sealed record BaselineChange(TableRegistration Table, string RecordId, ChangeOperation Operation, string? Owner);

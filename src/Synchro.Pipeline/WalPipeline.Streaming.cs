@@ -6,6 +6,7 @@ using Npgsql;
 using NpgsqlTypes;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Decoding.Spill;
+using Synchro.Pipeline.Decoding;
 
 namespace Synchro.Pipeline;
 
@@ -39,7 +40,7 @@ public sealed partial class WalPipeline
     {
         if (!_options.StreamLargeTransactions && !_options.TwoPhase)
             return null;
-        return new SpillStore(SpillDirectoryFor(_options), _options.Tables, SpillStatistics);
+        return new SpillStore(SpillDirectoryFor(_options), _options.Tables, SpillStatistics, chunkLimits: new BatchLimits(_options.MaxBatchRows, _options.MaxBatchBytes));
     }
 
     /// <summary>

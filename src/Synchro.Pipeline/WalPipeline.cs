@@ -11,6 +11,7 @@ using Synchro.Pipeline.Replication;
 using Synchro.Pipeline.Decoding;
 using Synchro.Pipeline.Postgres;
 using Synchro.Pipeline.Runtime;
+using Synchro.Pipeline.Decoding.Items;
 
 namespace Synchro.Pipeline;
 
@@ -27,11 +28,8 @@ namespace Synchro.Pipeline;
 /// </remarks>
 public sealed partial class WalPipeline : IAsyncDisposable
 {
-    // The writer works on one batch while the decoder fills the next; more only adds memory.
-    private const int BatchQueueCapacity = 2;
-
-    // The first retry after a lost connection; doubled up to MaxReconnectDelay.
-    private static readonly TimeSpan s_firstReconnectDelay = TimeSpan.FromMilliseconds(200);
+    // The writer works on one item while the decoder fills the next batch; more only adds memory.
+    private const int ItemQueueCapacity = 2;
 
     // How long a clean stop waits to confirm its last position to the server.
     private static readonly TimeSpan s_finalConfirmTimeout = TimeSpan.FromSeconds(5);
@@ -42,6 +40,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
     private readonly NpgsqlDataSource _changelog;
     private readonly IBucketAssigner _assigner;
     private readonly PipelineMetrics _metrics;
+    private readonly CommittedPosition _position = new();
     private int _running;
 
     /// <summary>Creates a pipeline; nothing connects until <see cref="RunAsync"/>.</summary>
@@ -52,7 +51,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         options.Validate();
         _options = options;
         _logger = options.LoggerFactory.CreateLogger(LogCategory);
-        _metrics = new PipelineMetrics(options.MeterFactory);
+        _metrics = new PipelineMetrics(() => _position.Value, options.MeterFactory);
         _source = new NpgsqlDataSourceBuilder(options.ConnectionString).UseLoggerFactory(options.LoggerFactory).Build();
         _changelog = new NpgsqlDataSourceBuilder(options.ChangelogConnectionString ?? options.ConnectionString).UseLoggerFactory(options.LoggerFactory).Build();
         _assigner = new GuardedBucketAssigner(options.Tables, options.BucketAssigner, options.MaxBucketsPerChange);
@@ -99,23 +98,20 @@ public sealed partial class WalPipeline : IAsyncDisposable
         {
             await slotLock.EnsureAsync(cancellationToken).ConfigureAwait(false);
             await PrepareAsync(cancellationToken).ConfigureAwait(false);
-            var delay = s_firstReconnectDelay;
+            var reconnect = new ReconnectPolicy(_options.SlotName, _options.MaxReconnectDelay, _position);
             while (true)
             {
-                var before = _metrics.CommittedChanges;
                 try
                 {
                     await RunStagesAsync(cancellationToken).ConfigureAwait(false);
                     return;
                 }
-                catch (Exception e) when (!cancellationToken.IsCancellationRequested && PostgresErrors.IsConnectionLoss(e) && !SlotBusyTooLong(e))
+                catch (Exception e) when (!cancellationToken.IsCancellationRequested && reconnect.ShouldRetry(e))
                 {
-                    if (_metrics.CommittedChanges != before)
-                        delay = s_firstReconnectDelay;
+                    var delay = reconnect.NextDelay();
                     _metrics.Reconnecting(e);
                     LogReconnecting(_logger, e, delay.TotalMilliseconds, e.Message);
                     await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
-                    delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _options.MaxReconnectDelay.Ticks));
                 }
             }
         }
@@ -180,31 +176,33 @@ public sealed partial class WalPipeline : IAsyncDisposable
 
         using var run = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var pipe = new Pipe(StageChannels.Wal(_options.WalBufferBytes));
-        var batches = Channel.CreateBounded<ChangeBatch>(StageChannels.Batches(BatchQueueCapacity));
-        var committed = Channel.CreateBounded<Lsn>(StageChannels.Receipts(BatchQueueCapacity + 1));
+        _position.Advance(position);
+        var items = Channel.CreateBounded<DecodedItem>(StageChannels.Items(ItemQueueCapacity));
+        var committed = Channel.CreateBounded<Lsn>(StageChannels.Receipts(ItemQueueCapacity + 1));
 
         var parser = new PgOutputParser(ParserOptions());
         var loggers = _options.LoggerFactory;
         using var spill = CreateSpillStore();
-        var decoder = new ChangeDecoder(_options.Tables, new BatchLimits(_options.MaxBatchRows, _options.MaxBatchBytes), position, loggers.CreateLogger(LogCategory + ".Decoder"), spill)
+        var limits = new BatchLimits(_options.MaxBatchRows, _options.MaxBatchBytes);
+        var decoder = new ChangeDecoder(_options.Tables, limits, position, loggers.CreateLogger(LogCategory + ".Decoder"), spill)
         {
             BinaryTuples = _options.BinaryTupleMode,
             MessageHandlers = Handlers,
             SkipOrigins = Origins,
         };
         var reader = new ReaderStage(replication, _options.SlotName, StreamStart(position), PluginOptions(), pipe.Writer, _metrics);
-        var decoding = new DecoderStage(pipe.Reader, batches.Writer, parser, decoder, _options.BatchLinger, _metrics);
-        var writer = new WriterStage(batches.Reader, committed.Writer, _changelog, _source, _options.SlotName, _options.Tables, _assigner, _metrics, _options.SlowBatchThreshold, loggers.CreateLogger(LogCategory + ".Writer"))
+        var decoding = new DecoderStage(pipe.Reader, items.Writer, parser, decoder, _options.BatchLinger, _metrics);
+        var writer = new WriterStage(items.Reader, committed.Writer, _changelog, _source, _options.SlotName, _options.Tables, limits, _assigner, _metrics, _options.SlowBatchThreshold, loggers.CreateLogger(LogCategory + ".Writer"))
         {
             MessageHandlers = Handlers,
         };
-        var committer = new LsnCommitter(committed.Reader, replication, loggers.CreateLogger(LogCategory + ".Committer"));
-        _metrics.RunStarted(position, batches.Reader, committed.Reader);
+        var committer = new LsnCommitter(committed.Reader, _position, replication, loggers.CreateLogger(LogCategory + ".Committer"));
+        _metrics.RunStarted(new StageQueues(() => items.Reader.Count, () => committed.Reader.Count, () => items.Reader.TryPeek(out var next) && next is ChangeBatch batch ? batch.FirstCommitTime : default));
 
         var stages = new StageGroup(run);
         stages.Start(reader.RunAsync);
         stages.Start(decoding.RunAsync);
-        stages.Start(_options.DiscardWrites ? new DiscardingWriterStage(batches.Reader, committed.Writer, _metrics).RunAsync : writer.RunAsync);
+        stages.Start(_options.DiscardWrites ? new DiscardingWriterStage(items.Reader, committed.Writer, _metrics).RunAsync : writer.RunAsync);
         stages.Start(committer.RunAsync);
         StartWatchers(stages);
         await stages.WhenAllAsync().ConfigureAwait(false);
@@ -229,7 +227,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
     /// </summary>
     private async Task ConfirmOnStopAsync()
     {
-        var committed = _metrics.CommittedLsn;
+        var committed = _position.Value;
         if (!committed.IsValid)
             return;
         using var timeout = new CancellationTokenSource(s_finalConfirmTimeout);

@@ -204,7 +204,7 @@ public sealed partial class WalPipelineOptions
             problems.Add($"{nameof(SpillDirectory)} '{SpillDirectory}' is not a usable directory path; leave it unset for the temporary directory");
         if (MaxReconnectDelay < TimeSpan.FromMilliseconds(100))
             problems.Add($"{nameof(MaxReconnectDelay)} is {MaxReconnectDelay}; it must be at least 100 ms");
-        FindOperationsProblems(problems);
+        FindHeartbeatSlotAndMessageProblems(problems);
         if (Tables is null)
             problems.Add($"{nameof(Tables)} is required");
         else

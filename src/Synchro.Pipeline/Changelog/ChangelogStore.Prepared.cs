@@ -3,7 +3,7 @@ using Npgsql;
 namespace Synchro.Pipeline.Changelog;
 
 // sync_prepared_transactions: a prepared transaction's decoded changes in the spill format, in numbered chunks
-// (each a self-contained record stream of at most one batch), so storing and reading back stay bounded in memory.
+// (each whole records of one stream, read back in order by one reader), so storing and reading back stay bounded in memory.
 internal static partial class ChangelogStore
 {
     private const string InsertPreparedChunkSql = "INSERT INTO sync_prepared_transactions (slot_name, gid, chunk, data) VALUES ($1, $2, $3, $4)";

@@ -1,18 +1,19 @@
 using System.Diagnostics;
 using System.Threading.Channels;
+using Synchro.Pipeline.Decoding;
+using Synchro.Pipeline.Decoding.Items;
 using Synchro.Pipeline.Diagnostics;
 using Synchro.Pipeline.Protocol;
-using Synchro.Pipeline.Decoding;
 
 namespace Synchro.Pipeline.Changelog;
 
 /// <summary>
 /// Stands in for <see cref="WriterStage"/> when <see cref="WalPipelineOptions.DiscardWrites"/> is set (load
-/// harness only): drops each batch and hands its receipt straight to the committer, so a run measures the
+/// harness only): drops each item and hands the positions straight to the committer, so a run measures the
 /// read and decode path alone.
 /// </summary>
-/// <remarks>Invariant: receipts still name only the ends of whole source transactions, as the real writer's do.</remarks>
-internal sealed class DiscardingWriterStage(ChannelReader<ChangeBatch> input, ChannelWriter<Lsn> committed, PipelineMetrics metrics)
+/// <remarks>Invariant: receipts still name only the positions the real writer would commit.</remarks>
+internal sealed class DiscardingWriterStage(ChannelReader<DecodedItem> input, ChannelWriter<Lsn> committed, PipelineMetrics metrics)
 {
     public async Task RunAsync(CancellationToken cancellationToken)
     {
@@ -21,27 +22,35 @@ internal sealed class DiscardingWriterStage(ChannelReader<ChangeBatch> input, Ch
         {
             var changesInTransaction = 0;
             var started = 0L;
-            await foreach (var batch in input.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            await foreach (var item in input.ReadAllAsync(cancellationToken).ConfigureAwait(false))
             {
-                // As the real writer: every batch taken is released exactly once, after its last use.
-                try
+                if (changesInTransaction == 0)
+                    started = Stopwatch.GetTimestamp();
+                var (position, transactions, commitTimes) = (Lsn.Invalid, 0, (IReadOnlyList<DateTime>)[]);
+                switch (item)
                 {
-                    if (batch.Failure is { } failure)
-                        throw failure;
-                    metrics.Writing(batch);
-                    if (changesInTransaction == 0)
-                        started = Stopwatch.GetTimestamp();
-                    changesInTransaction += batch.Count;
-                    if (!batch.EndsTransaction)
-                        continue;
-                    metrics.BatchCommitted(changesInTransaction, batch, started);
-                    changesInTransaction = 0;
-                    await committed.WriteAsync(batch.EndLsn, cancellationToken).ConfigureAwait(false);
+                    case ChangeBatch batch:
+                        // As the real writer: every batch taken is released exactly once, after its last use.
+                        metrics.Writing(batch.FirstCommitTime);
+                        changesInTransaction += batch.Count;
+                        if (batch.EndsTransaction)
+                            (position, transactions, commitTimes) = (batch.EndLsn, batch.Transactions, [.. batch.CommitTimes]);
+                        batch.Release();
+                        break;
+                    case PreparedStep step:
+                        position = step.EndLsn;
+                        break;
+                    case Heartbeat heartbeat:
+                        position = heartbeat.Position;
+                        break;
+                    case DecoderFailure failure:
+                        throw failure.Error;
                 }
-                finally
-                {
-                    batch.Release();
-                }
+                if (!position.IsValid)
+                    continue;
+                metrics.BatchCommitted(changesInTransaction, transactions, commitTimes, started);
+                changesInTransaction = 0;
+                await committed.WriteAsync(position, cancellationToken).ConfigureAwait(false);
             }
         }
         catch (Exception e)

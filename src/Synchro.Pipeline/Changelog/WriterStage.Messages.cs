@@ -1,4 +1,5 @@
 using Synchro.Pipeline.Decoding;
+
 namespace Synchro.Pipeline.Changelog;
 
 internal sealed partial class WriterStage

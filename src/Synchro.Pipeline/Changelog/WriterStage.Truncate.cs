@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using Synchro.Pipeline.Protocol.Messages;
-using Synchro.Pipeline.Decoding;
+using Synchro.Pipeline.Registry;
 
 namespace Synchro.Pipeline.Changelog;
 
@@ -12,17 +12,17 @@ internal sealed partial class WriterStage
     /// each) and its edges go. Clients must not keep rows that no longer exist.
     /// </summary>
     /// <remarks>
-    /// Exact because of where it runs: the decoder cut the changes before the TRUNCATE into earlier batches, whose edges
+    /// Exact because of where it runs: the decoder sent the changes before the TRUNCATE in earlier batches, whose edges
     /// are applied in this same database transaction, and the changes after it come in later batches that load the
     /// edges this left. Set-based on the server, so memory does not grow with the table.
     /// </remarks>
-    private async Task TruncateAsync(NpgsqlConnection connection, ChangeBatch batch, CancellationToken cancellationToken)
+    private async Task TruncateAsync(NpgsqlConnection connection, IReadOnlyList<TableRegistration> tables, TruncateOptions options, CancellationToken cancellationToken)
     {
         var rows = 0L;
-        foreach (var table in batch.TruncatedTables)
+        foreach (var table in tables)
             rows += await ChangelogStore.TruncateAsync(connection, table.ChangelogName, cancellationToken).ConfigureAwait(false);
-        metrics.TablesTruncated(batch.TruncatedTables.Count, rows);
-        LogTruncated(logger, string.Join(", ", batch.TruncatedTables), Describe(batch.TruncateOptions), rows);
+        metrics.TablesTruncated(tables.Count, rows);
+        LogTruncated(logger, string.Join(", ", tables), Describe(options), rows);
     }
 
     private static string Describe(TruncateOptions options) => options switch

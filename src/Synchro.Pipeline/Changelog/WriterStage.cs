@@ -7,6 +7,7 @@ using Synchro.Pipeline.Diagnostics;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Registry;
 using Synchro.Pipeline.Decoding;
+using Synchro.Pipeline.Decoding.Items;
 
 namespace Synchro.Pipeline.Changelog;
 
@@ -22,17 +23,23 @@ namespace Synchro.Pipeline.Changelog;
 /// commit order, rows in change order, so <c>seq</c> follows commit order.
 /// </remarks>
 internal sealed partial class WriterStage(
-    ChannelReader<ChangeBatch> input,
+    ChannelReader<DecodedItem> input,
     ChannelWriter<Lsn> committed,
     NpgsqlDataSource changelog,
     NpgsqlDataSource source,
     string slotName,
     TableRegistry registry,
+    BatchLimits limits,
     IBucketAssigner assigner,
     PipelineMetrics metrics,
     TimeSpan slowBatchThreshold,
     ILogger logger)
 {
+    // The open changelog transaction (null between source transactions) and what it holds so far.
+    private NpgsqlTransaction? _transaction;
+    private int _changesInTransaction;
+    private long _started;
+
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         Exception? error = null;
@@ -44,58 +51,17 @@ internal sealed partial class WriterStage(
             await using (var durable = new NpgsqlCommand("SET synchronous_commit = on", connection))
                 await durable.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             await using var sourceConnection = await source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            NpgsqlTransaction? transaction = null;
-            var changesInTransaction = 0;
-            var started = 0L;
             try
             {
-                await foreach (var batch in input.ReadAllAsync(cancellationToken).ConfigureAwait(false))
-                {
-                    // Invariant: every batch taken from the channel is released exactly once, after its last use
-                    // (written, and committed when it ends the transaction) or when writing it failed.
-                    try
-                    {
-                        // The decoder's failure, behind the whole transactions it sent first; an open transaction rolls back.
-                        if (batch.Failure is { } failure)
-                            throw failure;
-                        metrics.Writing(batch);
-                        if (transaction is null)
-                        {
-                            started = Stopwatch.GetTimestamp();
-                            transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-                        }
-                        await WriteAsync(connection, sourceConnection, batch, cancellationToken).ConfigureAwait(false);
-                        changesInTransaction += batch.Count;
-                        if (batch.Messages is { Count: > 0 } messages)
-                            _messages.AddRange(messages);
-                        if (batch.Prepared is { } prepared)
-                            changesInTransaction += await ApplyPreparedAsync(connection, sourceConnection, prepared, cancellationToken).ConfigureAwait(false);
-                        if (!batch.EndsTransaction)
-                            continue;
-
-                        await ChangelogStore.SavePositionAsync(connection, slotName, batch.EndLsn, cancellationToken).ConfigureAwait(false);
-                        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-                        await transaction.DisposeAsync().ConfigureAwait(false);
-                        transaction = null;
-                        await DeliverMessagesAsync(cancellationToken).ConfigureAwait(false);
-                        metrics.BatchCommitted(changesInTransaction, batch, started);
-                        var elapsed = Stopwatch.GetElapsedTime(started);
-                        if (elapsed > slowBatchThreshold)
-                            LogSlowBatch(logger, changesInTransaction, batch.Transactions, elapsed.TotalSeconds, slowBatchThreshold.TotalSeconds);
-                        changesInTransaction = 0;
-                        await committed.WriteAsync(batch.EndLsn, cancellationToken).ConfigureAwait(false);
-                    }
-                    finally
-                    {
-                        batch.Release();
-                    }
-                }
+                await foreach (var item in input.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+                    await WriteAsync(connection, sourceConnection, item, cancellationToken).ConfigureAwait(false);
             }
             finally
             {
                 // An open transaction here holds part of an unfinished source transaction: roll it back.
-                if (transaction is not null)
-                    await transaction.DisposeAsync().ConfigureAwait(false);
+                if (_transaction is not null)
+                    await _transaction.DisposeAsync().ConfigureAwait(false);
+                _transaction = null;
             }
         }
         catch (Exception e)
@@ -107,6 +73,85 @@ internal sealed partial class WriterStage(
         {
             committed.TryComplete(error);
         }
+    }
+
+    private async Task WriteAsync(NpgsqlConnection connection, NpgsqlConnection sourceConnection, DecodedItem item, CancellationToken cancellationToken)
+    {
+        switch (item)
+        {
+            case ChangeBatch batch:
+                // Invariant: every batch taken from the channel is released exactly once, after its last use
+                // (written, and committed when it ends the transaction) or when writing it failed.
+                try
+                {
+                    metrics.Writing(batch.FirstCommitTime);
+                    await BeginAsync(connection, cancellationToken).ConfigureAwait(false);
+                    await WriteChangesAsync(connection, sourceConnection, batch, cancellationToken).ConfigureAwait(false);
+                    _changesInTransaction += batch.Count;
+                    if (batch.EndsTransaction)
+                        await CommitAsync(connection, batch.EndLsn, batch.Transactions, batch.CommitTimes, cancellationToken).ConfigureAwait(false);
+                }
+                finally
+                {
+                    batch.Release();
+                }
+                break;
+            case TruncateItem truncate:
+                await BeginAsync(connection, cancellationToken).ConfigureAwait(false);
+                await TruncateAsync(connection, truncate.Tables, truncate.Options, cancellationToken).ConfigureAwait(false);
+                break;
+            case PreparedChunk chunk:
+                await BeginAsync(connection, cancellationToken).ConfigureAwait(false);
+                await StorePreparedChunkAsync(connection, chunk, cancellationToken).ConfigureAwait(false);
+                break;
+            case PreparedStep step:
+                await BeginAsync(connection, cancellationToken).ConfigureAwait(false);
+                var transactions = await ApplyPreparedStepAsync(connection, sourceConnection, step, cancellationToken).ConfigureAwait(false);
+                await CommitAsync(connection, step.EndLsn, transactions, transactions > 0 ? [step.CommitTime] : [], cancellationToken).ConfigureAwait(false);
+                break;
+            case LogicalMessageItem message:
+                _messages.Add(message.Message);
+                break;
+            case Heartbeat heartbeat:
+                // Invariant: a heartbeat comes only between source transactions, so no changelog transaction is open.
+                Debug.Assert(_transaction is null, "a heartbeat arrived inside a source transaction");
+                await BeginAsync(connection, cancellationToken).ConfigureAwait(false);
+                await CommitAsync(connection, heartbeat.Position, 0, [], cancellationToken).ConfigureAwait(false);
+                break;
+            case DecoderFailure failure:
+                // Behind the whole transactions sent before it; an open transaction rolls back.
+                throw failure.Error;
+            default:
+                throw new InvalidOperationException($"The writer got an item it does not know: {item.GetType().Name}.");
+        }
+    }
+
+    private async ValueTask BeginAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        if (_transaction is not null)
+            return;
+        _started = Stopwatch.GetTimestamp();
+        _transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Invariant 1: persists <paramref name="position"/> in the open transaction and commits it; then delivers the
+    /// messages it covers and hands the position to the committer.
+    /// </summary>
+    private async Task CommitAsync(NpgsqlConnection connection, Lsn position, int transactions, IReadOnlyList<DateTime> commitTimes, CancellationToken cancellationToken)
+    {
+        await ChangelogStore.SavePositionAsync(connection, slotName, position, cancellationToken).ConfigureAwait(false);
+        await _transaction!.CommitAsync(cancellationToken).ConfigureAwait(false);
+        await _transaction.DisposeAsync().ConfigureAwait(false);
+        _transaction = null;
+        await DeliverMessagesAsync(cancellationToken).ConfigureAwait(false);
+        var changes = _changesInTransaction;
+        _changesInTransaction = 0;
+        metrics.BatchCommitted(changes, transactions, commitTimes, _started);
+        var elapsed = Stopwatch.GetElapsedTime(_started);
+        if (elapsed > slowBatchThreshold)
+            LogSlowBatch(logger, changes, transactions, elapsed.TotalSeconds, slowBatchThreshold.TotalSeconds);
+        await committed.WriteAsync(position, cancellationToken).ConfigureAwait(false);
     }
 
     // Reused from batch to batch (one writer, one batch at a time), so a batch allocates little besides its strings.
@@ -121,13 +166,8 @@ internal sealed partial class WriterStage(
     private readonly List<(RecordKey Record, string BucketId)> _added = [];
     private readonly List<(RecordKey Record, string BucketId)> _removed = [];
 
-    private async Task WriteAsync(NpgsqlConnection connection, NpgsqlConnection sourceConnection, ChangeBatch batch, CancellationToken cancellationToken)
+    private async Task WriteChangesAsync(NpgsqlConnection connection, NpgsqlConnection sourceConnection, ChangeBatch batch, CancellationToken cancellationToken)
     {
-        if (batch.TruncatedTables.Count > 0)
-        {
-            await TruncateAsync(connection, batch, cancellationToken).ConfigureAwait(false);
-            return;
-        }
         if (batch.Count == 0)
             return;
 
@@ -184,8 +224,6 @@ internal sealed partial class WriterStage(
         }
         metrics.ChangelogRowsWritten(rows.Count, failures.Count);
     }
-
-    /// <summary>The change's decoded columns as a JSON object, typed by column type, kept with a rule failure for replay.</summary>
 
     [LoggerMessage(EventId = 3001, Level = LogLevel.Warning,
         Message = "{Count} change(s) of this batch failed their bucket rule and were recorded in sync_rule_failures instead of the changelog; first: {Table} {RecordId}: {Error}")]

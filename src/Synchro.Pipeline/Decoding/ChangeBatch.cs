@@ -3,8 +3,7 @@ using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Text;
 using Synchro.Pipeline.Protocol;
-using Synchro.Pipeline.Protocol.Messages;
-using Synchro.Pipeline.Registry;
+using Synchro.Pipeline.Decoding.Items;
 
 namespace Synchro.Pipeline.Decoding;
 
@@ -28,7 +27,7 @@ namespace Synchro.Pipeline.Decoding;
 /// arrays. After release nothing may read the batch: it is reused for a later batch.
 /// </para>
 /// </remarks>
-internal sealed class ChangeBatch
+internal sealed class ChangeBatch : DecodedItem, IDisposable
 {
     private const int InitialChanges = 256;
     private const int InitialValues = 1024;
@@ -36,7 +35,7 @@ internal sealed class ChangeBatch
 
     private static readonly UTF8Encoding s_utf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
-    private readonly ChangeBatchPool _pool;
+    private ChangeBatchPool? _pool;
     private DecodedChange[] _changes = [];
     private ColumnValue[] _values = [];
     private byte[] _bytes = [];
@@ -46,7 +45,9 @@ internal sealed class ChangeBatch
     // 0 while in use, 1 once released.
     private int _released;
 
-    internal ChangeBatch(ChangeBatchPool pool) => _pool = pool;
+    internal ChangeBatch()
+    {
+    }
 
     /// <summary>The number of changes.</summary>
     public int Count
@@ -86,30 +87,8 @@ internal sealed class ChangeBatch
     /// <summary>Source commit times of the transactions completed in this batch, for the latency histogram.</summary>
     public List<DateTime> CommitTimes { get; } = [];
 
-    /// <summary>Logical decoding messages with an application handler, in stream order; null or empty when none.</summary>
-    public List<LogicalMessage>? Messages { get; set; }
-
     /// <summary>Approximate pgoutput bytes of the changes, for the byte limit.</summary>
     public long Bytes { get; set; }
-
-    /// <summary>
-    /// Registered tables a TRUNCATE emptied at this point of the transaction, in the message's order. A batch that
-    /// has any holds nothing else: the decoder cuts before and after it, so the writer applies it between the
-    /// changes before it (already written, edges applied) and those after it (which then see no edges for these tables).
-    /// </summary>
-    public List<TableRegistration> TruncatedTables { get; } = [];
-
-    /// <summary>The TRUNCATE's options (CASCADE, RESTART IDENTITY), reported with <see cref="TruncatedTables"/>.</summary>
-    public TruncateOptions TruncateOptions { get; set; }
-
-    /// <summary>
-    /// Set on a batch that only carries the decoder's failure: the writer throws it when it gets there, after
-    /// committing the whole transactions sent before it, so a restart resumes right before the failing transaction.
-    /// </summary>
-    public WalPipelineException? Failure { get; set; }
-
-    /// <summary>A two-phase step for the writer; such a batch has no changes of its own.</summary>
-    public Spill.PreparedAction? Prepared { get; set; }
 
     /// <summary>A mark to roll the values back to (<see cref="TruncateValues"/>): values read for a row that adds no change.</summary>
     public (int Values, int Bytes) ValueMark => (_valueCount, _byteCount);
@@ -212,50 +191,57 @@ internal sealed class ChangeBatch
         _changes[_count++] = change;
     }
 
-    /// <summary>The writer is done with the batch: it goes back to its pool (or its arrays to the array pool). Exactly once.</summary>
+    /// <summary>The writer is done with the batch: it goes back to its pool. Exactly once.</summary>
     public void Release()
     {
         if (Interlocked.Exchange(ref _released, 1) != 0)
             throw new InvalidOperationException("A change batch was released twice.");
-        Generation++;
-        // Drop the registration references so a pooled batch holds only bytes.
-        _changes.AsSpan(0, _count).Clear();
-        _count = _valueCount = _byteCount = 0;
-        TruncatedTables.Clear();
-        Failure = null;
-        if (_pool.TryReturn(this))
-            return;
-        // The pool is full: this batch is left to the GC, its arrays go back to the array pool.
-        ReturnArray(ref _changes);
-        ReturnArray(ref _values);
-        ReturnArray(ref _bytes);
+        var pool = _pool;
+        _pool = null;
+        if (pool is not null)
+            pool.Return(this);
+        else
+            Dispose();
     }
 
-    /// <summary>Readies a batch taken from the pool (or new) for filling.</summary>
-    internal void Reuse()
+    /// <summary>Readies a batch taken from <paramref name="pool"/> for filling.</summary>
+    internal void Reuse(ChangeBatchPool? pool)
     {
         Debug.Assert(_count == 0 && _valueCount == 0 && _byteCount == 0);
+        _pool = pool;
         EndLsn = default;
         EndsTransaction = true;
         Transactions = 0;
         FirstCommitTime = default;
         CommitTimes.Clear();
-        Messages?.Clear();
         Bytes = 0;
-        TruncatedTables.Clear();
-        TruncateOptions = TruncateOptions.None;
-        Failure = null;
-        Prepared = null;
         Volatile.Write(ref _released, 0);
     }
 
-    /// <summary>Empties a batch its owner keeps (the decoder's staging batch), keeping its arrays.</summary>
+    /// <summary>Empties the batch for the pool (it keeps its arrays) and makes any view of it stale.</summary>
+    internal void Reset()
+    {
+        Generation++;
+        // Drop the registration references so a pooled batch holds only bytes.
+        _changes.AsSpan(0, _count).Clear();
+        _count = _valueCount = _byteCount = 0;
+    }
+
+    /// <summary>Empties a batch its owner keeps (a staging or read-back batch), keeping its arrays.</summary>
     internal void Clear()
     {
         AssertInUse();
-        _changes.AsSpan(0, _count).Clear();
-        _count = _valueCount = _byteCount = 0;
-        Reuse();
+        Reset();
+        Reuse(_pool);
+    }
+
+    /// <summary>Gives the arrays back to the array pool (a batch the pool does not keep).</summary>
+    public void Dispose()
+    {
+        Reset();
+        ReturnArray(ref _changes);
+        ReturnArray(ref _values);
+        ReturnArray(ref _bytes);
     }
 
     private void AddValue(ColumnValue value)

@@ -1,9 +1,12 @@
+using Microsoft.Extensions.ObjectPool;
+
 namespace Synchro.Pipeline.Decoding;
 
-/// <summary>The decoder's spare <see cref="ChangeBatch"/>es: rented by the decoder, returned by <see cref="ChangeBatch.Release"/> on the writer.</summary>
+/// <summary>Spare <see cref="ChangeBatch"/>es: rented by their filler, returned by <see cref="ChangeBatch.Release"/> on the writer.</summary>
 /// <remarks>
-/// A pooled batch keeps its arrays, so a steady stream of batches allocates nothing. Thread-safe: the decoder rents and
-/// the writer returns on different threads (a lock; a few operations per batch, never per row).
+/// A pooled batch keeps its arrays, so a steady stream of batches allocates nothing. Thread-safe (the decoder rents and
+/// the writer returns on different threads); a batch returned to a full pool is disposed, its arrays going back to the
+/// array pool.
 /// </remarks>
 internal sealed class ChangeBatchPool
 {
@@ -13,33 +16,27 @@ internal sealed class ChangeBatchPool
     /// </summary>
     public const int DefaultCapacity = 4;
 
-    private readonly Stack<ChangeBatch> _spare;
-    private readonly int _capacity;
+    private readonly ObjectPool<ChangeBatch> _pool;
 
     public ChangeBatchPool(int capacity = DefaultCapacity)
-    {
-        _capacity = capacity;
-        _spare = new Stack<ChangeBatch>(capacity);
-    }
+        => _pool = new DefaultObjectPoolProvider { MaximumRetained = capacity }.Create(new Policy());
 
     public ChangeBatch Rent()
     {
-        ChangeBatch? batch;
-        lock (_spare)
-            _spare.TryPop(out batch);
-        batch ??= new ChangeBatch(this);
-        batch.Reuse();
+        var batch = _pool.Get();
+        batch.Reuse(this);
         return batch;
     }
 
-    /// <summary>Takes back a released batch; false when the pool is full (the caller then frees its arrays).</summary>
-    internal bool TryReturn(ChangeBatch batch)
+    internal void Return(ChangeBatch batch) => _pool.Return(batch);
+
+    private sealed class Policy : PooledObjectPolicy<ChangeBatch>
     {
-        lock (_spare)
+        public override ChangeBatch Create() => new();
+
+        public override bool Return(ChangeBatch batch)
         {
-            if (_spare.Count >= _capacity)
-                return false;
-            _spare.Push(batch);
+            batch.Reset();
             return true;
         }
     }

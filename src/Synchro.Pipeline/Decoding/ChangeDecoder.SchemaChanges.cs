@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using Synchro.Pipeline.Decoding.Items;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Registry;
 
@@ -14,8 +14,8 @@ internal sealed partial class ChangeDecoder
     /// </summary>
     /// <remarks>
     /// Throwing here would lose the whole transactions decoded into the current batch: a restart would read them again,
-    /// and their rows (old schema) no longer match the fixed registration. So the failure travels to the writer as a
-    /// batch of its own, behind a batch cut at the last whole transaction; the writer commits that one (and its position)
+    /// and their rows (old schema) no longer match the fixed registration. So the failure travels to the writer as an
+    /// item of its own, behind a batch cut at the last whole transaction; the writer commits that one (and its position)
     /// and then throws. Nothing after the failure is decoded. When this transaction was already cut into chunks, the
     /// chunks sit in the writer's open database transaction and roll back with it (and whole transactions that shared
     /// its first chunk with it are read again on restart).
@@ -33,17 +33,9 @@ internal sealed partial class ChangeDecoder
         _failed = true;
         _skipTransaction = true;
         if (_transactionStart is { } start)
-        {
-            Debug.Assert(_batch.EndsTransaction, "a batch being filled ends at its last whole transaction");
             _batch.RollBack(start.Changes, start.Values);
-            if (_batch.Transactions > 0)
-            {
-                _ready.Enqueue(_batch);
-                _batch = _pool.Rent();
-            }
-        }
-        var failure = _pool.Rent();
-        failure.Failure = error;
-        _ready.Enqueue(failure);
+        if (_batch.Transactions > 0)
+            CutBatch();
+        _ready.Enqueue(new DecoderFailure(error));
     }
 }

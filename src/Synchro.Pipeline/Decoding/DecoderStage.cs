@@ -2,15 +2,16 @@ using System.IO.Pipelines;
 using System.Threading.Channels;
 using Synchro.Pipeline.Diagnostics;
 using Synchro.Pipeline.Protocol;
+using Synchro.Pipeline.Decoding.Items;
 using Synchro.Pipeline.Protocol.Messages;
 
 namespace Synchro.Pipeline.Decoding;
 
 /// <summary>
-/// The decoder stage: reads WAL frames from the reader's pipe, parses them, and writes batches
-/// of registered-table changes to the writer's channel.
+/// The decoder stage: reads WAL frames from the reader's pipe, parses them, and writes the items the
+/// <see cref="ChangeDecoder"/> makes of them (batches of registered-table changes and the rest) to the writer's channel.
 /// </summary>
-internal sealed class DecoderStage(PipeReader input, ChannelWriter<ChangeBatch> output, PgOutputParser parser, ChangeDecoder decoder, TimeSpan linger, PipelineMetrics metrics)
+internal sealed class DecoderStage(PipeReader input, ChannelWriter<DecodedItem> output, PgOutputParser parser, ChangeDecoder decoder, TimeSpan linger, PipelineMetrics metrics)
 {
     public async Task RunAsync(CancellationToken cancellationToken)
     {
@@ -28,8 +29,8 @@ internal sealed class DecoderStage(PipeReader input, ChannelWriter<ChangeBatch> 
                 {
                     lingering = false;
                     // The linger time passed with no more input: send what is whole.
-                    if (decoder.TryCutAtIdle(out var idleBatch))
-                        await SendAsync(idleBatch, cancellationToken).ConfigureAwait(false);
+                    decoder.CutAtIdle();
+                    await SendReadyAsync(cancellationToken).ConfigureAwait(false);
                     continue;
                 }
 
@@ -39,8 +40,7 @@ internal sealed class DecoderStage(PipeReader input, ChannelWriter<ChangeBatch> 
                     while (frames.TryRead(ref buffer, out var frame))
                     {
                         Parse(frame);
-                        while (decoder.TryTakeReady(out var batch))
-                            await SendAsync(batch, cancellationToken).ConfigureAwait(false);
+                        await SendReadyAsync(cancellationToken).ConfigureAwait(false);
                     }
                 }
                 finally
@@ -52,8 +52,8 @@ internal sealed class DecoderStage(PipeReader input, ChannelWriter<ChangeBatch> 
                 {
                     if (!buffer.IsEmpty)
                         throw new PgOutputProtocolException($"the replication stream ended inside a frame ({buffer.Length} bytes left over)", messageKind: 0, offset: 0);
-                    if (decoder.TryCutAtIdle(out var lastBatch))
-                        await SendAsync(lastBatch, cancellationToken).ConfigureAwait(false);
+                    decoder.CutAtIdle();
+                    await SendReadyAsync(cancellationToken).ConfigureAwait(false);
                     return;
                 }
 
@@ -83,10 +83,14 @@ internal sealed class DecoderStage(PipeReader input, ChannelWriter<ChangeBatch> 
         metrics.FrameDecoded(WalFrame.HeaderLength + frame.Payload.Length, frame.WalEnd);
     }
 
-    private ValueTask SendAsync(ChangeBatch batch, CancellationToken cancellationToken)
+    private async ValueTask SendReadyAsync(CancellationToken cancellationToken)
     {
-        metrics.BatchDecoded(batch);
-        return output.WriteAsync(batch, cancellationToken);
+        while (decoder.TryTakeReady(out var item))
+        {
+            if (item is ChangeBatch batch)
+                metrics.BatchDecoded(batch.Count);
+            await output.WriteAsync(item, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     /// <summary>Forwards the messages the decoder needs; a struct so the parser's calls are direct. Internal for the benchmarks and allocation tests.</summary>
@@ -98,38 +102,13 @@ internal sealed class DecoderStage(PipeReader input, ChannelWriter<ChangeBatch> 
 
         public void OnRelation(in RelationMessage message) => decoder.OnRelation(message);
 
-        // Inside a stream block or a prepared transaction the changes go to the spill store until the transaction ends.
-        public void OnInsert(in InsertMessage message)
-        {
-            if (decoder.Spilling)
-                decoder.OnSpilledInsert(message, messageBytes);
-            else
-                decoder.OnInsert(message, messageBytes);
-        }
+        public void OnInsert(in InsertMessage message) => decoder.OnInsert(message, messageBytes);
 
-        public void OnUpdate(in UpdateMessage message)
-        {
-            if (decoder.Spilling)
-                decoder.OnSpilledUpdate(message, messageBytes);
-            else
-                decoder.OnUpdate(message, messageBytes);
-        }
+        public void OnUpdate(in UpdateMessage message) => decoder.OnUpdate(message, messageBytes);
 
-        public void OnDelete(in DeleteMessage message)
-        {
-            if (decoder.Spilling)
-                decoder.OnSpilledDelete(message, messageBytes);
-            else
-                decoder.OnDelete(message, messageBytes);
-        }
+        public void OnDelete(in DeleteMessage message) => decoder.OnDelete(message, messageBytes);
 
-        public void OnTruncate(in TruncateMessage message)
-        {
-            if (decoder.Spilling)
-                decoder.OnSpilledTruncate(message);
-            else
-                decoder.OnTruncate(message);
-        }
+        public void OnTruncate(in TruncateMessage message) => decoder.OnTruncate(message);
 
         public void OnOrigin(in OriginMessage message) => decoder.OnOrigin(message);
 

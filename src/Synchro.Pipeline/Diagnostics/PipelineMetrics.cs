@@ -1,8 +1,6 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
-using System.Threading.Channels;
 using Synchro.Pipeline.Protocol;
-using Synchro.Pipeline.Decoding;
 
 namespace Synchro.Pipeline.Diagnostics;
 
@@ -19,7 +17,7 @@ internal sealed class PipelineMetrics : IDisposable
 {
     public const string MeterName = "Synchro.Pipeline";
 
-    private static readonly KeyValuePair<string, object?> s_batchesQueue = new("synchro.queue", "batches");
+    private static readonly KeyValuePair<string, object?> s_itemsQueue = new("synchro.queue", "batches");
     private static readonly KeyValuePair<string, object?> s_receiptsQueue = new("synchro.queue", "receipts");
 
     private readonly Meter _meter;
@@ -27,6 +25,7 @@ internal sealed class PipelineMetrics : IDisposable
     private readonly Histogram<int> _batchSize;
     private readonly Histogram<double> _batchDuration;
     private readonly Histogram<double> _changelogLatency;
+    private readonly Func<Lsn> _committedPosition;
 
     // Reader.
     private long _bytesReceived;
@@ -37,7 +36,6 @@ internal sealed class PipelineMetrics : IDisposable
     private long _changesDecoded;
 
     // Writer.
-    private long _committedLsn;
     private long _changesCommitted;
     private long _transactions;
     private long _batches;
@@ -52,11 +50,13 @@ internal sealed class PipelineMetrics : IDisposable
     private volatile SlotHealthSnapshot? _slotHealth;
     private long _snapshotRows;
     private volatile StateAndFailure _state = new(WalPipelineState.NotStarted, null);
-    private volatile ChannelReader<ChangeBatch>? _batchQueue;
-    private volatile ChannelReader<Lsn>? _receiptQueue;
+    private volatile StageQueues? _queues;
 
-    public PipelineMetrics(IMeterFactory? meterFactory = null)
+    /// <param name="committedPosition">Reads the one committed position (its owner is the runtime's committer).</param>
+    /// <param name="meterFactory">The application's meter factory; null for a meter of the pipeline's own.</param>
+    public PipelineMetrics(Func<Lsn> committedPosition, IMeterFactory? meterFactory = null)
     {
+        _committedPosition = committedPosition;
         _ownsMeter = meterFactory is null;
         _meter = meterFactory?.Create(MeterName) ?? new Meter(MeterName);
 
@@ -76,7 +76,7 @@ internal sealed class PipelineMetrics : IDisposable
 
         _meter.CreateObservableGauge("synchro.pipeline.replication.lag", () => LagBytes, "By", "WAL bytes between the server's WAL end and the last position committed to the changelog.");
         _meter.CreateObservableGauge("synchro.pipeline.replication.lag_time", () => Lag(DateTime.UtcNow).TotalSeconds, "s", "Age of the oldest source transaction handed to the writer and not yet committed.");
-        _meter.CreateObservableGauge("synchro.pipeline.queue.depth", QueueDepths, "{item}", "Items waiting in the queues between stages (synchro.queue: batches = decoder to writer, receipts = writer to committer).");
+        _meter.CreateObservableGauge("synchro.pipeline.queue.depth", QueueDepths, "{item}", "Items waiting in the queues between stages (synchro.queue: batches = items from the decoder to the writer, receipts = writer to committer).");
         _meter.CreateObservableGauge("synchro.pipeline.slot.safe_wal_size", SafeWalSize, "By", "WAL the server may still write before it invalidates the slot (pg_replication_slots.safe_wal_size); absent without max_slot_wal_keep_size.");
         _meter.CreateObservableGauge("synchro.pipeline.wal.buffered", () => BufferedBytes, "By", "WAL received and not yet decoded.");
     }
@@ -84,10 +84,7 @@ internal sealed class PipelineMetrics : IDisposable
     /// <summary>Changes committed so far, for progress reports.</summary>
     public long CommittedChanges => Volatile.Read(ref _changesCommitted);
 
-    /// <summary>The end of the last source transaction committed to the changelog (or the resume position).</summary>
-    public Lsn CommittedLsn => new((ulong)Volatile.Read(ref _committedLsn));
-
-    private long LagBytes => Math.Max(0, Volatile.Read(ref _serverWalEnd) - Volatile.Read(ref _committedLsn));
+    private long LagBytes => Math.Max(0, Volatile.Read(ref _serverWalEnd) - (long)_committedPosition().Value);
 
     private long BufferedBytes => Math.Max(0, Volatile.Read(ref _bytesReceived) - Volatile.Read(ref _bytesDecoded));
 
@@ -102,15 +99,13 @@ internal sealed class PipelineMetrics : IDisposable
     /// <summary>Initial snapshot: <paramref name="rows"/> rows read so far.</summary>
     public void SnapshotRowsLoaded(long rows) => Volatile.Write(ref _snapshotRows, rows);
 
-    /// <summary>A run starts from <paramref name="position"/> with these queues between its stages.</summary>
-    public void RunStarted(Lsn position, ChannelReader<ChangeBatch> batches, ChannelReader<Lsn> receipts)
+    /// <summary>A run starts with these queues between its stages.</summary>
+    public void RunStarted(StageQueues queues)
     {
-        AdvanceCommitted(position);
         Volatile.Write(ref _writingSinceTicks, 0);
         // Bytes buffered by an earlier run were dropped with its pipe.
         Volatile.Write(ref _bytesDecoded, Volatile.Read(ref _bytesReceived));
-        _batchQueue = batches;
-        _receiptQueue = receipts;
+        _queues = queues;
         SetState(WalPipelineState.Running);
     }
 
@@ -125,14 +120,17 @@ internal sealed class PipelineMetrics : IDisposable
             Volatile.Write(ref _serverWalEnd, (long)serverWalEnd.Value);
     }
 
-    /// <summary>Decoder: a batch went to the writer.</summary>
-    public void BatchDecoded(ChangeBatch batch) => Volatile.Write(ref _changesDecoded, _changesDecoded + batch.Count);
+    /// <summary>Decoder: a batch of <paramref name="changes"/> went to the writer.</summary>
+    public void BatchDecoded(int changes) => Volatile.Write(ref _changesDecoded, _changesDecoded + changes);
 
-    /// <summary>Writer: started on <paramref name="batch"/> (the first chunk of a database transaction sets the lag clock).</summary>
-    public void Writing(ChangeBatch batch)
+    /// <summary>
+    /// Writer: started on a batch whose first source transaction committed at <paramref name="firstCommitTime"/>
+    /// (default for none); the first chunk of a database transaction sets the lag clock.
+    /// </summary>
+    public void Writing(DateTime firstCommitTime)
     {
-        if (batch.FirstCommitTime != default && Volatile.Read(ref _writingSinceTicks) == 0)
-            Volatile.Write(ref _writingSinceTicks, batch.FirstCommitTime.Ticks);
+        if (firstCommitTime != default && Volatile.Read(ref _writingSinceTicks) == 0)
+            Volatile.Write(ref _writingSinceTicks, firstCommitTime.Ticks);
     }
 
     public void ChangelogRowsWritten(int rows, int failures)
@@ -149,25 +147,27 @@ internal sealed class PipelineMetrics : IDisposable
         Volatile.Write(ref _changelogRows, _changelogRows + rows);
     }
 
-    /// <summary>Writer: a database transaction of <paramref name="changes"/> changes committed, ending with <paramref name="last"/>.</summary>
-    public void BatchCommitted(int changes, ChangeBatch last, long startTimestamp)
+    /// <summary>
+    /// Writer: a database transaction of <paramref name="changes"/> changes from <paramref name="transactions"/> source
+    /// transactions (committed at <paramref name="commitTimes"/>) committed; begun at <paramref name="startTimestamp"/>.
+    /// </summary>
+    public void BatchCommitted(int changes, int transactions, IReadOnlyList<DateTime> commitTimes, long startTimestamp)
     {
         var now = DateTime.UtcNow;
-        AdvanceCommitted(last.EndLsn);
         Volatile.Write(ref _writingSinceTicks, 0);
         Volatile.Write(ref _lastBatchTicks, now.Ticks);
-        // A heartbeat's empty batch moves the position and nothing else.
-        if (changes == 0 && last.Transactions == 0)
+        // A heartbeat moves the position and nothing else.
+        if (changes == 0 && transactions == 0)
             return;
 
         Volatile.Write(ref _changesCommitted, _changesCommitted + changes);
-        Volatile.Write(ref _transactions, _transactions + last.Transactions);
+        Volatile.Write(ref _transactions, _transactions + transactions);
         Volatile.Write(ref _batches, _batches + 1);
         _batchSize.Record(changes);
         _batchDuration.Record(Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds);
         if (_changelogLatency.Enabled)
         {
-            foreach (var commitTime in last.CommitTimes)
+            foreach (var commitTime in commitTimes)
                 _changelogLatency.Record(Math.Max(0, (now - commitTime).TotalSeconds));
         }
     }
@@ -181,7 +181,7 @@ internal sealed class PipelineMetrics : IDisposable
         {
             State = state.State,
             Failure = state.Failure,
-            CommittedLsn = CommittedLsn,
+            CommittedLsn = _committedPosition(),
             ServerWalEnd = new Lsn((ulong)Volatile.Read(ref _serverWalEnd)),
             LagBytes = LagBytes,
             Lag = Lag(now),
@@ -204,23 +204,18 @@ internal sealed class PipelineMetrics : IDisposable
     private TimeSpan Lag(DateTime now)
     {
         var since = Volatile.Read(ref _writingSinceTicks);
-        if (since == 0 && _batchQueue is { } queue && queue.TryPeek(out var next) && next.FirstCommitTime != default)
-            since = next.FirstCommitTime.Ticks;
+        if (since == 0 && _queues?.NextCommitTime() is { } next && next != default)
+            since = next.Ticks;
         return since == 0 ? TimeSpan.Zero : TimeSpan.FromTicks(Math.Max(0, now.Ticks - since));
-    }
-
-    private void AdvanceCommitted(Lsn position)
-    {
-        if ((long)position.Value > Volatile.Read(ref _committedLsn))
-            Volatile.Write(ref _committedLsn, (long)position.Value);
     }
 
     private IEnumerable<Measurement<int>> QueueDepths()
     {
-        if (_batchQueue is { CanCount: true } batches)
-            yield return new Measurement<int>(batches.Count, s_batchesQueue);
-        if (_receiptQueue is { CanCount: true } receipts)
-            yield return new Measurement<int>(receipts.Count, s_receiptsQueue);
+        if (_queues is { } queues)
+        {
+            yield return new Measurement<int>(queues.Items(), s_itemsQueue);
+            yield return new Measurement<int>(queues.Receipts(), s_receiptsQueue);
+        }
     }
 
     public void Dispose()

@@ -1,7 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using NpgsqlTypes;
-using Synchro.Pipeline.Diagnostics;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Decoding;
 using Synchro.Pipeline.Postgres;
@@ -15,24 +14,24 @@ namespace Synchro.Pipeline.Runtime;
 /// <remarks>
 /// The walsender decodes only its own database, and pgoutput sends nothing for transactions that touch no published
 /// table, so without this a slot whose tables are idle never moves while other databases (or unpublished tables) write
-/// WAL, and the server keeps all of that WAL for it. The decoder turns the heartbeat into an empty batch, whose position is
+/// WAL, and the server keeps all of that WAL for it. The decoder turns the heartbeat into a heartbeat item, whose position is
 /// persisted and then confirmed. A heartbeat that fails is a warning; one that fails because the connection or the server
 /// is gone ends the run, which then reconnects — that is also how a caught-up pipeline lets go of a server that is
 /// shutting down (a fast shutdown waits for logical walsenders until their client confirms everything sent).
 /// </remarks>
-internal sealed partial class HeartbeatEmitter(NpgsqlDataSource source, TimeSpan interval, PipelineMetrics metrics, ILogger logger)
+internal sealed partial class HeartbeatEmitter(NpgsqlDataSource source, TimeSpan interval, CommittedPosition position, ILogger logger)
 {
     private const string EmitSql = "SELECT pg_catalog.pg_logical_emit_message(false, @prefix, ''::text)";
 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         // Invariant: a tick emits unless a batch other than the last heartbeat's was committed since the previous tick.
-        var watermark = metrics.CommittedLsn;
+        var watermark = position.Value;
         var failing = false;
         using var timer = new PeriodicTimer(interval);
         while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
         {
-            var committed = metrics.CommittedLsn;
+            var committed = position.Value;
             if (committed > watermark)
             {
                 watermark = committed;

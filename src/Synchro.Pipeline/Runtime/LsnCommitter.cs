@@ -6,31 +6,39 @@ using Synchro.Pipeline.Protocol;
 namespace Synchro.Pipeline.Runtime;
 
 /// <summary>
-/// Tells the server how far the changelog is durable, so it can release WAL. Invariant 2: the LSN
-/// it reports is always the end of a source transaction the writer has committed, or a heartbeat's
-/// position once everything before it is committed.
+/// Takes the writer's receipts, advances the <see cref="CommittedPosition"/>, and tells the server how far the
+/// changelog is durable, so it can release WAL. Invariant 2: the LSN it reports is always a position the writer has
+/// committed: the end of a source transaction, or a heartbeat's position once everything before it is committed.
 /// </summary>
-/// <remarks>
-/// Heartbeats (<see cref="HeartbeatPrefix"/>) are written by <see cref="HeartbeatEmitter"/>; the decoder turns
-/// one into an empty batch, so an idle slot (or one that only sees WAL of unpublished tables or other
-/// databases) still advances.
-/// </remarks>
-internal sealed partial class LsnCommitter(ChannelReader<Lsn> committed, ReplicationConnection connection, ILogger logger)
+internal sealed partial class LsnCommitter(ChannelReader<Lsn> committed, CommittedPosition position, ReplicationConnection connection, ILogger logger)
 {
-    public const string HeartbeatPrefix = "synchro.heartbeat";
-
     public async Task RunAsync(CancellationToken cancellationToken)
     {
-        while (await committed.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+        try
         {
-            // The writer may have committed several batches meanwhile: report only the newest.
-            var newest = Lsn.Invalid;
-            while (committed.TryRead(out var lsn))
-                newest = Lsn.Max(newest, lsn);
-            connection.SetReplicationStatus(newest);
-            await connection.SendStatusUpdate(cancellationToken).ConfigureAwait(false);
-            LogConfirmed(logger, newest);
+            while (await committed.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                // The writer may have committed several batches meanwhile: report only the newest.
+                var newest = TakeReceipts();
+                connection.SetReplicationStatus(newest);
+                await connection.SendStatusUpdate(cancellationToken).ConfigureAwait(false);
+                LogConfirmed(logger, newest);
+            }
         }
+        finally
+        {
+            // Receipts of commits made before the stop still count (the stop-time confirm reads the position).
+            TakeReceipts();
+        }
+    }
+
+    private Lsn TakeReceipts()
+    {
+        var newest = Lsn.Invalid;
+        while (committed.TryRead(out var lsn))
+            newest = Lsn.Max(newest, lsn);
+        position.Advance(newest);
+        return newest;
     }
 
     [LoggerMessage(EventId = 4001, Level = LogLevel.Debug, Message = "Confirmed position {Position} to the server")]

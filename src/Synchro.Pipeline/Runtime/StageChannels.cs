@@ -35,7 +35,7 @@ internal static class StageChannels
     }
 
     /// <summary>Decoder → writer. Bounded and waiting, so a slow writer pauses the decoder and, through the pipe, the socket.</summary>
-    public static BoundedChannelOptions Batches(int capacity) => new(capacity)
+    public static BoundedChannelOptions Items(int capacity) => new(capacity)
     {
         SingleReader = true,
         SingleWriter = true,

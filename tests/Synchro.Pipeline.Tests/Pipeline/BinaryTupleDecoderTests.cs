@@ -164,8 +164,7 @@ public sealed class BinaryTupleDecoderTests
     {
         public Decoded(ChangeDecoder decoder)
         {
-            Assert.True(decoder.TryCutAtIdle(out var batch));
-            Batch = batch;
+            Batch = DecoderItems.CutIdleBatch(decoder);
         }
 
         public ChangeBatch Batch { get; }

@@ -48,8 +48,9 @@ public sealed class ChangeDecoderAllocationTests
                 Decode(parser, decoder, start, payload, ref digest);
         });
 
-        if (decoder.TryCutAtIdle(out var warm))
-            warm.Release();
+        decoder.CutAtIdle();
+        foreach (var warm in DecoderItems.TakeAll(decoder))
+            (warm as ChangeBatch)?.Release();
         digest = new Digest();
         var best = long.MaxValue;
         var rows = 0;
@@ -71,8 +72,7 @@ public sealed class ChangeDecoderAllocationTests
             }
             best = Math.Min(best, allocated);
         }
-        Assert.True(decoder.TryCutAtIdle(out var last));
-        digest.Consume(last);
+        digest.Consume(DecoderItems.CutIdleBatch(decoder));
 
         Assert.Equal(2000, rows);
         Assert.Equal(0, best);
@@ -95,7 +95,7 @@ public sealed class ChangeDecoderAllocationTests
             var handler = new DecoderStage.Handler(decoder, payload.Length);
             parser.Parse(payload, start, ref handler);
         }
-        Assert.True(decoder.TryCutAtIdle(out var batch));
+        var batch = DecoderItems.CutIdleBatch(decoder);
 
         Assert.Equal(2000, batch.Count);
         var owner = s_registry.First().ReferencedColumnIndex("owner_id");
@@ -113,8 +113,11 @@ public sealed class ChangeDecoderAllocationTests
     {
         var handler = new DecoderStage.Handler(decoder, payload.Length);
         parser.Parse(payload, start, ref handler);
-        while (decoder.TryTakeReady(out var batch))
-            digest.Consume(batch);
+        while (decoder.TryTakeReady(out var item))
+        {
+            if (item is ChangeBatch batch)
+                digest.Consume(batch);
+        }
     }
 
     // Long enough for tiered compilation's call counting (100 ms delay) to promote the hot methods.

@@ -16,6 +16,8 @@ public sealed class SpillStoreTests : IDisposable
     private readonly string _directory = Path.Combine(Path.GetTempPath(), $"synchro-spill-unit-{Guid.NewGuid():N}");
     private readonly ChangeBatchPool _pool = new();
 
+    private static readonly BatchLimits s_chunkLimits = new(10_000, 1 << 20);
+
     [Fact]
     public void Changes_are_read_back_with_their_tables_operations_and_values()
     {
@@ -35,7 +37,7 @@ public sealed class SpillStoreTests : IDisposable
     public void Rolling_back_a_subtransaction_cuts_its_changes_and_those_after_it_but_keeps_earlier_ones()
     {
         var statistics = new SpillStatistics();
-        using var store = new SpillStore(_directory, s_registry, statistics);
+        using var store = new SpillStore(_directory, s_registry, statistics, s_chunkLimits);
         const uint Top = 700, Sub1 = 701, Sub2 = 702;
         Append(store, Top, Top, s_orders, "a");
         Append(store, Top, Sub1, s_orders, "b");
@@ -58,9 +60,49 @@ public sealed class SpillStoreTests : IDisposable
     }
 
     [Fact]
+    public void A_prepared_transaction_reads_back_in_pieces_of_whole_records_that_one_continued_reader_reads_as_the_whole()
+    {
+        // Pieces of one change: every change ends one, except where a rolled-back subtransaction takes the boundaries back.
+        using var store = new SpillStore(_directory, s_registry, new SpillStatistics(), new BatchLimits(MaxRows: 1, MaxBytes: 1 << 20));
+        const uint Top = 800, Sub = 801;
+        Append(store, Top, Top, s_orders, "a");
+        Append(store, Top, Top, s_lines, "b");
+        Append(store, Top, Sub, s_orders, "c");
+        Append(store, Top, Sub, s_lines, "d");
+        store.AbortSubtransaction(Top, Sub);
+        store.AppendTruncate(Top, Top, [s_lines], Synchro.Pipeline.Protocol.Messages.TruncateOptions.Cascade);
+        Append(store, Top, Top, s_orders, "e");
+
+        using var chunks = store.OpenChunks(Top)!;
+        var pieces = new List<byte[]>();
+        while (chunks.TryRead(out var piece))
+            pieces.Add(piece);
+        Assert.Equal(3, pieces.Count);
+
+        var batch = _pool.Rent();
+        var truncates = new List<string>();
+        SpillRecordReader? reader = null;
+        foreach (var piece in pieces)
+        {
+            if (reader is null)
+                reader = new SpillRecordReader(new MemoryStream(piece), s_registry, "piece");
+            else
+                reader.Continue(new MemoryStream(piece), "piece");
+            while (reader.TryRead(batch, out _))
+            {
+                if (reader.TakeTruncate(out var tables, out var options))
+                    truncates.Add($"{string.Join(",", tables.Select(t => t.ChangelogName))} {options}");
+            }
+        }
+        Assert.Equal(["orders Insert a", "app.lines Insert b", "orders Insert e"], Describe(batch).Select(d => d[..d.LastIndexOf(' ')]));
+        Assert.Equal(["app.lines Cascade"], truncates);
+        batch.Release();
+    }
+
+    [Fact]
     public void A_whole_abort_deletes_the_file_and_a_new_store_empties_the_directory()
     {
-        using (var store = new SpillStore(_directory, s_registry, new SpillStatistics()))
+        using (var store = new SpillStore(_directory, s_registry, new SpillStatistics(), s_chunkLimits))
         {
             Append(store, 1, 1, s_orders, "a");
             Append(store, 2, 2, s_orders, "b");
@@ -70,7 +112,7 @@ public sealed class SpillStoreTests : IDisposable
         }
         File.WriteAllText(Path.Combine(_directory, "left-over.spill"), "x");
 
-        using var fresh = new SpillStore(_directory, s_registry, new SpillStatistics());
+        using var fresh = new SpillStore(_directory, s_registry, new SpillStatistics(), s_chunkLimits);
 
         Assert.Empty(Directory.GetFiles(_directory));
         Assert.Null(fresh.OpenReplay(2));

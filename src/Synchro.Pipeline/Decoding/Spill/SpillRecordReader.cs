@@ -7,9 +7,15 @@ using Synchro.Pipeline.Registry;
 namespace Synchro.Pipeline.Decoding.Spill;
 
 /// <summary>Reads the records <see cref="SpillRecordWriter"/> wrote back into <see cref="ChangeBatch"/>es, one change at a time.</summary>
-/// <remarks>Reads through a buffer of its own (one record at a time is in it), so memory stays that buffer whatever the stream's size.</remarks>
+/// <remarks>
+/// Reads through a buffer of its own (one record at a time is in it), so memory stays that buffer whatever the stream's size.
+/// A stream stored in pieces (a prepared transaction's chunks, each whole records) is read with one reader, continued on
+/// each next piece (<see cref="Continue"/>): the table and layout records of earlier pieces stay in force.
+/// </remarks>
 internal sealed class SpillRecordReader(Stream input, TableRegistry registry, string source)
 {
+    private Stream _input = input;
+    private string _source = source;
     private const int BufferBytes = 64 * 1024;
 
     private static readonly UTF8Encoding s_strictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
@@ -19,6 +25,7 @@ internal sealed class SpillRecordReader(Stream input, TableRegistry registry, st
     private readonly List<TableRegistration> _truncated = [];
     private TruncateOptions _truncateOptions;
     private bool _hasTruncate;
+    private bool _startsPiece;
     private byte[] _buffer = new byte[BufferBytes];
     private int _start;
     private int _end;
@@ -39,6 +46,15 @@ internal sealed class SpillRecordReader(Stream input, TableRegistry registry, st
                 return false;
             }
             var kind = _buffer[_start];
+            if (_startsPiece)
+            {
+                _startsPiece = false;
+                if (kind == SpillRecordWriter.TableRecord && Ensure(3) && BinaryPrimitives.ReadUInt16LittleEndian(_buffer.AsSpan(_start + 1)) == 0)
+                {
+                    _tables.Clear();
+                    _layouts.Clear();
+                }
+            }
             if (kind == SpillRecordWriter.TableRecord)
             {
                 ReadTable();
@@ -59,6 +75,21 @@ internal sealed class SpillRecordReader(Stream input, TableRegistry registry, st
             recordBytes = ReadChange(batch);
             return true;
         }
+    }
+
+    /// <summary>
+    /// Goes on reading from <paramref name="next"/>, the next piece of the same stream, once <see cref="TryRead"/> returned
+    /// false at the end of the current one. A piece that starts with table record #0 stands alone (pieces stored by
+    /// earlier versions repeated their table records): the records read so far are then forgotten.
+    /// </summary>
+    public void Continue(Stream next, string source)
+    {
+        if (_end != _start)
+            throw Damaged("a piece ends inside a record");
+        _input = next;
+        _source = source;
+        _consumed = 0;
+        _startsPiece = true;
     }
 
     private int ReadChange(ChangeBatch batch)
@@ -129,16 +160,16 @@ internal sealed class SpillRecordReader(Stream input, TableRegistry registry, st
         if (!registry.TryGet(schema, name, out var table) || !table.ReferencedColumns.SequenceEqual(columns, StringComparer.Ordinal))
         {
             throw new WalPipelineException(
-                $"Changes of {schema}.{name} stored in {source} were decoded under a registration (columns {string.Join(", ", columns)}) "
+                $"Changes of {schema}.{name} stored in {_source} were decoded under a registration (columns {string.Join(", ", columns)}) "
                 + "that the pipeline's table registry no longer has. Restore that table's registration until the stored changes are applied.");
         }
         _tables.Add(table);
     }
 
     /// <summary>Takes the TRUNCATE the last <see cref="TryRead"/> returned (it added no change): the tables and options.</summary>
-    public bool TakeTruncate(out List<TableRegistration> tables, out TruncateOptions options)
+    public bool TakeTruncate(out IReadOnlyList<TableRegistration> tables, out TruncateOptions options)
     {
-        tables = _truncated;
+        tables = [.. _truncated];
         options = _truncateOptions;
         var had = _hasTruncate;
         _hasTruncate = false;
@@ -240,7 +271,7 @@ internal sealed class SpillRecordReader(Stream input, TableRegistry registry, st
         _start = 0;
         while (_end < bytes)
         {
-            var read = input.Read(_buffer, _end, _buffer.Length - _end);
+            var read = _input.Read(_buffer, _end, _buffer.Length - _end);
             if (read == 0)
                 return false;
             _end += read;
@@ -249,5 +280,5 @@ internal sealed class SpillRecordReader(Stream input, TableRegistry registry, st
     }
 
     private WalPipelineException Damaged(string problem)
-        => new($"The spilled changes in {source} are damaged at byte {_consumed}: {problem}. Restart the pipeline; the server sends the transaction again.");
+        => new($"The spilled changes in {_source} are damaged at byte {_consumed}: {problem}. Restart the pipeline; the server sends the transaction again.");
 }

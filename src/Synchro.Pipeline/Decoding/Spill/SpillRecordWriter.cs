@@ -49,8 +49,6 @@ internal sealed class SpillRecordWriter(Stream output)
         var start = output.Position;
         for (var i = first; i < batch.Count; i++)
             Append(batch, batch[i]);
-        if (batch.TruncatedTables.Count > 0)
-            AppendTruncate(batch.TruncatedTables, batch.TruncateOptions);
         return output.Position - start;
     }
 
@@ -97,8 +95,10 @@ internal sealed class SpillRecordWriter(Stream output)
         return entry.Index;
     }
 
-    private void AppendTruncate(List<TableRegistration> tables, TruncateOptions options)
+    /// <summary>Appends a TRUNCATE of <paramref name="tables"/> (after the changes before it); returns the bytes written.</summary>
+    public long AppendTruncate(IReadOnlyList<TableRegistration> tables, TruncateOptions options)
     {
+        var start = output.Position;
         Span<ushort> indexes = tables.Count <= 64 ? stackalloc ushort[tables.Count] : new ushort[tables.Count];
         for (var i = 0; i < tables.Count; i++)
             indexes[i] = TableIndex(tables[i]);
@@ -109,6 +109,7 @@ internal sealed class SpillRecordWriter(Stream output)
         for (var i = 0; i < indexes.Length; i++)
             BinaryPrimitives.WriteUInt16LittleEndian(span[(4 + 2 * i)..], indexes[i]);
         output.Write(span);
+        return output.Position - start;
     }
 
     private void WriteLayout(RowLayout layout, ushort index, ushort tableIndex)

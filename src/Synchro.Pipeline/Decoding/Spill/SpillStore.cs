@@ -1,5 +1,6 @@
 using System.Globalization;
 using Synchro.Pipeline.Registry;
+using Synchro.Pipeline.Protocol.Messages;
 
 namespace Synchro.Pipeline.Decoding.Spill;
 
@@ -20,8 +21,9 @@ namespace Synchro.Pipeline.Decoding.Spill;
 /// nothing in it needs to survive a restart. Invariant: a file holds exactly the changes received so far of its
 /// transaction that no abort removed; a subtransaction's changes are the file's tail from the offset of its first
 /// change (changes are streamed in WAL order, and a rolled-back savepoint's changes all follow its start).
-/// Used by the decoder thread only, except that a prepared transaction's file is handed to the writer
-/// (<see cref="Detach"/>), which deletes it.
+/// Used by the decoder thread only: a streamed transaction's file is read back at its commit (<see cref="OpenReplay"/>),
+/// a prepared one's at its PREPARE, in pieces the writer stores (<see cref="OpenChunks"/>); either way the file is
+/// deleted once read.
 /// </para>
 /// </remarks>
 internal sealed class SpillStore : IDisposable
@@ -30,9 +32,15 @@ internal sealed class SpillStore : IDisposable
     private const int FileBufferBytes = 64 * 1024;
 
     private readonly Dictionary<uint, SpillFile> _files = [];
+    private readonly BatchLimits _chunkLimits;
 
-    public SpillStore(string directory, TableRegistry registry, SpillStatistics statistics)
+    /// <param name="directory">This slot's spill directory; emptied now.</param>
+    /// <param name="registry">The tables, to read records back.</param>
+    /// <param name="statistics">What the store did, across connections.</param>
+    /// <param name="chunkLimits">How many changes and bytes a piece of a prepared transaction holds at most, a change's records past (<see cref="OpenChunks"/>).</param>
+    public SpillStore(string directory, TableRegistry registry, SpillStatistics statistics, BatchLimits chunkLimits)
     {
+        _chunkLimits = chunkLimits;
         Directory = directory;
         Registry = registry;
         Statistics = statistics;
@@ -60,15 +68,30 @@ internal sealed class SpillStore : IDisposable
     /// <summary>Appends the changes of <paramref name="staging"/> to <paramref name="xid"/>'s file; <paramref name="subXid"/> is the subtransaction that made them, or 0 / <paramref name="xid"/> for the top level.</summary>
     public void Append(uint xid, uint subXid, ChangeBatch staging)
     {
-        if (staging.Count == 0 && staging.TruncatedTables.Count == 0)
-            return;
+        if (staging.Count > 0)
+            Append(xid, subXid, staging.Count, static (writer, batch) => writer.Append(batch), staging);
+    }
+
+    /// <summary>Appends a TRUNCATE of <paramref name="tables"/> to <paramref name="xid"/>'s file.</summary>
+    public void AppendTruncate(uint xid, uint subXid, IReadOnlyList<TableRegistration> tables, TruncateOptions options)
+        => Append(xid, subXid, 0, (writer, _) => writer.AppendTruncate(tables, options), (ChangeBatch?)null);
+
+    private void Append<T>(uint xid, uint subXid, int changes, Func<SpillRecordWriter, T, long> append, T state)
+    {
         var file = Get(xid);
         try
         {
             if (subXid != 0 && subXid != xid)
                 file.SubtransactionStarts.TryAdd(subXid, file.Writer.Position);
-            var written = file.Writer.Append(staging);
+            var written = append(file.Writer, state);
             Statistics.Spilled(written, file.Writer.Position);
+            // Invariant: a chunk boundary lies between two appends, so every piece holds whole records.
+            file.ChangesSinceBoundary += changes;
+            if (file.ChangesSinceBoundary >= _chunkLimits.MaxRows || file.Writer.Position - file.LastBoundary >= _chunkLimits.MaxBytes)
+            {
+                file.Boundaries.Add(file.Writer.Position);
+                file.ChangesSinceBoundary = 0;
+            }
         }
         catch (IOException e)
         {
@@ -92,6 +115,9 @@ internal sealed class SpillStore : IDisposable
             throw Failed("truncate", file.Path, e);
         }
         file.Writer.Forget(start);
+        file.Boundaries.RemoveAll(boundary => boundary > start);
+        // Only a bound: the piece now being filled may count a few rolled-back changes.
+        file.ChangesSinceBoundary = 0;
         foreach (var (sub, offset) in file.SubtransactionStarts)
         {
             if (offset >= start)
@@ -124,22 +150,25 @@ internal sealed class SpillStore : IDisposable
         return new SpillReplay(file, new SpillRecordReader(file.Stream, Registry, file.Path));
     }
 
-    /// <summary>Closes <paramref name="xid"/>'s file and hands it over (its path), or null when it has no changes; the new owner deletes it.</summary>
-    public string? Detach(uint xid)
+    /// <summary>
+    /// Reads <paramref name="xid"/>'s file back in pieces of whole records (about the chunk size each) for storing;
+    /// null when it has no changes. The caller disposes it, which deletes the file.
+    /// </summary>
+    public SpillChunks? OpenChunks(uint xid)
     {
         if (!_files.Remove(xid, out var file))
             return null;
         try
         {
             file.Stream.Flush();
+            file.Stream.Position = 0;
         }
         catch (IOException e)
         {
             file.Dispose();
-            throw Failed("write", file.Path, e);
+            throw Failed("read", file.Path, e);
         }
-        file.Stream.Dispose();
-        return file.Path;
+        return new SpillChunks(file);
     }
 
     public void Dispose()
@@ -185,11 +214,53 @@ internal sealed class SpillFile(string path, FileStream stream) : IDisposable
     /// <summary>Per subtransaction: the offset of its first change.</summary>
     public Dictionary<uint, long> SubtransactionStarts { get; } = [];
 
+    /// <summary>Offsets, ascending, where a piece of the file ends and the next begins (<see cref="SpillStore.OpenChunks"/>).</summary>
+    public List<long> Boundaries { get; } = [];
+
+    public long LastBoundary => Boundaries.Count == 0 ? 0 : Boundaries[^1];
+
+    /// <summary>Changes appended since the last boundary.</summary>
+    public int ChangesSinceBoundary { get; set; }
+
     public void Dispose()
     {
         Stream.Dispose();
         File.Delete(Path);
     }
+}
+
+/// <summary>A spilled prepared transaction read back in pieces of whole records; disposing it deletes the file.</summary>
+internal sealed class SpillChunks(SpillFile file) : IDisposable
+{
+    private int _next;
+
+    /// <summary>The file, for messages.</summary>
+    public string Path => file.Path;
+
+    /// <summary>Reads the next piece; false after the last.</summary>
+    public bool TryRead(out byte[] chunk)
+    {
+        var start = file.Stream.Position;
+        var end = _next < file.Boundaries.Count ? file.Boundaries[_next] : file.Stream.Length;
+        if (start >= end)
+        {
+            chunk = [];
+            return false;
+        }
+        _next++;
+        chunk = new byte[end - start];
+        try
+        {
+            file.Stream.ReadExactly(chunk);
+        }
+        catch (IOException e)
+        {
+            throw SpillStore.Failed("read", file.Path, e);
+        }
+        return true;
+    }
+
+    public void Dispose() => file.Dispose();
 }
 
 /// <summary>A spilled transaction read back; disposing it deletes the file.</summary>

@@ -6,7 +6,7 @@ public sealed partial class WalPipelineOptions
     /// <summary>The heartbeat period in effect; <see cref="TimeSpan.Zero"/> when heartbeats are off.</summary>
     internal TimeSpan EffectiveHeartbeatInterval => HeartbeatInterval ?? StatusInterval;
 
-    private void FindOperationsProblems(List<string> problems)
+    private void FindHeartbeatSlotAndMessageProblems(List<string> problems)
     {
         if (HeartbeatInterval is { } heartbeat && heartbeat != TimeSpan.Zero && (heartbeat < TimeSpan.FromMilliseconds(100) || heartbeat > TimeSpan.FromHours(1)))
             problems.Add($"{nameof(HeartbeatInterval)} is {heartbeat}; it must be 0 (off) or between 100 ms and 1 hour");

@@ -1,6 +1,9 @@
 using System.Text;
-using Synchro.Pipeline.Protocol.Messages;
+using Synchro.Pipeline.Decoding.Items;
 using Synchro.Pipeline.Decoding.Spill;
+using Synchro.Pipeline.Protocol;
+using Synchro.Pipeline.Protocol.Messages;
+using Synchro.Pipeline.Registry;
 
 namespace Synchro.Pipeline.Decoding;
 
@@ -10,16 +13,17 @@ namespace Synchro.Pipeline.Decoding;
 /// A streamed transaction's changes are decoded as they arrive (mapped, validated, reduced to the referenced
 /// columns) into a staging batch and appended to its spill file (<see cref="SpillStore"/>); nothing reaches a
 /// batch before its Stream Commit, so a smaller transaction that commits first is written first (invariant 3).
-/// At Stream Commit the file is read back into ordinary batches, cut by the batch limits like any large
+/// At Stream Commit the decoder reads the file back into ordinary batches, cut by the batch limits like any large
 /// transaction (chunks with <see cref="ChangeBatch.EndsTransaction"/> false), lazily as the writer takes them
 /// (<see cref="TryTakeReady"/>), so memory stays bounded by the limits whatever the transaction's size.
 /// </para>
 /// <para>
 /// A prepared transaction's changes (Begin Prepare … Prepare, or a streamed one ended by Stream Prepare) go to a
-/// spill file the same way; at Prepare the file is handed to the writer, which stores it in the changelog database
-/// in the same database transaction as the position past the Prepare — once the server is told that position it
-/// sends only Commit Prepared, without the changes. Commit Prepared and Rollback Prepared become batches of their
-/// own, in stream order, so the prepared transaction's rows are written at its Commit Prepared.
+/// spill file the same way. At Prepare the decoder reads the file back as <see cref="PreparedChunk"/>s (whole spill
+/// records, copied as they are), followed by a <see cref="PreparedStep"/>: the writer stores the chunks in the
+/// changelog database in the same database transaction as the position past the Prepare — once the server is told
+/// that position it sends only Commit Prepared, without the changes. Commit Prepared and Rollback Prepared are steps
+/// of their own, in stream order, so the prepared transaction's rows are written at its Commit Prepared.
 /// </para>
 /// </remarks>
 internal sealed partial class ChangeDecoder
@@ -29,9 +33,6 @@ internal sealed partial class ChangeDecoder
     // Holds the one or two changes of the message being spilled; emptied after each.
     private ChangeBatch? _staging;
 
-    // True while a spilled message is decoded into _staging (the batch limits do not apply to it).
-    private bool _redirected;
-
     // The top-level transaction whose changes go to the spill store now (a stream block, or Begin Prepare to Prepare); 0 otherwise.
     private uint _spillXid;
 
@@ -39,41 +40,18 @@ internal sealed partial class ChangeDecoder
     private SpillReplay? _replay;
     private CommitMessage _replayCommit;
 
+    // A prepared transaction being read back after its Prepare, and that Prepare's step.
+    private SpillChunks? _preparedChunks;
+    private int _preparedChunkNumber;
+    private PreparedStep? _preparedStep;
+
     /// <summary>Whether the changes now arriving belong to a transaction that has not ended yet (they go to the spill store).</summary>
     public bool Spilling => _spillXid != 0;
 
-    internal void OnSpilledInsert(in InsertMessage message, int messageBytes)
-        => Spill(message, message.Xid, messageBytes, static (ChangeDecoder d, in InsertMessage m, int bytes) => d.OnInsert(m, bytes));
+    private bool IsReadingBack => _replay is not null || _preparedStep is not null;
 
-    internal void OnSpilledUpdate(in UpdateMessage message, int messageBytes)
-        => Spill(message, message.Xid, messageBytes, static (ChangeDecoder d, in UpdateMessage m, int bytes) => d.OnUpdate(m, bytes));
-
-    internal void OnSpilledDelete(in DeleteMessage message, int messageBytes)
-        => Spill(message, message.Xid, messageBytes, static (ChangeDecoder d, in DeleteMessage m, int bytes) => d.OnDelete(m, bytes));
-
-    internal void OnSpilledTruncate(in TruncateMessage message)
-        => Spill(message, message.Xid, 0, static (ChangeDecoder d, in TruncateMessage m, int _) => d.OnTruncate(m));
-
-    private delegate void DecodeMessage<T>(ChangeDecoder decoder, in T message, int messageBytes)
-        where T : allows ref struct;
-
-    /// <summary>Decodes one message of a spilled transaction into the staging batch, then appends what it added to the transaction's file.</summary>
-    private void Spill<T>(in T message, uint messageXid, int messageBytes, DecodeMessage<T> decode)
-        where T : allows ref struct
-    {
-        if (_skippedSpills.Contains(_spillXid))
-            return;
-        var saved = Redirect();
-        try
-        {
-            decode(this, message, messageBytes);
-        }
-        finally
-        {
-            Restore(saved);
-        }
-        SpillStaged(messageXid);
-    }
+    // The spilled transaction is skipped for its origin, or nothing is decoded any more.
+    private bool SpillSkipped => _failed || _skippedSpills.Contains(_spillXid);
 
     internal void OnStreamStart(in StreamStartMessage message)
     {
@@ -95,7 +73,9 @@ internal sealed partial class ChangeDecoder
             spill.Delete(message.Xid);
         }
         else
+        {
             spill.AbortSubtransaction(message.Xid, message.SubXid);
+        }
     }
 
     internal void OnStreamCommit(in CommitMessage message)
@@ -104,7 +84,7 @@ internal sealed partial class ChangeDecoder
         // A transaction skipped for its origin spilled nothing: it commits empty (its position still counts).
         _skippedSpills.Remove(message.Xid);
         // Invariant 1, as in OnBegin: a transaction committed before the resume position was applied already.
-        if (message.CommitLsn < _resumeAfter)
+        if (message.CommitLsn < _resumeAfter || _failed)
         {
             spill.Delete(message.Xid);
             return;
@@ -129,15 +109,23 @@ internal sealed partial class ChangeDecoder
 
     internal void OnPrepare(in PrepareMessage message)
     {
-        _skippedSpills.Remove(message.Xid);
         _spillXid = 0;
-        Prepared(PreparedActionKind.Prepare, message.Gid, RequireSpill().Detach(message.Xid), message.EndLsn, commitTime: null);
+        OnStreamPrepare(message);
     }
 
     internal void OnStreamPrepare(in PrepareMessage message)
     {
         _skippedSpills.Remove(message.Xid);
-        Prepared(PreparedActionKind.Prepare, message.Gid, RequireSpill().Detach(message.Xid), message.EndLsn, commitTime: null);
+        var spill = RequireSpill();
+        if (_failed)
+        {
+            spill.Delete(message.Xid);
+            return;
+        }
+        SendBeforeStep();
+        _preparedStep = new PreparedStep(PreparedStepKind.Prepare, Encoding.UTF8.GetString(message.Gid), message.EndLsn);
+        _preparedChunks = spill.OpenChunks(message.Xid);
+        _preparedChunkNumber = 0;
     }
 
     internal void OnCommitPrepared(in CommitPreparedMessage message)
@@ -145,17 +133,46 @@ internal sealed partial class ChangeDecoder
         // After a restart past its PREPARE the server may stream the transaction again without ending that stream
         // (the outcome comes as this message): its file is a copy of what sync_prepared_transactions holds.
         _spill?.Delete(message.Xid);
-        if (message.CommitLsn < _resumeAfter)
+        if (message.CommitLsn < _resumeAfter || _failed)
             return;
-        Prepared(PreparedActionKind.CommitPrepared, message.Gid, null, message.EndLsn, Protocol.PgTimestamp.ToDateTime(message.CommitTimestamp));
+        SendStep(new PreparedStep(PreparedStepKind.CommitPrepared, Encoding.UTF8.GetString(message.Gid), message.EndLsn, PgTimestamp.ToDateTime(message.CommitTimestamp)));
     }
 
     internal void OnRollbackPrepared(in RollbackPreparedMessage message)
     {
         _spill?.Delete(message.Xid);
-        if (message.RollbackEndLsn <= _resumeAfter)
+        if (message.RollbackEndLsn <= _resumeAfter || _failed)
             return;
-        Prepared(PreparedActionKind.RollbackPrepared, message.Gid, null, message.RollbackEndLsn, commitTime: null);
+        SendStep(new PreparedStep(PreparedStepKind.RollbackPrepared, Encoding.UTF8.GetString(message.Gid), message.RollbackEndLsn));
+    }
+
+    /// <summary>The batch to decode a spilled message into, or null when the transaction is skipped.</summary>
+    private ChangeBatch? Staging() => SpillSkipped ? null : _staging ??= _pool.Rent();
+
+    /// <summary>Appends the staged change(s) of a spilled message to its transaction's file.</summary>
+    private void SpillStaged(uint messageXid)
+    {
+        var staging = _staging!;
+        try
+        {
+            RequireSpill().Append(_spillXid, messageXid, staging);
+        }
+        finally
+        {
+            staging.Clear();
+        }
+    }
+
+    private void SpillTruncate(uint messageXid, IReadOnlyList<TableRegistration> tables, TruncateOptions options)
+        => RequireSpill().AppendTruncate(_spillXid, messageXid, tables, options);
+
+    /// <summary>Goes on with the transaction being read back, if any, until an item is ready or it ends.</summary>
+    private void ContinueReadBack()
+    {
+        if (_replay is not null)
+            ContinueReplay();
+        else if (_preparedStep is not null)
+            ContinuePrepared();
     }
 
     /// <summary>Reads the replayed transaction on until a batch is cut or it ends (then it commits like any transaction).</summary>
@@ -177,15 +194,13 @@ internal sealed partial class ChangeDecoder
                 }
                 if (replay.Reader.TakeTruncate(out var tables, out var options))
                 {
-                    var truncate = StartTruncate(options);
-                    truncate.TruncatedTables.AddRange(tables);
-                    truncate.EndsTransaction = false;
-                    Cut();
+                    SendTruncate(tables, options);
                     continue;
                 }
                 Added(recordBytes);
             }
-            _spill!.Statistics.ReplayBatch(_ready.Peek().Count);
+            if (_ready.Peek() is ChangeBatch cut)
+                _spill!.Statistics.ReplayBatch(cut.Count);
         }
         catch (IOException e)
         {
@@ -193,50 +208,39 @@ internal sealed partial class ChangeDecoder
         }
     }
 
-    /// <summary>Ends the current batch (whole transactions before this step) and emits <paramref name="kind"/> as a batch of its own.</summary>
-    private void Prepared(PreparedActionKind kind, ReadOnlySpan<byte> gid, string? spillPath, Protocol.Lsn endLsn, DateTime? commitTime)
+    /// <summary>Sends the prepared transaction's next chunk, or, after the last, its Prepare step.</summary>
+    private void ContinuePrepared()
+    {
+        if (_preparedChunks is { } chunks)
+        {
+            if (chunks.TryRead(out var records))
+            {
+                _ready.Enqueue(new PreparedChunk(_preparedStep!.Gid, _preparedChunkNumber++, records));
+                return;
+            }
+            _preparedChunks = null;
+            chunks.Dispose();
+        }
+        var step = _preparedStep!;
+        _preparedStep = null;
+        SendStep(step);
+    }
+
+    /// <summary>Sends <paramref name="step"/> after the whole transactions decoded before it.</summary>
+    private void SendStep(PreparedStep step)
+    {
+        SendBeforeStep();
+        _sentPosition = Lsn.Max(_sentPosition, step.EndLsn);
+        _ready.Enqueue(step);
+    }
+
+    /// <summary>A two-phase step commits on its own: what was decoded before it goes first.</summary>
+    private void SendBeforeStep()
     {
         if (_batch.Transactions > 0)
-            Cut();
-        _batch.Prepared = new PreparedAction(kind, Encoding.UTF8.GetString(gid), spillPath, _limits);
-        _batch.EndLsn = endLsn;
-        _batch.EndsTransaction = true;
-        if (commitTime is { } time)
-        {
-            _batch.Transactions = 1;
-            _batch.FirstCommitTime = time;
-            _batch.CommitTimes.Add(time);
-        }
-        Cut();
-    }
-
-    private (ChangeBatch Batch, bool Skip) Redirect()
-    {
-        var saved = (_batch, _skipTransaction);
-        _staging ??= _pool.Rent();
-        _batch = _staging;
-        _skipTransaction = false;
-        _redirected = true;
-        return saved;
-    }
-
-    private void Restore((ChangeBatch Batch, bool Skip) saved)
-    {
-        (_batch, _skipTransaction) = saved;
-        _redirected = false;
-    }
-
-    private void SpillStaged(uint messageXid)
-    {
-        var staging = _staging!;
-        try
-        {
-            RequireSpill().Append(_spillXid, messageXid, staging);
-        }
-        finally
-        {
-            staging.Clear();
-        }
+            CutBatch();
+        else
+            SendMessages();
     }
 
     private SpillStore RequireSpill()

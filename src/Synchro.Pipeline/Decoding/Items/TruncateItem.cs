@@ -1,0 +1,17 @@
+using Synchro.Pipeline.Protocol.Messages;
+using Synchro.Pipeline.Registry;
+
+namespace Synchro.Pipeline.Decoding.Items;
+
+/// <summary>
+/// A TRUNCATE of registered tables at this point of a source transaction. It never ends the transaction: the changes
+/// before it came in earlier items (their edges applied first), and those after it follow in later ones.
+/// </summary>
+internal sealed class TruncateItem(IReadOnlyList<TableRegistration> tables, TruncateOptions options) : DecodedItem
+{
+    /// <summary>The registered tables emptied, in the message's order, without duplicates.</summary>
+    public IReadOnlyList<TableRegistration> Tables { get; } = tables;
+
+    /// <summary>CASCADE and RESTART IDENTITY, for the report.</summary>
+    public TruncateOptions Options { get; } = options;
+}

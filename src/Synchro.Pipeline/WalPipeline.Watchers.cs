@@ -1,0 +1,37 @@
+using Synchro.Pipeline.Protocol;
+using Synchro.Pipeline.Replication;
+using Synchro.Pipeline.Decoding;
+using Synchro.Pipeline.Runtime;
+
+namespace Synchro.Pipeline;
+
+public sealed partial class WalPipeline
+{
+    private SlotLock? _slotLock;
+    private MessageHandlerSet? _messageHandlers;
+    private OriginFilter? _skipOrigins;
+
+    // Taken from the options at the first run (they are validated by then).
+    private MessageHandlerSet? Handlers => _messageHandlers ??= MessageHandlerSet.Create(_options.MessageHandlers);
+
+    private OriginFilter? Origins => _skipOrigins ??= OriginFilter.Create(_options.SkipOrigins);
+
+    /// <summary>
+    /// Where the stream is asked to start. With message handlers, at the slot's own confirmed position (the server
+    /// resends from there; the decoder skips the changes up to <paramref name="position"/>), because that position is
+    /// advanced only after delivery while the persisted one may already be past an undelivered message.
+    /// </summary>
+    private Lsn StreamStart(Lsn position) => Handlers is null ? position : Lsn.Invalid;
+
+    private void StartWatchers(StageGroup stages)
+    {
+        var loggers = _options.LoggerFactory;
+        if (_options.EffectiveHeartbeatInterval > TimeSpan.Zero)
+            stages.StartWatcher(new HeartbeatEmitter(_source, _options.EffectiveHeartbeatInterval, _position, loggers.CreateLogger(LogCategory + ".Committer")).RunAsync);
+        if (_options.SlotHealthInterval > TimeSpan.Zero && _slotLock is { } slotLock)
+        {
+            var watch = new SlotHealthWatch(() => slotLock.Connection, _options.SlotName, _options.SlotHealthInterval, _options.SlotSafeWalSizeWarning, _metrics, _logger);
+            stages.StartWatcher(watch.RunAsync);
+        }
+    }
+}
