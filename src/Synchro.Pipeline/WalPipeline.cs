@@ -179,7 +179,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         LogStarted(_logger, _options.SlotName, position.ToString());
 
         using var run = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var pipe = new Pipe(StageChannels.Wal(_options.WalBufferBytes));
+        var pipe = new Pipe(StageChannels.Wal(_options.WalBufferBytes, _options.ReadCoalescing));
         var batches = Channel.CreateBounded<ChangeBatch>(StageChannels.Batches(BatchQueueCapacity));
         var committed = Channel.CreateBounded<Lsn>(StageChannels.Receipts(BatchQueueCapacity + 1));
 
@@ -192,7 +192,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
             MessageHandlers = Handlers,
             SkipOrigins = Origins,
         };
-        var reader = new ReaderStage(replication, _options.SlotName, StreamStart(position), PluginOptions(), pipe.Writer, _metrics);
+        var reader = new ReaderStage(replication, _options.SlotName, StreamStart(position), PluginOptions(), pipe.Writer, _metrics, _options.ReadCoalescing);
         var decoding = new DecoderStage(pipe.Reader, batches.Writer, parser, decoder, _options.BatchLinger, _metrics);
         var writer = new WriterStage(batches.Reader, committed.Writer, _changelog, _source, _options.SlotName, _options.Tables, _assigner, _metrics, _options.SlowBatchThreshold, loggers.CreateLogger(LogCategory + ".Writer"))
         {
