@@ -73,7 +73,7 @@ public sealed partial class WalPipelineOptions
     /// <para>
     /// Turn it on only when the process runs with <c>DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1</c> (socket
     /// completions run on the runtime's socket thread; the runtime reads the variable once, before the first socket) and
-    /// owns that thread: every socket of the process waits while the reader holds it. Without inline completions the wait
+    /// owns that thread: the other sockets it serves wait while the reader holds it. Without inline completions the wait
     /// would block a thread-pool thread and the inline decoder would only move the hand-off, so leave it off. The library
     /// never reads or sets the variable; the <c>synchro-pipeline</c> CLI sets it and turns this on.
     /// </para>
