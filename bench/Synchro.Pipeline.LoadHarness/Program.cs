@@ -1,11 +1,9 @@
 using Synchro.Pipeline.LoadHarness;
 using Synchro.Pipeline.LoadHarness.Contenders;
 
-// As the CLI does: socket completions inline, so our pipeline reads the way it runs for users (StageChannels.Wal,
-// ReaderStage's read coalescing). Set before the first socket exists; contender processes inherit it.
-const string InlineSocketCompletions = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
-if (Environment.GetEnvironmentVariable(InlineSocketCompletions) is null)
-    Environment.SetEnvironmentVariable(InlineSocketCompletions, "1");
+// As the CLI does: socket completions inline, and our pipeline's read coalescing on with them, so it reads the way it
+// runs for users. Set before the first socket exists; contender processes inherit it.
+SocketCompletions.EnableInline();
 
 // Two roles in one executable: the harness, and (re-invoked by it) one contender per child process,
 // so each contender's CPU seconds and peak RSS are its own.

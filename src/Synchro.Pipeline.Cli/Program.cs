@@ -3,11 +3,10 @@ using System.CommandLine.Invocation;
 using Synchro.Pipeline.Cli;
 
 // Socket completions run on the epoll thread rather than being queued to the thread pool, and the pipeline then
-// decodes inline too (StageChannels.Wal): the read path's CPU per change halves (README, Performance). Set before
-// the first socket exists, which is when the runtime reads it; an explicit DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=0 wins.
-const string InlineSocketCompletions = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
-if (Environment.GetEnvironmentVariable(InlineSocketCompletions) is null)
-    Environment.SetEnvironmentVariable(InlineSocketCompletions, "1");
+// coalesces reads and decodes inline too (WalPipelineOptions.ReadCoalescing, on when this is): the read path's CPU per
+// change halves (README, Performance). Set before the first socket exists, which is when the runtime reads it; an
+// explicit DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=0 wins.
+SocketCompletions.EnableInline();
 
 // How long Ctrl+C / SIGTERM waits for a command to stop cleanly (run rolls back the batch in flight and closes
 // its connections, well under a second); past it System.CommandLine exits with 130 (SIGINT) or 143 (SIGTERM).

@@ -71,6 +71,6 @@ internal static partial class RunCommand
         + $"({status.Transactions} transactions in {status.Batches} batches), {status.ChangelogRows} changelog rows, "
         + $"{status.RuleFailures} rule failures, {status.Reconnects} reconnects; position {status.CommittedLsn}");
 
-    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "synchro-pipeline run: settings from {Sources}; changelog in {Changelog}")]
+    [LoggerMessage(EventId = CliEventIds.RunSettings, Level = LogLevel.Information, Message = "synchro-pipeline run: settings from {Sources}; changelog in {Changelog}")]
     private static partial void LogSettings(ILogger logger, string sources, string changelog);
 }

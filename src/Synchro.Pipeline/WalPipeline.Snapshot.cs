@@ -94,13 +94,13 @@ public sealed partial class WalPipeline
         }
     }
 
-    [LoggerMessage(EventId = 1201, Level = LogLevel.Information, Message = "Created replication slot {Slot} at consistent point {Position}; loading the bucket edges of existing rows from its snapshot {Snapshot}")]
+    [LoggerMessage(EventId = Diagnostics.EventIds.SnapshotSlotCreated, Level = LogLevel.Information, Message = "Created replication slot {Slot} at consistent point {Position}; loading the bucket edges of existing rows from its snapshot {Snapshot}")]
     private static partial void LogSnapshotStarting(ILogger logger, string slot, Lsn position, string snapshot);
 
-    [LoggerMessage(EventId = 1202, Level = LogLevel.Warning, Message = "Replication slot {Slot} was left by a start whose initial snapshot load did not finish; dropping it and starting over with a new slot")]
+    [LoggerMessage(EventId = Diagnostics.EventIds.UnfinishedSnapshotSlotDropped, Level = LogLevel.Warning, Message = "Replication slot {Slot} was left by a start whose initial snapshot load did not finish; dropping it and starting over with a new slot")]
     private static partial void LogSnapshotUnfinished(ILogger logger, string slot);
 
-    [LoggerMessage(EventId = 1203, Level = LogLevel.Warning,
+    [LoggerMessage(EventId = Diagnostics.EventIds.SlotWithoutSnapshot, Level = LogLevel.Warning,
         Message = "Replication slot {Slot} exists but this pipeline has no position for it, so it did not create it: no initial snapshot is loaded, and rows that existed before the slot have no bucket edges (their first owner change emits no delete in the old bucket). "
             + "To load them, drop the slot and restart (the pipeline recreates it and loads the snapshot); ignore this if the application populates sync_bucket_edges itself, or set InitialSnapshot off.")]
     private static partial void LogSlotWithoutSnapshot(ILogger logger, string slot);

@@ -78,7 +78,7 @@ public sealed partial class WalPipeline
         LogTwoPhaseEnabledOnSlot(_logger, _options.SlotName);
     }
 
-    [LoggerMessage(EventId = 1010, Level = LogLevel.Information,
+    [LoggerMessage(EventId = Diagnostics.EventIds.TwoPhaseEnabledOnSlot, Level = LogLevel.Information,
         Message = "Replication slot {Slot} was created without two_phase; the server enables two-phase decoding on it from the position this stream starts at. "
             + "Transactions prepared before that arrive whole at their COMMIT PREPARED.")]
     private static partial void LogTwoPhaseEnabledOnSlot(ILogger logger, string slot);

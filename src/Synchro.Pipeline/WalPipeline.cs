@@ -175,7 +175,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         LogStarted(_logger, _options.SlotName, position.ToString());
 
         using var run = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var pipe = new Pipe(StageChannels.Wal(_options.WalBufferBytes));
+        var pipe = new Pipe(StageChannels.Wal(_options.WalBufferBytes, _options.ReadCoalescing));
         _position.Advance(position);
         var items = Channel.CreateBounded<DecodedItem>(StageChannels.Items(ItemQueueCapacity));
         var committed = Channel.CreateBounded<Lsn>(StageChannels.Receipts(ItemQueueCapacity + 1));
@@ -190,7 +190,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
             MessageHandlers = Handlers,
             SkipOrigins = Origins,
         };
-        var reader = new ReaderStage(replication, _options.SlotName, StreamStart(position), PluginOptions(), pipe.Writer, _metrics);
+        var reader = new ReaderStage(replication, _options.SlotName, StreamStart(position), PluginOptions(), pipe.Writer, _metrics, _options.ReadCoalescing);
         var decoding = new DecoderStage(pipe.Reader, items.Writer, parser, decoder, _options.BatchLinger, _metrics);
         var writer = new WriterStage(items.Reader, committed.Writer, _changelog, _source, _options.SlotName, _options.Tables, limits, _assigner, _metrics, _options.SlowBatchThreshold, loggers.CreateLogger(LogCategory + ".Writer"))
         {
@@ -281,33 +281,33 @@ public sealed partial class WalPipeline : IAsyncDisposable
         _metrics.Dispose();
     }
 
-    [LoggerMessage(EventId = 1000, Level = LogLevel.Information, Message = "Starting: slot {Slot}, publication {Publication}, {Tables} registered table(s), source {Host}:{Port}/{Database} as {User}")]
+    [LoggerMessage(EventId = EventIds.Starting, Level = LogLevel.Information, Message = "Starting: slot {Slot}, publication {Publication}, {Tables} registered table(s), source {Host}:{Port}/{Database} as {User}")]
     private static partial void LogStarting(ILogger logger, string slot, string publication, int tables, string? host, int port, string? database, string? user);
 
-    [LoggerMessage(EventId = 1007, Level = LogLevel.Critical, Message = "The database is not set up for this pipeline: {Problems}")]
+    [LoggerMessage(EventId = EventIds.DatabaseNotSetUp, Level = LogLevel.Critical, Message = "The database is not set up for this pipeline: {Problems}")]
     private static partial void LogConfigurationError(ILogger logger, Exception error, string problems);
 
-    [LoggerMessage(EventId = 1008, Level = LogLevel.Information, Message = "Confirmed position {Position} to the server on stop")]
+    [LoggerMessage(EventId = EventIds.ConfirmedOnStop, Level = LogLevel.Information, Message = "Confirmed position {Position} to the server on stop")]
     private static partial void LogConfirmedOnStop(ILogger logger, Lsn position);
 
-    [LoggerMessage(EventId = 1009, Level = LogLevel.Warning, Message = "Could not confirm position {Position} to the server on stop ({Reason}); the slot keeps the WAL after it until the next start, which resumes from the persisted position")]
+    [LoggerMessage(EventId = EventIds.ConfirmOnStopFailed, Level = LogLevel.Warning, Message = "Could not confirm position {Position} to the server on stop ({Reason}); the slot keeps the WAL after it until the next start, which resumes from the persisted position")]
     private static partial void LogConfirmOnStopFailed(ILogger logger, Exception error, Lsn position, string reason);
 
-    [LoggerMessage(EventId = 1001, Level = LogLevel.Information, Message = "Replicating from slot {Slot} after position {Position}")]
+    [LoggerMessage(EventId = EventIds.Replicating, Level = LogLevel.Information, Message = "Replicating from slot {Slot} after position {Position}")]
     private static partial void LogStarted(ILogger logger, string slot, string position);
 
-    [LoggerMessage(EventId = 1002, Level = LogLevel.Information, Message = "Created replication slot {Slot}")]
+    [LoggerMessage(EventId = EventIds.SlotCreated, Level = LogLevel.Information, Message = "Created replication slot {Slot}")]
     private static partial void LogSlotCreated(ILogger logger, string slot);
 
-    [LoggerMessage(EventId = 1003, Level = LogLevel.Warning, Message = "{Warning}")]
+    [LoggerMessage(EventId = EventIds.StartupWarning, Level = LogLevel.Warning, Message = "{Warning}")]
     private static partial void LogStartupWarning(ILogger logger, string warning);
 
-    [LoggerMessage(EventId = 1004, Level = LogLevel.Warning, Message = "Lost the connection ({Reason}); reconnecting in {DelayMs} ms from the persisted position")]
+    [LoggerMessage(EventId = EventIds.Reconnecting, Level = LogLevel.Warning, Message = "Lost the connection ({Reason}); reconnecting in {DelayMs} ms from the persisted position")]
     private static partial void LogReconnecting(ILogger logger, Exception error, double delayMs, string reason);
 
-    [LoggerMessage(EventId = 1005, Level = LogLevel.Critical, Message = "Stopped on a fatal error: {Reason}")]
+    [LoggerMessage(EventId = EventIds.FatalError, Level = LogLevel.Critical, Message = "Stopped on a fatal error: {Reason}")]
     private static partial void LogFatal(ILogger logger, Exception error, string reason);
 
-    [LoggerMessage(EventId = 1006, Level = LogLevel.Information, Message = "Stopped consuming slot {Slot}")]
+    [LoggerMessage(EventId = EventIds.Stopped, Level = LogLevel.Information, Message = "Stopped consuming slot {Slot}")]
     private static partial void LogStopped(ILogger logger, string slot);
 }

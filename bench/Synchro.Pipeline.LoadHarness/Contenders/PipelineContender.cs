@@ -25,6 +25,7 @@ internal static class PipelineContender
             Tables = BenchSchema.Registry(),
             DiscardWrites = discardWrites,
             BinaryTupleMode = spec.BinaryTuples,
+            ReadCoalescing = SocketCompletions.Inline,
         };
         await using var pipeline = new WalPipeline(options);
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(ct);

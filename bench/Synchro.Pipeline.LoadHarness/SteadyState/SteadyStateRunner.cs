@@ -40,6 +40,7 @@ internal static class SteadyStateRunner
             CreateSlotIfMissing = false,
             Tables = BenchSchema.Registry(),
             BinaryTupleMode = binaryTuples,
+            ReadCoalescing = SocketCompletions.Inline,
         });
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var run = pipeline.RunAsync(stop.Token);

@@ -61,6 +61,11 @@ internal sealed class SettingsFlags
         Description = $"When the slot is created, do not load the bucket edges of existing rows from its snapshot ({s_section}:InitialSnapshot=false); for applications that populate sync_bucket_edges themselves",
     };
 
+    private readonly Option<bool> _noReadCoalescing = new("--no-read-coalescing")
+    {
+        Description = $"Do not hold the socket thread to coalesce reads on a busy stream ({s_section}:ReadCoalescing=false); on by default when socket completions run inline, as the CLI sets them up",
+    };
+
     private readonly bool _withPublication;
 
     /// <param name="command">The command that takes the flags.</param>
@@ -77,8 +82,15 @@ internal sealed class SettingsFlags
             command.Options.Add(_publication);
             command.Options.Add(_binaryTuples);
             command.Options.Add(_skipInitialSnapshot);
+            command.Options.Add(_noReadCoalescing);
         }
     }
+
+    /// <summary>
+    /// Whether socket completions run inline in this process, the default of <see cref="WalPipelineOptions.ReadCoalescing"/>
+    /// under every layer. Default: <see cref="SocketCompletions.Inline"/>.
+    /// </summary>
+    public bool InlineSocketCompletions { get; init; } = SocketCompletions.Inline;
 
     /// <summary>Reads the file, the environment and the flags into options.</summary>
     /// <exception cref="SettingsException">The file is missing or malformed, or a setting is unknown or malformed; the message names every one.</exception>
@@ -113,6 +125,8 @@ internal sealed class SettingsFlags
             flags[$"{s_section}:{nameof(WalPipelineOptions.BinaryTupleMode)}"] = "true";
         if (_withPublication && parse.GetValue(_skipInitialSnapshot))
             flags[$"{s_section}:{nameof(WalPipelineOptions.InitialSnapshot)}"] = "false";
+        if (_withPublication && parse.GetValue(_noReadCoalescing))
+            flags[$"{s_section}:{nameof(WalPipelineOptions.ReadCoalescing)}"] = "false";
         if (flags.Count > 0)
         {
             builder.AddInMemoryCollection(flags);
@@ -130,7 +144,8 @@ internal sealed class SettingsFlags
             throw new SettingsException($"The configuration file {file} could not be read: {e.InnerException?.Message ?? e.Message}", e);
         }
 
-        var options = new WalPipelineOptions();
+        // The CLI owns its process: read coalescing follows its socket completions unless a layer says otherwise.
+        var options = new WalPipelineOptions { ReadCoalescing = InlineSocketCompletions };
         var described = string.Join(", ", sources);
         try
         {

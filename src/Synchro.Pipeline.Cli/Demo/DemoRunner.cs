@@ -116,6 +116,7 @@ internal static class DemoRunner
             // The demo creates the slot before any row exists: there are no edges to load.
             InitialSnapshot = false,
             StatusInterval = s_statusInterval,
+            ReadCoalescing = SocketCompletions.Inline,
             LoggerFactory = loggers,
         });
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);

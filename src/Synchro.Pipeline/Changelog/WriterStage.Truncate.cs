@@ -34,7 +34,7 @@ internal sealed partial class WriterStage
         _ => options.ToString(),
     };
 
-    [LoggerMessage(EventId = 3003, Level = LogLevel.Information,
+    [LoggerMessage(EventId = Diagnostics.EventIds.Truncated, Level = LogLevel.Information,
         Message = "TRUNCATE of {Tables} (options: {Options}): {Rows} delete row(s) written to the changelog, one per bucket of each record, and the tables' bucket edges removed")]
     private static partial void LogTruncated(ILogger logger, string tables, string options, long rows);
 }

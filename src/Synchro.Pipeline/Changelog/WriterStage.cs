@@ -225,11 +225,11 @@ internal sealed partial class WriterStage(
         metrics.ChangelogRowsWritten(rows.Count, failures.Count);
     }
 
-    [LoggerMessage(EventId = 3001, Level = LogLevel.Warning,
+    [LoggerMessage(EventId = EventIds.RuleFailures, Level = LogLevel.Warning,
         Message = "{Count} change(s) of this batch failed their bucket rule and were recorded in sync_rule_failures instead of the changelog; first: {Table} {RecordId}: {Error}")]
     private static partial void LogRuleFailures(ILogger logger, int count, string table, string recordId, string error);
 
-    [LoggerMessage(EventId = 3002, Level = LogLevel.Warning,
+    [LoggerMessage(EventId = EventIds.SlowBatch, Level = LogLevel.Warning,
         Message = "A batch of {Changes} change(s) in {Transactions} source transaction(s) took {Seconds:F1} s to write (threshold {Threshold:F1} s). "
             + "The changelog database is slow or contended: check its load, locks on the sidecar tables, and index bloat; the lag grows while this lasts.")]
     private static partial void LogSlowBatch(ILogger logger, int changes, int transactions, double seconds, double threshold);

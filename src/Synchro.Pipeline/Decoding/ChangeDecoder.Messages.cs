@@ -88,7 +88,7 @@ internal sealed partial class ChangeDecoder
         _messages.Clear();
     }
 
-    [LoggerMessage(EventId = 2003, Level = LogLevel.Warning,
+    [LoggerMessage(EventId = Diagnostics.EventIds.SpilledMessageNotDelivered, Level = LogLevel.Warning,
         Message = "A transactional logical message with prefix {Prefix} at {Lsn} belongs to a transaction the server streamed before its commit (or a prepared one); "
             + "such messages are not delivered to handlers. Raise logical_decoding_work_mem above the size of transactions that carry messages, or send them non-transactionally.")]
     private static partial void LogSpilledMessageNotDelivered(ILogger logger, string prefix, Protocol.Lsn lsn);

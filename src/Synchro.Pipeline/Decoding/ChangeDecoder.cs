@@ -322,7 +322,7 @@ internal sealed partial class ChangeDecoder
         }
     }
 
-    [LoggerMessage(EventId = 2001, Level = LogLevel.Warning,
+    [LoggerMessage(EventId = Diagnostics.EventIds.UnattributableDelete, Level = LogLevel.Warning,
         Message = "A DELETE on {Table} carries no value for its id column {IdColumn} and cannot be attributed to a record; it is skipped. "
             + "The table's REPLICA IDENTITY must include the id column (ALTER TABLE ... REPLICA IDENTITY FULL, or make the id the primary key).")]
     private static partial void LogUnattributableDelete(ILogger logger, string table, string idColumn);

@@ -13,7 +13,7 @@ namespace Synchro.Pipeline.Hosting;
 /// <para>
 /// Keys (case-insensitive, as everywhere in Microsoft.Extensions.Configuration): <c>ConnectionString</c>,
 /// <c>ChangelogConnectionString</c>, <c>SlotName</c>, <c>PublicationName</c>, <c>CreateSlotIfMissing</c>,
-/// <c>MaxBatchRows</c>, <c>MaxBatchBytes</c>, <c>BatchLinger</c>, <c>WalBufferBytes</c>, <c>StatusInterval</c>,
+/// <c>MaxBatchRows</c>, <c>MaxBatchBytes</c>, <c>BatchLinger</c>, <c>WalBufferBytes</c>, <c>ReadCoalescing</c>, <c>StatusInterval</c>,
 /// <c>MaxReconnectDelay</c>, <c>SlowBatchThreshold</c>, <c>BinaryTupleMode</c>, <c>HeartbeatInterval</c>, <c>SlotHealthInterval</c>,
 /// <c>SlotSafeWalSizeWarning</c>, <c>SkipOrigins</c> (a list, or one comma-separated value), <c>InitialSnapshot</c>,
 /// <c>MaxBucketsPerChange</c>, <c>GlobalBucketFunction</c> (sets <see cref="TableRegistry.GlobalBucketFunction"/> of
@@ -64,6 +64,7 @@ public static class WalPipelineConfiguration
         [nameof(WalPipelineOptions.MaxBatchBytes)] = (s, o, p) => o.MaxBatchBytes = ByteSize(s, p) ?? o.MaxBatchBytes,
         [nameof(WalPipelineOptions.BatchLinger)] = (s, o, p) => o.BatchLinger = Duration(s, p) ?? o.BatchLinger,
         [nameof(WalPipelineOptions.WalBufferBytes)] = (s, o, p) => o.WalBufferBytes = ByteSize(s, p) ?? o.WalBufferBytes,
+        [nameof(WalPipelineOptions.ReadCoalescing)] = (s, o, p) => o.ReadCoalescing = Boolean(s, p) ?? o.ReadCoalescing,
         [nameof(WalPipelineOptions.StatusInterval)] = (s, o, p) => o.StatusInterval = Duration(s, p) ?? o.StatusInterval,
         [nameof(WalPipelineOptions.MaxReconnectDelay)] = (s, o, p) => o.MaxReconnectDelay = Duration(s, p) ?? o.MaxReconnectDelay,
         [nameof(WalPipelineOptions.SlowBatchThreshold)] = (s, o, p) => o.SlowBatchThreshold = Duration(s, p) ?? o.SlowBatchThreshold,
@@ -100,7 +101,8 @@ public static class WalPipelineConfiguration
         nameof(WalPipelineOptions.ConnectionString), nameof(WalPipelineOptions.ChangelogConnectionString), nameof(WalPipelineOptions.SlotName),
         nameof(WalPipelineOptions.PublicationName), nameof(WalPipelineOptions.CreateSlotIfMissing), nameof(WalPipelineOptions.Tables),
         nameof(WalPipelineOptions.MaxBatchRows), nameof(WalPipelineOptions.MaxBatchBytes), nameof(WalPipelineOptions.BatchLinger),
-        nameof(WalPipelineOptions.WalBufferBytes), nameof(WalPipelineOptions.StatusInterval), nameof(WalPipelineOptions.MaxReconnectDelay),
+        nameof(WalPipelineOptions.WalBufferBytes), nameof(WalPipelineOptions.ReadCoalescing), nameof(WalPipelineOptions.StatusInterval),
+        nameof(WalPipelineOptions.MaxReconnectDelay),
         nameof(WalPipelineOptions.SlowBatchThreshold), nameof(WalPipelineOptions.BinaryTupleMode), nameof(WalPipelineOptions.HeartbeatInterval), nameof(WalPipelineOptions.SlotHealthInterval),
         nameof(WalPipelineOptions.SlotSafeWalSizeWarning), nameof(WalPipelineOptions.SkipOrigins), nameof(WalPipelineOptions.InitialSnapshot),
         nameof(WalPipelineOptions.MaxBucketsPerChange), nameof(TableRegistry.GlobalBucketFunction),

@@ -272,17 +272,17 @@ internal sealed partial class EdgeSnapshotLoader(
         return seconds > 0 ? rows / seconds : 0;
     }
 
-    [LoggerMessage(EventId = 6001, Level = LogLevel.Information, Message = "Initial snapshot: {Table}: {Rows} of about {Estimate} rows loaded ({Rate:F0} rows/s)")]
+    [LoggerMessage(EventId = EventIds.SnapshotProgress, Level = LogLevel.Information, Message = "Initial snapshot: {Table}: {Rows} of about {Estimate} rows loaded ({Rate:F0} rows/s)")]
     private static partial void LogProgress(ILogger logger, string table, long rows, long estimate, double rate);
 
-    [LoggerMessage(EventId = 6002, Level = LogLevel.Information, Message = "Initial snapshot: {Table} done: {Rows} rows (estimated {Estimate}) at {Rate:F0} rows/s")]
+    [LoggerMessage(EventId = EventIds.SnapshotTableLoaded, Level = LogLevel.Information, Message = "Initial snapshot: {Table} done: {Rows} rows (estimated {Estimate}) at {Rate:F0} rows/s")]
     private static partial void LogTableLoaded(ILogger logger, string table, long rows, long estimate, double rate);
 
-    [LoggerMessage(EventId = 6003, Level = LogLevel.Information,
+    [LoggerMessage(EventId = EventIds.SnapshotCommitted, Level = LogLevel.Information,
         Message = "Initial snapshot committed: {Rows} rows of {Tables} table(s) gave {Edges} bucket edges and {Failures} rule failure(s) in {Seconds:F1} s; streaming starts after {Position}")]
     private static partial void LogLoaded(ILogger logger, long rows, long edges, long failures, int tables, double seconds, Lsn position);
 
-    [LoggerMessage(EventId = 6004, Level = LogLevel.Warning,
+    [LoggerMessage(EventId = EventIds.SnapshotRuleFailures, Level = LogLevel.Warning,
         Message = "Initial snapshot: {Count} row(s) of this chunk failed their bucket rule and were recorded in sync_rule_failures (operation insert) without edges; first: {Table} {RecordId}: {Error}")]
     private static partial void LogRuleFailures(ILogger logger, int count, string table, string recordId, string error);
 }

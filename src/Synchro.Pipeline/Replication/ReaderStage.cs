@@ -4,7 +4,6 @@ using Npgsql.Replication;
 using Npgsql.Replication.Internal;
 using Synchro.Pipeline.Diagnostics;
 using Synchro.Pipeline.Protocol;
-using Synchro.Pipeline.Runtime;
 
 namespace Synchro.Pipeline.Replication;
 
@@ -20,15 +19,16 @@ namespace Synchro.Pipeline.Replication;
 /// <para>
 /// Read coalescing: the walsender sends every message as its own packet, and the runtime's socket thread wakes
 /// for each one (its epoll registration is edge-triggered and permanent), so a busy stream costs a wake-up per
-/// message. When the socket thread runs this stage (<see cref="StageChannels.InlineSocketCompletions"/>) and the
-/// stream is busy, the stage holds that thread for <see cref="CoalesceDelay"/> after a read that had to wait:
-/// packets pile up in the kernel meanwhile and the next reads take them at once. Measured on a 1,000,000-change
-/// backlog (2 cores): 3.4 s of client CPU instead of 10.8 s, at the same drain speed as <c>pg_recvlogical</c>.
+/// message. When the socket thread runs this stage (<c>coalesceReads</c>, from <see cref="WalPipelineOptions.ReadCoalescing"/>:
+/// the process runs socket completions inline) and the stream is busy, the stage holds that thread for
+/// <see cref="CoalesceDelay"/> after a read that had to wait: packets pile up in the kernel meanwhile and the next
+/// reads take them at once. Measured on a 1,000,000-change backlog (2 cores): 3.4 s of client CPU instead of 10.8 s,
+/// at the same drain speed as <c>pg_recvlogical</c>.
 /// A quiet stream never waits: a wait happens only after two wake-ups within the delay, or after one that brought
 /// a burst of messages.
 /// </para>
 /// </remarks>
-internal sealed class ReaderStage(LogicalReplicationConnection connection, string slotName, Lsn start, IReadOnlyList<KeyValuePair<string, string?>> pluginOptions, PipeWriter output, PipelineMetrics metrics)
+internal sealed class ReaderStage(LogicalReplicationConnection connection, string slotName, Lsn start, IReadOnlyList<KeyValuePair<string, string?>> pluginOptions, PipeWriter output, PipelineMetrics metrics, bool coalesceReads)
 {
     // Flush at least this often inside a long transaction so the decoder keeps working.
     private const int FlushEveryBytes = 64 * 1024;
@@ -47,7 +47,6 @@ internal sealed class ReaderStage(LogicalReplicationConnection connection, strin
             var slot = new PgOutputSlot(slotName);
             var messages = connection.StartLogicalReplication(slot, cancellationToken, start.IsValid ? start : null, pluginOptions, bypassingStream: true);
             var unflushed = 0;
-            var coalesce = StageChannels.InlineSocketCompletions;
             var messagesSinceWait = 0;
             var lastWake = 0L;
             var enumerator = messages.GetAsyncEnumerator(cancellationToken);
@@ -55,7 +54,7 @@ internal sealed class ReaderStage(LogicalReplicationConnection connection, strin
             while (true)
             {
                 var next = enumerator.MoveNextAsync();
-                if (!next.IsCompleted && coalesce)
+                if (!next.IsCompleted && coalesceReads)
                 {
                     if (!await next.ConfigureAwait(false))
                         break;

@@ -76,12 +76,12 @@ internal sealed partial class SlotHealthWatch(Func<NpgsqlConnection?> connection
             reader.IsDBNull(2) ? null : reader.GetInt64(2));
     }
 
-    [LoggerMessage(EventId = 1010, Level = LogLevel.Warning,
+    [LoggerMessage(EventId = EventIds.SlotHealthWarning, Level = LogLevel.Warning,
         Message = "Replication slot {Slot} is close to being invalidated ({Risk}): the server may remove WAL it still needs at the next checkpoint, "
             + "and the changes in it would be lost. Let the pipeline catch up (is it stalled? see slow-batch warnings and locks on the sidecar tables) "
             + "or raise max_slot_wal_keep_size")]
     private static partial void LogAtRisk(ILogger logger, string slot, string risk);
 
-    [LoggerMessage(EventId = 1011, Level = LogLevel.Information, Message = "Replication slot {Slot} is out of danger again (wal_status {WalStatus})")]
+    [LoggerMessage(EventId = EventIds.SlotHealthRecovered, Level = LogLevel.Information, Message = "Replication slot {Slot} is out of danger again (wal_status {WalStatus})")]
     private static partial void LogRecovered(ILogger logger, string slot, string walStatus);
 }

@@ -4,6 +4,7 @@ using NpgsqlTypes;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Decoding;
 using Synchro.Pipeline.Postgres;
+using Synchro.Pipeline.Diagnostics;
 
 namespace Synchro.Pipeline.Runtime;
 
@@ -60,10 +61,10 @@ internal sealed partial class HeartbeatEmitter(NpgsqlDataSource source, TimeSpan
         return lsn is NpgsqlLogSequenceNumber value ? (Lsn)value : Lsn.Invalid;
     }
 
-    [LoggerMessage(EventId = 4002, Level = LogLevel.Debug, Message = "Nothing committed for {Seconds} s: wrote a heartbeat message into the WAL")]
+    [LoggerMessage(EventId = EventIds.HeartbeatWritten, Level = LogLevel.Debug, Message = "Nothing committed for {Seconds} s: wrote a heartbeat message into the WAL")]
     private static partial void LogHeartbeat(ILogger logger, double seconds);
 
-    [LoggerMessage(EventId = 4003, Level = LogLevel.Warning,
+    [LoggerMessage(EventId = EventIds.HeartbeatFailed, Level = LogLevel.Warning,
         Message = "Could not write a heartbeat into the source WAL ({Reason}); while this lasts an idle slot does not advance and holds WAL back. "
             + "The role needs EXECUTE on pg_logical_emit_message, on a primary; or turn heartbeats off (HeartbeatInterval 0)")]
     private static partial void LogHeartbeatFailed(ILogger logger, Exception error, string reason);

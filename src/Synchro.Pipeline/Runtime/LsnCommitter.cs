@@ -41,6 +41,6 @@ internal sealed partial class LsnCommitter(ChannelReader<Lsn> committed, Committ
         return newest;
     }
 
-    [LoggerMessage(EventId = 4001, Level = LogLevel.Debug, Message = "Confirmed position {Position} to the server")]
+    [LoggerMessage(EventId = Diagnostics.EventIds.PositionConfirmed, Level = LogLevel.Debug, Message = "Confirmed position {Position} to the server")]
     private static partial void LogConfirmed(ILogger logger, Lsn position);
 }

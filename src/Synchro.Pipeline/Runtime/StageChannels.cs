@@ -7,25 +7,22 @@ namespace Synchro.Pipeline.Runtime;
 internal static class StageChannels
 {
     /// <summary>
-    /// Whether the runtime runs socket completions on its socket (epoll) thread instead of queueing them to the
-    /// pool (<c>DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1</c>, read once by the runtime at start).
-    /// </summary>
-    public static bool InlineSocketCompletions { get; } = Environment.GetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS") == "1";
-
-    /// <summary>
     /// Reader → decoder: the WAL pipe. Pausing at <paramref name="bufferBytes"/> is the memory budget and the
     /// backpressure to the socket.
     /// </summary>
+    /// <param name="bufferBytes">The WAL memory budget (<see cref="WalPipelineOptions.WalBufferBytes"/>).</param>
+    /// <param name="inline">
+    /// Run reader and decoder inline (<see cref="WalPipelineOptions.ReadCoalescing"/>, for a process whose socket
+    /// completions run on the socket thread).
+    /// </param>
     /// <remarks>
-    /// With inline socket completions on, the decoder also runs inline: a flush runs the waiting decoder on the
-    /// reader's thread, so a message goes from the socket to a batch without a thread-pool hand-off. Measured on
-    /// a 300,000-change backlog (2 cores): 2.8 s of client CPU instead of 5.2 s, and the drain keeps pace with
-    /// pg_recvlogical. Without inline socket completions an inline pipe only moves the hand-off and costs more,
-    /// so it stays on the pool.
+    /// Inline, a flush runs the waiting decoder on the reader's thread, so a message goes from the socket to a batch
+    /// without a thread-pool hand-off. Measured with inline socket completions on a 300,000-change backlog (2 cores):
+    /// 2.8 s of client CPU instead of 5.2 s, and the drain keeps pace with pg_recvlogical. Without inline socket
+    /// completions an inline pipe only moves the hand-off and costs more, so it stays on the pool.
     /// </remarks>
-    public static PipeOptions Wal(long bufferBytes)
+    public static PipeOptions Wal(long bufferBytes, bool inline)
     {
-        var inline = InlineSocketCompletions;
         return new PipeOptions(
             readerScheduler: inline ? PipeScheduler.Inline : PipeScheduler.ThreadPool,
             writerScheduler: inline ? PipeScheduler.Inline : PipeScheduler.ThreadPool,

@@ -115,6 +115,18 @@ public sealed class WalPipelineConfigurationTests
     }
 
     [Fact]
+    public void Read_coalescing_is_off_unless_configured_on()
+    {
+        Assert.False(new WalPipelineOptions().ReadCoalescing);
+        Assert.False(Bind(Section(("Synchro:SlotName", "s"))).ReadCoalescing);
+        Assert.True(Bind(Section(("Synchro:ReadCoalescing", "true"))).ReadCoalescing);
+        Assert.True(Bind(Section(("synchro:readcoalescing", "True"))).ReadCoalescing);
+        Assert.False(Bind(Section(("Synchro:ReadCoalescing", "false"))).ReadCoalescing);
+        Assert.Equal(["Synchro:ReadCoalescing: 'inline' is not true or false"], Problems(("Synchro:ReadCoalescing", "inline")));
+        Assert.Equal(["Synchro:ReadCoalesce: unknown setting; did you mean ReadCoalescing?"], Problems(("Synchro:ReadCoalesce", "true")));
+    }
+
+    [Fact]
     public void Keys_are_case_insensitive_and_absent_keys_keep_their_defaults()
     {
         var defaults = new WalPipelineOptions();

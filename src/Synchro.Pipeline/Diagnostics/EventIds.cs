@@ -1,0 +1,108 @@
+namespace Synchro.Pipeline.Diagnostics;
+
+/// <summary>The id of every event the library logs, in one place: operators alert on these numbers.</summary>
+/// <remarks>
+/// Ranges by stage: 1000–1099 the pipeline's lifecycle and its replication connection (category
+/// <c>Synchro.Pipeline</c>); 1200–1299 creating the slot and the lifecycle of its initial snapshot (same category);
+/// 2xxx the decoder (<c>.Decoder</c>); 3xxx the writer (<c>.Writer</c>); 4xxx the committer and heartbeats
+/// (<c>.Committer</c>); 6xxx the initial snapshot load. The CLI's own events are below 1000 (its <c>CliEventIds</c>).
+/// A number, once published, keeps its meaning: a retired event leaves a gap, never a reused id.
+/// </remarks>
+internal static class EventIds
+{
+    // Lifecycle and replication: 1000–1099.
+
+    /// <summary>Starting: slot, publication, number of tables, source host and user.</summary>
+    public const int Starting = 1000;
+
+    /// <summary>Streaming from the slot after a position (each start and reconnect).</summary>
+    public const int Replicating = 1001;
+
+    /// <summary>Created the replication slot.</summary>
+    public const int SlotCreated = 1002;
+
+    /// <summary>A start-up check's warning.</summary>
+    public const int StartupWarning = 1003;
+
+    /// <summary>Lost the connection; reconnecting from the persisted position.</summary>
+    public const int Reconnecting = 1004;
+
+    /// <summary>Stopped on a fatal error, with what to do.</summary>
+    public const int FatalError = 1005;
+
+    /// <summary>Stopped consuming the slot.</summary>
+    public const int Stopped = 1006;
+
+    /// <summary>The database is not set up for the pipeline: every problem and its fix.</summary>
+    public const int DatabaseNotSetUp = 1007;
+
+    /// <summary>On a clean stop, confirmed the last committed position to the server.</summary>
+    public const int ConfirmedOnStop = 1008;
+
+    /// <summary>On a clean stop, could not confirm the last committed position to the server.</summary>
+    public const int ConfirmOnStopFailed = 1009;
+
+    /// <summary>The slot nears invalidation: <c>wal_status</c> 'unreserved' or <c>safe_wal_size</c> below the threshold.</summary>
+    public const int SlotHealthWarning = 1010;
+
+    /// <summary>The slot is out of danger again.</summary>
+    public const int SlotHealthRecovered = 1011;
+
+    /// <summary>The server enables two-phase decoding on a slot created without it, from this stream's start.</summary>
+    public const int TwoPhaseEnabledOnSlot = 1012;
+
+    // Slot creation and the initial snapshot's lifecycle: 1200–1299.
+
+    /// <summary>Created the slot with an exported snapshot; loading the bucket edges of existing rows.</summary>
+    public const int SnapshotSlotCreated = 1201;
+
+    /// <summary>A slot left by an unfinished snapshot load was dropped, to be created again.</summary>
+    public const int UnfinishedSnapshotSlotDropped = 1202;
+
+    /// <summary>The slot exists without a position: not created by the pipeline, so no initial snapshot was loaded.</summary>
+    public const int SlotWithoutSnapshot = 1203;
+
+    // Decoder: 2xxx.
+
+    /// <summary>A DELETE without its id column (replica identity) was skipped.</summary>
+    public const int UnattributableDelete = 2001;
+
+    /// <summary>A transactional logical message of a streamed or prepared transaction was not delivered.</summary>
+    public const int SpilledMessageNotDelivered = 2003;
+
+    // Writer: 3xxx.
+
+    /// <summary>Changes failed their bucket rule and went to <c>sync_rule_failures</c>.</summary>
+    public const int RuleFailures = 3001;
+
+    /// <summary>A batch took longer than <see cref="WalPipelineOptions.SlowBatchThreshold"/> to write.</summary>
+    public const int SlowBatch = 3002;
+
+    /// <summary>A TRUNCATE was applied to the changelog.</summary>
+    public const int Truncated = 3003;
+
+    // Committer and heartbeats: 4xxx.
+
+    /// <summary>Confirmed a position to the server.</summary>
+    public const int PositionConfirmed = 4001;
+
+    /// <summary>Idle: wrote a heartbeat message into the WAL.</summary>
+    public const int HeartbeatWritten = 4002;
+
+    /// <summary>A heartbeat could not be written.</summary>
+    public const int HeartbeatFailed = 4003;
+
+    // Initial snapshot load: 6xxx.
+
+    /// <summary>A table's load progress: rows done, estimate, rate.</summary>
+    public const int SnapshotProgress = 6001;
+
+    /// <summary>A table's load is done.</summary>
+    public const int SnapshotTableLoaded = 6002;
+
+    /// <summary>The initial snapshot committed: rows, edges, rule failures, position.</summary>
+    public const int SnapshotCommitted = 6003;
+
+    /// <summary>Rows of a chunk failed their bucket rule (recorded in <c>sync_rule_failures</c>).</summary>
+    public const int SnapshotRuleFailures = 6004;
+}
