@@ -181,7 +181,7 @@ public sealed partial class WalPipelineOptions
     internal bool DiscardWrites { get; set; }
 
     /// <summary>Tests only: called after every chunk and table of the initial snapshot load, on the loading task.</summary>
-    internal Action<Maintenance.EdgeSnapshotProgress>? SnapshotProgress { get; set; }
+    internal Action<Diagnostics.EdgeSnapshotProgress>? SnapshotProgress { get; set; }
 
     /// <summary>Checks every option.</summary>
     /// <exception cref="ArgumentException">An option is invalid; the message names it and says what is allowed.</exception>

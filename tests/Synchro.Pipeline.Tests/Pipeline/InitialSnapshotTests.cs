@@ -5,7 +5,7 @@ using Synchro.Pipeline.Changelog;
 using Synchro.Pipeline.Registry;
 using Synchro.Pipeline.Replication;
 using Synchro.Pipeline.Tests.Infrastructure;
-using Synchro.Pipeline.Maintenance;
+using Synchro.Pipeline.Diagnostics;
 
 namespace Synchro.Pipeline.Tests.Pipeline;
 

@@ -1,7 +1,7 @@
-using Synchro.Pipeline.Changelog;
 using Synchro.Pipeline.Decoding;
+using Synchro.Pipeline.Buckets;
 
-namespace Synchro.Pipeline.Buckets;
+namespace Synchro.Pipeline.Changelog;
 
 /// <summary>The assignments of one batch's changes, reused from batch to batch by their single owner (the writer, the snapshot load).</summary>
 internal sealed class BucketAssignmentPool
