@@ -137,6 +137,13 @@ internal sealed class PipelineHarness : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Waits until the running pipeline has committed everything the source wrote so far (a heartbeat written now, see
+    /// <see cref="CommittedPosition"/>): after it, nothing more of the workload before it can arrive.
+    /// </summary>
+    public Task WaitUntilCaughtUpAsync()
+        => CommittedPosition.WaitUntilCommittedAsync(ConnectionString, Pipeline ?? throw new InvalidOperationException("Not started."), Running);
+
     public async ValueTask DisposeAsync()
     {
         try
