@@ -29,6 +29,7 @@ internal sealed record HarnessOptions
           --timeout-scale   multiplies every contender's time limit (default 1)
           --binary          our pipeline asks for binary tuples (BinaryTupleMode) instead of text
         quick run: --changes 50000 --steady-seconds 10 --go-changes 2000 --big-transaction 50000
+        catch-up of our pipeline alone: Synchro.Pipeline.LoadHarness catch-up [--changes N] [--timeout-scale X] [--binary]
         """;
 
     /// <exception cref="FormatException">An unknown flag, a missing or bad value.</exception>

@@ -21,18 +21,14 @@ internal static class HarnessRunner
 
     // Time limits per contender: generous floors, then the rate a contender far slower than expected would still reach.
     private static readonly TimeSpan s_minimumTimeout = TimeSpan.FromMinutes(2);
-    private const double SlowestDrainChangesPerSecond = 2_000;
+    internal const double SlowestDrainChangesPerSecond = 2_000;
     private const double SlowestGoChangesPerSecond = 50;
 
     public static async Task<int> RunAsync(HarnessOptions options, CancellationToken ct)
     {
         var startedAt = DateTimeOffset.UtcNow;
         Progress("starting a throwaway PostgreSQL server");
-        var serverOptions = new LocalPostgresOptions();
-        // Room for a large backlog without checkpoints in the middle of a drain.
-        serverOptions.Settings["max_wal_size"] = "8GB";
-        serverOptions.Settings["checkpoint_timeout"] = "30min";
-        await using var server = await LocalPostgresServer.StartAsync(serverOptions, ct);
+        await using var server = await LocalPostgresServer.StartAsync(ServerOptions(), ct);
         var source = await server.CreateDatabaseAsync(BenchSchema.Database, ct);
         await BenchSchema.CreateAsync(source, ct);
 
@@ -147,8 +143,17 @@ internal static class HarnessRunner
         }
     }
 
-    private static TimeSpan Scale(HarnessOptions options, double seconds)
+    internal static TimeSpan Scale(HarnessOptions options, double seconds)
         => TimeSpan.FromSeconds(Math.Max(s_minimumTimeout.TotalSeconds, seconds) * options.TimeoutScale);
+
+    internal static LocalPostgresOptions ServerOptions()
+    {
+        var options = new LocalPostgresOptions();
+        // Room for a large backlog without checkpoints in the middle of a drain.
+        options.Settings["max_wal_size"] = "8GB";
+        options.Settings["checkpoint_timeout"] = "30min";
+        return options;
+    }
 
     private static async Task<MachineFacts> MachineAsync(string connectionString, HarnessOptions options, CancellationToken ct)
     {
@@ -160,5 +165,5 @@ internal static class HarnessRunner
         return new MachineFacts(Environment.ProcessorCount, (string)(await version.ExecuteScalarAsync(ct))!, RuntimeInformation.OSDescription, RuntimeInformation.FrameworkDescription, command);
     }
 
-    private static void Progress(string message) => Console.Error.WriteLine($"[{DateTime.Now:HH:mm:ss}] {message}");
+    internal static void Progress(string message) => Console.Error.WriteLine($"[{DateTime.Now:HH:mm:ss}] {message}");
 }

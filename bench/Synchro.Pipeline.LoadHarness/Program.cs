@@ -1,4 +1,5 @@
 using Synchro.Pipeline.LoadHarness;
+using Synchro.Pipeline.LoadHarness.CatchUp;
 using Synchro.Pipeline.LoadHarness.Contenders;
 
 // As the CLI does: socket completions inline, and our pipeline's read coalescing on with them, so it reads the way it
@@ -10,10 +11,12 @@ SocketCompletions.EnableInline();
 if (args.Length >= 1 && args[0] == ContenderHost.Verb)
     return await ContenderHost.RunAsync(args);
 
+// The catch-up alone (CatchUpRunner): the same options, after the verb.
+var catchUp = args.Length >= 1 && args[0] == CatchUpRunner.Verb;
 HarnessOptions options;
 try
 {
-    options = HarnessOptions.Parse(args);
+    options = HarnessOptions.Parse(catchUp ? args[1..] : args);
 }
 catch (FormatException e)
 {
@@ -29,7 +32,7 @@ Console.CancelKeyPress += (_, e) =>
 };
 try
 {
-    return await HarnessRunner.RunAsync(options, interrupt.Token);
+    return catchUp ? await CatchUpRunner.RunAsync(options, interrupt.Token) : await HarnessRunner.RunAsync(options, interrupt.Token);
 }
 catch (Exception e) when (e is not OperationCanceledException)
 {

@@ -126,6 +126,32 @@ public sealed class ChangelogStoreTests(PostgresServerFixture postgres)
     }
 
     [Fact]
+    public async Task Bulk_writes_spanning_many_copy_flushes_store_every_row_in_order_and_load_every_edge()
+    {
+        await using var connection = await OpenMigratedAsync("store_bulk");
+        // About 75 bytes a row: each COPY flushes its 64 KiB buffer several times within one statement.
+        const int Rows = 5_000;
+        var records = Enumerable.Range(0, Rows).Select(i => new RecordKey(Orders, $"00000000-0000-4000-8000-{i:x12}")).ToList();
+        var edges = records.Select((r, i) => (Record: r, BucketId: $"user:{i % 100:D3}")).ToList();
+        var changelog = edges.Select(e => new ChangelogRow(e.BucketId, e.Record.TableName, e.Record.RecordId, ChangeOperation.Insert)).ToList();
+
+        await using (var transaction = await connection.BeginTransactionAsync())
+        {
+            await ChangelogStore.WriteChangelogAsync(connection, changelog, default);
+            await ChangelogStore.ApplyEdgesAsync(connection, edges, [], default);
+            await transaction.CommitAsync();
+        }
+        var loaded = await ChangelogStore.LoadEdgesAsync(connection, records, default);
+
+        Assert.Equal(
+            changelog.Select(r => $"{r.BucketId}|{r.TableName}|{r.RecordId}|1"),
+            await SidecarDatabase.RowsAsync(connection, "SELECT bucket_id, table_name, record_id, operation FROM sync_changelog ORDER BY seq"));
+        Assert.Equal(Rows, await SidecarDatabase.CountAsync(connection, "sync_bucket_edges"));
+        Assert.Equal(Rows, loaded.Count);
+        Assert.All(edges, e => Assert.Equal([e.BucketId], loaded[e.Record]));
+    }
+
+    [Fact]
     public async Task Rule_failures_keep_the_json_payload_or_null()
     {
         await using var connection = await OpenMigratedAsync("rule_failures");

@@ -63,8 +63,12 @@ public sealed class HeartbeatTests(PostgresServerFixture postgres)
         {
             await Task.Delay(TimeSpan.FromSeconds(1));
             after = await OperationsSql.CurrentWalAsync(other);
-            // Three status intervals: every status update in them confirms the same position.
-            await Task.Delay(TimeSpan.FromSeconds(3));
+            // The slot's walsender read past the other database's WAL, and the pipeline told the server its position since.
+            await OperationsSql.WaitUntilAsync(async () => await OperationsSql.SentAsync(harness.ConnectionString, harness.Slot) >= after,
+                "the slot's walsender to read past the other database's WAL", TimeSpan.FromSeconds(20), harness);
+            var read = await Sql.ScalarAsync<DateTime>(harness.ConnectionString, "SELECT clock_timestamp()");
+            await OperationsSql.WaitUntilAsync(() => OperationsSql.RepliedSinceAsync(harness.ConnectionString, harness.Slot, read),
+                "a status update from the pipeline after that", TimeSpan.FromSeconds(20), harness);
         }
         finally
         {

@@ -55,8 +55,8 @@ public sealed class LogicalMessageTests(PostgresServerFixture postgres)
 
         await harness.WaitForChangelogAsync(2);
         await OperationsSql.WaitUntilAsync(() => Task.FromResult(delivered.Count >= 3), "three messages", TimeSpan.FromSeconds(20), harness);
-        // Anything wrongly delivered would come with or before the last one; give a stray one a heartbeat to show up.
-        await Task.Delay(500);
+        // Anything wrongly delivered would come before a heartbeat written now: wait until the pipeline committed past it.
+        await harness.WaitUntilCaughtUpAsync();
 
         Assert.Equal([$"user:alice orders {A} 1", $"user:carol orders {C} 1"], await harness.ChangelogAsync());
         var messages = delivered.ToArray();

@@ -7,11 +7,21 @@ namespace Synchro.Pipeline.Tests.Operations;
 /// <summary>Positions and waits shared by the operations tests (LSNs as bytes since 0/0).</summary>
 internal static class OperationsSql
 {
+    private const string ActiveWalSender = "FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid WHERE s.slot_name = @s";
+
     public static Task<long> CurrentWalAsync(string connectionString)
         => Sql.ScalarAsync<long>(connectionString, "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint");
 
     public static async Task<long?> SlotConfirmedAsync(string connectionString, string slot)
         => await Sql.ScalarAsync<object>(connectionString, "SELECT (confirmed_flush_lsn - '0/0'::pg_lsn)::bigint FROM pg_replication_slots WHERE slot_name = @s", ("s", slot)) as long?;
+
+    /// <summary>How far the walsender streaming from <paramref name="slot"/> has read the WAL (<c>sent_lsn</c>); null when none streams.</summary>
+    public static async Task<long?> SentAsync(string connectionString, string slot)
+        => await Sql.ScalarAsync<object>(connectionString, "SELECT (r.sent_lsn - '0/0'::pg_lsn)::bigint " + ActiveWalSender, ("s", slot)) as long?;
+
+    /// <summary>Whether the walsender of <paramref name="slot"/> received a status update sent after <paramref name="since"/> (server time).</summary>
+    public static Task<bool> RepliedSinceAsync(string connectionString, string slot, DateTime since)
+        => Sql.ScalarAsync<bool>(connectionString, "SELECT EXISTS (SELECT " + ActiveWalSender + " AND r.reply_time > @t)", ("s", slot), ("t", since));
 
     public static async Task<long?> PersistedAsync(string connectionString, string slot)
         => await Sql.ScalarAsync<object>(connectionString, "SELECT confirmed_lsn FROM sync_wal_position WHERE slot_name = @s", ("s", slot)) as long?;

@@ -217,7 +217,7 @@ public sealed class BinaryTupleModeTests(PostgresServerFixture postgres)
 
         public Task Running { get; }
 
-        /// <summary>Waits until the changelog holds at least <paramref name="count"/> rows, then for a moment more to catch extra ones.</summary>
+        /// <summary>Waits until the changelog holds at least <paramref name="count"/> rows, then until the pipeline committed everything the source wrote so far, to catch extra ones.</summary>
         public async Task<List<string>> WaitForChangelogAsync(string changelog, int count)
         {
             var deadline = DateTime.UtcNow.AddSeconds(30);
@@ -228,7 +228,7 @@ public sealed class BinaryTupleModeTests(PostgresServerFixture postgres)
                 var rows = await PipelineHarness.ChangelogAsync(changelog);
                 if (rows.Count >= count)
                 {
-                    await Task.Delay(200);
+                    await CommittedPosition.WaitUntilCommittedAsync(_source, _pipeline, Running);
                     return await PipelineHarness.ChangelogAsync(changelog);
                 }
                 if (DateTime.UtcNow > deadline)

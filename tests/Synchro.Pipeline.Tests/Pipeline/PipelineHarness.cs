@@ -120,7 +120,10 @@ internal sealed class PipelineHarness : IAsyncDisposable
         return rows;
     }
 
-    /// <summary>Waits until the changelog holds at least <paramref name="count"/> rows (the pipeline keeps running).</summary>
+    /// <summary>
+    /// Waits until the changelog holds at least <paramref name="count"/> rows and, while the pipeline runs, until it has
+    /// committed everything the source wrote so far; returns the rows then.
+    /// </summary>
     public async Task<List<string>> WaitForChangelogAsync(int count, TimeSpan? timeout = null)
     {
         var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(30));
@@ -130,12 +133,34 @@ internal sealed class PipelineHarness : IAsyncDisposable
                 await _running;
             var rows = await ChangelogAsync();
             if (rows.Count >= count)
+            {
+                // A duplicate that arrives later must not pass: with the pipeline running, read again once it has
+                // committed everything written so far. A pipeline that stops meanwhile (a test of a fatal error) ends the wait.
+                if (_running is { IsCompleted: false } running)
+                {
+                    try
+                    {
+                        await WaitUntilCaughtUpAsync();
+                    }
+                    catch (Exception) when (running.IsCompleted)
+                    {
+                    }
+                    rows = await ChangelogAsync();
+                }
                 return rows;
+            }
             if (DateTime.UtcNow > deadline)
                 throw new TimeoutException($"The changelog has {rows.Count} rows, expected {count}:{Environment.NewLine}{string.Join(Environment.NewLine, rows)}");
             await Task.Delay(50);
         }
     }
+
+    /// <summary>
+    /// Waits until the running pipeline has committed everything the source wrote so far (a heartbeat written now, see
+    /// <see cref="CommittedPosition"/>): after it, nothing more of the workload before it can arrive.
+    /// </summary>
+    public Task WaitUntilCaughtUpAsync()
+        => CommittedPosition.WaitUntilCommittedAsync(ConnectionString, Pipeline ?? throw new InvalidOperationException("Not started."), Running);
 
     public async ValueTask DisposeAsync()
     {

@@ -46,7 +46,7 @@ public sealed class SchemaChangeTests(PostgresServerFixture postgres)
         await harness.ExecuteAsync("UPDATE items SET deleted_at = now() WHERE id = 2");
 
         await harness.WaitForChangelogAsync(8);
-        await Task.Delay(300);
+        await harness.WaitUntilCaughtUpAsync();
         Assert.Equal(
         [
             "user:alice items 1 1",
@@ -105,7 +105,7 @@ public sealed class SchemaChangeTests(PostgresServerFixture postgres)
             .Add(new TableRegistration("categories") { GlobalWhenBucketNull = true });
         await harness.StartAsync(options);
         await harness.WaitForChangelogAsync(5);
-        await Task.Delay(300);
+        await harness.WaitUntilCaughtUpAsync();
         Assert.Equal(
         [
             $"user:alice orders {A} 1",
@@ -135,7 +135,7 @@ public sealed class SchemaChangeTests(PostgresServerFixture postgres)
         await harness.StartAsync(options);
         await harness.ExecuteAsync("UPDATE categories SET name = 'c' WHERE key = 1");
         await harness.WaitForChangelogAsync(3);
-        await Task.Delay(300);
+        await harness.WaitUntilCaughtUpAsync();
         Assert.Equal(["global categories 1 1", "global categories 2 1", "global categories 1 2"], await harness.ChangelogAsync());
     }
 }

@@ -94,7 +94,7 @@ public sealed class StreamedTransactionFeatureTests(PostgresServerFixture postgr
         await harness.ExecuteAsync(Insert(900_001, 900_001));
 
         Assert.Equal(Rows(900_001, 900_001), await harness.WaitForChangelogAsync(1));
-        await Task.Delay(300);
+        await harness.WaitUntilCaughtUpAsync();
         Assert.Equal(Rows(900_001, 900_001), await harness.ChangelogAsync());
         Assert.Equal(0, statistics.ReplayedTransactions);
         Assert.Equal(1L, await harness.ScalarAsync<long>("SELECT count(*) FROM sync_bucket_edges"));

@@ -69,7 +69,7 @@ public sealed class StreamedTransactionTests(PostgresServerFixture postgres)
         await harness.ExecuteAsync($"INSERT INTO orders (id, user_id) VALUES ('{Uuid(900_000)}', 'marker')");
 
         var rows = await harness.WaitForChangelogAsync(1);
-        await Task.Delay(200);
+        await harness.WaitUntilCaughtUpAsync();
         Assert.Equal([$"user:marker orders {Uuid(900_000)} 1"], await harness.ChangelogAsync());
         Assert.Equal(1L, await harness.ScalarAsync<long>("SELECT count(*) FROM sync_bucket_edges"));
         Assert.Equal(0, statistics.ReplayedTransactions);

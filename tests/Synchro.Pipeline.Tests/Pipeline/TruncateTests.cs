@@ -112,7 +112,7 @@ public sealed class TruncateTests(PostgresServerFixture postgres)
             .Concat(Enumerable.Range(1, 130).Select(i => $"global categories {i} 1"))
             .ToList();
         await harness.WaitForChangelogAsync(expected.Count);
-        await Task.Delay(300);
+        await harness.WaitUntilCaughtUpAsync();
         Assert.Equal(expected, await harness.ChangelogAsync());
         Assert.Equal(130L, await harness.ScalarAsync<long>("SELECT count(*) FROM sync_bucket_edges"));
     }
@@ -194,7 +194,7 @@ public sealed class TruncateTests(PostgresServerFixture postgres)
         await harness.ExecuteAsync("INSERT INTO categories VALUES (1, 'books')");
 
         await harness.WaitForChangelogAsync(4);
-        await Task.Delay(300);
+        await harness.WaitUntilCaughtUpAsync();
         Assert.Equal(
         [
             $"user:alice orders {O1} 1",
@@ -225,7 +225,7 @@ public sealed class TruncateTests(PostgresServerFixture postgres)
         await harness.ExecuteAsync("INSERT INTO categories VALUES (3, 'music')");
 
         await harness.WaitForChangelogAsync(3);
-        await Task.Delay(300);
+        await harness.WaitUntilCaughtUpAsync();
         Assert.Equal(["global categories 1 1", "global categories 2 1", "global categories 3 1"], await harness.ChangelogAsync());
         Assert.Equal("categories 1 global,categories 2 global,categories 3 global", await EdgesAsync(harness));
         Assert.DoesNotContain(logs.Entries, e => e.EventId.Id == TruncatedEvent);

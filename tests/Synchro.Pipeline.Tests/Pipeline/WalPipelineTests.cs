@@ -119,7 +119,7 @@ public sealed class WalPipelineTests(PostgresServerFixture postgres)
         await harness.ExecuteAsync("INSERT INTO categories VALUES (3, 'c')");
 
         var rows = await harness.WaitForChangelogAsync(3);
-        await Task.Delay(300);
+        await harness.WaitUntilCaughtUpAsync();
         Assert.Equal(["global categories 1 1", "global categories 2 1", "global categories 3 1"], await harness.ChangelogAsync());
         Assert.Equal(1L, await harness.ScalarAsync<long>("SELECT count(*) FROM sync_wal_position"));
     }
@@ -133,7 +133,7 @@ public sealed class WalPipelineTests(PostgresServerFixture postgres)
         await harness.ExecuteAsync("INSERT INTO categories SELECT g, 'c' || g FROM generate_series(1, 1050) g");
 
         var rows = await harness.WaitForChangelogAsync(1050);
-        await Task.Delay(300);
+        await harness.WaitUntilCaughtUpAsync();
         Assert.Equal(1050, (await harness.ChangelogAsync()).Count);
         Assert.Equal(Enumerable.Range(1, 1050).Select(i => $"global categories {i} 1"), rows);
     }

@@ -7,6 +7,11 @@ namespace Synchro.Pipeline.Tests.Protocol;
 /// A bounded, seeded mutation fuzzer over the golden corpus: whatever the bytes, the parser and the
 /// frame reader only ever return a message or throw <see cref="PgOutputProtocolException"/>.
 /// </summary>
+/// <remarks>
+/// Seeds are fixed: a stable hash (FNV-1a) of the case's name and the mutation's number, never
+/// <see cref="string.GetHashCode()"/>, which differs per process. A failure prints the seed and the input
+/// bytes in hex, so it can be replayed with <c>new Random(seed)</c> or from the bytes alone.
+/// </remarks>
 public sealed class PgOutputParserFuzzTests
 {
     // Enough to hit every mutation of every message kind many times, in a few seconds.
@@ -22,10 +27,12 @@ public sealed class PgOutputParserFuzzTests
     {
         var fixture = GoldenFixture.Load(name);
         var frames = FrameStream.Split(fixture.Stream);
-        var random = new Random(name.GetHashCode(StringComparison.Ordinal) ^ 0x5EED);
 
         for (var i = 0; i < MutationsPerFixture; i++)
         {
+            // One seed per mutation: a failure replays alone.
+            var seed = Seed(name, i);
+            var random = new Random(seed);
             // State before a message matters (relations, stream block): replay a prefix first.
             var target = random.Next(frames.Count);
             var parser = new PgOutputParser(fixture.Options);
@@ -45,7 +52,7 @@ public sealed class PgOutputParserFuzzTests
             }
             catch (Exception e)
             {
-                Assert.Fail($"{name}, mutation {i}: {e.GetType().Name} instead of a protocol error for {Convert.ToHexString(mutated)}: {e}");
+                Assert.Fail($"{name}, mutation {i} (seed {seed}): {e.GetType().Name} instead of a protocol error for frame {target} mutated to {Convert.ToHexString(mutated)}: {e}");
             }
         }
     }
@@ -55,12 +62,15 @@ public sealed class PgOutputParserFuzzTests
     public void Mutated_frame_streams_read_or_raise_the_protocol_exception(string name)
     {
         var fixture = GoldenFixture.Load(name);
-        var random = new Random(name.Length ^ 0xF4A3E);
 
         for (var i = 0; i < 200; i++)
         {
+            var seed = Seed("stream " + name, i);
+            var random = new Random(seed);
             var mutated = Mutate(fixture.Stream, random);
-            var buffer = FrameStream.Segmented(mutated, [.. Enumerable.Range(0, 3).Select(_ => random.Next(1, Math.Max(2, mutated.Length))).Distinct().Order()]);
+            // A mutation may leave nothing: no cut past the end.
+            int[] splits = [.. Enumerable.Range(0, 3).Select(_ => random.Next(1, Math.Max(2, mutated.Length))).Where(cut => cut <= mutated.Length).Distinct().Order()];
+            var buffer = FrameStream.Segmented(mutated, splits);
             var parser = new PgOutputParser(fixture.Options);
             var handler = new DigestHandler();
             using var reader = new WalFrameReader(maxPayloadLength: 1 << 20);
@@ -74,7 +84,7 @@ public sealed class PgOutputParserFuzzTests
             }
             catch (Exception e)
             {
-                Assert.Fail($"{name}, stream mutation {i}: {e.GetType().Name} instead of a protocol error: {e}");
+                Assert.Fail($"{name}, stream mutation {i} (seed {seed}): {e.GetType().Name} instead of a protocol error for the stream {Convert.ToHexString(mutated)} split at [{string.Join(", ", splits)}]: {e}");
             }
         }
     }
@@ -82,11 +92,12 @@ public sealed class PgOutputParserFuzzTests
     [Fact]
     public void Random_bytes_parse_or_raise_the_protocol_exception()
     {
-        var random = new Random(20261124);
         var kinds = "BCORYIUDTMSEcAbPKrp"u8.ToArray();
         var options = new PgOutputOptions(4, PgOutputStreaming.Parallel, twoPhase: true, binary: true, messages: true);
         for (var i = 0; i < 50_000; i++)
         {
+            var seed = Seed("random bytes", i);
+            var random = new Random(seed);
             var parser = new PgOutputParser(options);
             var relation = MessageBuilder.Relation();
             var handler = new DigestHandler();
@@ -104,7 +115,22 @@ public sealed class PgOutputParserFuzzTests
             catch (PgOutputProtocolException)
             {
             }
+            catch (Exception e)
+            {
+                Assert.Fail($"random bytes {i} (seed {seed}): {e.GetType().Name} instead of a protocol error for {Convert.ToHexString(bytes)} after {Convert.ToHexString(relation)}: {e}");
+            }
         }
+    }
+
+    /// <summary>FNV-1a (32-bit) of <paramref name="name"/>'s UTF-8 bytes, then of <paramref name="index"/>'s four bytes: the same in every process.</summary>
+    private static int Seed(string name, int index)
+    {
+        var hash = 2166136261u;
+        foreach (var b in System.Text.Encoding.UTF8.GetBytes(name))
+            hash = (hash ^ b) * 16777619u;
+        for (var shift = 0; shift < 32; shift += 8)
+            hash = (hash ^ (byte)(index >> shift)) * 16777619u;
+        return unchecked((int)hash);
     }
 
     private static void TryParse(PgOutputParser parser, byte[] payload, ref DigestHandler handler)

@@ -1,0 +1,66 @@
+// Run (needs the PostgreSQL server binaries, as the tests do):
+//   dotnet run -c Release --project bench/Synchro.Pipeline.LoadHarness -- catch-up --changes 1000000
+//   quick: --changes 60000; also --binary (binary tuple mode) and --timeout-scale X.
+using System.Globalization;
+using Synchro.Pipeline.LoadHarness.Backlog;
+using Synchro.Pipeline.LoadHarness.Contenders;
+using Synchro.Pipeline.LocalPostgres;
+
+namespace Synchro.Pipeline.LoadHarness.CatchUp;
+
+/// <summary>
+/// Catch-up of our pipeline alone (formerly the test <c>CatchUpMeasurementTests</c>): on a throwaway server, a pgbench
+/// backlog written while no consumer runs, then drained end to end into a changelog database by the pipeline in a
+/// process of its own. Prints one line: the backlog, the drain's rate and CPU, the rows written and the peak memory.
+/// </summary>
+/// <remarks>
+/// The same drain as the harness's <see cref="ContenderNames.OursEndToEnd"/> contender, without the others, the steady
+/// state and the reports. Exit code 0 when the drain reached the backlog's end with exactly its changes.
+/// </remarks>
+internal static class CatchUpRunner
+{
+    public const string Verb = "catch-up";
+
+    public static async Task<int> RunAsync(HarnessOptions options, CancellationToken ct)
+    {
+        HarnessRunner.Progress("starting a throwaway PostgreSQL server");
+        await using var server = await LocalPostgresServer.StartAsync(HarnessRunner.ServerOptions(), ct);
+        var source = await server.CreateDatabaseAsync(BenchSchema.Database, ct);
+        await BenchSchema.CreateAsync(source, ct);
+        var slot = ContenderNames.Slot(ContenderNames.OursEndToEnd);
+
+        HarnessRunner.Progress($"generating a backlog of {options.Changes:N0} changes with pgbench");
+        var backlog = await BacklogGenerator.GenerateAsync(server.BinDirectory, source, [slot], options.Changes, ct);
+
+        HarnessRunner.Progress($"draining with {ContenderNames.OursEndToEnd}");
+        var spec = new ContenderSpec
+        {
+            Name = ContenderNames.OursEndToEnd,
+            SourceConnectionString = source,
+            ChangelogConnectionString = await server.CreateDatabaseAsync("changelog_catch_up", ct),
+            SlotName = slot,
+            PublicationName = BenchSchema.Publication,
+            StopLsn = backlog.LastCommitEndLsn,
+            BinaryTuples = options.BinaryTuples,
+        };
+        var result = await ContenderProcess.RunAsync(spec, HarnessRunner.Scale(options, backlog.Changes / HarnessRunner.SlowestDrainChangesPerSecond), ct);
+        await BacklogGenerator.DropSlotsAsync(source, [slot], ct);
+        if (!result.Succeeded)
+        {
+            HarnessRunner.Progress($"FAILED {result.Name}: {result.Error}");
+            return 1;
+        }
+
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"catch-up{(options.BinaryTuples ? " (binary tuples)" : "")}: backlog {backlog.Changes:N0} changes in {backlog.Transactions:N0} transactions, "
+            + $"{backlog.WalBytes / (1024.0 * 1024):F0} MiB of WAL; drained in {result.WallSeconds:F1} s = {result.ChangesPerSecond:N0} changes/s, "
+            + $"{result.CpuSecondsPerMillionChanges:F1} CPU s per 1M changes; {result.Changes:N0} changes committed, "
+            + $"{result.ChangelogRows:N0} changelog rows, {result.EdgeRows:N0} edges; peak RSS {result.PeakRssBytes / (1024.0 * 1024):F0} MiB"));
+        if (!result.ReachedEnd || result.Changes != backlog.Changes)
+        {
+            HarnessRunner.Progress($"FAILED: drained {result.Changes:N0} changes, the backlog has {backlog.Changes:N0}");
+            return 1;
+        }
+        return 0;
+    }
+}
