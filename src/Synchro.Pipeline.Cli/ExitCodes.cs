@@ -1,6 +1,6 @@
 namespace Synchro.Pipeline.Cli;
 
-/// <summary>The process exit codes every command uses (documented in README).</summary>
+/// <summary>The process exit codes every command uses (documented in docs/operations.md).</summary>
 internal static class ExitCodes
 {
     /// <summary>Finished, or stopped cleanly on Ctrl+C / SIGTERM (<c>run</c>); <c>status</c>: the slot exists and is usable.</summary>

@@ -4,7 +4,7 @@ using Synchro.Pipeline.Cli;
 
 // Socket completions run on the epoll thread rather than being queued to the thread pool, and the pipeline then
 // coalesces reads and decodes inline too (WalPipelineOptions.ReadCoalescing, on when this is): the read path's CPU per
-// change halves (README, Performance). Set before the first socket exists, which is when the runtime reads it; an
+// change halves (docs/performance.md). Set before the first socket exists, which is when the runtime reads it; an
 // explicit DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=0 wins.
 SocketCompletions.EnableInline();
 

@@ -7,7 +7,7 @@ namespace Synchro.Pipeline.Changelog;
 
 /// <summary>Two-phase steps: each runs in a database transaction that commits with the position after it.</summary>
 /// <remarks>
-/// Invariant 1 for prepared transactions: once the position passes a PREPARE, the server never sends its changes
+/// Invariant 1 of docs/architecture.md for prepared transactions: once the position passes a PREPARE, the server never sends its changes
 /// again (only COMMIT PREPARED), so they are stored in <c>sync_prepared_transactions</c> in the same database
 /// transaction as that position; COMMIT PREPARED writes them and deletes them in the transaction of its position.
 /// </remarks>

@@ -18,7 +18,7 @@ namespace Synchro.Pipeline.Changelog;
 /// writes the position — then commits and tells the committer.
 /// </summary>
 /// <remarks>
-/// Invariant 1: the position row is written in the same database transaction as the rows it covers
+/// Invariant 1 of docs/architecture.md: the position row is written in the same database transaction as the rows it covers
 /// and only ever names the end of a whole source transaction. Invariant 3: one writer, batches in
 /// commit order, rows in change order, so <c>seq</c> follows commit order.
 /// </remarks>

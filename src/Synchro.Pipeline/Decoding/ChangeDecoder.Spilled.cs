@@ -12,7 +12,7 @@ namespace Synchro.Pipeline.Decoding;
 /// <para>
 /// A streamed transaction's changes are decoded as they arrive (mapped, validated, reduced to the referenced
 /// columns) into a staging batch and appended to its spill file (<see cref="SpillStore"/>); nothing reaches a
-/// batch before its Stream Commit, so a smaller transaction that commits first is written first (invariant 3).
+/// batch before its Stream Commit, so a smaller transaction that commits first is written first (invariant 3 of docs/architecture.md).
 /// At Stream Commit the decoder reads the file back into ordinary batches, cut by the batch limits like any large
 /// transaction (chunks with <see cref="ChangeBatch.EndsTransaction"/> false), lazily as the writer takes them
 /// (<see cref="TryTakeReady"/>), so memory stays bounded by the limits whatever the transaction's size.

@@ -13,7 +13,7 @@ namespace Synchro.Pipeline.Decoding;
 /// </summary>
 /// <remarks>
 /// Single-threaded; owned by the decoder stage. Transactions whose commit lies before the resume position were applied
-/// before a restart and are skipped whole (invariant 1). Allocation-free per row: a row's referenced columns are
+/// before a restart and are skipped whole (invariant 1 of docs/architecture.md). Allocation-free per row: a row's referenced columns are
 /// copied into the pooled arena of the batch it is decoded into (<see cref="ChangeBatch"/>), and batches come from a
 /// pool the writer returns them to.
 /// </remarks>

@@ -8,7 +8,7 @@ namespace Synchro.Pipeline.Replication;
 
 /// <summary>
 /// Checks the source database before the pipeline consumes its slot, so that configuration which would
-/// lose, misattribute or block changes fails at start with what to change (design invariant 4).
+/// lose, misattribute or block changes fails at start with what to change (design invariant 4 of docs/architecture.md).
 /// </summary>
 /// <remarks>
 /// Every query is parameterised. Names reach SQL text only in the suggested fixes, which are shown, never

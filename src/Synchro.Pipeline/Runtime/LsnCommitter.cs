@@ -7,7 +7,7 @@ namespace Synchro.Pipeline.Runtime;
 
 /// <summary>
 /// Takes the writer's receipts, advances the <see cref="CommittedPosition"/>, and tells the server how far the
-/// changelog is durable, so it can release WAL. Invariant 2: the LSN it reports is always a position the writer has
+/// changelog is durable, so it can release WAL. Invariant 2 of docs/architecture.md: the LSN it reports is always a position the writer has
 /// committed: the end of a source transaction, or a heartbeat's position once everything before it is committed.
 /// </summary>
 internal sealed partial class LsnCommitter(ChannelReader<Lsn> committed, CommittedPosition position, ReplicationConnection connection, ILogger logger)

@@ -162,7 +162,7 @@ public sealed class HostedPipelineTests(PostgresServerFixture postgres)
     public async Task The_readme_sample_streams_and_exits_with_1_when_its_pipeline_fails()
     {
         await using var harness = await PipelineHarness.CreateAsync(postgres, "readme_sample");
-        var sample = ReadmeSample.RunAsync(["--ConnectionStrings:Source=" + harness.ConnectionString, "--Synchro:SlotName=" + harness.Slot, "--Logging:LogLevel:Default=Warning"]);
+        var sample = HostingSample.RunAsync(["--ConnectionStrings:Source=" + harness.ConnectionString, "--Synchro:SlotName=" + harness.Slot, "--Logging:LogLevel:Default=Warning"]);
         await WaitUntilAsync(async () => sample.IsCompleted || await harness.ScalarAsync<bool>(
             $"SELECT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = '{harness.Slot}' AND active)"));
         if (sample.IsCompleted)

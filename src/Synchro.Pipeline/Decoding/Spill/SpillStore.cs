@@ -11,7 +11,7 @@ namespace Synchro.Pipeline.Decoding.Spill;
 /// <remarks>
 /// <para>
 /// Why spill instead of writing into an open changelog transaction: the changelog must stay in commit order
-/// (invariant 3), and a smaller transaction that commits while a large one is still streaming must get the lower
+/// (invariant 3 of docs/architecture.md), and a smaller transaction that commits while a large one is still streaming must get the lower
 /// <c>seq</c>s. Holding the large one's rows back in a file keeps every write in commit order and every database
 /// transaction short, and a stream abort costs a file delete instead of a rollback of written rows.
 /// </para>

@@ -6,12 +6,12 @@ using Synchro.Pipeline.Registry;
 
 namespace Synchro.Pipeline.Tests.Hosting;
 
-/// <summary>README's "Hosting in a .NET application" sample, line for line, as a method (run by <see cref="HostedPipelineTests"/>).</summary>
-internal static class ReadmeSample
+/// <summary>The hosting sample of docs/operations.md, line for line, as a method (run by <see cref="HostedPipelineTests"/>).</summary>
+internal static class HostingSample
 {
     public static async Task<int> RunAsync(string[] args)
     {
-        // --- README sample begins (the worker's Program.cs, top-level statements) ---
+        // --- docs/operations.md sample begins (the worker's Program.cs, top-level statements) ---
         var builder = Host.CreateApplicationBuilder(args);
         builder.Services.AddSynchroPipeline(options =>
         {
@@ -29,6 +29,6 @@ internal static class ReadmeSample
         await host.RunAsync();
         // A fatal pipeline error stops the host, but .NET 10's RunAsync returns normally: say so in the exit code.
         return pipeline.GetStatus().State == WalPipelineState.Failed ? 1 : 0;
-        // --- README sample ends ---
+        // --- docs/operations.md sample ends ---
     }
 }
