@@ -1,7 +1,7 @@
 using Synchro.Pipeline.Tests.Infrastructure;
 using Synchro.Pipeline.Tests.Pipeline;
 
-namespace Synchro.Pipeline.Tests.Operations;
+namespace Synchro.Pipeline.Tests.Runtime;
 
 /// <summary>Heartbeats move a slot whose tables are idle past WAL written by other databases of the server.</summary>
 [Collection(PostgresCollection.Name)]

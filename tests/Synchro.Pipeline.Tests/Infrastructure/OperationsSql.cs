@@ -1,8 +1,7 @@
 using Npgsql;
-using Synchro.Pipeline.Tests.Infrastructure;
 using Synchro.Pipeline.Tests.Pipeline;
 
-namespace Synchro.Pipeline.Tests.Operations;
+namespace Synchro.Pipeline.Tests.Infrastructure;
 
 /// <summary>Positions and waits shared by the operations tests (LSNs as bytes since 0/0).</summary>
 internal static class OperationsSql

@@ -2,7 +2,7 @@ using Npgsql;
 using Synchro.Pipeline.Tests.Infrastructure;
 using Synchro.Pipeline.Tests.Pipeline;
 
-namespace Synchro.Pipeline.Tests.Operations;
+namespace Synchro.Pipeline.Tests.Decoding;
 
 /// <summary>Transactions written under a skipped replication origin leave no changelog rows but still move the position.</summary>
 [Collection(PostgresCollection.Name)]

@@ -1,6 +1,6 @@
 using Synchro.Pipeline.Registry;
 
-namespace Synchro.Pipeline.Tests.Pipeline;
+namespace Synchro.Pipeline.Tests.Options;
 
 public sealed class WalPipelineOptionsTests
 {

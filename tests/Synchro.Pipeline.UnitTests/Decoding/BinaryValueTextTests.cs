@@ -1,7 +1,7 @@
 using System.Text;
 using Synchro.Pipeline.Decoding;
 
-namespace Synchro.Pipeline.Tests.Pipeline;
+namespace Synchro.Pipeline.Tests.Decoding;
 
 /// <summary>The binary-to-text conversions against PostgreSQL's own output functions' text, at the types' edges.</summary>
 public sealed class BinaryValueTextTests

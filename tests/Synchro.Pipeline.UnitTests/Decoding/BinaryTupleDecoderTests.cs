@@ -4,7 +4,7 @@ using Synchro.Pipeline.Registry;
 using Synchro.Pipeline.Tests.Protocol;
 using Synchro.Pipeline.Decoding;
 
-namespace Synchro.Pipeline.Tests.Pipeline;
+namespace Synchro.Pipeline.Tests.Decoding;
 
 /// <summary>
 /// Binary tuple mode in the decoder, on streams captured from a real server: referenced columns' binary values read

@@ -1,7 +1,7 @@
 using Synchro.Pipeline.Decoding;
 using Synchro.Pipeline.Decoding.Items;
 
-namespace Synchro.Pipeline.Tests.Pipeline;
+namespace Synchro.Pipeline.Tests.Decoding;
 
 /// <summary>Takes a <see cref="ChangeDecoder"/>'s items in tests that feed it frames directly.</summary>
 internal static class DecoderItems

@@ -4,7 +4,7 @@ using Synchro.Pipeline.LocalPostgres;
 using Synchro.Pipeline.Tests.Infrastructure;
 using Synchro.Pipeline.Tests.Pipeline;
 
-namespace Synchro.Pipeline.Tests.Operations;
+namespace Synchro.Pipeline.Tests.Replication;
 
 /// <summary>
 /// The slot watched while running, on a server of its own with max_slot_wal_keep_size = 1MB: less than a WAL segment

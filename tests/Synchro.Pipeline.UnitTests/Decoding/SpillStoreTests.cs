@@ -4,7 +4,7 @@ using Synchro.Pipeline.Registry;
 using Synchro.Pipeline.Decoding;
 using Synchro.Pipeline.Decoding.Spill;
 
-namespace Synchro.Pipeline.Tests.Pipeline;
+namespace Synchro.Pipeline.Tests.Decoding;
 
 /// <summary>The spill format and store: changes read back exactly, subtransaction rollbacks cut the right tail, damage is reported.</summary>
 public sealed class SpillStoreTests : IDisposable

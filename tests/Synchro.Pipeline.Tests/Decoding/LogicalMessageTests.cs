@@ -3,7 +3,7 @@ using System.Text;
 using Synchro.Pipeline.Tests.Infrastructure;
 using Synchro.Pipeline.Tests.Pipeline;
 
-namespace Synchro.Pipeline.Tests.Operations;
+namespace Synchro.Pipeline.Tests.Decoding;
 
 /// <summary>Logical decoding messages reach the application's handler by prefix, after their batch commits.</summary>
 [Collection(PostgresCollection.Name)]

@@ -5,7 +5,7 @@ using Synchro.Pipeline.Registry;
 using Synchro.Pipeline.Tests.Protocol;
 using Synchro.Pipeline.Decoding;
 
-namespace Synchro.Pipeline.Tests.Pipeline;
+namespace Synchro.Pipeline.Tests.Decoding;
 
 /// <summary>
 /// The allocation budget of the decode path: parsing a row message of a registered table and decoding it

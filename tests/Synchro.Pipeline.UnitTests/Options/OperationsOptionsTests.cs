@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Configuration;
 using Synchro.Pipeline.Hosting;
 
-namespace Synchro.Pipeline.Tests.Operations;
+namespace Synchro.Pipeline.Tests.Options;
 
 /// <summary>The operations options: configuration keys and validation messages that name the option.</summary>
 public sealed class OperationsOptionsTests

@@ -4,7 +4,7 @@ using Synchro.Pipeline.Replication;
 using Synchro.Pipeline.Tests.Infrastructure;
 using Synchro.Pipeline.Tests.Pipeline;
 
-namespace Synchro.Pipeline.Tests.Operations;
+namespace Synchro.Pipeline.Tests.Replication;
 
 /// <summary>One consumer per slot: a second pipeline on a slot fails fast, naming the holder.</summary>
 [Collection(PostgresCollection.Name)]
