@@ -166,6 +166,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         Lsn position;
         await using (var connection = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
             position = await ChangelogStore.LoadPositionAsync(connection, _options.SlotName, cancellationToken).ConfigureAwait(false) ?? Lsn.Invalid;
+        _position.Advance(position);
 
         await using var replication = new LogicalReplicationConnection(ReplicationConnectionString(_options.ConnectionString))
         {
@@ -176,7 +177,6 @@ public sealed partial class WalPipeline : IAsyncDisposable
 
         using var run = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var pipe = new Pipe(StageChannels.Wal(_options.WalBufferBytes, _options.ReadCoalescing));
-        _position.Advance(position);
         var items = Channel.CreateBounded<DecodedItem>(StageChannels.Items(ItemQueueCapacity));
         var committed = Channel.CreateBounded<Lsn>(StageChannels.Receipts(ItemQueueCapacity + 1));
 

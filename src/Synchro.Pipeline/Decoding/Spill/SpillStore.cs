@@ -134,27 +134,16 @@ internal sealed class SpillStore : IDisposable
 
     /// <summary>Reads <paramref name="xid"/>'s changes from the start; null when it has none. The caller disposes it, which deletes the file.</summary>
     public SpillReplay? OpenReplay(uint xid)
-    {
-        if (!_files.Remove(xid, out var file))
-            return null;
-        try
-        {
-            file.Stream.Flush();
-            file.Stream.Position = 0;
-        }
-        catch (IOException e)
-        {
-            file.Dispose();
-            throw Failed("read", file.Path, e);
-        }
-        return new SpillReplay(file, new SpillRecordReader(file.Stream, Registry, file.Path));
-    }
+        => Rewind(xid) is { } file ? new SpillReplay(file, new SpillRecordReader(file.Stream, Registry, file.Path)) : null;
 
     /// <summary>
-    /// Reads <paramref name="xid"/>'s file back in pieces of whole records (about the chunk size each) for storing;
+    /// Reads <paramref name="xid"/>'s file back in pieces of whole records (at most the chunk limits each) for storing;
     /// null when it has no changes. The caller disposes it, which deletes the file.
     /// </summary>
-    public SpillChunks? OpenChunks(uint xid)
+    public SpillChunks? OpenChunks(uint xid) => Rewind(xid) is { } file ? new SpillChunks(file) : null;
+
+    /// <summary>Takes <paramref name="xid"/>'s file out of the store, flushed and rewound for reading; null when it has none.</summary>
+    private SpillFile? Rewind(uint xid)
     {
         if (!_files.Remove(xid, out var file))
             return null;
@@ -168,7 +157,7 @@ internal sealed class SpillStore : IDisposable
             file.Dispose();
             throw Failed("read", file.Path, e);
         }
-        return new SpillChunks(file);
+        return file;
     }
 
     public void Dispose()
