@@ -20,6 +20,7 @@ var root = new RootCommand("Turns a PostgreSQL logical replication slot into a b
     StatusCommand.Create(),
     CheckCommand.Create(),
     ReplayFailuresCommand.Create(),
+    SkipCommand.Create(),
 };
 var parse = root.Parse(args);
 var exitCode = await parse.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = shutdownGrace }).ConfigureAwait(false);

@@ -164,8 +164,12 @@ public sealed partial class WalPipeline : IAsyncDisposable
     {
         await _slotLock!.EnsureAsync(cancellationToken).ConfigureAwait(false);
         Lsn position;
+        Lsn skip;
         await using (var connection = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
+        {
             position = await ChangelogStore.LoadPositionAsync(connection, _options.SlotName, cancellationToken).ConfigureAwait(false) ?? Lsn.Invalid;
+            skip = await LoadSkipAsync(connection, cancellationToken).ConfigureAwait(false);
+        }
         _position.Advance(position);
 
         await using var replication = new LogicalReplicationConnection(ReplicationConnectionString(_options.ConnectionString))
@@ -189,6 +193,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
             BinaryTuples = _options.BinaryTupleMode,
             MessageHandlers = Handlers,
             SkipOrigins = Origins,
+            SkipTransactionAt = skip,
         };
         var reader = new ReaderStage(replication, _options.SlotName, StreamStart(position), PluginOptions(), pipe.Writer, _metrics, _options.ReadCoalescing);
         var decoding = new DecoderStage(pipe.Reader, items.Writer, parser, decoder, _options.BatchLinger, _metrics);

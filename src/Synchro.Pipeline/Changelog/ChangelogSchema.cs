@@ -12,8 +12,8 @@ namespace Synchro.Pipeline.Changelog;
 /// </remarks>
 public static class ChangelogSchema
 {
-    /// <summary>The sidecar tables <see cref="EnsureAsync"/> creates: the Go reference's four, then <c>sync_prepared_transactions</c> (two-phase transactions awaiting their outcome).</summary>
-    public static IReadOnlyList<string> TableNames { get; } = ["sync_changelog", "sync_bucket_edges", "sync_wal_position", "sync_rule_failures", "sync_prepared_transactions"];
+    /// <summary>The sidecar tables <see cref="EnsureAsync"/> creates: the Go reference's four, then <c>sync_prepared_transactions</c> (two-phase transactions awaiting their outcome) and <c>sync_transaction_skips</c> (a transaction an operator asked to skip).</summary>
+    public static IReadOnlyList<string> TableNames { get; } = ["sync_changelog", "sync_bucket_edges", "sync_wal_position", "sync_rule_failures", "sync_prepared_transactions", "sync_transaction_skips"];
 
     // Invariant: every statement is idempotent, so a database this already migrated, or one the
     // synchro reference migrated, is left unchanged. One batch command per statement, because a
@@ -78,6 +78,14 @@ public static class ChangelogSchema
             PRIMARY KEY (slot_name, gid, chunk)
         )
         """,
+        // Ours: the one transaction per slot an operator asked the pipeline to skip (synchro-pipeline skip --lsn).
+        """
+        CREATE TABLE IF NOT EXISTS sync_transaction_skips (
+            slot_name TEXT PRIMARY KEY,
+            commit_lsn BIGINT NOT NULL,
+            requested_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        )
+        """,
     ];
 
     /// <summary>
@@ -100,7 +108,9 @@ public static class ChangelogSchema
     /// <c>created_at</c>: changes whose bucket rule failed, kept for replay;</item>
     /// <item><c>sync_prepared_transactions</c> (<c>slot_name</c>, <c>gid</c>, <c>chunk INT</c>, <c>data BYTEA</c>,
     /// <c>created_at</c>), primary key <c>(slot_name, gid, chunk)</c>: the decoded changes of prepared (two-phase)
-    /// transactions until their COMMIT or ROLLBACK PREPARED.</item>
+    /// transactions until their COMMIT or ROLLBACK PREPARED;</item>
+    /// <item><c>sync_transaction_skips</c> (<c>slot_name</c> primary key, <c>commit_lsn BIGINT</c>, <c>requested_at</c>):
+    /// the transaction an operator asked to skip, until the pipeline has skipped it.</item>
     /// </list>
     /// </para>
     /// <para>

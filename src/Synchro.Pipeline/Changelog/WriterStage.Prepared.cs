@@ -36,14 +36,47 @@ internal sealed partial class WriterStage
                 await WritePreparedAsync(connection, sourceConnection, step.Gid, cancellationToken).ConfigureAwait(false);
                 await ChangelogStore.DeletePreparedAsync(connection, slotName, step.Gid, cancellationToken).ConfigureAwait(false);
                 return 1;
+            case PreparedStepKind.SkipCommitPrepared:
+                var (kept, truncates) = await KeepPreparedAsync(connection, step, cancellationToken).ConfigureAwait(false);
+                await ChangelogStore.DeletePreparedAsync(connection, slotName, step.Gid, cancellationToken).ConfigureAwait(false);
+                await ChangelogStore.DeleteSkipAsync(connection, slotName, step.CommitLsn, cancellationToken).ConfigureAwait(false);
+                LogTransactionSkipped(logger, step.Xid, step.CommitLsn, step.CommitTime, kept, 0, truncates);
+                return 0;
             default:
                 await ChangelogStore.DeletePreparedAsync(connection, slotName, step.Gid, cancellationToken).ConfigureAwait(false);
                 return 0;
         }
     }
 
+    /// <summary>Keeps a stored prepared transaction that is skipped on purpose in <c>sync_rule_failures</c>; returns its changes and TRUNCATEs.</summary>
+    private async Task<(int Kept, int Truncates)> KeepPreparedAsync(NpgsqlConnection connection, PreparedStep step, CancellationToken cancellationToken)
+    {
+        var (kept, truncates) = (0, 0);
+        var reason = SkipReason(step.CommitLsn);
+        await ReadPreparedAsync(connection, step.Gid, async (batch, tables, options) =>
+        {
+            await KeepSkippedAsync(connection, batch, reason, cancellationToken).ConfigureAwait(false);
+            kept += batch.Count;
+            truncates += tables is null ? 0 : 1;
+        }, cancellationToken).ConfigureAwait(false);
+        return (kept, truncates);
+    }
+
     /// <summary>Writes a stored prepared transaction's changes, chunk by chunk, in batches cut by the limits and at TRUNCATEs.</summary>
-    private async Task WritePreparedAsync(NpgsqlConnection connection, NpgsqlConnection sourceConnection, string gid, CancellationToken cancellationToken)
+    private Task WritePreparedAsync(NpgsqlConnection connection, NpgsqlConnection sourceConnection, string gid, CancellationToken cancellationToken)
+        => ReadPreparedAsync(connection, gid, async (batch, tables, options) =>
+        {
+            await WriteChangesAsync(connection, sourceConnection, batch, cancellationToken).ConfigureAwait(false);
+            _changesInTransaction += batch.Count;
+            if (tables is not null)
+                await TruncateAsync(connection, tables, options, cancellationToken).ConfigureAwait(false);
+        }, cancellationToken);
+
+    /// <summary>
+    /// Reads a stored prepared transaction back, chunk by chunk, and hands <paramref name="apply"/> its changes in
+    /// batches cut by the limits and at each TRUNCATE (given with the changes before it).
+    /// </summary>
+    private async Task ReadPreparedAsync(NpgsqlConnection connection, string gid, Func<ChangeBatch, IReadOnlyList<Registry.TableRegistration>?, Protocol.Messages.TruncateOptions, Task> apply, CancellationToken cancellationToken)
     {
         var batch = _preparedBatches.Rent();
         try
@@ -66,30 +99,24 @@ internal sealed partial class WriterStage
                     bytes += recordBytes;
                     if (reader.TakeTruncate(out var tables, out var options))
                     {
-                        // The changes before the TRUNCATE are written first, then it, as for a streamed transaction.
-                        await WriteReadBackAsync(connection, sourceConnection, batch, cancellationToken).ConfigureAwait(false);
+                        // The changes before the TRUNCATE are applied first, then it, as for a streamed transaction.
+                        await apply(batch, tables, options).ConfigureAwait(false);
+                        batch.Clear();
                         bytes = 0;
-                        await TruncateAsync(connection, tables, options, cancellationToken).ConfigureAwait(false);
                     }
                     else if (batch.Count >= limits.MaxRows || bytes >= limits.MaxBytes)
                     {
-                        await WriteReadBackAsync(connection, sourceConnection, batch, cancellationToken).ConfigureAwait(false);
+                        await apply(batch, null, default).ConfigureAwait(false);
+                        batch.Clear();
                         bytes = 0;
                     }
                 }
             }
-            await WriteReadBackAsync(connection, sourceConnection, batch, cancellationToken).ConfigureAwait(false);
+            await apply(batch, null, default).ConfigureAwait(false);
         }
         finally
         {
             batch.Release();
         }
-    }
-
-    private async Task WriteReadBackAsync(NpgsqlConnection connection, NpgsqlConnection sourceConnection, ChangeBatch batch, CancellationToken cancellationToken)
-    {
-        await WriteChangesAsync(connection, sourceConnection, batch, cancellationToken).ConfigureAwait(false);
-        _changesInTransaction += batch.Count;
-        batch.Clear();
     }
 }

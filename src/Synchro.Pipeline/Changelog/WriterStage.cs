@@ -109,6 +109,10 @@ internal sealed partial class WriterStage(
                 var transactions = await ApplyPreparedStepAsync(connection, sourceConnection, step, cancellationToken).ConfigureAwait(false);
                 await CommitAsync(connection, step.EndLsn, transactions, transactions > 0 ? [step.CommitTime] : [], cancellationToken).ConfigureAwait(false);
                 break;
+            case SkippedChanges skipped:
+                await BeginAsync(connection, cancellationToken).ConfigureAwait(false);
+                await WriteSkippedAsync(connection, skipped, cancellationToken).ConfigureAwait(false);
+                break;
             case LogicalMessageItem message:
                 _messages.Add(message.Message);
                 break;

@@ -28,7 +28,9 @@ internal sealed partial class ChangeDecoder
             $"Registered column {string.Join(", ", missing)} of table {table} is not in the replication stream from the transaction "
             + $"committed at {_finalLsn} on: it was dropped or renamed (the table's published columns are now: {columns}), "
             + "or the publication's column list leaves it out. The pipeline stopped before that transaction, which stays in the slot "
-            + "with everything after it. Fix the registration (or the table), then restart the pipeline.");
+            + "with everything after it. Fix the registration (or the table), then restart the pipeline; or, to go past this one "
+            + $"transaction on purpose, run `synchro-pipeline skip --lsn {_finalLsn}` and restart (its other changes are kept in "
+            + "sync_rule_failures for replay-failures).");
 
         _failed = true;
         _skipTransaction = true;

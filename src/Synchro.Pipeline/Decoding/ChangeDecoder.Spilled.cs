@@ -89,6 +89,7 @@ internal sealed partial class ChangeDecoder
             spill.Delete(message.Xid);
             return;
         }
+        StartSkipIfAsked(message.Xid, message.CommitLsn, message.CommitTime);
         _inTransaction = true;
         _skipTransaction = false;
         _commitTime = message.CommitTime;
@@ -135,7 +136,9 @@ internal sealed partial class ChangeDecoder
         _spill?.Delete(message.Xid);
         if (message.CommitLsn < _resumeAfter || _failed)
             return;
-        SendStep(new PreparedStep(PreparedStepKind.CommitPrepared, Encoding.UTF8.GetString(message.Gid), message.EndLsn, PgTimestamp.ToDateTime(message.CommitTimestamp)));
+        // Skipped on purpose (synchro-pipeline skip --lsn): its stored changes go where replay-failures reaches them.
+        var kind = SkipTransactionAt.IsValid && message.CommitLsn == SkipTransactionAt ? PreparedStepKind.SkipCommitPrepared : PreparedStepKind.CommitPrepared;
+        SendStep(new PreparedStep(kind, Encoding.UTF8.GetString(message.Gid), message.EndLsn, PgTimestamp.ToDateTime(message.CommitTimestamp)) { Xid = message.Xid, CommitLsn = message.CommitLsn });
     }
 
     internal void OnRollbackPrepared(in RollbackPreparedMessage message)

@@ -92,7 +92,10 @@ internal sealed partial class ChangeDecoder
         _commitTime = message.CommitTime;
         _finalLsn = message.FinalLsn;
         _transactionStart = (_batch.Count, _batch.ValueMark);
-        if (!_skipTransaction && _batch.FirstCommitTime == default)
+        if (_skipTransaction)
+            return;
+        StartSkipIfAsked(message.Xid, message.FinalLsn, _commitTime);
+        if (_batch.FirstCommitTime == default)
             _batch.FirstCommitTime = _commitTime;
     }
 
@@ -100,6 +103,11 @@ internal sealed partial class ChangeDecoder
     {
         _inTransaction = false;
         _transactionStart = null;
+        if (_skipped is not null)
+        {
+            SendSkipped(message.EndLsn);
+            return;
+        }
         // A transaction skipped for its origin was handled: the position moves past it.
         if (_skipTransaction && !_skippedByOrigin)
             return;
@@ -256,6 +264,11 @@ internal sealed partial class ChangeDecoder
         // transaction open across them, so memory stays bounded and the result is still atomic.
         if (_batch.Count >= _limits.MaxRows || _batch.Bytes >= _limits.MaxBytes)
         {
+            if (_skipped is not null)
+            {
+                SendSkipped(Lsn.Invalid);
+                return;
+            }
             _batch.EndsTransaction = false;
             CutBatch();
         }
@@ -264,6 +277,11 @@ internal sealed partial class ChangeDecoder
     /// <summary>Invariant 3: a TRUNCATE is an item of its own, after the changes before it and before those after it.</summary>
     private void SendTruncate(IReadOnlyList<TableRegistration> tables, TruncateOptions options)
     {
+        if (_skipped is { } skipped)
+        {
+            skipped.Truncates++;
+            return;
+        }
         if (_batch.Count > 0 || _batch.Transactions > 0)
         {
             _batch.EndsTransaction = false;
@@ -305,7 +323,11 @@ internal sealed partial class ChangeDecoder
         RelationMapping? mapping = null;
         if (_registry.TryGet(relation.Schema, relation.Name, out var table) && (mapping = RelationMapping.TryCreate(relation, table, BinaryTuples, _registry)) is null)
         {
-            FailMissingColumns(relation, table);
+            // A transaction being skipped on purpose cannot stop the pipeline: its rows that cannot be decoded are counted.
+            if (_skipped is { } skipped)
+                skipped.Undecodable++;
+            else
+                FailMissingColumns(relation, table);
             return null;
         }
         _mappings[relation.Oid] = (relation, mapping);

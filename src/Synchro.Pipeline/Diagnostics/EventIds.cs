@@ -51,6 +51,9 @@ internal static class EventIds
     /// <summary>The server enables two-phase decoding on a slot created without it, from this stream's start.</summary>
     public const int TwoPhaseEnabledOnSlot = 1012;
 
+    /// <summary>A run starts with a request to skip a transaction pending.</summary>
+    public const int SkipPending = 1013;
+
     // Slot creation and the initial snapshot's lifecycle: 1200–1299.
 
     /// <summary>Created the slot with an exported snapshot; loading the bucket edges of existing rows.</summary>
@@ -80,6 +83,9 @@ internal static class EventIds
 
     /// <summary>A TRUNCATE was applied to the changelog.</summary>
     public const int Truncated = 3003;
+
+    /// <summary>The transaction an operator asked to skip was skipped; its changes were kept in <c>sync_rule_failures</c>.</summary>
+    public const int TransactionSkipped = 3004;
 
     // Committer and heartbeats: 4xxx.
 

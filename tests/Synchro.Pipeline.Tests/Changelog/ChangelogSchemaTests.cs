@@ -42,6 +42,9 @@ public sealed class ChangelogSchemaTests(PostgresServerFixture postgres)
         "sync_rule_failures|error_text|text|NO|NULL|NULL",
         "sync_rule_failures|payload|jsonb|YES|NULL|NULL",
         "sync_rule_failures|created_at|timestamp with time zone|NO|now()|NULL",
+        "sync_transaction_skips|slot_name|text|NO|NULL|NULL",
+        "sync_transaction_skips|commit_lsn|bigint|NO|NULL|NULL",
+        "sync_transaction_skips|requested_at|timestamp with time zone|NO|now()|NULL",
         "sync_wal_position|slot_name|text|NO|NULL|NULL",
         "sync_wal_position|confirmed_lsn|bigint|NO|0|NULL",
         "sync_wal_position|updated_at|timestamp with time zone|NO|now()|NULL",
@@ -57,6 +60,7 @@ public sealed class ChangelogSchemaTests(PostgresServerFixture postgres)
         "sync_changelog_pkey|CREATE UNIQUE INDEX sync_changelog_pkey ON public.sync_changelog USING btree (seq)",
         "sync_prepared_transactions_pkey|CREATE UNIQUE INDEX sync_prepared_transactions_pkey ON public.sync_prepared_transactions USING btree (slot_name, gid, chunk)",
         "sync_rule_failures_pkey|CREATE UNIQUE INDEX sync_rule_failures_pkey ON public.sync_rule_failures USING btree (id)",
+        "sync_transaction_skips_pkey|CREATE UNIQUE INDEX sync_transaction_skips_pkey ON public.sync_transaction_skips USING btree (slot_name)",
         "sync_wal_position_pkey|CREATE UNIQUE INDEX sync_wal_position_pkey ON public.sync_wal_position USING btree (slot_name)",
     ];
 
@@ -68,7 +72,7 @@ public sealed class ChangelogSchemaTests(PostgresServerFixture postgres)
 
         await ChangelogSchema.EnsureAsync(connection);
 
-        Assert.Equal(["sync_bucket_edges", "sync_changelog", "sync_prepared_transactions", "sync_rule_failures", "sync_wal_position"], await SidecarDatabase.RowsAsync(connection, TablesSql));
+        Assert.Equal(["sync_bucket_edges", "sync_changelog", "sync_prepared_transactions", "sync_rule_failures", "sync_transaction_skips", "sync_wal_position"], await SidecarDatabase.RowsAsync(connection, TablesSql));
         Assert.Equal(s_expectedColumns, await SidecarDatabase.RowsAsync(connection, ColumnsSql));
         Assert.Equal(s_expectedIndexes, await SidecarDatabase.RowsAsync(connection, IndexesSql));
     }

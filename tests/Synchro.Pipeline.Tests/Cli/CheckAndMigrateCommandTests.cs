@@ -44,8 +44,8 @@ public sealed class CheckAndMigrateCommandTests(PostgresServerFixture postgres)
         var second = await CliProcess.RunAsync("migrate", "--connection", connectionString);
 
         Assert.True(first.ExitCode == 0, first.ToString());
-        Assert.Contains("created  sync_changelog, sync_bucket_edges, sync_wal_position, sync_rule_failures, sync_prepared_transactions", first.Output, StringComparison.Ordinal);
-        Assert.Contains("Created 5 of 5 tables.", first.Output, StringComparison.Ordinal);
+        Assert.Contains("created  sync_changelog, sync_bucket_edges, sync_wal_position, sync_rule_failures, sync_prepared_transactions, sync_transaction_skips", first.Output, StringComparison.Ordinal);
+        Assert.Contains("Created 6 of 6 tables.", first.Output, StringComparison.Ordinal);
         foreach (var table in new[] { "sync_changelog", "sync_bucket_edges", "sync_wal_position", "sync_rule_failures" })
             Assert.True(await Sql.ScalarAsync<bool>(connectionString, "SELECT to_regclass(@table) IS NOT NULL", ("table", table)), $"{table} was not created");
 

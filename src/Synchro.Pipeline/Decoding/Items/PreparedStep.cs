@@ -11,6 +11,9 @@ internal enum PreparedStepKind : byte
 
     /// <summary>Delete the stored changes.</summary>
     RollbackPrepared,
+
+    /// <summary>The operator asked to skip this transaction: keep the stored changes as rule failures, not in the changelog.</summary>
+    SkipCommitPrepared,
 }
 
 /// <summary>A two-phase step, applied in a changelog transaction of its own that persists <see cref="EndLsn"/>.</summary>
@@ -26,4 +29,10 @@ internal sealed class PreparedStep(PreparedStepKind kind, string gid, Protocol.L
 
     /// <summary>For <see cref="PreparedStepKind.CommitPrepared"/>: the source commit time; default otherwise.</summary>
     public DateTime CommitTime { get; } = commitTime;
+
+    /// <summary>For a commit: the transaction's id and the LSN of its COMMIT PREPARED record.</summary>
+    public uint Xid { get; init; }
+
+    /// <inheritdoc cref="Xid"/>
+    public Protocol.Lsn CommitLsn { get; init; }
 }
