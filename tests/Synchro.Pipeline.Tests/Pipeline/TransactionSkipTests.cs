@@ -91,6 +91,31 @@ public sealed partial class TransactionSkipTests(PostgresServerFixture postgres)
     }
 
     [Fact]
+    public async Task A_large_streamed_transaction_is_skipped_in_chunks_and_kept_whole_in_the_failures()
+    {
+        var (before, after) = (StreamedTransactionTests.Uuid(900_001), StreamedTransactionTests.Uuid(900_002));
+        await using var harness = await PipelineHarness.CreateAsync(postgres, "skip_streamed");
+        await StreamedTransactionTests.LowerDecodingMemoryAsync(harness);
+        var options = StreamedTransactionTests.Options(harness);
+        await harness.StartAsync(options);
+        await harness.ExecuteAsync($"INSERT INTO orders (id, user_id) VALUES ('{before}', 'alice')");
+        await harness.WaitForChangelogAsync(1);
+        await harness.StopAsync();
+
+        await harness.ExecuteAsync(StreamedTransactionTests.Insert(1, 5_000));
+        await harness.ExecuteAsync($"INSERT INTO orders (id, user_id) VALUES ('{after}', 'dave')");
+        var skipped = await CommitLsnOfTransactionWithAsync(harness, StreamedTransactionTests.Uuid(1));
+        await WalPipeline.SkipTransactionAsync(options, skipped);
+        await harness.StartAsync(options);
+
+        Assert.Equal([$"user:alice orders {before} 1", $"user:dave orders {after} 1"], await harness.WaitForChangelogAsync(2));
+        Assert.Equal(5_000, await harness.ScalarAsync<long>($"SELECT count(DISTINCT record_id) FROM sync_rule_failures WHERE error_text LIKE '%committed at {skipped}%'"));
+        Assert.Equal(5_000, await harness.ScalarAsync<long>("SELECT count(*) FROM sync_rule_failures"));
+        Assert.True(harness.Pipeline!.SpillStatistics.ReplayedTransactions >= 1, "the transaction was not streamed");
+        Assert.Equal(0, await harness.ScalarAsync<long>("SELECT count(*) FROM sync_transaction_skips"));
+    }
+
+    [Fact]
     public async Task A_skip_of_a_transaction_the_pipeline_is_past_is_refused()
     {
         await using var harness = await PipelineHarness.CreateAsync(postgres, "skip_past");
