@@ -195,8 +195,13 @@ internal sealed partial class ChangeDecoder
     {
         if (Map(message.Relation) is not { } mapping)
             return false;
+        var mark = into.ValueMark;
         var values = mapping.Read(message.NewRow, into);
-        RequireId(mapping, into, values, "inserted");
+        if (!HasId(mapping, into, values, "inserted"))
+        {
+            into.TruncateValues(mark);
+            return false;
+        }
         mapping.ReadRow(message.NewRow, into);
         into.Add(new DecodedChange(mapping.Table, ChangeOperation.Insert, values, mapping.Layout));
         return true;
@@ -207,11 +212,16 @@ internal sealed partial class ChangeDecoder
     {
         if (Map(message.Relation) is not { } mapping)
             return false;
+        var start = into.ValueMark;
         var values = mapping.Read(message.NewRow, into);
         // An id stored out of line and left unchanged arrives as 'u'; the server then sends the old key with it.
         if (message.OldRowKind != OldTupleKind.None && into.Value(values).Kind == TupleValueKind.UnchangedToast)
             mapping.ReadOldId(message.OldRow, into, values);
-        RequireId(mapping, into, values, "updated");
+        if (!HasId(mapping, into, values, "updated"))
+        {
+            into.TruncateValues(start);
+            return false;
+        }
         mapping.ReadRow(message.NewRow, into);
         var hasOldRow = false;
         if (message.OldRowKind != OldTupleKind.None)
@@ -334,14 +344,23 @@ internal sealed partial class ChangeDecoder
         return mapping;
     }
 
-    private static void RequireId(RelationMapping mapping, ChangeBatch batch, int values, string verb)
+    /// <summary>
+    /// Whether the change at <paramref name="values"/> has its id; a row without one stops the pipeline (naming the
+    /// transaction to skip), except in a transaction being skipped, where it is counted and dropped.
+    /// </summary>
+    private bool HasId(RelationMapping mapping, ChangeBatch batch, int values, string verb)
     {
-        if (batch.Value(values).Kind != TupleValueKind.Text)
+        if (batch.Value(values).Kind == TupleValueKind.Text)
+            return true;
+        if (_skipped is { } skipped)
         {
-            throw new WalPipelineException(
-                $"A row {verb} in {mapping.Table} has no value in its id column '{mapping.Table.IdColumn}'. "
-                + "The id column must be NOT NULL (and not TOASTed); fix the table or register the right IdColumn.");
+            skipped.Undecodable++;
+            return false;
         }
+        throw new WalPipelineException(
+            $"A row {verb} in {mapping.Table} by the transaction committed at {_finalLsn} has no value in its id column '{mapping.Table.IdColumn}'. "
+            + "The id column must be NOT NULL (and not TOASTed); fix the table or register the right IdColumn, then restart; or, to go past this "
+            + $"one transaction on purpose, run `synchro-pipeline skip --lsn {_finalLsn}` and restart.");
     }
 
     [LoggerMessage(EventId = Diagnostics.EventIds.UnattributableDelete, Level = LogLevel.Warning,
