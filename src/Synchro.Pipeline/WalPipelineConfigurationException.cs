@@ -36,6 +36,9 @@ public sealed class WalPipelineConfigurationException : Exception
         Errors = errors;
     }
 
+    /// <summary>Whether this refuses the persisted position (invariant 8 of docs/architecture.md) rather than the setup; logged with its own event id.</summary>
+    internal bool RefusesPosition { get; init; }
+
     /// <summary>Each problem found, with its fix, one entry per problem.</summary>
     public IReadOnlyList<string> Errors { get; }
 
