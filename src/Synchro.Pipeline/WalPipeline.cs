@@ -125,7 +125,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         {
             _metrics.SetState(WalPipelineState.Failed, e);
             if (e.RefusesPosition)
-                LogPositionRefused(_logger, e, e.Message);
+                LogPositionRefused(_logger, e, string.Join(" ", e.Errors));
             else
                 LogConfigurationError(_logger, e, e.Message);
             throw;

@@ -78,7 +78,8 @@ internal static class StatusView
         null => "",
         0 => "; the slot has confirmed it",
         > 0 => $"; {Bytes(aheadOfSlot.Value)} past the slot's confirmed_flush_lsn (confirmed at the next status update)",
-        _ => $"; {Bytes(-aheadOfSlot.Value)} before the slot's confirmed_flush_lsn (idle WAL confirmed past it)",
+        // Shown only when the position could not be checked: the pipeline refuses it (it never confirms past what it persisted).
+        _ => $"; {Bytes(-aheadOfSlot.Value)} before the slot's confirmed_flush_lsn: the changelog lost committed batches, and `run` refuses it",
     };
 
     private static string Rows(long? approximate) => approximate is { } rows ? $"about {Count(rows)} rows, " : "";

@@ -68,8 +68,8 @@ internal static class PositionBinding
                     $"The persisted position {position} of slot '{slotName}' was saved from another PostgreSQL cluster (system identifier {saved.SystemId}, "
                     + $"database '{saved.Database}'), but this server is cluster {server.SystemId}: an LSN is an offset into one cluster's WAL, so "
                     + "streaming from it here would skip or repeat changes at random. If a pipeline of that cluster uses the slot name "
-                    + $"'{slotName}' with this changelog database, the row is its own: give this pipeline another SlotName. If this server "
-                    + $"replaced that cluster (rebuilt, restored from a dump), the changelog describes the old one: {recipes.Rebuild}");
+                    + $"'{slotName}' with this changelog database, the row is its own: {OwnSlot} If this server replaced that cluster "
+                    + $"(rebuilt, restored from a dump), the changelog describes the old one: {recipes.Rebuild}");
             }
             if (saved.DatabaseOid != server.DatabaseOid)
             {
@@ -77,8 +77,8 @@ internal static class PositionBinding
                     $"The persisted position {position} of slot '{slotName}' was saved from database '{saved.Database}' (OID {saved.DatabaseOid}), but this "
                     + $"pipeline reads database '{server.Database}' (OID {server.DatabaseOid}): a logical slot decodes one database, so the position "
                     + $"says nothing about this one's changes. If a pipeline of '{saved.Database}' uses the slot name '{slotName}' with this changelog "
-                    + $"database, the row is its own: give this pipeline another SlotName. If '{server.Database}' replaced '{saved.Database}' "
-                    + $"(dropped and restored, or created again), the changelog describes the old one: {recipes.Rebuild}");
+                    + $"database, the row is its own: {OwnSlot} If '{server.Database}' replaced '{saved.Database}' (dropped and restored, or "
+                    + $"created again), the changelog describes the old one: {recipes.Rebuild}");
             }
             if (saved.Timeline != server.Timeline && OffTimeline(slotName, position, saved, server, history, recipes) is { } forked)
                 return forked;
@@ -87,17 +87,17 @@ internal static class PositionBinding
         if (position > source.WalEnd)
         {
             var resume = source.SlotConfirmed is { } confirmed
-                ? $"If the changelog belongs to this server, resume from the slot's own position {confirmed}: {recipes.Forget} (rows of transactions "
-                    + "after it that the changelog holds already are written again, and rows of transactions this server does not have stay, so "
-                    + $"have clients resync); or rebuild: {recipes.Rebuild}"
+                ? $"If the changelog belongs to this server, resume from the slot's own position {confirmed}: in the changelog database, "
+                    + $"{recipes.Forget}. Rows of transactions after it that the changelog already holds are written again, and rows of "
+                    + $"transactions this server does not have stay, so have clients resync. Or rebuild: {recipes.Rebuild}"
                 : $"To rebuild from this server: {recipes.Rebuild}";
             return new(PositionProblemKind.AheadOfWal,
                 $"The persisted position {position} of slot '{slotName}' is ahead of everything this server has written (its WAL ends at "
                 + $"{source.WalEnd}, {Bytes(position - source.WalEnd)} before it): the changelog was written from another server or a later "
                 + "state of this one — a changelog database restored from a later backup, a source restored from an earlier one, a failover "
                 + "to a standby that had not received everything, or another source using the slot name. Streaming from it would skip every "
-                + "change up to it without a word, and confirming it would discard them from the slot. If the row belongs to another source, "
-                + $"give this pipeline another SlotName. {resume}");
+                + "change up to it without a word, and confirming it would discard them from the slot. If the row belongs to another source: "
+                + $"{OwnSlot} {resume}");
         }
 
         if (slotConfirmsOnlyPersisted && source.SlotConfirmed is { } slot && slot > position)
@@ -107,8 +107,8 @@ internal static class PositionBinding
                 + "the pipeline confirms only positions it has persisted, so the changelog lost the batches between the two — the changelog "
                 + "database was restored from an older backup, or the slot was dropped and created again after the position was saved. The "
                 + "changes between them are gone from the slot and cannot be read again; streaming on would leave them out of the changelog "
-                + $"and out of sync_bucket_edges. Rebuild: {recipes.Rebuild} Or accept the gap: {recipes.Forget} (the pipeline resumes at "
-                + $"{slot}), then have clients resync every bucket.");
+                + $"and out of sync_bucket_edges. Rebuild: {recipes.Rebuild} Or accept the gap: in the changelog database, {recipes.Forget} "
+                + $"(the pipeline then resumes at {slot}), and have clients resync every bucket.");
         }
         return null;
     }
@@ -130,9 +130,9 @@ internal static class PositionBinding
                 + $"{server.Timeline}, whose history left timeline {saved.Timeline} at {fork}, {Bytes(position - fork)} before the position: "
                 + "the server was promoted from a standby that had not received everything. The changelog holds the changes of transactions "
                 + $"after {fork} that this server never had, and streaming from the position would skip this server's own changes after "
-                + $"{fork}. Resume from the fork: UPDATE sync_wal_position SET confirmed_lsn = {SqlBigint(fork)}, source_timeline = "
-                + $"{server.Timeline.ToString(CultureInfo.InvariantCulture)} WHERE slot_name = '{slotName}' (in the changelog database), then have "
-                + $"clients resync the buckets those lost transactions touched; or rebuild: {recipes.Rebuild}");
+                + $"{fork}. Resume from the fork: in the changelog database, UPDATE sync_wal_position SET confirmed_lsn = {SqlBigint(fork)}, "
+                + $"source_timeline = {server.Timeline.ToString(CultureInfo.InvariantCulture)} WHERE slot_name = '{slotName}'; then have "
+                + $"clients resync the buckets those lost transactions touched. Or rebuild: {recipes.Rebuild}");
         }
         return new(PositionProblemKind.OffTimeline,
             $"The persisted position {position} of slot '{slotName}' was saved on timeline {saved.Timeline}, but this server is on timeline "
@@ -140,6 +140,9 @@ internal static class PositionBinding
             + "an old primary that came back after a failover. The changelog holds changes this server does not have, and positions of the "
             + $"two histories cannot be compared. Connect the pipeline to the current primary, or rebuild from this server: {recipes.Rebuild}");
     }
+
+    // Two pipelines writing one changelog would interleave seq out of commit order (invariants 3 and 9).
+    private const string OwnSlot = "leave the row to its pipeline, and give this pipeline its own slot (SlotName) and its own changelog database.";
 
     /// <summary>An LSN as the SQL of a <c>confirmed_lsn</c> value (its 64 bits as BIGINT).</summary>
     private static string SqlBigint(Lsn lsn) => $"('{lsn}'::pg_lsn - '0/0')::bigint";
@@ -155,16 +158,17 @@ internal static class PositionBinding
     private readonly struct Recipes(string slotName, SourceState source)
     {
         /// <summary>Drop the row: the pipeline then streams from the slot's own position.</summary>
-        public string Forget => $"DELETE FROM sync_wal_position WHERE slot_name = '{slotName}' (in the changelog database)";
+        public string Forget => $"DELETE FROM sync_wal_position WHERE slot_name = '{slotName}'";
 
         /// <summary>Start over from the source as it is: a new slot, its snapshot's edges, clients resync.</summary>
         public string Rebuild
         {
             get
             {
-                var drop = source.SlotConfirmed is null ? "" : $"run SELECT pg_drop_replication_slot('{slotName}') on the source, ";
-                return $"stop the pipeline, {drop}run {Forget}, start the pipeline with InitialSnapshot on (the default: it creates the slot "
-                    + "and reloads sync_bucket_edges of the registered tables from its snapshot), then have clients resync their buckets from sync_bucket_edges.";
+                var drop = source.SlotConfirmed is null ? "" : $"on the source, SELECT pg_drop_replication_slot('{slotName}'); ";
+                return $"stop the pipeline; {drop}in the changelog database, {Forget}; start the pipeline with InitialSnapshot on (the default: "
+                    + "it creates the slot and reloads sync_bucket_edges of the registered tables from its snapshot); then have clients resync "
+                    + "their buckets from sync_bucket_edges.";
             }
         }
     }

@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Text;
 using Npgsql;
 using Npgsql.Replication;
 using NpgsqlTypes;
@@ -58,7 +60,26 @@ internal static class SourceIdentification
     {
         if (timeline <= 1)
             return TimelineHistory.Initial;
-        var file = await replication.TimelineHistory(timeline, ct).ConfigureAwait(false);
-        return TimelineHistory.Parse(timeline, file.Content);
+        byte[] content;
+        try
+        {
+            content = (await replication.TimelineHistory(timeline, ct).ConfigureAwait(false)).Content;
+        }
+        catch (InvalidCastException)
+        {
+            // Npgsql 10 reads the file's content as bytea, but PostgreSQL 15 and older send it as text, and the cast fails
+            // after the whole reply was read (the connection stays usable). Its own row reader returns the text.
+            var row = await ReadSingleRow(replication, $"TIMELINE_HISTORY {timeline.ToString(CultureInfo.InvariantCulture)}", ct).ConfigureAwait(false);
+            content = row[1] switch
+            {
+                string text => Encoding.UTF8.GetBytes(text),
+                byte[] bytes => bytes,
+                var other => throw new FormatException($"The server sent the history of timeline {timeline} as {other?.GetType().Name ?? "null"}."),
+            };
+        }
+        return TimelineHistory.Parse(timeline, content);
     }
+
+    [UnsafeAccessor(UnsafeAccessorKind.Method, Name = "ReadSingleRow")]
+    private static extern Task<object[]> ReadSingleRow(ReplicationConnection connection, string command, CancellationToken cancellationToken);
 }

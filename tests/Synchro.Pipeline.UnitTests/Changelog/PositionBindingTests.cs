@@ -50,7 +50,7 @@ public sealed class PositionBindingTests
         Assert.Contains("2/A9681168", problem.Message, StringComparison.Ordinal);
         Assert.Contains("its WAL ends at 2/76580000, 817 MiB before it", problem.Message, StringComparison.Ordinal);
         Assert.Contains("skip every change up to it", problem.Message, StringComparison.Ordinal);
-        Assert.Contains("resume from the slot's own position 2/76000000: DELETE FROM sync_wal_position WHERE slot_name = 'synchro_slot'", problem.Message, StringComparison.Ordinal);
+        Assert.Contains("resume from the slot's own position 2/76000000: in the changelog database, DELETE FROM sync_wal_position WHERE slot_name = 'synchro_slot'", problem.Message, StringComparison.Ordinal);
         Assert.Contains("SELECT pg_drop_replication_slot('synchro_slot')", problem.Message, StringComparison.Ordinal);
     }
 
@@ -62,7 +62,7 @@ public sealed class PositionBindingTests
         Assert.Equal(PositionProblemKind.OtherCluster, problem!.Kind);
         Assert.Contains("system identifier 42", problem.Message, StringComparison.Ordinal);
         Assert.Contains("this server is cluster 7716008738669856979", problem.Message, StringComparison.Ordinal);
-        Assert.Contains("give this pipeline another SlotName", problem.Message, StringComparison.Ordinal);
+        Assert.Contains("give this pipeline its own slot (SlotName) and its own changelog database", problem.Message, StringComparison.Ordinal);
         Assert.Contains("InitialSnapshot on", problem.Message, StringComparison.Ordinal);
     }
 
@@ -90,7 +90,7 @@ public sealed class PositionBindingTests
         Assert.Equal(PositionProblemKind.BehindSlot, problem!.Kind);
         Assert.Contains("confirmed up to 1/100000, 1 MiB past the persisted position 1/0", problem.Message, StringComparison.Ordinal);
         Assert.Contains("restored from an older backup", problem.Message, StringComparison.Ordinal);
-        Assert.Contains("accept the gap: DELETE FROM sync_wal_position WHERE slot_name = 'synchro_slot'", problem.Message, StringComparison.Ordinal);
+        Assert.Contains("accept the gap: in the changelog database, DELETE FROM sync_wal_position WHERE slot_name = 'synchro_slot'", problem.Message, StringComparison.Ordinal);
         Assert.Null(Verify(persisted, Source(Lsn.Parse("1/100000")), slotConfirmsOnlyPersisted: false));
     }
 
