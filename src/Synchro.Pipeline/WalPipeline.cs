@@ -143,8 +143,9 @@ public sealed partial class WalPipeline : IAsyncDisposable
 
     private async Task PrepareAsync(CancellationToken cancellationToken)
     {
-        await using var connection = await _source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-        var checks = await CheckSourceAsync(connection, _options, cancellationToken).ConfigureAwait(false);
+        StartupCheckResult checks;
+        await using (var connection = await _source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
+            checks = await CheckSourceAsync(connection, _options, cancellationToken).ConfigureAwait(false);
         foreach (var warning in checks.Warnings)
             LogStartupWarning(_logger, warning);
         await using (var changelog = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
@@ -164,7 +165,8 @@ public sealed partial class WalPipeline : IAsyncDisposable
                     await MoveToNewSlotAsync(identity, before, cancellationToken).ConfigureAwait(false);
             }
         }
-        await CheckSlotTwoPhaseAsync(connection, cancellationToken).ConfigureAwait(false);
+        await using (var connection = await _source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
+            await CheckSlotTwoPhaseAsync(connection, cancellationToken).ConfigureAwait(false);
         if (_options.InitialSnapshot)
             await PrepareSlotWithSnapshotAsync(checks.SlotExists, identity, earlier, cancellationToken).ConfigureAwait(false);
     }
