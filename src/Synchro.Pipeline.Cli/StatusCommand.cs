@@ -10,7 +10,8 @@ namespace Synchro.Pipeline.Cli;
 /// <c>synchro-pipeline status</c>: the slot (exists, active, plugin, wal_status, positions, lag, retained WAL) and the
 /// changelog (persisted position, last row, rule failures). Exit 0 when the slot exists and is usable,
 /// <see cref="ExitCodes.SlotMissing"/> when it does not exist, <see cref="ExitCodes.Replication"/> when it was
-/// invalidated; the report is printed in every case.
+/// invalidated, <see cref="ExitCodes.Configuration"/> when the pipeline refuses the persisted position (invariant 8);
+/// the report is printed in every case.
 /// </summary>
 internal static class StatusCommand
 {
@@ -46,7 +47,8 @@ internal static class StatusCommand
         else
             StatusView.Write(report, Terminal.Out);
 
-        return !report.Slot.Exists ? ExitCodes.SlotMissing
+        return report.Changelog.PositionProblems.Count > 0 ? ExitCodes.Configuration
+            : !report.Slot.Exists ? ExitCodes.SlotMissing
             : report.Slot.WalStatus == "lost" ? ExitCodes.Replication
             : ExitCodes.Ok;
     }

@@ -46,6 +46,10 @@ internal sealed class ClusterControl
             ["restart", "-w", "-t", StartTimeoutSeconds, "-m", immediate ? "immediate" : "fast", "-D", _directory.Data, "-l", _directory.LogFile],
             ct);
 
+    /// <summary>Ends recovery on a standby (<c>pg_ctl promote</c>) and waits until it accepts writes on its new timeline.</summary>
+    public Task<ProcessResult> PromoteAsync(CancellationToken ct) =>
+        RunAsync(_binaries.PgCtl, ["promote", "-w", "-t", StartTimeoutSeconds, "-D", _directory.Data], ct);
+
     /// <summary>
     /// Stops the server if one holds the data directory; falls back to killing the postmaster when pg_ctl fails.
     /// Returns false only when a server may still be running.

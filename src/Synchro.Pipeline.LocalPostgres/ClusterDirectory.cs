@@ -23,6 +23,9 @@ internal sealed class ClusterDirectory
 
     public string ConfigurationFile => Path.Combine(Data, "postgresql.conf");
 
+    /// <summary>Present at start: the server starts as a standby (here, one with no primary to stream from).</summary>
+    public string StandbySignal => Path.Combine(Data, "standby.signal");
+
     private string PidFile => Path.Combine(Data, "postmaster.pid");
 
     /// <summary>Creates a fresh root under the system temp directory, mode 0700 (owner only).</summary>

@@ -20,6 +20,9 @@ public sealed class LocalPostgresServer : IAsyncDisposable
 
     private readonly ClusterDirectory _directory;
     private readonly ClusterControl _control;
+    private readonly PostgresBinaries _binaries;
+    private readonly ServerAccount _account;
+    private readonly ServerSettings _settings;
     private readonly bool _keepData;
     private int _stopped;
     private int _disposed;
@@ -29,12 +32,17 @@ public sealed class LocalPostgresServer : IAsyncDisposable
         ClusterDirectory directory,
         ClusterControl control,
         PostgresBinaries binaries,
+        ServerAccount account,
+        ServerSettings settings,
         int port,
         int serverVersion,
         bool keepData)
     {
         _directory = directory;
         _control = control;
+        _binaries = binaries;
+        _account = account;
+        _settings = settings;
         _keepData = keepData;
         BinDirectory = binaries.Directory;
         Port = port;
@@ -91,7 +99,7 @@ public sealed class LocalPostgresServer : IAsyncDisposable
             await control.InitDbAsync(ct).ConfigureAwait(false);
             var serverVersion = directory.ReadMajorVersion();
             var port = await StartOnFreePortAsync(directory, control, settings, ct).ConfigureAwait(false);
-            return new LocalPostgresServer(directory, control, binaries, port, serverVersion, options.KeepData);
+            return new LocalPostgresServer(directory, control, binaries, account, settings, port, serverVersion, options.KeepData);
         }
         catch
         {
@@ -169,6 +177,92 @@ public sealed class LocalPostgresServer : IAsyncDisposable
         {
             throw new LocalPostgresException(
                 $"PostgreSQL failed to restart (pg_ctl exit {result.ExitCode}) in {_directory.Data}: {result.Diagnostics}\n"
+                + $"Last lines of {_directory.LogFile}:\n{_directory.ReadLogTail(LogTailLines)}");
+        }
+    }
+
+    /// <summary>
+    /// A promoted copy of this cluster, as a failover leaves one: stops this server cleanly, copies its data directory
+    /// into a new temporary directory and starts this server again; then starts the copy on a port of its own as a
+    /// standby with no primary to stream from, and promotes it. The copy is the same cluster (same system identifier,
+    /// databases and replication slots) on the next timeline, which forks from this server's at the moment of the copy:
+    /// what this server writes afterwards is not part of the copy's history. Every open connection to this server is
+    /// terminated by the stop.
+    /// </summary>
+    /// <param name="ct">Cancels the copy; a partly created copy is removed, and this server may then be stopped.</param>
+    /// <returns>The promoted copy, disposed like any server (it stops and deletes its own directory).</returns>
+    /// <exception cref="InvalidOperationException">The server was stopped with <see cref="StopAsync"/>.</exception>
+    /// <exception cref="LocalPostgresException">A stop, the copy, a start or the promotion failed; the message has the log tail.</exception>
+    public async Task<LocalPostgresServer> StartPromotedCopyAsync(CancellationToken ct = default)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        if (Volatile.Read(ref _stopped) != 0)
+        {
+            throw new InvalidOperationException($"The server on port {Port} was stopped; it cannot be copied.");
+        }
+
+        var directory = ClusterDirectory.Create();
+        var control = new ClusterControl(_binaries, _account, directory);
+        try
+        {
+            await _account.GrantOwnershipAsync(directory.Root, ct).ConfigureAwait(false);
+            if (!await _control.StopAsync(immediate: false, ct).ConfigureAwait(false))
+            {
+                throw new LocalPostgresException($"Could not stop the server on port {Port} to copy it:\n{_directory.ReadLogTail(LogTailLines)}");
+            }
+
+            try
+            {
+                await CopyDataAsync(_directory.Data, directory.Data, ct).ConfigureAwait(false);
+            }
+            finally
+            {
+                await StartAgainAsync(ct).ConfigureAwait(false);
+            }
+
+            await File.WriteAllBytesAsync(directory.StandbySignal, [], ct).ConfigureAwait(false);
+            var port = await StartOnFreePortAsync(directory, control, _settings, ct).ConfigureAwait(false);
+            var promoted = await control.PromoteAsync(ct).ConfigureAwait(false);
+            if (!promoted.Succeeded)
+            {
+                throw new LocalPostgresException(
+                    $"The copy of the server on port {Port} did not promote (pg_ctl exit {promoted.ExitCode}): {promoted.Diagnostics}\n"
+                    + $"Last lines of {directory.LogFile}:\n{directory.ReadLogTail(LogTailLines)}");
+            }
+
+            return new LocalPostgresServer(directory, control, _binaries, _account, _settings, port, ServerVersion, _keepData);
+        }
+        catch
+        {
+            await TryStopAsync(control, immediate: true).ConfigureAwait(false);
+            if (!_keepData)
+            {
+                directory.TryDelete();
+            }
+
+            throw;
+        }
+    }
+
+    // cp -a keeps the files' owner (the server account, when the caller is root) and modes, which the server checks.
+    private static async Task CopyDataAsync(string from, string to, CancellationToken ct)
+    {
+        var cp = ExecutableSearch.Find("cp", "/usr/bin", "/bin")
+            ?? throw new LocalPostgresException("'cp' was not found to copy the data directory.");
+        var result = await ProcessRunner.RunAsync(cp, ["-a", from, to], workingDirectory: null, ct).ConfigureAwait(false);
+        if (!result.Succeeded)
+        {
+            throw new LocalPostgresException($"cp -a {from} {to} failed: {result.Diagnostics}");
+        }
+    }
+
+    private async Task StartAgainAsync(CancellationToken ct)
+    {
+        var result = await _control.StartAsync(ct).ConfigureAwait(false);
+        if (!result.Succeeded)
+        {
+            throw new LocalPostgresException(
+                $"PostgreSQL failed to start again (pg_ctl exit {result.ExitCode}) in {_directory.Data}: {result.Diagnostics}\n"
                 + $"Last lines of {_directory.LogFile}:\n{_directory.ReadLogTail(LogTailLines)}");
         }
     }

@@ -14,7 +14,8 @@ public sealed partial class WalPipeline
 
     /// <summary>
     /// Runs the checks <see cref="RunAsync"/> makes at start — server settings, publication, tables, columns,
-    /// replica identities, slot — without creating, migrating or consuming anything.
+    /// replica identities, slot, and that the persisted position belongs to the source (<see cref="CheckPositionAsync"/>) —
+    /// without creating, migrating or consuming anything.
     /// </summary>
     /// <param name="options">The pipeline's options; validated first.</param>
     /// <param name="cancellationToken">Cancels the checks.</param>
@@ -22,9 +23,15 @@ public sealed partial class WalPipeline
     /// The warnings, each with its fix: problems the pipeline runs with, such as a registered table the publication
     /// leaves out, a slot it will create at start, or sidecar tables it will create at start. Empty when all is set up.
     /// </returns>
-    /// <remarks>Connects to the source database and, when it is another one, to the changelog database; every query is read-only.</remarks>
+    /// <remarks>
+    /// Connects to the source database and, when it is another one, to the changelog database; every query is read-only.
+    /// With a persisted position, also opens a replication connection to identify the server.
+    /// </remarks>
     /// <exception cref="ArgumentException">An option is invalid (the message names it).</exception>
-    /// <exception cref="WalPipelineConfigurationException">The database is not set up for the pipeline; lists every problem and its fix.</exception>
+    /// <exception cref="WalPipelineConfigurationException">
+    /// The database is not set up for the pipeline (every problem and its fix), or the persisted position does not belong
+    /// to the source (what happened and how to recover).
+    /// </exception>
     /// <exception cref="NpgsqlException">A database could not be reached.</exception>
     public static async Task<IReadOnlyList<string>> CheckAsync(WalPipelineOptions options, CancellationToken cancellationToken = default)
     {
@@ -35,23 +42,34 @@ public sealed partial class WalPipeline
         var source = NpgsqlDataSource.Create(options.ConnectionString);
         await using (source.ConfigureAwait(false))
         {
+            bool slotExists;
             var connection = await source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             await using (connection.ConfigureAwait(false))
             {
                 var checks = await CheckSourceAsync(connection, options, cancellationToken).ConfigureAwait(false);
                 warnings.AddRange(checks.Warnings);
-                if (!checks.SlotExists)
-                    warnings.Add($"Replication slot '{options.SlotName}' does not exist yet; the pipeline creates it at start, and the changelog covers changes from then on."
-                        + (options.InitialSnapshot ? " Before streaming, it loads the bucket edges of the rows the registered tables hold then, from the slot's snapshot (InitialSnapshot)." : ""));
+                slotExists = checks.SlotExists;
             }
-        }
 
-        var changelog = NpgsqlDataSource.Create(options.ChangelogConnectionString ?? options.ConnectionString);
-        await using (changelog.ConfigureAwait(false))
-        {
-            var missing = await MissingSidecarTablesAsync(changelog, cancellationToken).ConfigureAwait(false);
-            if (missing.Count > 0)
-                warnings.Add($"The sidecar table(s) {string.Join(", ", missing)} do not exist yet in the changelog database; the pipeline creates them at start; to create them beforehand, run ChangelogSchema.EnsureAsync (synchro-pipeline migrate).");
+            var changelog = NpgsqlDataSource.Create(options.ChangelogConnectionString ?? options.ConnectionString);
+            await using (changelog.ConfigureAwait(false))
+            {
+                var missing = await MissingSidecarTablesAsync(changelog, cancellationToken).ConfigureAwait(false);
+                var found = await CheckPersistedPositionAsync(source, changelog, options.ConnectionString, options.SlotName, null, identify: false, slotConfirmsOnlyPersisted: !options.DiscardWrites, cancellationToken).ConfigureAwait(false);
+                if (found.Problem is { } problem)
+                    throw new WalPipelineConfigurationException([problem.Message]) { RefusesPosition = true };
+                if (!slotExists)
+                {
+                    warnings.Add(found.Persisted is { Position: { IsValid: true } earlier }
+                        ? $"Replication slot '{options.SlotName}' does not exist, but the changelog holds position {earlier} of an earlier slot of that name: it was dropped. "
+                            + "The pipeline creates the slot again at start; changes committed between that position and then are not in the changelog, so clients of the affected buckets must resync."
+                            + (options.InitialSnapshot ? " Before streaming, it reloads the bucket edges of the registered tables from the new slot's snapshot (InitialSnapshot)." : "")
+                        : $"Replication slot '{options.SlotName}' does not exist yet; the pipeline creates it at start, and the changelog covers changes from then on."
+                            + (options.InitialSnapshot ? " Before streaming, it loads the bucket edges of the rows the registered tables hold then, from the slot's snapshot (InitialSnapshot)." : ""));
+                }
+                if (missing.Count > 0)
+                    warnings.Add($"The sidecar table(s) {string.Join(", ", missing)} do not exist yet in the changelog database; the pipeline creates them at start; to create them beforehand, run ChangelogSchema.EnsureAsync (synchro-pipeline migrate).");
+            }
         }
         return warnings;
     }

@@ -24,7 +24,11 @@ public sealed partial class WalPipeline
     /// load: the slot is dropped and the load redone from a new one, because the snapshot died with that start), or with no
     /// row at all (created by someone else: streamed from, with a warning that existing rows have no edges).
     /// </remarks>
-    private async Task PrepareSlotWithSnapshotAsync(bool slotExists, CancellationToken cancellationToken)
+    /// <param name="slotExists">Whether the slot existed at start.</param>
+    /// <param name="identity">The source, checked against the persisted position already; the pending marker is bound to it.</param>
+    /// <param name="earlier">A position of an earlier slot of that name, when the slot was missing: the changes after it are not in the changelog.</param>
+    /// <param name="cancellationToken">Cancels the load; a start that does not finish it leaves the marker.</param>
+    private async Task PrepareSlotWithSnapshotAsync(bool slotExists, SourceIdentity identity, Lsn? earlier, CancellationToken cancellationToken)
     {
         Lsn? position;
         await using (var connection = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
@@ -47,7 +51,7 @@ public sealed partial class WalPipeline
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
             await using (var durable = new NpgsqlCommand("SET LOCAL synchronous_commit = on", connection, transaction))
                 await durable.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-            await ChangelogStore.MarkSnapshotPendingAsync(connection, _options.SlotName, cancellationToken).ConfigureAwait(false);
+            await ChangelogStore.MarkSnapshotPendingAsync(connection, _options.SlotName, identity, cancellationToken).ConfigureAwait(false);
             await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         }
 
@@ -63,6 +67,8 @@ public sealed partial class WalPipeline
         await using (slot.ConfigureAwait(false))
         {
             LogSnapshotStarting(_logger, _options.SlotName, slot.ConsistentPoint, slot.SnapshotName);
+            if (earlier is { } before)
+                LogSlotRecreatedAfterPosition(_logger, _options.SlotName, before, slot.ConsistentPoint);
             _metrics.SetState(WalPipelineState.Snapshotting);
             var loader = new EdgeSnapshotLoader(
                 _source, _changelog, _options.SlotName, _options.Tables, _assigner, _options.MaxBatchRows, _metrics,

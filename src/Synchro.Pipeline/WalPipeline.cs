@@ -124,7 +124,10 @@ public sealed partial class WalPipeline : IAsyncDisposable
         catch (WalPipelineConfigurationException e)
         {
             _metrics.SetState(WalPipelineState.Failed, e);
-            LogConfigurationError(_logger, e, e.Message);
+            if (e.RefusesPosition)
+                LogPositionRefused(_logger, e, string.Join(" ", e.Errors));
+            else
+                LogConfigurationError(_logger, e, e.Message);
             throw;
         }
         catch (Exception e)
@@ -140,43 +143,50 @@ public sealed partial class WalPipeline : IAsyncDisposable
 
     private async Task PrepareAsync(CancellationToken cancellationToken)
     {
-        bool slotExists;
+        StartupCheckResult checks;
         await using (var connection = await _source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
+            checks = await CheckSourceAsync(connection, _options, cancellationToken).ConfigureAwait(false);
+        foreach (var warning in checks.Warnings)
+            LogStartupWarning(_logger, warning);
+        await using (var changelog = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
+            await ChangelogSchema.EnsureAsync(changelog, cancellationToken).ConfigureAwait(false);
+
+        // Invariant 8: nothing is created on a source the persisted position does not belong to.
+        var found = await VerifyPositionAsync(replication: null, cancellationToken).ConfigureAwait(false);
+        var identity = found.Source!.Identity;
+        // A missing slot with a position: the slot was dropped, and the new one starts later than the position.
+        Lsn? earlier = !checks.SlotExists && found.Persisted is { Position: { IsValid: true } position } ? position : null;
+        if (!checks.SlotExists && !_options.InitialSnapshot)
         {
-            var checks = await CheckSourceAsync(connection, _options, cancellationToken).ConfigureAwait(false);
-            foreach (var warning in checks.Warnings)
-                LogStartupWarning(_logger, warning);
-            slotExists = checks.SlotExists;
-            if (!checks.SlotExists && !_options.InitialSnapshot)
+            if (await ReplicationSlots.CreateIfMissingAsync(_options.ConnectionString, _options.SlotName, twoPhase: _options.TwoPhase, cancellationToken).ConfigureAwait(false))
             {
-                if (await ReplicationSlots.CreateIfMissingAsync(_options.ConnectionString, _options.SlotName, twoPhase: _options.TwoPhase, cancellationToken).ConfigureAwait(false))
-                    LogSlotCreated(_logger, _options.SlotName);
+                LogSlotCreated(_logger, _options.SlotName);
+                if (earlier is { } before)
+                    await MoveToNewSlotAsync(identity, before, cancellationToken).ConfigureAwait(false);
             }
-            await CheckSlotTwoPhaseAsync(connection, cancellationToken).ConfigureAwait(false);
         }
-        await using (var connection = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
-            await ChangelogSchema.EnsureAsync(connection, cancellationToken).ConfigureAwait(false);
+        await using (var connection = await _source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
+            await CheckSlotTwoPhaseAsync(connection, cancellationToken).ConfigureAwait(false);
         if (_options.InitialSnapshot)
-            await PrepareSlotWithSnapshotAsync(slotExists, cancellationToken).ConfigureAwait(false);
+            await PrepareSlotWithSnapshotAsync(checks.SlotExists, identity, earlier, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task RunStagesAsync(CancellationToken cancellationToken)
     {
         await _slotLock!.EnsureAsync(cancellationToken).ConfigureAwait(false);
-        Lsn position;
-        Lsn skip;
-        await using (var connection = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
-        {
-            position = await ChangelogStore.LoadPositionAsync(connection, _options.SlotName, cancellationToken).ConfigureAwait(false) ?? Lsn.Invalid;
-            skip = await LoadSkipAsync(connection, cancellationToken).ConfigureAwait(false);
-        }
-        _position.Advance(position);
-
         await using var replication = new LogicalReplicationConnection(ReplicationConnectionString(_options.ConnectionString))
         {
             WalReceiverStatusInterval = _options.StatusInterval,
         };
         await replication.Open(cancellationToken).ConfigureAwait(false);
+
+        // Invariant 8, at every run: a reconnect may reach another server (a failover), or find the changelog restored.
+        var found = await VerifyPositionAsync(replication, cancellationToken).ConfigureAwait(false);
+        var position = found.Persisted?.Position ?? Lsn.Invalid;
+        _position.Advance(position);
+        Lsn skip;
+        await using (var connection = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
+            skip = await LoadSkipAsync(connection, cancellationToken).ConfigureAwait(false);
         LogStarted(_logger, _options.SlotName, position.ToString());
 
         using var run = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -200,6 +210,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         var writer = new WriterStage(items.Reader, committed.Writer, _changelog, _source, _options.SlotName, _options.Tables, limits, _assigner, _metrics, _options.SlowBatchThreshold, loggers.CreateLogger(LogCategory + ".Writer"))
         {
             MessageHandlers = Handlers,
+            Source = found.Source!.Identity,
         };
         var committer = new LsnCommitter(committed.Reader, _position, replication, loggers.CreateLogger(LogCategory + ".Committer"));
         _metrics.RunStarted(new StageQueues(() => items.Reader.Count, () => committed.Reader.Count, () => items.Reader.TryPeek(out var next) && next is ChangeBatch batch ? batch.FirstCommitTime : default));
@@ -228,7 +239,8 @@ public sealed partial class WalPipeline : IAsyncDisposable
 
     /// <summary>
     /// The final status update: the stream is closed by now, so the slot is advanced through SQL to the last
-    /// committed position. Best effort — the persisted position is what a restart resumes from either way.
+    /// committed position. Best effort — the persisted position is what a restart resumes from either way. Never to a
+    /// position the server has not written (invariant 2), which the slot would take as its WAL end.
     /// </summary>
     private async Task ConfirmOnStopAsync()
     {
@@ -238,8 +250,11 @@ public sealed partial class WalPipeline : IAsyncDisposable
         using var timeout = new CancellationTokenSource(s_finalConfirmTimeout);
         try
         {
-            if (await ReplicationSlots.ConfirmAsync(_source, _options.SlotName, committed, timeout.Token).ConfigureAwait(false))
+            var (outcome, walEnd) = await ReplicationSlots.ConfirmAsync(_source, _options.SlotName, committed, timeout.Token).ConfigureAwait(false);
+            if (outcome == SlotConfirmation.Advanced)
                 LogConfirmedOnStop(_logger, committed);
+            else if (outcome == SlotConfirmation.NotWritten)
+                LogConfirmOnStopRefused(_logger, committed, walEnd);
         }
         catch (Exception e) when (e is NpgsqlException or OperationCanceledException)
         {

@@ -5,11 +5,13 @@ namespace Synchro.Pipeline;
 /// <summary>
 /// The source database or the pipeline's configuration cannot support the pipeline: found by the
 /// start-up checks before anything is consumed. The message lists every problem found and, for each,
-/// what to change.
+/// what to change. Also thrown when the persisted position does not belong to the source (another
+/// cluster, database or timeline, ahead of the server's WAL, behind the slot), at start or before a
+/// reconnect streams; the message then says what was or would be lost and the commands that recover.
 /// </summary>
 /// <remarks>
-/// Nothing has been read from the slot or written to the changelog when this is thrown; fix the
-/// listed problems and start again.
+/// Nothing has been read from the slot (in this run) or confirmed to the server when this is thrown;
+/// fix the listed problems and start again. It is never retried.
 /// </remarks>
 public sealed class WalPipelineConfigurationException : Exception
 {
@@ -35,6 +37,9 @@ public sealed class WalPipelineConfigurationException : Exception
     {
         Errors = errors;
     }
+
+    /// <summary>Whether this refuses the persisted position (invariant 8 of docs/architecture.md) rather than the setup; logged with its own event id.</summary>
+    internal bool RefusesPosition { get; init; }
 
     /// <summary>Each problem found, with its fix, one entry per problem.</summary>
     public IReadOnlyList<string> Errors { get; }

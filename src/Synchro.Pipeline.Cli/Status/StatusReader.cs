@@ -62,6 +62,8 @@ internal static class StatusReader
         var changelogDatabase = NpgsqlDataSource.Create(changelogConnectionString);
         await using (changelogDatabase.ConfigureAwait(false))
             changelog = await ReadChangelogAsync(changelogDatabase, DatabaseTarget.Describe(changelogConnectionString), slot, source.Slot.ConfirmedFlushLsn, ct).ConfigureAwait(false);
+        if (changelog.PersistedLsn is not null)
+            changelog = await CheckPositionAsync(changelog, sourceConnectionString, changelogConnectionString, slot, ct).ConfigureAwait(false);
 
         return new StatusReport
         {
@@ -175,6 +177,25 @@ internal static class StatusReader
                     };
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// The pipeline's own check that the persisted position belongs to the source (invariant 8): a position ahead of the
+    /// server's WAL, behind the slot, or of another cluster, database or timeline is an error with its recovery, not lag.
+    /// </summary>
+    private static async Task<ChangelogReport> CheckPositionAsync(ChangelogReport changelog, string sourceConnectionString, string changelogConnectionString, string slot, CancellationToken ct)
+    {
+        try
+        {
+            var problems = await WalPipeline.CheckPositionAsync(sourceConnectionString, changelogConnectionString, slot, ct).ConfigureAwait(false);
+            return changelog.WithPositionCheck(problems, null);
+        }
+        catch (NpgsqlException e)
+        {
+            // Status reports what it can: a role without replication access (which run needs) leaves only this check out.
+            var reason = e is PostgresException pg ? pg.MessageText : e.Message;
+            return changelog.WithPositionCheck([], $"could not check it against the server ({reason}); `check` and `run` need a replication connection");
         }
     }
 

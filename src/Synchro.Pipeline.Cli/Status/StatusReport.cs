@@ -77,6 +77,15 @@ internal sealed class ChangelogReport
     /// <summary>Bytes by which the persisted position is past the slot's confirmed_flush_lsn (negative when behind).</summary>
     public long? PersistedAheadOfSlotBytes { get; init; }
 
+    /// <summary>
+    /// Why the pipeline refuses the persisted position (invariant 8: another cluster, database or timeline, ahead of the
+    /// server's WAL, behind the slot), each with its recovery; empty when it fits or there is none.
+    /// </summary>
+    public IReadOnlyList<string> PositionProblems { get; init; } = [];
+
+    /// <summary>Why the position could not be checked against the server (no replication access, say); null when it was, or there is none.</summary>
+    public string? PositionUnchecked { get; init; }
+
     public long? LastSeq { get; init; }
 
     public DateTimeOffset? LastRowAt { get; init; }
@@ -90,4 +99,22 @@ internal sealed class ChangelogReport
     public long? RuleFailures { get; init; }
 
     public DateTimeOffset? LastRuleFailureAt { get; init; }
+
+    public ChangelogReport WithPositionCheck(IReadOnlyList<string> problems, string? notChecked) => new()
+    {
+        Target = Target,
+        TablesExist = TablesExist,
+        MissingTables = MissingTables,
+        PersistedLsn = PersistedLsn,
+        PersistedAt = PersistedAt,
+        PersistedAheadOfSlotBytes = PersistedAheadOfSlotBytes,
+        PositionProblems = problems,
+        PositionUnchecked = notChecked,
+        LastSeq = LastSeq,
+        LastRowAt = LastRowAt,
+        ApproximateRows = ApproximateRows,
+        TotalBytes = TotalBytes,
+        RuleFailures = RuleFailures,
+        LastRuleFailureAt = LastRuleFailureAt,
+    };
 }

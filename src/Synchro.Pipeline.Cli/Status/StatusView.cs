@@ -48,7 +48,13 @@ internal static class StatusView
         }
         Row(output, "persisted position", changelog.PersistedLsn is null
             ? output.Paint("none", Tone.Warning) + " — nothing committed for this slot yet"
-            : $"{changelog.PersistedLsn} at {Time(changelog.PersistedAt)}{Relative(changelog.PersistedAheadOfSlotBytes)}");
+            : changelog.PositionProblems.Count > 0
+                ? $"{changelog.PersistedLsn} at {Time(changelog.PersistedAt)}; " + output.Paint("refused", Tone.Bad) + " — `run` will not start from it (below)"
+                : $"{changelog.PersistedLsn} at {Time(changelog.PersistedAt)}{Relative(changelog.PersistedAheadOfSlotBytes)}");
+        foreach (var problem in changelog.PositionProblems)
+            Row(output, "position error", output.Paint(problem, Tone.Bad));
+        if (changelog.PositionUnchecked is { } notChecked)
+            Row(output, "position check", output.Paint(notChecked, Tone.Warning));
         Row(output, "changelog", changelog.LastSeq is { } seq
             ? $"last seq {seq} at {Time(changelog.LastRowAt)}; {Rows(changelog.ApproximateRows)}{Bytes(changelog.TotalBytes ?? 0)} with indexes"
             : $"empty; {Bytes(changelog.TotalBytes ?? 0)} with indexes");
@@ -72,7 +78,8 @@ internal static class StatusView
         null => "",
         0 => "; the slot has confirmed it",
         > 0 => $"; {Bytes(aheadOfSlot.Value)} past the slot's confirmed_flush_lsn (confirmed at the next status update)",
-        _ => $"; {Bytes(-aheadOfSlot.Value)} before the slot's confirmed_flush_lsn (idle WAL confirmed past it)",
+        // Shown only when the position could not be checked: the pipeline refuses it (it never confirms past what it persisted).
+        _ => $"; {Bytes(-aheadOfSlot.Value)} before the slot's confirmed_flush_lsn: the changelog lost committed batches, and `run` refuses it",
     };
 
     private static string Rows(long? approximate) => approximate is { } rows ? $"about {Count(rows)} rows, " : "";

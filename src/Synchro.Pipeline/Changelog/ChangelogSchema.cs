@@ -8,15 +8,16 @@ namespace Synchro.Pipeline.Changelog;
 /// </summary>
 /// <remarks>
 /// Table, column and index names are those of the synchro reference implementation, so a database
-/// it already migrated is accepted as it is and nothing existing is altered or dropped.
+/// it already migrated is accepted: nothing existing is dropped, and the only change to an existing table is
+/// the nullable source columns added to <c>sync_wal_position</c>, which the reference does not read.
 /// </remarks>
 public static class ChangelogSchema
 {
     /// <summary>The sidecar tables <see cref="EnsureAsync"/> creates: the Go reference's four, then <c>sync_prepared_transactions</c> (two-phase transactions awaiting their outcome) and <c>sync_transaction_skips</c> (a transaction an operator asked to skip).</summary>
     public static IReadOnlyList<string> TableNames { get; } = ["sync_changelog", "sync_bucket_edges", "sync_wal_position", "sync_rule_failures", "sync_prepared_transactions", "sync_transaction_skips"];
 
-    // Invariant: every statement is idempotent, so a database this already migrated, or one the
-    // synchro reference migrated, is left unchanged. One batch command per statement, because a
+    // Invariant: every statement is idempotent, so a database this already migrated is left unchanged, and one the
+    // synchro reference migrated only gains the source columns of sync_wal_position. One batch command per statement, because a
     // multi-statement command needs Npgsql's SQL rewriting, which an application may turn off.
     // Keys are compared for equality only (clients pull by bucket_id = $1 AND seq > $2), never sorted as text,
     // so they are declared COLLATE "C": byte comparison keeps every index the writer maintains cheap on a database
@@ -54,6 +55,24 @@ public static class ChangelogSchema
             confirmed_lsn BIGINT NOT NULL DEFAULT 0,
             updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
         )
+        """,
+        // Ours, not the reference's (invariant 8): the source each position was read from. Added to a table the reference or an
+        // older version created, with NULLs in existing rows ("not yet bound", bound at the next save); the reference ignores
+        // them. Checked first, so that a start finding them takes no lock on the table the writers of other slots update.
+        """
+        DO $$
+        BEGIN
+            IF (SELECT count(*) FROM pg_catalog.pg_attribute
+                WHERE attrelid = pg_catalog.to_regclass('sync_wal_position') AND NOT attisdropped
+                  AND attname IN ('source_system_id', 'source_timeline', 'source_database_oid', 'source_database')) < 4 THEN
+                ALTER TABLE sync_wal_position
+                    ADD COLUMN IF NOT EXISTS source_system_id BIGINT,
+                    ADD COLUMN IF NOT EXISTS source_timeline BIGINT,
+                    ADD COLUMN IF NOT EXISTS source_database_oid BIGINT,
+                    ADD COLUMN IF NOT EXISTS source_database TEXT;
+            END IF;
+        END
+        $$
         """,
         """
         CREATE TABLE IF NOT EXISTS sync_rule_failures (
@@ -101,8 +120,9 @@ public static class ChangelogSchema
     /// <item><c>sync_bucket_edges</c> (<c>table_name</c>, <c>record_id</c>, <c>bucket_id</c>, <c>updated_at</c>),
     /// primary key <c>(table_name, record_id, bucket_id)</c>, index on <c>(bucket_id, table_name, record_id)</c>:
     /// which record is in which bucket now;</item>
-    /// <item><c>sync_wal_position</c> (<c>slot_name</c> primary key, <c>confirmed_lsn BIGINT</c>, <c>updated_at</c>):
-    /// each slot's durable position;</item>
+    /// <item><c>sync_wal_position</c> (<c>slot_name</c> primary key, <c>confirmed_lsn BIGINT</c>, <c>updated_at</c>, and
+    /// <c>source_system_id</c>, <c>source_timeline</c>, <c>source_database_oid</c> <c>BIGINT</c> and <c>source_database</c>
+    /// text, added to an existing table): each slot's durable position and the source it was read from;</item>
     /// <item><c>sync_rule_failures</c> (<c>id BIGSERIAL</c> primary key, <c>table_name</c>, <c>record_id</c>,
     /// <c>operation SMALLINT</c>, <c>error_text</c>, <c>payload JSONB</c>, <c>created_at</c>) with an index on
     /// <c>created_at</c>: changes whose bucket rule failed, kept for replay;</item>
@@ -115,7 +135,8 @@ public static class ChangelogSchema
     /// </para>
     /// <para>
     /// Safe to run at every start and from several processes at once: concurrent callers are serialised by a
-    /// transaction-scoped advisory lock, and existing tables and indexes are left as they are (never altered).
+    /// transaction-scoped advisory lock, and existing tables and indexes are left as they are, except that the source
+    /// columns are added to a <c>sync_wal_position</c> that lacks them (nullable, so its rows are kept as they are).
     /// </para>
     /// </remarks>
     /// <param name="connection">An open connection with no transaction in progress; the user needs the

@@ -1,5 +1,6 @@
 using Npgsql;
 using Synchro.Pipeline.Protocol;
+using Synchro.Pipeline.Replication;
 
 namespace Synchro.Pipeline.Changelog;
 
@@ -13,10 +14,13 @@ internal static partial class ChangelogStore
     /// <summary>The value of <c>sync_wal_position.confirmed_lsn</c> that marks a slot whose initial snapshot is pending.</summary>
     public const long SnapshotPendingPosition = 0;
 
+    // Bound to the source the slot is about to be created on (invariant 8); the load's position keeps that binding.
     private const string MarkSnapshotPendingSql = """
-        INSERT INTO sync_wal_position AS p (slot_name, confirmed_lsn, updated_at)
-        VALUES ($1, 0, now())
-        ON CONFLICT (slot_name) DO UPDATE SET confirmed_lsn = 0, updated_at = now()
+        INSERT INTO sync_wal_position AS p (slot_name, confirmed_lsn, updated_at, source_system_id, source_timeline, source_database_oid, source_database)
+        VALUES ($1, 0, now(), $2, $3, $4, $5)
+        ON CONFLICT (slot_name) DO UPDATE
+        SET confirmed_lsn = 0, updated_at = now(), source_system_id = EXCLUDED.source_system_id, source_timeline = EXCLUDED.source_timeline,
+            source_database_oid = EXCLUDED.source_database_oid, source_database = EXCLUDED.source_database
         """;
 
     // Not GREATEST: the slot is new, so a position left by an earlier slot of the same name means nothing for it.
@@ -28,9 +32,9 @@ internal static partial class ChangelogStore
 
     private const string DeleteTableEdgesSql = "DELETE FROM sync_bucket_edges WHERE table_name = ANY($1::text[])";
 
-    /// <summary>Records, durably once the caller commits, that the slot is about to be created and its snapshot loaded.</summary>
-    public static Task MarkSnapshotPendingAsync(NpgsqlConnection connection, string slotName, CancellationToken ct)
-        => ExecuteAsync(connection, MarkSnapshotPendingSql, ct, Parameter(slotName));
+    /// <summary>Records, durably once the caller commits, that the slot is about to be created on <paramref name="source"/> and its snapshot loaded.</summary>
+    public static Task MarkSnapshotPendingAsync(NpgsqlConnection connection, string slotName, SourceIdentity source, CancellationToken ct)
+        => ExecuteAsync(connection, MarkSnapshotPendingSql, ct, WithSource(source, Parameter(slotName)));
 
     /// <summary>Sets the slot's position to <paramref name="consistentPoint"/>, replacing the pending marker (or any earlier position).</summary>
     public static Task SetSnapshotPositionAsync(NpgsqlConnection connection, string slotName, Lsn consistentPoint, CancellationToken ct)

@@ -144,7 +144,7 @@ internal sealed partial class WriterStage(
     /// </summary>
     private async Task CommitAsync(NpgsqlConnection connection, Lsn position, int transactions, IReadOnlyList<DateTime> commitTimes, CancellationToken cancellationToken)
     {
-        await ChangelogStore.SavePositionAsync(connection, slotName, position, cancellationToken).ConfigureAwait(false);
+        await SavePositionAsync(connection, position, cancellationToken).ConfigureAwait(false);
         await _transaction!.CommitAsync(cancellationToken).ConfigureAwait(false);
         await _transaction.DisposeAsync().ConfigureAwait(false);
         _transaction = null;

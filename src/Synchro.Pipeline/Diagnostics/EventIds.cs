@@ -51,8 +51,14 @@ internal static class EventIds
     /// <summary>The server enables two-phase decoding on a slot created without it, from this stream's start.</summary>
     public const int TwoPhaseEnabledOnSlot = 1012;
 
+    /// <summary>The persisted position does not belong to the source (another cluster, database or timeline, ahead of its WAL, behind the slot): refused, with the recovery.</summary>
+    public const int PositionRefused = 1013;
+
+    /// <summary>On a clean stop, the last position was not confirmed because the server has not written it.</summary>
+    public const int ConfirmOnStopRefused = 1014;
+
     /// <summary>A run starts with a request to skip a transaction pending.</summary>
-    public const int SkipPending = 1013;
+    public const int SkipPending = 1015;
 
     // Slot creation and the initial snapshot's lifecycle: 1200–1299.
 
@@ -64,6 +70,9 @@ internal static class EventIds
 
     /// <summary>The slot exists without a position: not created by the pipeline, so no initial snapshot was loaded.</summary>
     public const int SlotWithoutSnapshot = 1203;
+
+    /// <summary>The slot did not exist and was created again while a position of the earlier slot was persisted: the changes in between are not in the changelog.</summary>
+    public const int SlotRecreatedAfterPosition = 1204;
 
     // Decoder: 2xxx.
 

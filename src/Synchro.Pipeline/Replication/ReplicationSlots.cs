@@ -15,7 +15,14 @@ internal static class ReplicationSlots
 
     private const string CreateSql = "SELECT pg_catalog.pg_create_logical_replication_slot(@slot, 'pgoutput', false, @twoPhase)";
 
-    private const string SlotPositionSql = "SELECT active, confirmed_flush_lsn FROM pg_catalog.pg_replication_slots WHERE slot_name = @slot";
+    // With the server's flushed WAL end (replayed, on a standby): pg_replication_slot_advance moves a slot to that end when
+    // asked for a later position, which would discard every change up to it.
+    private const string SlotPositionSql = """
+        SELECT active, confirmed_flush_lsn,
+               CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn() ELSE pg_catalog.pg_current_wal_flush_lsn() END
+        FROM pg_catalog.pg_replication_slots
+        WHERE slot_name = @slot
+        """;
 
     private const string AdvanceSql = "SELECT pg_catalog.pg_replication_slot_advance(@slot, @position)";
 
@@ -94,21 +101,31 @@ internal static class ReplicationSlots
     /// Moves the slot's confirmed position forward to <paramref name="position"/> once no walsender holds it — the
     /// last status update of a pipeline that stopped, sent through SQL because its stream is closed by then.
     /// </summary>
-    /// <returns><see langword="true"/> when the slot was advanced; <see langword="false"/> when it was already there or is gone.</returns>
+    /// <remarks>Invariant 2 of docs/architecture.md: a position past the server's flushed WAL is never sent.</remarks>
+    /// <returns>
+    /// What happened, and the server's WAL end when it was read: <see cref="SlotConfirmation.NotWritten"/> when the server
+    /// has not written <paramref name="position"/> (the slot is left as it is).
+    /// </returns>
     /// <exception cref="OperationCanceledException">The slot stayed active (its walsender did not exit) until <paramref name="ct"/> fired.</exception>
-    public static async Task<bool> ConfirmAsync(NpgsqlDataSource source, string slotName, Lsn position, CancellationToken ct)
+    public static async Task<(SlotConfirmation Outcome, Lsn WalEnd)> ConfirmAsync(NpgsqlDataSource source, string slotName, Lsn position, CancellationToken ct)
     {
         var connection = await source.OpenConnectionAsync(ct).ConfigureAwait(false);
         await using (connection.ConfigureAwait(false))
         {
+            Lsn walEnd;
             while (true)
             {
                 await using (var query = new NpgsqlCommand(SlotPositionSql, connection))
                 {
                     query.Parameters.Add(new NpgsqlParameter<string>("slot", NpgsqlDbType.Text) { TypedValue = slotName });
                     await using var reader = await query.ExecuteReaderAsync(ct).ConfigureAwait(false);
-                    if (!await reader.ReadAsync(ct).ConfigureAwait(false) || (Lsn)reader.GetFieldValue<NpgsqlLogSequenceNumber>(1) >= position)
-                        return false;
+                    if (!await reader.ReadAsync(ct).ConfigureAwait(false))
+                        return (SlotConfirmation.NotNeeded, Lsn.Invalid);
+                    walEnd = reader.IsDBNull(2) ? Lsn.Invalid : reader.GetFieldValue<NpgsqlLogSequenceNumber>(2);
+                    if (position > walEnd)
+                        return (SlotConfirmation.NotWritten, walEnd);
+                    if ((Lsn)reader.GetFieldValue<NpgsqlLogSequenceNumber>(1) >= position)
+                        return (SlotConfirmation.NotNeeded, walEnd);
                     if (reader.GetBoolean(0))
                     {
                         // The walsender of the stream just closed is still exiting.
@@ -122,12 +139,12 @@ internal static class ReplicationSlots
                 try
                 {
                     await advance.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-                    return true;
+                    return (SlotConfirmation.Advanced, walEnd);
                 }
                 catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ObjectInUse)
                 {
                     // Another consumer took the slot meanwhile: it confirms for itself.
-                    return false;
+                    return (SlotConfirmation.NotNeeded, walEnd);
                 }
             }
         }
@@ -148,4 +165,17 @@ internal static class ReplicationSlots
         if (!PgIdentifier.IsValid(slotName))
             throw new WalPipelineConfigurationException(StartupChecks.InvalidSlotName(slotName));
     }
+}
+
+/// <summary>What <see cref="ReplicationSlots.ConfirmAsync"/> did.</summary>
+internal enum SlotConfirmation
+{
+    /// <summary>The slot was advanced to the position.</summary>
+    Advanced,
+
+    /// <summary>Nothing to do: the slot was there already, is gone, or another consumer holds it.</summary>
+    NotNeeded,
+
+    /// <summary>Refused: the server has not written the position, so the slot was left as it is.</summary>
+    NotWritten,
 }

@@ -48,6 +48,10 @@ public sealed class ChangelogSchemaTests(PostgresServerFixture postgres)
         "sync_wal_position|slot_name|text|NO|NULL|NULL",
         "sync_wal_position|confirmed_lsn|bigint|NO|0|NULL",
         "sync_wal_position|updated_at|timestamp with time zone|NO|now()|NULL",
+        "sync_wal_position|source_system_id|bigint|YES|NULL|NULL",
+        "sync_wal_position|source_timeline|bigint|YES|NULL|NULL",
+        "sync_wal_position|source_database_oid|bigint|YES|NULL|NULL",
+        "sync_wal_position|source_database|text|YES|NULL|NULL",
     ];
 
     private static readonly string[] s_expectedIndexes =
@@ -90,6 +94,42 @@ public sealed class ChangelogSchemaTests(PostgresServerFixture postgres)
         Assert.Equal(s_expectedColumns, await SidecarDatabase.RowsAsync(connection, ColumnsSql));
         Assert.Equal(s_expectedIndexes, await SidecarDatabase.RowsAsync(connection, IndexesSql));
         Assert.Equal(1, await SidecarDatabase.CountAsync(connection, "sync_changelog"));
+    }
+
+    [Fact]
+    public async Task A_position_table_of_the_reference_gains_the_source_columns_and_keeps_its_rows_unbound()
+    {
+        var connectionString = await postgres.CreateDatabaseAsync("schema_reference_position");
+        await using var connection = await SidecarDatabase.OpenAsync(connectionString);
+        // The Go reference's table, with a position it saved.
+        await SidecarDatabase.ExecuteAsync(connection, "CREATE TABLE sync_wal_position (slot_name TEXT PRIMARY KEY, confirmed_lsn BIGINT NOT NULL DEFAULT 0, updated_at TIMESTAMPTZ NOT NULL DEFAULT now())");
+        await SidecarDatabase.ExecuteAsync(connection, "INSERT INTO sync_wal_position (slot_name, confirmed_lsn) VALUES ('synchro', 123456)");
+        Assert.Equal(new Synchro.Pipeline.Protocol.Lsn(123456), await ChangelogStore.LoadPositionAsync(connection, "synchro", default));
+
+        await ChangelogSchema.EnsureAsync(connection);
+        await ChangelogSchema.EnsureAsync(connection);
+
+        Assert.Equal(s_expectedColumns, await SidecarDatabase.RowsAsync(connection, ColumnsSql));
+        Assert.Equal(new PersistedPosition(new Synchro.Pipeline.Protocol.Lsn(123456), null), await ChangelogStore.LoadPersistedPositionAsync(connection, "synchro", default));
+    }
+
+    [Fact]
+    public async Task A_second_migration_takes_no_lock_on_the_position_table()
+    {
+        var connectionString = await postgres.CreateDatabaseAsync("schema_position_lock");
+        await using var connection = await SidecarDatabase.OpenAsync(connectionString);
+        await ChangelogSchema.EnsureAsync(connection);
+        // A writer of another slot holds its batch transaction open, with its position row updated.
+        await using var writer = await SidecarDatabase.OpenAsync(connectionString);
+        await using var transaction = await writer.BeginTransactionAsync();
+        await SidecarDatabase.ExecuteAsync(writer, "INSERT INTO sync_wal_position (slot_name, confirmed_lsn) VALUES ('other', 1)");
+
+        await using (var timeout = new NpgsqlCommand("SET lock_timeout = '2s'", connection))
+            await timeout.ExecuteNonQueryAsync();
+        await ChangelogSchema.EnsureAsync(connection);
+
+        await transaction.CommitAsync();
+        Assert.Equal(1, await SidecarDatabase.CountAsync(connection, "sync_wal_position"));
     }
 
     [Theory]

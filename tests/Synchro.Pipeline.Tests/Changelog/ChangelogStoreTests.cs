@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Npgsql;
 using Synchro.Pipeline.Changelog;
 using Synchro.Pipeline.Protocol;
+using Synchro.Pipeline.Replication;
 using Synchro.Pipeline.Tests.Infrastructure;
 
 namespace Synchro.Pipeline.Tests.Changelog;
@@ -19,6 +20,9 @@ public sealed class ChangelogStoreTests(PostgresServerFixture postgres)
     private static readonly RecordKey s_order2 = new(Orders, "2");
     private static readonly RecordKey s_order3 = new(Orders, "3");
     private static readonly RecordKey s_item1 = new(Items, "1");
+
+    // A system identifier past 2^63, stored as the same 64 bits in a BIGINT.
+    private static readonly SourceIdentity s_source = new(0x9A3C_0000_1234_5678, 3, 16_384, "app");
 
     [Fact]
     public async Task Changelog_rows_are_stored_with_seq_in_input_order()
@@ -196,14 +200,14 @@ public sealed class ChangelogStoreTests(PostgresServerFixture postgres)
         {
             Assert.Null(await ChangelogStore.LoadPositionAsync(connection, Slot, default));
 
-            await ChangelogStore.SavePositionAsync(connection, Slot, Lsn.Parse("16/B374D848"), default);
+            await ChangelogStore.SavePositionAsync(connection, Slot, s_source, Lsn.Parse("16/B374D848"), default);
             Assert.Equal(Lsn.Parse("16/B374D848"), await ChangelogStore.LoadPositionAsync(connection, Slot, default));
 
-            await ChangelogStore.SavePositionAsync(connection, Slot, Lsn.Parse("16/B374D847"), default);
+            await ChangelogStore.SavePositionAsync(connection, Slot, s_source, Lsn.Parse("16/B374D847"), default);
             Assert.Equal(Lsn.Parse("16/B374D848"), await ChangelogStore.LoadPositionAsync(connection, Slot, default));
 
-            await ChangelogStore.SavePositionAsync(connection, Slot, Lsn.Parse("17/0"), default);
-            await ChangelogStore.SavePositionAsync(connection, "other_slot", Lsn.Parse("1/0"), default);
+            await ChangelogStore.SavePositionAsync(connection, Slot, s_source, Lsn.Parse("17/0"), default);
+            await ChangelogStore.SavePositionAsync(connection, "other_slot", s_source, Lsn.Parse("1/0"), default);
         }
 
         await using var reopened = await SidecarDatabase.OpenAsync(connectionString);
@@ -214,14 +218,31 @@ public sealed class ChangelogStoreTests(PostgresServerFixture postgres)
     }
 
     [Fact]
+    public async Task Position_is_saved_with_the_source_it_came_from_and_an_older_row_loads_unbound()
+    {
+        await using var connection = await OpenMigratedAsync("position_source");
+        await SidecarDatabase.ExecuteAsync(connection, $"INSERT INTO sync_wal_position (slot_name, confirmed_lsn) VALUES ('{Slot}', 4096)");
+        Assert.Equal(new PersistedPosition(new Lsn(4096), null), await ChangelogStore.LoadPersistedPositionAsync(connection, Slot, default));
+
+        await ChangelogStore.SavePositionAsync(connection, Slot, s_source, Lsn.Parse("1/0"), default);
+        Assert.Equal(new PersistedPosition(Lsn.Parse("1/0"), s_source), await ChangelogStore.LoadPersistedPositionAsync(connection, Slot, default));
+
+        // The binding follows the source of the latest save, even when the position stays (it never moves back).
+        var failedOver = s_source with { Timeline = 4, Database = "app_renamed" };
+        await ChangelogStore.SavePositionAsync(connection, Slot, failedOver, Lsn.Parse("0/1"), default);
+        Assert.Equal(new PersistedPosition(Lsn.Parse("1/0"), failedOver), await ChangelogStore.LoadPersistedPositionAsync(connection, Slot, default));
+        Assert.Equal(unchecked((long)0x9A3C_0000_1234_5678), await SidecarDatabase.ScalarAsync(connection, "SELECT source_system_id FROM sync_wal_position WHERE slot_name = $1", Slot));
+    }
+
+    [Fact]
     public async Task Position_round_trips_up_to_the_largest_signed_value_and_refuses_beyond()
     {
         await using var connection = await OpenMigratedAsync("position_range");
         var largest = new Lsn(long.MaxValue);
 
-        await ChangelogStore.SavePositionAsync(connection, Slot, largest, default);
-        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => ChangelogStore.SavePositionAsync(connection, Slot, new Lsn((ulong)long.MaxValue + 1), default));
-        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => ChangelogStore.SavePositionAsync(connection, Slot, Lsn.MaxValue, default));
+        await ChangelogStore.SavePositionAsync(connection, Slot, s_source, largest, default);
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => ChangelogStore.SavePositionAsync(connection, Slot, s_source, new Lsn((ulong)long.MaxValue + 1), default));
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => ChangelogStore.SavePositionAsync(connection, Slot, s_source, Lsn.MaxValue, default));
 
         Assert.Equal(largest, await ChangelogStore.LoadPositionAsync(connection, Slot, default));
     }
@@ -231,7 +252,7 @@ public sealed class ChangelogStoreTests(PostgresServerFixture postgres)
     {
         await using var connection = await OpenMigratedAsync("rollback");
         await ChangelogStore.ApplyEdgesAsync(connection, [(s_order1, "user:a"), (s_order2, "user:b")], [], default);
-        await ChangelogStore.SavePositionAsync(connection, Slot, Lsn.Parse("1/0"), default);
+        await ChangelogStore.SavePositionAsync(connection, Slot, s_source, Lsn.Parse("1/0"), default);
         var edgesBefore = await SidecarDatabase.RowsAsync(connection, "SELECT table_name, record_id, bucket_id, updated_at FROM sync_bucket_edges ORDER BY 1, 2, 3");
 
         await using (var transaction = await connection.BeginTransactionAsync())
@@ -290,7 +311,7 @@ public sealed class ChangelogStoreTests(PostgresServerFixture postgres)
         await ChangelogStore.WriteChangelogAsync(connection, [new("user:c", Orders, "1", ChangeOperation.Insert), new("global", Orders, "3", ChangeOperation.Insert)], default);
         await ChangelogStore.ApplyEdgesAsync(connection, [(s_order1, "user:c"), (s_order3, "global")], [(s_order1, "user:a"), (s_order2, "user:b")], default);
         await ChangelogStore.WriteRuleFailuresAsync(connection, [new RuleFailure(Items, "1", ChangeOperation.Update, "rule failed", """{"id": 1}""")], default);
-        await ChangelogStore.SavePositionAsync(connection, Slot, Lsn.Parse("2/0"), default);
+        await ChangelogStore.SavePositionAsync(connection, Slot, s_source, Lsn.Parse("2/0"), default);
     }
 
     private async Task<NpgsqlConnection> OpenMigratedAsync(string prefix)

@@ -36,6 +36,30 @@ public sealed class CheckAndMigrateCommandTests(PostgresServerFixture postgres)
     }
 
     [Fact]
+    public async Task Check_refuses_a_position_behind_the_slot_as_lost_batches_with_the_recovery()
+    {
+        const string slot = "slot_cli_check_behind";
+        var connectionString = await postgres.CreateDatabaseAsync("cli_check_behind");
+        await Sql.ExecuteAsync(connectionString, "CREATE TABLE orders (id int PRIMARY KEY, user_id text, deleted_at timestamptz); CREATE PUBLICATION cli_pub FOR TABLE orders");
+        await Sql.ExecuteAsync(connectionString, $"SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')");
+        var migrate = await CliProcess.RunAsync("migrate", "--connection", connectionString);
+        Assert.True(migrate.ExitCode == 0, migrate.ToString());
+        // A changelog restored from a backup older than what the slot was confirmed to.
+        await Sql.ExecuteAsync(connectionString, $"INSERT INTO sync_wal_position (slot_name, confirmed_lsn) SELECT slot_name, (confirmed_flush_lsn - '0/0')::bigint - 16 FROM pg_replication_slots WHERE slot_name = '{slot}'");
+        var confirmed = await Sql.ScalarAsync<string>(connectionString, $"SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = '{slot}'");
+        using var directory = new WorkingDirectory();
+        directory.WriteFile("""{ "Synchro": { "Tables": { "orders": { "OwnerColumn": "user_id" } } } }""");
+
+        var result = await CliProcess.RunInAsync(directory.Path, null, "check", "--connection", connectionString, "--slot", slot, "--publication", "cli_pub");
+
+        Assert.True(result.ExitCode == Configuration, result.ToString());
+        Assert.StartsWith($"NOT READY: slot {slot}, publication cli_pub, 1 table(s) on 127.0.0.1:", result.Output, StringComparison.Ordinal);
+        Assert.Contains($"Replication slot '{slot}' has been confirmed up to {confirmed}, 16 bytes past the persisted position", result.Output, StringComparison.Ordinal);
+        Assert.Contains($"SELECT pg_drop_replication_slot('{slot}')", result.Output, StringComparison.Ordinal);
+        Assert.Equal(confirmed, await Sql.ScalarAsync<string>(connectionString, $"SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = '{slot}'"));
+    }
+
+    [Fact]
     public async Task Migrate_creates_the_sidecar_tables_and_says_so_then_finds_nothing_to_do()
     {
         var connectionString = await postgres.CreateDatabaseAsync("cli_migrate");

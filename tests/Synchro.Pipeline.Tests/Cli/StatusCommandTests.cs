@@ -10,6 +10,7 @@ namespace Synchro.Pipeline.Tests.Cli;
 [Collection(PostgresCollection.Name)]
 public sealed class StatusCommandTests(PostgresServerFixture postgres)
 {
+    private const int Configuration = 3;
     private const int SlotMissing = 7;
 
     [Fact]
@@ -70,6 +71,36 @@ public sealed class StatusCommandTests(PostgresServerFixture postgres)
         Assert.True(changelog.GetProperty("total_bytes").GetInt64() > 0);
         Assert.Equal(1, changelog.GetProperty("rule_failures").GetInt64());
         Assert.Equal(JsonValueKind.String, changelog.GetProperty("last_rule_failure_at").ValueKind);
+    }
+
+    [Fact]
+    public async Task A_position_the_server_has_not_written_is_an_error_with_its_recovery_not_lag()
+    {
+        const string slot = "slot_cli_status_ahead";
+        var connectionString = await postgres.CreateDatabaseAsync("cli_status_ahead");
+        await Sql.ExecuteAsync(connectionString, $"SELECT pg_create_logical_replication_slot('{slot}', 'pgoutput')");
+        await using (var connection = new NpgsqlConnection(connectionString))
+        {
+            await connection.OpenAsync();
+            await ChangelogSchema.EnsureAsync(connection);
+        }
+        // What a changelog restored from a later backup leaves: a position 1 GiB past the server's WAL.
+        await Sql.ExecuteAsync(connectionString, $"INSERT INTO sync_wal_position (slot_name, confirmed_lsn) SELECT '{slot}', (pg_current_wal_flush_lsn() - '0/0')::bigint + 1073741824");
+
+        var json = await CliProcess.RunAsync("status", "--json", "--connection", connectionString, "--slot", slot);
+        var table = await CliProcess.RunAsync("status", "--connection", connectionString, "--slot", slot);
+
+        Assert.True(json.ExitCode == Configuration, json.ToString());
+        using var document = JsonDocument.Parse(json.Output);
+        var problem = Assert.Single(document.RootElement.GetProperty("changelog").GetProperty("position_problems").EnumerateArray()).GetString()!;
+        Assert.Contains("is ahead of everything this server has written", problem, StringComparison.Ordinal);
+        Assert.Contains($"DELETE FROM sync_wal_position WHERE slot_name = '{slot}'", problem, StringComparison.Ordinal);
+        Assert.Equal(JsonValueKind.Null, document.RootElement.GetProperty("changelog").GetProperty("position_unchecked").ValueKind);
+
+        Assert.True(table.ExitCode == Configuration, table.ToString());
+        Assert.Matches(@"(?m)^  persisted position +\S+ at .*; refused — `run` will not start from it", table.Output);
+        Assert.Matches(@"(?m)^  position error +The persisted position \S+ of slot 'slot_cli_status_ahead' is ahead of everything", table.Output);
+        Assert.DoesNotContain("confirmed at the next status update", table.Output, StringComparison.Ordinal);
     }
 
     [Fact]

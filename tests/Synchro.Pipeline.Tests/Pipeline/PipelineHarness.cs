@@ -21,13 +21,17 @@ internal sealed class PipelineHarness : IAsyncDisposable
     private CancellationTokenSource? _stop;
     private Task? _running;
 
-    private PipelineHarness(string connectionString, string slot)
+    private PipelineHarness(string connectionString, string slot, string? changelogConnectionString = null)
     {
         ConnectionString = connectionString;
         Slot = slot;
+        ChangelogConnectionString = changelogConnectionString ?? connectionString;
     }
 
     public string ConnectionString { get; }
+
+    /// <summary>Where the changelog is written: the source database unless the harness was given another.</summary>
+    public string ChangelogConnectionString { get; }
 
     public string Slot { get; }
 
@@ -46,6 +50,9 @@ internal sealed class PipelineHarness : IAsyncDisposable
         return harness;
     }
 
+    /// <summary>A harness on <paramref name="source"/> that already holds the demo schema, writing its changelog into <paramref name="changelog"/>.</summary>
+    public static PipelineHarness Attach(string source, string slot, string changelog) => new(source, slot, changelog);
+
     public WalPipelineOptions Options(IBucketAssigner? assigner = null, int maxBatchRows = 10_000) => new()
     {
         ConnectionString = ConnectionString,
@@ -57,9 +64,13 @@ internal sealed class PipelineHarness : IAsyncDisposable
         BatchLinger = TimeSpan.FromMilliseconds(5),
         StatusInterval = TimeSpan.FromSeconds(1),
         MaxReconnectDelay = TimeSpan.FromSeconds(1),
+        ChangelogConnectionString = ChangelogConnectionString == ConnectionString ? null : ChangelogConnectionString,
     };
 
-    /// <summary>Starts a pipeline in the background and waits until it streams from its slot; it runs until <see cref="StopAsync"/>.</summary>
+    /// <summary>
+    /// Starts a pipeline in the background and waits until it streams from its slot; it runs until <see cref="StopAsync"/>.
+    /// A pipeline that fails before it streams throws its error here.
+    /// </summary>
     public async Task StartAsync(WalPipelineOptions? options = null)
     {
         Pipeline = new WalPipeline(options ?? Options());
@@ -69,7 +80,11 @@ internal sealed class PipelineHarness : IAsyncDisposable
         while (!await StreamingAsync())
         {
             if (_running.IsCompleted)
-                await _running;
+            {
+                // Throws what the pipeline failed with, and leaves the harness ready for another start.
+                await StopAsync();
+                throw new InvalidOperationException($"The pipeline ended before it streamed from slot {Slot}.");
+            }
             if (DateTime.UtcNow > deadline)
                 throw new TimeoutException($"The pipeline did not start streaming from slot {Slot} in 30 s.");
             await Task.Delay(20);
@@ -88,16 +103,23 @@ internal sealed class PipelineHarness : IAsyncDisposable
     /// <summary>The running pipeline's task (faults with its fatal error).</summary>
     public Task Running => _running ?? throw new InvalidOperationException("Not started.");
 
+    /// <summary>Stops the pipeline and throws what it failed with, if it did; either way the harness can start another.</summary>
     public async Task StopAsync()
     {
         if (_stop is null || _running is null)
             return;
-        await _stop.CancelAsync();
-        await _running;
-        await Pipeline!.DisposeAsync();
-        _stop.Dispose();
-        _stop = null;
-        _running = null;
+        try
+        {
+            await _stop.CancelAsync();
+            await _running;
+        }
+        finally
+        {
+            await Pipeline!.DisposeAsync();
+            _stop.Dispose();
+            _stop = null;
+            _running = null;
+        }
     }
 
     public Task ExecuteAsync(string sql) => Sql.ExecuteAsync(ConnectionString, sql);
@@ -105,7 +127,7 @@ internal sealed class PipelineHarness : IAsyncDisposable
     public Task<T> ScalarAsync<T>(string sql) => Sql.ScalarAsync<T>(ConnectionString, sql);
 
     /// <summary>The changelog as "bucket table record op" lines in seq order.</summary>
-    public Task<List<string>> ChangelogAsync() => ChangelogAsync(ConnectionString);
+    public Task<List<string>> ChangelogAsync() => ChangelogAsync(ChangelogConnectionString);
 
     /// <summary>The changelog rows of the database at <paramref name="connectionString"/> as "bucket table record operation", in seq order.</summary>
     public static async Task<List<string>> ChangelogAsync(string connectionString)

@@ -51,7 +51,7 @@ public sealed partial class TransactionSkipTests(PostgresServerFixture postgres)
         // The edges stay where the changelog left them: alice's order is still hers until replay-failures applies the skipped update.
         Assert.Equal($"{A} user:alice|{D} user:dave|{E} user:erin", await harness.ScalarAsync<string>(
             "SELECT string_agg(record_id || ' ' || bucket_id, '|' ORDER BY record_id) FROM sync_bucket_edges"));
-        Assert.Contains(logs.Entries, e => e is { EventId.Id: 1013, Level: LogLevel.Warning } && e.Message.Contains(skipped.ToString(), StringComparison.Ordinal));
+        Assert.Contains(logs.Entries, e => e is { EventId.Id: 1015, Level: LogLevel.Warning } && e.Message.Contains(skipped.ToString(), StringComparison.Ordinal));
         Assert.Contains(logs.Entries, e => e is { EventId.Id: 3004, Level: LogLevel.Warning } && e.Message.Contains($"committed at {skipped}", StringComparison.Ordinal)
             && e.Message.Contains("2 change(s) kept", StringComparison.Ordinal));
     }

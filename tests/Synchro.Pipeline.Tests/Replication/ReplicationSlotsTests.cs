@@ -79,10 +79,16 @@ public sealed class ReplicationSlotsTests(PostgresServerFixture postgres)
             Assert.True(target > before);
             await using var source = NpgsqlDataSource.Create(database);
 
-            Assert.True(await ReplicationSlots.ConfirmAsync(source, slot, target, CancellationToken.None));
-            Assert.False(await ReplicationSlots.ConfirmAsync(source, slot, target, CancellationToken.None));
-            Assert.False(await ReplicationSlots.ConfirmAsync(source, slot, before, CancellationToken.None));
-            Assert.False(await ReplicationSlots.ConfirmAsync(source, "no_such_slot", target, CancellationToken.None));
+            Assert.Equal(SlotConfirmation.Advanced, (await ReplicationSlots.ConfirmAsync(source, slot, target, CancellationToken.None)).Outcome);
+            Assert.Equal(SlotConfirmation.NotNeeded, (await ReplicationSlots.ConfirmAsync(source, slot, target, CancellationToken.None)).Outcome);
+            Assert.Equal(SlotConfirmation.NotNeeded, (await ReplicationSlots.ConfirmAsync(source, slot, before, CancellationToken.None)).Outcome);
+            Assert.Equal(SlotConfirmation.NotNeeded, (await ReplicationSlots.ConfirmAsync(source, "no_such_slot", target, CancellationToken.None)).Outcome);
+
+            // Invariant 2: a position the server has not written is never sent (the server would move the slot to its WAL end).
+            var unwritten = target + (1L << 30);
+            var (outcome, walEnd) = await ReplicationSlots.ConfirmAsync(source, slot, unwritten, CancellationToken.None);
+            Assert.Equal(SlotConfirmation.NotWritten, outcome);
+            Assert.InRange(walEnd, target, unwritten - 1);
 
             Assert.Equal(target, Lsn.Parse(await Sql.ScalarAsync<string>(database, "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = @slot", ("slot", slot))));
         }
