@@ -65,7 +65,8 @@ public sealed partial class WalPipeline
             LogSnapshotStarting(_logger, _options.SlotName, slot.ConsistentPoint, slot.SnapshotName);
             _metrics.SetState(WalPipelineState.Snapshotting);
             var loader = new EdgeSnapshotLoader(
-                _source, _changelog, _options.SlotName, _options.Tables, _assigner, _options.MaxBatchRows, _metrics,
+                _source, _changelog, _options.SlotName, _options.Tables, _assigner,
+                new ChangelogLimits(_options.MaxRecordIdBytes, _options.MaxBucketIdBytes), _options.MaxBatchRows, _metrics,
                 _options.LoggerFactory.CreateLogger(LogCategory + ".Snapshot"), _options.SnapshotProgress);
             await loader.LoadAsync(slot.SnapshotName, slot.ConsistentPoint, cancellationToken).ConfigureAwait(false);
             _metrics.SetState(WalPipelineState.Starting);

@@ -155,7 +155,10 @@ public sealed partial class WalPipeline : IAsyncDisposable
             await CheckSlotTwoPhaseAsync(connection, cancellationToken).ConfigureAwait(false);
         }
         await using (var connection = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
+        {
+            await CheckChangelogEncodingAsync(connection, _options, cancellationToken).ConfigureAwait(false);
             await ChangelogSchema.EnsureAsync(connection, cancellationToken).ConfigureAwait(false);
+        }
         if (_options.InitialSnapshot)
             await PrepareSlotWithSnapshotAsync(slotExists, cancellationToken).ConfigureAwait(false);
     }
@@ -195,6 +198,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         var writer = new WriterStage(items.Reader, committed.Writer, _changelog, _source, _options.SlotName, _options.Tables, limits, _assigner, _metrics, _options.SlowBatchThreshold, loggers.CreateLogger(LogCategory + ".Writer"))
         {
             MessageHandlers = Handlers,
+            Limits = new ChangelogLimits(_options.MaxRecordIdBytes, _options.MaxBucketIdBytes),
         };
         var committer = new LsnCommitter(committed.Reader, _position, replication, loggers.CreateLogger(LogCategory + ".Committer"));
         _metrics.RunStarted(new StageQueues(() => items.Reader.Count, () => committed.Reader.Count, () => items.Reader.TryPeek(out var next) && next is ChangeBatch batch ? batch.FirstCommitTime : default));

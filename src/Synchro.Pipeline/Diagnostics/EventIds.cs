@@ -81,6 +81,9 @@ internal static class EventIds
     /// <summary>A TRUNCATE was applied to the changelog.</summary>
     public const int Truncated = 3003;
 
+    /// <summary>The changelog refused changes of a batch (a value too large for an index, a constraint): isolated into <c>sync_rule_failures</c>, the rest written.</summary>
+    public const int ChangesRefused = 3010;
+
     // Committer and heartbeats: 4xxx.
 
     /// <summary>Confirmed a position to the server.</summary>

@@ -100,6 +100,7 @@ public sealed class RuleFailureReplayer
     {
         private readonly TableRegistry _registry = options.Tables;
         private readonly GuardedBucketAssigner _assigner = new(options.Tables, options.BucketAssigner, options.MaxBucketsPerChange);
+        private readonly ChangelogLimits _limits = new(options.MaxRecordIdBytes, options.MaxBucketIdBytes);
         private readonly SourceRows _rows = new();
         private readonly Dictionary<TableRegistration, RowLayout> _layouts = [];
         private readonly BucketIdCache _bucketIds = new();
@@ -206,8 +207,14 @@ public sealed class RuleFailureReplayer
 
                 var assignments = new BucketAssignment[batch.Count];
                 for (var i = 0; i < assignments.Length; i++)
+                {
                     assignments[i] = new BucketAssignment(batch, i, keys[i].RecordId);
+                    // Invariant 7: an id the changelog cannot hold keeps its failure (with the length and the limit) instead of failing the chunk.
+                    _limits.CheckRecordId(assignments[i]);
+                }
                 await _assigner.AssignAsync(new BucketAssignmentBatch(assignments, _registry, sourceConnection, _bucketIds), ct).ConfigureAwait(false);
+                foreach (var assignment in assignments)
+                    _limits.CheckBuckets(assignment);
 
                 var overlay = new EdgeOverlay(await ChangelogStore.LoadEdgesAsync(connection, keys, ct).ConfigureAwait(false));
                 var rows = new List<ChangelogRow>();
