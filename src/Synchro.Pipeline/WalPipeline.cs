@@ -140,6 +140,12 @@ public sealed partial class WalPipeline : IAsyncDisposable
 
     private async Task PrepareAsync(CancellationToken cancellationToken)
     {
+        // Before anything is created: a changelog database of its own must be UTF8 too (the source's checks cover its own).
+        if (_options.ChangelogConnectionString is not null)
+        {
+            await using var changelog = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await CheckChangelogEncodingAsync(changelog, _options, cancellationToken).ConfigureAwait(false);
+        }
         bool slotExists;
         await using (var connection = await _source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
         {
@@ -155,10 +161,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
             await CheckSlotTwoPhaseAsync(connection, cancellationToken).ConfigureAwait(false);
         }
         await using (var connection = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
-        {
-            await CheckChangelogEncodingAsync(connection, _options, cancellationToken).ConfigureAwait(false);
             await ChangelogSchema.EnsureAsync(connection, cancellationToken).ConfigureAwait(false);
-        }
         if (_options.InitialSnapshot)
             await PrepareSlotWithSnapshotAsync(slotExists, cancellationToken).ConfigureAwait(false);
     }
