@@ -30,11 +30,13 @@ namespace Synchro.Pipeline.Changelog;
 /// were rolled back, as after any rolled-back transaction).
 /// </para>
 /// <para>
-/// Cost: the normal path adds one savepoint per batch (two round trips, SAVEPOINT and RELEASE). A refused change costs
-/// about two writes of the batch's rows in all, plus a savepoint per part tried (about twice the base-2 logarithm of the
-/// batch size); docs/performance.md has the figures. Errors of other classes (a lost connection, cancellation, a missing
-/// table or privilege) are not the values' fault and end the run as before. The rule-failure insert itself cannot fail on
-/// data: its texts are made storable and its payload is bounded JSON that <c>jsonb</c> holds (<see cref="RowJson.Payload"/>).
+/// Cost: the normal path adds one savepoint per batch (two round trips, SAVEPOINT and RELEASE, and one subtransaction; a
+/// source transaction written in more than 64 chunks overflows the server's per-backend subtransaction cache until it
+/// commits). A refused change costs one to two more writes of the batch's rows and a savepoint per part tried (about twice
+/// the base-2 logarithm of the batch size); docs/performance.md has the figures. Errors of other classes (a lost
+/// connection, cancellation, a missing table or privilege) are not the values' fault and end the run as before. The
+/// rule-failure insert itself cannot fail on data: its texts are made storable and its payload is bounded JSON that
+/// <c>jsonb</c> holds (<see cref="RowJson.Payload"/>).
 /// </para>
 /// </remarks>
 internal sealed partial class WriterStage
@@ -50,7 +52,6 @@ internal sealed partial class WriterStage
     private RuleFailure? _firstRuleFailure;
     private int _refusedCount;
     private RuleFailure? _firstRefused;
-    private long _isolationStarted;
 
     /// <summary>Writes the batch's changes, decided by <paramref name="assignments"/>, from the edges <see cref="_overlay"/> was reset to.</summary>
     private async Task WriteDecidedAsync(NpgsqlConnection connection, ChangeBatch batch, IReadOnlyList<BucketAssignment> assignments, CancellationToken cancellationToken)
@@ -59,12 +60,13 @@ internal sealed partial class WriterStage
         _firstRuleFailure = null;
         _refusedCount = 0;
         _firstRefused = null;
+        var started = Stopwatch.GetTimestamp();
         await WritePartAsync(connection, batch, assignments, 0, batch.Count, cancellationToken).ConfigureAwait(false);
         if (_ruleFailureCount > 0)
             LogRuleFailures(logger, _ruleFailureCount, _firstRuleFailure!.TableName, _firstRuleFailure.RecordId, _firstRuleFailure.ErrorText);
         if (_refusedCount > 0)
         {
-            LogRefused(logger, _refusedCount, batch.Count, Stopwatch.GetElapsedTime(_isolationStarted).TotalMilliseconds,
+            LogRefused(logger, _refusedCount, batch.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds,
                 _firstRefused!.TableName, _firstRefused.RecordId, _firstRefused.ErrorText);
         }
     }
@@ -105,10 +107,10 @@ internal sealed partial class WriterStage
         }
         catch (PostgresException error) when (PostgresErrors.IsDataError(error))
         {
+            // Rolled back to and released, so parts never nest however many are refused.
             await transaction.RollbackAsync(PartSavepoint, cancellationToken).ConfigureAwait(false);
+            await transaction.ReleaseAsync(PartSavepoint, cancellationToken).ConfigureAwait(false);
             _overlay.Discard();
-            if (_refusedCount == 0 && start == 0 && end == batch.Count)
-                _isolationStarted = Stopwatch.GetTimestamp();
             await IsolateAsync(connection, batch, assignments, start, end, error, cancellationToken).ConfigureAwait(false);
             return;
         }
@@ -146,6 +148,6 @@ internal sealed partial class WriterStage
 
     [LoggerMessage(EventId = EventIds.ChangesRefused, Level = LogLevel.Warning,
         Message = "The changelog refused {Count} change(s) of a batch of {Changes}; they were recorded in sync_rule_failures and the rest written around them "
-            + "({Milliseconds:F0} ms to isolate). First: {Table} {RecordId}: {Error}. Fix the value or the constraint that refuses it, then replay the failures (replay-failures).")]
+            + "(the batch took {Milliseconds:F0} ms). First: {Table} {RecordId}: {Error}. Fix the value or the constraint that refuses it, then replay the failures (replay-failures).")]
     private static partial void LogRefused(ILogger logger, int count, int changes, double milliseconds, string table, string recordId, string error);
 }
