@@ -16,7 +16,8 @@ namespace Synchro.Pipeline.Maintenance;
 /// <remarks>
 /// <para>
 /// The rules are the pipeline's (<see cref="WalPipelineOptions.Tables"/>, its SQL functions, <see cref="WalPipelineOptions.BucketAssigner"/>,
-/// <see cref="WalPipelineOptions.MaxBucketsPerChange"/>). Each chunk is one transaction on the changelog database: the
+/// <see cref="WalPipelineOptions.MaxBucketsPerChange"/>), and so are the id limits (<see cref="WalPipelineOptions.MaxRecordIdBytes"/>,
+/// <see cref="WalPipelineOptions.MaxBucketIdBytes"/>): a change whose ids are still too long keeps failing with its reason. Each chunk is one transaction on the changelog database: the
 /// changelog rows, the edge diff against the record's current edges, and the removal of every replayed failure commit
 /// together; a failure that fails again stays, with the new error text.
 /// </para>
