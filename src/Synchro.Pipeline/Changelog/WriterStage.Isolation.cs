@@ -30,7 +30,7 @@ namespace Synchro.Pipeline.Changelog;
 /// were rolled back, as after any rolled-back transaction).
 /// </para>
 /// <para>
-/// Cost: the normal path adds one savepoint per batch (two round trips, SAVEPOINT and RELEASE, and one subtransaction; a
+/// Cost: the normal path adds one savepoint per batch (one round trip, the RELEASE, and one subtransaction; a
 /// source transaction written in more than 64 chunks overflows the server's per-backend subtransaction cache until it
 /// commits). A refused change costs one to two more writes of the batch's rows and a savepoint per part tried (about twice
 /// the base-2 logarithm of the batch size); docs/performance.md has the figures. Errors of other classes (a lost
@@ -41,9 +41,6 @@ namespace Synchro.Pipeline.Changelog;
 /// </remarks>
 internal sealed partial class WriterStage
 {
-    // Parts are written one after another and each savepoint is released or rolled back before the next is taken, so one name serves.
-    private const string PartSavepoint = "synchro_part";
-
     /// <summary>The longest ids the changelog takes; checked before anything is written.</summary>
     public ChangelogLimits Limits { get; init; } = ChangelogLimits.Default;
 
@@ -97,8 +94,7 @@ internal sealed partial class WriterStage
             return;
         }
 
-        var transaction = _transaction!;
-        await transaction.SaveAsync(PartSavepoint, cancellationToken).ConfigureAwait(false);
+        ChangelogStore.StartPart(_transaction!);
         try
         {
             await ChangelogStore.WriteChangelogAsync(connection, rows, cancellationToken).ConfigureAwait(false);
@@ -108,13 +104,12 @@ internal sealed partial class WriterStage
         catch (PostgresException error) when (PostgresErrors.IsDataError(error))
         {
             // Rolled back to and released, so parts never nest however many are refused.
-            await transaction.RollbackAsync(PartSavepoint, cancellationToken).ConfigureAwait(false);
-            await transaction.ReleaseAsync(PartSavepoint, cancellationToken).ConfigureAwait(false);
+            await ChangelogStore.UndoPartAsync(connection, cancellationToken).ConfigureAwait(false);
             _overlay.Discard();
             await IsolateAsync(connection, batch, assignments, start, end, error, cancellationToken).ConfigureAwait(false);
             return;
         }
-        await transaction.ReleaseAsync(PartSavepoint, cancellationToken).ConfigureAwait(false);
+        await ChangelogStore.EndPartAsync(connection, cancellationToken).ConfigureAwait(false);
         _overlay.Settle();
         if (failures.Count > 0)
         {
