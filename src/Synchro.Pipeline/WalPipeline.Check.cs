@@ -4,6 +4,7 @@ using Synchro.Pipeline.Buckets;
 using Synchro.Pipeline.Changelog;
 using Synchro.Pipeline.Replication;
 using Synchro.Pipeline.Decoding;
+using Synchro.Pipeline.Postgres;
 
 namespace Synchro.Pipeline;
 
@@ -54,6 +55,9 @@ public sealed partial class WalPipeline
             var changelog = NpgsqlDataSource.Create(options.ChangelogConnectionString ?? options.ConnectionString);
             await using (changelog.ConfigureAwait(false))
             {
+                var changelogConnection = await changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+                await using (changelogConnection.ConfigureAwait(false))
+                    await CheckChangelogEncodingAsync(changelogConnection, options, cancellationToken).ConfigureAwait(false);
                 var missing = await MissingSidecarTablesAsync(changelog, cancellationToken).ConfigureAwait(false);
                 var found = await CheckPersistedPositionAsync(source, changelog, options.ConnectionString, options.SlotName, null, identify: false, slotConfirmsOnlyPersisted: !options.DiscardWrites, cancellationToken).ConfigureAwait(false);
                 if (found.Problem is { } problem)
@@ -91,6 +95,15 @@ public sealed partial class WalPipeline
         if (!checks.SlotExists && !options.CreateSlotIfMissing)
             throw new WalPipelineConfigurationException($"Replication slot '{options.SlotName}' does not exist and {nameof(WalPipelineOptions.CreateSlotIfMissing)} is off; create it (SELECT pg_create_logical_replication_slot('{options.SlotName}', 'pgoutput')) or turn the option on.");
         return checks;
+    }
+
+    /// <summary>A changelog database of another encoding than UTF8 is refused; the source's own check covers a changelog in the source database.</summary>
+    private static async Task CheckChangelogEncodingAsync(NpgsqlConnection connection, WalPipelineOptions options, CancellationToken cancellationToken)
+    {
+        if (options.ChangelogConnectionString is null)
+            return;
+        if (await DatabaseEncoding.ProblemAsync(connection, "changelog", cancellationToken).ConfigureAwait(false) is { } problem)
+            throw new WalPipelineConfigurationException(problem);
     }
 
     private static async Task<List<string>> MissingSidecarTablesAsync(NpgsqlDataSource changelog, CancellationToken cancellationToken)

@@ -71,7 +71,8 @@ public sealed partial class WalPipeline
                 LogSlotRecreatedAfterPosition(_logger, _options.SlotName, before, slot.ConsistentPoint);
             _metrics.SetState(WalPipelineState.Snapshotting);
             var loader = new EdgeSnapshotLoader(
-                _source, _changelog, _options.SlotName, _options.Tables, _assigner, _options.MaxBatchRows, _metrics,
+                _source, _changelog, _options.SlotName, _options.Tables, _assigner,
+                new ChangelogLimits(_options.MaxRecordIdBytes, _options.MaxBucketIdBytes), _options.MaxBatchRows, _metrics,
                 _options.LoggerFactory.CreateLogger(LogCategory + ".Snapshot"), _options.SnapshotProgress);
             await loader.LoadAsync(slot.SnapshotName, slot.ConsistentPoint, cancellationToken).ConfigureAwait(false);
             _metrics.SetState(WalPipelineState.Starting);

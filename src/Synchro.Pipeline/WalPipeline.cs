@@ -143,6 +143,12 @@ public sealed partial class WalPipeline : IAsyncDisposable
 
     private async Task PrepareAsync(CancellationToken cancellationToken)
     {
+        // Before anything is created: a changelog database of its own must be UTF8 too (the source's checks cover its own).
+        if (_options.ChangelogConnectionString is not null)
+        {
+            await using var changelog = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await CheckChangelogEncodingAsync(changelog, _options, cancellationToken).ConfigureAwait(false);
+        }
         StartupCheckResult checks;
         await using (var connection = await _source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
             checks = await CheckSourceAsync(connection, _options, cancellationToken).ConfigureAwait(false);
@@ -211,6 +217,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         {
             MessageHandlers = Handlers,
             Source = found.Source!.Identity,
+            Limits = new ChangelogLimits(_options.MaxRecordIdBytes, _options.MaxBucketIdBytes),
         };
         var committer = new LsnCommitter(committed.Reader, _position, replication, loggers.CreateLogger(LogCategory + ".Committer"));
         _metrics.RunStarted(new StageQueues(() => items.Reader.Count, () => committed.Reader.Count, () => items.Reader.TryPeek(out var next) && next is ChangeBatch batch ? batch.FirstCommitTime : default));

@@ -52,6 +52,28 @@ public sealed partial class WalPipelineOptions
     /// </summary>
     public int MaxBucketsPerChange { get; set; } = 1_000;
 
+    /// <summary>
+    /// The longest record id, in bytes of UTF-8, a change may have; a change with a longer one is not written but recorded in
+    /// <c>sync_rule_failures</c> with the length and this limit. Default 1,024.
+    /// </summary>
+    /// <remarks>
+    /// Record ids and bucket ids are keys of the changelog's btree indexes, whose entries hold at most 2,704 bytes on 8 KB
+    /// pages; a longer key would fail its whole batch. Measured on PostgreSQL 15 with incompressible text (compressible
+    /// text fits further, so the limit does not count on it): next to a 127-byte table name, the longest a schema-qualified
+    /// name can be, the indexes of <c>sync_bucket_edges</c> accept a record id and a bucket id of 2,556 bytes together,
+    /// so <see cref="MaxRecordIdBytes"/> + <see cref="MaxBucketIdBytes"/> may be at most 2,556. The defaults, 1 KiB each,
+    /// leave a quarter of that to spare.
+    /// </remarks>
+    public int MaxRecordIdBytes { get; set; } = Changelog.ChangelogLimits.DefaultMaxRecordIdBytes;
+
+    /// <summary>
+    /// The longest bucket id, in bytes of UTF-8, a change may be given; a change with a longer one (an owner value users
+    /// type in, a rule like <c>'team:' || name</c>) is not written but recorded in <c>sync_rule_failures</c> with the
+    /// length and this limit. Default 1,024.
+    /// </summary>
+    /// <remarks>How the default was chosen: see <see cref="MaxRecordIdBytes"/>; the two share the 2,556 bytes the edge indexes accept.</remarks>
+    public int MaxBucketIdBytes { get; set; } = Changelog.ChangelogLimits.DefaultMaxBucketIdBytes;
+
     /// <summary>A batch is cut at the first transaction end after this many changes (a larger transaction is written in chunks of this size). Default 10,000.</summary>
     public int MaxBatchRows { get; set; } = 10_000;
 
@@ -211,6 +233,15 @@ public sealed partial class WalPipelineOptions
             problems.Add($"{nameof(MaxBatchRows)} is {MaxBatchRows}; it must be at least 1");
         if (MaxBucketsPerChange < 0)
             problems.Add($"{nameof(MaxBucketsPerChange)} is {MaxBucketsPerChange}; it must be 0 (no limit) or more");
+        if (MaxRecordIdBytes < 1)
+            problems.Add($"{nameof(MaxRecordIdBytes)} is {MaxRecordIdBytes}; it must be at least 1");
+        if (MaxBucketIdBytes < 1)
+            problems.Add($"{nameof(MaxBucketIdBytes)} is {MaxBucketIdBytes}; it must be at least 1");
+        if ((long)MaxRecordIdBytes + MaxBucketIdBytes > Changelog.ChangelogLimits.MaxIdBytesTogether)
+        {
+            problems.Add($"{nameof(MaxRecordIdBytes)} + {nameof(MaxBucketIdBytes)} is {(long)MaxRecordIdBytes + MaxBucketIdBytes}; together they must be at most "
+                + $"{Changelog.ChangelogLimits.MaxIdBytesTogether}, what the indexes of sync_bucket_edges hold next to the longest table name");
+        }
         if (MaxBatchBytes < 1024)
             problems.Add($"{nameof(MaxBatchBytes)} is {MaxBatchBytes}; it must be at least 1024");
         if (BatchLinger < TimeSpan.Zero || BatchLinger > TimeSpan.FromMinutes(1))

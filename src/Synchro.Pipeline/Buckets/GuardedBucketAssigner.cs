@@ -22,7 +22,7 @@ internal sealed class GuardedBucketAssigner : IBucketAssigner
     {
         _registry = registry;
         var inner = assigner ?? new DefaultBucketAssigner();
-        _assigners = SqlFunctionBucketAssigner.IsNeeded(registry) ? [new SqlFunctionBucketAssigner(registry), inner] : [inner];
+        _assigners = SqlFunctionBucketAssigner.IsNeeded(registry) ? [new SqlFunctionBucketAssigner(registry, maxBucketsPerChange), inner] : [inner];
         _maxBucketsPerChange = maxBucketsPerChange;
     }
 
@@ -60,8 +60,12 @@ internal sealed class GuardedBucketAssigner : IBucketAssigner
             return;
         var distinct = change.Buckets.Where(b => !string.IsNullOrEmpty(b)).Distinct(StringComparer.Ordinal).Count();
         if (distinct > limit)
-            change.Fail($"bucket fan-out {distinct} exceeds the limit of {limit} buckets per change (MaxBucketsPerChange)");
+            change.Fail(FanOutReason(distinct, limit));
     }
+
+    /// <summary>The failure of a change given <paramref name="buckets"/> buckets, more than <paramref name="limit"/>.</summary>
+    internal static string FanOutReason(int buckets, int limit) =>
+        $"bucket fan-out {buckets} exceeds the limit of {limit} buckets per change (MaxBucketsPerChange)";
 
     /// <summary>Errors the pipeline retries or stops on rather than recording: a lost connection, a shutdown, our own cancellation.</summary>
     internal static bool IsRetried(Exception error, CancellationToken cancellationToken) =>

@@ -31,7 +31,13 @@ namespace Synchro.Pipeline.Buckets;
 /// <para>
 /// A function error fails only the changes that cause it: the failing query is split in halves until the offending rows
 /// are found, each of which becomes a rule failure with the server's message; an unknown function or a type error fails
-/// the whole query's changes at once.
+/// the whole query's changes at once. A row with a <c>json</c> value <c>jsonb</c> cannot hold (a <c>\u0000</c> escape,
+/// an unpaired surrogate) is never sent: it would fail the whole document, so its change fails at once (invariant 7).
+/// </para>
+/// <para>
+/// Fan-out is limited while the rows stream in: once a change has more distinct buckets than <c>maxBucketsPerChange</c>
+/// its buckets are dropped and the rest of its rows only counted, so memory stays bounded by the limit whatever the
+/// function returns, and the change fails with the fan-out reason.
 /// </para>
 /// </remarks>
 internal sealed class SqlFunctionBucketAssigner : IBucketAssigner
@@ -45,13 +51,22 @@ internal sealed class SqlFunctionBucketAssigner : IBucketAssigner
     private static readonly JsonWriterOptions s_writerOptions = new() { SkipValidation = true };
 
     private readonly TableRegistry _registry;
+    private readonly int _maxBucketsPerChange;
     private readonly SourceRows _rows = new();
+    // The distinct buckets of the change whose rows are streaming in, once it has more rows than the limit.
+    private readonly HashSet<string> _distinct = new(StringComparer.Ordinal);
     // Configured name -> quoted "schema"."name" as the catalog resolved it.
     private readonly Dictionary<string, string> _resolved = new(StringComparer.Ordinal);
     private readonly ArrayBufferWriter<byte> _buffer = new(64 * 1024);
     private Utf8JsonWriter? _writer;
 
-    public SqlFunctionBucketAssigner(TableRegistry registry) => _registry = registry;
+    /// <param name="registry">The registered tables.</param>
+    /// <param name="maxBucketsPerChange">The fan-out limit applied while rows stream in; 0 for none.</param>
+    public SqlFunctionBucketAssigner(TableRegistry registry, int maxBucketsPerChange = 0)
+    {
+        _registry = registry;
+        _maxBucketsPerChange = maxBucketsPerChange;
+    }
 
     /// <summary>Whether any table's buckets come from a function.</summary>
     public static bool IsNeeded(TableRegistry registry) => registry.GlobalBucketFunction is not null || registry.Any(t => t.BucketFunction is not null);
@@ -74,6 +89,14 @@ internal sealed class SqlFunctionBucketAssigner : IBucketAssigner
         {
             var name = await ResolveAsync(batch.SourceConnection, function, cancellationToken).ConfigureAwait(false);
             await FillUnchangedAsync(batch.SourceConnection, group, cancellationToken).ConfigureAwait(false);
+            foreach (var pending in group)
+            {
+                if (!pending.Change.IsDecided && UnstorableJsonColumn(pending) is { } column)
+                {
+                    pending.Change.Fail($"the json value of column {column} has a \\u0000 (NUL) or unpaired surrogate escape, which jsonb cannot hold, "
+                        + "so the bucket function cannot be given the row; the failure's payload keeps the value as text");
+                }
+            }
             group.RemoveAll(p => p.Change.IsDecided);
             await EvaluateAsync(batch.SourceConnection, function, name, group, cancellationToken).ConfigureAwait(false);
         }
@@ -198,13 +221,15 @@ internal sealed class SqlFunctionBucketAssigner : IBucketAssigner
     {
         if (changes.Count == 0)
             return;
-        var results = new List<(int Index, string Bucket)>();
         try
         {
-            await QueryAsync(connection, quotedName, changes, results, ct).ConfigureAwait(false);
+            await QueryAsync(connection, quotedName, changes, ct).ConfigureAwait(false);
         }
         catch (PostgresException e) when (!PostgresErrors.IsConnectionLoss(e))
         {
+            // What streamed in before the error is not the answer: start the changes over.
+            foreach (var pending in changes)
+                pending.Reset();
             // A statement-level error (unknown function, wrong types) fails every row alike; anything else is split to find the rows.
             if (changes.Count == 1 || e.SqlState.StartsWith("42", StringComparison.Ordinal))
             {
@@ -217,16 +242,22 @@ internal sealed class SqlFunctionBucketAssigner : IBucketAssigner
             await EvaluateAsync(connection, function, quotedName, changes[half..], ct).ConfigureAwait(false);
             return;
         }
-        foreach (var (index, bucket) in results)
-            changes[index].Change.Buckets.Add(bucket);
         foreach (var pending in changes)
         {
-            if (pending.Change.Buckets.Count == 0)
+            if (pending.OverLimit)
+            {
+                pending.Change.Buckets.Clear();
+                pending.Change.Fail(GuardedBucketAssigner.FanOutReason(pending.Returned, _maxBucketsPerChange));
+            }
+            else if (pending.Change.Buckets.Count == 0)
+            {
                 pending.Change.AssignNone();
+            }
         }
     }
 
-    private async Task QueryAsync(NpgsqlConnection connection, string quotedName, List<Pending> changes, List<(int, string)> results, CancellationToken ct)
+    /// <summary>Runs the function over <paramref name="changes"/>; their buckets stream into their assignments (see the class remarks for the limit).</summary>
+    private async Task QueryAsync(NpgsqlConnection connection, string quotedName, List<Pending> changes, CancellationToken ct)
     {
         // One jsonb document carries the whole batch; rows name their change by position, so no key text comes back.
         var sql = $"""
@@ -241,13 +272,65 @@ internal sealed class SqlFunctionBucketAssigner : IBucketAssigner
             var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
             await using (reader.ConfigureAwait(false))
             {
+                // Rows come in change order, so one change's rows are together and one set serves them all.
+                var current = -1;
                 while (await reader.ReadAsync(ct).ConfigureAwait(false))
                 {
-                    if (!reader.IsDBNull(1) && reader.GetString(1) is { Length: > 0 } bucket)
-                        results.Add((reader.GetInt32(0), bucket));
+                    // Empty bucket ids are dropped (the reference's semantics), NULL ones alike.
+                    if (reader.IsDBNull(1) || reader.GetString(1) is not { Length: > 0 } bucket)
+                        continue;
+                    var index = reader.GetInt32(0);
+                    if (index != current)
+                    {
+                        current = index;
+                        _distinct.Clear();
+                    }
+                    Keep(changes[index], bucket);
                 }
+                _distinct.Clear();
             }
         }
+    }
+
+    /// <summary>Adds <paramref name="bucket"/> to the change's buckets unless that takes it past the fan-out limit.</summary>
+    /// <remarks>
+    /// Invariant: a change keeps at most limit + 1 bucket ids. Below the limit nothing is compared (the overlay drops
+    /// repeats later); past it the kept ids are made distinct, and from then on only new ones are kept, until one too many
+    /// marks the change over the limit and drops them.
+    /// </remarks>
+    private void Keep(Pending pending, string bucket)
+    {
+        pending.Returned++;
+        if (pending.OverLimit)
+            return;
+        var buckets = pending.Change.Buckets;
+        var limit = _maxBucketsPerChange;
+        if (limit <= 0 || buckets.Count < limit)
+        {
+            buckets.Add(bucket);
+            return;
+        }
+        if (_distinct.Count == 0)
+        {
+            // The first id past the limit: keep the distinct ones so far, in first-seen order.
+            var kept = 0;
+            for (var i = 0; i < buckets.Count; i++)
+            {
+                if (_distinct.Add(buckets[i]))
+                    buckets[kept++] = buckets[i];
+            }
+            while (buckets.Count > kept)
+                buckets.RemoveAt(buckets.Count - 1);
+        }
+        if (!_distinct.Add(bucket))
+            return;
+        if (_distinct.Count <= limit)
+        {
+            buckets.Add(bucket);
+            return;
+        }
+        pending.OverLimit = true;
+        buckets.Clear();
     }
 
     /// <summary>The changes as <c>[{"o": index, "t": table, "op": operation, "n": new row, "d": old row}, ...]</c>.</summary>
@@ -326,9 +409,48 @@ internal sealed class SqlFunctionBucketAssigner : IBucketAssigner
         _ => "delete",
     };
 
+    /// <summary>The first column whose <c>json</c> value, in a row the function would be given, <c>jsonb</c> cannot hold; null when none.</summary>
+    private static string? UnstorableJsonColumn(Pending pending)
+    {
+        var change = pending.Change.Change;
+        var batch = pending.Change.Values;
+        var layout = change.Layout!;
+        for (var i = 0; i < layout.Names.Length; i++)
+        {
+            if (!RowJson.IsJson(layout.TypeOids[i]))
+                continue;
+            if (CannotHold(batch, change.RowValue + i) || (change.OldRowValue >= 0 && CannotHold(batch, change.OldRowValue + i)))
+                return layout.Names[i];
+            if (pending.Filled is not null && pending.Filled.TryGetValue(layout.Names[i], out var current) && current is not null
+                && RowJson.JsonbCannotHold(Encoding.UTF8.GetBytes(current)))
+                return layout.Names[i];
+        }
+        return null;
+
+        static bool CannotHold(ChangeBatch batch, int index)
+        {
+            var value = batch.Value(index);
+            return value.Kind == TupleValueKind.Text && RowJson.JsonbCannotHold(batch.Text(value));
+        }
+    }
+
     private sealed class Pending(BucketAssignment change)
     {
         public BucketAssignment Change { get; } = change;
+
+        /// <summary>Non-empty bucket ids the function returned for the change.</summary>
+        public int Returned { get; set; }
+
+        /// <summary>The change has more distinct buckets than the limit; its rows are only counted.</summary>
+        public bool OverLimit { get; set; }
+
+        /// <summary>Forgets what the function returned, for a retry.</summary>
+        public void Reset()
+        {
+            Change.Buckets.Clear();
+            Returned = 0;
+            OverLimit = false;
+        }
 
         /// <summary>Current values of columns that arrived as unchanged TOAST values and the old row did not have.</summary>
         public Dictionary<string, string?>? Filled { get; set; }

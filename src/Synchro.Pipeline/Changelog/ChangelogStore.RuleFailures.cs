@@ -1,4 +1,5 @@
 using Npgsql;
+using Synchro.Pipeline.Postgres;
 
 namespace Synchro.Pipeline.Changelog;
 
@@ -51,7 +52,8 @@ internal static partial class ChangelogStore
             await ExecuteAsync(connection, DeleteRuleFailuresSql, ct, Parameter(resolved.ToArray())).ConfigureAwait(false);
         if (failing.Count > 0)
         {
-            await ExecuteAsync(connection, UpdateRuleFailuresSql, ct, Parameter(failing.Select(f => f.Id).ToArray()), Parameter(failing.Select(f => f.ErrorText).ToArray()))
+            await ExecuteAsync(connection, UpdateRuleFailuresSql, ct, Parameter(failing.Select(f => f.Id).ToArray()),
+                    Parameter(failing.Select(f => PgText.Storable(f.ErrorText, MaxErrorTextChars)).ToArray()))
                 .ConfigureAwait(false);
         }
     }

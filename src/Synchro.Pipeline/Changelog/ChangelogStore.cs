@@ -1,4 +1,5 @@
 using Npgsql;
+using Synchro.Pipeline.Postgres;
 
 namespace Synchro.Pipeline.Changelog;
 
@@ -25,8 +26,15 @@ internal static partial class ChangelogStore
             AS f(table_name, record_id, operation, error_text, payload)
         """;
 
+    /// <summary>The longest error text a rule failure keeps, in characters; a longer one is cut and marked.</summary>
+    public const int MaxErrorTextChars = 4_096;
+
     /// <summary>Appends <paramref name="failures"/> to <c>sync_rule_failures</c> with one statement.</summary>
-    /// <remarks>A payload that is not valid JSON fails the statement, and so the caller's transaction.</remarks>
+    /// <remarks>
+    /// Invariant 7 of docs/architecture.md: this cannot fail on data. Texts are made storable here (a NUL or an unpaired
+    /// surrogate in an assigner's exception message replaced, an error text cut at <see cref="MaxErrorTextChars"/>); payloads
+    /// come from <see cref="Buckets.RowJson.Payload"/>, bounded JSON that <c>jsonb</c> holds.
+    /// </remarks>
     public static async Task WriteRuleFailuresAsync(NpgsqlConnection connection, IReadOnlyList<RuleFailure> failures, CancellationToken ct)
     {
         if (failures.Count == 0)
@@ -40,9 +48,9 @@ internal static partial class ChangelogStore
         {
             var failure = failures[i];
             tables[i] = failure.TableName;
-            records[i] = failure.RecordId;
+            records[i] = PgText.Storable(failure.RecordId, int.MaxValue);
             operations[i] = (short)failure.Operation;
-            errors[i] = failure.ErrorText;
+            errors[i] = PgText.Storable(failure.ErrorText, MaxErrorTextChars);
             payloads[i] = failure.PayloadJson;
         }
         await ExecuteAsync(connection, InsertRuleFailuresSql, ct, Parameter(tables), Parameter(records), Parameter(operations), Parameter(errors), Parameter(payloads))

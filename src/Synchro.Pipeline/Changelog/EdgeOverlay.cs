@@ -8,13 +8,22 @@ namespace Synchro.Pipeline.Changelog;
 /// the loaded state is written once at the end.
 /// </summary>
 /// <remarks>
+/// <para>
 /// Invariant: a bucket list the overlay holds is never changed afterwards. Lists are borrowed, not copied, when they
 /// are already clean (no empty or repeated id) — the common single-bucket case allocates nothing — so the lists
 /// passed to <see cref="Apply"/> must stay unchanged until the next <see cref="Reset"/>.
+/// </para>
+/// <para>
+/// A batch may be written in parts (the writer isolates a change the changelog refuses): after a part is written,
+/// <see cref="Settle"/> makes its edges the state the next part starts from; after a part is rolled back,
+/// <see cref="Discard"/> forgets them. The net changes are always against the last settled state.
+/// </para>
 /// </remarks>
 internal sealed class EdgeOverlay
 {
     private Dictionary<RecordKey, List<string>> _loaded = [];
+    // Edges of records whose earlier parts were written: what the database holds now, where it differs from _loaded.
+    private readonly Dictionary<RecordKey, IReadOnlyList<string>> _settled = [];
     private readonly Dictionary<RecordKey, IReadOnlyList<string>> _current = [];
 
     public EdgeOverlay()
@@ -28,12 +37,33 @@ internal sealed class EdgeOverlay
     public void Reset(Dictionary<RecordKey, List<string>> loaded)
     {
         _loaded = loaded;
+        _settled.Clear();
         _current.Clear();
     }
 
+    /// <summary>The changes applied since the last <see cref="Settle"/> were written: their edges are the database's now.</summary>
+    public void Settle()
+    {
+        foreach (var (record, now) in _current)
+            _settled[record] = now;
+        _current.Clear();
+    }
+
+    /// <summary>The changes applied since the last <see cref="Settle"/> were rolled back: forget their edges.</summary>
+    public void Discard() => _current.Clear();
+
     /// <summary>The record's buckets now (after the earlier changes of the batch).</summary>
     public IReadOnlyList<string> Current(RecordKey record)
-        => _current.TryGetValue(record, out var current) ? current : _loaded.TryGetValue(record, out var loaded) ? loaded : [];
+        => _current.TryGetValue(record, out var current) ? current : Settled(record);
+
+    /// <summary>The record's buckets in the database: as loaded, or as the last written part left them.</summary>
+    private IReadOnlyList<string> Settled(RecordKey record)
+    {
+        // Checked first so the usual, single-part batch pays no second lookup.
+        if (_settled.Count > 0 && _settled.TryGetValue(record, out var settled))
+            return settled;
+        return _loaded.TryGetValue(record, out var loaded) ? loaded : [];
+    }
 
     /// <summary>
     /// Applies one change as its assignment decided and appends its changelog rows; returns the rule's failure
@@ -120,12 +150,12 @@ internal sealed class EdgeOverlay
         return (added, removed);
     }
 
-    /// <summary>Appends the net edge changes of the whole batch against the loaded state.</summary>
+    /// <summary>Appends the net edge changes since the last <see cref="Settle"/> (the whole batch, when it is written in one part) against the database's state.</summary>
     public void NetChanges(List<(RecordKey Record, string BucketId)> added, List<(RecordKey Record, string BucketId)> removed)
     {
         foreach (var (record, now) in _current)
         {
-            var before = _loaded.TryGetValue(record, out var loaded) ? loaded : [];
+            var before = Settled(record);
             foreach (var bucket in now)
             {
                 if (!before.Contains(bucket, StringComparer.Ordinal))

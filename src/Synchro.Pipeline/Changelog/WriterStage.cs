@@ -191,6 +191,9 @@ internal sealed partial class WriterStage(
         // no rule for a delete of a record that is in buckets; the walk below ignores the assignment of such a
         // delete (its failure included), so evaluating it here changes nothing but lets the two overlap.
         var assignments = _assignments.For(batch, _keys);
+        // Invariant 7: a record id the changelog cannot hold fails its change before its rule runs (the rule then skips it).
+        foreach (var assignment in assignments)
+            Limits.CheckRecordId(assignment);
         var loading = ChangelogStore.LoadEdgesAsync(connection, _records, cancellationToken);
         var assigning = assigner.AssignAsync(new BucketAssignmentBatch(assignments, registry, sourceConnection, _bucketIds), cancellationToken);
         try
@@ -202,31 +205,11 @@ internal sealed partial class WriterStage(
             // Never leave the edge query running on the connection, whatever the assigner did.
             await ((Task)loading).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
-        var overlay = _overlay;
-        overlay.Reset(await loading.ConfigureAwait(false));
-        var rows = _rows;
-        var failures = _failures;
-        rows.Clear();
-        failures.Clear();
-        for (var i = 0; i < batch.Count; i++)
-        {
-            var change = batch[i];
-            var key = _keys[i];
-            if (overlay.ApplyDecision(key, change.Operation, assignments[i], rows) is { } failure)
-                failures.Add(new RuleFailure(key.TableName, key.RecordId, change.Operation, failure, RowJson.Payload(batch, change)));
-        }
-
-        _added.Clear();
-        _removed.Clear();
-        overlay.NetChanges(_added, _removed);
-        await ChangelogStore.WriteChangelogAsync(connection, rows, cancellationToken).ConfigureAwait(false);
-        await ChangelogStore.ApplyEdgesAsync(connection, _added, _removed, cancellationToken).ConfigureAwait(false);
-        if (failures.Count > 0)
-        {
-            await ChangelogStore.WriteRuleFailuresAsync(connection, failures, cancellationToken).ConfigureAwait(false);
-            LogRuleFailures(logger, failures.Count, failures[0].TableName, failures[0].RecordId, failures[0].ErrorText);
-        }
-        metrics.ChangelogRowsWritten(rows.Count, failures.Count);
+        // Invariant 7: so does a bucket id it cannot hold, before anything is written.
+        foreach (var assignment in assignments)
+            Limits.CheckBuckets(assignment);
+        _overlay.Reset(await loading.ConfigureAwait(false));
+        await WriteDecidedAsync(connection, batch, assignments, cancellationToken).ConfigureAwait(false);
     }
 
     [LoggerMessage(EventId = EventIds.RuleFailures, Level = LogLevel.Warning,

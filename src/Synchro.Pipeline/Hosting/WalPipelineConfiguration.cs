@@ -16,7 +16,7 @@ namespace Synchro.Pipeline.Hosting;
 /// <c>MaxBatchRows</c>, <c>MaxBatchBytes</c>, <c>BatchLinger</c>, <c>WalBufferBytes</c>, <c>ReadCoalescing</c>, <c>StatusInterval</c>,
 /// <c>MaxReconnectDelay</c>, <c>SlowBatchThreshold</c>, <c>BinaryTupleMode</c>, <c>HeartbeatInterval</c>, <c>SlotHealthInterval</c>,
 /// <c>SlotSafeWalSizeWarning</c>, <c>SkipOrigins</c> (a list, or one comma-separated value), <c>InitialSnapshot</c>,
-/// <c>MaxBucketsPerChange</c>, <c>GlobalBucketFunction</c> (sets <see cref="TableRegistry.GlobalBucketFunction"/> of
+/// <c>MaxBucketsPerChange</c>, <c>MaxRecordIdBytes</c>, <c>MaxBucketIdBytes</c>, <c>GlobalBucketFunction</c> (sets <see cref="TableRegistry.GlobalBucketFunction"/> of
 /// <see cref="WalPipelineOptions.Tables"/>), <c>StreamLargeTransactions</c>, <c>TwoPhase</c>, <c>SpillDirectory</c> and <c>Tables</c>.
 /// </para>
 /// <para>
@@ -78,6 +78,8 @@ public static class WalPipelineConfiguration
         [nameof(WalPipelineOptions.SlotSafeWalSizeWarning)] = (s, o, p) => o.SlotSafeWalSizeWarning = ByteSize(s, p) ?? o.SlotSafeWalSizeWarning,
         [nameof(WalPipelineOptions.SkipOrigins)] = BindSkipOrigins,
         [nameof(WalPipelineOptions.MaxBucketsPerChange)] = (s, o, p) => o.MaxBucketsPerChange = WholeNumber(s, p) ?? o.MaxBucketsPerChange,
+        [nameof(WalPipelineOptions.MaxRecordIdBytes)] = (s, o, p) => o.MaxRecordIdBytes = WholeNumber(s, p) ?? o.MaxRecordIdBytes,
+        [nameof(WalPipelineOptions.MaxBucketIdBytes)] = (s, o, p) => o.MaxBucketIdBytes = WholeNumber(s, p) ?? o.MaxBucketIdBytes,
         [nameof(TableRegistry.GlobalBucketFunction)] = (s, o, p) => o.Tables.GlobalBucketFunction = EmptyIsNull(Text(s, p), o.Tables.GlobalBucketFunction),
     }.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
 
@@ -105,7 +107,8 @@ public static class WalPipelineConfiguration
         nameof(WalPipelineOptions.MaxReconnectDelay),
         nameof(WalPipelineOptions.SlowBatchThreshold), nameof(WalPipelineOptions.BinaryTupleMode), nameof(WalPipelineOptions.HeartbeatInterval), nameof(WalPipelineOptions.SlotHealthInterval),
         nameof(WalPipelineOptions.SlotSafeWalSizeWarning), nameof(WalPipelineOptions.SkipOrigins), nameof(WalPipelineOptions.InitialSnapshot),
-        nameof(WalPipelineOptions.MaxBucketsPerChange), nameof(TableRegistry.GlobalBucketFunction),
+        nameof(WalPipelineOptions.MaxBucketsPerChange), nameof(WalPipelineOptions.MaxRecordIdBytes), nameof(WalPipelineOptions.MaxBucketIdBytes),
+        nameof(TableRegistry.GlobalBucketFunction),
         nameof(WalPipelineOptions.StreamLargeTransactions), nameof(WalPipelineOptions.TwoPhase), nameof(WalPipelineOptions.SpillDirectory),
     ];
 

@@ -35,8 +35,9 @@ namespace Synchro.Pipeline.Maintenance;
 /// </para>
 /// <para>
 /// No changelog rows: clients make their own initial copy. Soft-deleted rows (non-null soft-delete column) get no
-/// edges, as a streamed history of insert then soft delete would have left them. A rule failure is recorded in
-/// <c>sync_rule_failures</c> as an insert and the load goes on.
+/// edges, as a streamed history of insert then soft delete would have left them. A rule failure, or an id longer than
+/// the changelog takes (<see cref="ChangelogLimits"/>), is recorded in <c>sync_rule_failures</c> as an insert and the
+/// load goes on.
 /// </para>
 /// </remarks>
 internal sealed partial class EdgeSnapshotLoader(
@@ -45,6 +46,7 @@ internal sealed partial class EdgeSnapshotLoader(
     string slotName,
     TableRegistry registry,
     IBucketAssigner assigner,
+    ChangelogLimits limits,
     int chunkRows,
     PipelineMetrics metrics,
     ILogger logger,
@@ -225,7 +227,12 @@ internal sealed partial class EdgeSnapshotLoader(
     private async Task AssignAsync(NpgsqlConnection read, ChangeBatch batch, List<(RecordKey Record, string BucketId)> edges, List<RuleFailure> failures, CancellationToken ct)
     {
         var assignments = _assignments.For(batch);
+        // Invariant 7: ids the changelog cannot hold fail their row as a rule failure, as in the writer, and the load goes on.
+        foreach (var assignment in assignments)
+            limits.CheckRecordId(assignment);
         await assigner.AssignAsync(new BucketAssignmentBatch(assignments, registry, read, _bucketIds), ct).ConfigureAwait(false);
+        foreach (var assignment in assignments)
+            limits.CheckBuckets(assignment);
 
         edges.Clear();
         failures.Clear();

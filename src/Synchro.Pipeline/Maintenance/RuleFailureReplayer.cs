@@ -16,7 +16,8 @@ namespace Synchro.Pipeline.Maintenance;
 /// <remarks>
 /// <para>
 /// The rules are the pipeline's (<see cref="WalPipelineOptions.Tables"/>, its SQL functions, <see cref="WalPipelineOptions.BucketAssigner"/>,
-/// <see cref="WalPipelineOptions.MaxBucketsPerChange"/>). Each chunk is one transaction on the changelog database: the
+/// <see cref="WalPipelineOptions.MaxBucketsPerChange"/>), and so are the id limits (<see cref="WalPipelineOptions.MaxRecordIdBytes"/>,
+/// <see cref="WalPipelineOptions.MaxBucketIdBytes"/>): a change whose ids are still too long keeps failing with its reason. Each chunk is one transaction on the changelog database: the
 /// changelog rows, the edge diff against the record's current edges, and the removal of every replayed failure commit
 /// together; a failure that fails again stays, with the new error text.
 /// </para>
@@ -100,6 +101,7 @@ public sealed class RuleFailureReplayer
     {
         private readonly TableRegistry _registry = options.Tables;
         private readonly GuardedBucketAssigner _assigner = new(options.Tables, options.BucketAssigner, options.MaxBucketsPerChange);
+        private readonly ChangelogLimits _limits = new(options.MaxRecordIdBytes, options.MaxBucketIdBytes);
         private readonly SourceRows _rows = new();
         private readonly Dictionary<TableRegistration, RowLayout> _layouts = [];
         private readonly BucketIdCache _bucketIds = new();
@@ -206,8 +208,14 @@ public sealed class RuleFailureReplayer
 
                 var assignments = new BucketAssignment[batch.Count];
                 for (var i = 0; i < assignments.Length; i++)
+                {
                     assignments[i] = new BucketAssignment(batch, i, keys[i].RecordId);
+                    // Invariant 7: an id the changelog cannot hold keeps its failure (with the length and the limit) instead of failing the chunk.
+                    _limits.CheckRecordId(assignments[i]);
+                }
                 await _assigner.AssignAsync(new BucketAssignmentBatch(assignments, _registry, sourceConnection, _bucketIds), ct).ConfigureAwait(false);
+                foreach (var assignment in assignments)
+                    _limits.CheckBuckets(assignment);
 
                 var overlay = new EdgeOverlay(await ChangelogStore.LoadEdgesAsync(connection, keys, ct).ConfigureAwait(false));
                 var rows = new List<ChangelogRow>();

@@ -19,4 +19,13 @@ internal static class PostgresErrors
         IOException or SocketException or EndOfStreamException => true,
         _ => false,
     };
+
+    /// <summary>
+    /// Whether <paramref name="error"/> is the server refusing a value: SQLSTATE class 22 (data exception: an invalid byte
+    /// sequence, a value out of range, an unsupported escape), 23 (integrity constraint violation: a CHECK, a unique key, a
+    /// trigger's) or 54 (program limit exceeded: an index row too large). Such an error belongs to the rows written, not
+    /// to the connection or the configuration.
+    /// </summary>
+    public static bool IsDataError(Exception error) =>
+        error is PostgresException { SqlState: ['2', '2' or '3', _, _, _] or ['5', '4', _, _, _] };
 }

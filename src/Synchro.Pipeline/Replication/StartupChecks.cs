@@ -55,12 +55,14 @@ internal static partial class StartupChecks
 
         var checkable = CheckTableNames(tables, errors);
 
-        var (walLevel, database) = await ReadServerAsync(connection, ct).ConfigureAwait(false);
+        var (walLevel, database, encoding) = await ReadServerAsync(connection, ct).ConfigureAwait(false);
         if (!string.Equals(walLevel, LogicalWalLevel, StringComparison.Ordinal))
         {
             errors.Add($"wal_level is '{walLevel}'; set wal_level = logical in postgresql.conf "
                 + "(or ALTER SYSTEM SET wal_level = logical) and restart the server");
         }
+        if (DatabaseEncoding.Problem(encoding, database, "source") is { } encodingProblem)
+            errors.Add(encodingProblem);
 
         var existing = await CheckTablesAsync(connection, database, checkable, errors, ct).ConfigureAwait(false);
 
@@ -74,16 +76,17 @@ internal static partial class StartupChecks
         return new StartupCheckResult(warnings, slotExists);
     }
 
-    private static async Task<(string WalLevel, string Database)> ReadServerAsync(NpgsqlConnection connection, CancellationToken ct)
+    private static async Task<(string WalLevel, string Database, string Encoding)> ReadServerAsync(NpgsqlConnection connection, CancellationToken ct)
     {
-        var command = new NpgsqlCommand("SELECT pg_catalog.current_setting('wal_level'), pg_catalog.current_database()::text", connection);
+        var command = new NpgsqlCommand(
+            "SELECT pg_catalog.current_setting('wal_level'), pg_catalog.current_database()::text, pg_catalog.current_setting('server_encoding')", connection);
         await using (command.ConfigureAwait(false))
         {
             var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
             await using (reader.ConfigureAwait(false))
             {
                 await reader.ReadAsync(ct).ConfigureAwait(false);
-                return (reader.GetString(0), reader.GetString(1));
+                return (reader.GetString(0), reader.GetString(1), reader.GetString(2));
             }
         }
     }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Npgsql;
+using Synchro.Pipeline.Changelog;
 using Synchro.Pipeline.LocalPostgres;
 using Synchro.Pipeline.Registry;
 using Synchro.Pipeline.Tests.Infrastructure;
@@ -40,18 +41,24 @@ internal sealed class AuditedWorkload : IDisposable
         CREATE PUBLICATION audited_pub FOR TABLE audited_orders;
         """;
 
-    // Owned rows inserted, updated, moved between owners, soft- and hard-deleted, sometimes several per transaction.
-    private const string Script = """
+    // An owner too long for the changelog (MaxBucketIdBytes): 1,287 characters (compressible, so the row is stored inline
+    // and its value sent with every change), for about 1 in 20 owners written.
+    private const string PoisonOwner = "'poison-' || repeat(md5(:id::text), 40)";
+
+    // Owned rows inserted, updated, moved between owners (now and then to an owner too long for the changelog), soft- and
+    // hard-deleted, sometimes several per transaction.
+    private const string Script = $"""
         \set id random(1, 300)
         \set other random(1, 300)
         \set uid random(1, 8)
         \set op random(1, 100)
+        \set poison random(1, 20)
         \if :op <= 35
-        INSERT INTO audited_orders (id, user_id) VALUES (:id, 'u' || :uid) ON CONFLICT (id) DO NOTHING;
+        INSERT INTO audited_orders (id, user_id) VALUES (:id, CASE WHEN :poison = 1 THEN {PoisonOwner} ELSE 'u' || :uid END) ON CONFLICT (id) DO NOTHING;
         \elif :op <= 65
         UPDATE audited_orders SET total = total + 1 WHERE id = :id;
         \elif :op <= 77
-        UPDATE audited_orders SET user_id = 'u' || :uid WHERE id = :id;
+        UPDATE audited_orders SET user_id = CASE WHEN :poison = 1 THEN {PoisonOwner} ELSE 'u' || :uid END WHERE id = :id;
         \elif :op <= 85
         UPDATE audited_orders SET deleted_at = now() WHERE id = :id AND deleted_at IS NULL;
         \elif :op <= 92
@@ -71,7 +78,7 @@ internal sealed class AuditedWorkload : IDisposable
         \set uid random(1, 8)
         \set fate random(1, 4)
         BEGIN;
-        INSERT INTO audited_orders (id, user_id) SELECT g, 'u' || :uid FROM generate_series(:base, :base + 499) g ON CONFLICT (id) DO UPDATE SET total = audited_orders.total + 1, user_id = EXCLUDED.user_id, deleted_at = NULL;
+        INSERT INTO audited_orders (id, user_id) SELECT g, CASE WHEN g % 97 = 0 THEN 'poison-' || repeat(md5(g::text), 40) ELSE 'u' || :uid END FROM generate_series(:base, :base + 499) g ON CONFLICT (id) DO UPDATE SET total = audited_orders.total + 1, user_id = EXCLUDED.user_id, deleted_at = NULL;
         SAVEPOINT s1;
         UPDATE audited_orders SET deleted_at = now() WHERE id BETWEEN :base AND :base + 99;
         \if :fate = 1
@@ -106,10 +113,12 @@ internal sealed class AuditedWorkload : IDisposable
 
     private readonly LocalPostgresServer _server;
     private readonly string _scriptFile;
+    private readonly string? _refusedBucket;
 
-    private AuditedWorkload(LocalPostgresServer server, string connectionString, string scriptFile)
+    private AuditedWorkload(LocalPostgresServer server, string connectionString, string scriptFile, string? refusedBucket)
     {
         _server = server;
+        _refusedBucket = refusedBucket;
         // Unpooled: a pooled connection would outlive a server restart and fail its next command.
         ConnectionString = new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ConnectionString;
         _scriptFile = scriptFile;
@@ -118,10 +127,24 @@ internal sealed class AuditedWorkload : IDisposable
     public string ConnectionString { get; }
 
     /// <summary>Creates the audited table, its trigger and the publication in the (empty) database of <paramref name="connectionString"/>.</summary>
-    public static async Task<AuditedWorkload> CreateAsync(LocalPostgresServer server, string connectionString)
+    /// <param name="server">The server, for pgbench.</param>
+    /// <param name="connectionString">The database.</param>
+    /// <param name="refusedBucket">
+    /// A bucket the changelog refuses rows of (a CHECK constraint added to <c>sync_changelog</c>), so that the writer isolates
+    /// every change with a row in it into <c>sync_rule_failures</c>; null for none.
+    /// </param>
+    public static async Task<AuditedWorkload> CreateAsync(LocalPostgresServer server, string connectionString, string? refusedBucket = null)
     {
-        var workload = new AuditedWorkload(server, connectionString, Path.Combine(Path.GetTempPath(), $"synchro-workload-{Guid.NewGuid():N}.sql"));
+        var workload = new AuditedWorkload(server, connectionString, Path.Combine(Path.GetTempPath(), $"synchro-workload-{Guid.NewGuid():N}.sql"), refusedBucket);
         await Sql.ExecuteAsync(workload.ConnectionString, Schema);
+        if (refusedBucket is not null)
+        {
+            await using var connection = new NpgsqlConnection(workload.ConnectionString);
+            await connection.OpenAsync();
+            await ChangelogSchema.EnsureAsync(connection);
+            await using var refuse = new NpgsqlCommand($"ALTER TABLE sync_changelog ADD CONSTRAINT refused_bucket CHECK (bucket_id <> '{refusedBucket}')", connection);
+            await refuse.ExecuteNonQueryAsync();
+        }
         await File.WriteAllTextAsync(workload._scriptFile, Script);
         return workload;
     }
@@ -181,22 +204,32 @@ internal sealed class AuditedWorkload : IDisposable
     }
 
     /// <summary>
-    /// Asserts that the changelog is exactly the one the audit trail implies, record by record and in order,
-    /// and that it holds more than <paramref name="minimumRows"/> rows; returns its size.
+    /// Asserts that the changelog is exactly the one the audit trail implies, record by record and in order, and so are
+    /// the rule failures of owners too long for the changelog (at least one); that the changelog holds more than
+    /// <paramref name="minimumRows"/> rows; returns its size.
     /// </summary>
     public async Task<int> AssertChangelogMatchesAuditAsync(int minimumRows)
     {
-        var expected = await ExpectedChangelogAsync();
+        var (expected, expectedFailures) = await ExpectedChangelogAsync();
         var actual = await ActualChangelogAsync();
         var rows = expected.Values.Sum(v => v.Count);
         Assert.True(rows > minimumRows, $"the workload produced only {rows} changelog rows");
+        AssertSame("the changelog", expected, actual);
+
+        var actualFailures = await ActualRuleFailuresAsync();
+        Assert.True(expectedFailures.Count > 0, "the workload wrote no owner too long for the changelog");
+        AssertSame("sync_rule_failures", expectedFailures, actualFailures);
+        return rows;
+    }
+
+    private static void AssertSame(string what, Dictionary<string, List<string>> expected, Dictionary<string, List<string>> actual)
+    {
         foreach (var record in expected.Keys.Union(actual.Keys))
         {
             var want = expected.GetValueOrDefault(record) ?? [];
             var got = actual.GetValueOrDefault(record) ?? [];
-            Assert.True(want.SequenceEqual(got), $"record {record}: expected [{string.Join(", ", want)}] but the changelog has [{string.Join(", ", got)}]");
+            Assert.True(want.SequenceEqual(got), $"record {record}: expected [{string.Join(", ", want)}] but {what} has [{string.Join(", ", got)}]");
         }
-        return rows;
     }
 
     public Task<T> ScalarAsync<T>(string sql) => Sql.ScalarAsync<T>(ConnectionString, sql);
@@ -208,10 +241,16 @@ internal sealed class AuditedWorkload : IDisposable
         File.Delete(_scriptFile + ".prepared");
     }
 
-    /// <summary>The reference's edge diff replayed over the audit trail, per record in audit order.</summary>
-    private async Task<Dictionary<string, List<string>>> ExpectedChangelogAsync()
+    /// <summary>
+    /// The reference's edge diff replayed over the audit trail, per record in audit order. A change whose owner bucket is
+    /// longer than the changelog takes is, where its rule is evaluated, a rule failure instead (<c>"op limit"</c>), and so
+    /// is a change with a row in the refused bucket (<c>"op refused"</c>); either leaves the record's buckets as they were.
+    /// </summary>
+    private async Task<(Dictionary<string, List<string>> Changelog, Dictionary<string, List<string>> Failures)> ExpectedChangelogAsync()
     {
+        var maxBucketBytes = new WalPipelineOptions().MaxBucketIdBytes;
         var result = new Dictionary<string, List<string>>();
+        var failures = new Dictionary<string, List<string>>();
         var edges = new Dictionary<string, List<string>>();
         await using var connection = new NpgsqlConnection(ConnectionString);
         await connection.OpenAsync();
@@ -222,16 +261,56 @@ internal sealed class AuditedWorkload : IDisposable
             var (record, op, owner, deleted) = (reader.GetString(0), reader.GetString(1), "user:" + reader.GetString(2), reader.GetBoolean(3));
             var rows = result.TryGetValue(record, out var list) ? list : result[record] = [];
             var existing = edges.GetValueOrDefault(record) ?? [];
-            if (op == "DELETE" || (op == "UPDATE" && deleted))
+            var overlong = System.Text.Encoding.UTF8.GetByteCount(owner) > maxBucketBytes;
+            var isDelete = op == "DELETE" || (op == "UPDATE" && deleted);
+            var code = isDelete ? "3" : op == "INSERT" ? "1" : "2";
+            List<(string Bucket, int Operation)> changeRows;
+            List<string> next;
+            string? failure = null;
+            if (isDelete)
             {
-                foreach (var bucket in existing.Count > 0 ? existing : [owner])
-                    rows.Add($"{bucket} 3");
-                edges[record] = [];
+                // The rule is evaluated only for a record in no bucket.
+                changeRows = [.. (existing.Count > 0 ? existing : [owner]).Select(b => (b, 3))];
+                next = [];
+                if (existing.Count == 0 && overlong)
+                    failure = "limit";
+            }
+            else
+            {
+                changeRows = [(owner, existing.Contains(owner) ? 2 : 1), .. existing.Where(b => b != owner).Select(b => (b, 3))];
+                next = [owner];
+                if (overlong)
+                    failure = "limit";
+            }
+            if (failure is null && _refusedBucket is { } refused && changeRows.Any(r => r.Bucket == refused))
+                failure = "refused";
+            if (failure is not null)
+            {
+                (failures.TryGetValue(record, out var failed) ? failed : failures[record] = []).Add($"{code} {failure}");
                 continue;
             }
-            rows.Add($"{owner} {(existing.Contains(owner) ? 2 : 1)}");
-            rows.AddRange(existing.Where(b => b != owner).Select(b => $"{b} 3"));
-            edges[record] = [owner];
+            rows.AddRange(changeRows.Select(r => $"{r.Bucket} {r.Operation}"));
+            edges[record] = next;
+        }
+        return (result, failures);
+    }
+
+    /// <summary>The rule failures as <c>"op limit"</c> or <c>"op refused"</c> (the error text otherwise), per record in id order.</summary>
+    private async Task<Dictionary<string, List<string>>> ActualRuleFailuresAsync()
+    {
+        var result = new Dictionary<string, List<string>>();
+        await using var connection = new NpgsqlConnection(ConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("SELECT record_id, operation, error_text FROM sync_rule_failures ORDER BY id", connection);
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            var record = reader.GetString(0);
+            var error = reader.GetString(2);
+            var kind = error.Contains("the changelog takes (MaxBucketIdBytes)", StringComparison.Ordinal) ? "limit"
+                : error.StartsWith("the changelog refused the change (23514)", StringComparison.Ordinal) ? "refused"
+                : error;
+            (result.TryGetValue(record, out var list) ? list : result[record] = []).Add($"{reader.GetInt16(1)} {kind}");
         }
         return result;
     }

@@ -14,11 +14,15 @@ public sealed class ExactlyOnceTests(PostgresServerFixture postgres, ITestOutput
     private const string Slot = "slot_exactly_once";
     private const int Kills = 6;
 
+    /// <summary>
+    /// With owners too long for the changelog mixed in, and one bucket the changelog refuses (a CHECK constraint), so kills
+    /// also land while the writer isolates refused changes: those end in <c>sync_rule_failures</c>, exactly once too.
+    /// </summary>
     [Fact]
     public async Task Changelog_is_exactly_the_audit_trail_after_repeated_SIGKILL()
     {
         var connectionString = await postgres.CreateDatabaseAsync("exactly_once");
-        using var workload = await AuditedWorkload.CreateAsync(postgres.Server, connectionString);
+        using var workload = await AuditedWorkload.CreateAsync(postgres.Server, connectionString, refusedBucket: "user:u8");
         var random = new Random(20261124);
 
         var host = StartHost(connectionString);
@@ -45,7 +49,9 @@ public sealed class ExactlyOnceTests(PostgresServerFixture postgres, ITestOutput
             host.Dispose();
         }
 
-        await workload.AssertChangelogMatchesAuditAsync(minimumRows: 1000);
+        var rows = await workload.AssertChangelogMatchesAuditAsync(minimumRows: 1000);
+        output.WriteLine($"{rows} changelog rows; rule failures: {await workload.ScalarAsync<long>("SELECT count(*) FROM sync_rule_failures WHERE error_text LIKE '%MaxBucketIdBytes%'")} over-long owners, "
+            + $"{await workload.ScalarAsync<long>("SELECT count(*) FROM sync_rule_failures WHERE error_text LIKE 'the changelog refused%'")} refused");
     }
 
     /// <summary>

@@ -10,7 +10,8 @@ namespace Synchro.Pipeline.Tests.Pipeline;
 /// <remarks>
 /// The values are random (incompressible) and the columns <c>STORAGE EXTERNAL</c>, so a row over the 2 kB TOAST
 /// threshold stores them out of line; each test checks the TOAST table holds them. They stay under the 2.7 kB a
-/// btree entry of the sidecar indexes (bucket ids, record ids) can take.
+/// btree entry of the sidecar indexes (bucket ids, record ids) can take, above the default id limits, which the tests
+/// raise (<see cref="WalPipelineOptions.MaxBucketIdBytes"/>, <see cref="WalPipelineOptions.MaxRecordIdBytes"/>).
 /// </remarks>
 [Collection(PostgresCollection.Name)]
 public sealed class UnchangedToastTests(PostgresServerFixture postgres)
@@ -29,6 +30,8 @@ public sealed class UnchangedToastTests(PostgresServerFixture postgres)
         var owner = RandomText(1);
         var options = harness.Options();
         options.Tables = Registry();
+        // An owner long enough to be stored out of line is longer than the default bucket id limit: raised for it.
+        (options.MaxRecordIdBytes, options.MaxBucketIdBytes) = (256, 2_300);
         await harness.StartAsync(options);
 
         await harness.ExecuteAsync($"INSERT INTO docs VALUES (1, '{owner}', 'draft', NULL)");
@@ -71,6 +74,8 @@ public sealed class UnchangedToastTests(PostgresServerFixture postgres)
         options.Tables = new TableRegistry()
             .Add(new TableRegistration("folders") { OwnerColumn = "user_id", SoftDeleteColumn = null })
             .Add(new TableRegistration("files") { ParentTable = "folders", ParentForeignKeyColumn = "folder_id", SoftDeleteColumn = null });
+        // A folder id long enough to be stored out of line is longer than the default record id limit: raised for it.
+        (options.MaxRecordIdBytes, options.MaxBucketIdBytes) = (2_300, 256);
         await harness.StartAsync(options);
 
         await harness.ExecuteAsync($"INSERT INTO folders VALUES ('{folder}', 'alice'); INSERT INTO files VALUES (1, '{folder}', 'a.txt')");

@@ -74,6 +74,33 @@ public sealed class EdgeOverlayTests
         Assert.Equal(["user:a 1"], Render(rows));
     }
 
+    [Fact]
+    public void A_part_written_settles_its_edges_and_a_part_rolled_back_leaves_none_so_the_next_part_starts_from_the_database()
+    {
+        var overlay = Overlay(["user:a"]);
+        var rows = new List<ChangelogRow>();
+
+        // Part 1 moves the record to b and is written.
+        overlay.Apply(s_record, ChangeOperation.Update, ["user:b"], rows);
+        overlay.Settle();
+        // Part 2 moves it to c and is rolled back (the changelog refused it).
+        overlay.Apply(s_record, ChangeOperation.Update, ["user:c"], rows);
+        overlay.Discard();
+        Assert.Equal(["user:b"], overlay.Current(s_record));
+
+        // Part 3 starts from b, and its net changes are against b, not a.
+        rows.Clear();
+        overlay.Apply(s_record, ChangeOperation.Update, ["user:d"], rows);
+        Assert.Equal(["user:d 1", "user:b 3"], Render(rows));
+        var (added, removed) = overlay.NetChanges();
+        Assert.Equal([(s_record, "user:d")], added);
+        Assert.Equal([(s_record, "user:b")], removed);
+
+        // A new batch forgets what was settled.
+        overlay.Reset(new Dictionary<RecordKey, List<string>> { [s_record] = ["user:d"] });
+        Assert.Equal(["user:d"], overlay.Current(s_record));
+    }
+
     private static EdgeOverlay Overlay(List<string> existing)
         => new(existing.Count == 0 ? [] : new Dictionary<RecordKey, List<string>> { [s_record] = existing });
 

@@ -74,6 +74,28 @@ public sealed class WalPipelineConfigurationTests
     }
 
     [Fact]
+    public void Binds_the_id_limits_and_checks_that_they_fit_the_changelogs_indexes_together()
+    {
+        var options = Bind(Section(
+            ("Synchro:ConnectionString", "Host=db"), ("Synchro:SlotName", "s"), ("Synchro:PublicationName", "p"), ("Synchro:Tables:orders:OwnerColumn", "user_id"),
+            ("Synchro:MaxRecordIdBytes", "256"), ("Synchro:MaxBucketIdBytes", "2300")));
+
+        Assert.Equal((256, 2300), (options.MaxRecordIdBytes, options.MaxBucketIdBytes));
+        Assert.Equal((1_024, 1_024), (new WalPipelineOptions().MaxRecordIdBytes, new WalPipelineOptions().MaxBucketIdBytes));
+        options.Validate();
+
+        options.MaxBucketIdBytes = 2301;
+        var error = Assert.Throws<ArgumentException>(options.Validate);
+        Assert.Contains("MaxRecordIdBytes + MaxBucketIdBytes is 2557; together they must be at most 2556, what the indexes of sync_bucket_edges hold next to the longest table name",
+            error.Message, StringComparison.Ordinal);
+        options.MaxRecordIdBytes = 0;
+        options.MaxBucketIdBytes = -1;
+        error = Assert.Throws<ArgumentException>(options.Validate);
+        Assert.Contains("MaxRecordIdBytes is 0; it must be at least 1", error.Message, StringComparison.Ordinal);
+        Assert.Contains("MaxBucketIdBytes is -1; it must be at least 1", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Binds_the_bucket_rule_settings()
     {
         var options = Bind(Section(
