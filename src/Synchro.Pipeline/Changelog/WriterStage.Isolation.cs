@@ -23,20 +23,22 @@ namespace Synchro.Pipeline.Changelog;
 /// (<see cref="ChangelogLimits"/>, the assigners') leave this path for what they cannot foresee.
 /// </para>
 /// <para>
-/// Invariant: the edge overlay always starts a part from the edges the database holds — as loaded for the batch, changed
-/// by the parts written since (<see cref="EdgeOverlay.Settle"/>) and not by those rolled back
+/// Invariant: the edge overlay always starts a part from the edges the database holds — as loaded for the batch,
+/// changed by the parts written since (<see cref="EdgeOverlay.Settle"/>) and not by those rolled back
 /// (<see cref="EdgeOverlay.Discard"/>) — so a change after a refused one sees the edges without it. Parts are written in
 /// change order and a rolled-back part's rows never stay, so <c>seq</c> still follows commit order (with gaps where rows
-/// were rolled back, as after any rolled-back transaction).
+/// were rolled back, as after any rolled-back transaction). Savepoints nest no deeper than the batches the database
+/// transaction holds: a refused part is rolled back to and released, a part written while isolating is released.
 /// </para>
 /// <para>
-/// Cost: the normal path adds one savepoint per batch (one round trip, the RELEASE, and one subtransaction; a
-/// source transaction written in more than 64 chunks overflows the server's per-backend subtransaction cache until it
-/// commits). A refused change costs one to two more writes of the batch's rows and a savepoint per part tried (about twice
-/// the base-2 logarithm of the batch size); docs/performance.md has the figures. Errors of other classes (a lost
-/// connection, cancellation, a missing table or privilege) are not the values' fault and end the run as before. The
-/// rule-failure insert itself cannot fail on data: its texts are made storable and its payload is bounded JSON that
-/// <c>jsonb</c> holds (<see cref="RowJson.Payload"/>).
+/// Cost: the normal path adds one savepoint per batch and no round trip: SAVEPOINT goes with the batch's first write,
+/// and a batch that ends its source transaction leaves it to the commit (the chunks of a larger one release theirs, a
+/// round trip each). Each savepoint that writes is a subtransaction, so a source transaction written in more than 64
+/// chunks overflows the server's per-backend subtransaction cache until it commits. A refused change costs one to two
+/// more writes of the batch's rows and a savepoint per part tried (about twice the base-2 logarithm of the batch size);
+/// docs/performance.md has the figures. Errors of other classes (a lost connection, cancellation, a missing table or
+/// privilege) are not the values' fault and end the run as before. The rule-failure insert itself cannot fail on data:
+/// its texts are made storable and its payload is bounded JSON that <c>jsonb</c> holds (<see cref="RowJson.Payload"/>).
 /// </para>
 /// </remarks>
 internal sealed partial class WriterStage
@@ -58,7 +60,9 @@ internal sealed partial class WriterStage
         _refusedCount = 0;
         _firstRefused = null;
         var started = Stopwatch.GetTimestamp();
-        await WritePartAsync(connection, batch, assignments, 0, batch.Count, cancellationToken).ConfigureAwait(false);
+        // A batch that ends its source transaction is committed next, so its savepoint need not be released: the commit
+        // takes it along, and the normal path pays no round trip for it.
+        await WritePartAsync(connection, batch, assignments, 0, batch.Count, cancellationToken, releaseWhenWritten: !batch.EndsTransaction).ConfigureAwait(false);
         if (_ruleFailureCount > 0)
             LogRuleFailures(logger, _ruleFailureCount, _firstRuleFailure!.TableName, _firstRuleFailure.RecordId, _firstRuleFailure.ErrorText);
         if (_refusedCount > 0)
@@ -72,7 +76,9 @@ internal sealed partial class WriterStage
     /// Writes changes <paramref name="start"/> to <paramref name="end"/> (exclusive) as one part under a savepoint; when the
     /// server refuses a value, rolls the part back and writes its halves instead (see the class remarks).
     /// </summary>
-    private async Task WritePartAsync(NpgsqlConnection connection, ChangeBatch batch, IReadOnlyList<BucketAssignment> assignments, int start, int end, CancellationToken cancellationToken)
+    private async Task WritePartAsync(
+        NpgsqlConnection connection, ChangeBatch batch, IReadOnlyList<BucketAssignment> assignments, int start, int end, CancellationToken cancellationToken,
+        bool releaseWhenWritten = true)
     {
         var rows = _rows;
         var failures = _failures;
@@ -109,7 +115,8 @@ internal sealed partial class WriterStage
             await IsolateAsync(connection, batch, assignments, start, end, error, cancellationToken).ConfigureAwait(false);
             return;
         }
-        await ChangelogStore.EndPartAsync(connection, cancellationToken).ConfigureAwait(false);
+        if (releaseWhenWritten)
+            await ChangelogStore.EndPartAsync(connection, cancellationToken).ConfigureAwait(false);
         _overlay.Settle();
         if (failures.Count > 0)
         {

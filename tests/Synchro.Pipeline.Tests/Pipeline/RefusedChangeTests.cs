@@ -122,6 +122,26 @@ public sealed class RefusedChangeTests(PostgresServerFixture postgres)
     }
 
     [Fact]
+    public async Task Refused_changes_of_a_prepared_transaction_read_back_in_batches_leave_the_batches_around_them()
+    {
+        await using var harness = await PipelineHarness.CreateAsync(postgres, "refused_prepared");
+        var options = harness.Options(maxBatchRows: 10);
+        options.TwoPhase = true;
+        await harness.StartAsync(options);
+        await harness.ExecuteAsync("ALTER TABLE sync_changelog ADD CONSTRAINT refuse_17_23 CHECK (record_id NOT IN ('17', '23'))");
+
+        // Read back at COMMIT PREPARED in batches of 10, all in the transaction of its position.
+        await harness.ExecuteAsync("BEGIN; INSERT INTO categories SELECT g, 'c' || g FROM generate_series(1, 35) g; PREPARE TRANSACTION 'refused';");
+        await harness.ExecuteAsync("COMMIT PREPARED 'refused'");
+        await harness.ExecuteAsync("INSERT INTO categories VALUES (36, 'after')");
+
+        var rows = await harness.WaitForChangelogAsync(34);
+        Assert.Equal([.. Enumerable.Range(1, 36).Where(i => i is not (17 or 23)).Select(i => $"global categories {i} 1")], rows);
+        Assert.Equal(["categories 17 1", "categories 23 1"], (await OverlongIdTests.FailuresAsync(harness)).Select(f => f[..f.IndexOf(" the ", StringComparison.Ordinal)]));
+        Assert.Equal(0L, await harness.ScalarAsync<long>("SELECT count(*) FROM sync_prepared_transactions"));
+    }
+
+    [Fact]
     public async Task An_error_of_another_class_still_stops_the_pipeline_and_nothing_of_its_batch_is_written()
     {
         await using var harness = await PipelineHarness.CreateAsync(postgres, "refused_fatal");
