@@ -22,4 +22,17 @@ internal static class Sql
             command.Parameters.AddWithValue(name, value);
         return (T)(await command.ExecuteScalarAsync())!;
     }
+
+    /// <summary>The first column of every row <paramref name="sql"/> returns, as text, in order.</summary>
+    public static async Task<List<string>> RowsAsync(string connectionString, string sql)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, connection) { CommandTimeout = 600 };
+        await using var reader = await command.ExecuteReaderAsync();
+        var rows = new List<string>();
+        while (await reader.ReadAsync())
+            rows.Add(reader.GetString(0));
+        return rows;
+    }
 }

@@ -306,17 +306,7 @@ public sealed class InitialSnapshotTests(PostgresServerFixture postgres)
     private static Task<List<string>> EdgesAsync(PipelineHarness harness)
         => RowsAsync(harness, "SELECT e FROM (SELECT table_name || ' ' || record_id || ' ' || bucket_id AS e FROM sync_bucket_edges) x ORDER BY e COLLATE \"C\"");
 
-    private static async Task<List<string>> RowsAsync(PipelineHarness harness, string sql)
-    {
-        await using var connection = new NpgsqlConnection(harness.ConnectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        await using var reader = await command.ExecuteReaderAsync();
-        var rows = new List<string>();
-        while (await reader.ReadAsync())
-            rows.Add(reader.GetString(0));
-        return rows;
-    }
+    private static Task<List<string>> RowsAsync(PipelineHarness harness, string sql) => Sql.RowsAsync(harness.ConnectionString, sql);
 
     /// <summary>Fails the rule of one order (after the built-in assigners gave it a bucket: the failure wins).</summary>
     private sealed class FailingOrdersAssigner(string recordId) : IBucketAssigner

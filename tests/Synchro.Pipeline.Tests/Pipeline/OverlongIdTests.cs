@@ -148,15 +148,5 @@ public sealed class OverlongIdTests(PostgresServerFixture postgres)
     internal static Task<List<string>> FailuresAsync(PipelineHarness harness)
         => Rows(harness, "SELECT table_name || ' ' || record_id || ' ' || operation || ' ' || error_text FROM sync_rule_failures ORDER BY id");
 
-    internal static async Task<List<string>> Rows(PipelineHarness harness, string sql)
-    {
-        await using var connection = new NpgsqlConnection(harness.ConnectionString);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        await using var reader = await command.ExecuteReaderAsync();
-        var rows = new List<string>();
-        while (await reader.ReadAsync())
-            rows.Add(reader.GetString(0));
-        return rows;
-    }
+    internal static Task<List<string>> Rows(PipelineHarness harness, string sql) => Sql.RowsAsync(harness.ConnectionString, sql);
 }
