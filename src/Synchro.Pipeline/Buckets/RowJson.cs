@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Decoding;
+using Synchro.Pipeline.Postgres;
 
 namespace Synchro.Pipeline.Buckets;
 
@@ -124,8 +125,9 @@ internal static class RowJson
     /// <summary>Columns named in a payload's marker; the rest are only counted.</summary>
     public const int MaxListedColumns = 32;
 
-    // Room kept for the marker: at most MaxListedColumns names of 63 bytes, each escaped to at most 6 bytes a character.
-    private const int MarkerReserveBytes = 16 * 1024;
+    // Room kept for the marker: two lists of at most MaxListedColumns names of at most 63 bytes, each byte escaped to at
+    // most 6 (\u0001), with quotes and commas, and the member names and counts.
+    private const int MarkerReserveBytes = (2 * MaxListedColumns * ((PgIdentifier.MaxLength * 6) + 4)) + 256;
 
     /// <summary>Writes the payload object; with a <paramref name="budget"/>, only the values that fit in its bytes.</summary>
     private static void WritePayload(Utf8JsonWriter writer, ChangeBatch batch, int first, IReadOnlyList<string> names, uint[]? typeOids, (int Bytes, int Whole)? budget)

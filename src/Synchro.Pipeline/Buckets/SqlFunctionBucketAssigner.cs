@@ -53,7 +53,7 @@ internal sealed class SqlFunctionBucketAssigner : IBucketAssigner
     private readonly TableRegistry _registry;
     private readonly int _maxBucketsPerChange;
     private readonly SourceRows _rows = new();
-    // The distinct buckets of the change whose rows are streaming in, once it has more rows than the limit.
+    // The distinct buckets of the change whose rows are streaming in, once it has returned more than the limit.
     private readonly HashSet<string> _distinct = new(StringComparer.Ordinal);
     // Configured name -> quoted "schema"."name" as the catalog resolved it.
     private readonly Dictionary<string, string> _resolved = new(StringComparer.Ordinal);
@@ -294,9 +294,9 @@ internal sealed class SqlFunctionBucketAssigner : IBucketAssigner
 
     /// <summary>Adds <paramref name="bucket"/> to the change's buckets unless that takes it past the fan-out limit.</summary>
     /// <remarks>
-    /// Invariant: a change keeps at most limit + 1 bucket ids. Below the limit nothing is compared (the overlay drops
-    /// repeats later); past it the kept ids are made distinct, and from then on only new ones are kept, until one too many
-    /// marks the change over the limit and drops them.
+    /// Invariant: a change keeps at most limit bucket ids. Up to the limit nothing is compared (the overlay drops repeats
+    /// later); past it the kept ids are made distinct, and from then on only new ones are kept, until one too many marks
+    /// the change over the limit and drops them.
     /// </remarks>
     private void Keep(Pending pending, string bucket)
     {

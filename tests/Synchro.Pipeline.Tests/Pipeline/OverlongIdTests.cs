@@ -1,4 +1,3 @@
-using Npgsql;
 using Synchro.Pipeline.Maintenance;
 using Synchro.Pipeline.Registry;
 using Synchro.Pipeline.Tests.Infrastructure;
