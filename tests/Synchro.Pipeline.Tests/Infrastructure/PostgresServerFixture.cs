@@ -13,7 +13,9 @@ public sealed class PostgresServerFixture : IAsyncLifetime
 
     public LocalPostgresServer Server => _server ?? throw new InvalidOperationException("The server has not started.");
 
-    public async Task InitializeAsync() => _server = await LocalPostgresServer.StartAsync();
+    // Every test gets a database of its own, and Npgsql keeps idle pooled connections per connection string for a
+    // while: the shared server needs room for a few per database across the whole collection.
+    public async Task InitializeAsync() => _server = await LocalPostgresServer.StartAsync(new LocalPostgresOptions { Settings = { ["max_connections"] = "600" } });
 
     public async Task DisposeAsync()
     {
