@@ -27,15 +27,22 @@ internal sealed class DiscardingWriterStage(ChannelReader<DecodedItem> input, Ch
                 if (changesInTransaction == 0)
                     started = Stopwatch.GetTimestamp();
                 var (position, transactions, commitTimes) = (Lsn.Invalid, 0, (IReadOnlyList<DateTime>)[]);
+                var release = item switch
+                {
+                    ChangeBatch batch => batch,
+                    SkippedChanges skipped => skipped.Changes,
+                    _ => null,
+                };
                 switch (item)
                 {
                     case ChangeBatch batch:
-                        // As the real writer: every batch taken is released exactly once, after its last use.
                         metrics.Writing(batch.FirstCommitTime);
                         changesInTransaction += batch.Count;
                         if (batch.EndsTransaction)
-                            (position, transactions, commitTimes) = (batch.EndLsn, batch.Transactions, [.. batch.CommitTimes]);
-                        batch.Release();
+                            (position, transactions, commitTimes) = (batch.EndLsn, batch.Transactions, batch.CommitTimes);
+                        break;
+                    case SkippedChanges skipped:
+                        position = skipped.EndLsn;
                         break;
                     case PreparedStep step:
                         position = step.EndLsn;
@@ -46,11 +53,15 @@ internal sealed class DiscardingWriterStage(ChannelReader<DecodedItem> input, Ch
                     case DecoderFailure failure:
                         throw failure.Error;
                 }
-                if (!position.IsValid)
-                    continue;
-                metrics.BatchCommitted(changesInTransaction, transactions, commitTimes, started);
-                changesInTransaction = 0;
-                await committed.WriteAsync(position, cancellationToken).ConfigureAwait(false);
+                if (position.IsValid)
+                {
+                    metrics.BatchCommitted(changesInTransaction, transactions, commitTimes, started);
+                    changesInTransaction = 0;
+                }
+                // As the real writer: every batch taken is released exactly once, after its last use (its commit times above).
+                release?.Release();
+                if (position.IsValid)
+                    await committed.WriteAsync(position, cancellationToken).ConfigureAwait(false);
             }
         }
         catch (Exception e)
