@@ -73,7 +73,10 @@ public sealed partial class WalPipeline
             var loader = new EdgeSnapshotLoader(
                 _source, _changelog, _options.SlotName, _options.Tables, _assigner,
                 new ChangelogLimits(_options.MaxRecordIdBytes, _options.MaxBucketIdBytes), _options.MaxBatchRows, _metrics,
-                _options.LoggerFactory.CreateLogger(LogCategory + ".Snapshot"), _options.SnapshotProgress);
+                _options.LoggerFactory.CreateLogger(LogCategory + ".Snapshot"), _options.SnapshotProgress)
+            {
+                TagOwnWrites = _options.TagOwnWrites,
+            };
             await loader.LoadAsync(slot.SnapshotName, slot.ConsistentPoint, cancellationToken).ConfigureAwait(false);
             _metrics.SetState(WalPipelineState.Starting);
         }

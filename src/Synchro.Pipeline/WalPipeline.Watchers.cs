@@ -14,7 +14,8 @@ public sealed partial class WalPipeline
     // Taken from the options at the first run (they are validated by then).
     private MessageHandlerSet? Handlers => _messageHandlers ??= MessageHandlerSet.Create(_options.MessageHandlers);
 
-    private OriginFilter? Origins => _skipOrigins ??= OriginFilter.Create(_options.SkipOrigins);
+    // Invariant 10: the pipeline's own origins are always left out, with the ones the application names.
+    private OriginFilter? Origins => _skipOrigins ??= OriginFilter.Create([.. _options.SkipOrigins, .. Changelog.OwnWritesOrigin.Names(_options.SlotName)]);
 
     /// <summary>
     /// Where the stream is asked to start. With message handlers, at the slot's own confirmed position (the server

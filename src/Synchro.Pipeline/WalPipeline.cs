@@ -31,6 +31,9 @@ public sealed partial class WalPipeline : IAsyncDisposable
     // The writer works on one item while the decoder fills the next batch; more only adds memory.
     private const int ItemQueueCapacity = 2;
 
+    // pgoutput's origin option.
+    private const int OriginOptionSinceVersion = 16;
+
     // How long a clean stop waits to confirm its last position to the server.
     private static readonly TimeSpan s_finalConfirmTimeout = TimeSpan.FromSeconds(5);
 
@@ -211,11 +214,12 @@ public sealed partial class WalPipeline : IAsyncDisposable
             SkipOrigins = Origins,
             SkipTransactionAt = skip,
         };
-        var reader = new ReaderStage(replication, _options.SlotName, StreamStart(position), PluginOptions(), pipe.Writer, _metrics, _options.ReadCoalescing);
+        var reader = new ReaderStage(replication, _options.SlotName, StreamStart(position), PluginOptions(replication.PostgreSqlVersion), pipe.Writer, _metrics, _options.ReadCoalescing);
         var decoding = new DecoderStage(pipe.Reader, items.Writer, parser, decoder, _options.BatchLinger, _metrics);
         var writer = new WriterStage(items.Reader, committed.Writer, _changelog, _source, _options.SlotName, _options.Tables, limits, _assigner, _metrics, _options.SlowBatchThreshold, loggers.CreateLogger(LogCategory + ".Writer"))
         {
             MessageHandlers = Handlers,
+            TagOwnWrites = _options.TagOwnWrites,
             Source = found.Source!.Identity,
             Limits = new ChangelogLimits(_options.MaxRecordIdBytes, _options.MaxBucketIdBytes),
         };
@@ -269,7 +273,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         }
     }
 
-    private List<KeyValuePair<string, string?>> PluginOptions()
+    private List<KeyValuePair<string, string?>> PluginOptions(Version serverVersion)
     {
         List<KeyValuePair<string, string?>> options =
         [
@@ -281,6 +285,9 @@ public sealed partial class WalPipeline : IAsyncDisposable
         ];
         if (_options.BinaryTupleMode)
             options.Add(new("binary", "true"));
+        // Invariant 10: the server leaves out every transaction that carries a replication origin, the pipeline's own writes among them.
+        if (_options.FilterOriginsOnServer && serverVersion.Major >= OriginOptionSinceVersion)
+            options.Add(new("origin", "none"));
         return options;
     }
 

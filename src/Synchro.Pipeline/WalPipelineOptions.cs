@@ -186,6 +186,30 @@ public sealed partial class WalPipelineOptions
     public ISet<string> SkipOrigins { get; } = new HashSet<string>(StringComparer.Ordinal);
 
     /// <summary>
+    /// Whether the changelog writes carry a replication origin of the pipeline's own (<c>synchro_pipeline.&lt;slot&gt;</c>)
+    /// when the changelog is in the source database, so that decoding leaves them out. Default true.
+    /// </summary>
+    /// <remarks>
+    /// The changelog role needs EXECUTE on the <c>pg_replication_origin_*</c> functions (superusers have it); without it the
+    /// pipeline logs event 3005 once per run and goes on. Either way a transaction that carries nothing for a registered
+    /// table never causes a changelog write, so the pipeline never feeds on itself; the origin saves the work of decoding
+    /// and sending those writes, most of all with <see cref="FilterOriginsOnServer"/>.
+    /// </remarks>
+    public bool TagOwnWrites { get; set; } = true;
+
+    /// <summary>
+    /// PostgreSQL 16+: ask the server to send no transaction that carries a replication origin (pgoutput's
+    /// <c>origin 'none'</c>). Default false.
+    /// </summary>
+    /// <remarks>
+    /// The walsender then drops the pipeline's own changelog writes (<see cref="TagOwnWrites"/>) before decoding them,
+    /// instead of decoding, sending and having the pipeline drop them. But it also leaves out every change that logical
+    /// replication (a subscription) or any other origin-tagged session wrote into the source database: set it only when
+    /// nothing replicates into that database, or when those changes should not reach the changelog. No effect before 16.
+    /// </remarks>
+    public bool FilterOriginsOnServer { get; set; }
+
+    /// <summary>
     /// Application handlers for logical decoding messages (<c>pg_logical_emit_message</c>), by exact prefix. Messages with
     /// other prefixes are ignored (their content is not even copied). Default: none.
     /// </summary>

@@ -16,6 +16,9 @@ internal sealed partial class WriterStage
     // One batch at a time is read back from a stored prepared transaction.
     private readonly ChangeBatchPool _preparedBatches = new(capacity: 1);
 
+    // Chunks of a prepared transaction were stored in the open changelog transaction.
+    private bool _preparedChunksStored;
+
     /// <summary>Stores a chunk of a prepared transaction's changes, as the decoder sent it.</summary>
     private async Task StorePreparedChunkAsync(NpgsqlConnection connection, PreparedChunk chunk, CancellationToken cancellationToken)
     {
@@ -23,28 +26,34 @@ internal sealed partial class WriterStage
         if (chunk.Number == 0)
             await ChangelogStore.DeletePreparedAsync(connection, slotName, chunk.Gid, cancellationToken).ConfigureAwait(false);
         await ChangelogStore.SavePreparedChunkAsync(connection, slotName, chunk.Gid, chunk.Number, chunk.Records, cancellationToken).ConfigureAwait(false);
+        _preparedChunksStored = true;
     }
 
-    /// <summary>Applies <paramref name="step"/>; returns the source transactions it committed to the changelog (0 or 1).</summary>
-    private async Task<int> ApplyPreparedStepAsync(NpgsqlConnection connection, NpgsqlConnection sourceConnection, PreparedStep step, CancellationToken cancellationToken)
+    /// <summary>
+    /// Applies <paramref name="step"/>; returns the source transactions it committed to the changelog (0 or 1), and
+    /// whether it changed anything (invariant 9: a step of a prepared transaction that holds nothing for the
+    /// changelog commits nothing of its own).
+    /// </summary>
+    private async Task<(int Transactions, bool Changed)> ApplyPreparedStepAsync(NpgsqlConnection connection, NpgsqlConnection sourceConnection, PreparedStep step, CancellationToken cancellationToken)
     {
+        var stored = _preparedChunksStored;
+        _preparedChunksStored = false;
         switch (step.Kind)
         {
             case PreparedStepKind.Prepare:
-                return 0;
+                return (0, stored);
             case PreparedStepKind.CommitPrepared:
                 await WritePreparedAsync(connection, sourceConnection, step.Gid, cancellationToken).ConfigureAwait(false);
-                await ChangelogStore.DeletePreparedAsync(connection, slotName, step.Gid, cancellationToken).ConfigureAwait(false);
-                return 1;
+                var written = await ChangelogStore.DeletePreparedAsync(connection, slotName, step.Gid, cancellationToken).ConfigureAwait(false);
+                return written > 0 ? (1, true) : (0, false);
             case PreparedStepKind.SkipCommitPrepared:
                 var (kept, truncates) = await KeepPreparedAsync(connection, step, cancellationToken).ConfigureAwait(false);
                 await ChangelogStore.DeletePreparedAsync(connection, slotName, step.Gid, cancellationToken).ConfigureAwait(false);
                 await ChangelogStore.DeleteSkipAsync(connection, slotName, step.CommitLsn, cancellationToken).ConfigureAwait(false);
                 LogTransactionSkipped(logger, step.Xid, step.CommitLsn, step.CommitTime, kept, 0, truncates);
-                return 0;
+                return (0, true);
             default:
-                await ChangelogStore.DeletePreparedAsync(connection, slotName, step.Gid, cancellationToken).ConfigureAwait(false);
-                return 0;
+                return (0, await ChangelogStore.DeletePreparedAsync(connection, slotName, step.Gid, cancellationToken).ConfigureAwait(false) > 0);
         }
     }
 

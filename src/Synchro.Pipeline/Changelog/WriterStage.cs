@@ -51,6 +51,7 @@ internal sealed partial class WriterStage(
             await using (var durable = new NpgsqlCommand("SET synchronous_commit = on", connection))
                 await durable.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             await using var sourceConnection = await source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            var tagged = TagOwnWrites && await OwnWritesOrigin.TrySetUpAsync(connection, sourceConnection, slotName, OwnWritesOrigin.Session.Writer, logger, cancellationToken).ConfigureAwait(false);
             try
             {
                 await foreach (var item in input.ReadAllAsync(cancellationToken).ConfigureAwait(false))
@@ -62,6 +63,8 @@ internal sealed partial class WriterStage(
                 if (_transaction is not null)
                     await _transaction.DisposeAsync().ConfigureAwait(false);
                 _transaction = null;
+                if (tagged)
+                    await OwnWritesOrigin.ResetAsync(connection).ConfigureAwait(false);
             }
         }
         catch (Exception e)
@@ -106,8 +109,11 @@ internal sealed partial class WriterStage(
                 break;
             case PreparedStep step:
                 await BeginAsync(connection, cancellationToken).ConfigureAwait(false);
-                var transactions = await ApplyPreparedStepAsync(connection, sourceConnection, step, cancellationToken).ConfigureAwait(false);
-                await CommitAsync(connection, step.EndLsn, transactions, transactions > 0 ? [step.CommitTime] : [], cancellationToken).ConfigureAwait(false);
+                var (transactions, changed) = await ApplyPreparedStepAsync(connection, sourceConnection, step, cancellationToken).ConfigureAwait(false);
+                if (changed || _messages.Count > 0)
+                    await CommitAsync(connection, step.EndLsn, transactions, transactions > 0 ? [step.CommitTime] : [], cancellationToken).ConfigureAwait(false);
+                else
+                    await RollBackAsync(cancellationToken).ConfigureAwait(false);
                 break;
             case SkippedChanges skipped:
                 await BeginAsync(connection, cancellationToken).ConfigureAwait(false);
@@ -136,6 +142,14 @@ internal sealed partial class WriterStage(
             return;
         _started = Stopwatch.GetTimestamp();
         _transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Ends an open transaction that wrote nothing; the position passes it with the next commit (invariant 9).</summary>
+    private async Task RollBackAsync(CancellationToken cancellationToken)
+    {
+        await _transaction!.RollbackAsync(cancellationToken).ConfigureAwait(false);
+        await _transaction.DisposeAsync().ConfigureAwait(false);
+        _transaction = null;
     }
 
     /// <summary>

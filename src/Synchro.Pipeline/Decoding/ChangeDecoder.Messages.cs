@@ -74,6 +74,7 @@ internal sealed partial class ChangeDecoder
             return;
         }
         _messages.Add(new LogicalMessage(handlers.Prefix(handler), message.Content.ToArray(), message.Lsn, message.Transactional) { Handler = handler });
+        HasContent();
         _batch.Bytes += message.Content.Length;
         // Outside a transaction everything before the message was handled, so its position may be persisted.
         if (!_inTransaction && !message.Transactional && message.Lsn > _batch.EndLsn)

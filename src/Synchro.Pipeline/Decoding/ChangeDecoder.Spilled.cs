@@ -92,9 +92,8 @@ internal sealed partial class ChangeDecoder
         StartSkipIfAsked(message.Xid, message.CommitLsn, message.CommitTime);
         _inTransaction = true;
         _skipTransaction = false;
+        _transactionHasContent = false;
         _commitTime = message.CommitTime;
-        if (_batch.FirstCommitTime == default)
-            _batch.FirstCommitTime = _commitTime;
         _replayCommit = message;
         _replay = spill.OpenReplay(message.Xid);
         if (_replay is null)

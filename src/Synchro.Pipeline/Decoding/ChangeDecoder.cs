@@ -38,6 +38,8 @@ internal sealed partial class ChangeDecoder
     private Lsn _finalLsn;
     // Where the open transaction's changes start in _batch; null once a chunk of it was cut, or outside one.
     private (int Changes, (int Values, int Bytes) Values)? _transactionStart;
+    // Whether the open transaction gave the writer anything: a change, a TRUNCATE or a message to deliver.
+    private bool _transactionHasContent;
     // Set by a failure handed to the writer (ChangeDecoder.SchemaChanges.cs): nothing after it is decoded.
     private bool _failed;
     // The last position an item put on the channel (invariant: positions never decrease along the channel).
@@ -89,14 +91,13 @@ internal sealed partial class ChangeDecoder
         // transaction whose commit record lies before it was applied already.
         _skipTransaction = _failed || message.FinalLsn < _resumeAfter;
         _skippedByOrigin = false;
+        _transactionHasContent = false;
         _commitTime = message.CommitTime;
         _finalLsn = message.FinalLsn;
         _transactionStart = (_batch.Count, _batch.ValueMark);
         if (_skipTransaction)
             return;
         StartSkipIfAsked(message.Xid, message.FinalLsn, _commitTime);
-        if (_batch.FirstCommitTime == default)
-            _batch.FirstCommitTime = _commitTime;
     }
 
     internal void OnCommit(in CommitMessage message)
@@ -108,8 +109,13 @@ internal sealed partial class ChangeDecoder
             SendSkipped(message.EndLsn);
             return;
         }
-        // A transaction skipped for its origin was handled: the position moves past it.
+        // A transaction skipped for its origin was handled: the position moves past it, as past any empty one.
         if (_skipTransaction && !_skippedByOrigin)
+            return;
+        // Invariant 9: a transaction that gives the writer nothing (one on tables that are not registered, the
+        // pipeline's own changelog writes among them) never makes a changelog commit of its own; it rides along
+        // with a batch that commits anyway, or the position passes it with the next batch or heartbeat.
+        if (!_transactionHasContent && _batch.Transactions == 0)
             return;
         _batch.EndLsn = message.EndLsn;
         _batch.Transactions++;
@@ -269,6 +275,7 @@ internal sealed partial class ChangeDecoder
     /// <summary>Accounts for the change(s) just added to the batch and cuts it when it is full.</summary>
     private void Added(int messageBytes)
     {
+        HasContent();
         _batch.Bytes += messageBytes;
         // A transaction larger than the limits goes out in chunks; the writer holds one database
         // transaction open across them, so memory stays bounded and the result is still atomic.
@@ -284,9 +291,20 @@ internal sealed partial class ChangeDecoder
         }
     }
 
+    /// <summary>The open transaction gives the writer something: the batch's lag counts from its commit time.</summary>
+    private void HasContent()
+    {
+        if (!_inTransaction)
+            return;
+        _transactionHasContent = true;
+        if (_batch.FirstCommitTime == default)
+            _batch.FirstCommitTime = _commitTime;
+    }
+
     /// <summary>Invariant 3: a TRUNCATE is an item of its own, after the changes before it and before those after it.</summary>
     private void SendTruncate(IReadOnlyList<TableRegistration> tables, TruncateOptions options)
     {
+        HasContent();
         if (_skipped is { } skipped)
         {
             skipped.Truncates++;
@@ -310,7 +328,7 @@ internal sealed partial class ChangeDecoder
         // A chunk's successor continues the same transaction.
         _transactionStart = null;
         _batch = _pool.Rent();
-        _batch.FirstCommitTime = _inTransaction ? _commitTime : default;
+        _batch.FirstCommitTime = _inTransaction && _transactionHasContent ? _commitTime : default;
     }
 
     /// <summary>Nothing is pending up to <paramref name="position"/>: sends the messages waiting for a commit, then a heartbeat.</summary>

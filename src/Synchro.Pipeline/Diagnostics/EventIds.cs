@@ -96,6 +96,9 @@ internal static class EventIds
     /// <summary>The transaction an operator asked to skip was skipped; its changes were kept in <c>sync_rule_failures</c>.</summary>
     public const int TransactionSkipped = 3004;
 
+    /// <summary>The changelog writes in the source database could not be marked with the pipeline's replication origin.</summary>
+    public const int OwnWritesNotTagged = 3005;
+
     /// <summary>The changelog refused changes of a batch (a value too large for an index, a constraint): isolated into <c>sync_rule_failures</c>, the rest written.</summary>
     public const int ChangesRefused = 3010;
 

@@ -15,7 +15,8 @@ namespace Synchro.Pipeline.Hosting;
 /// <c>ChangelogConnectionString</c>, <c>SlotName</c>, <c>PublicationName</c>, <c>CreateSlotIfMissing</c>,
 /// <c>MaxBatchRows</c>, <c>MaxBatchBytes</c>, <c>BatchLinger</c>, <c>WalBufferBytes</c>, <c>ReadCoalescing</c>, <c>StatusInterval</c>,
 /// <c>MaxReconnectDelay</c>, <c>SlowBatchThreshold</c>, <c>BinaryTupleMode</c>, <c>HeartbeatInterval</c>, <c>SlotHealthInterval</c>,
-/// <c>SlotSafeWalSizeWarning</c>, <c>SkipOrigins</c> (a list, or one comma-separated value), <c>InitialSnapshot</c>,
+/// <c>SlotSafeWalSizeWarning</c>, <c>SkipOrigins</c> (a list, or one comma-separated value), <c>TagOwnWrites</c>,
+/// <c>FilterOriginsOnServer</c>, <c>InitialSnapshot</c>,
 /// <c>MaxBucketsPerChange</c>, <c>MaxRecordIdBytes</c>, <c>MaxBucketIdBytes</c>, <c>GlobalBucketFunction</c> (sets <see cref="TableRegistry.GlobalBucketFunction"/> of
 /// <see cref="WalPipelineOptions.Tables"/>), <c>StreamLargeTransactions</c>, <c>TwoPhase</c>, <c>SpillDirectory</c> and <c>Tables</c>.
 /// </para>
@@ -65,6 +66,8 @@ public static class WalPipelineConfiguration
         [nameof(WalPipelineOptions.BatchLinger)] = (s, o, p) => o.BatchLinger = Duration(s, p) ?? o.BatchLinger,
         [nameof(WalPipelineOptions.WalBufferBytes)] = (s, o, p) => o.WalBufferBytes = ByteSize(s, p) ?? o.WalBufferBytes,
         [nameof(WalPipelineOptions.ReadCoalescing)] = (s, o, p) => o.ReadCoalescing = Boolean(s, p) ?? o.ReadCoalescing,
+        [nameof(WalPipelineOptions.TagOwnWrites)] = (s, o, p) => o.TagOwnWrites = Boolean(s, p) ?? o.TagOwnWrites,
+        [nameof(WalPipelineOptions.FilterOriginsOnServer)] = (s, o, p) => o.FilterOriginsOnServer = Boolean(s, p) ?? o.FilterOriginsOnServer,
         [nameof(WalPipelineOptions.StatusInterval)] = (s, o, p) => o.StatusInterval = Duration(s, p) ?? o.StatusInterval,
         [nameof(WalPipelineOptions.MaxReconnectDelay)] = (s, o, p) => o.MaxReconnectDelay = Duration(s, p) ?? o.MaxReconnectDelay,
         [nameof(WalPipelineOptions.SlowBatchThreshold)] = (s, o, p) => o.SlowBatchThreshold = Duration(s, p) ?? o.SlowBatchThreshold,
@@ -106,7 +109,8 @@ public static class WalPipelineConfiguration
         nameof(WalPipelineOptions.WalBufferBytes), nameof(WalPipelineOptions.ReadCoalescing), nameof(WalPipelineOptions.StatusInterval),
         nameof(WalPipelineOptions.MaxReconnectDelay),
         nameof(WalPipelineOptions.SlowBatchThreshold), nameof(WalPipelineOptions.BinaryTupleMode), nameof(WalPipelineOptions.HeartbeatInterval), nameof(WalPipelineOptions.SlotHealthInterval),
-        nameof(WalPipelineOptions.SlotSafeWalSizeWarning), nameof(WalPipelineOptions.SkipOrigins), nameof(WalPipelineOptions.InitialSnapshot),
+        nameof(WalPipelineOptions.SlotSafeWalSizeWarning), nameof(WalPipelineOptions.SkipOrigins), nameof(WalPipelineOptions.TagOwnWrites),
+        nameof(WalPipelineOptions.FilterOriginsOnServer), nameof(WalPipelineOptions.InitialSnapshot),
         nameof(WalPipelineOptions.MaxBucketsPerChange), nameof(WalPipelineOptions.MaxRecordIdBytes), nameof(WalPipelineOptions.MaxBucketIdBytes),
         nameof(TableRegistry.GlobalBucketFunction),
         nameof(WalPipelineOptions.StreamLargeTransactions), nameof(WalPipelineOptions.TwoPhase), nameof(WalPipelineOptions.SpillDirectory),

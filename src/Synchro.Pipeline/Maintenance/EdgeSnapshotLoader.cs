@@ -52,6 +52,9 @@ internal sealed partial class EdgeSnapshotLoader(
     ILogger logger,
     Action<EdgeSnapshotProgress>? progress = null)
 {
+    /// <summary>Invariant 10: the load's writes carry the pipeline's replication origin when they go into the source database.</summary>
+    public bool TagOwnWrites { get; init; }
+
     // One cursor at a time, so one constant name.
     private const string CursorName = "synchro_initial_snapshot";
 
@@ -82,6 +85,24 @@ internal sealed partial class EdgeSnapshotLoader(
         var started = Stopwatch.GetTimestamp();
 
         await using var target = await changelog.OpenConnectionAsync(ct).ConfigureAwait(false);
+        await using var read = await source.OpenConnectionAsync(ct).ConfigureAwait(false);
+        // Invariant 10: the load's writes carry the pipeline's origin, so decoding leaves them out.
+        var tagged = TagOwnWrites && await OwnWritesOrigin.TrySetUpAsync(target, read, slotName, OwnWritesOrigin.Session.Snapshot, logger, ct).ConfigureAwait(false);
+        try
+        {
+            await LoadAsync(target, read, snapshotName, consistentPoint, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (tagged)
+                await OwnWritesOrigin.ResetAsync(target).ConfigureAwait(false);
+        }
+        LogLoaded(logger, _totalRows, _totalEdges, _totalFailures, registry.Count, Stopwatch.GetElapsedTime(started).TotalSeconds, consistentPoint);
+        return _totalRows;
+    }
+
+    private async Task LoadAsync(NpgsqlConnection target, NpgsqlConnection read, string snapshotName, Lsn consistentPoint, CancellationToken ct)
+    {
         await using var write = await target.BeginTransactionAsync(ct).ConfigureAwait(false);
         // The position committed here is what the slot is confirmed to, so the commit must be durable when it returns.
         await using (var durable = new NpgsqlCommand("SET LOCAL synchronous_commit = on", target, write))
@@ -89,7 +110,6 @@ internal sealed partial class EdgeSnapshotLoader(
         // The load is the whole truth at the consistent point: edges an earlier slot left for these tables go.
         await ChangelogStore.DeleteTableEdgesAsync(target, [.. registry.Select(t => t.ChangelogName).Distinct(StringComparer.Ordinal)], ct).ConfigureAwait(false);
 
-        await using var read = await source.OpenConnectionAsync(ct).ConfigureAwait(false);
         await using var snapshot = await read.BeginTransactionAsync(IsolationLevel.RepeatableRead, ct).ConfigureAwait(false);
         // SET TRANSACTION SNAPSHOT takes no parameter; the name was checked to be hex groups and dashes.
         await using (var use = new NpgsqlCommand($"SET TRANSACTION SNAPSHOT '{snapshotName}'", read, snapshot))
@@ -101,8 +121,6 @@ internal sealed partial class EdgeSnapshotLoader(
         await ChangelogStore.SetSnapshotPositionAsync(target, slotName, consistentPoint, ct).ConfigureAwait(false);
         await write.CommitAsync(ct).ConfigureAwait(false);
         await snapshot.RollbackAsync(ct).ConfigureAwait(false);
-        LogLoaded(logger, _totalRows, _totalEdges, _totalFailures, registry.Count, Stopwatch.GetElapsedTime(started).TotalSeconds, consistentPoint);
-        return _totalRows;
     }
 
     private async Task LoadTableAsync(NpgsqlConnection read, NpgsqlTransaction snapshot, NpgsqlConnection target, TableRegistration table, CancellationToken ct)

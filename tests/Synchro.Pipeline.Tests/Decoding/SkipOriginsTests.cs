@@ -19,8 +19,8 @@ public sealed class SkipOriginsTests(PostgresServerFixture postgres)
         await using var harness = await PipelineHarness.CreateAsync(postgres, "skip_origins");
         await harness.ExecuteAsync("SELECT pg_replication_origin_create('other_sync'); SELECT pg_replication_origin_create('kept_origin');");
         var options = harness.Options();
-        // No heartbeats: the position must pass the skipped transaction by itself.
-        options.HeartbeatInterval = TimeSpan.Zero;
+        // Invariant 10: a skipped transaction commits nothing of its own; the position passes it with the next heartbeat.
+        options.HeartbeatInterval = TimeSpan.FromSeconds(1);
         options.SkipOrigins.Add("other_sync");
         await harness.StartAsync(options);
 
@@ -32,7 +32,7 @@ public sealed class SkipOriginsTests(PostgresServerFixture postgres)
         await InsertUnderOriginAsync("other_sync", SkippedLast, "mallory");
         var afterLast = await OperationsSql.CurrentWalAsync(harness.ConnectionString);
 
-        // A skipped transaction is still handled: its commit becomes the persisted position.
+        // A skipped transaction is still handled: the position moves past its commit.
         await OperationsSql.WaitUntilAsync(async () => await OperationsSql.PersistedAsync(harness.ConnectionString, harness.Slot) >= afterLast,
             "the position to pass the skipped transaction", TimeSpan.FromSeconds(20), harness);
         Assert.True(beforeLast < afterLast);

@@ -11,6 +11,8 @@ internal static class DecoderItems
     {
         decoder.CutAtIdle();
         var items = TakeAll(decoder);
+        if (items is [DecoderFailure failure])
+            Assert.Fail(failure.Error.Message);
         var batch = Assert.IsType<ChangeBatch>(Assert.Single(items));
         return batch;
     }
