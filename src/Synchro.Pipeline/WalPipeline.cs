@@ -45,6 +45,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
     private readonly PipelineMetrics _metrics;
     private readonly CommittedPosition _position = new();
     private int _running;
+    private bool _originOptionWarned;
 
     /// <summary>Creates a pipeline; nothing connects until <see cref="RunAsync"/>.</summary>
     /// <exception cref="ArgumentException">An option is invalid (the message names it).</exception>
@@ -188,6 +189,12 @@ public sealed partial class WalPipeline : IAsyncDisposable
             WalReceiverStatusInterval = _options.StatusInterval,
         };
         await replication.Open(cancellationToken).ConfigureAwait(false);
+        if (_options.FilterOriginsOnServer && replication.PostgreSqlVersion.Major < OriginOptionSinceVersion && !_originOptionWarned)
+        {
+            _originOptionWarned = true;
+            LogStartupWarning(_logger, $"FilterOriginsOnServer has no effect on PostgreSQL {replication.PostgreSqlVersion.Major}: pgoutput's origin option needs 16 or later. "
+                + "The server sends the pipeline's own changelog writes, and the pipeline leaves them out itself.");
+        }
 
         // Invariant 8, at every run: a reconnect may reach another server (a failover), or find the changelog restored.
         var found = await VerifyPositionAsync(replication, cancellationToken).ConfigureAwait(false);
