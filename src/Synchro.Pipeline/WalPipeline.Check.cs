@@ -22,7 +22,8 @@ public sealed partial class WalPipeline
     /// <param name="cancellationToken">Cancels the checks.</param>
     /// <returns>
     /// The warnings, each with its fix: problems the pipeline runs with, such as a registered table the publication
-    /// leaves out, a slot it will create at start, or sidecar tables it will create at start. Empty when all is set up.
+    /// leaves out, a publication that covers the sidecar tables of a changelog in the source database, a slot it will
+    /// create at start, or sidecar tables it will create at start. Empty when all is set up.
     /// </returns>
     /// <remarks>
     /// Connects to the source database and, when it is another one, to the changelog database; every query is read-only.
