@@ -118,6 +118,7 @@ internal static partial class StartupChecks
         }
 
         var published = covered.Select(t => t.Schema).Where(schemas.Contains).Distinct(StringComparer.Ordinal).ToList();
+        var intro = "Drop them from it";
         if (published.Count > 0)
         {
             var quoted = QuotedList(published.Select(PgIdentifier.Quote));
@@ -127,9 +128,9 @@ internal static partial class StartupChecks
             var keep = registered.Where(t => published.Contains(t.Schema, StringComparer.Ordinal) && !listed.Contains(t)).ToList();
             if (keep.Count > 0)
                 statements.Add($"ALTER PUBLICATION {publication} ADD TABLE {Qualified(keep)};");
+            intro = keep.Count > 0 ? "Publish the registered tables by name instead of the schema" : "Stop publishing the schema";
         }
 
-        var intro = published.Count > 0 ? "Publish the registered tables by name instead of the schema" : "Drop them from it";
         // Together, so that no transaction commits in between: one that did would lose the changes of a table dropped and not yet added.
         var fix = statements.Count == 1
             ? $"{intro}: {statements[0]}"

@@ -101,6 +101,25 @@ public sealed partial class SidecarPublicationTests(PostgresServerFixture postgr
     }
 
     [Fact]
+    public async Task A_sidecar_table_both_listed_and_in_a_published_schema_is_dropped_both_ways_in_one_transaction()
+    {
+        var database = await DatabaseAsync($"CREATE PUBLICATION {Publication} FOR TABLE items, notes, TABLES IN SCHEMA public");
+        await MigrateAsync(database);
+        await Sql.ExecuteAsync(database, $"ALTER PUBLICATION {Publication} ADD TABLE sync_changelog");
+
+        var warning = Assert.Single(await WalPipeline.CheckAsync(Options(database)), w => w.Contains(Covers, StringComparison.Ordinal));
+
+        Assert.Equal(
+            $"Publication \"{Publication}\" covers the sidecar tables {AllSidecarTables} (it lists \"public\".\"sync_changelog\" and publishes schema \"public\" "
+            + $"(FOR TABLES IN SCHEMA), which includes tables created later), {Cost} Stop publishing the schema, in one transaction: "
+            + $"BEGIN; ALTER PUBLICATION \"{Publication}\" DROP TABLE \"public\".\"sync_changelog\"; ALTER PUBLICATION \"{Publication}\" DROP TABLES IN SCHEMA \"public\"; COMMIT;"
+            + Elsewhere,
+            warning);
+        await Sql.ExecuteAsync(database, Fix(warning));
+        Assert.DoesNotContain(await WalPipeline.CheckAsync(Options(database)), w => w.Contains("Publication", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task A_changelog_in_another_database_is_not_covered_by_the_sources_publication_for_all_tables()
     {
         var database = await DatabaseAsync($"CREATE PUBLICATION {Publication} FOR ALL TABLES");
@@ -146,7 +165,7 @@ public sealed partial class SidecarPublicationTests(PostgresServerFixture postgr
         Assert.DoesNotContain(publicOnly, w => w.Contains(Covers, StringComparison.Ordinal));
         var expected = $"Publication \"{Publication}\" covers the sidecar tables {AllSidecarTables.Replace("\"public\"", "\"sidecars\"", StringComparison.Ordinal)} "
             + $"(it publishes schema \"sidecars\" (FOR TABLES IN SCHEMA), which includes tables created later), {Cost} "
-            + $"Publish the registered tables by name instead of the schema: ALTER PUBLICATION \"{Publication}\" DROP TABLES IN SCHEMA \"sidecars\";" + Elsewhere;
+            + $"Stop publishing the schema: ALTER PUBLICATION \"{Publication}\" DROP TABLES IN SCHEMA \"sidecars\";" + Elsewhere;
         Assert.Equal(expected, Assert.Single(before, w => w.Contains(Covers, StringComparison.Ordinal)));
         Assert.Equal(expected, Assert.Single(after, w => w.Contains(Covers, StringComparison.Ordinal)));
         Assert.True(await Sql.ScalarAsync<bool>(database, "SELECT to_regclass('sidecars.sync_changelog') IS NOT NULL"));
