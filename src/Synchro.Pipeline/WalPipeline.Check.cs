@@ -108,6 +108,10 @@ public sealed partial class WalPipeline
     /// walsender decodes every changelog write and sends it back. That is the case without a changelog connection string, or
     /// when it reaches the same database of the same cluster, however it is written; a changelog elsewhere is never covered.
     /// </summary>
+    /// <remarks>
+    /// Nor does it cost when the server leaves the pipeline's origin-tagged writes out before decoding them
+    /// (<see cref="WalPipelineOptions.FilterOriginsOnServer"/>, 16+); that a write could not be tagged is event 3005's to say.
+    /// </remarks>
     /// <returns>The warning, or null.</returns>
     private static async Task<string?> CheckSidecarTablesAsync(
         NpgsqlConnection source,
@@ -116,8 +120,11 @@ public sealed partial class WalPipeline
         List<RegisteredTable> tables,
         CancellationToken cancellationToken)
     {
+        var originFilter = options.TagOwnWrites && source.PostgreSqlVersion.Major >= OriginOptionSinceVersion;
+        if (originFilter && options.FilterOriginsOnServer)
+            return null;
         if (options.ChangelogConnectionString is null)
-            return await StartupChecks.CheckSidecarTablesAsync(source, options.PublicationName, ChangelogSchema.TableNames, tables, cancellationToken).ConfigureAwait(false);
+            return await StartupChecks.CheckSidecarTablesAsync(source, options.PublicationName, ChangelogSchema.TableNames, tables, originFilter, cancellationToken).ConfigureAwait(false);
 
         var connection = await changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using (connection.ConfigureAwait(false))
@@ -126,7 +133,7 @@ public sealed partial class WalPipeline
             if (await DatabaseIdentity.ReadAsync(connection, cancellationToken).ConfigureAwait(false) != sourceIdentity)
                 return null;
             // The changelog connection's search_path decides where the sidecar tables are, so the catalog is read through it.
-            return await StartupChecks.CheckSidecarTablesAsync(connection, options.PublicationName, ChangelogSchema.TableNames, tables, cancellationToken).ConfigureAwait(false);
+            return await StartupChecks.CheckSidecarTablesAsync(connection, options.PublicationName, ChangelogSchema.TableNames, tables, originFilter, cancellationToken).ConfigureAwait(false);
         }
     }
 

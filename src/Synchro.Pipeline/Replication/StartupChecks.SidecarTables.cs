@@ -63,6 +63,8 @@ internal static partial class StartupChecks
     /// <param name="publicationName">The pipeline's publication (one that exists; a missing one is the publication check's error).</param>
     /// <param name="sidecarTables">The names of the sidecar tables, unqualified, as the migration creates them.</param>
     /// <param name="tables">The registered tables, for the publication the fix suggests.</param>
+    /// <param name="originFilter">Whether the server could leave the pipeline's writes out by their replication origin
+    /// (PostgreSQL 16+ with the writes tagged), which the warning then offers as a way out too.</param>
     /// <param name="ct">Cancels the check.</param>
     /// <returns>One warning naming every covered sidecar table, why it costs and the fix; null when none is covered.</returns>
     public static async Task<string?> CheckSidecarTablesAsync(
@@ -70,6 +72,7 @@ internal static partial class StartupChecks
         string publicationName,
         IReadOnlyList<string> sidecarTables,
         IReadOnlyList<RegisteredTable> tables,
+        bool originFilter,
         CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(connection);
@@ -97,7 +100,10 @@ internal static partial class StartupChecks
             : Narrowing(publication, covered, scope.Schemas, listed, registered);
         return $"Publication {publication} covers the sidecar tables {Qualified(covered)} ({how}), and the changelog is written to this same "
             + "database: every changelog write is decoded by the walsender and sent back to the pipeline, which discards it, spending CPU, "
-            + $"WAL decoding and network on the primary for nothing. {fix} Or write the changelog to another database (ChangelogConnectionString).";
+            + $"WAL decoding and network on the primary for nothing. {fix} Or write the changelog to another database (ChangelogConnectionString)"
+            + (originFilter
+                ? ", or turn FilterOriginsOnServer on: the server then leaves the pipeline's writes out, but also every change that logical replication writes into this database."
+                : ".");
     }
 
     /// <summary>Why a publication that lists tables or schemas covers the sidecar tables, and the statements that leave them out.</summary>

@@ -16,8 +16,8 @@ namespace Synchro.Pipeline.Tests.Replication;
 [Collection(PostgresCollection.Name)]
 public sealed partial class SidecarPublicationTests(PostgresServerFixture postgres)
 {
-    private const string Publication = "sidecar_pub";
-    private const string Covers = "covers the sidecar tables";
+    internal const string Publication = "sidecar_pub";
+    internal const string Covers = "covers the sidecar tables";
 
     private const string Tables = """
         CREATE TABLE items (id bigint PRIMARY KEY, owner_id text, deleted_at timestamptz);
@@ -25,15 +25,15 @@ public sealed partial class SidecarPublicationTests(PostgresServerFixture postgr
         CREATE TABLE other (id bigint PRIMARY KEY);
         """;
 
-    private const string AllSidecarTables =
+    internal const string AllSidecarTables =
         "\"public\".\"sync_changelog\", \"public\".\"sync_bucket_edges\", \"public\".\"sync_wal_position\", \"public\".\"sync_rule_failures\", "
         + "\"public\".\"sync_prepared_transactions\", \"public\".\"sync_transaction_skips\"";
 
-    private const string Cost =
+    internal const string Cost =
         "and the changelog is written to this same database: every changelog write is decoded by the walsender and sent back to the pipeline, "
         + "which discards it, spending CPU, WAL decoding and network on the primary for nothing.";
 
-    private const string Elsewhere = " Or write the changelog to another database (ChangelogConnectionString).";
+    internal const string Elsewhere = " Or write the changelog to another database (ChangelogConnectionString).";
 
     internal const string AllTablesWarning =
         $"Publication \"{Publication}\" covers the sidecar tables {AllSidecarTables} (it is FOR ALL TABLES, which includes tables created later), {Cost} "
@@ -203,7 +203,7 @@ public sealed partial class SidecarPublicationTests(PostgresServerFixture postgr
     [GeneratedRegex(@"(BEGIN; .*? COMMIT;|ALTER PUBLICATION [^;]*;)")]
     private static partial Regex FixSql();
 
-    private static WalPipelineOptions Options(string database) => new()
+    internal static WalPipelineOptions Options(string database) => new()
     {
         ConnectionString = database,
         SlotName = "sidecar_slot",
@@ -220,9 +220,12 @@ public sealed partial class SidecarPublicationTests(PostgresServerFixture postgr
         await ChangelogSchema.EnsureAsync(connection);
     }
 
-    private async Task<string> DatabaseAsync(params string[] setup)
+    private Task<string> DatabaseAsync(params string[] setup) => DatabaseAsync(postgres, setup);
+
+    /// <summary>A database of <paramref name="server"/> with the registered tables, then <paramref name="setup"/>.</summary>
+    internal static async Task<string> DatabaseAsync(PostgresServerFixture server, params string[] setup)
     {
-        var database = await postgres.CreateDatabaseAsync("sidecar_checks");
+        var database = await server.CreateDatabaseAsync("sidecar_checks");
         await Sql.ExecuteAsync(database, Tables);
         foreach (var sql in setup)
             await Sql.ExecuteAsync(database, sql);
