@@ -22,7 +22,8 @@ public sealed partial class WalPipeline
     /// <param name="cancellationToken">Cancels the checks.</param>
     /// <returns>
     /// The warnings, each with its fix: problems the pipeline runs with, such as a registered table the publication
-    /// leaves out, a slot it will create at start, or sidecar tables it will create at start. Empty when all is set up.
+    /// leaves out, a publication that covers the sidecar tables of a changelog in the source database, a slot it will
+    /// create at start, or sidecar tables it will create at start. Empty when all is set up.
     /// </returns>
     /// <remarks>
     /// Connects to the source database and, when it is another one, to the changelog database; every query is read-only.
@@ -43,18 +44,18 @@ public sealed partial class WalPipeline
         var source = NpgsqlDataSource.Create(options.ConnectionString);
         await using (source.ConfigureAwait(false))
         {
-            bool slotExists;
-            var connection = await source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            await using (connection.ConfigureAwait(false))
-            {
-                var checks = await CheckSourceAsync(connection, options, cancellationToken).ConfigureAwait(false);
-                warnings.AddRange(checks.Warnings);
-                slotExists = checks.SlotExists;
-            }
-
             var changelog = NpgsqlDataSource.Create(options.ChangelogConnectionString ?? options.ConnectionString);
             await using (changelog.ConfigureAwait(false))
             {
+                bool slotExists;
+                var connection = await source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+                await using (connection.ConfigureAwait(false))
+                {
+                    var checks = await CheckSourceAsync(connection, changelog, options, cancellationToken).ConfigureAwait(false);
+                    warnings.AddRange(checks.Warnings);
+                    slotExists = checks.SlotExists;
+                }
+
                 var changelogConnection = await changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
                 await using (changelogConnection.ConfigureAwait(false))
                     await CheckChangelogEncodingAsync(changelogConnection, options, cancellationToken).ConfigureAwait(false);
@@ -78,8 +79,11 @@ public sealed partial class WalPipeline
         return warnings;
     }
 
-    /// <summary>The start-up checks of the source database; a missing slot is a problem only when the pipeline may not create it.</summary>
-    private static async Task<StartupCheckResult> CheckSourceAsync(NpgsqlConnection connection, WalPipelineOptions options, CancellationToken cancellationToken)
+    /// <summary>
+    /// The start-up checks of the source database; a missing slot is a problem only when the pipeline may not create it. Reads
+    /// <paramref name="changelog"/> only to tell whether it is the source database (see <see cref="CheckSidecarTablesAsync"/>).
+    /// </summary>
+    private static async Task<StartupCheckResult> CheckSourceAsync(NpgsqlConnection connection, NpgsqlDataSource changelog, WalPipelineOptions options, CancellationToken cancellationToken)
     {
         var tables = options.Tables.Select(t => new RegisteredTable(t.Schema, t.Name, t.IdColumn, t.ReferencedColumns)).ToList();
         var checks = await StartupChecks.RunAsync(connection, options.SlotName, options.PublicationName, tables, cancellationToken).ConfigureAwait(false);
@@ -94,7 +98,43 @@ public sealed partial class WalPipeline
         // A valid slot name is [a-z0-9_]+ (Validate), so it is safe inside the quoted literal of the suggested fix.
         if (!checks.SlotExists && !options.CreateSlotIfMissing)
             throw new WalPipelineConfigurationException($"Replication slot '{options.SlotName}' does not exist and {nameof(WalPipelineOptions.CreateSlotIfMissing)} is off; create it (SELECT pg_create_logical_replication_slot('{options.SlotName}', 'pgoutput')) or turn the option on.");
+        if (await CheckSidecarTablesAsync(connection, changelog, options, tables, cancellationToken).ConfigureAwait(false) is { } published)
+            checks = checks with { Warnings = [.. checks.Warnings, published] };
         return checks;
+    }
+
+    /// <summary>
+    /// A publication that covers the sidecar tables costs only when the changelog is written to the source database: then the
+    /// walsender decodes every changelog write and sends it back. That is the case without a changelog connection string, or
+    /// when it reaches the same database of the same cluster, however it is written; a changelog elsewhere is never covered.
+    /// </summary>
+    /// <remarks>
+    /// Nor does it cost when the server leaves the pipeline's origin-tagged writes out before decoding them
+    /// (<see cref="WalPipelineOptions.FilterOriginsOnServer"/>, 16+); that a write could not be tagged is event 3005's to say.
+    /// </remarks>
+    /// <returns>The warning, or null.</returns>
+    private static async Task<string?> CheckSidecarTablesAsync(
+        NpgsqlConnection source,
+        NpgsqlDataSource changelog,
+        WalPipelineOptions options,
+        List<RegisteredTable> tables,
+        CancellationToken cancellationToken)
+    {
+        var originFilter = options.TagOwnWrites && source.PostgreSqlVersion.Major >= OriginOptionSinceVersion;
+        if (originFilter && options.FilterOriginsOnServer)
+            return null;
+        if (options.ChangelogConnectionString is null)
+            return await StartupChecks.CheckSidecarTablesAsync(source, options.PublicationName, ChangelogSchema.TableNames, tables, originFilter, cancellationToken).ConfigureAwait(false);
+
+        var connection = await changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            var sourceIdentity = await DatabaseIdentity.ReadAsync(source, cancellationToken).ConfigureAwait(false);
+            if (await DatabaseIdentity.ReadAsync(connection, cancellationToken).ConfigureAwait(false) != sourceIdentity)
+                return null;
+            // The changelog connection's search_path decides where the sidecar tables are, so the catalog is read through it.
+            return await StartupChecks.CheckSidecarTablesAsync(connection, options.PublicationName, ChangelogSchema.TableNames, tables, originFilter, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     /// <summary>A changelog database of another encoding than UTF8 is refused; the source's own check covers a changelog in the source database.</summary>

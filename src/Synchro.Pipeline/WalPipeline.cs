@@ -155,7 +155,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         }
         StartupCheckResult checks;
         await using (var connection = await _source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
-            checks = await CheckSourceAsync(connection, _options, cancellationToken).ConfigureAwait(false);
+            checks = await CheckSourceAsync(connection, _changelog, _options, cancellationToken).ConfigureAwait(false);
         foreach (var warning in checks.Warnings)
             LogStartupWarning(_logger, warning);
         await using (var changelog = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))

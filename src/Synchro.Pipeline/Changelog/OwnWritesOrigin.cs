@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using Npgsql;
 using NpgsqlTypes;
 using Synchro.Pipeline.Diagnostics;
+using Synchro.Pipeline.Postgres;
 
 namespace Synchro.Pipeline.Changelog;
 
@@ -19,13 +20,6 @@ namespace Synchro.Pipeline.Changelog;
 internal static partial class OwnWritesOrigin
 {
     private const string Prefix = "synchro_pipeline.";
-
-    // Same cluster (the system identifier is the same on copies, so the database OID is compared too) and same database.
-    private const string IdentitySql = """
-        SELECT s.system_identifier, d.oid
-        FROM pg_catalog.pg_control_system() s, pg_catalog.pg_database d
-        WHERE d.datname = pg_catalog.current_database()
-        """;
 
     private const string CreateSql = """
         SELECT pg_catalog.pg_replication_origin_create(@name) WHERE pg_catalog.pg_replication_origin_oid(@name) IS NULL
@@ -58,7 +52,8 @@ internal static partial class OwnWritesOrigin
     /// </summary>
     public static async Task<bool> TrySetUpAsync(NpgsqlConnection changelog, NpgsqlConnection source, string slotName, Session session, ILogger logger, CancellationToken ct)
     {
-        if (!ReferenceEquals(changelog, source) && await IdentifyAsync(changelog, ct).ConfigureAwait(false) != await IdentifyAsync(source, ct).ConfigureAwait(false))
+        // Same cluster (the system identifier is the same on copies, so the database OID is compared too) and same database.
+        if (!ReferenceEquals(changelog, source) && await DatabaseIdentity.ReadAsync(changelog, ct).ConfigureAwait(false) != await DatabaseIdentity.ReadAsync(source, ct).ConfigureAwait(false))
             return false;
         var name = Name(slotName, session);
         try
@@ -96,14 +91,6 @@ internal static partial class OwnWritesOrigin
         {
             // The session is gone or unusable: the server released the origin with it.
         }
-    }
-
-    private static async Task<(ulong System, uint Database)> IdentifyAsync(NpgsqlConnection connection, CancellationToken ct)
-    {
-        await using var command = new NpgsqlCommand(IdentitySql, connection);
-        await using var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
-        await reader.ReadAsync(ct).ConfigureAwait(false);
-        return (unchecked((ulong)reader.GetInt64(0)), reader.GetFieldValue<uint>(1));
     }
 
     private static async Task ExecuteAsync(NpgsqlConnection connection, string sql, string name, CancellationToken ct)

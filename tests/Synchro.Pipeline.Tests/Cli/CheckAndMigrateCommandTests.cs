@@ -60,6 +60,28 @@ public sealed class CheckAndMigrateCommandTests(PostgresServerFixture postgres)
     }
 
     [Fact]
+    public async Task Check_warns_that_a_publication_for_all_tables_covers_the_sidecar_tables_and_gives_the_replacement()
+    {
+        var connectionString = await postgres.CreateDatabaseAsync("cli_check_sidecars");
+        await Sql.ExecuteAsync(connectionString, "CREATE TABLE orders (id int PRIMARY KEY, user_id text, deleted_at timestamptz); CREATE PUBLICATION cli_pub FOR ALL TABLES");
+        using var directory = new WorkingDirectory();
+        directory.WriteFile("""{ "Synchro": { "Tables": { "orders": { "OwnerColumn": "user_id" } } } }""");
+
+        var result = await CliProcess.RunInAsync(directory.Path, null, "check", "--connection", connectionString, "--slot", "slot_cli_check_sidecars", "--publication", "cli_pub");
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.StartsWith("OK: slot slot_cli_check_sidecars, publication cli_pub, 1 table(s) on 127.0.0.1:", result.Output, StringComparison.Ordinal);
+        Assert.Contains("; 3 warning(s)", result.Output, StringComparison.Ordinal);
+        Assert.Contains(
+            "Publication \"cli_pub\" covers the sidecar tables \"public\".\"sync_changelog\", \"public\".\"sync_bucket_edges\", \"public\".\"sync_wal_position\", "
+            + "\"public\".\"sync_rule_failures\", \"public\".\"sync_prepared_transactions\", \"public\".\"sync_transaction_skips\" (it is FOR ALL TABLES",
+            result.Output, StringComparison.Ordinal);
+        Assert.Contains("every changelog write is decoded by the walsender and sent back to the pipeline", result.Output, StringComparison.Ordinal);
+        Assert.Contains("BEGIN; DROP PUBLICATION \"cli_pub\"; CREATE PUBLICATION \"cli_pub\" FOR TABLE \"public\".\"orders\"; COMMIT;", result.Output, StringComparison.Ordinal);
+        Assert.Contains("Or write the changelog to another database (ChangelogConnectionString).", result.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Migrate_creates_the_sidecar_tables_and_says_so_then_finds_nothing_to_do()
     {
         var connectionString = await postgres.CreateDatabaseAsync("cli_migrate");
