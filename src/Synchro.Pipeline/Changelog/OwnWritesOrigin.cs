@@ -28,6 +28,9 @@ internal static partial class OwnWritesOrigin
     private const string SetUpSql = "SELECT pg_catalog.pg_replication_origin_session_setup(@name)";
     private const string ResetSql = "SELECT pg_catalog.pg_replication_origin_session_reset()";
 
+    // An origin keeps one of the server's max_replication_slots progress slots until it is dropped.
+    private const string DropSql = "SELECT pg_catalog.pg_replication_origin_drop(@name)";
+
     /// <summary>The session kinds that write the changelog in bulk (a replay of rule failures writes little and goes untagged).</summary>
     internal enum Session
     {
@@ -47,14 +50,15 @@ internal static partial class OwnWritesOrigin
 
     /// <summary>
     /// Sets <paramref name="changelog"/>'s session up to write under the origin of <paramref name="session"/>, when it is
-    /// the database <paramref name="source"/> is connected to; returns whether it did. A refusal (privileges, the origin
-    /// busy in another session) is logged once and leaves the session as it was.
+    /// the database <paramref name="source"/> is connected to; returns the origin's name, or null when it did not. A refusal
+    /// (privileges, the origin busy in another session, no free progress slot) is logged and leaves the connection open,
+    /// without an origin, and without session settings: set them up after this.
     /// </summary>
-    public static async Task<bool> TrySetUpAsync(NpgsqlConnection changelog, NpgsqlConnection source, string slotName, Session session, ILogger logger, CancellationToken ct)
+    public static async Task<string?> TrySetUpAsync(NpgsqlConnection changelog, NpgsqlConnection source, string slotName, Session session, ILogger logger, CancellationToken ct)
     {
         // Same cluster (the system identifier is the same on copies, so the database OID is compared too) and same database.
         if (!ReferenceEquals(changelog, source) && await DatabaseIdentity.ReadAsync(changelog, ct).ConfigureAwait(false) != await DatabaseIdentity.ReadAsync(source, ct).ConfigureAwait(false))
-            return false;
+            return null;
         var name = Name(slotName, session);
         try
         {
@@ -67,29 +71,65 @@ internal static partial class OwnWritesOrigin
                 // Created at the same moment by another session of this pipeline.
             }
             await ExecuteAsync(changelog, SetUpSql, name, ct).ConfigureAwait(false);
-            return true;
+            return name;
         }
         catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.InsufficientPrivilege or PostgresErrorCodes.ObjectInUse
             or PostgresErrorCodes.ConfigurationLimitExceeded or PostgresErrorCodes.ObjectNotInPrerequisiteState)
         {
-            LogNotTagged(logger, name, changelog.UserName ?? "the changelog role", e.MessageText);
-            return false;
+            LogNotTagged(logger, name, e.MessageText, Advice(e.SqlState, changelog.UserName));
+            // Npgsql closes the connection after some of these (53400): the caller goes on with it either way.
+            if (changelog.State != System.Data.ConnectionState.Open)
+            {
+                await changelog.CloseAsync().ConfigureAwait(false);
+                await changelog.OpenAsync(ct).ConfigureAwait(false);
+            }
+            await TryDropAsync(changelog, name).ConfigureAwait(false);
+            return null;
         }
     }
 
-    /// <summary>Releases the origin before the connection goes back to the pool; best effort (a broken session releases it by ending).</summary>
-    public static async Task ResetAsync(NpgsqlConnection changelog)
+    private static string Advice(string sqlState, string? role) => sqlState switch
+    {
+        PostgresErrorCodes.InsufficientPrivilege => "As a superuser: GRANT EXECUTE ON FUNCTION pg_catalog.pg_replication_origin_create, pg_catalog.pg_replication_origin_oid, "
+            + "pg_catalog.pg_replication_origin_drop, pg_catalog.pg_replication_origin_session_setup, pg_catalog.pg_replication_origin_session_reset TO "
+            + (role is null ? "the changelog role" : Postgres.PgIdentifier.Quote(role)) + ";",
+        PostgresErrorCodes.ConfigurationLimitExceeded => "Every origin progress slot is taken (one per origin ever used and not dropped, max_replication_slots in all): "
+            + "drop the origins of pipelines and subscriptions that no longer run (SELECT * FROM pg_replication_origin; pg_replication_origin_drop), or raise max_replication_slots.",
+        _ => "Another session holds it: a pipeline of the same slot still stopping, or one writing the same changelog; it is taken again at the next reconnect.",
+    } + " Or set TagOwnWrites to false to stop trying.";
+
+    /// <summary>
+    /// Releases the origin <paramref name="name"/> before the connection goes back to the pool, and drops it, which frees its
+    /// progress slot. Best effort: a broken session releases the origin by ending, and an origin left behind is reused by
+    /// the next run of the same slot.
+    /// </summary>
+    public static async Task ReleaseAsync(NpgsqlConnection changelog, string name)
     {
         if (changelog.State != System.Data.ConnectionState.Open)
             return;
         try
         {
-            await using var command = new NpgsqlCommand(ResetSql, changelog);
-            await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+            await using (var reset = new NpgsqlCommand(ResetSql, changelog))
+                await reset.ExecuteNonQueryAsync().ConfigureAwait(false);
         }
         catch (Exception e) when (e is NpgsqlException or InvalidOperationException)
         {
             // The session is gone or unusable: the server released the origin with it.
+            return;
+        }
+        await TryDropAsync(changelog, name).ConfigureAwait(false);
+    }
+
+    /// <summary>Drops <paramref name="name"/> unless another session holds it or the role may not: best effort.</summary>
+    private static async Task TryDropAsync(NpgsqlConnection changelog, string name)
+    {
+        try
+        {
+            await ExecuteAsync(changelog, DropSql, name, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is NpgsqlException or InvalidOperationException)
+        {
+            // In use elsewhere, already gone, or not ours to drop: an origin left behind is reused by the next run of the slot.
         }
     }
 
@@ -102,9 +142,6 @@ internal static partial class OwnWritesOrigin
 
     [LoggerMessage(EventId = EventIds.OwnWritesNotTagged, Level = LogLevel.Warning,
         Message = "The changelog writes in the source database could not be marked with the replication origin {Origin} ({Reason}). "
-            + "They are still never written back into the changelog, but the walsender decodes and sends every one of them. As a superuser: "
-            + "GRANT EXECUTE ON FUNCTION pg_catalog.pg_replication_origin_create, pg_catalog.pg_replication_origin_oid, "
-            + "pg_catalog.pg_replication_origin_session_setup, pg_catalog.pg_replication_origin_session_reset TO {Role}; "
-            + "or set TagOwnWrites to false to stop trying")]
-    private static partial void LogNotTagged(ILogger logger, string origin, string role, string reason);
+            + "They are still never written back into the changelog, but the walsender decodes and sends every one of them. {Advice}")]
+    private static partial void LogNotTagged(ILogger logger, string origin, string reason, string advice);
 }

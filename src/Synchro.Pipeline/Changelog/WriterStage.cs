@@ -46,14 +46,14 @@ internal sealed partial class WriterStage(
         try
         {
             await using var connection = await changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            // Invariant 2: the committer confirms a batch to the server once its commit returns, so every
-            // commit of this connection must be durable then, whatever the server's default.
-            await using (var durable = new NpgsqlCommand("SET synchronous_commit = on", connection))
-                await durable.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             await using var sourceConnection = await source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            var tagged = TagOwnWrites && await OwnWritesOrigin.TrySetUpAsync(connection, sourceConnection, slotName, OwnWritesOrigin.Session.Writer, logger, cancellationToken).ConfigureAwait(false);
+            var origin = TagOwnWrites ? await OwnWritesOrigin.TrySetUpAsync(connection, sourceConnection, slotName, OwnWritesOrigin.Session.Writer, logger, cancellationToken).ConfigureAwait(false) : null;
             try
             {
+                // Invariant 2: the committer confirms a batch to the server once its commit returns, so every
+                // commit of this connection must be durable then, whatever the server's default.
+                await using (var durable = new NpgsqlCommand("SET synchronous_commit = on", connection))
+                    await durable.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
                 await foreach (var item in input.ReadAllAsync(cancellationToken).ConfigureAwait(false))
                     await WriteAsync(connection, sourceConnection, item, cancellationToken).ConfigureAwait(false);
             }
@@ -63,8 +63,8 @@ internal sealed partial class WriterStage(
                 if (_transaction is not null)
                     await _transaction.DisposeAsync().ConfigureAwait(false);
                 _transaction = null;
-                if (tagged)
-                    await OwnWritesOrigin.ResetAsync(connection).ConfigureAwait(false);
+                if (origin is not null)
+                    await OwnWritesOrigin.ReleaseAsync(connection, origin).ConfigureAwait(false);
             }
         }
         catch (Exception e)

@@ -87,15 +87,15 @@ internal sealed partial class EdgeSnapshotLoader(
         await using var target = await changelog.OpenConnectionAsync(ct).ConfigureAwait(false);
         await using var read = await source.OpenConnectionAsync(ct).ConfigureAwait(false);
         // Invariant 10: the load's writes carry the pipeline's origin, so decoding leaves them out.
-        var tagged = TagOwnWrites && await OwnWritesOrigin.TrySetUpAsync(target, read, slotName, OwnWritesOrigin.Session.Snapshot, logger, ct).ConfigureAwait(false);
+        var origin = TagOwnWrites ? await OwnWritesOrigin.TrySetUpAsync(target, read, slotName, OwnWritesOrigin.Session.Snapshot, logger, ct).ConfigureAwait(false) : null;
         try
         {
             await LoadAsync(target, read, snapshotName, consistentPoint, ct).ConfigureAwait(false);
         }
         finally
         {
-            if (tagged)
-                await OwnWritesOrigin.ResetAsync(target).ConfigureAwait(false);
+            if (origin is not null)
+                await OwnWritesOrigin.ReleaseAsync(target, origin).ConfigureAwait(false);
         }
         LogLoaded(logger, _totalRows, _totalEdges, _totalFailures, registry.Count, Stopwatch.GetElapsedTime(started).TotalSeconds, consistentPoint);
         return _totalRows;

@@ -80,6 +80,45 @@ public sealed class OwnWritesTests(PostgresServerFixture postgres, ITestOutputHe
 
         var rows = await workload.AssertChangelogMatchesAuditAsync(minimumRows: 1000);
         output.WriteLine($"{rows} changelog rows match the audit trail");
+        // The origin is dropped at stop: it would hold one of the server's max_replication_slots progress slots for good.
+        Assert.Equal(0L, await Sql.ScalarAsync<long>(connectionString, "SELECT count(*) FROM pg_replication_origin WHERE roname LIKE 'synchro_pipeline.slot_own_writes_audited%'"));
+    }
+
+    [Fact]
+    public async Task Without_a_free_origin_progress_slot_the_pipeline_warns_and_goes_on_untagged()
+    {
+        await using var harness = await CreateAsync("FOR ALL TABLES", "own_writes_no_origin_slot");
+        var free = await harness.ScalarAsync<int>("SELECT current_setting('max_replication_slots')::int - (SELECT count(*) FROM pg_replication_origin_status)::int");
+        // Every progress slot taken by an origin that was used once (the tests run one at a time on this server).
+        await harness.ExecuteAsync($"SELECT pg_replication_origin_create('filler_' || n) FROM generate_series(1, {free}) n");
+        await harness.ExecuteAsync("""
+            DO $$ DECLARE o text; BEGIN
+                FOR o IN SELECT roname FROM pg_replication_origin WHERE roname LIKE 'filler_%' LOOP
+                    PERFORM pg_replication_origin_session_setup(o);
+                    PERFORM pg_replication_origin_session_reset();
+                END LOOP;
+            END $$;
+            """);
+        try
+        {
+            using var logs = new RecordingLoggerFactory();
+            var options = harness.Options();
+            options.LoggerFactory = logs;
+            await harness.StartAsync(options);
+            await harness.ExecuteAsync("INSERT INTO orders (id, user_id) VALUES ('00000000-0000-0000-0000-0000000019a1', 'alice')");
+
+            Assert.Equal(["user:alice orders 00000000-0000-0000-0000-0000000019a1 1"], await harness.WaitForChangelogAsync(1));
+            // The initial snapshot load and the writer each tried.
+            var warning = Assert.Single(logs.Entries, e => e.EventId.Id == 3005 && e.Category == "Synchro.Pipeline.Writer");
+            Assert.Contains("raise max_replication_slots", warning.Message, StringComparison.Ordinal);
+            await harness.StopAsync();
+        }
+        finally
+        {
+            await harness.ExecuteAsync("SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin WHERE roname LIKE 'filler_%'");
+        }
+        // An origin that could not be set up is not left behind either.
+        Assert.Equal(0L, await harness.ScalarAsync<long>($"SELECT count(*) FROM pg_replication_origin WHERE roname LIKE 'synchro_pipeline.{harness.Slot}%'"));
     }
 
     /// <summary>The demo schema with its publication made <paramref name="publication"/>; the changelog goes into the same database.</summary>
