@@ -1,3 +1,4 @@
+using Synchro.Pipeline.LocalPostgres;
 using Synchro.Pipeline.Tests.Infrastructure;
 using Xunit.Abstractions;
 
@@ -25,7 +26,12 @@ public sealed class OwnWritesTests(PostgresServerFixture postgres, ITestOutputHe
     [MemberData(nameof(Publications))]
     public async Task An_idle_database_costs_one_heartbeat_per_interval_when_the_publication_covers_the_changelog(string publication)
     {
-        await using var harness = await CreateAsync(publication, publication.Contains("ALL", StringComparison.Ordinal) ? "own_writes_all" : "own_writes_schema");
+        // A server of its own, without autovacuum, so that all the WAL it writes while idle is the pipeline's.
+        await using var server = await LocalPostgresServer.StartAsync(new LocalPostgresOptions { Settings = { ["autovacuum"] = "off" } });
+        var connectionString = await server.CreateDatabaseAsync("own_writes");
+        await Sql.ExecuteAsync(connectionString, PipelineHarness.Schema);
+        await Sql.ExecuteAsync(connectionString, $"DROP PUBLICATION {PipelineHarness.Publication}; CREATE PUBLICATION {PipelineHarness.Publication} {publication}");
+        await using var harness = PipelineHarness.Attach(connectionString, "slot_own_writes", connectionString);
         var options = harness.Options();
         options.HeartbeatInterval = s_heartbeat;
         await harness.StartAsync(options);
