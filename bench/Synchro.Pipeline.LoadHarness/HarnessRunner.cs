@@ -137,6 +137,8 @@ internal static class HarnessRunner
         await File.WriteAllTextAsync(Path.Combine(options.OutputDirectory, MarkdownFile), markdown, ct);
         Console.Write(markdown);
         Progress($"wrote {Path.Combine(options.OutputDirectory, JsonFile)} and {MarkdownFile}");
+        foreach (var stopped in results.Append(bigTransaction).OfType<ContenderResult>().Where(r => r.StopError is not null))
+            Progress($"WARNING {stopped.Name} reached the end, then failed while stopping: {stopped.StopError}");
         foreach (var failed in results.Append(bigTransaction).OfType<ContenderResult>().Where(r => !r.Succeeded))
             Progress($"FAILED {failed.Name}: {failed.Error}");
         return report.AllSucceeded ? 0 : 1;

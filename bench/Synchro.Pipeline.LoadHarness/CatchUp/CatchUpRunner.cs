@@ -47,6 +47,8 @@ internal static class CatchUpRunner
         var result = await HarnessRunner.WithWalsenderAsync(source, slot,
             () => ContenderProcess.RunAsync(spec, HarnessRunner.Scale(options, backlog.Changes / HarnessRunner.SlowestDrainChangesPerSecond), ct), ct);
         await BacklogGenerator.DropSlotsAsync(source, [slot], ct);
+        if (result.StopError is not null)
+            HarnessRunner.Progress($"WARNING {result.Name} reached the end, then failed while stopping: {result.StopError}");
         if (!result.Succeeded)
         {
             HarnessRunner.Progress($"FAILED {result.Name}: {result.Error}");

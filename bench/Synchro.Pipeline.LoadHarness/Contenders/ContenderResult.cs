@@ -26,6 +26,9 @@ internal sealed record ContenderResult
     /// <summary>Whether the contender reached the backlog's end (the Go design stops at its slice instead).</summary>
     public bool ReachedEnd { get; init; }
 
+    /// <summary>Our pipeline reached the end, then failed while being stopped: the figures stand, the error is reported beside them.</summary>
+    public string? StopError { get; init; }
+
     public bool Succeeded => Error is null;
     public double? ChangesPerSecond => WallSeconds > 0 && Changes > 0 ? Changes / WallSeconds : null;
     public double? PgoutputMegabytesPerSecond => WallSeconds > 0 && PgoutputBytes > 0 ? PgoutputBytes / 1e6 / WallSeconds : null;

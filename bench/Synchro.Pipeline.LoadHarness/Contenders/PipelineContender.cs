@@ -43,7 +43,16 @@ internal static class PipelineContender
         var reachedEnd = pipeline.GetStatus().CommittedLsn >= stop;
         var result = ProcessUsage.Since(usage, new ContenderResult { Name = spec.Name, ReachedEnd = reachedEnd });
         await cancel.CancelAsync();
-        await run;
+        try
+        {
+            await run;
+        }
+        catch (WalPipelineException e) when (reachedEnd)
+        {
+            // The drain is complete and measured; the pipeline failed while stopping (the steady state and idle phase
+            // tolerate that too). Reported with the result, not as the contender's failure.
+            result = result with { StopError = $"{e.Message} ({e.GetBaseException().GetType().Name}: {e.GetBaseException().Message})" };
+        }
         if (!reachedEnd)
             throw new InvalidOperationException($"the pipeline stopped at {pipeline.GetStatus().CommittedLsn} before {stop}");
 

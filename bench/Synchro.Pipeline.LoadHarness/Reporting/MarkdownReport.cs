@@ -41,6 +41,11 @@ internal static class MarkdownReport
         Line(md, $"{ContenderNames.GoPerChange} drains only the first {report.Options.GoChanges:N0} changes; {ContenderNames.BinaryCopy} stores the rows {ContenderNames.OursEndToEnd} wrote (its wall time is the COPYs and the commit)"
             + (report.BigTransaction is null ? "." : $"; {ContenderNames.OursBigTransaction} drains one transaction of {report.Options.BigTransactionRows:N0} inserted rows, apart from the backlog."));
         Line(md);
+        foreach (var c in report.Contenders.Append(report.BigTransaction).OfType<ContenderResult>().Where(c => c.StopError is not null))
+        {
+            Line(md, $"{c.Name} reached the end, then failed while stopping: {c.StopError}");
+            Line(md);
+        }
         if (report.Options.ChangelogInSource || report.Options.Publication != PublicationScope.Tables)
         {
             Line(md, $"Our pipeline's changelog: {(report.Options.ChangelogInSource ? "in the source database" : "a database of its own per phase")}; "
