@@ -36,6 +36,9 @@ internal sealed record IdleResult
     public double? WalsenderCpuSeconds { get; init; }
     public int? WalsenderProcesses { get; init; }
     public long Reconnects { get; init; }
+
+    /// <summary>What autovacuum workers were seen doing in the window (read every 100 ms): WAL in <see cref="WalBytes"/> that is not the pipeline's.</summary>
+    public IReadOnlyList<string> Autovacuum { get; init; } = [];
     public string? Error { get; init; }
 
     public double? WalBytesPerSecond => Seconds > 0 ? (double)WalBytes / Seconds : null;

@@ -9,7 +9,8 @@ namespace Synchro.Pipeline.LoadHarness.Idle;
 /// <summary>
 /// The pipeline on a slot of its own, in this process, after one source transaction it has committed, then left
 /// alone for a fixed time with nothing else writing: the WAL, the changelog batches, the position moves and the
-/// walsender CPU it costs when there is nothing to do.
+/// walsender CPU it costs when there is nothing to do. The source (and changelog) database is vacuumed first, so
+/// autovacuum has nothing left from the earlier phases.
 /// </summary>
 /// <remarks>
 /// A FOR ALL TABLES publication with the changelog in the source database publishes the pipeline's own position
@@ -21,6 +22,9 @@ internal static class IdleRunner
 
     private static readonly TimeSpan s_poll = TimeSpan.FromMilliseconds(10);
 
+    // pg_stat_activity is read every tenth poll (100 ms) for autovacuum workers.
+    private const int AutovacuumEvery = 10;
+
     // After the catch-up's heartbeats, before the window: their commits are not the idle pipeline's.
     private static readonly TimeSpan s_settle = TimeSpan.FromSeconds(1);
 
@@ -28,6 +32,11 @@ internal static class IdleRunner
     public static async Task<IdleResult> RunAsync(string sourceConnectionString, string? changelogConnectionString, int seconds, TimeSpan catchUpTimeout,
         bool binaryTuples, CancellationToken ct)
     {
+        // What the earlier phases left to autovacuum is done now, so its WAL stays out of the window (what it still does
+        // there is listed in the result).
+        await VacuumAsync(sourceConnectionString, ct);
+        if (changelogConnectionString is not null)
+            await VacuumAsync(changelogConnectionString, ct);
         await SteadyStateRunner.CreateSlotAsync(sourceConnectionString, Slot, ct);
         await using var pipeline = new WalPipeline(SteadyStateRunner.PipelineOptions(sourceConnectionString, changelogConnectionString, Slot, binaryTuples));
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -51,8 +60,9 @@ internal static class IdleRunner
             var first = pipeline.GetStatus();
             var position = first.CommittedLsn;
             var moves = 0L;
+            var autovacuum = new SortedSet<string>(StringComparer.Ordinal);
             var clock = Stopwatch.StartNew();
-            while (clock.Elapsed.TotalSeconds < seconds)
+            for (var poll = 0; clock.Elapsed.TotalSeconds < seconds; poll++)
             {
                 SteadyStateRunner.ThrowIfStopped(run, pipeline);
                 var now = pipeline.GetStatus().CommittedLsn;
@@ -61,8 +71,11 @@ internal static class IdleRunner
                     moves++;
                     position = now;
                 }
+                if (poll % AutovacuumEvery == 0)
+                    await AutovacuumAsync(source, autovacuum, ct);
                 await Task.Delay(s_poll, ct);
             }
+            await AutovacuumAsync(source, autovacuum, ct);
             var last = pipeline.GetStatus();
             if (last.CommittedLsn != position)
                 moves++;
@@ -84,6 +97,7 @@ internal static class IdleRunner
                 WalsenderCpuSeconds = usage?.CpuSeconds,
                 WalsenderProcesses = usage?.Processes,
                 Reconnects = last.Reconnects - first.Reconnects,
+                Autovacuum = [.. autovacuum],
             };
         }
         finally
@@ -106,6 +120,24 @@ internal static class IdleRunner
     {
         await using var command = new NpgsqlCommand("SELECT pg_current_wal_insert_lsn()", connection);
         return (NpgsqlLogSequenceNumber)(await command.ExecuteScalarAsync(ct))!;
+    }
+
+    private static async Task VacuumAsync(string connectionString, CancellationToken ct)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(ct);
+        await using var vacuum = new NpgsqlCommand("VACUUM (ANALYZE)", connection) { CommandTimeout = 0 };
+        await vacuum.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <summary>Adds what the cluster's autovacuum workers are doing now (<c>database: autovacuum: VACUUM table</c>): their WAL is in the window's too.</summary>
+    private static async Task AutovacuumAsync(NpgsqlConnection connection, SortedSet<string> seen, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand(
+            "SELECT datname || ': ' || query FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' AND query <> ''", connection);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+            seen.Add(reader.GetString(0));
     }
 
     private static async Task<long> PositionWritesAsync(NpgsqlConnection connection, CancellationToken ct)

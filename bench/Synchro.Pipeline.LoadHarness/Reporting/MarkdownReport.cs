@@ -105,7 +105,7 @@ internal static class MarkdownReport
             Line(md);
             return;
         }
-        Line(md, $"Idle phase ({idle.Seconds} s, the pipeline running after one source transaction it committed, nothing else writing):");
+        Line(md, $"Idle phase ({idle.Seconds} s, the databases vacuumed, then the pipeline running after one source transaction it committed, nothing else writing):");
         Line(md);
         Line(md, "| idle | total | per s |");
         Line(md, "|---|---:|---:|");
@@ -114,6 +114,10 @@ internal static class MarkdownReport
         Line(md, $"| persisted-position moves (advance, bytes) | {idle.PositionMoves:N0} ({idle.PositionAdvanceBytes:N0}) | {F(idle.PositionMovesPerSecond, "F1")} |");
         Line(md, $"| position writes, server count | {idle.PositionWrites:N0} | {(double)idle.PositionWrites / idle.Seconds:F1} |");
         Line(md, $"| walsender CPU s | {Walsender(idle.WalsenderCpuSeconds, idle.WalsenderProcesses)} | {F(idle.WalsenderCpuSeconds / idle.Seconds, "F3")} |");
+        Line(md);
+        Line(md, idle.Autovacuum.Count == 0
+            ? "No autovacuum worker was seen during the window."
+            : $"Autovacuum during the window (its WAL is in the figure): {string.Join("; ", idle.Autovacuum)}.");
         Line(md);
         if (idle.Reconnects > 0)
         {
