@@ -1,8 +1,25 @@
 using System.Globalization;
+using System.Text.Json.Serialization;
 
 namespace Synchro.Pipeline.LoadHarness;
 
-/// <summary>The harness's command line: <c>--changes N --go-changes N --steady-seconds N --steady-clients N --big-transaction N --out DIR --timeout-scale X --binary</c>.</summary>
+/// <summary>What the source's publication <c>bench_pub</c> publishes.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<PublicationScope>))]
+internal enum PublicationScope
+{
+    /// <summary><c>FOR TABLE orders, order_lines</c>: the registered tables only.</summary>
+    [JsonStringEnumMemberName("tables")]
+    Tables,
+
+    /// <summary><c>FOR ALL TABLES</c>: with the changelog in the source database, the sidecar tables too.</summary>
+    [JsonStringEnumMemberName("all-tables")]
+    AllTables,
+}
+
+/// <summary>
+/// The harness's command line: <c>--changes N --go-changes N --steady-seconds N --steady-clients N --big-transaction N
+/// --idle-seconds N --out DIR --timeout-scale X --binary --changelog-in-source --publication all-tables|tables</c>.
+/// </summary>
 internal sealed record HarnessOptions
 {
     public long Changes { get; init; } = 1_000_000;
@@ -18,18 +35,37 @@ internal sealed record HarnessOptions
     /// <summary>Our pipeline runs in binary tuple mode (<see cref="Pipeline.WalPipelineOptions.BinaryTupleMode"/>).</summary>
     public bool BinaryTuples { get; init; }
 
+    /// <summary>
+    /// Our pipeline writes its changelog into the source database (<see cref="Pipeline.WalPipelineOptions.ChangelogConnectionString"/>
+    /// null, the default deployment) instead of a database of its own per phase.
+    /// </summary>
+    public bool ChangelogInSource { get; init; }
+
+    public PublicationScope Publication { get; init; } = PublicationScope.Tables;
+
+    /// <summary>Seconds of the idle phase (the pipeline running, nothing else writing); 0 skips it.</summary>
+    public int IdleSeconds { get; init; }
+
     public const string Usage = """
-        usage: Synchro.Pipeline.LoadHarness [--changes N] [--go-changes N] [--steady-seconds N] [--steady-clients N] [--big-transaction N] [--out DIR] [--timeout-scale X] [--binary]
+        usage: Synchro.Pipeline.LoadHarness [--changes N] [--go-changes N] [--steady-seconds N] [--steady-clients N] [--big-transaction N] [--idle-seconds N]
+                                            [--out DIR] [--timeout-scale X] [--binary] [--changelog-in-source] [--publication all-tables|tables]
           --changes         backlog size in row changes (default 1000000)
           --go-changes      slice drained by the Go reference's per-change design (default 20000)
           --steady-seconds  steady-state pgbench duration, run once without and once with the pipeline (default 60; 0 skips it)
           --steady-clients  pgbench clients in the steady state (default 4)
           --big-transaction rows inserted by one transaction, drained end to end for its peak memory (default 1000000; 0 skips it)
+          --idle-seconds    after the other phases, the pipeline running with nothing else writing: WAL written, batches,
+                            position moves and walsender CPU (default 0: skipped)
           --out             directory for load-harness.json and load-harness.md (default results)
           --timeout-scale   multiplies every contender's time limit (default 1)
           --binary          our pipeline asks for binary tuples (BinaryTupleMode) instead of text
+          --changelog-in-source  our pipeline writes its changelog into the source database (ChangelogConnectionString
+                            null, the default deployment) instead of a database of its own per phase
+          --publication     tables: FOR TABLE orders, order_lines (default); all-tables: FOR ALL TABLES, which also
+                            publishes the sidecar tables when they are in the source database
         quick run: --changes 50000 --steady-seconds 10 --go-changes 2000 --big-transaction 50000
         catch-up of our pipeline alone: Synchro.Pipeline.LoadHarness catch-up [--changes N] [--timeout-scale X] [--binary]
+                                        [--changelog-in-source] [--publication all-tables|tables]
         """;
 
     /// <exception cref="FormatException">An unknown flag, a missing or bad value.</exception>
@@ -38,9 +74,9 @@ internal sealed record HarnessOptions
         var options = new HarnessOptions();
         for (var i = 0; i < args.Count; i++)
         {
-            if (args[i] == "--binary")
+            if (args[i] is "--binary" or "--changelog-in-source")
             {
-                options = options with { BinaryTuples = true };
+                options = args[i] == "--binary" ? options with { BinaryTuples = true } : options with { ChangelogInSource = true };
                 continue;
             }
             var value = i + 1 < args.Count ? args[i + 1] : throw new FormatException($"{args[i]} needs a value");
@@ -51,6 +87,8 @@ internal sealed record HarnessOptions
                 "--steady-seconds" => options with { SteadySeconds = (int)NonNegative(args[i], value) },
                 "--steady-clients" => options with { SteadyClients = (int)Positive(args[i], value) },
                 "--big-transaction" => options with { BigTransactionRows = NonNegative(args[i], value) },
+                "--idle-seconds" => options with { IdleSeconds = (int)NonNegative(args[i], value) },
+                "--publication" => options with { Publication = ParsePublication(value) },
                 "--out" => options with { OutputDirectory = value },
                 "--timeout-scale" => options with { TimeoutScale = double.Parse(value, NumberStyles.Float, CultureInfo.InvariantCulture) },
                 _ => throw new FormatException($"unknown option {args[i]}"),
@@ -59,6 +97,23 @@ internal sealed record HarnessOptions
         }
         return options;
     }
+
+    /// <summary>The flags that differ from the defaults, as they are typed: the report's command line.</summary>
+    public string CommandLine()
+        => string.Create(CultureInfo.InvariantCulture,
+            $"--changes {Changes} --go-changes {GoChanges} --steady-seconds {SteadySeconds} --steady-clients {SteadyClients} --big-transaction {BigTransactionRows}")
+            + (IdleSeconds > 0 ? string.Create(CultureInfo.InvariantCulture, $" --idle-seconds {IdleSeconds}") : "")
+            + $" --out {OutputDirectory}"
+            + (BinaryTuples ? " --binary" : "")
+            + (ChangelogInSource ? " --changelog-in-source" : "")
+            + (Publication == PublicationScope.AllTables ? " --publication all-tables" : "");
+
+    private static PublicationScope ParsePublication(string value) => value switch
+    {
+        "tables" => PublicationScope.Tables,
+        "all-tables" => PublicationScope.AllTables,
+        _ => throw new FormatException($"--publication: '{value}' is neither all-tables nor tables"),
+    };
 
     private static long Positive(string name, string value)
         => NonNegative(name, value) is > 0 and var n ? n : throw new FormatException($"{name} must be positive");

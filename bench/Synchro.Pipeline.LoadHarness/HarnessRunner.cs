@@ -1,19 +1,25 @@
-using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Npgsql;
 using Synchro.Pipeline.LoadHarness.Backlog;
 using Synchro.Pipeline.LoadHarness.Contenders;
+using Synchro.Pipeline.LoadHarness.Idle;
 using Synchro.Pipeline.LoadHarness.Reporting;
 using Synchro.Pipeline.LoadHarness.SteadyState;
+using Synchro.Pipeline.LoadHarness.Walsender;
 using Synchro.Pipeline.LocalPostgres;
 
 namespace Synchro.Pipeline.LoadHarness;
 
 /// <summary>
 /// The whole run on a throwaway server: backlog, one child process per contender in a fixed order,
-/// the COPY baseline, the steady state, then the JSON and Markdown reports.
+/// the COPY baseline, the steady state, the big transaction, the idle phase, then the JSON and Markdown reports.
 /// </summary>
+/// <remarks>
+/// Every phase that reads a slot also reports the CPU of the walsender serving it (<see cref="WalsenderCpu"/>), read by
+/// this process while the contender's own process runs. With <see cref="HarnessOptions.ChangelogInSource"/> our pipeline
+/// writes into the source database in every phase; the Go design and the COPY baseline keep databases of their own.
+/// </remarks>
 internal static class HarnessRunner
 {
     public const string JsonFile = "load-harness.json";
@@ -30,7 +36,7 @@ internal static class HarnessRunner
         Progress("starting a throwaway PostgreSQL server");
         await using var server = await LocalPostgresServer.StartAsync(ServerOptions(), ct);
         var source = await server.CreateDatabaseAsync(BenchSchema.Database, ct);
-        await BenchSchema.CreateAsync(source, ct);
+        await BenchSchema.CreateAsync(source, options.Publication, ct);
 
         Progress($"generating a backlog of {options.Changes:N0} changes with pgbench");
         var backlog = await BacklogGenerator.GenerateAsync(server.BinDirectory, source, ContenderNames.Draining.Select(ContenderNames.Slot), options.Changes, ct);
@@ -41,17 +47,18 @@ internal static class HarnessRunner
         var results = new List<ContenderResult>();
 
         Progress($"draining with {ContenderNames.PgRecvLogical}");
-        results.Add(await PgRecvLogicalContender.RunAsync(server.BinDirectory, source, backlog, drainTimeout, ct));
+        results.Add(await WithWalsenderAsync(source, ContenderNames.Slot(ContenderNames.PgRecvLogical),
+            () => PgRecvLogicalContender.RunAsync(server.BinDirectory, source, backlog, drainTimeout, ct), ct));
         results.Add(await DrainAsync(ContenderNames.Npgsql, null, 0, drainTimeout));
-        results.Add(await DrainAsync(ContenderNames.OursReadOnly, await server.CreateDatabaseAsync("changelog_read_only", ct), 0, drainTimeout));
-        var endToEndChangelog = await server.CreateDatabaseAsync("changelog_end_to_end", ct);
+        results.Add(await DrainAsync(ContenderNames.OursReadOnly, await ChangelogAsync("changelog_read_only"), 0, drainTimeout));
+        var endToEndChangelog = await ChangelogAsync("changelog_end_to_end");
         var endToEnd = await DrainAsync(ContenderNames.OursEndToEnd, endToEndChangelog, 0, drainTimeout);
         results.Add(endToEnd);
         results.Add(await DrainAsync(ContenderNames.GoPerChange, await server.CreateDatabaseAsync("changelog_go", ct), goChanges, Scale(options, goChanges / SlowestGoChangesPerSecond)));
 
         Progress($"{ContenderNames.BinaryCopy}: storing the rows {ContenderNames.OursEndToEnd} wrote into empty tables");
         results.Add(endToEnd.Succeeded
-            ? await ContenderProcess.RunAsync(Spec(ContenderNames.BinaryCopy, endToEndChangelog, 0) with
+            ? await ContenderProcess.RunAsync(Spec(ContenderNames.BinaryCopy, endToEndChangelog ?? source, 0) with
             {
                 CopyTargetConnectionString = await server.CreateDatabaseAsync("changelog_copy", ct),
             }, drainTimeout, ct)
@@ -64,7 +71,7 @@ internal static class HarnessRunner
             Progress($"steady state: pgbench for {options.SteadySeconds} s without a consumer, with pg_recvlogical, then with the pipeline consuming");
             try
             {
-                steady = await SteadyStateRunner.RunAsync(server.BinDirectory, source, await server.CreateDatabaseAsync("changelog_steady", ct),
+                steady = await SteadyStateRunner.RunAsync(server.BinDirectory, source, await ChangelogAsync("changelog_steady"),
                     options.SteadySeconds, options.SteadyClients, Scale(options, options.SteadySeconds * 10.0), ct, options.BinaryTuples);
             }
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
@@ -83,17 +90,33 @@ internal static class HarnessRunner
             {
                 Name = ContenderNames.OursEndToEnd,
                 SourceConnectionString = source,
-                ChangelogConnectionString = await server.CreateDatabaseAsync("changelog_big_transaction", ct),
+                ChangelogConnectionString = await ChangelogAsync("changelog_big_transaction"),
                 SlotName = BigTransaction.Slot,
                 PublicationName = BenchSchema.Publication,
                 StopLsn = stop,
                 BinaryTuples = options.BinaryTuples,
             };
-            bigTransaction = await ContenderProcess.RunAsync(spec, Scale(options, options.BigTransactionRows / SlowestDrainChangesPerSecond), ct) with
+            bigTransaction = await WithWalsenderAsync(source, BigTransaction.Slot,
+                () => ContenderProcess.RunAsync(spec, Scale(options, options.BigTransactionRows / SlowestDrainChangesPerSecond), ct), ct) with
             {
                 Name = ContenderNames.OursBigTransaction,
             };
             await BacklogGenerator.DropSlotsAsync(source, [BigTransaction.Slot], ct);
+        }
+
+        IdleResult? idle = null;
+        if (options.IdleSeconds > 0)
+        {
+            Progress($"idle: the pipeline running for {options.IdleSeconds} s with nothing else writing");
+            try
+            {
+                idle = await IdleRunner.RunAsync(source, await ChangelogAsync("changelog_idle"), options.IdleSeconds, Scale(options, 60), options.BinaryTuples, ct);
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+            {
+                Progress($"idle phase failed: {e}");
+                idle = new IdleResult { Seconds = options.IdleSeconds, Error = $"{e.GetType().Name}: {e.Message}" };
+            }
         }
 
         var report = new HarnessReport
@@ -105,6 +128,7 @@ internal static class HarnessRunner
             Contenders = results,
             SteadyState = steady,
             BigTransaction = bigTransaction,
+            Idle = idle,
         };
         report = report with { Goals = GoalTable.Evaluate(report) };
         var markdown = MarkdownReport.Render(report);
@@ -113,6 +137,8 @@ internal static class HarnessRunner
         await File.WriteAllTextAsync(Path.Combine(options.OutputDirectory, MarkdownFile), markdown, ct);
         Console.Write(markdown);
         Progress($"wrote {Path.Combine(options.OutputDirectory, JsonFile)} and {MarkdownFile}");
+        foreach (var stopped in results.Append(bigTransaction).OfType<ContenderResult>().Where(r => r.StopError is not null))
+            Progress($"WARNING {stopped.Name} reached the end, then failed while stopping: {stopped.StopError}");
         foreach (var failed in results.Append(bigTransaction).OfType<ContenderResult>().Where(r => !r.Succeeded))
             Progress($"FAILED {failed.Name}: {failed.Error}");
         return report.AllSucceeded ? 0 : 1;
@@ -129,10 +155,15 @@ internal static class HarnessRunner
             BinaryTuples = options.BinaryTuples,
         };
 
+        // Our pipeline's changelog: a database of its own per phase, or (null) the source database.
+        async Task<string?> ChangelogAsync(string database)
+            => options.ChangelogInSource ? null : await server.CreateDatabaseAsync(database, ct);
+
         async Task<ContenderResult> DrainAsync(string name, string? changelog, long maxChanges, TimeSpan timeout)
         {
             Progress($"draining with {name}");
-            var result = await ContenderProcess.RunAsync(Spec(name, changelog, maxChanges), timeout, ct);
+            var spec = Spec(name, changelog, maxChanges);
+            var result = await WithWalsenderAsync(source, spec.SlotName, () => ContenderProcess.RunAsync(spec, timeout, ct), ct);
             if (result.Succeeded && result.ReachedEnd)
             {
                 result = result with { PgoutputBytes = backlog.PgoutputBytes };
@@ -141,6 +172,19 @@ internal static class HarnessRunner
             }
             return result;
         }
+    }
+
+    /// <summary>Runs one contender while this process reads the CPU of the walsender serving <paramref name="slot"/>.</summary>
+    internal static async Task<ContenderResult> WithWalsenderAsync(string source, string slot, Func<Task<ContenderResult>> run, CancellationToken ct)
+    {
+        await using var walsender = await WalsenderCpu.StartAsync(source, slot, ct);
+        var result = await run();
+        if (walsender is null)
+            return result;
+        var usage = await walsender.StopAsync(ct);
+        if (usage.Processes > 1)
+            Progress($"{result.Name}: {usage.Processes} walsenders served slot {slot} (pids {string.Join(", ", usage.Pids)}): a reconnect; their CPU is summed");
+        return usage.Processes == 0 ? result : result with { WalsenderCpuSeconds = usage.CpuSeconds, WalsenderProcesses = usage.Processes };
     }
 
     internal static TimeSpan Scale(HarnessOptions options, double seconds)
@@ -160,8 +204,7 @@ internal static class HarnessRunner
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync(ct);
         await using var version = new NpgsqlCommand("SHOW server_version", connection);
-        var command = string.Create(CultureInfo.InvariantCulture,
-            $"dotnet run -c Release --project bench/Synchro.Pipeline.LoadHarness -- --changes {options.Changes} --go-changes {options.GoChanges} --steady-seconds {options.SteadySeconds} --steady-clients {options.SteadyClients} --big-transaction {options.BigTransactionRows} --out {options.OutputDirectory}{(options.BinaryTuples ? " --binary" : "")}");
+        var command = "dotnet run -c Release --project bench/Synchro.Pipeline.LoadHarness -- " + options.CommandLine();
         return new MachineFacts(Environment.ProcessorCount, (string)(await version.ExecuteScalarAsync(ct))!, RuntimeInformation.OSDescription, RuntimeInformation.FrameworkDescription, command);
     }
 

@@ -31,7 +31,6 @@ internal static class BenchSchema
         CREATE INDEX ON order_lines (order_id);
         INSERT INTO orders (user_id, title) SELECT 'u' || (g % 1000 + 1), 'seed order ' || g FROM generate_series(1, 1000) g;
         INSERT INTO order_lines (order_id, product) SELECT g, 'seed product ' || g FROM generate_series(1, 1000) g;
-        CREATE PUBLICATION bench_pub FOR TABLE orders, order_lines;
         """;
 
     /// <summary>The tables as every pipeline-shaped contender registers them.</summary>
@@ -39,11 +38,16 @@ internal static class BenchSchema
         .Add(new TableRegistration("orders") { OwnerColumn = "user_id" })
         .Add(new TableRegistration("order_lines") { ParentTable = "orders", ParentForeignKeyColumn = "order_id", SoftDeleteColumn = null });
 
-    public static async Task CreateAsync(string connectionString, CancellationToken ct)
+    /// <summary>
+    /// The tables, their seed and the publication: <c>FOR TABLE orders, order_lines</c>, or <c>FOR ALL TABLES</c>, which
+    /// also publishes the pipeline's sidecar tables once they exist in this database (the changelog in the source).
+    /// </summary>
+    public static async Task CreateAsync(string connectionString, PublicationScope publication, CancellationToken ct)
     {
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync(ct);
-        await using var command = new NpgsqlCommand(Ddl, connection);
+        var target = publication == PublicationScope.AllTables ? "ALL TABLES" : "TABLE orders, order_lines";
+        await using var command = new NpgsqlCommand($"{Ddl}\nCREATE PUBLICATION {Publication} FOR {target};", connection);
         await command.ExecuteNonQueryAsync(ct);
     }
 }

@@ -1,6 +1,6 @@
 // Run (needs the PostgreSQL server binaries, as the tests do):
 //   dotnet run -c Release --project bench/Synchro.Pipeline.LoadHarness -- catch-up --changes 1000000
-//   quick: --changes 60000; also --binary (binary tuple mode) and --timeout-scale X.
+//   quick: --changes 60000; also --binary (binary tuple mode), --timeout-scale X, --changelog-in-source and --publication all-tables|tables.
 using System.Globalization;
 using Synchro.Pipeline.LoadHarness.Backlog;
 using Synchro.Pipeline.LoadHarness.Contenders;
@@ -11,7 +11,8 @@ namespace Synchro.Pipeline.LoadHarness.CatchUp;
 /// <summary>
 /// Catch-up of our pipeline alone (formerly the test <c>CatchUpMeasurementTests</c>): on a throwaway server, a pgbench
 /// backlog written while no consumer runs, then drained end to end into a changelog database by the pipeline in a
-/// process of its own. Prints one line: the backlog, the drain's rate and CPU, the rows written and the peak memory.
+/// process of its own (or into the source database, <see cref="HarnessOptions.ChangelogInSource"/>). Prints one line: the
+/// backlog, the drain's rate and CPU, the walsender's CPU, the rows written and the peak memory.
 /// </summary>
 /// <remarks>
 /// The same drain as the harness's <see cref="ContenderNames.OursEndToEnd"/> contender, without the others, the steady
@@ -26,7 +27,7 @@ internal static class CatchUpRunner
         HarnessRunner.Progress("starting a throwaway PostgreSQL server");
         await using var server = await LocalPostgresServer.StartAsync(HarnessRunner.ServerOptions(), ct);
         var source = await server.CreateDatabaseAsync(BenchSchema.Database, ct);
-        await BenchSchema.CreateAsync(source, ct);
+        await BenchSchema.CreateAsync(source, options.Publication, ct);
         var slot = ContenderNames.Slot(ContenderNames.OursEndToEnd);
 
         HarnessRunner.Progress($"generating a backlog of {options.Changes:N0} changes with pgbench");
@@ -37,14 +38,17 @@ internal static class CatchUpRunner
         {
             Name = ContenderNames.OursEndToEnd,
             SourceConnectionString = source,
-            ChangelogConnectionString = await server.CreateDatabaseAsync("changelog_catch_up", ct),
+            ChangelogConnectionString = options.ChangelogInSource ? null : await server.CreateDatabaseAsync("changelog_catch_up", ct),
             SlotName = slot,
             PublicationName = BenchSchema.Publication,
             StopLsn = backlog.LastCommitEndLsn,
             BinaryTuples = options.BinaryTuples,
         };
-        var result = await ContenderProcess.RunAsync(spec, HarnessRunner.Scale(options, backlog.Changes / HarnessRunner.SlowestDrainChangesPerSecond), ct);
+        var result = await HarnessRunner.WithWalsenderAsync(source, slot,
+            () => ContenderProcess.RunAsync(spec, HarnessRunner.Scale(options, backlog.Changes / HarnessRunner.SlowestDrainChangesPerSecond), ct), ct);
         await BacklogGenerator.DropSlotsAsync(source, [slot], ct);
+        if (result.StopError is not null)
+            HarnessRunner.Progress($"WARNING {result.Name} reached the end, then failed while stopping: {result.StopError}");
         if (!result.Succeeded)
         {
             HarnessRunner.Progress($"FAILED {result.Name}: {result.Error}");
@@ -54,7 +58,8 @@ internal static class CatchUpRunner
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"catch-up{(options.BinaryTuples ? " (binary tuples)" : "")}: backlog {backlog.Changes:N0} changes in {backlog.Transactions:N0} transactions, "
             + $"{backlog.WalBytes / (1024.0 * 1024):F0} MiB of WAL; drained in {result.WallSeconds:F1} s = {result.ChangesPerSecond:N0} changes/s, "
-            + $"{result.CpuSecondsPerMillionChanges:F1} CPU s per 1M changes; {result.Changes:N0} changes committed, "
+            + $"{result.CpuSecondsPerMillionChanges:F1} CPU s per 1M changes; walsender {result.WalsenderCpuSeconds:F1} CPU s = {result.WalsenderCpuSecondsPerMillionChanges:F1} per 1M changes"
+            + $"{(result.WalsenderProcesses > 1 ? $" ({result.WalsenderProcesses} walsenders)" : "")}; {result.Changes:N0} changes committed, "
             + $"{result.ChangelogRows:N0} changelog rows, {result.EdgeRows:N0} edges; peak RSS {result.PeakRssBytes / (1024.0 * 1024):F0} MiB"));
         if (!result.ReachedEnd || result.Changes != backlog.Changes)
         {

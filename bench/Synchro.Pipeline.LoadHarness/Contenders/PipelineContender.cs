@@ -6,8 +6,12 @@ namespace Synchro.Pipeline.LoadHarness.Contenders;
 
 /// <summary>
 /// Our pipeline draining its slot until it has committed the backlog's last transaction: end to end
-/// into its own changelog database, or with writing switched off (<see cref="WalPipelineOptions.DiscardWrites"/>).
+/// into its own changelog database or the source's, or with writing switched off (<see cref="WalPipelineOptions.DiscardWrites"/>).
 /// </summary>
+/// <remarks>
+/// The rows written are counted before and after the drain: a changelog in the source database holds the earlier
+/// phases' rows too.
+/// </remarks>
 internal static class PipelineContender
 {
     private static readonly TimeSpan s_pollInterval = TimeSpan.FromMilliseconds(20);
@@ -27,6 +31,8 @@ internal static class PipelineContender
             BinaryTupleMode = spec.BinaryTuples,
             ReadCoalescing = SocketCompletions.Inline,
         };
+        var changelogDatabase = spec.ChangelogConnectionString ?? spec.SourceConnectionString;
+        var before = discardWrites ? default : await CountRowsAsync(changelogDatabase, ct);
         await using var pipeline = new WalPipeline(options);
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(ct);
 
@@ -37,7 +43,16 @@ internal static class PipelineContender
         var reachedEnd = pipeline.GetStatus().CommittedLsn >= stop;
         var result = ProcessUsage.Since(usage, new ContenderResult { Name = spec.Name, ReachedEnd = reachedEnd });
         await cancel.CancelAsync();
-        await run;
+        try
+        {
+            await run;
+        }
+        catch (WalPipelineException e) when (reachedEnd)
+        {
+            // The drain is complete and measured; the pipeline failed while stopping (the steady state and idle phase
+            // tolerate that too). Reported with the result, not as the contender's failure.
+            result = result with { StopError = $"{e.Message} ({e.GetBaseException().GetType().Name}: {e.GetBaseException().Message})" };
+        }
         if (!reachedEnd)
             throw new InvalidOperationException($"the pipeline stopped at {pipeline.GetStatus().CommittedLsn} before {stop}");
 
@@ -45,19 +60,33 @@ internal static class PipelineContender
         result = result with { Changes = status.ChangesCommitted };
         if (discardWrites)
             return result;
-        await using var changelog = new NpgsqlConnection(spec.ChangelogConnectionString);
-        await changelog.OpenAsync(ct);
+        var after = await CountRowsAsync(changelogDatabase, ct);
         return result with
         {
-            ChangelogRows = await CountAsync(changelog, "sync_changelog", ct),
-            EdgeRows = await CountAsync(changelog, "sync_bucket_edges", ct),
+            ChangelogRows = after.Changelog - before.Changelog,
+            EdgeRows = after.Edges - before.Edges,
         };
+    }
+
+    /// <summary>The changelog's and the edges' rows; none before the pipeline created the tables.</summary>
+    private static async Task<(long Changelog, long Edges)> CountRowsAsync(string connectionString, CancellationToken ct)
+    {
+        await using var changelog = new NpgsqlConnection(connectionString);
+        await changelog.OpenAsync(ct);
+        try
+        {
+            return (await CountAsync(changelog, "sync_changelog", ct), await CountAsync(changelog, "sync_bucket_edges", ct));
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedTable)
+        {
+            return (0, 0);
+        }
     }
 
     private static async Task<long> CountAsync(NpgsqlConnection connection, string table, CancellationToken ct)
     {
         // The table name is one of the library's constants, never input.
-        await using var command = new NpgsqlCommand($"SELECT count(*) FROM {table}", connection);
+        await using var command = new NpgsqlCommand($"SELECT count(*) FROM {table}", connection) { CommandTimeout = 0 };
         return (long)(await command.ExecuteScalarAsync(ct))!;
     }
 }

@@ -1,5 +1,6 @@
 using Synchro.Pipeline.LoadHarness.Backlog;
 using Synchro.Pipeline.LoadHarness.Contenders;
+using Synchro.Pipeline.LoadHarness.Idle;
 using Synchro.Pipeline.LoadHarness.SteadyState;
 
 namespace Synchro.Pipeline.LoadHarness.Reporting;
@@ -22,6 +23,9 @@ internal sealed record HarnessReport
 
     /// <summary>Ours end to end on one large transaction; null when not run.</summary>
     public ContenderResult? BigTransaction { get; init; }
+
+    /// <summary>The pipeline running with nothing else writing; null when not run.</summary>
+    public IdleResult? Idle { get; init; }
     public IReadOnlyList<GoalRow> Goals { get; init; } = [];
 
     /// <summary>Each contender's changes/s divided by pg_recvlogical's in the same run.</summary>
@@ -30,7 +34,7 @@ internal sealed record HarnessReport
             ? Contenders.Where(c => c.ChangesPerSecond is not null).ToDictionary(c => c.Name, c => c.ChangesPerSecond!.Value / ceiling)
             : new Dictionary<string, double>();
 
-    public bool AllSucceeded => Contenders.All(c => c.Succeeded) && SteadyState?.Error is null && BigTransaction?.Succeeded != false;
+    public bool AllSucceeded => Contenders.All(c => c.Succeeded) && SteadyState?.Error is null && BigTransaction?.Succeeded != false && Idle?.Error is null;
 
     public ContenderResult? Find(string name) => Contenders.FirstOrDefault(c => c.Name == name && c.Succeeded);
 }

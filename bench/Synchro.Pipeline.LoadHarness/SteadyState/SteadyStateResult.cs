@@ -22,5 +22,17 @@ internal sealed record SteadyStateResult
 
     public long ChangesCommitted { get; init; }
     public double CatchUpSeconds { get; init; }
+
+    /// <summary>CPU of the walsender serving the pipeline from pgbench's start until the pipeline caught up; null when not measured.</summary>
+    public double? WalsenderCpuSeconds { get; init; }
+    public int? WalsenderProcesses { get; init; }
+    public double? WalsenderCpuSecondsPerMillionChanges => WalsenderCpuSeconds is { } cpu && ChangesCommitted > 0 ? cpu * 1e6 / ChangesCommitted : null;
+
+    /// <summary>The changes pgbench made while pg_recvlogical consumed, and the CPU of its walsender until it had sent them.</summary>
+    public long PgRecvLogicalChanges { get; init; }
+    public double? PgRecvLogicalWalsenderCpuSeconds { get; init; }
+    public int? PgRecvLogicalWalsenderProcesses { get; init; }
+    public double? PgRecvLogicalWalsenderCpuSecondsPerMillionChanges
+        => PgRecvLogicalWalsenderCpuSeconds is { } cpu && PgRecvLogicalChanges > 0 ? cpu * 1e6 / PgRecvLogicalChanges : null;
     public string? Error { get; init; }
 }

@@ -4,6 +4,7 @@ using Npgsql;
 using NpgsqlTypes;
 using Synchro.Pipeline.LoadHarness.Backlog;
 using Synchro.Pipeline.LoadHarness.Contenders;
+using Synchro.Pipeline.LoadHarness.Walsender;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Decoding;
 
@@ -12,7 +13,9 @@ namespace Synchro.Pipeline.LoadHarness.SteadyState;
 /// <summary>
 /// pgbench unthrottled for a fixed time with no consumer, then with <c>pg_recvlogical</c> consuming (the cost of
 /// logical decoding alone: the walsender shares the primary's cores), then with our pipeline consuming live (in
-/// this process, so its latency histogram can be listened to), sampling its lag every 100 ms.
+/// this process, so its latency histogram can be listened to), sampling its lag every 100 ms. The walsender's CPU is
+/// read over the run with <c>pg_recvlogical</c> (until it has sent everything pgbench wrote) and over the run with the
+/// pipeline (from pgbench's start until the pipeline has caught up).
 /// </summary>
 internal static class SteadyStateRunner
 {
@@ -21,42 +24,28 @@ internal static class SteadyStateRunner
 
     private static readonly TimeSpan s_sampleInterval = TimeSpan.FromMilliseconds(100);
     private static readonly TimeSpan s_startTimeout = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan s_sentTimeout = TimeSpan.FromSeconds(60);
 
-    public static async Task<SteadyStateResult> RunAsync(string binDirectory, string sourceConnectionString, string changelogConnectionString,
+    /// <summary>The three runs; the pipeline writes into <c>changelogConnectionString</c>, or the source database when it is null.</summary>
+    public static async Task<SteadyStateResult> RunAsync(string binDirectory, string sourceConnectionString, string? changelogConnectionString,
         int seconds, int clients, TimeSpan catchUpTimeout, CancellationToken ct, bool binaryTuples = false)
     {
         string[] pgbenchArguments = ["-c", Invariant(clients), "-j", Invariant(Math.Min(clients, Environment.ProcessorCount)), "-T", Invariant(seconds)];
         var without = await Pgbench.RunAsync(binDirectory, sourceConnectionString, pgbenchArguments, ct);
-        var withPgRecvLogical = await WithPgRecvLogicalAsync(binDirectory, sourceConnectionString, pgbenchArguments, ct);
+        var (withPgRecvLogical, recvWalsender) = await WithPgRecvLogicalAsync(binDirectory, sourceConnectionString, pgbenchArguments, ct);
         await CreateSlotAsync(sourceConnectionString, Slot, ct);
 
         using var latency = new LatencyRecorder();
-        await using var pipeline = new WalPipeline(new WalPipelineOptions
-        {
-            ConnectionString = sourceConnectionString,
-            ChangelogConnectionString = changelogConnectionString,
-            SlotName = Slot,
-            PublicationName = BenchSchema.Publication,
-            CreateSlotIfMissing = false,
-            Tables = BenchSchema.Registry(),
-            BinaryTupleMode = binaryTuples,
-            ReadCoalescing = SocketCompletions.Inline,
-        });
+        await using var pipeline = new WalPipeline(PipelineOptions(sourceConnectionString, changelogConnectionString, Slot, binaryTuples));
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var run = pipeline.RunAsync(stop.Token);
         try
         {
-            var started = Stopwatch.StartNew();
-            while (pipeline.GetStatus().State != WalPipelineState.Running)
-            {
-                ThrowIfStopped(run, pipeline);
-                if (started.Elapsed > s_startTimeout)
-                    throw new TimeoutException($"the pipeline did not start in {s_startTimeout.TotalSeconds:F0} s");
-                await Task.Delay(s_sampleInterval, ct);
-            }
+            await WaitForRunningAsync(pipeline, run, ct);
 
             var lagBytes = new List<double>();
             var lagSeconds = new List<double>();
+            await using var walsender = await WalsenderCpu.StartAsync(sourceConnectionString, Slot, ct);
             var bench = Pgbench.RunAsync(binDirectory, sourceConnectionString, pgbenchArguments, ct);
             while (!bench.IsCompleted)
             {
@@ -74,6 +63,7 @@ internal static class SteadyStateRunner
 
             var catchUp = Stopwatch.StartNew();
             await WaitForCatchUpAsync(sourceConnectionString, pipeline, run, catchUpTimeout, ct);
+            var pipelineWalsender = walsender is null ? null : await walsender.StopAsync(ct);
             return new SteadyStateResult
             {
                 Seconds = seconds,
@@ -86,6 +76,11 @@ internal static class SteadyStateRunner
                 LatencyMilliseconds = Percentiles.Of(latency.Snapshot().Select(s => s * 1000)),
                 ChangesCommitted = pipeline.GetStatus().ChangesCommitted,
                 CatchUpSeconds = catchUp.Elapsed.TotalSeconds,
+                WalsenderCpuSeconds = pipelineWalsender?.CpuSeconds,
+                WalsenderProcesses = pipelineWalsender?.Processes,
+                PgRecvLogicalChanges = withPgRecvLogical.Transactions * BenchWorkload.ChangesPerTransaction,
+                PgRecvLogicalWalsenderCpuSeconds = recvWalsender?.CpuSeconds,
+                PgRecvLogicalWalsenderProcesses = recvWalsender?.Processes,
             };
         }
         finally
@@ -102,11 +97,37 @@ internal static class SteadyStateRunner
         }
     }
 
-    private static async Task<PgbenchResult> WithPgRecvLogicalAsync(string binDirectory, string connectionString, string[] pgbenchArguments, CancellationToken ct)
+    /// <summary>The pipeline's options in the steady state and the idle phase; <paramref name="changelogConnectionString"/> null for the source database.</summary>
+    internal static WalPipelineOptions PipelineOptions(string sourceConnectionString, string? changelogConnectionString, string slot, bool binaryTuples) => new()
+    {
+        ConnectionString = sourceConnectionString,
+        ChangelogConnectionString = changelogConnectionString,
+        SlotName = slot,
+        PublicationName = BenchSchema.Publication,
+        CreateSlotIfMissing = false,
+        Tables = BenchSchema.Registry(),
+        BinaryTupleMode = binaryTuples,
+        ReadCoalescing = SocketCompletions.Inline,
+    };
+
+    internal static async Task WaitForRunningAsync(WalPipeline pipeline, Task run, CancellationToken ct)
+    {
+        var started = Stopwatch.StartNew();
+        while (pipeline.GetStatus().State != WalPipelineState.Running)
+        {
+            ThrowIfStopped(run, pipeline);
+            if (started.Elapsed > s_startTimeout)
+                throw new TimeoutException($"the pipeline did not start in {s_startTimeout.TotalSeconds:F0} s");
+            await Task.Delay(s_sampleInterval, ct);
+        }
+    }
+
+    private static async Task<(PgbenchResult Result, WalsenderUsage? Walsender)> WithPgRecvLogicalAsync(string binDirectory, string connectionString, string[] pgbenchArguments, CancellationToken ct)
     {
         await CreateSlotAsync(connectionString, PgRecvLogicalSlot, ct);
         var start = PgRecvLogicalContender.StartInfo(binDirectory, connectionString, PgRecvLogicalSlot, endLsn: null);
         start.RedirectStandardError = true;
+        await using var walsender = await WalsenderCpu.StartAsync(connectionString, PgRecvLogicalSlot, ct);
         using var receiver = Process.Start(start) ?? throw new InvalidOperationException("could not start pg_recvlogical");
         var errors = receiver.StandardError.ReadToEndAsync(ct);
         try
@@ -114,7 +135,10 @@ internal static class SteadyStateRunner
             var result = await Pgbench.RunAsync(binDirectory, connectionString, pgbenchArguments, ct);
             if (receiver.HasExited)
                 throw new InvalidOperationException($"pg_recvlogical stopped during the run (exit {receiver.ExitCode}): {(await errors).Trim()}");
-            return result;
+            if (walsender is null)
+                return (result, null);
+            await WaitForSentAsync(connectionString, PgRecvLogicalSlot, ct);
+            return (result, await walsender.StopAsync(ct));
         }
         finally
         {
@@ -125,7 +149,32 @@ internal static class SteadyStateRunner
         }
     }
 
-    private static async Task CreateSlotAsync(string connectionString, string slot, CancellationToken ct)
+    /// <summary>
+    /// Until the walsender of <paramref name="slot"/> has decoded and sent the WAL up to the insert position now (its
+    /// <c>sent_lsn</c>), so its CPU covers everything pgbench wrote; gives up after <see cref="s_sentTimeout"/>.
+    /// </summary>
+    private static async Task WaitForSentAsync(string connectionString, string slot, CancellationToken ct)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(ct);
+        await using var current = new NpgsqlCommand("SELECT pg_current_wal_insert_lsn()", connection);
+        var end = (NpgsqlLogSequenceNumber)(await current.ExecuteScalarAsync(ct))!;
+        await using var sent = new NpgsqlCommand(
+            "SELECT r.sent_lsn FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid WHERE s.slot_name = $1", connection);
+        sent.Parameters.AddWithValue(slot);
+        var clock = Stopwatch.StartNew();
+        while (await sent.ExecuteScalarAsync(ct) is not NpgsqlLogSequenceNumber at || at < end)
+        {
+            if (clock.Elapsed > s_sentTimeout)
+            {
+                HarnessRunner.Progress($"WARNING: the walsender of {slot} had not sent {end} after {s_sentTimeout.TotalSeconds:F0} s; its CPU stops there");
+                return;
+            }
+            await Task.Delay(s_sampleInterval, ct);
+        }
+    }
+
+    internal static async Task CreateSlotAsync(string connectionString, string slot, CancellationToken ct)
     {
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync(ct);
@@ -137,7 +186,7 @@ internal static class SteadyStateRunner
     /// position at a commit or at a heartbeat with nothing pending, so a heartbeat is written every interval
     /// until one lands after the last batch.
     /// </summary>
-    private static async Task WaitForCatchUpAsync(string connectionString, WalPipeline pipeline, Task run, TimeSpan timeout, CancellationToken ct)
+    internal static async Task WaitForCatchUpAsync(string connectionString, WalPipeline pipeline, Task run, TimeSpan timeout, CancellationToken ct)
     {
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync(ct);
@@ -155,7 +204,7 @@ internal static class SteadyStateRunner
         }
     }
 
-    private static void ThrowIfStopped(Task run, WalPipeline pipeline)
+    internal static void ThrowIfStopped(Task run, WalPipeline pipeline)
     {
         if (run.IsCompleted)
             throw new InvalidOperationException($"the pipeline stopped: {pipeline.GetStatus().Failure?.Message ?? run.Exception?.GetBaseException().Message ?? "no error"}");

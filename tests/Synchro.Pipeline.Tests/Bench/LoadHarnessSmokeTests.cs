@@ -19,37 +19,7 @@ public sealed class LoadHarnessSmokeTests
         var output = Directory.CreateTempSubdirectory("synchro-load-harness-");
         try
         {
-            var start = new ProcessStartInfo("dotnet")
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-            };
-            foreach (var argument in new[]
-            {
-                Path.Combine(AppContext.BaseDirectory, "Synchro.Pipeline.LoadHarness.dll"),
-                "--changes", "3000", "--steady-seconds", "3", "--go-changes", "300", "--big-transaction", "2000", "--out", output.FullName,
-            })
-                start.ArgumentList.Add(argument);
-            using var process = Process.Start(start)!;
-            var stdout = process.StandardOutput.ReadToEndAsync();
-            var stderr = process.StandardError.ReadToEndAsync();
-            using (var limit = new CancellationTokenSource(s_timeout))
-            {
-                try
-                {
-                    await process.WaitForExitAsync(limit.Token);
-                }
-                catch (OperationCanceledException)
-                {
-                    process.Kill(entireProcessTree: true);
-                    Assert.Fail($"the harness did not finish in {s_timeout.TotalMinutes} minutes:\n{await stderr}");
-                }
-            }
-            var log = $"stdout:\n{await stdout}\nstderr:\n{await stderr}";
-            Assert.True(process.ExitCode == 0, $"exit {process.ExitCode}\n{log}");
-
-            using var report = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output.FullName, "load-harness.json")));
-            var root = report.RootElement;
+            var (root, log) = await RunAsync(output, "--changes", "3000", "--steady-seconds", "3", "--go-changes", "300", "--big-transaction", "2000");
             var backlogChanges = root.GetProperty("backlog").GetProperty("changes").GetInt64();
             Assert.InRange(backlogChanges, 2_900, 3_100);
             var contenders = root.GetProperty("contenders").EnumerateArray().ToDictionary(c => c.GetProperty("name").GetString()!);
@@ -83,10 +53,90 @@ public sealed class LoadHarnessSmokeTests
             Assert.Equal(2_000, big.GetProperty("changes").GetInt64());
             Assert.Equal(2_000, big.GetProperty("changelogRows").GetInt64());
             Assert.True(File.Exists(Path.Combine(output.FullName, "load-harness.md")));
+
+            // The walsender serving each of our pipeline's drains was found and read.
+            Assert.True(written.GetProperty("walsenderProcesses").GetInt32() >= 1, log);
+            Assert.True(written.GetProperty("walsenderCpuSeconds").GetDouble() >= 0);
+            Assert.True(steady.GetProperty("walsenderProcesses").GetInt32() >= 1, log);
+            Assert.False(root.TryGetProperty("idle", out _));
         }
         finally
         {
             output.Delete(recursive: true);
         }
+    }
+
+    [Fact]
+    public async Task Runs_with_the_changelog_in_the_source_and_an_idle_phase()
+    {
+        var output = Directory.CreateTempSubdirectory("synchro-load-harness-");
+        try
+        {
+            var (root, log) = await RunAsync(output, "--changes", "3000", "--steady-seconds", "0", "--go-changes", "300", "--big-transaction", "2000",
+                "--changelog-in-source", "--publication", "all-tables", "--idle-seconds", "2");
+            var options = root.GetProperty("options");
+            Assert.True(options.GetProperty("changelogInSource").GetBoolean());
+            Assert.Equal("all-tables", options.GetProperty("publication").GetString());
+
+            var backlogChanges = root.GetProperty("backlog").GetProperty("changes").GetInt64();
+            var contenders = root.GetProperty("contenders").EnumerateArray().ToDictionary(c => c.GetProperty("name").GetString()!);
+            foreach (var (name, contender) in contenders)
+                Assert.False(contender.TryGetProperty("error", out var error), $"{name}: {error}\n{log}");
+            var written = contenders["ours_end_to_end"];
+            Assert.Equal(backlogChanges, written.GetProperty("changes").GetInt64());
+            Assert.True(written.GetProperty("changelogRows").GetInt64() >= backlogChanges);
+            Assert.Equal(written.GetProperty("changelogRows").GetInt64(), contenders["binary_copy"].GetProperty("changelogRows").GetInt64());
+            Assert.True(written.GetProperty("walsenderProcesses").GetInt32() >= 1, log);
+
+            // The source's changelog holds the backlog's rows too: the big transaction counts only its own.
+            var big = root.GetProperty("bigTransaction");
+            Assert.False(big.TryGetProperty("error", out var bigError), $"{bigError}\n{log}");
+            Assert.Equal(2_000, big.GetProperty("changelogRows").GetInt64());
+
+            // Figures, not asserted beyond their presence: whether the position loop runs is what the phase reports.
+            var idle = root.GetProperty("idle");
+            Assert.False(idle.TryGetProperty("error", out var idleError), $"{idleError}\n{log}");
+            Assert.Equal(2, idle.GetProperty("seconds").GetInt32());
+            Assert.True(idle.GetProperty("walBytes").GetInt64() >= 0);
+            Assert.Equal(0, idle.GetProperty("changesCommitted").GetInt64());
+            Assert.True(idle.GetProperty("walsenderProcesses").GetInt32() >= 1, log);
+            Assert.Contains("Idle phase", await File.ReadAllTextAsync(Path.Combine(output.FullName, "load-harness.md")), StringComparison.Ordinal);
+        }
+        finally
+        {
+            output.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>Runs the harness with <paramref name="arguments"/> into <paramref name="output"/>; it must exit 0. Returns its JSON report and its output.</summary>
+    private static async Task<(JsonElement Report, string Log)> RunAsync(DirectoryInfo output, params string[] arguments)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Synchro.Pipeline.LoadHarness.dll"));
+        foreach (var argument in arguments.Concat(["--out", output.FullName]))
+            start.ArgumentList.Add(argument);
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using (var limit = new CancellationTokenSource(s_timeout))
+        {
+            try
+            {
+                await process.WaitForExitAsync(limit.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                process.Kill(entireProcessTree: true);
+                Assert.Fail($"the harness did not finish in {s_timeout.TotalMinutes} minutes:\n{await stderr}");
+            }
+        }
+        var log = $"stdout:\n{await stdout}\nstderr:\n{await stderr}";
+        Assert.True(process.ExitCode == 0, $"exit {process.ExitCode}\n{log}");
+        using var report = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output.FullName, "load-harness.json")));
+        return (report.RootElement.Clone(), log);
     }
 }
