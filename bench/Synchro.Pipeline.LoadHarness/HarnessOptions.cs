@@ -41,6 +41,9 @@ internal sealed record HarnessOptions
     /// </summary>
     public bool ChangelogInSource { get; init; }
 
+    /// <summary>Our pipeline sets <c>FilterOriginsOnServer</c> (pgoutput <c>origin 'none'</c> on PostgreSQL 16+).</summary>
+    public bool FilterOriginsOnServer { get; init; }
+
     public PublicationScope Publication { get; init; } = PublicationScope.Tables;
 
     /// <summary>Seconds of the idle phase (the pipeline running, nothing else writing); 0 skips it.</summary>
@@ -61,6 +64,7 @@ internal sealed record HarnessOptions
           --binary          our pipeline asks for binary tuples (BinaryTupleMode) instead of text
           --changelog-in-source  our pipeline writes its changelog into the source database (ChangelogConnectionString
                             null, the default deployment) instead of a database of its own per phase
+          --filter-origins-on-server  our pipeline sets FilterOriginsOnServer (pgoutput origin 'none', PostgreSQL 16+)
           --publication     tables: FOR TABLE orders, order_lines (default); all-tables: FOR ALL TABLES, which also
                             publishes the sidecar tables when they are in the source database
         quick run: --changes 50000 --steady-seconds 10 --go-changes 2000 --big-transaction 50000
@@ -74,9 +78,14 @@ internal sealed record HarnessOptions
         var options = new HarnessOptions();
         for (var i = 0; i < args.Count; i++)
         {
-            if (args[i] is "--binary" or "--changelog-in-source")
+            if (args[i] is "--binary" or "--changelog-in-source" or "--filter-origins-on-server")
             {
-                options = args[i] == "--binary" ? options with { BinaryTuples = true } : options with { ChangelogInSource = true };
+                options = args[i] switch
+                {
+                    "--binary" => options with { BinaryTuples = true },
+                    "--changelog-in-source" => options with { ChangelogInSource = true },
+                    _ => options with { FilterOriginsOnServer = true },
+                };
                 continue;
             }
             var value = i + 1 < args.Count ? args[i + 1] : throw new FormatException($"{args[i]} needs a value");
@@ -106,6 +115,7 @@ internal sealed record HarnessOptions
             + $" --out {OutputDirectory}"
             + (BinaryTuples ? " --binary" : "")
             + (ChangelogInSource ? " --changelog-in-source" : "")
+            + (FilterOriginsOnServer ? " --filter-origins-on-server" : "")
             + (Publication == PublicationScope.AllTables ? " --publication all-tables" : "");
 
     private static PublicationScope ParsePublication(string value) => value switch

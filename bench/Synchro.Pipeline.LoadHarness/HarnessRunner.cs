@@ -72,7 +72,7 @@ internal static class HarnessRunner
             try
             {
                 steady = await SteadyStateRunner.RunAsync(server.BinDirectory, source, await ChangelogAsync("changelog_steady"),
-                    options.SteadySeconds, options.SteadyClients, Scale(options, options.SteadySeconds * 10.0), ct, options.BinaryTuples);
+                    options.SteadySeconds, options.SteadyClients, Scale(options, options.SteadySeconds * 10.0), ct, options.BinaryTuples, options.FilterOriginsOnServer);
             }
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
             {
@@ -95,6 +95,7 @@ internal static class HarnessRunner
                 PublicationName = BenchSchema.Publication,
                 StopLsn = stop,
                 BinaryTuples = options.BinaryTuples,
+                FilterOriginsOnServer = options.FilterOriginsOnServer,
             };
             bigTransaction = await WithWalsenderAsync(source, BigTransaction.Slot,
                 () => ContenderProcess.RunAsync(spec, Scale(options, options.BigTransactionRows / SlowestDrainChangesPerSecond), ct), ct) with
@@ -110,7 +111,7 @@ internal static class HarnessRunner
             Progress($"idle: the pipeline running for {options.IdleSeconds} s with nothing else writing");
             try
             {
-                idle = await IdleRunner.RunAsync(source, await ChangelogAsync("changelog_idle"), options.IdleSeconds, Scale(options, 60), options.BinaryTuples, ct);
+                idle = await IdleRunner.RunAsync(source, await ChangelogAsync("changelog_idle"), options.IdleSeconds, Scale(options, 60), options.BinaryTuples, options.FilterOriginsOnServer, ct);
             }
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
             {
@@ -153,6 +154,7 @@ internal static class HarnessRunner
             StopLsn = backlog.LastCommitEndLsn,
             MaxChanges = maxChanges,
             BinaryTuples = options.BinaryTuples,
+            FilterOriginsOnServer = options.FilterOriginsOnServer,
         };
 
         // Our pipeline's changelog: a database of its own per phase, or (null) the source database.

@@ -43,6 +43,7 @@ internal static class CatchUpRunner
             PublicationName = BenchSchema.Publication,
             StopLsn = backlog.LastCommitEndLsn,
             BinaryTuples = options.BinaryTuples,
+            FilterOriginsOnServer = options.FilterOriginsOnServer,
         };
         var result = await HarnessRunner.WithWalsenderAsync(source, slot,
             () => ContenderProcess.RunAsync(spec, HarnessRunner.Scale(options, backlog.Changes / HarnessRunner.SlowestDrainChangesPerSecond), ct), ct);

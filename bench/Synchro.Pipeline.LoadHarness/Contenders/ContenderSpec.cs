@@ -18,4 +18,7 @@ internal sealed record ContenderSpec
 
     /// <summary>Our pipeline runs in binary tuple mode.</summary>
     public bool BinaryTuples { get; init; }
+
+    /// <summary>Our pipeline asks the server (16+) to leave out origin-tagged transactions (<c>FilterOriginsOnServer</c>).</summary>
+    public bool FilterOriginsOnServer { get; init; }
 }

@@ -29,6 +29,7 @@ internal static class PipelineContender
             Tables = BenchSchema.Registry(),
             DiscardWrites = discardWrites,
             BinaryTupleMode = spec.BinaryTuples,
+            FilterOriginsOnServer = spec.FilterOriginsOnServer,
             ReadCoalescing = SocketCompletions.Inline,
         };
         var changelogDatabase = spec.ChangelogConnectionString ?? spec.SourceConnectionString;

@@ -30,7 +30,7 @@ internal static class IdleRunner
 
     /// <summary>The idle window of <c>seconds</c>; the pipeline writes into <c>changelogConnectionString</c>, or the source database when it is null.</summary>
     public static async Task<IdleResult> RunAsync(string sourceConnectionString, string? changelogConnectionString, int seconds, TimeSpan catchUpTimeout,
-        bool binaryTuples, CancellationToken ct)
+        bool binaryTuples, bool filterOriginsOnServer, CancellationToken ct)
     {
         // What the earlier phases left to autovacuum is done now, so its WAL stays out of the window (what it still does
         // there is listed in the result).
@@ -38,7 +38,7 @@ internal static class IdleRunner
         if (changelogConnectionString is not null)
             await VacuumAsync(changelogConnectionString, ct);
         await SteadyStateRunner.CreateSlotAsync(sourceConnectionString, Slot, ct);
-        await using var pipeline = new WalPipeline(SteadyStateRunner.PipelineOptions(sourceConnectionString, changelogConnectionString, Slot, binaryTuples));
+        await using var pipeline = new WalPipeline(SteadyStateRunner.PipelineOptions(sourceConnectionString, changelogConnectionString, Slot, binaryTuples, filterOriginsOnServer));
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var run = pipeline.RunAsync(stop.Token);
         try

@@ -28,7 +28,7 @@ internal static class SteadyStateRunner
 
     /// <summary>The three runs; the pipeline writes into <c>changelogConnectionString</c>, or the source database when it is null.</summary>
     public static async Task<SteadyStateResult> RunAsync(string binDirectory, string sourceConnectionString, string? changelogConnectionString,
-        int seconds, int clients, TimeSpan catchUpTimeout, CancellationToken ct, bool binaryTuples = false)
+        int seconds, int clients, TimeSpan catchUpTimeout, CancellationToken ct, bool binaryTuples = false, bool filterOriginsOnServer = false)
     {
         string[] pgbenchArguments = ["-c", Invariant(clients), "-j", Invariant(Math.Min(clients, Environment.ProcessorCount)), "-T", Invariant(seconds)];
         var without = await Pgbench.RunAsync(binDirectory, sourceConnectionString, pgbenchArguments, ct);
@@ -36,7 +36,7 @@ internal static class SteadyStateRunner
         await CreateSlotAsync(sourceConnectionString, Slot, ct);
 
         using var latency = new LatencyRecorder();
-        await using var pipeline = new WalPipeline(PipelineOptions(sourceConnectionString, changelogConnectionString, Slot, binaryTuples));
+        await using var pipeline = new WalPipeline(PipelineOptions(sourceConnectionString, changelogConnectionString, Slot, binaryTuples, filterOriginsOnServer));
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var run = pipeline.RunAsync(stop.Token);
         try
@@ -98,7 +98,7 @@ internal static class SteadyStateRunner
     }
 
     /// <summary>The pipeline's options in the steady state and the idle phase; <paramref name="changelogConnectionString"/> null for the source database.</summary>
-    internal static WalPipelineOptions PipelineOptions(string sourceConnectionString, string? changelogConnectionString, string slot, bool binaryTuples) => new()
+    internal static WalPipelineOptions PipelineOptions(string sourceConnectionString, string? changelogConnectionString, string slot, bool binaryTuples, bool filterOriginsOnServer) => new()
     {
         ConnectionString = sourceConnectionString,
         ChangelogConnectionString = changelogConnectionString,
@@ -107,6 +107,7 @@ internal static class SteadyStateRunner
         CreateSlotIfMissing = false,
         Tables = BenchSchema.Registry(),
         BinaryTupleMode = binaryTuples,
+        FilterOriginsOnServer = filterOriginsOnServer,
         ReadCoalescing = SocketCompletions.Inline,
     };
 
