@@ -36,25 +36,32 @@ public sealed partial class WalPipeline
     }
 
     /// <summary>A fresh spill store for one replication connection, or null when neither option needs one.</summary>
-    private SpillStore? CreateSpillStore()
+    private SpillStore? CreateSpillStore(ILogger logger)
     {
         if (!_options.StreamLargeTransactions && !_options.TwoPhase)
             return null;
-        return new SpillStore(SpillDirectoryFor(_options), _options.Tables, SpillStatistics, chunkLimits: new BatchLimits(_options.MaxBatchRows, _options.MaxBatchBytes));
+        return new SpillStore(SpillDirectoryFor(_options), _options.Tables, SpillStatistics, chunkLimits: new BatchLimits(_options.MaxBatchRows, _options.MaxBatchBytes),
+            maxBytes: _options.MaxSpillBytes, privateParent: _options.SpillDirectory is null, logger);
     }
 
     /// <summary>
     /// The slot's own spill directory: named by the slot and a hash of the source server and database, because slot
-    /// names are unique per server only and the directory is emptied at every connection.
+    /// names are unique per server only and the directory is emptied at every connection. Under the temporary directory
+    /// the root is the user's own (<c>synchro-pipeline-spill-&lt;uid&gt;</c>), so users of one machine never share it.
     /// </summary>
     internal static string SpillDirectoryFor(WalPipelineOptions options)
     {
-        var root = options.SpillDirectory ?? Path.Combine(Path.GetTempPath(), "synchro-pipeline-spill");
+        var root = options.SpillDirectory ?? Path.Combine(Path.GetTempPath(), DefaultSpillRootName);
         var source = new NpgsqlConnectionStringBuilder(options.ConnectionString);
         var identity = $"{source.Host}:{source.Port.ToString(CultureInfo.InvariantCulture)}/{source.Database}/{options.SlotName}";
         var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(identity)))[..12];
         return Path.Combine(Path.GetFullPath(root), $"{options.SlotName}-{hash}");
     }
+
+    /// <summary>The name of the default spill root under the temporary directory: the user's own where users have ids.</summary>
+    private static string DefaultSpillRootName => OperatingSystem.IsWindows()
+        ? "synchro-pipeline-spill"
+        : "synchro-pipeline-spill-" + UnixFileStatus.EffectiveUserId.ToString(CultureInfo.InvariantCulture);
 
     /// <summary>
     /// Matches an existing slot's two-phase setting to <see cref="WalPipelineOptions.TwoPhase"/>. A slot created with

@@ -212,9 +212,10 @@ public sealed partial class WalPipeline : IAsyncDisposable
 
         var parser = new PgOutputParser(ParserOptions());
         var loggers = _options.LoggerFactory;
-        using var spill = CreateSpillStore();
+        var decoderLogger = loggers.CreateLogger(LogCategory + ".Decoder");
+        using var spill = CreateSpillStore(decoderLogger);
         var limits = new BatchLimits(_options.MaxBatchRows, _options.MaxBatchBytes);
-        var decoder = new ChangeDecoder(_options.Tables, limits, position, loggers.CreateLogger(LogCategory + ".Decoder"), spill)
+        var decoder = new ChangeDecoder(_options.Tables, limits, position, decoderLogger, spill)
         {
             BinaryTuples = _options.BinaryTupleMode,
             MessageHandlers = Handlers,

@@ -151,9 +151,23 @@ public sealed partial class WalPipelineOptions
 
     /// <summary>
     /// Where the changes of streamed and prepared transactions wait for their end, in a directory per slot that is
-    /// emptied at every connection. Default: <c>synchro-pipeline-spill</c> under the system's temporary directory.
+    /// emptied at every connection. Default: <c>synchro-pipeline-spill-&lt;uid&gt;</c> under the system's temporary
+    /// directory (the user's own).
     /// </summary>
+    /// <remarks>
+    /// The slot's directory (and the default root) is created with mode 0700 and must belong to the process's user; its
+    /// files are created with mode 0600. A directory there that belongs to another user, or is a symbolic link, is refused
+    /// at start, and so is a <see cref="SpillDirectory"/> that other users could write into without the sticky bit.
+    /// </remarks>
     public string? SpillDirectory { get; set; }
+
+    /// <summary>
+    /// The most the spill files of open streamed and prepared transactions may hold together, in bytes; 0 turns the cap
+    /// off. Default 1 GiB. A transaction that needs more stops the pipeline with an error that names it (nothing of it
+    /// is written; the server sends it again at the next start): raise the cap where the disk, or the memory of a
+    /// memory-backed temporary directory, has the room, or turn <see cref="StreamLargeTransactions"/> off.
+    /// </summary>
+    public long MaxSpillBytes { get; set; } = 1L << 30;
 
     /// <summary>Logging; categories <c>Synchro.Pipeline</c> (lifecycle) and <c>Synchro.Pipeline.Reader</c>, <c>.Decoder</c>, <c>.Writer</c>, <c>.Committer</c>. Default: none.</summary>
     public ILoggerFactory LoggerFactory { get; set; } = NullLoggerFactory.Instance;
@@ -278,6 +292,8 @@ public sealed partial class WalPipelineOptions
             problems.Add($"{nameof(SlowBatchThreshold)} is {SlowBatchThreshold}; it must be positive");
         if (SpillDirectory is not null && (string.IsNullOrWhiteSpace(SpillDirectory) || SpillDirectory.AsSpan().IndexOfAny(Path.GetInvalidPathChars()) >= 0))
             problems.Add($"{nameof(SpillDirectory)} '{SpillDirectory}' is not a usable directory path; leave it unset for the temporary directory");
+        if (MaxSpillBytes != 0 && MaxSpillBytes < 1024 * 1024)
+            problems.Add($"{nameof(MaxSpillBytes)} is {MaxSpillBytes}; it must be 0 (no cap) or at least 1 MiB (1048576)");
         if (MaxReconnectDelay < TimeSpan.FromMilliseconds(100))
             problems.Add($"{nameof(MaxReconnectDelay)} is {MaxReconnectDelay}; it must be at least 100 ms");
         FindHeartbeatSlotAndMessageProblems(problems);

@@ -1,4 +1,5 @@
 using System.Text;
+using Microsoft.Extensions.Logging;
 using Synchro.Pipeline.Decoding.Items;
 using Synchro.Pipeline.Decoding.Spill;
 using Synchro.Pipeline.Protocol;
@@ -204,6 +205,12 @@ internal sealed partial class ChangeDecoder
             if (_ready.Peek() is ChangeBatch cut)
                 _spill!.Statistics.ReplayBatch(cut.Count);
         }
+        catch (SpillDamagedException e)
+        {
+            _replay = null;
+            replay.Dispose();
+            throw Damaged(e);
+        }
         catch (IOException e)
         {
             throw SpillStore.Failed("read", _spill!.Directory, e);
@@ -215,7 +222,19 @@ internal sealed partial class ChangeDecoder
     {
         if (_preparedChunks is { } chunks)
         {
-            if (chunks.TryRead(out var records))
+            bool read;
+            byte[] records;
+            try
+            {
+                read = chunks.TryRead(out records);
+            }
+            catch (SpillDamagedException e)
+            {
+                _preparedChunks = null;
+                chunks.Dispose();
+                throw Damaged(e);
+            }
+            if (read)
             {
                 _ready.Enqueue(new PreparedChunk(_preparedStep!.Gid, _preparedChunkNumber++, records));
                 return;
@@ -244,6 +263,22 @@ internal sealed partial class ChangeDecoder
         else
             SendMessages();
     }
+
+    /// <summary>
+    /// A local spill file is damaged: said, and thrown on as it is — an <see cref="IOException"/>, so the run reconnects, the
+    /// store (and the file) goes, and the server sends the transaction again from the persisted position, which lies
+    /// before it (invariant 1 of docs/architecture.md: nothing of it was committed).
+    /// </summary>
+    private SpillDamagedException Damaged(SpillDamagedException error)
+    {
+        _spill!.Statistics.Damaged();
+        LogSpillFileDamaged(_logger, error.Location, error.Offset, error.Problem);
+        return error;
+    }
+
+    [LoggerMessage(EventId = Diagnostics.EventIds.SpillFileDamaged, Level = LogLevel.Warning,
+        Message = "The spill file {File} is damaged at byte {Offset}: {Problem}. It is not used: the pipeline reconnects and the server sends its transaction again")]
+    private static partial void LogSpillFileDamaged(ILogger logger, string file, long offset, string problem);
 
     private SpillStore RequireSpill()
         => _spill ?? throw new InvalidOperationException("A streaming or two-phase message arrived, but this decoder has no spill store; the pipeline did not request them.");

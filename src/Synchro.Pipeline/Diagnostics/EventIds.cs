@@ -82,6 +82,20 @@ internal static class EventIds
     /// <summary>A transactional logical message of a streamed or prepared transaction was not delivered.</summary>
     public const int SpilledMessageNotDelivered = 2003;
 
+    // Spill files (2004–2009): the decoder's, and the stored prepared transactions the writer reads back.
+
+    /// <summary>Spill files an earlier connection left (a kill, a crash) were removed; their transactions are sent again.</summary>
+    public const int SpillFilesLeftRemoved = 2004;
+
+    /// <summary>The spill directory was open to other users; its mode was set to 0700.</summary>
+    public const int SpillDirectoryTightened = 2005;
+
+    /// <summary>A local spill file was damaged: the transaction is read again from the server (reconnecting).</summary>
+    public const int SpillFileDamaged = 2006;
+
+    /// <summary>A stored prepared transaction skipped on purpose was damaged: the changes after the damage could not be kept.</summary>
+    public const int StoredPreparedTransactionDamaged = 2007;
+
     // Writer: 3xxx.
 
     /// <summary>Changes failed their bucket rule and went to <c>sync_rule_failures</c>.</summary>

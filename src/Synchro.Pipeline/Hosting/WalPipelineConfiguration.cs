@@ -18,7 +18,7 @@ namespace Synchro.Pipeline.Hosting;
 /// <c>SlotSafeWalSizeWarning</c>, <c>SkipOrigins</c> (a list, or one comma-separated value), <c>TagOwnWrites</c>,
 /// <c>FilterOriginsOnServer</c>, <c>InitialSnapshot</c>,
 /// <c>MaxBucketsPerChange</c>, <c>MaxRecordIdBytes</c>, <c>MaxBucketIdBytes</c>, <c>GlobalBucketFunction</c> (sets <see cref="TableRegistry.GlobalBucketFunction"/> of
-/// <see cref="WalPipelineOptions.Tables"/>), <c>StreamLargeTransactions</c>, <c>TwoPhase</c>, <c>SpillDirectory</c> and <c>Tables</c>.
+/// <see cref="WalPipelineOptions.Tables"/>), <c>StreamLargeTransactions</c>, <c>TwoPhase</c>, <c>SpillDirectory</c>, <c>MaxSpillBytes</c> and <c>Tables</c>.
 /// </para>
 /// <para>
 /// <c>Tables</c> holds one entry per table, keyed by its name (<c>orders</c>, or schema-qualified <c>app.orders</c>),
@@ -75,6 +75,7 @@ public static class WalPipelineConfiguration
         [nameof(WalPipelineOptions.StreamLargeTransactions)] = (s, o, p) => o.StreamLargeTransactions = Boolean(s, p) ?? o.StreamLargeTransactions,
         [nameof(WalPipelineOptions.TwoPhase)] = (s, o, p) => o.TwoPhase = Boolean(s, p) ?? o.TwoPhase,
         [nameof(WalPipelineOptions.SpillDirectory)] = (s, o, p) => o.SpillDirectory = EmptyIsNull(Text(s, p), o.SpillDirectory),
+        [nameof(WalPipelineOptions.MaxSpillBytes)] = (s, o, p) => o.MaxSpillBytes = ByteSize(s, p) ?? o.MaxSpillBytes,
         [nameof(WalPipelineOptions.Tables)] = BindTables,
         [nameof(WalPipelineOptions.HeartbeatInterval)] = (s, o, p) => o.HeartbeatInterval = Duration(s, p) ?? o.HeartbeatInterval,
         [nameof(WalPipelineOptions.SlotHealthInterval)] = (s, o, p) => o.SlotHealthInterval = Duration(s, p) ?? o.SlotHealthInterval,
@@ -114,6 +115,7 @@ public static class WalPipelineConfiguration
         nameof(WalPipelineOptions.MaxBucketsPerChange), nameof(WalPipelineOptions.MaxRecordIdBytes), nameof(WalPipelineOptions.MaxBucketIdBytes),
         nameof(TableRegistry.GlobalBucketFunction),
         nameof(WalPipelineOptions.StreamLargeTransactions), nameof(WalPipelineOptions.TwoPhase), nameof(WalPipelineOptions.SpillDirectory),
+        nameof(WalPipelineOptions.MaxSpillBytes),
     ];
 
     private static readonly string[] s_tableSettingNames =

@@ -127,9 +127,9 @@ public sealed class SpillStoreTests : IDisposable
         new SpillRecordWriter(stream).Append(batch);
         var bytes = stream.ToArray();
 
-        var truncated = Assert.Throws<WalPipelineException>(() => ReadAll(new MemoryStream(bytes[..^2]), "file X"));
+        var truncated = Assert.Throws<SpillDamagedException>(() => ReadAll(new MemoryStream(bytes[..^2]), "file X"));
         Assert.Contains("file X", truncated.Message, StringComparison.Ordinal);
-        Assert.Contains("ends inside a record", truncated.Message, StringComparison.Ordinal);
+        Assert.Contains("more than the stream holds", truncated.Message, StringComparison.Ordinal);
 
         var otherRegistry = new TableRegistry().Add(new TableRegistration("orders") { OwnerColumn = "owner" });
         var foreign = Assert.Throws<WalPipelineException>(() =>

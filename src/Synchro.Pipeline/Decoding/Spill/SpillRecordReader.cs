@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Globalization;
 using System.Text;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Protocol.Messages;
@@ -8,11 +9,19 @@ namespace Synchro.Pipeline.Decoding.Spill;
 
 /// <summary>Reads the records <see cref="SpillRecordWriter"/> wrote back into <see cref="ChangeBatch"/>es, one change at a time.</summary>
 /// <remarks>
+/// <para>
 /// Reads through a buffer of its own (one record at a time is in it), so memory stays that buffer whatever the stream's size.
 /// A stream stored in pieces (a prepared transaction's chunks, each whole records) is read with one reader, continued on
 /// each next piece (<see cref="Continue"/>): the table and layout records of earlier pieces stay in force.
+/// </para>
+/// <para>
+/// Invariant: no record is decoded before its frame's checksum matched, and a frame's length is checked against the
+/// stream before anything is allocated for it. A stream of another format, an unknown version or damaged bytes fails
+/// with <see cref="SpillDamagedException"/>; records of format version 0 (no header, no frames) are read only when
+/// <c>acceptsUnversioned</c> (rows stored in <c>sync_prepared_transactions</c> by earlier versions).
+/// </para>
 /// </remarks>
-internal sealed class SpillRecordReader(Stream input, TableRegistry registry, string source)
+internal sealed class SpillRecordReader(Stream input, TableRegistry registry, string source, bool acceptsUnversioned = false)
 {
     private Stream _input = input;
     private string _source = source;
@@ -31,16 +40,27 @@ internal sealed class SpillRecordReader(Stream input, TableRegistry registry, st
     private int _end;
     private long _consumed;
 
+    // The stream's format version once its start was read: 0 (unframed) or SpillFormat.CurrentVersion.
+    private uint? _version;
+
+    // The record being read: its payload is _buffer[_start.._start + _recordBytes] (unbounded for version 0).
+    private int _recordBytes;
+
+    /// <summary>The stream's format version, once the first <see cref="TryRead"/> read its start.</summary>
+    public uint? FormatVersion => _version;
+
     /// <summary>
     /// Appends the next change to <paramref name="batch"/>; false at the end of the stream.
     /// <paramref name="recordBytes"/> is its size in the spill format, for the batch's byte limit.
     /// </summary>
-    /// <exception cref="WalPipelineException">The records are damaged, or name a table the registry no longer has as it was.</exception>
+    /// <exception cref="SpillDamagedException">The stream is of another format or version, or damaged.</exception>
+    /// <exception cref="WalPipelineException">The records name a table the registry no longer has as it was.</exception>
     public bool TryRead(ChangeBatch batch, out int recordBytes)
     {
+        _version ??= ReadFormat();
         while (true)
         {
-            if (!Ensure(1))
+            if (!NextRecord())
             {
                 recordBytes = 0;
                 return false;
@@ -49,7 +69,7 @@ internal sealed class SpillRecordReader(Stream input, TableRegistry registry, st
             if (_startsPiece)
             {
                 _startsPiece = false;
-                if (kind == SpillRecordWriter.TableRecord && Ensure(3) && BinaryPrimitives.ReadUInt16LittleEndian(_buffer.AsSpan(_start + 1)) == 0)
+                if (_version == 0 && kind == SpillRecordWriter.TableRecord && Ensure(3) && BinaryPrimitives.ReadUInt16LittleEndian(_buffer.AsSpan(_start + 1)) == 0)
                 {
                     _tables.Clear();
                     _layouts.Clear();
@@ -80,7 +100,8 @@ internal sealed class SpillRecordReader(Stream input, TableRegistry registry, st
     /// <summary>
     /// Goes on reading from <paramref name="next"/>, the next piece of the same stream, once <see cref="TryRead"/> returned
     /// false at the end of the current one. A piece that starts with table record #0 stands alone (pieces stored by
-    /// earlier versions repeated their table records): the records read so far are then forgotten.
+    /// earlier versions repeated their table records): the records read so far are then forgotten. Pieces after the first
+    /// have no header.
     /// </summary>
     public void Continue(Stream next, string source)
     {
@@ -240,14 +261,75 @@ internal sealed class SpillRecordReader(Stream input, TableRegistry registry, st
         }
     }
 
+    /// <summary>Reads the stream's header (version 1), or recognises the records of version 0; throws for anything else.</summary>
+    private uint ReadFormat()
+    {
+        if (!Ensure(SpillFormat.HeaderBytes) && _end == _start)
+            return SpillFormat.CurrentVersion;
+        var found = SpillFormat.Detect(_buffer.AsSpan(_start, _end - _start), out var problem);
+        if (found is not { } version)
+            throw Damaged(problem + "; it was not written by this pipeline");
+        if (version > SpillFormat.CurrentVersion)
+        {
+            throw new SpillDamagedException(_source, _consumed,
+                $"they are in spill format version {version}, which only a newer version of Synchro.Pipeline reads (this one reads versions 0 to {SpillFormat.CurrentVersion})")
+            { NewerVersion = version };
+        }
+        if (version == 0)
+        {
+            if (!acceptsUnversioned)
+                throw Damaged("it has no header: it was not written by this version of the pipeline");
+            return 0;
+        }
+        if (version != SpillFormat.CurrentVersion)
+            throw Damaged($"its header names format version {version}, which no version of Synchro.Pipeline wrote");
+        Consume(SpillFormat.HeaderBytes);
+        return version;
+    }
+
+    /// <summary>
+    /// Makes the next record's payload available at <c>_start</c>, its frame checked (version 1); false at the end of the stream.
+    /// </summary>
+    private bool NextRecord()
+    {
+        if (!Ensure(1))
+            return false;
+        if (_version == 0)
+        {
+            _recordBytes = int.MaxValue;
+            return true;
+        }
+        if (!Ensure(SpillFormat.FrameBytes))
+            throw Damaged("the stream ends inside a frame");
+        var length = BinaryPrimitives.ReadInt32LittleEndian(_buffer.AsSpan(_start));
+        if (length < 1 || length > SpillFormat.MaxRecordBytes || (_input.CanSeek && length > _input.Length - _input.Position + (_end - _start) - SpillFormat.FrameBytes))
+            throw Damaged($"a frame gives a record length of {length.ToString(CultureInfo.InvariantCulture)} bytes, more than the stream holds");
+        if (!Ensure(SpillFormat.FrameBytes + length))
+            throw Damaged("the stream ends inside a record");
+        var stored = BinaryPrimitives.ReadUInt32LittleEndian(_buffer.AsSpan(_start + 4));
+        var computed = SpillFormat.Checksum(_buffer.AsSpan(_start, 4), _buffer.AsSpan(_start + SpillFormat.FrameBytes, length));
+        if (stored != computed)
+            throw Damaged($"the checksum of a record of {length.ToString(CultureInfo.InvariantCulture)} bytes does not match (stored {stored:X8}, computed {computed:X8})");
+        Consume(SpillFormat.FrameBytes);
+        _recordBytes = length;
+        return true;
+    }
+
+    /// <summary>Moves past the <paramref name="bytes"/> bytes of the record just read (or of the header or a frame).</summary>
     private void Consume(int bytes)
     {
+        if (_recordBytes != int.MaxValue && _recordBytes != 0 && bytes != _recordBytes)
+            throw Damaged($"a record of {_recordBytes.ToString(CultureInfo.InvariantCulture)} bytes holds {bytes.ToString(CultureInfo.InvariantCulture)} bytes of fields");
+        _recordBytes = 0;
         _start += bytes;
         _consumed += bytes;
     }
 
+    /// <summary>Makes the current record's first <paramref name="bytes"/> bytes available from <c>_start</c>.</summary>
     private void Require(int bytes)
     {
+        if (bytes > _recordBytes)
+            throw Damaged("a record is shorter than its fields");
         if (!Ensure(bytes))
             throw Damaged("the stream ends inside a record");
     }
@@ -279,6 +361,5 @@ internal sealed class SpillRecordReader(Stream input, TableRegistry registry, st
         return true;
     }
 
-    private WalPipelineException Damaged(string problem)
-        => new($"The spilled changes in {_source} are damaged at byte {_consumed}: {problem}. Restart the pipeline; the server sends the transaction again.");
+    private SpillDamagedException Damaged(string problem) => new(_source, _consumed, problem);
 }

@@ -11,7 +11,8 @@ namespace Synchro.Pipeline.Decoding.Spill;
 /// </summary>
 /// <remarks>
 /// <para>
-/// The format (little-endian): a table record <c>'T' u16 index, schema, name, u16 column count, column names</c>
+/// The stream starts with the format's header, and each record is framed with its length and checksum
+/// (<see cref="SpillFormat"/>). The records (little-endian): a table record <c>'T' u16 index, schema, name, u16 column count, column names</c>
 /// (strings as <c>u16 length</c> + UTF-8) the first time a table appears; a layout record <c>'L' u16 index, u16 table
 /// index, u8 full row, u16 column count, column names, u32 type OIDs</c> the first time a relation layout appears; then
 /// one change record per change: <c>'C' u16 table index, u8 operation, u16 layout index (0xFFFF: none), u8 has old
@@ -27,7 +28,7 @@ namespace Synchro.Pipeline.Decoding.Spill;
 /// that true after the stream is truncated (a rolled-back subtransaction).
 /// </para>
 /// </remarks>
-internal sealed class SpillRecordWriter(Stream output)
+internal sealed class SpillRecordWriter
 {
     public const byte TableRecord = (byte)'T';
     public const byte ChangeRecord = (byte)'C';
@@ -38,18 +39,30 @@ internal sealed class SpillRecordWriter(Stream output)
     // Per table: its index in this stream and where its table record starts.
     private readonly Dictionary<TableRegistration, (ushort Index, long Offset)> _tables = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<RowLayout, (ushort Index, long Offset)> _layouts = new(ReferenceEqualityComparer.Instance);
+    private readonly Stream _output;
+
+    // A record is built after room for its frame, then written with it in one call.
     private byte[] _scratch = new byte[256];
 
+    /// <summary>Starts a stream on <paramref name="output"/>, an empty stream: writes the format's header.</summary>
+    public SpillRecordWriter(Stream output)
+    {
+        _output = output;
+        Span<byte> header = stackalloc byte[SpillFormat.HeaderBytes];
+        SpillFormat.WriteHeader(header);
+        _output.Write(header);
+    }
+
     /// <summary>Bytes written so far: the offset of the next record.</summary>
-    public long Position => output.Position;
+    public long Position => _output.Position;
 
     /// <summary>Appends the changes of <paramref name="batch"/> from <paramref name="first"/> on; returns the bytes written.</summary>
     public long Append(ChangeBatch batch, int first = 0)
     {
-        var start = output.Position;
+        var start = _output.Position;
         for (var i = first; i < batch.Count; i++)
             Append(batch, batch[i]);
-        return output.Position - start;
+        return _output.Position - start;
     }
 
     /// <summary>Forgets the table records at or after <paramref name="offset"/>, which the caller cut off the stream.</summary>
@@ -73,7 +86,7 @@ internal sealed class SpillRecordWriter(Stream output)
         {
             if (_tables.Count >= ushort.MaxValue)
                 throw new InvalidOperationException("A spill stream holds changes of more than 65,535 tables.");
-            entry = ((ushort)_tables.Count, output.Position);
+            entry = ((ushort)_tables.Count, _output.Position);
             WriteTable(table, entry.Index);
             _tables.Add(table, entry);
         }
@@ -88,7 +101,7 @@ internal sealed class SpillRecordWriter(Stream output)
         {
             if (_layouts.Count >= ushort.MaxValue - 1)
                 throw new InvalidOperationException("A spill stream holds more than 65,534 relation layouts.");
-            entry = ((ushort)_layouts.Count, output.Position);
+            entry = ((ushort)_layouts.Count, _output.Position);
             WriteLayout(layout, entry.Index, tableIndex);
             _layouts.Add(layout, entry);
         }
@@ -98,7 +111,7 @@ internal sealed class SpillRecordWriter(Stream output)
     /// <summary>Appends a TRUNCATE of <paramref name="tables"/> (after the changes before it); returns the bytes written.</summary>
     public long AppendTruncate(IReadOnlyList<TableRegistration> tables, TruncateOptions options)
     {
-        var start = output.Position;
+        var start = _output.Position;
         Span<ushort> indexes = tables.Count <= 64 ? stackalloc ushort[tables.Count] : new ushort[tables.Count];
         for (var i = 0; i < tables.Count; i++)
             indexes[i] = TableIndex(tables[i]);
@@ -108,8 +121,8 @@ internal sealed class SpillRecordWriter(Stream output)
         BinaryPrimitives.WriteUInt16LittleEndian(span[2..], checked((ushort)tables.Count));
         for (var i = 0; i < indexes.Length; i++)
             BinaryPrimitives.WriteUInt16LittleEndian(span[(4 + 2 * i)..], indexes[i]);
-        output.Write(span);
-        return output.Position - start;
+        WriteRecord(span.Length);
+        return _output.Position - start;
     }
 
     private void WriteLayout(RowLayout layout, ushort index, ushort tableIndex)
@@ -131,7 +144,7 @@ internal sealed class SpillRecordWriter(Stream output)
             BinaryPrimitives.WriteUInt32LittleEndian(span[at..], oid);
             at += 4;
         }
-        output.Write(span[..at]);
+        WriteRecord(at);
     }
 
     private void Append(ChangeBatch batch, in DecodedChange change)
@@ -166,7 +179,7 @@ internal sealed class SpillRecordWriter(Stream output)
             batch.Text(value).CopyTo(span[at..]);
             at += value.Length;
         }
-        output.Write(span[..length]);
+        WriteRecord(length);
     }
 
     /// <summary>Whether a value of <paramref name="kind"/> carries bytes: all but NULL and unchanged TOAST (text and, should a batch hold them, binary values).</summary>
@@ -188,7 +201,7 @@ internal sealed class SpillRecordWriter(Stream output)
         at += 2;
         foreach (var column in columns)
             at += WriteString(span[at..], column);
-        output.Write(span[..at]);
+        WriteRecord(at);
     }
 
     private static int WriteString(Span<byte> span, string text)
@@ -198,10 +211,23 @@ internal sealed class SpillRecordWriter(Stream output)
         return 2 + length;
     }
 
+    /// <summary>Room for a record of <paramref name="length"/> bytes, after room for its frame.</summary>
     private Span<byte> Scratch(int length)
     {
-        if (_scratch.Length < length)
-            _scratch = new byte[Math.Max(length, _scratch.Length * 2)];
-        return _scratch.AsSpan(0, length);
+        var needed = SpillFormat.FrameBytes + length;
+        if (_scratch.Length < needed)
+            _scratch = new byte[Math.Max(needed, _scratch.Length * 2)];
+        return _scratch.AsSpan(SpillFormat.FrameBytes, length);
+    }
+
+    /// <summary>Writes the record of <paramref name="length"/> bytes built in <see cref="Scratch"/>, framed with its length and checksum.</summary>
+    private void WriteRecord(int length)
+    {
+        if (length > SpillFormat.MaxRecordBytes)
+            throw new InvalidOperationException($"A spill record of {length} bytes is larger than the format allows.");
+        var frame = _scratch.AsSpan(0, SpillFormat.FrameBytes + length);
+        BinaryPrimitives.WriteInt32LittleEndian(frame, length);
+        BinaryPrimitives.WriteUInt32LittleEndian(frame[4..], SpillFormat.Checksum(frame[..4], frame[SpillFormat.FrameBytes..]));
+        _output.Write(frame);
     }
 }

@@ -8,6 +8,7 @@ internal sealed class SpillStatistics
     private int _files;
     private int _largestReplayBatch;
     private int _replayedTransactions;
+    private int _damaged;
 
     /// <summary>Bytes written to spill files in total.</summary>
     public long BytesSpilled => Volatile.Read(ref _bytesSpilled);
@@ -23,6 +24,11 @@ internal sealed class SpillStatistics
 
     /// <summary>Spilled transactions replayed into the changelog at their commit.</summary>
     public int ReplayedTransactions => Volatile.Read(ref _replayedTransactions);
+
+    /// <summary>Spill files found damaged when read back.</summary>
+    public int DamagedFiles => Volatile.Read(ref _damaged);
+
+    internal void Damaged() => Volatile.Write(ref _damaged, _damaged + 1);
 
     internal void Spilled(long bytes, long fileSize)
     {

@@ -1,4 +1,6 @@
 using System.Globalization;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Synchro.Pipeline.Registry;
 using Synchro.Pipeline.Protocol.Messages;
 
@@ -16,6 +18,12 @@ namespace Synchro.Pipeline.Decoding.Spill;
 /// transaction short, and a stream abort costs a file delete instead of a rollback of written rows.
 /// </para>
 /// <para>
+/// Privacy: the slot's directory is private to the process's user (<see cref="PrivateDirectory"/>: mode 0700, ours, not a
+/// link) and each file is created new with mode 0600, so no other local user can read the row data in it or plant
+/// records; each record carries a checksum (<see cref="SpillFormat"/>), so damage is found before anything is decoded.
+/// The open files together may hold at most <c>maxBytes</c> (<see cref="WalPipelineOptions.MaxSpillBytes"/>).
+/// </para>
+/// <para>
 /// Lifetime: one store per replication connection. The slot's directory is emptied when the store opens, because the
 /// server re-sends every transaction that was not applied (from the slot's restart point) on each new connection;
 /// nothing in it needs to survive a restart. Invariant: a file holds exactly the changes received so far of its
@@ -26,34 +34,70 @@ namespace Synchro.Pipeline.Decoding.Spill;
 /// deleted once read.
 /// </para>
 /// </remarks>
-internal sealed class SpillStore : IDisposable
+internal sealed partial class SpillStore : IDisposable
 {
     // Each open file buffers this much before writing; several transactions may stream at once.
     private const int FileBufferBytes = 64 * 1024;
 
+    private const UnixFileMode OwnerReadWrite = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
     private readonly Dictionary<uint, SpillFile> _files = [];
     private readonly BatchLimits _chunkLimits;
+    private readonly long _maxBytes;
 
-    /// <param name="directory">This slot's spill directory; emptied now.</param>
+    // The bytes the open files hold (what the cap limits).
+    private long _bytes;
+
+    /// <param name="directory">This slot's spill directory: made private to this user (<see cref="PrivateDirectory"/>), then emptied.</param>
     /// <param name="registry">The tables, to read records back.</param>
     /// <param name="statistics">What the store did, across connections.</param>
     /// <param name="chunkLimits">How many changes and bytes a piece of a prepared transaction holds at most, a change's records past (<see cref="OpenChunks"/>).</param>
-    public SpillStore(string directory, TableRegistry registry, SpillStatistics statistics, BatchLimits chunkLimits)
+    /// <param name="maxBytes">The most the open files may hold together; 0 for no cap.</param>
+    /// <param name="privateParent">Whether the directory's parent is the pipeline's own (the default root under the temporary directory), to be made private too.</param>
+    /// <param name="logger">For what was found in the directory.</param>
+    /// <exception cref="WalPipelineConfigurationException">The directory, or its parent, belongs to another user, is a link, or lets others replace it.</exception>
+    /// <exception cref="WalPipelineException">The directory could not be created or emptied.</exception>
+    public SpillStore(string directory, TableRegistry registry, SpillStatistics statistics, BatchLimits chunkLimits,
+        long maxBytes = 0, bool privateParent = false, ILogger? logger = null)
     {
         _chunkLimits = chunkLimits;
+        _maxBytes = maxBytes;
         Directory = directory;
         Registry = registry;
         Statistics = statistics;
+        logger ??= NullLogger.Instance;
         try
         {
-            if (System.IO.Directory.Exists(directory))
-                System.IO.Directory.Delete(directory, recursive: true);
-            System.IO.Directory.CreateDirectory(directory);
+            var prepared = PrivateDirectory.Prepare(directory, privateParent);
+            foreach (var (path, mode) in prepared.Tightened)
+                LogDirectoryTightened(logger, path, PrivateDirectory.Octal(mode));
+            var (files, bytes) = Empty(directory);
+            if (files > 0)
+                LogLeftFilesRemoved(logger, files, bytes, directory);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw Failed("prepare the spill directory", directory, e);
         }
+    }
+
+    /// <summary>Deletes everything in <paramref name="directory"/> (links themselves, never what they point to); returns the files and bytes removed.</summary>
+    private static (int Files, long Bytes) Empty(string directory)
+    {
+        var (files, bytes) = (0, 0L);
+        foreach (var entry in new DirectoryInfo(directory).EnumerateFileSystemInfos())
+        {
+            if (entry is DirectoryInfo { LinkTarget: null } child)
+            {
+                child.Delete(recursive: true);
+                continue;
+            }
+            if (entry is FileInfo { LinkTarget: null } file)
+                bytes += file.Length;
+            entry.Delete();
+            files++;
+        }
+        return (files, bytes);
     }
 
     /// <summary>This slot's spill directory.</summary>
@@ -64,6 +108,9 @@ internal sealed class SpillStore : IDisposable
     public SpillStatistics Statistics { get; }
 
     public int OpenFiles => _files.Count;
+
+    /// <summary>What the open files hold together, buffered bytes included: what <c>maxBytes</c> caps.</summary>
+    public long Bytes => _bytes;
 
     /// <summary>Appends the changes of <paramref name="staging"/> to <paramref name="xid"/>'s file; <paramref name="subXid"/> is the subtransaction that made them, or 0 / <paramref name="xid"/> for the top level.</summary>
     public void Append(uint xid, uint subXid, ChangeBatch staging)
@@ -84,7 +131,10 @@ internal sealed class SpillStore : IDisposable
             if (subXid != 0 && subXid != xid)
                 file.SubtransactionStarts.TryAdd(subXid, file.Writer.Position);
             var written = append(file.Writer, state);
+            _bytes += written;
             Statistics.Spilled(written, file.Writer.Position);
+            if (_maxBytes > 0 && _bytes > _maxBytes)
+                throw CapReached(xid, file);
             // Invariant: a chunk boundary lies between two appends, so every piece holds whole records.
             file.ChangesSinceBoundary += changes;
             if (file.ChangesSinceBoundary >= _chunkLimits.MaxRows || file.Writer.Position - file.LastBoundary >= _chunkLimits.MaxBytes)
@@ -107,6 +157,7 @@ internal sealed class SpillStore : IDisposable
         try
         {
             file.Stream.Flush();
+            _bytes -= file.Stream.Length - start;
             file.Stream.SetLength(start);
             file.Stream.Position = start;
         }
@@ -129,7 +180,10 @@ internal sealed class SpillStore : IDisposable
     public void Delete(uint xid)
     {
         if (_files.Remove(xid, out var file))
+        {
+            _bytes -= file.Writer.Position;
             file.Dispose();
+        }
     }
 
     /// <summary>Reads <paramref name="xid"/>'s changes from the start; null when it has none. The caller disposes it, which deletes the file.</summary>
@@ -142,11 +196,18 @@ internal sealed class SpillStore : IDisposable
     /// </summary>
     public SpillChunks? OpenChunks(uint xid) => Rewind(xid) is { } file ? new SpillChunks(file) : null;
 
-    /// <summary>Takes <paramref name="xid"/>'s file out of the store, flushed and rewound for reading; null when it has none.</summary>
+    /// <summary>Takes <paramref name="xid"/>'s file out of the store, flushed and rewound for reading; null when it has no records.</summary>
     private SpillFile? Rewind(uint xid)
     {
         if (!_files.Remove(xid, out var file))
             return null;
+        _bytes -= file.Writer.Position;
+        // Rolled-back subtransactions may have left nothing but the header.
+        if (file.Writer.Position <= SpillFormat.HeaderBytes)
+        {
+            file.Dispose();
+            return null;
+        }
         try
         {
             file.Stream.Flush();
@@ -165,7 +226,20 @@ internal sealed class SpillStore : IDisposable
         foreach (var file in _files.Values)
             file.Dispose();
         _files.Clear();
+        _bytes = 0;
     }
+
+    /// <summary>The open files would hold more than the cap: the run stops, and the transaction is sent again at the next start.</summary>
+    private WalPipelineException CapReached(uint xid, SpillFile file)
+        => new($"Transaction {xid.ToString(CultureInfo.InvariantCulture)} needs more local spill space than {nameof(WalPipelineOptions.MaxSpillBytes)} allows "
+            + $"({Size(_maxBytes)}): its file {file.Path} holds {Size(file.Writer.Position)}, the open spill files of this slot {Size(_bytes)} in all. "
+            + "None of its changes reached the changelog, and the server sends the transaction again at the next start. "
+            + $"Raise {nameof(WalPipelineOptions.MaxSpillBytes)} (0 turns the cap off) where the disk, or the memory of a tmpfs, behind "
+            + $"{nameof(WalPipelineOptions.SpillDirectory)} has the room, or point {nameof(WalPipelineOptions.SpillDirectory)} at a larger disk; for a streamed "
+            + $"transaction, turning {nameof(WalPipelineOptions.StreamLargeTransactions)} off also works: the server then keeps large transactions in its own "
+            + "spill files (pg_replslot) until they commit.");
+
+    private static string Size(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes:N0} bytes");
 
     internal static WalPipelineException Failed(string what, string path, Exception error)
         => new($"Could not {what} the spill file {path} ({error.Message}). The pipeline keeps the changes of large and prepared "
@@ -178,17 +252,36 @@ internal sealed class SpillStore : IDisposable
         var path = Path.Combine(Directory, xid.ToString(CultureInfo.InvariantCulture) + ".spill");
         try
         {
-            var stream = new FileStream(path, FileMode.Create, FileAccess.ReadWrite, FileShare.Read, FileBufferBytes, FileOptions.SequentialScan);
-            file = new SpillFile(path, stream);
+            // A new file (never one found there, nor a link's target), readable by this user only.
+            var options = new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew,
+                Access = FileAccess.ReadWrite,
+                Share = FileShare.Read,
+                BufferSize = FileBufferBytes,
+                Options = FileOptions.SequentialScan,
+            };
+            if (!OperatingSystem.IsWindows())
+                options.UnixCreateMode = OwnerReadWrite;
+            file = new SpillFile(path, new FileStream(path, options));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw Failed("create", path, e);
         }
         _files.Add(xid, file);
+        _bytes += file.Writer.Position;
         Statistics.FileCreated();
         return file;
     }
+
+    [LoggerMessage(EventId = Diagnostics.EventIds.SpillFilesLeftRemoved, Level = LogLevel.Information,
+        Message = "Removed {Files} spill file(s) ({Bytes} bytes) that an earlier connection left in {Directory}: the server sends their transactions again")]
+    private static partial void LogLeftFilesRemoved(ILogger logger, int files, long bytes, string directory);
+
+    [LoggerMessage(EventId = Diagnostics.EventIds.SpillDirectoryTightened, Level = LogLevel.Warning,
+        Message = "The spill directory {Directory} was open to other users (mode {Mode}); it is now 0700. Files spilled there before may have been read by them")]
+    private static partial void LogDirectoryTightened(ILogger logger, string directory, string mode);
 }
 
 /// <summary>One transaction's spill file.</summary>
@@ -246,6 +339,8 @@ internal sealed class SpillChunks(SpillFile file) : IDisposable
         {
             throw SpillStore.Failed("read", file.Path, e);
         }
+        // Stored as they are, so checked now: once stored with the position past the PREPARE, the server never sends them again.
+        SpillFormat.Verify(chunk, withHeader: start == 0, file.Path, start);
         return true;
     }
 
