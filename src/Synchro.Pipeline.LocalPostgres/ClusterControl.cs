@@ -20,11 +20,18 @@ internal sealed class ClusterControl
         _directory = directory;
     }
 
-    public async Task InitDbAsync(CancellationToken ct)
+    /// <summary>
+    /// Creates the cluster: TCP connections (127.0.0.1) authenticate with scram-sha-256 and the superuser's password read
+    /// from <paramref name="passwordFile"/>; the Unix socket trusts, since only its directory's owner can reach it.
+    /// </summary>
+    public async Task InitDbAsync(string passwordFile, CancellationToken ct)
     {
         var result = await RunAsync(
             _binaries.InitDb,
-            ["-D", _directory.Data, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"],
+            [
+                "-D", _directory.Data, "--auth-host=scram-sha-256", "--auth-local=trust", "-U", "postgres", "--pwfile", passwordFile,
+                "-E", "UTF8", "--locale=C", "--no-sync",
+            ],
             ct).ConfigureAwait(false);
         if (!result.Succeeded)
         {

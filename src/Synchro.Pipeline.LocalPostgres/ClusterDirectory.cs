@@ -23,13 +23,42 @@ internal sealed class ClusterDirectory
 
     public string ConfigurationFile => Path.Combine(Data, "postgresql.conf");
 
+    /// <summary>The superuser's password for initdb, present only while initdb runs.</summary>
+    public string InitDbPasswordFile => Path.Combine(Root, "initdb-password");
+
+    /// <summary>A libpq password file (<c>PGPASSFILE</c>) with the superuser's password, mode 0600.</summary>
+    public string PasswordFile => Path.Combine(Root, "pgpass");
+
     /// <summary>Present at start: the server starts as a standby (here, one with no primary to stream from).</summary>
     public string StandbySignal => Path.Combine(Data, "standby.signal");
 
     private string PidFile => Path.Combine(Data, "postmaster.pid");
 
-    /// <summary>Creates a fresh root under the system temp directory, mode 0700 (owner only).</summary>
-    public static ClusterDirectory Create() => new(Directory.CreateTempSubdirectory("synchro-pg-").FullName);
+    /// <summary>Creates a fresh root under the system temp directory, mode 0700 (owner only): it holds the Unix socket, which trusts whoever reaches it.</summary>
+    public static ClusterDirectory Create()
+    {
+        var root = Directory.CreateTempSubdirectory("synchro-pg-").FullName;
+        if (!OperatingSystem.IsWindows() && (File.GetUnixFileMode(root) & (UnixFileMode)0b_000_111_111) != 0)
+        {
+            Directory.Delete(root);
+            throw new LocalPostgresException($"The temporary directory {root} was created open to other users; the server's socket must not be.");
+        }
+
+        return new ClusterDirectory(root);
+    }
+
+    /// <summary>Writes <paramref name="text"/> to a new file at <paramref name="path"/> that only its owner can read (0600).</summary>
+    public static void WritePrivateFile(string path, string text)
+    {
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        using var writer = new StreamWriter(path, System.Text.Encoding.ASCII, options);
+        writer.Write(text);
+    }
 
     public int ReadMajorVersion()
     {

@@ -1,22 +1,35 @@
+using System.Security.Cryptography;
 using Npgsql;
 
 namespace Synchro.Pipeline.LocalPostgres;
 
 /// <summary>
 /// A throwaway PostgreSQL server in a private temporary directory, listening on 127.0.0.1 and a Unix socket,
-/// configured for logical replication (<c>wal_level=logical</c>) and two-phase commit. Authentication is
-/// <c>trust</c> for the <c>postgres</c> superuser. Disposing stops the server and deletes the directory.
+/// configured for logical replication (<c>wal_level=logical</c>) and two-phase commit. Disposing stops the server and
+/// deletes the directory.
 /// </summary>
 /// <remarks>
+/// <para>
+/// Nobody else on the machine gets in: TCP connections authenticate with <c>scram-sha-256</c> and the <c>postgres</c>
+/// superuser's password, 32 random characters made at start, which <see cref="ConnectionString"/> carries and
+/// <see cref="PasswordFile"/> holds (mode 0600) for libpq programs; the Unix socket trusts, but it lies in
+/// <see cref="RootDirectory"/>, mode 0700, which only its owner (and root) can enter. The password is written nowhere
+/// else: initdb reads it from a 0600 file in that directory, deleted once the cluster exists.
+/// </para>
+/// </remarks>
+/// <remarks>
+/// <para>
 /// Server binaries are found through <see cref="LocalPostgresOptions.BinDirectory"/>, the <c>SYNCHRO_PG_BINDIR</c>
 /// variable, <c>PATH</c>, <c>pg_config --bindir</c> or <c>/usr/lib/postgresql/*/bin</c>. When the caller is root,
 /// the server runs as the <c>postgres</c> account.
+/// </para>
 /// </remarks>
 public sealed class LocalPostgresServer : IAsyncDisposable
 {
     private const int StartAttempts = 3;
     private const int LogTailLines = 20;
     private const string Superuser = "postgres";
+    private const int PasswordLength = 32;
 
     private readonly ClusterDirectory _directory;
     private readonly ClusterControl _control;
@@ -24,6 +37,7 @@ public sealed class LocalPostgresServer : IAsyncDisposable
     private readonly ServerAccount _account;
     private readonly ServerSettings _settings;
     private readonly bool _keepData;
+    private readonly string _password;
     private int _stopped;
     private int _disposed;
     private int _detached;
@@ -36,9 +50,11 @@ public sealed class LocalPostgresServer : IAsyncDisposable
         ServerSettings settings,
         int port,
         int serverVersion,
-        bool keepData)
+        bool keepData,
+        string password)
     {
         _directory = directory;
+        _password = password;
         _control = control;
         _binaries = binaries;
         _account = account;
@@ -68,6 +84,12 @@ public sealed class LocalPostgresServer : IAsyncDisposable
     /// <summary>The server log file (stderr of the postmaster).</summary>
     public string LogFile => _directory.LogFile;
 
+    /// <summary>
+    /// A libpq password file (<c>PGPASSFILE=&lt;this&gt; psql -h 127.0.0.1 ...</c>) with the superuser's password, in
+    /// <see cref="RootDirectory"/>, mode 0600.
+    /// </summary>
+    public string PasswordFile => _directory.PasswordFile;
+
     /// <summary>The private temporary directory holding the data directory, the log and the socket; the only thing ever deleted.</summary>
     public string RootDirectory => _directory.Root;
 
@@ -95,11 +117,12 @@ public sealed class LocalPostgresServer : IAsyncDisposable
         var control = new ClusterControl(binaries, account, directory);
         try
         {
-            await account.GrantOwnershipAsync(directory.Root, ct).ConfigureAwait(false);
-            await control.InitDbAsync(ct).ConfigureAwait(false);
+            var password = RandomNumberGenerator.GetString("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", PasswordLength);
+            await InitDbAsync(directory, control, account, password, ct).ConfigureAwait(false);
+            ClusterDirectory.WritePrivateFile(directory.PasswordFile, $"*:*:*:{Superuser}:{password}\n");
             var serverVersion = directory.ReadMajorVersion();
             var port = await StartOnFreePortAsync(directory, control, settings, ct).ConfigureAwait(false);
-            return new LocalPostgresServer(directory, control, binaries, account, settings, port, serverVersion, options.KeepData);
+            return new LocalPostgresServer(directory, control, binaries, account, settings, port, serverVersion, options.KeepData, password);
         }
         catch
         {
@@ -113,13 +136,32 @@ public sealed class LocalPostgresServer : IAsyncDisposable
         }
     }
 
-    /// <summary>An Npgsql connection string for <paramref name="database"/> as the <c>postgres</c> superuser over TCP.</summary>
+    /// <summary>
+    /// An Npgsql connection string for <paramref name="database"/> as the <c>postgres</c> superuser over TCP, with its
+    /// password. libpq programs given its host, port and user take the password from <c>PGPASSWORD</c> or <see cref="PasswordFile"/>.
+    /// </summary>
     /// <param name="database">The database to connect to.</param>
     /// <returns>The connection string.</returns>
     public string ConnectionString(string database = "postgres") =>
         new NpgsqlConnectionStringBuilder
         {
             Host = "127.0.0.1",
+            Port = Port,
+            Username = Superuser,
+            Password = _password,
+            Database = database,
+        }.ConnectionString;
+
+    /// <summary>
+    /// An Npgsql connection string for <paramref name="database"/> as the <c>postgres</c> superuser over the Unix socket in
+    /// <see cref="SocketDirectory"/>: no password, for this directory's owner (and root) only.
+    /// </summary>
+    /// <param name="database">The database to connect to.</param>
+    /// <returns>The connection string.</returns>
+    public string SocketConnectionString(string database = "postgres") =>
+        new NpgsqlConnectionStringBuilder
+        {
+            Host = SocketDirectory,
             Port = Port,
             Username = Superuser,
             Database = database,
@@ -230,7 +272,8 @@ public sealed class LocalPostgresServer : IAsyncDisposable
                     + $"Last lines of {directory.LogFile}:\n{directory.ReadLogTail(LogTailLines)}");
             }
 
-            return new LocalPostgresServer(directory, control, _binaries, _account, _settings, port, ServerVersion, _keepData);
+            ClusterDirectory.WritePrivateFile(directory.PasswordFile, $"*:*:*:{Superuser}:{_password}\n");
+            return new LocalPostgresServer(directory, control, _binaries, _account, _settings, port, ServerVersion, _keepData, _password);
         }
         catch
         {
@@ -315,6 +358,25 @@ public sealed class LocalPostgresServer : IAsyncDisposable
 
         AppDomain.CurrentDomain.ProcessExit -= OnProcessExit;
         await CleanupAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Runs initdb with <paramref name="password"/> for the superuser, handed over in a 0600 file of the server account's
+    /// that is deleted right after.
+    /// </summary>
+    private static async Task InitDbAsync(ClusterDirectory directory, ClusterControl control, ServerAccount account, string password, CancellationToken ct)
+    {
+        await account.GrantOwnershipAsync(directory.Root, ct).ConfigureAwait(false);
+        ClusterDirectory.WritePrivateFile(directory.InitDbPasswordFile, password + "\n");
+        try
+        {
+            await account.GrantOwnershipAsync(directory.InitDbPasswordFile, ct).ConfigureAwait(false);
+            await control.InitDbAsync(directory.InitDbPasswordFile, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            File.Delete(directory.InitDbPasswordFile);
+        }
     }
 
     private static async Task<int> StartOnFreePortAsync(

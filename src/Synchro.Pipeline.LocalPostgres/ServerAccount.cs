@@ -47,7 +47,7 @@ internal sealed class ServerAccount
     public (string FileName, IReadOnlyList<string> Arguments) Command(string program, IReadOnlyList<string> arguments) =>
         _wrap(program, arguments);
 
-    /// <summary>Gives <c>postgres</c> ownership of <paramref name="directory"/> (not recursive) when privileges are dropped.</summary>
+    /// <summary>Gives <c>postgres</c> ownership of <paramref name="directory"/> (a file or, not recursively, a directory) when privileges are dropped.</summary>
     public async Task GrantOwnershipAsync(string directory, CancellationToken ct)
     {
         if (!DropsPrivileges)

@@ -32,6 +32,8 @@ internal static class Pgbench
                 start.ArgumentList.Add(argument);
             foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("PG", StringComparison.Ordinal)).ToList())
                 start.Environment.Remove(name);
+            if (!string.IsNullOrEmpty(connection.Password))
+                start.Environment["PGPASSWORD"] = connection.Password;
 
             var clock = Stopwatch.StartNew();
             using var process = Process.Start(start) ?? throw new InvalidOperationException("could not start pgbench");

@@ -65,6 +65,8 @@ internal static class PgRecvLogicalContender
             start.ArgumentList.Add(argument);
         foreach (var variable in start.Environment.Keys.Where(k => k.StartsWith("PG", StringComparison.Ordinal)).ToList())
             start.Environment.Remove(variable);
+        if (!string.IsNullOrEmpty(connection.Password))
+            start.Environment["PGPASSWORD"] = connection.Password;
         return start;
     }
 

@@ -77,8 +77,12 @@ internal static class DemoRunner
             if (keep)
             {
                 server.Detach();
-                output.WriteLine($"the server keeps running: {server.ConnectionString(DemoDatabase.Name)}");
-                output.WriteLine($"  {Path.Combine(server.BinDirectory, "psql")} -h 127.0.0.1 -p {server.Port} -U postgres {DemoDatabase.Name}");
+                // Over the Unix socket, which only this account can reach, nothing secret needs printing; TCP asks for the password in the file.
+                var psql = Path.Combine(server.BinDirectory, "psql");
+                output.WriteLine($"the server keeps running: {server.SocketConnectionString(DemoDatabase.Name)}");
+                output.WriteLine($"  {psql} -h {server.SocketDirectory} -p {server.Port} -U postgres {DemoDatabase.Name}");
+                output.WriteLine($"  over TCP (127.0.0.1:{server.Port}) it asks for the password in {server.PasswordFile}:");
+                output.WriteLine($"  PGPASSFILE={server.PasswordFile} {psql} -h 127.0.0.1 -p {server.Port} -U postgres {DemoDatabase.Name}");
                 output.WriteLine($"  stop it with: {server.StopCommand}");
                 output.WriteLine($"  then delete it: rm -rf {server.RootDirectory}");
             }

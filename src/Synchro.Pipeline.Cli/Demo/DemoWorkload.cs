@@ -102,6 +102,9 @@ internal sealed class DemoWorkload : IAsyncDisposable
         foreach (var name in start.Environment.Keys.Where(k => k.StartsWith("PG", StringComparison.Ordinal)).ToList())
             start.Environment.Remove(name);
         start.Environment["LC_ALL"] = "C";
+        // The password goes in the environment (readable by this user only), never on the command line (readable by all).
+        if (!string.IsNullOrEmpty(connection.Password))
+            start.Environment["PGPASSWORD"] = connection.Password;
 
         try
         {

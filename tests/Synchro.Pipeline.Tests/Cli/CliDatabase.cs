@@ -1,4 +1,3 @@
-using Npgsql;
 using Synchro.Pipeline.Tests.Infrastructure;
 using Synchro.Pipeline.Tests.Pipeline;
 
@@ -20,8 +19,4 @@ internal static class CliDatabase
             await Task.Delay(100);
         }
     }
-
-    /// <summary>The connection string with a password added: the server trusts local connections, so it only shows whether the password leaks.</summary>
-    public static string WithPassword(string connectionString, string password)
-        => new NpgsqlConnectionStringBuilder(connectionString) { Password = password }.ConnectionString;
 }

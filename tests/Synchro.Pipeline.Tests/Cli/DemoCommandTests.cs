@@ -35,6 +35,7 @@ public sealed partial class DemoCommandTests
     }
 
     [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
     public async Task Keep_leaves_the_server_running_with_the_changelog_and_prints_how_to_stop_it()
     {
         var result = await CliProcess.RunAsync(s_timeout, null, "demo", "--duration", "2", "--keep");
@@ -48,9 +49,20 @@ public sealed partial class DemoCommandTests
             Assert.NotEqual("", connectionString);
             Assert.True(Directory.Exists(root), $"{root} is kept");
 
-            // The process has exited; the server it started still answers, with the demo's changelog in it.
+            // The process has exited; the server it started still answers, with the demo's changelog in it: over the socket
+            // printed (its directory this account's alone), and over TCP only with the password from the file printed.
+            Assert.StartsWith($"Host={root};", connectionString, StringComparison.Ordinal);
             var rows = await Sql.ScalarAsync<long>(connectionString, "SELECT count(*) FROM sync_changelog");
             Assert.True(rows > 0);
+            var passwordFile = PasswordFile().Match(result.Output).Groups[1].Value;
+            Assert.Equal(Path.Combine(root, "pgpass"), passwordFile);
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(passwordFile));
+            var password = File.ReadAllText(passwordFile).Trim().Split(':')[^1];
+            Assert.DoesNotContain(password, result.Output, StringComparison.Ordinal);
+            var tcp = new NpgsqlConnectionStringBuilder(connectionString) { Host = "127.0.0.1", Pooling = false };
+            await Assert.ThrowsAnyAsync<NpgsqlException>(() => Sql.ScalarAsync<long>(tcp.ConnectionString, "SELECT 1"));
+            tcp.Password = password;
+            Assert.Equal(rows, await Sql.ScalarAsync<long>(tcp.ConnectionString, "SELECT count(*) FROM sync_changelog"));
         }
         finally
         {
@@ -101,6 +113,9 @@ public sealed partial class DemoCommandTests
 
     [GeneratedRegex(@"the server keeps running: (\S+)")]
     private static partial Regex KeptServer();
+
+    [GeneratedRegex(@"PGPASSFILE=(\S+) ")]
+    private static partial Regex PasswordFile();
 
     [GeneratedRegex(@"stop it with: (.+)")]
     private static partial Regex StopCommand();

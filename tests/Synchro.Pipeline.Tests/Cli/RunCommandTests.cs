@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Npgsql;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Tests.Infrastructure;
 using Synchro.Pipeline.Tests.Pipeline;
@@ -16,12 +17,14 @@ namespace Synchro.Pipeline.Tests.Cli;
 public sealed partial class RunCommandTests(PostgresServerFixture postgres)
 {
     private const string Slot = "slot_cli_run";
-    private const string Password = "not-for-logs-7f3a";
 
     [Fact]
     public async Task Run_consumes_a_workload_and_stops_cleanly_on_SIGTERM_with_the_committed_position_persisted()
     {
         var connectionString = await postgres.CreateDatabaseAsync("cli_run");
+        // The server's password, which the connection string in the file carries: it must appear in no output.
+        var password = new NpgsqlConnectionStringBuilder(connectionString).Password;
+        Assert.False(string.IsNullOrEmpty(password));
         // Over-long owners and a bucket the changelog refuses: the run's writer (socket completions inline) isolates refused changes.
         using var workload = await AuditedWorkload.CreateAsync(postgres.Server, connectionString, refusedBucket: "user:u8");
         using var directory = new WorkingDirectory();
@@ -30,7 +33,7 @@ public sealed partial class RunCommandTests(PostgresServerFixture postgres)
         {
             ["Synchro"] = new Dictionary<string, object>
             {
-                ["ConnectionString"] = CliDatabase.WithPassword(connectionString, Password),
+                ["ConnectionString"] = connectionString,
                 ["SlotName"] = "slot_from_file",
                 ["PublicationName"] = AuditedWorkload.Publication,
                 ["MaxBatchRows"] = 50,
@@ -67,7 +70,7 @@ public sealed partial class RunCommandTests(PostgresServerFixture postgres)
 
         Assert.False(await Sql.ScalarAsync<bool>(connectionString, "SELECT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = 'slot_from_file')"));
         Assert.Contains($"Starting: slot {Slot}", result.Error, StringComparison.Ordinal);
-        Assert.DoesNotContain(Password, result.Output + result.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain(password, result.Output + result.Error, StringComparison.Ordinal);
         Assert.DoesNotContain('\u001b', result.Output + result.Error);
 
         // What an operator runs next: the status shows the stopped pipeline's slot and the same persisted position.

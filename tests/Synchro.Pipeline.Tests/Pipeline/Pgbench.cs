@@ -18,6 +18,8 @@ internal static class Pgbench
         };
         foreach (var arg in new[] { "-n", "-f", script, "-h", builder.Host!, "-p", builder.Port.ToString(CultureInfo.InvariantCulture), "-U", builder.Username! }.Concat(arguments).Append(builder.Database!))
             start.ArgumentList.Add(arg);
+        if (!string.IsNullOrEmpty(builder.Password))
+            start.Environment["PGPASSWORD"] = builder.Password;
         return Process.Start(start)!;
     }
 }

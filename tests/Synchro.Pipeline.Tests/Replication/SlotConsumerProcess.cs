@@ -46,6 +46,8 @@ internal sealed class SlotConsumerProcess : IAsyncDisposable
             RedirectStandardError = true,
             RedirectStandardOutput = true,
         };
+        if (!string.IsNullOrEmpty(builder.Password))
+            start.Environment["PGPASSWORD"] = builder.Password;
         var process = Process.Start(start) ?? throw new InvalidOperationException("pg_recvlogical did not start.");
         var consumer = new SlotConsumerProcess(process);
         process.ErrorDataReceived += (_, e) =>
