@@ -1,8 +1,10 @@
+using Microsoft.Extensions.Logging;
 using Synchro.Pipeline;
 using Synchro.Pipeline.Registry;
 
 // Usage: Synchro.Pipeline.TestHost <connection string> <slot> <publication> <table> <owner column> <max batch rows> [two-phase]
 // Runs until killed or until stdin closes; exit code 0 after a clean stop, 2 on a fatal pipeline error.
+// The pipeline's events of level Information and up go to standard error, one line each: "event <id> <level>: <message>".
 if (args.Length is not (6 or 7) || (args.Length == 7 && args[6] != "two-phase"))
 {
     Console.Error.WriteLine("usage: Synchro.Pipeline.TestHost <connection string> <slot> <publication> <table> <owner column> <max batch rows> [two-phase]");
@@ -28,6 +30,7 @@ var options = new WalPipelineOptions
     StatusInterval = TimeSpan.FromSeconds(1),
     MaxReconnectDelay = TimeSpan.FromSeconds(1),
     TwoPhase = args.Length == 7,
+    LoggerFactory = new StandardErrorLoggerFactory(),
 };
 
 await using var pipeline = new WalPipeline(options);
@@ -41,4 +44,31 @@ catch (WalPipelineException e)
 {
     Console.Error.WriteLine(e.Message);
     return 2;
+}
+
+/// <summary>Writes each event of level Information and up to standard error as one line, for the test that runs this process.</summary>
+internal sealed class StandardErrorLoggerFactory : ILoggerFactory, ILogger
+{
+    private readonly Lock _lock = new();
+
+    public ILogger CreateLogger(string categoryName) => this;
+
+    public void AddProvider(ILoggerProvider provider) => throw new NotSupportedException();
+
+    public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+    public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+
+    public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+    {
+        if (!IsEnabled(logLevel))
+            return;
+        var line = $"event {eventId.Id} {logLevel}: {formatter(state, exception).ReplaceLineEndings(" ")}";
+        lock (_lock)
+            Console.Error.WriteLine(line);
+    }
+
+    public void Dispose()
+    {
+    }
 }

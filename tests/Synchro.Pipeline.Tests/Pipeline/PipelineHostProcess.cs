@@ -8,8 +8,19 @@ namespace Synchro.Pipeline.Tests.Pipeline;
 internal sealed class PipelineHostProcess : IDisposable
 {
     private readonly Process _process;
+    private readonly List<string> _errors = [];
 
     private PipelineHostProcess(Process process) => _process = process;
+
+    /// <summary>What the process wrote to standard error so far: the pipeline's events, one line each (<c>event &lt;id&gt; &lt;level&gt;: &lt;message&gt;</c>).</summary>
+    public IReadOnlyList<string> Errors
+    {
+        get
+        {
+            lock (_errors)
+                return [.. _errors];
+        }
+    }
 
     /// <summary>
     /// Whether a walsender streams from slot <c>$1</c>. An active slot alone is not enough: the slot is active
@@ -38,11 +49,18 @@ internal sealed class PipelineHostProcess : IDisposable
         if (twoPhase)
             start.ArgumentList.Add("two-phase");
         var process = Process.Start(start)!;
+        var host = new PipelineHostProcess(process);
         process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is null)
+                return;
+            lock (host._errors)
+                host._errors.Add(e.Data);
+        };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        return new PipelineHostProcess(process);
+        return host;
     }
 
     /// <summary>Waits until the process streams from its slot.</summary>

@@ -161,7 +161,7 @@ public sealed class SpillFileSafetyTests : IDisposable
                 Append(store, 3, $"three-more-{i}");
         });
 
-        Assert.StartsWith("Transaction 3 needs more local spill space than MaxSpillBytes allows (4,096 bytes)", error.Message, StringComparison.Ordinal);
+        Assert.StartsWith("The source transaction with xid 3 needs more local spill space than MaxSpillBytes allows (4,096 bytes)", error.Message, StringComparison.Ordinal);
         Assert.Contains("the server sends the transaction again at the next start", error.Message, StringComparison.Ordinal);
         Assert.Contains("Raise MaxSpillBytes", error.Message, StringComparison.Ordinal);
         Assert.Contains("StreamLargeTransactions off", error.Message, StringComparison.Ordinal);

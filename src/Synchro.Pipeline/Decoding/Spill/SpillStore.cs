@@ -231,7 +231,7 @@ internal sealed partial class SpillStore : IDisposable
 
     /// <summary>The open files would hold more than the cap: the run stops, and the transaction is sent again at the next start.</summary>
     private WalPipelineException CapReached(uint xid, SpillFile file)
-        => new($"Transaction {xid.ToString(CultureInfo.InvariantCulture)} needs more local spill space than {nameof(WalPipelineOptions.MaxSpillBytes)} allows "
+        => new($"The source transaction with xid {xid.ToString(CultureInfo.InvariantCulture)} needs more local spill space than {nameof(WalPipelineOptions.MaxSpillBytes)} allows "
             + $"({Size(_maxBytes)}): its file {file.Path} holds {Size(file.Writer.Position)}, the open spill files of this slot {Size(_bytes)} in all. "
             + "None of its changes reached the changelog, and the server sends the transaction again at the next start. "
             + $"Raise {nameof(WalPipelineOptions.MaxSpillBytes)} (0 turns the cap off) where the disk, or the memory of a tmpfs, behind "
