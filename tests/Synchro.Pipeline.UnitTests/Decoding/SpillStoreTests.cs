@@ -129,7 +129,7 @@ public sealed class SpillStoreTests : IDisposable
 
         var truncated = Assert.Throws<SpillDamagedException>(() => ReadAll(new MemoryStream(bytes[..^2]), "file X"));
         Assert.Contains("file X", truncated.Message, StringComparison.Ordinal);
-        Assert.Contains("more than the stream holds", truncated.Message, StringComparison.Ordinal);
+        Assert.Contains("the stream ends inside a record", truncated.Message, StringComparison.Ordinal);
 
         var otherRegistry = new TableRegistry().Add(new TableRegistration("orders") { OwnerColumn = "owner" });
         var foreign = Assert.Throws<WalPipelineException>(() =>

@@ -302,7 +302,9 @@ internal sealed class SpillRecordReader(Stream input, TableRegistry registry, st
         if (!Ensure(SpillFormat.FrameBytes))
             throw Damaged("the stream ends inside a frame");
         var length = BinaryPrimitives.ReadInt32LittleEndian(_buffer.AsSpan(_start));
-        if (length < 1 || length > SpillFormat.MaxRecordBytes || (_input.CanSeek && length > _input.Length - _input.Position + (_end - _start) - SpillFormat.FrameBytes))
+        // The buffer grows only for a record the stream really holds (asking the stream its length costs a system call for a file).
+        if (length < 1 || length > SpillFormat.MaxRecordBytes
+            || (SpillFormat.FrameBytes + length > _buffer.Length && _input.CanSeek && length > _input.Length - _input.Position + (_end - _start) - SpillFormat.FrameBytes))
             throw Damaged($"a frame gives a record length of {length.ToString(CultureInfo.InvariantCulture)} bytes, more than the stream holds");
         if (!Ensure(SpillFormat.FrameBytes + length))
             throw Damaged("the stream ends inside a record");
