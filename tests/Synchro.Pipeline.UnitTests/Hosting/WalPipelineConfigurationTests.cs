@@ -137,6 +137,16 @@ public sealed class WalPipelineConfigurationTests
     }
 
     [Fact]
+    public void Binds_the_spill_cap_as_a_size_with_0_for_none()
+    {
+        Assert.Equal(1L << 30, new WalPipelineOptions().MaxSpillBytes);
+        Assert.Equal(256L << 20, Bind(Section(("Synchro:MaxSpillBytes", "256MiB"))).MaxSpillBytes);
+        Assert.Equal(0, Bind(Section(("Synchro:MaxSpillBytes", "0"))).MaxSpillBytes);
+        Assert.Equal(["Synchro:MaxSpillBytes: '2GB' is not a size in bytes; write a whole number of bytes, optionally with KiB, MiB or GiB (8MiB)"],
+            Problems(("Synchro:MaxSpillBytes", "2GB")));
+    }
+
+    [Fact]
     public void Read_coalescing_is_off_unless_configured_on()
     {
         Assert.False(new WalPipelineOptions().ReadCoalescing);

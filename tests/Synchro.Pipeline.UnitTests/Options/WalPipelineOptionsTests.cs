@@ -31,6 +31,18 @@ public sealed class WalPipelineOptionsTests
     }
 
     [Fact]
+    public void The_spill_cap_is_0_for_none_or_at_least_1_MiB()
+    {
+        WalPipelineOptions With(long cap) => new() { ConnectionString = "Host=localhost", SlotName = "s", PublicationName = "p", Tables = Tables(), MaxSpillBytes = cap };
+
+        With(0).Validate();
+        With(1024 * 1024).Validate();
+        var error = Assert.Throws<ArgumentException>(With(1000).Validate);
+        Assert.Contains("MaxSpillBytes is 1000; it must be 0 (no cap) or at least 1 MiB (1048576)", error.Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(With(-1).Validate);
+    }
+
+    [Fact]
     public void A_password_never_appears_in_the_error()
     {
         var options = new WalPipelineOptions { ConnectionString = "Host=localhost;Password=hunter2;Bogus=x", SlotName = "s", PublicationName = "p", Tables = Tables() };

@@ -79,6 +79,12 @@ internal sealed partial class SpillStore : IDisposable
         {
             throw Failed("prepare the spill directory", directory, e);
         }
+        catch (PlatformNotSupportedException e)
+        {
+            throw new WalPipelineConfigurationException(
+                $"The spill directory {directory} cannot be checked to be private on this system ({e.Message}). Streamed and prepared transactions need it: "
+                + $"turn {nameof(WalPipelineOptions.StreamLargeTransactions)} and {nameof(WalPipelineOptions.TwoPhase)} off, or run on a supported system.", e);
+        }
     }
 
     /// <summary>Deletes everything in <paramref name="directory"/> (links themselves, never what they point to); returns the files and bytes removed.</summary>

@@ -26,7 +26,21 @@ internal readonly record struct UnixFileStatus(uint Owner, UnixFileMode Mode, bo
 
     /// <summary>The status of <paramref name="path"/> itself (a symbolic link is not followed); null when nothing is there.</summary>
     /// <exception cref="IOException">The status could not be read (no permission to search a parent, say).</exception>
+    /// <exception cref="PlatformNotSupportedException">The C library lacks the call (a Linux C library older than glibc 2.28 or musl 1.2.5), or the OS is neither Linux nor macOS.</exception>
     public static UnixFileStatus? Read(string path)
+    {
+        try
+        {
+            return ReadStatus(path);
+        }
+        catch (EntryPointNotFoundException e)
+        {
+            throw new PlatformNotSupportedException(
+                $"The C library has no {e.Message}: reading a file's owner needs statx on Linux (glibc 2.28 or musl 1.2.5 and later).", e);
+        }
+    }
+
+    private static UnixFileStatus? ReadStatus(string path)
     {
         int result, mode;
         uint owner;
