@@ -14,7 +14,7 @@ internal static class MigrateCommand
     private const string Name = "migrate";
 
 
-    private const string ExistingTablesSql = "SELECT t FROM unnest(@tables) AS t WHERE pg_catalog.to_regclass(t) IS NOT NULL";
+    private const string ExistingTablesSql = "SELECT t FROM pg_catalog.unnest(@tables) AS t WHERE pg_catalog.to_regclass(t) IS NOT NULL";
 
     public static Command Create()
     {
@@ -29,7 +29,9 @@ internal static class MigrateCommand
         try
         {
             var connectionString = flags.Load(parse).ChangelogConnectionString();
-            var dataSource = NpgsqlDataSource.Create(connectionString);
+            // The sidecar tables by their plain names, in the changelog schema only, as the pipeline finds them.
+            var schema = ChangelogSchema.SchemaOf(connectionString);
+            var dataSource = NpgsqlDataSource.Create(ChangelogSchema.PinSearchPath(connectionString));
             await using (dataSource.ConfigureAwait(false))
             {
                 var connection = await dataSource.OpenConnectionAsync(ct).ConfigureAwait(false);
@@ -38,7 +40,7 @@ internal static class MigrateCommand
                     var before = await ExistingTablesAsync(connection, ct).ConfigureAwait(false);
                     await ChangelogSchema.EnsureAsync(connection, ct).ConfigureAwait(false);
                     var after = await ExistingTablesAsync(connection, ct).ConfigureAwait(false);
-                    Report(DatabaseTarget.Describe(connectionString), before, after);
+                    Report(DatabaseTarget.Describe(connectionString), schema, before, after);
                 }
             }
             return ExitCodes.Ok;
@@ -49,12 +51,12 @@ internal static class MigrateCommand
         }
     }
 
-    private static void Report(string target, HashSet<string> before, HashSet<string> after)
+    private static void Report(string target, string schema, HashSet<string> before, HashSet<string> after)
     {
         var output = Terminal.Out;
         var created = ChangelogSchema.TableNames.Where(t => after.Contains(t) && !before.Contains(t)).ToList();
         var kept = ChangelogSchema.TableNames.Where(before.Contains).ToList();
-        output.WriteLine($"Migrated the sidecar tables on {target}:");
+        output.WriteLine($"Migrated the sidecar tables in schema {schema} on {target}:");
         if (created.Count > 0)
             output.WriteWrapped($"  {output.Paint("created", Tone.Good)}  ", string.Join(", ", created), indent: 11);
         if (kept.Count > 0)

@@ -1,5 +1,4 @@
 using Npgsql;
-using NpgsqlTypes;
 using Synchro.Pipeline.Buckets;
 using Synchro.Pipeline.Changelog;
 using Synchro.Pipeline.Replication;
@@ -10,8 +9,6 @@ namespace Synchro.Pipeline;
 
 public sealed partial class WalPipeline
 {
-
-    private const string MissingSidecarTablesSql = "SELECT t FROM unnest(@tables) AS t WHERE pg_catalog.to_regclass(t) IS NULL";
 
     /// <summary>
     /// Runs the checks <see cref="RunAsync"/> makes at start — server settings, publication, tables, columns,
@@ -41,10 +38,10 @@ public sealed partial class WalPipeline
         options.Validate();
 
         var warnings = new List<string>();
-        var source = NpgsqlDataSource.Create(options.ConnectionString);
+        var source = NpgsqlDataSource.Create(options.SourceSessionString);
         await using (source.ConfigureAwait(false))
         {
-            var changelog = NpgsqlDataSource.Create(options.ChangelogConnectionString ?? options.ConnectionString);
+            var changelog = NpgsqlDataSource.Create(options.ChangelogSessionString);
             await using (changelog.ConfigureAwait(false))
             {
                 bool slotExists;
@@ -56,11 +53,16 @@ public sealed partial class WalPipeline
                     slotExists = checks.SlotExists;
                 }
 
+                SidecarState sidecars;
                 var changelogConnection = await changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
                 await using (changelogConnection.ConfigureAwait(false))
+                {
                     await CheckChangelogEncodingAsync(changelogConnection, options, cancellationToken).ConfigureAwait(false);
-                var missing = await MissingSidecarTablesAsync(changelog, cancellationToken).ConfigureAwait(false);
-                var found = await CheckPersistedPositionAsync(source, changelog, options.ConnectionString, options.SlotName, null, identify: false, slotConfirmsOnlyPersisted: !options.DiscardWrites, cancellationToken).ConfigureAwait(false);
+                    sidecars = await ChangelogSchema.ReadStateAsync(changelogConnection, options.ChangelogSchemaName, cancellationToken).ConfigureAwait(false);
+                }
+                if (sidecars.MigrationPending && ChangelogStartProblem(sidecars) is { } sidecarProblem)
+                    throw new WalPipelineConfigurationException(sidecarProblem);
+                var found = await CheckPersistedPositionAsync(source, changelog, options.SourceSessionString, options.SlotName, null, identify: false, slotConfirmsOnlyPersisted: !options.DiscardWrites, cancellationToken).ConfigureAwait(false);
                 if (found.Problem is { } problem)
                     throw new WalPipelineConfigurationException([problem.Message]) { RefusesPosition = true };
                 if (!slotExists)
@@ -72,8 +74,11 @@ public sealed partial class WalPipeline
                         : $"Replication slot '{options.SlotName}' does not exist yet; the pipeline creates it at start, and the changelog covers changes from then on."
                             + (options.InitialSnapshot ? " Before streaming, it loads the bucket edges of the rows the registered tables hold then, from the slot's snapshot (InitialSnapshot)." : ""));
                 }
-                if (missing.Count > 0)
-                    warnings.Add($"The sidecar table(s) {string.Join(", ", missing)} do not exist yet in the changelog database; the pipeline creates them at start; to create them beforehand, run ChangelogSchema.EnsureAsync (synchro-pipeline migrate).");
+                if (sidecars.MigrationPending)
+                {
+                    warnings.Add($"The sidecar tables in schema {PgIdentifier.Quote(sidecars.Schema)} of the changelog database need a migration (missing: {string.Join(", ", sidecars.Missing)}); "
+                        + "the pipeline runs it at start when its role may create tables there, otherwise run synchro-pipeline migrate (ChangelogSchema.EnsureAsync) as the schema's owner first.");
+                }
             }
         }
         return warnings;
@@ -124,7 +129,7 @@ public sealed partial class WalPipeline
         if (originFilter && options.FilterOriginsOnServer)
             return null;
         if (options.ChangelogConnectionString is null)
-            return await StartupChecks.CheckSidecarTablesAsync(source, options.PublicationName, ChangelogSchema.TableNames, tables, originFilter, cancellationToken).ConfigureAwait(false);
+            return await StartupChecks.CheckSidecarTablesAsync(source, options.ChangelogSchemaName, options.PublicationName, ChangelogSchema.TableNames, tables, originFilter, cancellationToken).ConfigureAwait(false);
 
         var connection = await changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
         await using (connection.ConfigureAwait(false))
@@ -132,8 +137,7 @@ public sealed partial class WalPipeline
             var sourceIdentity = await DatabaseIdentity.ReadAsync(source, cancellationToken).ConfigureAwait(false);
             if (await DatabaseIdentity.ReadAsync(connection, cancellationToken).ConfigureAwait(false) != sourceIdentity)
                 return null;
-            // The changelog connection's search_path decides where the sidecar tables are, so the catalog is read through it.
-            return await StartupChecks.CheckSidecarTablesAsync(connection, options.PublicationName, ChangelogSchema.TableNames, tables, originFilter, cancellationToken).ConfigureAwait(false);
+            return await StartupChecks.CheckSidecarTablesAsync(connection, options.ChangelogSchemaName, options.PublicationName, ChangelogSchema.TableNames, tables, originFilter, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -144,22 +148,5 @@ public sealed partial class WalPipeline
             return;
         if (await DatabaseEncoding.ProblemAsync(connection, "changelog", cancellationToken).ConfigureAwait(false) is { } problem)
             throw new WalPipelineConfigurationException(problem);
-    }
-
-    private static async Task<List<string>> MissingSidecarTablesAsync(NpgsqlDataSource changelog, CancellationToken cancellationToken)
-    {
-        var missing = new List<string>();
-        var command = changelog.CreateCommand(MissingSidecarTablesSql);
-        await using (command.ConfigureAwait(false))
-        {
-            command.Parameters.Add(new NpgsqlParameter<string[]>("tables", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = [.. ChangelogSchema.TableNames] });
-            var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            await using (reader.ConfigureAwait(false))
-            {
-                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-                    missing.Add(reader.GetString(0));
-            }
-        }
-        return missing;
     }
 }

@@ -32,13 +32,14 @@ public sealed partial class WalPipeline
         ArgumentException.ThrowIfNullOrEmpty(connectionString);
         if (!PgIdentifier.IsValid(slotName))
             throw new ArgumentException(StartupChecks.InvalidSlotName(slotName), nameof(slotName));
-        var source = NpgsqlDataSource.Create(connectionString);
+        var sourceSessions = SessionSearchPath.Source(connectionString);
+        var source = NpgsqlDataSource.Create(sourceSessions);
         await using (source.ConfigureAwait(false))
         {
-            var changelog = NpgsqlDataSource.Create(changelogConnectionString ?? connectionString);
+            var changelog = NpgsqlDataSource.Create(SessionSearchPath.Changelog(changelogConnectionString ?? connectionString));
             await using (changelog.ConfigureAwait(false))
             {
-                var found = await CheckPersistedPositionAsync(source, changelog, connectionString, slotName, null, identify: false, slotConfirmsOnlyPersisted: true, cancellationToken).ConfigureAwait(false);
+                var found = await CheckPersistedPositionAsync(source, changelog, sourceSessions, slotName, null, identify: false, slotConfirmsOnlyPersisted: true, cancellationToken).ConfigureAwait(false);
                 return found.Problem is { } problem ? [problem.Message] : [];
             }
         }
@@ -110,7 +111,7 @@ public sealed partial class WalPipeline
     /// <exception cref="WalPipelineConfigurationException">The position does not belong to the source (<see cref="WalPipelineConfigurationException.RefusesPosition"/>).</exception>
     private async Task<PositionCheck> VerifyPositionAsync(ReplicationConnection? replication, CancellationToken cancellationToken)
     {
-        var found = await CheckPersistedPositionAsync(_source, _changelog, _options.ConnectionString, _options.SlotName, replication, identify: true, slotConfirmsOnlyPersisted: !_options.DiscardWrites, cancellationToken).ConfigureAwait(false);
+        var found = await CheckPersistedPositionAsync(_source, _changelog, _sourceConnectionString, _options.SlotName, replication, identify: true, slotConfirmsOnlyPersisted: !_options.DiscardWrites, cancellationToken).ConfigureAwait(false);
         if (found.Problem is { } problem)
             throw new WalPipelineConfigurationException([problem.Message]) { RefusesPosition = true };
         return found;
@@ -127,12 +128,13 @@ public sealed partial class WalPipeline
             database = await SourceIdentification.ReadDatabaseAsync(connection, _options.SlotName, cancellationToken).ConfigureAwait(false);
         if (database.SlotConfirmed is not { IsValid: true } created)
             return;
-        await using (var connection = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
+        // Invariant 9: written on the changelog lock's session.
+        var changelog = await _changelogLock!.EnsureAsync(cancellationToken).ConfigureAwait(false);
+        await using (var transaction = await changelog.BeginTransactionAsync(cancellationToken).ConfigureAwait(false))
         {
-            await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-            await using (var durable = new NpgsqlCommand("SET LOCAL synchronous_commit = on", connection, transaction))
+            await using (var durable = new NpgsqlCommand("SET LOCAL synchronous_commit = on", changelog, transaction))
                 await durable.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-            await ChangelogStore.SavePositionAsync(connection, _options.SlotName, identity, created, cancellationToken).ConfigureAwait(false);
+            await ChangelogStore.SavePositionAsync(changelog, _options.SlotName, identity, created, cancellationToken).ConfigureAwait(false);
             await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         }
         LogSlotRecreatedAfterPosition(_logger, _options.SlotName, earlier, created);

@@ -18,24 +18,25 @@ public sealed partial class WalPipeline
     /// <c>replay-failures</c> applies them once the cause is fixed) instead of the changelog, logs it (event 3004), and
     /// forgets the request in the same database transaction that moves the position past it. A later request replaces an
     /// earlier one. Works whether or not the pipeline runs; a running pipeline takes it at its next start or reconnect.
-    /// Migrates the sidecar tables first.
+    /// Migrates the sidecar tables first when a migration is pending.
     /// </remarks>
     /// <param name="options">The pipeline's options (connection strings and slot name are used).</param>
     /// <param name="commitLsn">The LSN of the transaction's commit record, as the error gave it.</param>
     /// <param name="cancellationToken">Cancels the request.</param>
     /// <exception cref="ArgumentException">The position is not valid, or the pipeline is already past it (nothing left to skip).</exception>
+    /// <exception cref="WalPipelineConfigurationException">A migration of the sidecar tables is pending and the role may not run it, or the changelog schema is missing.</exception>
     public static async Task SkipTransactionAsync(WalPipelineOptions options, Lsn commitLsn, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
         if (!commitLsn.IsValid)
             throw new ArgumentException("The commit LSN of the transaction to skip must be a valid position such as 0/16B3748.", nameof(commitLsn));
-        var changelog = NpgsqlDataSource.Create(options.ChangelogConnectionString ?? options.ConnectionString);
+        var changelog = NpgsqlDataSource.Create(options.ChangelogSessionString);
         await using (changelog.ConfigureAwait(false))
         {
             var connection = await changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             await using (connection.ConfigureAwait(false))
             {
-                await ChangelogSchema.EnsureAsync(connection, cancellationToken).ConfigureAwait(false);
+                await MigrateIfPendingAsync(connection, options.ChangelogSchemaName, options.LoggerFactory.CreateLogger(LogCategory), cancellationToken).ConfigureAwait(false);
                 var position = await ChangelogStore.LoadPositionAsync(connection, options.SlotName, cancellationToken).ConfigureAwait(false);
                 // The position is the end of a commit record, so a transaction committed at it or after it is still to come.
                 if (position is { IsValid: true } persisted && commitLsn < persisted)

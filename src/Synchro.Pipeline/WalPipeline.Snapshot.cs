@@ -46,19 +46,20 @@ public sealed partial class WalPipeline
             await DropUnfinishedSlotAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        await using (var connection = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
+        // Invariant 9: written on the changelog lock's session, as the load is.
+        var changelog = await _changelogLock!.EnsureAsync(cancellationToken).ConfigureAwait(false);
+        await using (var transaction = await changelog.BeginTransactionAsync(cancellationToken).ConfigureAwait(false))
         {
-            await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-            await using (var durable = new NpgsqlCommand("SET LOCAL synchronous_commit = on", connection, transaction))
+            await using (var durable = new NpgsqlCommand("SET LOCAL synchronous_commit = on", changelog, transaction))
                 await durable.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-            await ChangelogStore.MarkSnapshotPendingAsync(connection, _options.SlotName, identity, cancellationToken).ConfigureAwait(false);
+            await ChangelogStore.MarkSnapshotPendingAsync(changelog, _options.SlotName, identity, cancellationToken).ConfigureAwait(false);
             await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         }
 
         ExportedSnapshotSlot slot;
         try
         {
-            slot = await ExportedSnapshotSlot.CreateAsync(ReplicationConnectionString(_options.ConnectionString), _options.SlotName, twoPhase: _options.TwoPhase, cancellationToken).ConfigureAwait(false);
+            slot = await ExportedSnapshotSlot.CreateAsync(ReplicationConnectionString(_sourceConnectionString), _options.SlotName, twoPhase: _options.TwoPhase, cancellationToken).ConfigureAwait(false);
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.DuplicateObject)
         {
@@ -76,6 +77,7 @@ public sealed partial class WalPipeline
                 _options.LoggerFactory.CreateLogger(LogCategory + ".Snapshot"), _options.SnapshotProgress)
             {
                 TagOwnWrites = _options.TagOwnWrites,
+                Lock = _changelogLock,
             };
             await loader.LoadAsync(slot.SnapshotName, slot.ConsistentPoint, cancellationToken).ConfigureAwait(false);
             _metrics.SetState(WalPipelineState.Starting);
@@ -90,7 +92,7 @@ public sealed partial class WalPipeline
         {
             try
             {
-                await ReplicationSlots.DropAsync(_options.ConnectionString, _options.SlotName, cancellationToken).ConfigureAwait(false);
+                await ReplicationSlots.DropAsync(_sourceConnectionString, _options.SlotName, cancellationToken).ConfigureAwait(false);
                 return;
             }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ObjectInUse && Stopwatch.GetElapsedTime(started) < s_dropSlotTimeout)

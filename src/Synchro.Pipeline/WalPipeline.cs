@@ -39,6 +39,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
 
     private readonly WalPipelineOptions _options;
     private readonly ILogger _logger;
+    private readonly string _sourceConnectionString;
     private readonly NpgsqlDataSource _source;
     private readonly NpgsqlDataSource _changelog;
     private readonly IBucketAssigner _assigner;
@@ -56,8 +57,10 @@ public sealed partial class WalPipeline : IAsyncDisposable
         _options = options;
         _logger = options.LoggerFactory.CreateLogger(LogCategory);
         _metrics = new PipelineMetrics(() => _position.Value, options.MeterFactory);
-        _source = new NpgsqlDataSourceBuilder(options.ConnectionString).UseLoggerFactory(options.LoggerFactory).Build();
-        _changelog = new NpgsqlDataSourceBuilder(options.ChangelogConnectionString ?? options.ConnectionString).UseLoggerFactory(options.LoggerFactory).Build();
+        // Every session runs with a pinned search_path (WalPipelineOptions.Sessions).
+        _sourceConnectionString = options.SourceSessionString;
+        _source = new NpgsqlDataSourceBuilder(_sourceConnectionString).UseLoggerFactory(options.LoggerFactory).Build();
+        _changelog = new NpgsqlDataSourceBuilder(options.ChangelogSessionString).UseLoggerFactory(options.LoggerFactory).Build();
         _assigner = new GuardedBucketAssigner(options.Tables, options.BucketAssigner, options.MaxBucketsPerChange);
     }
 
@@ -97,10 +100,13 @@ public sealed partial class WalPipeline : IAsyncDisposable
         _metrics.SetState(WalPipelineState.Starting);
         var source = new NpgsqlConnectionStringBuilder(_options.ConnectionString);
         LogStarting(_logger, _options.SlotName, _options.PublicationName, _options.Tables.Count, source.Host, source.Port, source.Database, source.Username);
-        await using var slotLock = _slotLock = new SlotLock(_options.ConnectionString, _options.SlotName);
+        await using var slotLock = _slotLock = new SlotLock(_sourceConnectionString, _options.SlotName);
+        await using var changelogLock = _changelogLock = NewChangelogLock();
         try
         {
             await slotLock.EnsureAsync(cancellationToken).ConfigureAwait(false);
+            // Invariant 9: before anything is written to the changelog, whatever the slot.
+            await changelogLock.EnsureAsync(cancellationToken).ConfigureAwait(false);
             await PrepareAsync(cancellationToken).ConfigureAwait(false);
             var reconnect = new ReconnectPolicy(_options.SlotName, _options.MaxReconnectDelay, _position);
             while (true)
@@ -158,8 +164,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
             checks = await CheckSourceAsync(connection, _changelog, _options, cancellationToken).ConfigureAwait(false);
         foreach (var warning in checks.Warnings)
             LogStartupWarning(_logger, warning);
-        await using (var changelog = await _changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
-            await ChangelogSchema.EnsureAsync(changelog, cancellationToken).ConfigureAwait(false);
+        await MigrateIfPendingAsync(cancellationToken).ConfigureAwait(false);
 
         // Invariant 8: nothing is created on a source the persisted position does not belong to.
         var found = await VerifyPositionAsync(replication: null, cancellationToken).ConfigureAwait(false);
@@ -168,7 +173,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         Lsn? earlier = !checks.SlotExists && found.Persisted is { Position: { IsValid: true } position } ? position : null;
         if (!checks.SlotExists && !_options.InitialSnapshot)
         {
-            if (await ReplicationSlots.CreateIfMissingAsync(_options.ConnectionString, _options.SlotName, twoPhase: _options.TwoPhase, cancellationToken).ConfigureAwait(false))
+            if (await ReplicationSlots.CreateIfMissingAsync(_sourceConnectionString, _options.SlotName, twoPhase: _options.TwoPhase, cancellationToken).ConfigureAwait(false))
             {
                 LogSlotCreated(_logger, _options.SlotName);
                 if (earlier is { } before)
@@ -184,7 +189,9 @@ public sealed partial class WalPipeline : IAsyncDisposable
     private async Task RunStagesAsync(CancellationToken cancellationToken)
     {
         await _slotLock!.EnsureAsync(cancellationToken).ConfigureAwait(false);
-        await using var replication = new LogicalReplicationConnection(ReplicationConnectionString(_options.ConnectionString))
+        // Invariant 9: taken again, on a new session if the old one was lost, before this run writes.
+        await _changelogLock!.EnsureAsync(cancellationToken).ConfigureAwait(false);
+        await using var replication = new LogicalReplicationConnection(ReplicationConnectionString(_sourceConnectionString))
         {
             WalReceiverStatusInterval = _options.StatusInterval,
         };
@@ -228,6 +235,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         {
             MessageHandlers = Handlers,
             TagOwnWrites = _options.TagOwnWrites,
+            Lock = _changelogLock,
             Source = found.Source!.Identity,
             Limits = new ChangelogLimits(_options.MaxRecordIdBytes, _options.MaxBucketIdBytes),
         };

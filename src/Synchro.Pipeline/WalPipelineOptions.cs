@@ -15,6 +15,10 @@ public sealed partial class WalPipelineOptions
     public string ConnectionString { get; set; } = "";
 
     /// <summary>Connection string of the database holding the sidecar tables. Default: the source database.</summary>
+    /// <remarks>
+    /// The sidecar tables are in the first schema its <c>Search Path</c> names (default <c>public</c>); the pipeline's
+    /// sessions run with a pinned <c>search_path</c> whatever the role's or database's setting.
+    /// </remarks>
     public string? ChangelogConnectionString { get; set; }
 
     /// <summary>The logical replication slot (pgoutput). Lower-case letters, digits and underscores.</summary>
@@ -259,6 +263,7 @@ public sealed partial class WalPipelineOptions
         CheckConnectionString(problems, nameof(ConnectionString), ConnectionString);
         if (ChangelogConnectionString is not null)
             CheckConnectionString(problems, nameof(ChangelogConnectionString), ChangelogConnectionString);
+        CheckChangelogSchema(problems);
         if (string.IsNullOrEmpty(SlotName))
             problems.Add($"{nameof(SlotName)} is required");
         else if (SlotName.Length > 63 || !SlotName.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '_'))
@@ -316,6 +321,21 @@ public sealed partial class WalPipelineOptions
             }
         }
         return problems;
+    }
+
+    /// <summary>The changelog connection string (or the source one, without it) names the sidecar tables' schema first in its Search Path, if it has one.</summary>
+    private void CheckChangelogSchema(List<string> problems)
+    {
+        var (name, value) = ChangelogConnectionString is null ? (nameof(ConnectionString), ConnectionString) : (nameof(ChangelogConnectionString), ChangelogConnectionString);
+        try
+        {
+            if (!string.IsNullOrWhiteSpace(value) && Postgres.SessionSearchPath.Problem(new NpgsqlConnectionStringBuilder(value).SearchPath) is { } problem)
+                problems.Add($"{name} cannot name the changelog schema: {problem}");
+        }
+        catch (ArgumentException)
+        {
+            // Not a connection string: CheckConnectionString says so.
+        }
     }
 
     private static void CheckConnectionString(List<string> problems, string name, string? value)

@@ -33,7 +33,7 @@ internal static class ChangelogVerifier
         UNION ALL SELECT 'categories', id::text, 'global', false FROM categories
         """;
 
-    private const string RuleFailuresSql = "SELECT count(*) FROM sync_rule_failures";
+    private const string RuleFailuresSql = "SELECT pg_catalog.count(*) FROM sync_rule_failures";
 
     private const string PositionSql = "SELECT confirmed_lsn FROM sync_wal_position WHERE slot_name = $1";
 

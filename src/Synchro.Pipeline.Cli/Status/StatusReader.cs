@@ -1,6 +1,7 @@
 using System.Globalization;
 using Npgsql;
 using NpgsqlTypes;
+using Synchro.Pipeline.Changelog;
 using Synchro.Pipeline.Cli.Database;
 using Synchro.Pipeline.Protocol;
 
@@ -32,18 +33,18 @@ internal static class StatusReader
     private const string Columns13 = "s.wal_status, s.safe_wal_size, NULL::boolean";
     private const string ColumnsBefore13 = "NULL::text, NULL::bigint, NULL::boolean";
 
-    private const string SidecarTablesSql = "SELECT t FROM unnest(@tables) AS t WHERE pg_catalog.to_regclass(t) IS NULL";
+    private const string SidecarTablesSql = "SELECT t FROM pg_catalog.unnest(@tables) AS t WHERE pg_catalog.to_regclass(t) IS NULL";
 
     // Cheap whatever the changelog's size: primary-key and created_at index lookups, catalog reads. Only the
     // rule failures are counted, and that table holds failures, which are meant to be few.
     private const string ChangelogSql = """
         SELECT p.confirmed_lsn, p.updated_at,
-               (SELECT max(seq) FROM sync_changelog),
+               (SELECT pg_catalog.max(seq) FROM sync_changelog),
                (SELECT created_at FROM sync_changelog ORDER BY seq DESC LIMIT 1),
                (SELECT CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::bigint END FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass('sync_changelog')),
                pg_catalog.pg_total_relation_size(pg_catalog.to_regclass('sync_changelog')),
-               (SELECT count(*) FROM sync_rule_failures),
-               (SELECT max(created_at) FROM sync_rule_failures)
+               (SELECT pg_catalog.count(*) FROM sync_rule_failures),
+               (SELECT pg_catalog.max(created_at) FROM sync_rule_failures)
         FROM (SELECT 1) AS one
         LEFT JOIN sync_wal_position p ON p.slot_name = @slot
         """;
@@ -59,7 +60,8 @@ internal static class StatusReader
             source = await ReadSlotAsync(sourceDatabase, slot, ct).ConfigureAwait(false);
 
         ChangelogReport changelog;
-        var changelogDatabase = NpgsqlDataSource.Create(changelogConnectionString);
+        // The sidecar tables by their plain names, found in the changelog schema only, as the pipeline's sessions find them.
+        var changelogDatabase = NpgsqlDataSource.Create(ChangelogSchema.PinSearchPath(changelogConnectionString));
         await using (changelogDatabase.ConfigureAwait(false))
             changelog = await ReadChangelogAsync(changelogDatabase, DatabaseTarget.Describe(changelogConnectionString), slot, source.Slot.ConfirmedFlushLsn, ct).ConfigureAwait(false);
         if (changelog.PersistedLsn is not null)

@@ -87,7 +87,7 @@ public sealed class ParentChainBucketAssigner : IBucketAssigner
         if (_idTypes.TryGetValue(table, out var type))
             return type;
         await using var command = new NpgsqlCommand(
-            "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = to_regclass(@table) AND a.attname = @column AND NOT a.attisdropped",
+            "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass(@table) AND a.attname = @column AND NOT a.attisdropped",
             connection);
         command.Parameters.AddWithValue("table", PgIdentifier.QuoteQualified(table.Schema, table.Name));
         command.Parameters.AddWithValue("column", table.IdColumn);

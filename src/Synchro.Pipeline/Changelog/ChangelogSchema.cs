@@ -1,4 +1,6 @@
 using Npgsql;
+using NpgsqlTypes;
+using Synchro.Pipeline.Postgres;
 
 namespace Synchro.Pipeline.Changelog;
 
@@ -26,25 +28,25 @@ public static class ChangelogSchema
     private static readonly string[] s_statements =
     [
         // Key 0x0053594E4348524F, 'SYNCHRO' in ASCII: one no other application is likely to pick.
-        "SELECT pg_advisory_xact_lock(23460615738118735)",
+        "SELECT pg_catalog.pg_advisory_xact_lock(23460615738118735)",
         """
         CREATE TABLE IF NOT EXISTS sync_changelog (
             seq BIGSERIAL PRIMARY KEY,
-            bucket_id TEXT COLLATE "C" NOT NULL,
-            table_name TEXT COLLATE "C" NOT NULL,
-            record_id TEXT COLLATE "C" NOT NULL,
+            bucket_id TEXT COLLATE pg_catalog."C" NOT NULL,
+            table_name TEXT COLLATE pg_catalog."C" NOT NULL,
+            record_id TEXT COLLATE pg_catalog."C" NOT NULL,
             operation SMALLINT NOT NULL,
-            created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+            created_at TIMESTAMPTZ NOT NULL DEFAULT pg_catalog.now()
         )
         """,
         "CREATE INDEX IF NOT EXISTS idx_sync_changelog_bucket_seq ON sync_changelog (bucket_id, seq)",
         "CREATE INDEX IF NOT EXISTS idx_sync_changelog_record ON sync_changelog (table_name, record_id)",
         """
         CREATE TABLE IF NOT EXISTS sync_bucket_edges (
-            table_name TEXT COLLATE "C" NOT NULL,
-            record_id TEXT COLLATE "C" NOT NULL,
-            bucket_id TEXT COLLATE "C" NOT NULL,
-            updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            table_name TEXT COLLATE pg_catalog."C" NOT NULL,
+            record_id TEXT COLLATE pg_catalog."C" NOT NULL,
+            bucket_id TEXT COLLATE pg_catalog."C" NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL DEFAULT pg_catalog.now(),
             PRIMARY KEY (table_name, record_id, bucket_id)
         )
         """,
@@ -53,7 +55,7 @@ public static class ChangelogSchema
         CREATE TABLE IF NOT EXISTS sync_wal_position (
             slot_name TEXT PRIMARY KEY,
             confirmed_lsn BIGINT NOT NULL DEFAULT 0,
-            updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+            updated_at TIMESTAMPTZ NOT NULL DEFAULT pg_catalog.now()
         )
         """,
         // Ours, not the reference's (invariant 8): the source each position was read from. Added to a table the reference or an
@@ -62,7 +64,7 @@ public static class ChangelogSchema
         """
         DO $$
         BEGIN
-            IF (SELECT count(*) FROM pg_catalog.pg_attribute
+            IF (SELECT pg_catalog.count(*) FROM pg_catalog.pg_attribute
                 WHERE attrelid = pg_catalog.to_regclass('sync_wal_position') AND NOT attisdropped
                   AND attname IN ('source_system_id', 'source_timeline', 'source_database_oid', 'source_database')) < 4 THEN
                 ALTER TABLE sync_wal_position
@@ -82,7 +84,7 @@ public static class ChangelogSchema
             operation SMALLINT NOT NULL,
             error_text TEXT NOT NULL,
             payload JSONB,
-            created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+            created_at TIMESTAMPTZ NOT NULL DEFAULT pg_catalog.now()
         )
         """,
         "CREATE INDEX IF NOT EXISTS idx_sync_rule_failures_created ON sync_rule_failures (created_at)",
@@ -93,7 +95,7 @@ public static class ChangelogSchema
             gid TEXT NOT NULL,
             chunk INT NOT NULL,
             data BYTEA NOT NULL,
-            created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            created_at TIMESTAMPTZ NOT NULL DEFAULT pg_catalog.now(),
             PRIMARY KEY (slot_name, gid, chunk)
         )
         """,
@@ -102,17 +104,70 @@ public static class ChangelogSchema
         CREATE TABLE IF NOT EXISTS sync_transaction_skips (
             slot_name TEXT PRIMARY KEY,
             commit_lsn BIGINT NOT NULL,
-            requested_at TIMESTAMPTZ NOT NULL DEFAULT now()
+            requested_at TIMESTAMPTZ NOT NULL DEFAULT pg_catalog.now()
         )
         """,
     ];
 
+    // What the statements create, by name in the schema: a migration is pending while any of it is missing. Kept next to
+    // the statements: a statement that adds an object adds its name here.
+    private static readonly string[] s_relations =
+    [
+        .. TableNames, "idx_sync_changelog_bucket_seq", "idx_sync_changelog_record", "idx_sync_bucket_edges_bucket", "idx_sync_rule_failures_created",
+    ];
+
+    private static readonly string[] s_positionSourceColumns = ["source_system_id", "source_timeline", "source_database_oid", "source_database"];
+
+    // Read-only; the catalogs are readable by every role. The other schemas holding a sync_wal_position tell a changelog
+    // moved by the configuration (a Search Path changed, or one a role's setting used to give) from a new one.
+    private const string StateSql = """
+        SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1),
+               ARRAY(SELECT r.name FROM pg_catalog.unnest($2::text[]) WITH ORDINALITY AS r(name, ord)
+                     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                                       WHERE n.nspname = $1 AND c.relname = r.name)
+                     ORDER BY r.ord),
+               ARRAY(SELECT a.name FROM pg_catalog.unnest($3::text[]) WITH ORDINALITY AS a(name, ord)
+                     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute t
+                                       JOIN pg_catalog.pg_class c ON c.oid = t.attrelid
+                                       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                                       WHERE n.nspname = $1 AND c.relname = 'sync_wal_position' AND t.attname = a.name AND NOT t.attisdropped)
+                     ORDER BY a.ord),
+               ARRAY(SELECT n.nspname::text FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                     WHERE c.relname = 'sync_wal_position' AND c.relkind IN ('r', 'p') AND n.nspname <> $1
+                     ORDER BY 1)
+        """;
+
     /// <summary>
-    /// Creates the sidecar tables and their indexes where they do not exist yet, in one transaction.
+    /// The schema the pipeline keeps the sidecar tables of <paramref name="connectionString"/> in: the first schema its
+    /// <c>Search Path</c> names, or <c>public</c> when it names none. A role's or a database's <c>search_path</c> setting
+    /// does not count: the pipeline's sessions run with a pinned one.
+    /// </summary>
+    /// <exception cref="ArgumentException">The connection string is invalid, or its <c>Search Path</c> does not start with a schema name.</exception>
+    public static string SchemaOf(string connectionString)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(connectionString);
+        return SessionSearchPath.ChangelogSchema(connectionString);
+    }
+
+    /// <summary>
+    /// <paramref name="connectionString"/> with the <c>search_path</c> the pipeline's changelog sessions run with:
+    /// <c>"&lt;schema&gt;", pg_temp</c> (<see cref="SchemaOf"/>; <c>pg_catalog</c> is searched first), for tools that read
+    /// the sidecar tables by their plain names and must find the pipeline's, whatever else the role's path would find.
+    /// </summary>
+    /// <exception cref="ArgumentException">The connection string is invalid, or its <c>Search Path</c> does not start with a schema name.</exception>
+    public static string PinSearchPath(string connectionString)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(connectionString);
+        return SessionSearchPath.Changelog(connectionString);
+    }
+
+    /// <summary>
+    /// Creates the sidecar tables and their indexes where they do not exist yet, in one transaction, in the schema the
+    /// pipeline uses for the connection's connection string (<see cref="SchemaOf"/>).
     /// </summary>
     /// <remarks>
     /// <para>
-    /// Creates, in the first schema of the connection's <c>search_path</c> (<c>public</c> by default):
+    /// Creates, in that schema (<c>public</c> unless the connection string's <c>Search Path</c> names another first):
     /// <list type="bullet">
     /// <item><c>sync_changelog</c> (<c>seq BIGSERIAL</c> primary key, <c>bucket_id</c>, <c>table_name</c>,
     /// <c>record_id</c> text, <c>operation SMALLINT</c>, <c>created_at</c>) with indexes on
@@ -137,14 +192,25 @@ public static class ChangelogSchema
     /// Safe to run at every start and from several processes at once: concurrent callers are serialised by a
     /// transaction-scoped advisory lock, and existing tables and indexes are left as they are, except that the source
     /// columns are added to a <c>sync_wal_position</c> that lacks them (nullable, so its rows are kept as they are).
+    /// The statements run with the transaction's <c>search_path</c> set to the schema (and <c>pg_temp</c>), whatever the
+    /// session's. The tables belong to the connecting role, which must then grant the changelog role its DML
+    /// (docs/operations.md, "Roles and privileges").
     /// </para>
     /// </remarks>
     /// <param name="connection">An open connection with no transaction in progress; the user needs the
-    /// <c>CREATE</c> privilege on the schema.</param>
+    /// <c>CREATE</c> privilege on the schema, and to own the tables when one must be altered.</param>
     /// <param name="cancellationToken">Cancels the migration; nothing of it is kept.</param>
+    /// <exception cref="ArgumentException">The connection's <c>Search Path</c> does not start with a schema name.</exception>
     /// <exception cref="InvalidOperationException">The connection is not open, or a transaction is already in progress on it.</exception>
-    /// <exception cref="PostgresException">The server refused a statement (for example, missing privileges).</exception>
-    public static async Task EnsureAsync(NpgsqlConnection connection, CancellationToken cancellationToken = default)
+    /// <exception cref="PostgresException">The server refused a statement (for example, missing privileges, or no such schema).</exception>
+    public static Task EnsureAsync(NpgsqlConnection connection, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        return MigrateAsync(connection, SessionSearchPath.ChangelogSchema(connection.ConnectionString), cancellationToken);
+    }
+
+    /// <summary>Creates what is missing of the sidecar tables in <paramref name="schema"/> (see <see cref="EnsureAsync"/>).</summary>
+    internal static async Task MigrateAsync(NpgsqlConnection connection, string schema, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(connection);
         var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
@@ -153,6 +219,11 @@ public static class ChangelogSchema
             var batch = new NpgsqlBatch(connection, transaction);
             await using (batch.ConfigureAwait(false))
             {
+                // Unqualified names in the statements then mean the schema (pg_catalog is searched first); a parameter, not SQL text.
+                batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT pg_catalog.set_config('search_path', $1, true)")
+                {
+                    Parameters = { new NpgsqlParameter<string>() { TypedValue = PgIdentifier.Quote(schema) + ", pg_temp" } },
+                });
                 foreach (var statement in s_statements)
                     batch.BatchCommands.Add(new NpgsqlBatchCommand(statement));
                 await batch.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
@@ -160,4 +231,44 @@ public static class ChangelogSchema
             await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         }
     }
+
+    /// <summary>What exists of the sidecar tables in <paramref name="schema"/>, read from the catalog without changing anything.</summary>
+    internal static async Task<SidecarState> ReadStateAsync(NpgsqlConnection connection, string schema, CancellationToken cancellationToken)
+    {
+        var command = new NpgsqlCommand(StateSql, connection)
+        {
+            Parameters =
+            {
+                new NpgsqlParameter<string>() { TypedValue = schema },
+                new NpgsqlParameter<string[]>() { TypedValue = s_relations, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text },
+                new NpgsqlParameter<string[]>() { TypedValue = s_positionSourceColumns, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text },
+            },
+        };
+        await using (command.ConfigureAwait(false))
+        {
+            var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await using (reader.ConfigureAwait(false))
+            {
+                await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+                var relations = reader.GetFieldValue<string[]>(1);
+                // Columns of a table that is missing altogether are part of creating it.
+                var columns = relations.Contains("sync_wal_position") ? [] : reader.GetFieldValue<string[]>(2).Select(c => "sync_wal_position." + c);
+                return new SidecarState(schema, reader.GetBoolean(0), [.. relations, .. columns], reader.GetFieldValue<string[]>(3));
+            }
+        }
+    }
+}
+
+/// <summary>What exists of the sidecar tables in a schema.</summary>
+/// <param name="Schema">The changelog schema.</param>
+/// <param name="SchemaExists">Whether the schema exists.</param>
+/// <param name="Missing">The tables, indexes and columns (<c>table.column</c>) a migration would create; empty when none is pending.</param>
+/// <param name="OtherSchemas">Other schemas of the database that hold a <c>sync_wal_position</c>: changelogs of their own.</param>
+internal sealed record SidecarState(string Schema, bool SchemaExists, IReadOnlyList<string> Missing, IReadOnlyList<string> OtherSchemas)
+{
+    /// <summary>Whether a migration is pending (anything missing).</summary>
+    public bool MigrationPending => Missing.Count > 0;
+
+    /// <summary>Whether nothing of the sidecar tables exists in the schema yet.</summary>
+    public bool Empty => Missing.Contains("sync_wal_position") && Missing.Contains("sync_changelog");
 }

@@ -8,7 +8,7 @@ internal static partial class ChangelogStore
     // subquery a primary-key lookup per record: as a plain join it is planned as a hash join over the whole table.
     private const string LoadEdgesSql = """
         SELECT k.ord::int, e.bucket_id
-        FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(table_name, record_id, ord)
+        FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[])) WITH ORDINALITY AS k(table_name, record_id, ord)
         CROSS JOIN LATERAL (
             SELECT bucket_id FROM sync_bucket_edges
             WHERE table_name = k.table_name AND record_id = k.record_id
@@ -17,7 +17,7 @@ internal static partial class ChangelogStore
 
     private const string DeleteEdgesSql = """
         DELETE FROM sync_bucket_edges
-        WHERE (table_name, record_id, bucket_id) IN (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))
+        WHERE (table_name, record_id, bucket_id) IN (SELECT * FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[])))
         """;
 
     private const string CopyEdgesSql =

@@ -22,9 +22,9 @@ internal static partial class ChangelogStore
 
     private const string SavePositionSql = """
         INSERT INTO sync_wal_position AS p (slot_name, confirmed_lsn, updated_at, source_system_id, source_timeline, source_database_oid, source_database)
-        VALUES ($1, $2, now(), $3, $4, $5, $6)
+        VALUES ($1, $2, pg_catalog.now(), $3, $4, $5, $6)
         ON CONFLICT (slot_name) DO UPDATE
-        SET confirmed_lsn = GREATEST(p.confirmed_lsn, EXCLUDED.confirmed_lsn), updated_at = now(),
+        SET confirmed_lsn = GREATEST(p.confirmed_lsn, EXCLUDED.confirmed_lsn), updated_at = pg_catalog.now(),
             source_system_id = EXCLUDED.source_system_id, source_timeline = EXCLUDED.source_timeline,
             source_database_oid = EXCLUDED.source_database_oid, source_database = EXCLUDED.source_database
         """;

@@ -19,7 +19,7 @@ internal static partial class ChangelogStore
 
     private const string UpdateRuleFailuresSql = """
         UPDATE sync_rule_failures f SET error_text = u.error_text
-        FROM unnest($1::bigint[], $2::text[]) AS u(id, error_text) WHERE f.id = u.id
+        FROM ROWS FROM (pg_catalog.unnest($1::bigint[]), pg_catalog.unnest($2::text[])) AS u(id, error_text) WHERE f.id = u.id
         """;
 
     /// <summary>Takes the lock that keeps the pipeline's writer out until the caller's transaction ends.</summary>

@@ -9,7 +9,7 @@ internal static partial class ChangelogStore
 {
     private const string RequestSkipSql = """
         INSERT INTO sync_transaction_skips (slot_name, commit_lsn) VALUES ($1, $2)
-        ON CONFLICT (slot_name) DO UPDATE SET commit_lsn = EXCLUDED.commit_lsn, requested_at = now()
+        ON CONFLICT (slot_name) DO UPDATE SET commit_lsn = EXCLUDED.commit_lsn, requested_at = pg_catalog.now()
         """;
 
     private const string LoadSkipSql = "SELECT commit_lsn FROM sync_transaction_skips WHERE slot_name = $1";

@@ -17,17 +17,17 @@ internal static partial class ChangelogStore
     // Bound to the source the slot is about to be created on (invariant 8); the load's position keeps that binding.
     private const string MarkSnapshotPendingSql = """
         INSERT INTO sync_wal_position AS p (slot_name, confirmed_lsn, updated_at, source_system_id, source_timeline, source_database_oid, source_database)
-        VALUES ($1, 0, now(), $2, $3, $4, $5)
+        VALUES ($1, 0, pg_catalog.now(), $2, $3, $4, $5)
         ON CONFLICT (slot_name) DO UPDATE
-        SET confirmed_lsn = 0, updated_at = now(), source_system_id = EXCLUDED.source_system_id, source_timeline = EXCLUDED.source_timeline,
+        SET confirmed_lsn = 0, updated_at = pg_catalog.now(), source_system_id = EXCLUDED.source_system_id, source_timeline = EXCLUDED.source_timeline,
             source_database_oid = EXCLUDED.source_database_oid, source_database = EXCLUDED.source_database
         """;
 
     // Not GREATEST: the slot is new, so a position left by an earlier slot of the same name means nothing for it.
     private const string SetSnapshotPositionSql = """
         INSERT INTO sync_wal_position AS p (slot_name, confirmed_lsn, updated_at)
-        VALUES ($1, $2, now())
-        ON CONFLICT (slot_name) DO UPDATE SET confirmed_lsn = EXCLUDED.confirmed_lsn, updated_at = now()
+        VALUES ($1, $2, pg_catalog.now())
+        ON CONFLICT (slot_name) DO UPDATE SET confirmed_lsn = EXCLUDED.confirmed_lsn, updated_at = pg_catalog.now()
         """;
 
     private const string DeleteTableEdgesSql = "DELETE FROM sync_bucket_edges WHERE table_name = ANY($1::text[])";

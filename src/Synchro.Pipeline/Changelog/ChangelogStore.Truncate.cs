@@ -12,7 +12,7 @@ internal static partial class ChangelogStore
             RETURNING record_id, bucket_id)
         INSERT INTO sync_changelog (bucket_id, table_name, record_id, operation)
         SELECT bucket_id, $1, record_id, $2 FROM gone
-        ORDER BY record_id COLLATE "C", bucket_id COLLATE "C"
+        ORDER BY record_id COLLATE pg_catalog."C", bucket_id COLLATE pg_catalog."C"
         """;
 
     /// <summary>

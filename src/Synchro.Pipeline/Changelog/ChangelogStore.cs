@@ -22,7 +22,7 @@ internal static partial class ChangelogStore
     private const string InsertRuleFailuresSql = """
         INSERT INTO sync_rule_failures (table_name, record_id, operation, error_text, payload)
         SELECT f.table_name, f.record_id, f.operation, f.error_text, f.payload::jsonb
-        FROM unnest($1::text[], $2::text[], $3::smallint[], $4::text[], $5::text[])
+        FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::smallint[]), pg_catalog.unnest($4::text[]), pg_catalog.unnest($5::text[]))
             AS f(table_name, record_id, operation, error_text, payload)
         """;
 

@@ -35,6 +35,9 @@ internal sealed partial class WriterStage(
     TimeSpan slowBatchThreshold,
     ILogger logger)
 {
+    /// <summary>The changelog lock whose session the writer writes on; null to write on a connection of <c>changelog</c> (benchmarks).</summary>
+    public ChangelogLock? Lock { get; init; }
+
     // The open changelog transaction (null between source transactions) and what it holds so far.
     private NpgsqlTransaction? _transaction;
     private int _changesInTransaction;
@@ -45,9 +48,14 @@ internal sealed partial class WriterStage(
         Exception? error = null;
         try
         {
-            await using var connection = await changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            // Invariant 9: with the changelog lock, every write goes through the session that holds it.
+            await using var owned = Lock is null ? await changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false) : null;
+            var connection = owned ?? await Lock!.EnsureAsync(cancellationToken).ConfigureAwait(false);
             await using var sourceConnection = await source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             var origin = TagOwnWrites ? await OwnWritesOrigin.TrySetUpAsync(connection, sourceConnection, slotName, OwnWritesOrigin.Session.Writer, logger, cancellationToken).ConfigureAwait(false) : null;
+            // A refused origin can reopen the connection, which ends the lock's session: the lock is taken again first.
+            if (Lock is not null)
+                connection = await Lock.EnsureAsync(cancellationToken).ConfigureAwait(false);
             try
             {
                 // Invariant 2: the committer confirms a batch to the server once its commit returns, so every

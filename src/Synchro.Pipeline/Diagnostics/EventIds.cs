@@ -60,6 +60,12 @@ internal static class EventIds
     /// <summary>A run starts with a request to skip a transaction pending.</summary>
     public const int SkipPending = 1015;
 
+    /// <summary>A migration of the sidecar tables was pending, and the start ran it: what was missing, in which schema.</summary>
+    public const int ChangelogMigrated = 1030;
+
+    /// <summary>The changelog lock's session was lost or replaced; the lock was taken again before writing.</summary>
+    public const int ChangelogLockTakenAgain = 1031;
+
     // Slot creation and the initial snapshot's lifecycle: 1200–1299.
 
     /// <summary>Created the slot with an exported snapshot; loading the bucket edges of existing rows.</summary>

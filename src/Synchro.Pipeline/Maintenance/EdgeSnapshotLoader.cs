@@ -55,6 +55,9 @@ internal sealed partial class EdgeSnapshotLoader(
     /// <summary>Invariant 10: the load's writes carry the pipeline's replication origin when they go into the source database.</summary>
     public bool TagOwnWrites { get; init; }
 
+    /// <summary>The changelog lock whose session the load writes on; null to write on a connection of <c>changelog</c>.</summary>
+    public ChangelogLock? Lock { get; init; }
+
     // One cursor at a time, so one constant name.
     private const string CursorName = "synchro_initial_snapshot";
 
@@ -84,10 +87,15 @@ internal sealed partial class EdgeSnapshotLoader(
             throw new ArgumentException($"'{snapshotName}' is not an exported snapshot name.", nameof(snapshotName));
         var started = Stopwatch.GetTimestamp();
 
-        await using var target = await changelog.OpenConnectionAsync(ct).ConfigureAwait(false);
+        // Invariant 9: with the changelog lock, the load writes on the session that holds it.
+        await using var owned = Lock is null ? await changelog.OpenConnectionAsync(ct).ConfigureAwait(false) : null;
+        var target = owned ?? await Lock!.EnsureAsync(ct).ConfigureAwait(false);
         await using var read = await source.OpenConnectionAsync(ct).ConfigureAwait(false);
         // Invariant 10: the load's writes carry the pipeline's origin, so decoding leaves them out.
         var origin = TagOwnWrites ? await OwnWritesOrigin.TrySetUpAsync(target, read, slotName, OwnWritesOrigin.Session.Snapshot, logger, ct).ConfigureAwait(false) : null;
+        // A refused origin can reopen the connection, which ends the lock's session: the lock is taken again first.
+        if (Lock is not null)
+            target = await Lock.EnsureAsync(ct).ConfigureAwait(false);
         try
         {
             await LoadAsync(target, read, snapshotName, consistentPoint, ct).ConfigureAwait(false);

@@ -68,10 +68,10 @@ public sealed class RuleFailureReplayer
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(ChunkSize, 1);
         var result = new RuleFailureReplayResult();
-        var source = NpgsqlDataSource.Create(_options.ConnectionString);
+        var source = NpgsqlDataSource.Create(_options.SourceSessionString);
         await using (source.ConfigureAwait(false))
         {
-            var changelog = NpgsqlDataSource.Create(_options.ChangelogConnectionString ?? _options.ConnectionString);
+            var changelog = NpgsqlDataSource.Create(_options.ChangelogSessionString);
             await using (changelog.ConfigureAwait(false))
             {
                 var sourceConnection = await source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);

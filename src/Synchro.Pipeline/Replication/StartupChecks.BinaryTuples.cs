@@ -12,7 +12,7 @@ internal static partial class StartupChecks
 
     private const string BinaryColumnTypesSql = """
         SELECT t.ord::int, a.atttypid, pg_catalog.format_type(a.atttypid, a.atttypmod)
-        FROM unnest(@schemas, @names, @columns) WITH ORDINALITY AS t(schema_name, table_name, column_name, ord)
+        FROM ROWS FROM (pg_catalog.unnest(@schemas), pg_catalog.unnest(@names), pg_catalog.unnest(@columns)) WITH ORDINALITY AS t(schema_name, table_name, column_name, ord)
         JOIN pg_catalog.pg_namespace n ON n.nspname = t.schema_name
         JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = t.table_name
         JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = t.column_name AND a.attnum > 0 AND NOT a.attisdropped

@@ -18,14 +18,14 @@ internal static partial class StartupChecks
         SELECT pt.schemaname::text, pt.tablename::text, pt.attnames::text[]
         FROM pg_catalog.pg_publication_tables pt
         WHERE pt.pubname = @publication
-          AND (pt.schemaname::text, pt.tablename::text) IN (SELECT * FROM unnest(@schemas, @names))
+          AND (pt.schemaname::text, pt.tablename::text) IN (SELECT * FROM ROWS FROM (pg_catalog.unnest(@schemas), pg_catalog.unnest(@names)))
         """;
 
     private const string PublishedTablesBefore15Sql = """
         SELECT pt.schemaname::text, pt.tablename::text, NULL::text[]
         FROM pg_catalog.pg_publication_tables pt
         WHERE pt.pubname = @publication
-          AND (pt.schemaname::text, pt.tablename::text) IN (SELECT * FROM unnest(@schemas, @names))
+          AND (pt.schemaname::text, pt.tablename::text) IN (SELECT * FROM ROWS FROM (pg_catalog.unnest(@schemas), pg_catalog.unnest(@names)))
         """;
 
     private const int ColumnListsSinceVersion = 15;

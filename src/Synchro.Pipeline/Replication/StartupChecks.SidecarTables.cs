@@ -6,18 +6,15 @@ namespace Synchro.Pipeline.Replication;
 
 internal static partial class StartupChecks
 {
-    // Where each sidecar table is, or will be: an existing one where the search_path finds it, a missing one in the schema
-    // CREATE TABLE puts it in (current_schema(), null when no schema of the search_path exists). A relation that is not
-    // a logged table is never published; nor is anything in pg_catalog.
+    // Where each sidecar table is, or will be: in the changelog schema (the pipeline's sessions find them only there). A
+    // relation that is not a logged table is never published; nor is anything in pg_catalog.
     private const string SidecarPlacementSql = """
         SELECT s.schema_name, s.name
         FROM (
-            SELECT t.ord, t.name,
-                   CASE WHEN c.oid IS NULL THEN pg_catalog.current_schema()::text ELSE n.nspname::text END AS schema_name,
+            SELECT t.ord, t.name, @schema AS schema_name,
                    c.oid IS NULL OR (c.relkind IN ('r', 'p') AND c.relpersistence = 'p') AS publishable
-            FROM unnest(@tables) WITH ORDINALITY AS t(name, ord)
-            LEFT JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(t.name)
-            LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+            FROM pg_catalog.unnest(@tables) WITH ORDINALITY AS t(name, ord)
+            LEFT JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(pg_catalog.quote_ident(@schema) || '.' || pg_catalog.quote_ident(t.name))
         ) s
         WHERE s.publishable AND s.schema_name <> 'pg_catalog'
         ORDER BY s.ord
@@ -48,7 +45,7 @@ internal static partial class StartupChecks
         JOIN pg_catalog.pg_class c ON c.oid = pr.prrelid
         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         WHERE p.pubname = @publication
-          AND (n.nspname::text, c.relname::text) IN (SELECT * FROM unnest(@schemas, @names))
+          AND (n.nspname::text, c.relname::text) IN (SELECT * FROM ROWS FROM (pg_catalog.unnest(@schemas), pg_catalog.unnest(@names)))
         """;
 
     private const int SchemaPublicationsSinceVersion = 15;
@@ -58,8 +55,8 @@ internal static partial class StartupChecks
     /// is decoded and sent back to the pipeline, which discards it. Decided from the catalog, so it holds before the
     /// sidecar tables exist (<c>check</c> runs before <c>migrate</c>).
     /// </summary>
-    /// <param name="connection">An open connection to the changelog database, which must be the source database: its
-    /// <c>search_path</c> decides the schema of the sidecar tables.</param>
+    /// <param name="connection">An open connection to the changelog database, which must be the source database.</param>
+    /// <param name="schema">The changelog schema, where the sidecar tables are or will be.</param>
     /// <param name="publicationName">The pipeline's publication (one that exists; a missing one is the publication check's error).</param>
     /// <param name="sidecarTables">The names of the sidecar tables, unqualified, as the migration creates them.</param>
     /// <param name="tables">The registered tables, for the publication the fix suggests.</param>
@@ -69,6 +66,7 @@ internal static partial class StartupChecks
     /// <returns>One warning naming every covered sidecar table, why it costs and the fix; null when none is covered.</returns>
     public static async Task<string?> CheckSidecarTablesAsync(
         NpgsqlConnection connection,
+        string schema,
         string publicationName,
         IReadOnlyList<string> sidecarTables,
         IReadOnlyList<RegisteredTable> tables,
@@ -81,7 +79,7 @@ internal static partial class StartupChecks
         if (!PgIdentifier.IsValidObjectName(publicationName))
             return null;
 
-        var placed = await ReadSidecarPlacementAsync(connection, sidecarTables, ct).ConfigureAwait(false);
+        var placed = await ReadSidecarPlacementAsync(connection, schema, sidecarTables, ct).ConfigureAwait(false);
         if (placed.Count == 0 || await ReadPublicationScopeAsync(connection, publicationName, ct).ConfigureAwait(false) is not { } scope)
             return null;
 
@@ -148,13 +146,14 @@ internal static partial class StartupChecks
         QuotedList(tables.Select(t => PgIdentifier.QuoteQualified(t.Schema, t.Name)));
 
     /// <returns>The schema and name of each sidecar table a publication could cover, in <paramref name="sidecarTables"/>'s order.</returns>
-    private static async Task<List<(string Schema, string Name)>> ReadSidecarPlacementAsync(NpgsqlConnection connection, IReadOnlyList<string> sidecarTables, CancellationToken ct)
+    private static async Task<List<(string Schema, string Name)>> ReadSidecarPlacementAsync(NpgsqlConnection connection, string schema, IReadOnlyList<string> sidecarTables, CancellationToken ct)
     {
         var placed = new List<(string, string)>(sidecarTables.Count);
         var command = new NpgsqlCommand(SidecarPlacementSql, connection);
         await using (command.ConfigureAwait(false))
         {
             command.Parameters.Add(new NpgsqlParameter<string[]>("tables", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = [.. sidecarTables] });
+            command.Parameters.Add(new NpgsqlParameter<string>("schema", NpgsqlDbType.Text) { TypedValue = schema });
             var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
             await using (reader.ConfigureAwait(false))
             {

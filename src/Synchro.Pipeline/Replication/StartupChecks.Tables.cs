@@ -20,7 +20,7 @@ internal static partial class StartupChecks
                      FROM pg_catalog.pg_index i
                      JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
                      WHERE i.indrelid = c.oid AND i.indisreplident)
-        FROM unnest(@schemas, @names) WITH ORDINALITY AS t(schema_name, table_name, ord)
+        FROM ROWS FROM (pg_catalog.unnest(@schemas), pg_catalog.unnest(@names)) WITH ORDINALITY AS t(schema_name, table_name, ord)
         LEFT JOIN (pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace)
                ON n.nspname = t.schema_name AND c.relname = t.table_name
         ORDER BY t.ord
