@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Synchro.Pipeline.Changelog;
 using Synchro.Pipeline.Maintenance;
 using Synchro.Pipeline.Registry;
 using Synchro.Pipeline.Tests.Cli;
@@ -21,6 +22,7 @@ public sealed class LeastPrivilegeTests(PostgresServerFixture postgres)
     private const int HeartbeatFailed = 4003;
     private const int ChangelogMigrated = 1030;
     private const int DatabaseNotSetUp = 1007;
+    private const int OwnWritesNotTagged = 3005;
 
     // The rule: categories go to a bucket named after them; 'poison' has none until the rule is fixed.
     private const string Rule = """
@@ -160,6 +162,60 @@ public sealed class LeastPrivilegeTests(PostgresServerFixture postgres)
         Assert.Equal([roles.Owner], await Sql.RowsAsync(changelog,
             "SELECT DISTINCT pg_get_userbyid(relowner)::text FROM pg_class WHERE relnamespace = 'public'::regnamespace"));
         Assert.DoesNotContain(logs.Entries, e => e.EventId.Id is HeartbeatFailed or ChangelogMigrated || (e.Level >= LogLevel.Error && e.EventId.Id != DatabaseNotSetUp));
+    }
+
+    [Fact]
+    public async Task With_the_changelog_in_its_own_schema_of_the_source_database_its_writes_are_tagged_once_the_role_may_use_replication_origins()
+    {
+        var database = await postgres.CreateDatabaseAsync("privilege_same");
+        var roles = await PipelineRoles.CreateAsync(database);
+        await Sql.ExecuteAsync(database, PipelineHarness.Schema + roles.SourceGrants("public.orders, public.order_lines, public.categories")
+            + $"CREATE SCHEMA synchro AUTHORIZATION {roles.Owner};");
+        var owner = PipelineRoles.As(database, roles.Owner, searchPath: "synchro");
+        await using (var connection = new Npgsql.NpgsqlConnection(owner))
+        {
+            await connection.OpenAsync();
+            await ChangelogSchema.EnsureAsync(connection);
+        }
+        await Sql.ExecuteAsync(owner, roles.ChangelogGrants("synchro"));
+        var options = new WalPipelineOptions
+        {
+            ConnectionString = PipelineRoles.As(database, roles.Source),
+            ChangelogConnectionString = PipelineRoles.As(database, roles.Changelog, searchPath: "synchro"),
+            SlotName = "slot_privilege_same",
+            PublicationName = PipelineHarness.Publication,
+            Tables = PipelineHarness.Registry(),
+            BatchLinger = TimeSpan.FromMilliseconds(5),
+            StatusInterval = TimeSpan.FromSeconds(1),
+            MaxReconnectDelay = TimeSpan.FromSeconds(1),
+        };
+        await using var harness = PipelineHarness.Attach(database, options.SlotName, new Npgsql.NpgsqlConnectionStringBuilder(database) { SearchPath = "synchro" }.ConnectionString);
+
+        // Without EXECUTE on the origin functions (superuser-only by default) the writes go untagged, with the GRANT to run.
+        var untagged = new RecordingLoggerFactory();
+        options.LoggerFactory = untagged;
+        await harness.StartAsync(options);
+        await harness.ExecuteAsync($"INSERT INTO orders (id, user_id) VALUES ('{A1}', 'alice')");
+        await harness.WaitForChangelogAsync(1);
+        await harness.StopAsync();
+        var warning = Assert.Single(untagged.Entries, e => e.EventId.Id == OwnWritesNotTagged && e.Message.Contains($"synchro_pipeline.{options.SlotName} ", StringComparison.Ordinal));
+        Assert.Contains("permission denied for function pg_replication_origin_create", warning.Message, StringComparison.Ordinal);
+        Assert.Contains("As a superuser: GRANT EXECUTE ON FUNCTION pg_catalog.pg_replication_origin_create, pg_catalog.pg_replication_origin_oid, pg_catalog.pg_replication_origin_drop, "
+            + $"pg_catalog.pg_replication_origin_session_setup, pg_catalog.pg_replication_origin_session_reset TO \"{roles.Changelog}\";", warning.Message, StringComparison.Ordinal);
+
+        // With the optional grant, the writer works under its origin.
+        await Sql.ExecuteAsync(database, roles.OriginGrants());
+        var tagged = new RecordingLoggerFactory();
+        options.LoggerFactory = tagged;
+        await harness.StartAsync(options);
+        await harness.ExecuteAsync($"INSERT INTO orders (id, user_id) VALUES ('{A2}', 'bob')");
+        Assert.Equal([$"user:alice orders {A1} 1", $"user:bob orders {A2} 1"], await harness.WaitForChangelogAsync(2));
+        // The origin's progress is the position of the writer's last commit under it.
+        Assert.True(await harness.ScalarAsync<bool>($"SELECT s.local_lsn <> '0/0' FROM pg_replication_origin_status s JOIN pg_replication_origin o ON o.roident = s.local_id WHERE o.roname = 'synchro_pipeline.{options.SlotName}'"));
+        await harness.StopAsync();
+        Assert.DoesNotContain(tagged.Entries, e => e.EventId.Id == OwnWritesNotTagged);
+        Assert.Equal([roles.Owner], await Sql.RowsAsync(database,
+            "SELECT DISTINCT pg_get_userbyid(relowner)::text FROM pg_class WHERE relnamespace = 'synchro'::regnamespace"));
     }
 
     private static string Database(string connectionString) => new Npgsql.NpgsqlConnectionStringBuilder(connectionString).Database!;

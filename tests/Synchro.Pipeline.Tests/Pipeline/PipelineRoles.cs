@@ -39,9 +39,16 @@ internal sealed class PipelineRoles
     }
 
     /// <summary>The source role's grants on the source database (run as the tables' owner).</summary>
-    public string SourceGrants(string tables, string functions) => $"""
+    public string SourceGrants(string tables, string? functions = null) => $"""
         GRANT SELECT ON {tables} TO {Source};
-        GRANT EXECUTE ON FUNCTION {functions} TO {Source};
+        {(functions is null ? "" : $"GRANT EXECUTE ON FUNCTION {functions} TO {Source};")}
+        """;
+
+    /// <summary>The optional grant of the replication origin functions to the changelog role, with the changelog in the source database.</summary>
+    public string OriginGrants() => $"""
+        GRANT EXECUTE ON FUNCTION pg_catalog.pg_replication_origin_create, pg_catalog.pg_replication_origin_oid,
+            pg_catalog.pg_replication_origin_drop, pg_catalog.pg_replication_origin_session_setup,
+            pg_catalog.pg_replication_origin_session_reset TO {Changelog};
         """;
 
     /// <summary>The changelog role's grants on the migrated sidecar tables (run as their owner, after migrate).</summary>
