@@ -45,6 +45,20 @@ internal sealed partial class ChangelogLock : IAsyncDisposable
 
     private const string PingSql = "SELECT 1";
 
+    // Who holds the lock, and since when its session exists: a pid alone could have been reused.
+    private const string HolderSessionSql = """
+        SELECT l.pid, a.backend_start
+        FROM pg_catalog.pg_locks l
+        JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+          AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())
+          AND l.classid = $1::oid AND l.objid = pg_catalog.hashtext($2)::oid
+        """;
+
+    private const string OwnSessionSql = "SELECT a.backend_start FROM pg_catalog.pg_stat_activity a WHERE a.pid = pg_catalog.pg_backend_pid()";
+
+    private const string TerminateSql = "SELECT pg_catalog.pg_terminate_backend($1)";
+
     // Session locks on two int4 keys show in pg_locks as classid = key 1, objid = key 2, objsubid = 2. Another role's
     // session shows no client address without pg_read_all_stats; its query then reads "<insufficient privilege>".
     private const string HolderSql = """
@@ -79,7 +93,10 @@ internal sealed partial class ChangelogLock : IAsyncDisposable
     private readonly string _slotName;
     private readonly ILogger _logger;
     private NpgsqlConnection? _connection;
-    private int _heldBy;
+    private Session _held;
+    // The session that held the lock until its connection was dropped or replaced: its backend may outlive the
+    // connection (one waiting for a table lock notices the closed socket only when it gets the lock).
+    private Session? _lost;
 
     /// <param name="connectionString">The changelog connection string, its search_path pinned (<see cref="SessionSearchPath.Changelog"/>).</param>
     /// <param name="schema">The changelog schema: the lock's key.</param>
@@ -104,7 +121,7 @@ internal sealed partial class ChangelogLock : IAsyncDisposable
         {
             try
             {
-                if (held.FullState == ConnectionState.Open && held.ProcessID == _heldBy)
+                if (held.FullState == ConnectionState.Open && held.ProcessID == _held.Pid)
                 {
                     await using var ping = new NpgsqlCommand(PingSql, held);
                     await ping.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
@@ -113,6 +130,7 @@ internal sealed partial class ChangelogLock : IAsyncDisposable
                 if (held.FullState == ConnectionState.Open)
                 {
                     // Reopened by its user (a refused replication origin closes it): the lock ended with the old session.
+                    _lost = _held;
                     await TakeAsync(held, cancellationToken).ConfigureAwait(false);
                     LogTakenAgain(_logger, _schema, "its connection was reopened");
                     return held;
@@ -123,6 +141,7 @@ internal sealed partial class ChangelogLock : IAsyncDisposable
                 // The session, and with it the lock, is gone: take it on a new one.
             }
             _connection = null;
+            _lost = _held;
             await held.DisposeAsync().ConfigureAwait(false);
             var taken = await OpenAndTakeAsync(cancellationToken).ConfigureAwait(false);
             LogTakenAgain(_logger, _schema, "its session was lost");
@@ -161,8 +180,15 @@ internal sealed partial class ChangelogLock : IAsyncDisposable
             {
                 if (await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is true)
                 {
-                    _heldBy = connection.ProcessID;
+                    _held = new Session(connection.ProcessID, await OwnSessionStartAsync(connection, cancellationToken).ConfigureAwait(false));
+                    _lost = null;
                     return;
+                }
+                if (_lost is { } lost && await EndIfOwnAsync(connection, lost, cancellationToken).ConfigureAwait(false))
+                {
+                    _lost = null;
+                    deadline = DateTime.UtcNow + s_holderExitGrace;
+                    continue;
                 }
                 if (DateTime.UtcNow >= deadline)
                     break;
@@ -170,6 +196,37 @@ internal sealed partial class ChangelogLock : IAsyncDisposable
             }
         }
         throw new WalPipelineException(await DescribeHolderAsync(connection, cancellationToken).ConfigureAwait(false));
+    }
+
+    /// <summary>
+    /// Ends this pipeline's own earlier session when it is the one holding the lock (same pid, same start): its connection
+    /// was dropped, but its backend lives on until it notices, and whatever it still commits the persisted position, read
+    /// after this, shows. Another session is never ended.
+    /// </summary>
+    private async Task<bool> EndIfOwnAsync(NpgsqlConnection connection, Session lost, CancellationToken cancellationToken)
+    {
+        await using (var holder = new NpgsqlCommand(HolderSessionSql, connection))
+        {
+            holder.Parameters.Add(new NpgsqlParameter<int> { TypedValue = LockClass });
+            holder.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _schema });
+            await using var reader = await holder.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false) || reader.GetInt32(0) != lost.Pid
+                || reader.IsDBNull(1) || reader.GetDateTime(1) != lost.Started)
+                return false;
+        }
+        await using (var terminate = new NpgsqlCommand(TerminateSql, connection))
+        {
+            terminate.Parameters.Add(new NpgsqlParameter<int> { TypedValue = lost.Pid });
+            await terminate.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+        }
+        LogEndedOwnSession(_logger, _schema, lost.Pid);
+        return true;
+    }
+
+    private static async Task<DateTime> OwnSessionStartAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(OwnSessionSql, connection);
+        return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is DateTime started ? started : default;
     }
 
     private async Task<string> DescribeHolderAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
@@ -239,6 +296,13 @@ internal sealed partial class ChangelogLock : IAsyncDisposable
     }
 
     [LoggerMessage(EventId = EventIds.ChangelogLockTakenAgain, Level = LogLevel.Information,
+        Message = "The changelog lock of schema {Schema} was still held by this pipeline's own earlier session (backend pid {Pid}), whose connection was dropped while the server kept it waiting: ended it to take the lock again")]
+    private static partial void LogEndedOwnSession(ILogger logger, string schema, int pid);
+
+    [LoggerMessage(EventId = EventIds.ChangelogLockTakenAgain, Level = LogLevel.Information,
         Message = "Took the changelog lock of schema {Schema} again before writing ({Reason}): the lock ends with the session that holds it")]
     private static partial void LogTakenAgain(ILogger logger, string schema, string reason);
+
+    /// <summary>A server session: its backend pid and when it started (a pid alone can be reused).</summary>
+    private readonly record struct Session(int Pid, DateTime Started);
 }

@@ -113,6 +113,42 @@ public sealed class ChangelogLockTests(PostgresServerFixture postgres)
     }
 
     [Fact]
+    public async Task A_run_that_ends_while_its_writer_waits_for_a_table_lock_ends_its_own_old_session_and_goes_on()
+    {
+        await using var harness = await PipelineHarness.CreateAsync(postgres, "writer_lock_own_session");
+        var logs = new RecordingLoggerFactory(LogLevel.Information);
+        var options = harness.Options();
+        options.LoggerFactory = logs;
+        await harness.StartAsync(options);
+        await harness.ExecuteAsync($"INSERT INTO orders (id, user_id) VALUES ('{First}', 'alice')");
+        await harness.WaitForChangelogAsync(1);
+        var writer = await LockHolderAsync(harness.ConnectionString, "public");
+
+        // The writer's next COPY waits for this lock; then the replication connection drops, which ends the run.
+        await using (var blocker = new NpgsqlConnection(harness.ConnectionString))
+        {
+            await blocker.OpenAsync();
+            await using var blocking = await blocker.BeginTransactionAsync();
+            await using (var lockTable = new NpgsqlCommand("LOCK TABLE sync_changelog IN ACCESS EXCLUSIVE MODE", blocker, blocking))
+                await lockTable.ExecuteNonQueryAsync();
+            await harness.ExecuteAsync($"INSERT INTO orders (id, user_id) VALUES ('{Second}', 'bob')");
+            await OperationsSql.WaitUntilAsync(async () => await Sql.ScalarAsync<bool>(harness.ConnectionString,
+                    "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = @p AND wait_event_type = 'Lock')", ("p", writer!.Value)),
+                "the writer to wait for the table lock", TimeSpan.FromSeconds(30), harness);
+            await harness.ExecuteAsync($"SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '{harness.Slot}'");
+            // The old session still waits, holding the changelog lock: the next run ends it rather than refuse to start.
+            await OperationsSql.WaitUntilAsync(() => Task.FromResult(logs.Entries.Any(e => e.EventId.Id == LockTakenAgain
+                    && e.Message.Contains($"own earlier session (backend pid {writer})", StringComparison.Ordinal))),
+                "the next run to end its old session", TimeSpan.FromSeconds(30), harness);
+            await blocking.RollbackAsync();
+        }
+
+        Assert.Equal([$"user:alice orders {First} 1", $"user:bob orders {Second} 1"], await harness.WaitForChangelogAsync(2));
+        Assert.NotEqual(writer, await LockHolderAsync(harness.ConnectionString, "public"));
+        Assert.DoesNotContain(logs.Entries, e => e.EventId.Id == 1005);
+    }
+
+    [Fact]
     public async Task Changelogs_in_two_schemas_of_one_database_have_a_writer_each()
     {
         var changelog = await postgres.CreateDatabaseAsync("writer_lock_schemas");
