@@ -45,6 +45,11 @@ internal sealed partial class ChangelogLock : IAsyncDisposable
 
     private const string PingSql = "SELECT 1";
 
+    // As the slot lock's session: a session whose client host vanished (no FIN) would keep the lock for the operating
+    // system's default of two hours; the server notices after 10 s idle and 3 probes 5 s apart. Ignored on a Unix socket.
+    private const string KeepaliveSql = "SELECT pg_catalog.set_config('tcp_keepalives_idle', '10', false), "
+        + "pg_catalog.set_config('tcp_keepalives_interval', '5', false), pg_catalog.set_config('tcp_keepalives_count', '3', false)";
+
     // Who holds the lock, and since when its session exists: a pid alone could have been reused.
     private const string HolderSessionSql = """
         SELECT l.pid, a.backend_start
@@ -62,7 +67,7 @@ internal sealed partial class ChangelogLock : IAsyncDisposable
     // Session locks on two int4 keys show in pg_locks as classid = key 1, objid = key 2, objsubid = 2. Another role's
     // session shows no client address without pg_read_all_stats; its query then reads "<insufficient privilege>".
     private const string HolderSql = """
-        SELECT a.pid, a.application_name, a.client_addr::text, a.backend_start, a.usename::text,
+        SELECT a.pid, a.application_name, pg_catalog.host(a.client_addr), a.backend_start, a.usename::text,
                a.query IS NOT DISTINCT FROM '<insufficient privilege>'
         FROM pg_catalog.pg_locks l
         JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
@@ -169,6 +174,8 @@ internal sealed partial class ChangelogLock : IAsyncDisposable
 
     private async Task TakeAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
+        await using (var keepalive = new NpgsqlCommand(KeepaliveSql, connection))
+            await keepalive.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         await using (var command = new NpgsqlCommand(TryLockSql, connection))
         {
             command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = LockClass });

@@ -26,7 +26,7 @@ public sealed class ChangelogLockTests(PostgresServerFixture postgres)
         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.classid = @c::oid AND l.objid = hashtext(@s)::oid
         """;
 
-    private const string HolderAddressSql = "SELECT coalesce(client_addr::text, 'a local socket') FROM pg_stat_activity WHERE pid = @p";
+    private const string HolderAddressSql = "SELECT coalesce(host(client_addr), 'a local socket') FROM pg_stat_activity WHERE pid = @p";
 
     [Fact]
     public async Task A_second_pipeline_on_another_slot_refuses_to_start_naming_the_holder_and_starts_once_the_first_stopped()
