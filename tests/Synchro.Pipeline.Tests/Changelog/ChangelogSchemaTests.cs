@@ -82,6 +82,29 @@ public sealed class ChangelogSchemaTests(PostgresServerFixture postgres)
     }
 
     [Fact]
+    public async Task The_catalog_says_what_a_migration_would_create_so_that_run_migrates_only_then()
+    {
+        var connectionString = await postgres.CreateDatabaseAsync("schema_state");
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+
+        var before = await ChangelogSchema.ReadStateAsync(connection, "public", CancellationToken.None);
+        await ChangelogSchema.EnsureAsync(connection);
+        var after = await ChangelogSchema.ReadStateAsync(connection, "public", CancellationToken.None);
+        await Sql.ExecuteAsync(connectionString, "DROP INDEX idx_sync_rule_failures_created; ALTER TABLE sync_wal_position DROP COLUMN source_timeline, DROP COLUMN source_database");
+        var older = await ChangelogSchema.ReadStateAsync(connection, "public", CancellationToken.None);
+        var elsewhere = await ChangelogSchema.ReadStateAsync(connection, "tenant_b", CancellationToken.None);
+
+        Assert.True(before is { SchemaExists: true, Empty: true, MigrationPending: true });
+        Assert.Equal(10, before.Missing.Count);
+        Assert.True(after is { Empty: false, MigrationPending: false, Missing: [], OtherSchemas: [] });
+        Assert.Equal(["idx_sync_rule_failures_created", "sync_wal_position.source_timeline", "sync_wal_position.source_database"], older.Missing);
+        Assert.False(older.Empty);
+        Assert.True(elsewhere is { SchemaExists: false, Empty: true });
+        Assert.Equal(["public"], elsewhere.OtherSchemas);
+    }
+
+    [Fact]
     public async Task Running_twice_changes_nothing_and_keeps_the_data()
     {
         var connectionString = await postgres.CreateDatabaseAsync("schema_twice");
