@@ -71,7 +71,7 @@ public class WriteIsolationBenchmarks
             Source = new SourceIdentity(1, 1, 1, "isolation_bench"),
         };
         _stop = new CancellationTokenSource();
-        _writer = writer.RunAsync(_stop.Token);
+        _writer = writer.RunAsync(_stop.Token, _stop.Token);
 
         // One run of each case, checked.
         foreach (var poisonAt in new int?[] { null, Changes / 2, Changes - 1 })

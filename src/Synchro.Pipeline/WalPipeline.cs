@@ -125,8 +125,9 @@ public sealed partial class WalPipeline : IAsyncDisposable
                 }
             }
         }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        catch (Exception e) when (cancellationToken.IsCancellationRequested && PostgresErrors.IsCancellation(e))
         {
+            // However Npgsql reported the cancellation (a read it broke off is an NpgsqlException), the stop was asked for.
             await ConfirmOnStopAsync().ConfigureAwait(false);
             _metrics.SetState(WalPipelineState.Stopped);
             LogStopped(_logger, _options.SlotName);
@@ -212,7 +213,8 @@ public sealed partial class WalPipeline : IAsyncDisposable
             skip = await LoadSkipAsync(connection, cancellationToken).ConfigureAwait(false);
         LogStarted(_logger, _options.SlotName, position.ToString());
 
-        using var run = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        // Disposed before the replication connection: its grace timer belongs to this run.
+        using var stages = new StageGroup(cancellationToken, _logger);
         var pipe = new Pipe(StageChannels.Wal(_options.WalBufferBytes, _options.ReadCoalescing));
         var items = Channel.CreateBounded<DecodedItem>(StageChannels.Items(ItemQueueCapacity));
         var committed = Channel.CreateBounded<Lsn>(StageChannels.Receipts(ItemQueueCapacity + 1));
@@ -229,7 +231,8 @@ public sealed partial class WalPipeline : IAsyncDisposable
             SkipOrigins = Origins,
             SkipTransactionAt = skip,
         };
-        var reader = new ReaderStage(replication, _options.SlotName, StreamStart(position), PluginOptions(replication.PostgreSqlVersion), pipe.Writer, _metrics, _options.ReadCoalescing);
+        var endStream = new WalSenderCancel(_source, replication.ProcessID, _logger);
+        var reader = new ReaderStage(replication, _options.SlotName, StreamStart(position), PluginOptions(replication.PostgreSqlVersion), pipe.Writer, _metrics, _options.ReadCoalescing, endStream);
         var decoding = new DecoderStage(pipe.Reader, items.Writer, parser, decoder, _options.BatchLinger, _metrics);
         var writer = new WriterStage(items.Reader, committed.Writer, _changelog, _source, _options.SlotName, _options.Tables, limits, _assigner, _metrics, _options.SlowBatchThreshold, loggers.CreateLogger(LogCategory + ".Writer"))
         {
@@ -242,10 +245,12 @@ public sealed partial class WalPipeline : IAsyncDisposable
         var committer = new LsnCommitter(committed.Reader, _position, replication, loggers.CreateLogger(LogCategory + ".Committer"));
         _metrics.RunStarted(new StageQueues(() => items.Reader.Count, () => committed.Reader.Count, () => items.Reader.TryPeek(out var next) && next is ChangeBatch batch ? batch.FirstCommitTime : default));
 
-        var stages = new StageGroup(run);
         stages.Start(reader.RunAsync);
         stages.Start(decoding.RunAsync);
-        stages.Start(_options.DiscardWrites ? new DiscardingWriterStage(items.Reader, committed.Writer, _metrics).RunAsync : writer.RunAsync);
+        if (_options.DiscardWrites)
+            stages.Start(new DiscardingWriterStage(items.Reader, committed.Writer, _metrics).RunAsync);
+        else
+            stages.Start(writer.RunAsync);
         stages.Start(committer.RunAsync);
         StartWatchers(stages);
         await stages.WhenAllAsync().ConfigureAwait(false);

@@ -43,27 +43,34 @@ internal sealed partial class WriterStage(
     private int _changesInTransaction;
     private long _started;
 
-    public async Task RunAsync(CancellationToken cancellationToken)
+    /// <summary>Writes items until the decoder completes its channel or <paramref name="stopping"/>.</summary>
+    /// <param name="stopping">Ends the stage after the item being written: a stop never cuts a batch, it finishes or rolls back.</param>
+    /// <param name="aborting">Cancels the work in flight (the stop's grace ran out); the only token the database calls get.</param>
+    public async Task RunAsync(CancellationToken stopping, CancellationToken aborting)
     {
         Exception? error = null;
         try
         {
             // Invariant 9: with the changelog lock, every write goes through the session that holds it.
-            await using var owned = Lock is null ? await changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false) : null;
-            var connection = owned ?? await Lock!.EnsureAsync(cancellationToken).ConfigureAwait(false);
-            await using var sourceConnection = await source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-            var origin = TagOwnWrites ? await OwnWritesOrigin.TrySetUpAsync(connection, sourceConnection, slotName, OwnWritesOrigin.Session.Writer, logger, cancellationToken).ConfigureAwait(false) : null;
+            await using var owned = Lock is null ? await changelog.OpenConnectionAsync(aborting).ConfigureAwait(false) : null;
+            var connection = owned ?? await Lock!.EnsureAsync(aborting).ConfigureAwait(false);
+            await using var sourceConnection = await source.OpenConnectionAsync(aborting).ConfigureAwait(false);
+            var origin = TagOwnWrites ? await OwnWritesOrigin.TrySetUpAsync(connection, sourceConnection, slotName, OwnWritesOrigin.Session.Writer, logger, aborting).ConfigureAwait(false) : null;
             // A refused origin can reopen the connection, which ends the lock's session: the lock is taken again first.
             if (Lock is not null)
-                connection = await Lock.EnsureAsync(cancellationToken).ConfigureAwait(false);
+                connection = await Lock.EnsureAsync(aborting).ConfigureAwait(false);
             try
             {
                 // Invariant 2: the committer confirms a batch to the server once its commit returns, so every
                 // commit of this connection must be durable then, whatever the server's default.
                 await using (var durable = new NpgsqlCommand("SET synchronous_commit = on", connection))
-                    await durable.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-                await foreach (var item in input.ReadAllAsync(cancellationToken).ConfigureAwait(false))
-                    await WriteAsync(connection, sourceConnection, item, cancellationToken).ConfigureAwait(false);
+                    await durable.ExecuteNonQueryAsync(aborting).ConfigureAwait(false);
+                while (await input.WaitToReadAsync(stopping).ConfigureAwait(false))
+                {
+                    // Items already queued wait for the next start once the run is stopping.
+                    while (!stopping.IsCancellationRequested && input.TryRead(out var item))
+                        await WriteAsync(connection, sourceConnection, item, aborting).ConfigureAwait(false);
+                }
             }
             finally
             {

@@ -60,6 +60,18 @@ internal static class EventIds
     /// <summary>A run starts with a request to skip a transaction pending.</summary>
     public const int SkipPending = 1015;
 
+    /// <summary>At start (or after a lost slot lock), the slot is held by another session or walsender: waiting for it, naming the holder.</summary>
+    public const int SlotWaiting = 1016;
+
+    /// <summary>The slot was released after a wait: the pipeline holds it now.</summary>
+    public const int SlotAcquired = 1017;
+
+    /// <summary>A stop's grace ran out: the work still in flight is cancelled (a batch rolls back).</summary>
+    public const int StopGraceExpired = 1018;
+
+    /// <summary>A stop could not have the server end the replication stream; Npgsql's own cancellation ends it after the grace.</summary>
+    public const int StreamEndFailed = 1019;
+
     /// <summary>A migration of the sidecar tables was pending, and the start ran it: what was missing, in which schema.</summary>
     public const int ChangelogMigrated = 1030;
 

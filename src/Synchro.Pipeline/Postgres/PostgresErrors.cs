@@ -21,6 +21,14 @@ internal static class PostgresErrors
     };
 
     /// <summary>
+    /// Whether <paramref name="error"/> is a cancellation as Npgsql reports it: an <see cref="OperationCanceledException"/>,
+    /// or a read the cancellation broke off, which Npgsql wraps in an <see cref="NpgsqlException"/> ("Exception while reading
+    /// from stream") around a <see cref="TaskCanceledException"/>. Whose cancellation it was is the caller's to know.
+    /// </summary>
+    public static bool IsCancellation(Exception error)
+        => error is OperationCanceledException or NpgsqlException { InnerException: OperationCanceledException };
+
+    /// <summary>
     /// Whether <paramref name="error"/> is the server refusing a value: SQLSTATE class 22 (data exception: an invalid byte
     /// sequence, a value out of range, an unsupported escape), 23 (integrity constraint violation: a CHECK, a unique key, a
     /// trigger's) or 54 (program limit exceeded: an index row too large). Such an error belongs to the rows written, not

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.IO.Pipelines;
+using Npgsql;
 using Npgsql.Replication;
 using Npgsql.Replication.Internal;
 using Synchro.Pipeline.Diagnostics;
@@ -27,8 +28,12 @@ namespace Synchro.Pipeline.Replication;
 /// A quiet stream never waits: a wait happens only after two wake-ups within the delay, or after one that brought
 /// a burst of messages.
 /// </para>
+/// <para>
+/// Stopping: a stop (<c>stopping</c>) ends the stream through the server (<see cref="WalSenderCancel"/>), and the reader
+/// takes no message after it. Npgsql is handed only <c>aborting</c>, the stop's last resort once its grace has run out.
+/// </para>
 /// </remarks>
-internal sealed class ReaderStage(LogicalReplicationConnection connection, string slotName, Lsn start, IReadOnlyList<KeyValuePair<string, string?>> pluginOptions, PipeWriter output, PipelineMetrics metrics, bool coalesceReads)
+internal sealed class ReaderStage(LogicalReplicationConnection connection, string slotName, Lsn start, IReadOnlyList<KeyValuePair<string, string?>> pluginOptions, PipeWriter output, PipelineMetrics metrics, bool coalesceReads, WalSenderCancel endStream)
 {
     // Flush at least this often inside a long transaction so the decoder keeps working.
     private const int FlushEveryBytes = 64 * 1024;
@@ -39,20 +44,25 @@ internal sealed class ReaderStage(LogicalReplicationConnection connection, strin
     // A wake-up that delivered this many messages means the stream is busy.
     private const int BusyMessages = 16;
 
-    public async Task RunAsync(CancellationToken cancellationToken)
+    public async Task RunAsync(CancellationToken stopping, CancellationToken aborting)
     {
         Exception? error = null;
+        using var ended = new CancellationTokenSource();
+        Task? ending = null;
         try
         {
             var slot = new PgOutputSlot(slotName);
-            var messages = connection.StartLogicalReplication(slot, cancellationToken, start.IsValid ? start : null, pluginOptions, bypassingStream: true);
+            var messages = connection.StartLogicalReplication(slot, aborting, start.IsValid ? start : null, pluginOptions, bypassingStream: true);
             var unflushed = 0;
             var messagesSinceWait = 0;
             var lastWake = 0L;
-            var enumerator = messages.GetAsyncEnumerator(cancellationToken);
+            var enumerator = messages.GetAsyncEnumerator(aborting);
             await using var _ = enumerator.ConfigureAwait(false);
+            // Off the thread that cancels: the callback only starts the query.
+            await using var onStop = stopping.Register(() => ending = Task.Run(() => endStream.EndAsync(ended.Token, aborting), CancellationToken.None)).ConfigureAwait(false);
             while (true)
             {
+                stopping.ThrowIfCancellationRequested();
                 var next = enumerator.MoveNextAsync();
                 if (!next.IsCompleted && coalesceReads)
                 {
@@ -74,7 +84,7 @@ internal sealed class ReaderStage(LogicalReplicationConnection connection, strin
                 var length = checked((int)message.Data.Length);
                 var memory = output.GetMemory(WalFrame.HeaderLength + length);
                 WalFrame.WriteHeader(memory.Span, length, message.WalStart, message.WalEnd);
-                await message.Data.ReadExactlyAsync(memory.Slice(WalFrame.HeaderLength, length), cancellationToken).ConfigureAwait(false);
+                await message.Data.ReadExactlyAsync(memory.Slice(WalFrame.HeaderLength, length), aborting).ConfigureAwait(false);
                 var boundary = length > 0 && IsTransactionBoundary(memory.Span[WalFrame.HeaderLength]);
                 output.Advance(WalFrame.HeaderLength + length);
                 unflushed += WalFrame.HeaderLength + length;
@@ -83,11 +93,17 @@ internal sealed class ReaderStage(LogicalReplicationConnection connection, strin
                 {
                     metrics.Received(unflushed);
                     unflushed = 0;
-                    var flush = await output.FlushAsync(cancellationToken).ConfigureAwait(false);
+                    var flush = await output.FlushAsync(stopping).ConfigureAwait(false);
                     if (flush.IsCompleted)
                         return;
                 }
             }
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.QueryCanceled && stopping.IsCancellationRequested)
+        {
+            // The server ended the stream as asked.
+            error = new OperationCanceledException("The server ended the replication stream for the stop.", e, stopping);
+            throw error;
         }
         catch (Exception e)
         {
@@ -97,6 +113,9 @@ internal sealed class ReaderStage(LogicalReplicationConnection connection, strin
         finally
         {
             await output.CompleteAsync(error).ConfigureAwait(false);
+            await ended.CancelAsync().ConfigureAwait(false);
+            if (ending is { } cancel)
+                await cancel.ConfigureAwait(false);
         }
     }
 

@@ -38,13 +38,15 @@ internal sealed partial class SlotHealthWatch(Func<NpgsqlConnection?> connection
         => $"Replication slot '{slotName}' no longer exists: it was dropped while the pipeline ran, so the changes since the last committed "
             + "position cannot be read again. Restart the pipeline to recreate the slot, and resync clients (their changelog has a gap).";
 
-    public async Task RunAsync(CancellationToken cancellationToken)
+    /// <param name="stopping">Ends the checks: none starts once the run is stopping.</param>
+    /// <param name="aborting">Cancels a check in flight (the stop's grace ran out).</param>
+    public async Task RunAsync(CancellationToken stopping, CancellationToken aborting)
     {
         var warned = 0;
         using var timer = new PeriodicTimer(interval);
         do
         {
-            var health = await QueryAsync(cancellationToken).ConfigureAwait(false);
+            var health = await QueryAsync(aborting).ConfigureAwait(false);
             if (health is not var (walStatus, safeWalSize, keepMegabytes))
                 throw new WalPipelineException(DroppedMessage(slotName));
             metrics.SlotHealth(walStatus, safeWalSize);
@@ -60,7 +62,7 @@ internal sealed partial class SlotHealthWatch(Func<NpgsqlConnection?> connection
                 LogRecovered(logger, slotName, walStatus ?? "null");
             warned = level;
         }
-        while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false));
+        while (await timer.WaitForNextTickAsync(stopping).ConfigureAwait(false));
     }
 
     private async Task<(string? WalStatus, long? SafeWalSize, long? KeepMegabytes)?> QueryAsync(CancellationToken cancellationToken)

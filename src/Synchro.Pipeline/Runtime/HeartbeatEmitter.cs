@@ -24,13 +24,15 @@ internal sealed partial class HeartbeatEmitter(NpgsqlDataSource source, TimeSpan
 {
     private const string EmitSql = "SELECT pg_catalog.pg_logical_emit_message(false, @prefix, ''::text)";
 
-    public async Task RunAsync(CancellationToken cancellationToken)
+    /// <param name="stopping">Ends the ticks: no heartbeat starts once the run is stopping.</param>
+    /// <param name="aborting">Cancels a heartbeat in flight (the stop's grace ran out).</param>
+    public async Task RunAsync(CancellationToken stopping, CancellationToken aborting)
     {
         // Invariant: a tick emits unless a batch other than the last heartbeat's was committed since the previous tick.
         var watermark = position.Value;
         var failing = false;
         using var timer = new PeriodicTimer(interval);
-        while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+        while (await timer.WaitForNextTickAsync(stopping).ConfigureAwait(false))
         {
             var committed = position.Value;
             if (committed > watermark)
@@ -40,11 +42,11 @@ internal sealed partial class HeartbeatEmitter(NpgsqlDataSource source, TimeSpan
             }
             try
             {
-                watermark = Lsn.Max(watermark, await EmitAsync(cancellationToken).ConfigureAwait(false));
+                watermark = Lsn.Max(watermark, await EmitAsync(aborting).ConfigureAwait(false));
                 LogHeartbeat(logger, interval.TotalSeconds);
                 failing = false;
             }
-            catch (Exception e) when (!PostgresErrors.IsConnectionLoss(e) && e is not OperationCanceledException)
+            catch (Exception e) when (!PostgresErrors.IsConnectionLoss(e) && !PostgresErrors.IsCancellation(e))
             {
                 if (!failing)
                     LogHeartbeatFailed(logger, e, e.Message);

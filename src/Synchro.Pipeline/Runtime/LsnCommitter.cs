@@ -1,5 +1,6 @@
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
+using Npgsql;
 using Npgsql.Replication;
 using Synchro.Pipeline.Protocol;
 
@@ -12,16 +13,29 @@ namespace Synchro.Pipeline.Runtime;
 /// </summary>
 internal sealed partial class LsnCommitter(ChannelReader<Lsn> committed, CommittedPosition position, ReplicationConnection connection, ILogger logger)
 {
-    public async Task RunAsync(CancellationToken cancellationToken)
+    /// <summary>Takes receipts until the writer completes them (it ends after the batch it is writing when the run stops).</summary>
+    /// <param name="stopping">The run is ending: the stream is closing, so positions are only taken, and the stop-time confirm reports the last.</param>
+    /// <param name="aborting">Gives up waiting for the writer (the stop's grace ran out).</param>
+    public async Task RunAsync(CancellationToken stopping, CancellationToken aborting)
     {
         try
         {
-            while (await committed.WaitToReadAsync(cancellationToken).ConfigureAwait(false))
+            while (await committed.WaitToReadAsync(aborting).ConfigureAwait(false))
             {
                 // The writer may have committed several batches meanwhile: report only the newest.
                 var newest = TakeReceipts();
+                if (stopping.IsCancellationRequested)
+                    continue;
                 connection.SetReplicationStatus(newest);
-                await connection.SendStatusUpdate(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await connection.SendStatusUpdate(stopping).ConfigureAwait(false);
+                }
+                catch (Exception e) when (stopping.IsCancellationRequested && e is OperationCanceledException or InvalidOperationException or NpgsqlException)
+                {
+                    // The stream ended under it for the stop.
+                    continue;
+                }
                 LogConfirmed(logger, newest);
             }
         }
