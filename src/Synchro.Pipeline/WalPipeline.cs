@@ -100,7 +100,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         _metrics.SetState(WalPipelineState.Starting);
         var source = new NpgsqlConnectionStringBuilder(_options.ConnectionString);
         LogStarting(_logger, _options.SlotName, _options.PublicationName, _options.Tables.Count, source.Host, source.Port, source.Database, source.Username);
-        await using var slotLock = _slotLock = new SlotLock(_sourceConnectionString, _options.SlotName);
+        await using var slotLock = _slotLock = new SlotLock(_sourceConnectionString, _options.SlotName, _options.SlotWaitTimeout, _logger);
         await using var changelogLock = _changelogLock = NewChangelogLock();
         try
         {

@@ -12,6 +12,8 @@ public sealed partial class WalPipelineOptions
             problems.Add($"{nameof(HeartbeatInterval)} is {heartbeat}; it must be 0 (off) or between 100 ms and 1 hour");
         if (SlotHealthInterval != TimeSpan.Zero && (SlotHealthInterval < TimeSpan.FromMilliseconds(100) || SlotHealthInterval > TimeSpan.FromHours(1)))
             problems.Add($"{nameof(SlotHealthInterval)} is {SlotHealthInterval}; it must be 0 (off) or between 100 ms and 1 hour");
+        if (SlotWaitTimeout < TimeSpan.Zero || SlotWaitTimeout > TimeSpan.FromHours(1))
+            problems.Add($"{nameof(SlotWaitTimeout)} is {SlotWaitTimeout}; it must be between 0 (no wait) and 1 hour");
         if (SlotSafeWalSizeWarning is < 0)
             problems.Add($"{nameof(SlotSafeWalSizeWarning)} is {SlotSafeWalSizeWarning}; it must be 0 or more bytes");
         foreach (var origin in SkipOrigins)

@@ -117,6 +117,18 @@ public sealed partial class WalPipelineOptions
     /// <summary>The longest wait between reconnection attempts after a lost connection. Default 30 s.</summary>
     public TimeSpan MaxReconnectDelay { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// How long a start waits for the slot while another session holds it — the slot lock of a pipeline that is still
+    /// stopping, or the walsender of a consumer that is gone — before it fails naming the holder. Default 75 s; 0 does not wait.
+    /// </summary>
+    /// <remarks>
+    /// A pipeline stopped cleanly lets go within seconds, and one killed on a host that stays up at once (the kernel closes
+    /// its connections; measured on PostgreSQL 15: 0.07 s). A client whose host vanished keeps its walsender until
+    /// <c>wal_sender_timeout</c> (60 s by default) and its slot lock until the server's TCP keepalive notices (set to
+    /// 25 s on that session by the pipeline); the default covers both.
+    /// </remarks>
+    public TimeSpan SlotWaitTimeout { get; set; } = TimeSpan.FromSeconds(75);
+
     /// <summary>A batch that takes longer than this to write is logged as a warning. Default 5 s.</summary>
     public TimeSpan SlowBatchThreshold { get; set; } = TimeSpan.FromSeconds(5);
 
