@@ -31,6 +31,18 @@ public sealed class OperationsOptionsTests
     }
 
     [Fact]
+    public void A_start_waits_75_s_for_a_held_slot_by_default_and_the_wait_is_configurable()
+    {
+        Assert.Equal(TimeSpan.FromSeconds(75), new WalPipelineOptions().SlotWaitTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(5), Bind(("Synchro:SlotWaitTimeout", "5s")).SlotWaitTimeout);
+        Assert.Equal(TimeSpan.Zero, Bind(("Synchro:SlotWaitTimeout", "0s")).SlotWaitTimeout);
+
+        Assert.Contains("SlotWaitTimeout is -00:00:01; it must be between 0 (no wait) and 1 hour", new WalPipelineOptions { SlotWaitTimeout = TimeSpan.FromSeconds(-1) }.FindProblems());
+        Assert.Contains("SlotWaitTimeout is 02:00:00; it must be between 0 (no wait) and 1 hour", new WalPipelineOptions { SlotWaitTimeout = TimeSpan.FromHours(2) }.FindProblems());
+        Assert.DoesNotContain(new WalPipelineOptions { SlotWaitTimeout = TimeSpan.Zero }.FindProblems(), p => p.Contains("SlotWaitTimeout", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Binds_the_operations_settings()
     {
         var options = Bind(
