@@ -8,7 +8,7 @@ using Synchro.Pipeline.Cli;
 // explicit DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=0 wins.
 SocketCompletions.EnableInline();
 
-// How long Ctrl+C / SIGTERM waits for a command to stop cleanly (run rolls back the batch in flight and closes
+// How long Ctrl+C / SIGTERM waits for a command to stop cleanly (run finishes the batch in flight and closes
 // its connections, well under a second); past it System.CommandLine exits with 130 (SIGINT) or 143 (SIGTERM).
 var shutdownGrace = TimeSpan.FromSeconds(30);
 

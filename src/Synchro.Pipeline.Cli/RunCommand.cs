@@ -9,8 +9,8 @@ using Synchro.Pipeline.Cli.Output;
 namespace Synchro.Pipeline.Cli;
 
 /// <summary>
-/// <c>synchro-pipeline run</c>: consumes the slot until Ctrl+C or SIGTERM, then stops cleanly (an unfinished batch is
-/// rolled back, never half-written) and prints one summary line.
+/// <c>synchro-pipeline run</c>: consumes the slot until Ctrl+C or SIGTERM, then stops cleanly (the batch in flight is
+/// finished, never half-written) and prints one summary line.
 /// </summary>
 internal static partial class RunCommand
 {

@@ -77,7 +77,10 @@ public sealed partial class WalPipeline : IAsyncDisposable
     /// Checks the configuration, migrates the sidecar tables, creates the slot if allowed, then
     /// consumes until <paramref name="cancellationToken"/> is cancelled.
     /// </summary>
-    /// <returns>A task that completes after a clean shutdown (an unfinished batch is rolled back, never half-written).</returns>
+    /// <returns>
+    /// A task that completes after a clean shutdown: the batch in flight is finished (or cancelled and rolled back if it is
+    /// still running 5 s after the stop), never half-written; idle, within a fraction of a second.
+    /// </returns>
     /// <exception cref="WalPipelineConfigurationException">The database is not set up for this pipeline; the message says what to change.</exception>
     /// <exception cref="WalPipelineException">A fatal error: dropped slot, undecodable stream, failed write; the message says what to do.</exception>
     /// <exception cref="InvalidOperationException"><see cref="RunAsync"/> is already running on this instance.</exception>

@@ -6,7 +6,7 @@ namespace Synchro.Pipeline.Hosting;
 /// <remarks>
 /// A fatal error is not caught: the pipeline has logged it (event 1005 or 1007, critical), and the host logs
 /// the faulted service and, under the default <c>BackgroundServiceExceptionBehavior.StopHost</c>, stops. Host stop
-/// cancels the run; an unfinished batch is rolled back, never half-written.
+/// cancels the run: the batch in flight is finished (or rolled back past a 5 s grace), never half-written.
 /// </remarks>
 internal sealed class WalPipelineHostedService(WalPipeline pipeline) : BackgroundService
 {
