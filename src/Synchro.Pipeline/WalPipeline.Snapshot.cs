@@ -5,6 +5,7 @@ using Synchro.Pipeline.Changelog;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Replication;
 using Synchro.Pipeline.Maintenance;
+using Synchro.Pipeline.Runtime;
 
 namespace Synchro.Pipeline;
 
@@ -78,8 +79,12 @@ public sealed partial class WalPipeline
             {
                 TagOwnWrites = _options.TagOwnWrites,
                 Lock = _changelogLock,
+                Stopping = cancellationToken,
             };
-            await loader.LoadAsync(slot.SnapshotName, slot.ConsistentPoint, cancellationToken).ConfigureAwait(false);
+            // A stop ends the load between chunks; its database calls are cancelled only past the stop's grace (see StageGroup).
+            using var aborting = new CancellationTokenSource();
+            await using (cancellationToken.Register(() => aborting.CancelAfter(StageGroup.StopGrace)).ConfigureAwait(false))
+                await loader.LoadAsync(slot.SnapshotName, slot.ConsistentPoint, aborting.Token).ConfigureAwait(false);
             _metrics.SetState(WalPipelineState.Starting);
         }
     }

@@ -128,9 +128,10 @@ public sealed partial class WalPipeline : IAsyncDisposable
                 }
             }
         }
-        catch (Exception e) when (cancellationToken.IsCancellationRequested && PostgresErrors.IsCancellation(e))
+        catch (Exception e) when (cancellationToken.IsCancellationRequested && (PostgresErrors.IsCancellation(e) || PostgresErrors.IsConnectionLoss(e)))
         {
-            // However Npgsql reported the cancellation (a read it broke off is an NpgsqlException), the stop was asked for.
+            // The stop was asked for: however Npgsql reported the cancellation (a read it broke off is an NpgsqlException),
+            // or a connection lost meanwhile (nothing is half-written either way; the next start resumes from the position).
             await ConfirmOnStopAsync().ConfigureAwait(false);
             _metrics.SetState(WalPipelineState.Stopped);
             LogStopped(_logger, _options.SlotName);

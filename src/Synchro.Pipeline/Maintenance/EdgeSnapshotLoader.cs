@@ -58,6 +58,13 @@ internal sealed partial class EdgeSnapshotLoader(
     /// <summary>The changelog lock whose session the load writes on; null to write on a connection of <c>changelog</c>.</summary>
     public ChangelogLock? Lock { get; init; }
 
+    /// <summary>
+    /// A stop: the load gives up at the next chunk (nothing of it is kept). The database calls get the token of
+    /// <see cref="LoadAsync(string, Lsn, CancellationToken)"/>, which a stop cancels only once this has had time to act, since Npgsql's cancellation of a
+    /// command in flight can hold a process with inline socket completions for 15 s.
+    /// </summary>
+    public CancellationToken Stopping { get; init; }
+
     // One cursor at a time, so one constant name.
     private const string CursorName = "synchro_initial_snapshot";
 
@@ -150,6 +157,7 @@ internal sealed partial class EdgeSnapshotLoader(
         {
             while (!last)
             {
+                Stopping.ThrowIfCancellationRequested();
                 var (edges, failures) = (_edges[buffer], _failures[buffer]);
                 var batch = _batches.Rent();
                 try

@@ -29,7 +29,7 @@ internal sealed partial class LsnCommitter(ChannelReader<Lsn> committed, Committ
                 connection.SetReplicationStatus(newest);
                 try
                 {
-                    await connection.SendStatusUpdate(stopping).ConfigureAwait(false);
+                    await connection.SendStatusUpdate(aborting).ConfigureAwait(false);
                 }
                 catch (Exception e) when (stopping.IsCancellationRequested && e is OperationCanceledException or InvalidOperationException or NpgsqlException)
                 {
