@@ -80,6 +80,7 @@ public sealed partial class WalPipeline
                 TagOwnWrites = _options.TagOwnWrites,
                 Lock = _changelogLock,
                 Stopping = cancellationToken,
+                Timeouts = _options.StatementTimeouts,
             };
             // A stop ends the load between chunks; its database calls are cancelled only past the stop's grace (see StageGroup).
             using var aborting = new CancellationTokenSource();

@@ -47,6 +47,8 @@ public sealed partial class WalPipeline : IAsyncDisposable
     private readonly CommittedPosition _position = new();
     private int _running;
     private bool _originOptionWarned;
+    // The position of an earlier slot, while the slot this start created has not been given it yet (start-up retries).
+    private Lsn? _slotMovePending;
 
     /// <summary>Creates a pipeline; nothing connects until <see cref="RunAsync"/>.</summary>
     /// <exception cref="ArgumentException">An option is invalid (the message names it).</exception>
@@ -57,10 +59,12 @@ public sealed partial class WalPipeline : IAsyncDisposable
         _options = options;
         _logger = options.LoggerFactory.CreateLogger(LogCategory);
         _metrics = new PipelineMetrics(() => _position.Value, options.MeterFactory);
-        // Every session runs with a pinned search_path (WalPipelineOptions.Sessions).
+        // Every session runs with a pinned search_path (WalPipelineOptions.Sessions). Statement timeouts are the server's;
+        // Npgsql's client-side one is raised above them on the pooled sessions, a backstop for a server that stopped answering.
+        var timeouts = options.StatementTimeouts;
         _sourceConnectionString = options.SourceSessionString;
-        _source = new NpgsqlDataSourceBuilder(_sourceConnectionString).UseLoggerFactory(options.LoggerFactory).Build();
-        _changelog = new NpgsqlDataSourceBuilder(options.ChangelogSessionString).UseLoggerFactory(options.LoggerFactory).Build();
+        _source = new NpgsqlDataSourceBuilder(timeouts.WithClientBackstop(_sourceConnectionString)).UseLoggerFactory(options.LoggerFactory).Build();
+        _changelog = new NpgsqlDataSourceBuilder(timeouts.WithClientBackstop(options.ChangelogSessionString)).UseLoggerFactory(options.LoggerFactory).Build();
         _assigner = new GuardedBucketAssigner(options.Tables, options.BucketAssigner, options.MaxBucketsPerChange);
     }
 
@@ -107,23 +111,39 @@ public sealed partial class WalPipeline : IAsyncDisposable
         await using var changelogLock = _changelogLock = NewChangelogLock();
         try
         {
-            await slotLock.EnsureAsync(cancellationToken).ConfigureAwait(false);
-            // Invariant 9: before anything is written to the changelog, whatever the slot.
-            await changelogLock.EnsureAsync(cancellationToken).ConfigureAwait(false);
-            await PrepareAsync(cancellationToken).ConfigureAwait(false);
-            var reconnect = new ReconnectPolicy(_options.SlotName, _options.MaxReconnectDelay, _position);
+            // Start-up is inside the loop: a server that is starting, stopping, unreachable or out of connections is waited
+            // for like a lost connection; only configuration, privileges and what the policy calls fatal end the start.
+            var retry = new ReconnectPolicy(_options.SlotName, _options.MaxReconnectDelay, _options.MaxStatementRetries, _position);
+            var prepared = false;
             while (true)
             {
                 try
                 {
+                    retry.AttemptStarting();
+                    if (!prepared)
+                    {
+                        await slotLock.EnsureAsync(cancellationToken).ConfigureAwait(false);
+                        // Invariant 9: before anything is written to the changelog, whatever the slot.
+                        await changelogLock.EnsureAsync(cancellationToken).ConfigureAwait(false);
+                        await PrepareAsync(cancellationToken).ConfigureAwait(false);
+                        prepared = true;
+                    }
                     await RunStagesAsync(cancellationToken).ConfigureAwait(false);
                     return;
                 }
-                catch (Exception e) when (!cancellationToken.IsCancellationRequested && reconnect.ShouldRetry(e))
+                catch (Exception e) when (!cancellationToken.IsCancellationRequested)
                 {
-                    var delay = reconnect.NextDelay();
-                    _metrics.Reconnecting(e);
-                    LogReconnecting(_logger, e, delay.TotalMilliseconds, e.Message);
+                    // Fatal errors go on to the handlers below, as does the policy's own when retries are used up.
+                    if (retry.Decide(e) is not { } reason)
+                        throw;
+                    var delay = retry.NextDelay();
+                    _metrics.Retrying(prepared ? WalPipelineState.Reconnecting : WalPipelineState.Starting, e, retry.Attempt, retry.Since);
+                    if (reason == RetryReason.Conflict)
+                        LogConflictRetrying(_logger, e, retry.Conflicts, retry.MaxConflictRetries, delay.TotalMilliseconds, PostgresErrors.DescribeConflict(e));
+                    else if (prepared)
+                        LogReconnecting(_logger, e, delay.TotalMilliseconds, retry.Attempt, e.Message);
+                    else
+                        LogStartRetrying(_logger, e, retry.Attempt, delay.TotalMilliseconds, (DateTimeOffset.UtcNow - retry.Since).TotalSeconds, e.Message);
                     await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
                 }
             }
@@ -181,9 +201,14 @@ public sealed partial class WalPipeline : IAsyncDisposable
             if (await ReplicationSlots.CreateIfMissingAsync(_sourceConnectionString, _options.SlotName, twoPhase: _options.TwoPhase, cancellationToken).ConfigureAwait(false))
             {
                 LogSlotCreated(_logger, _options.SlotName);
-                if (earlier is { } before)
-                    await MoveToNewSlotAsync(identity, before, cancellationToken).ConfigureAwait(false);
+                _slotMovePending = earlier;
             }
+        }
+        // An attempt that created the slot and failed before it moved the position leaves the move to the next one.
+        if (_slotMovePending is { } before && !_options.InitialSnapshot)
+        {
+            await MoveToNewSlotAsync(identity, before, cancellationToken).ConfigureAwait(false);
+            _slotMovePending = null;
         }
         await using (var connection = await _source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
             await CheckSlotTwoPhaseAsync(connection, cancellationToken).ConfigureAwait(false);
@@ -245,6 +270,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
             Lock = _changelogLock,
             Source = found.Source!.Identity,
             Limits = new ChangelogLimits(_options.MaxRecordIdBytes, _options.MaxBucketIdBytes),
+            Timeouts = _options.StatementTimeouts,
         };
         var committer = new LsnCommitter(committed.Reader, _position, replication, loggers.CreateLogger(LogCategory + ".Committer"));
         _metrics.RunStarted(new StageQueues(() => items.Reader.Count, () => committed.Reader.Count, () => items.Reader.TryPeek(out var next) && next is ChangeBatch batch ? batch.FirstCommitTime : default));
@@ -361,8 +387,16 @@ public sealed partial class WalPipeline : IAsyncDisposable
     [LoggerMessage(EventId = EventIds.StartupWarning, Level = LogLevel.Warning, Message = "{Warning}")]
     private static partial void LogStartupWarning(ILogger logger, string warning);
 
-    [LoggerMessage(EventId = EventIds.Reconnecting, Level = LogLevel.Warning, Message = "Lost the connection ({Reason}); reconnecting in {DelayMs} ms from the persisted position")]
-    private static partial void LogReconnecting(ILogger logger, Exception error, double delayMs, string reason);
+    [LoggerMessage(EventId = EventIds.Reconnecting, Level = LogLevel.Warning, Message = "Lost the connection ({Reason}); reconnecting in {DelayMs:F0} ms from the persisted position (attempt {Attempt})")]
+    private static partial void LogReconnecting(ILogger logger, Exception error, double delayMs, int attempt, string reason);
+
+    [LoggerMessage(EventId = EventIds.StartRetrying, Level = LogLevel.Warning,
+        Message = "Could not start, attempt {Attempt} ({Reason}); trying again in {DelayMs:F0} ms (failing for {Seconds:F0} s). A server that is starting, stopping, unreachable or out of connections is waited for; only configuration and privilege errors stop the start")]
+    private static partial void LogStartRetrying(ILogger logger, Exception error, int attempt, double delayMs, double seconds, string reason);
+
+    [LoggerMessage(EventId = EventIds.ConflictRetrying, Level = LogLevel.Warning,
+        Message = "{Reason} Retry {Retry} of {MaxRetries} (MaxStatementRetries) in {DelayMs:F0} ms: the failed attempt's changelog transaction was rolled back, and the next resumes from the persisted position")]
+    private static partial void LogConflictRetrying(ILogger logger, Exception error, int retry, int maxRetries, double delayMs, string reason);
 
     [LoggerMessage(EventId = EventIds.FatalError, Level = LogLevel.Critical, Message = "Stopped on a fatal error: {Reason}")]
     private static partial void LogFatal(ILogger logger, Exception error, string reason);

@@ -314,6 +314,7 @@ public sealed partial class WalPipelineOptions
         if (MaxReconnectDelay < TimeSpan.FromMilliseconds(100))
             problems.Add($"{nameof(MaxReconnectDelay)} is {MaxReconnectDelay}; it must be at least 100 ms");
         FindHeartbeatSlotAndMessageProblems(problems);
+        FindTimeoutProblems(problems);
         if (Tables is null)
             problems.Add($"{nameof(Tables)} is required");
         else

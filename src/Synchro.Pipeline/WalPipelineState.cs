@@ -6,13 +6,16 @@ public enum WalPipelineState
     /// <summary><see cref="WalPipeline.RunAsync"/> has not been called.</summary>
     NotStarted,
 
-    /// <summary>Checking the database, migrating the sidecar tables, creating the slot, connecting.</summary>
+    /// <summary>
+    /// Checking the database, migrating the sidecar tables, creating the slot, connecting; after a failed attempt, waiting for
+    /// the next (<see cref="WalPipelineStatus.Failure"/>, <see cref="WalPipelineStatus.RetryAttempts"/>).
+    /// </summary>
     Starting,
 
     /// <summary>Streaming from the slot.</summary>
     Running,
 
-    /// <summary>The connection was lost; waiting to reconnect from the persisted position.</summary>
+    /// <summary>The connection was lost, or a statement failed in a way a retry may cure; waiting to reconnect from the persisted position.</summary>
     Reconnecting,
 
     /// <summary>Stopped cleanly on cancellation.</summary>

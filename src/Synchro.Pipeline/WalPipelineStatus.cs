@@ -12,7 +12,10 @@ public sealed class WalPipelineStatus
     /// <summary>Where the pipeline is in its life.</summary>
     public WalPipelineState State { get; internal init; }
 
-    /// <summary>The fatal error when <see cref="State"/> is <see cref="WalPipelineState.Failed"/>; the error being recovered from while <see cref="WalPipelineState.Reconnecting"/>.</summary>
+    /// <summary>
+    /// The fatal error when <see cref="State"/> is <see cref="WalPipelineState.Failed"/>; the error being recovered from while
+    /// <see cref="WalPipelineState.Reconnecting"/>, or while <see cref="WalPipelineState.Starting"/> after a failed attempt to start.
+    /// </summary>
     public Exception? Failure { get; internal init; }
 
     /// <summary>The end of the last source transaction committed to the changelog (the position the server is told is flushed).</summary>
@@ -51,8 +54,17 @@ public sealed class WalPipelineStatus
     /// <summary>Changes whose bucket rule failed (recorded in <c>sync_rule_failures</c>).</summary>
     public long RuleFailures { get; internal init; }
 
-    /// <summary>Reconnections after a lost connection.</summary>
+    /// <summary>Reconnections after a lost connection or a retried failure, once the pipeline had started.</summary>
     public long Reconnects { get; internal init; }
+
+    /// <summary>
+    /// Attempts (to start, or to run again) that failed in a row with nothing committed in between; 0 when the last attempt
+    /// got somewhere. Each is logged (event 1020 at start, 1004 or 1021 later).
+    /// </summary>
+    public int RetryAttempts { get; internal init; }
+
+    /// <summary>When the first of <see cref="RetryAttempts"/> failed; null when there are none.</summary>
+    public DateTimeOffset? RetryingSince { get; internal init; }
 
     /// <summary>Rows of the registered tables read by the initial snapshot load of this instance (<see cref="WalPipelineState.Snapshotting"/>); 0 when none ran.</summary>
     public long SnapshotRows { get; internal init; }

@@ -1,4 +1,5 @@
 using Npgsql;
+using Synchro.Pipeline.Postgres;
 using Synchro.Pipeline.Registry;
 
 namespace Synchro.Pipeline.Buckets;
@@ -16,6 +17,9 @@ public sealed class BucketAssignmentBatch
 
     /// <summary>The writer's bucket id strings, for the built-in assigners.</summary>
     internal BucketIdCache BucketIds { get; }
+
+    /// <summary>The <c>statement_timeout</c> of <see cref="SourceConnection"/>, which the assigners set for their kind of statement; null to leave it alone.</summary>
+    internal SessionTimeout? SourceTimeout { get; init; }
 
     /// <summary>The changes, in commit order.</summary>
     public IReadOnlyList<BucketAssignment> Changes { get; }

@@ -1,3 +1,4 @@
+using Npgsql;
 using Synchro.Pipeline.Registry;
 using Synchro.Pipeline.Postgres;
 
@@ -8,7 +9,8 @@ namespace Synchro.Pipeline.Buckets;
 /// application's assigner or the default one (owner/bucket-by column, parent chain) — and the two guards every rule gets.
 /// </summary>
 /// <remarks>
-/// Guards: an assigner that throws (anything but a lost connection or cancellation, which the pipeline retries) fails the
+/// Guards: an assigner that throws (anything but a lost connection, cancellation, a statement timeout or a conflict with
+/// another session, which the pipeline retries) fails the
 /// changes it left undecided, each becoming a rule failure with the exception's message while the pipeline goes on; and a
 /// change given more than <c>maxBucketsPerChange</c> distinct buckets is rejected as a rule failure naming the count and the limit.
 /// </remarks>
@@ -33,7 +35,14 @@ internal sealed class GuardedBucketAssigner : IBucketAssigner
         {
             try
             {
+                // The built-in rules set their statements' timeouts; an application's assigner runs under the rule query's.
+                if (batch.SourceTimeout is { } session && assigner is not SqlFunctionBucketAssigner)
+                    await session.UseAsync(assigner is DefaultBucketAssigner ? StatementKind.ParentLookup : StatementKind.RuleQuery, cancellationToken).ConfigureAwait(false);
                 await assigner.AssignAsync(batch, cancellationToken).ConfigureAwait(false);
+            }
+            catch (PostgresException e) when (batch.SourceTimeout?.AsTimeout(e, $"Bucket assigner {assigner.GetType().Name}") is { } timeout)
+            {
+                throw timeout;
             }
             catch (Exception e) when (!IsRetried(e, cancellationToken))
             {
@@ -67,9 +76,13 @@ internal sealed class GuardedBucketAssigner : IBucketAssigner
     internal static string FanOutReason(int buckets, int limit) =>
         $"bucket fan-out {buckets} exceeds the limit of {limit} buckets per change (MaxBucketsPerChange)";
 
-    /// <summary>Errors the pipeline retries or stops on rather than recording: a lost connection, a shutdown, our own cancellation.</summary>
+    /// <summary>
+    /// Errors the pipeline retries or stops on rather than recording: a lost connection, a shutdown, our own cancellation, a
+    /// statement timeout, a deadlock, a serialization failure, a lock not available, another session's cancel.
+    /// </summary>
     internal static bool IsRetried(Exception error, CancellationToken cancellationToken) =>
         (error is OperationCanceledException && cancellationToken.IsCancellationRequested)
-        || error is WalPipelineException
-        || PostgresErrors.IsConnectionLoss(error);
+        || error is WalPipelineException or StatementTimeoutException
+        || PostgresErrors.IsConnectionLoss(error)
+        || PostgresErrors.IsTransientConflict(error);
 }

@@ -38,7 +38,7 @@ public sealed class ParentChainBucketAssigner : IBucketAssigner
             foreach (var level in pending.GroupBy(p => p.Table))
             {
                 var table = level.Key;
-                var found = await LookupAsync(batch.SourceConnection, table, level.Select(p => p.Key).Distinct().ToArray(), cancellationToken).ConfigureAwait(false);
+                var found = await LookupTimedAsync(batch.SourceConnection, batch.SourceTimeout, table, level.Select(p => p.Key).Distinct().ToArray(), cancellationToken).ConfigureAwait(false);
                 foreach (var (change, _, key) in level)
                 {
                     if (!found.TryGetValue(key, out var value))
@@ -63,6 +63,21 @@ public sealed class ParentChainBucketAssigner : IBucketAssigner
             change.Buckets.Add(BucketAssignment.GlobalBucket);
         else
             change.AssignNone();
+    }
+
+    /// <summary><see cref="LookupAsync"/> under <see cref="WalPipelineOptions.ParentLookupTimeout"/>, when the batch has a session timeout.</summary>
+    private async Task<Dictionary<string, string?>> LookupTimedAsync(NpgsqlConnection connection, SessionTimeout? session, TableRegistration table, string[] keys, CancellationToken cancellationToken)
+    {
+        if (session is not null)
+            await session.UseAsync(StatementKind.ParentLookup, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await LookupAsync(connection, table, keys, cancellationToken).ConfigureAwait(false);
+        }
+        catch (PostgresException e) when (session?.AsTimeout(e, $"Looking up {keys.Length} parent row(s) in {table}") is { } timeout)
+        {
+            throw timeout;
+        }
     }
 
     /// <summary>For each key found in <paramref name="table"/>: the text of its bucket column, or of its own parent foreign key.</summary>

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using Npgsql;
@@ -29,10 +30,21 @@ namespace Synchro.Pipeline.Buckets;
 /// So a missing value never produces a wrong bucket.
 /// </para>
 /// <para>
-/// A function error fails only the changes that cause it: the failing query is split in halves until the offending rows
-/// are found, each of which becomes a rule failure with the server's message; an unknown function or a type error fails
-/// the whole query's changes at once. A row with a <c>json</c> value <c>jsonb</c> cannot hold (a <c>\u0000</c> escape,
-/// an unpaired surrogate) is never sent: it would fail the whole document, so its change fails at once (invariant 7).
+/// The query streams: every change's buckets are followed by a marker row, so the client knows which changes are answered
+/// when the query fails. A function error fails only the change being evaluated (the first one not answered), which becomes
+/// a rule failure with the server's message, and the query goes on after it; an unknown function or a type error before
+/// any change was answered fails the query's changes at once. A row with a <c>json</c> value <c>jsonb</c> cannot hold (a
+/// <c>\u0000</c> escape, an unpaired surrogate) is never sent: it would fail the whole document, so its change fails at once
+/// (invariant 7).
+/// </para>
+/// <para>
+/// Timeouts (<see cref="WalPipelineOptions.RuleQueryTimeout"/>, the session's <c>statement_timeout</c>): a query that times
+/// out after answering some changes goes on after them, so the limit is in practice per change. A change that alone runs
+/// past it is a rule failure — one slow row must not stop the pipeline (invariant 7) — but when the next query of the same
+/// function also times out on its first change alone, with nothing answered in between (in this batch or the next), the
+/// function is slow or blocked for everything: that is an operational error (<see cref="StatementTimeoutException"/>),
+/// which the pipeline retries a bounded number of times and then stops on, rather than turning every change into a failure.
+/// A deadlock, a lock not available or another session's cancel is not the rows' fault either: it ends the batch, which is retried.
 /// </para>
 /// <para>
 /// Fan-out is limited while the rows stream in: once a change has more distinct buckets than <c>maxBucketsPerChange</c>
@@ -59,6 +71,10 @@ internal sealed class SqlFunctionBucketAssigner : IBucketAssigner
     private readonly Dictionary<string, string> _resolved = new(StringComparer.Ordinal);
     private readonly ArrayBufferWriter<byte> _buffer = new(64 * 1024);
     private Utf8JsonWriter? _writer;
+    // Functions whose last query timed out on its first change alone, nothing answered since (kept across batches and runs).
+    private readonly HashSet<string> _timedOutAlone = new(StringComparer.Ordinal);
+    // Changes of the running query whose answer is complete (their marker arrived).
+    private int _answered;
 
     /// <param name="registry">The registered tables.</param>
     /// <param name="maxBucketsPerChange">The fan-out limit applied while rows stream in; 0 for none.</param>
@@ -87,8 +103,19 @@ internal sealed class SqlFunctionBucketAssigner : IBucketAssigner
         }
         foreach (var (function, group) in groups)
         {
-            var name = await ResolveAsync(batch.SourceConnection, function, cancellationToken).ConfigureAwait(false);
-            await FillUnchangedAsync(batch.SourceConnection, group, cancellationToken).ConfigureAwait(false);
+            var session = batch.SourceTimeout;
+            string name;
+            try
+            {
+                if (session is not null)
+                    await session.UseAsync(StatementKind.RuleQuery, cancellationToken).ConfigureAwait(false);
+                name = await ResolveAsync(batch.SourceConnection, function, cancellationToken).ConfigureAwait(false);
+                await FillUnchangedAsync(batch.SourceConnection, group, cancellationToken).ConfigureAwait(false);
+            }
+            catch (PostgresException e) when (session?.AsTimeout(e, $"Reading the unchanged values bucket function {function} needs") is { } timeout)
+            {
+                throw timeout;
+            }
             foreach (var pending in group)
             {
                 if (!pending.Change.IsDecided && UnstorableJsonColumn(pending) is { } column)
@@ -98,7 +125,7 @@ internal sealed class SqlFunctionBucketAssigner : IBucketAssigner
                 }
             }
             group.RemoveAll(p => p.Change.IsDecided);
-            await EvaluateAsync(batch.SourceConnection, function, name, group, cancellationToken).ConfigureAwait(false);
+            await EvaluateAsync(batch.SourceConnection, session, function, name, group, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -217,33 +244,63 @@ internal sealed class SqlFunctionBucketAssigner : IBucketAssigner
         }
     }
 
-    private async Task EvaluateAsync(NpgsqlConnection connection, string function, string quotedName, List<Pending> changes, CancellationToken ct)
+    private async Task EvaluateAsync(NpgsqlConnection connection, SessionTimeout? session, string function, string quotedName, List<Pending> changes, CancellationToken ct)
     {
-        if (changes.Count == 0)
-            return;
-        try
+        var start = 0;
+        while (start < changes.Count)
         {
-            await QueryAsync(connection, quotedName, changes, ct).ConfigureAwait(false);
-        }
-        catch (PostgresException e) when (!PostgresErrors.IsConnectionLoss(e))
-        {
-            // What streamed in before the error is not the answer: start the changes over.
-            foreach (var pending in changes)
-                pending.Reset();
-            // A statement-level error (unknown function, wrong types) fails every row alike; anything else is split to find the rows.
-            if (changes.Count == 1 || e.SqlState.StartsWith("42", StringComparison.Ordinal))
+            var part = start == 0 ? changes : changes.GetRange(start, changes.Count - start);
+            var started = Stopwatch.GetTimestamp();
+            _answered = 0;
+            try
             {
-                foreach (var pending in changes)
-                    pending.Change.Fail($"bucket function {function} failed: {e.MessageText}");
-                return;
+                await QueryAsync(connection, quotedName, part, ct).ConfigureAwait(false);
+                _timedOutAlone.Remove(function);
+                break;
             }
-            var half = changes.Count / 2;
-            await EvaluateAsync(connection, function, quotedName, changes[..half], ct).ConfigureAwait(false);
-            await EvaluateAsync(connection, function, quotedName, changes[half..], ct).ConfigureAwait(false);
-            return;
+            catch (PostgresException e) when (!PostgresErrors.IsConnectionLoss(e))
+            {
+                var answered = _answered;
+                if (answered > 0)
+                    _timedOutAlone.Remove(function);
+                // The change being evaluated when the query failed: what streamed in for it is not its answer.
+                var failing = part[answered];
+                failing.Reset();
+                var timeout = session?.Timeout ?? TimeSpan.MaxValue;
+                if (PostgresErrors.IsStatementTimeout(e, timeout, Stopwatch.GetElapsedTime(started)))
+                {
+                    if (answered > 0)
+                    {
+                        // Time ran out over many changes: go on from the one that was running.
+                        start += answered;
+                        continue;
+                    }
+                    if (!_timedOutAlone.Add(function))
+                        throw new StatementTimeoutException(StatementKind.RuleQuery, timeout, $"Bucket function {function}, on two changes in a row, each on its own,", e);
+                    failing.Change.Fail($"bucket function {function} took longer than {nameof(WalPipelineOptions.RuleQueryTimeout)} "
+                        + $"({StatementTimeoutException.Format(timeout)}) on this change alone and the server cancelled it; "
+                        + $"make the function faster for this row or raise {nameof(WalPipelineOptions.RuleQueryTimeout)}, then replay-failures");
+                    start++;
+                    continue;
+                }
+                // A deadlock, a lock not available, another session's cancel: not the row's fault; the batch is retried.
+                if (PostgresErrors.IsTransientConflict(e))
+                    throw;
+                // A statement-level error (unknown function, wrong types) before any answer fails every change alike.
+                if (answered == 0 && e.SqlState.StartsWith("42", StringComparison.Ordinal))
+                {
+                    foreach (var pending in part)
+                        pending.Change.Fail($"bucket function {function} failed: {e.MessageText}");
+                    break;
+                }
+                failing.Change.Fail($"bucket function {function} failed: {e.MessageText}");
+                start += answered + 1;
+            }
         }
         foreach (var pending in changes)
         {
+            if (pending.Change.Failure is not null)
+                continue;
             if (pending.OverLimit)
             {
                 pending.Change.Buckets.Clear();
@@ -256,15 +313,24 @@ internal sealed class SqlFunctionBucketAssigner : IBucketAssigner
         }
     }
 
-    /// <summary>Runs the function over <paramref name="changes"/>; their buckets stream into their assignments (see the class remarks for the limit).</summary>
+    /// <summary>
+    /// Runs the function over <paramref name="changes"/>; their buckets stream into their assignments (see the class remarks
+    /// for the limit), and <see cref="_answered"/> counts the changes whose answer is complete.
+    /// </summary>
     private async Task QueryAsync(NpgsqlConnection connection, string quotedName, List<Pending> changes, CancellationToken ct)
     {
-        // One jsonb document carries the whole batch; rows name their change by position, so no key text comes back.
+        // One jsonb document carries the whole batch; rows name their change by position, so no key text comes back. After a
+        // change's buckets comes its marker (done). Order: a nested loop over the document's rows in array order, each
+        // running the function to its end; WITH ORDINALITY keeps a SQL function from being inlined and OFFSET 0 keeps the
+        // subquery from being pulled up, so no plan can interleave changes. The reader checks the order anyway.
         var sql = $"""
-            SELECT r.o, b.bucket
+            SELECT r.o, b.bucket, b.done
             FROM pg_catalog.jsonb_to_recordset($1::jsonb) AS r(o int, t text, op text, n jsonb, d jsonb)
-            CROSS JOIN LATERAL {quotedName}(r.t, r.op, r.n, r.d) WITH ORDINALITY AS b(bucket, k)
-            ORDER BY r.o, b.k
+            CROSS JOIN LATERAL (
+                SELECT f.bucket, false AS done FROM {quotedName}(r.t, r.op, r.n, r.d) WITH ORDINALITY AS f(bucket, k)
+                UNION ALL
+                SELECT NULL, true
+                OFFSET 0) AS b
             """;
         var command = new NpgsqlCommand(sql, connection) { Parameters = { new NpgsqlParameter<string> { TypedValue = Document(changes) } } };
         await using (command.ConfigureAwait(false))
@@ -272,19 +338,22 @@ internal sealed class SqlFunctionBucketAssigner : IBucketAssigner
             var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
             await using (reader.ConfigureAwait(false))
             {
-                // Rows come in change order, so one change's rows are together and one set serves them all.
-                var current = -1;
+                // Invariant: a row belongs to the first change not yet answered, and its marker answers it.
+                _distinct.Clear();
                 while (await reader.ReadAsync(ct).ConfigureAwait(false))
                 {
+                    var index = reader.GetInt32(0);
+                    if (index != _answered)
+                        throw new InvalidOperationException($"The bucket function's query returned a row of change {index} while change {_answered} was unanswered; its plan does not keep change order.");
+                    if (reader.GetBoolean(2))
+                    {
+                        _answered++;
+                        _distinct.Clear();
+                        continue;
+                    }
                     // Empty bucket ids are dropped (the reference's semantics), NULL ones alike.
                     if (reader.IsDBNull(1) || reader.GetString(1) is not { Length: > 0 } bucket)
                         continue;
-                    var index = reader.GetInt32(0);
-                    if (index != current)
-                    {
-                        current = index;
-                        _distinct.Clear();
-                    }
                     Keep(changes[index], bucket);
                 }
                 _distinct.Clear();

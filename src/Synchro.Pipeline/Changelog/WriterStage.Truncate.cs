@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Npgsql;
+using Synchro.Pipeline.Postgres;
 using Synchro.Pipeline.Protocol.Messages;
 using Synchro.Pipeline.Registry;
 
@@ -19,8 +20,13 @@ internal sealed partial class WriterStage
     private async Task TruncateAsync(NpgsqlConnection connection, IReadOnlyList<TableRegistration> tables, TruncateOptions options, CancellationToken cancellationToken)
     {
         var rows = 0L;
+        // Its own timeout for the statement that grows with the table, then back to the batch's for the rest of the transaction.
+        if (Timeouts is { } timeouts)
+            await SessionTimeout.SetLocalAsync(connection, timeouts, StatementKind.Truncate, cancellationToken).ConfigureAwait(false);
         foreach (var table in tables)
             rows += await ChangelogStore.TruncateAsync(connection, table.ChangelogName, cancellationToken).ConfigureAwait(false);
+        if (Timeouts is { } batch)
+            await SessionTimeout.SetLocalAsync(connection, batch, StatementKind.BatchWrite, cancellationToken).ConfigureAwait(false);
         metrics.TablesTruncated(tables.Count, rows);
         LogTruncated(logger, string.Join(", ", tables), Describe(options), rows);
     }

@@ -8,6 +8,7 @@ using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Registry;
 using Synchro.Pipeline.Decoding;
 using Synchro.Pipeline.Decoding.Items;
+using Synchro.Pipeline.Postgres;
 
 namespace Synchro.Pipeline.Changelog;
 
@@ -38,6 +39,12 @@ internal sealed partial class WriterStage(
     /// <summary>The changelog lock whose session the writer writes on; null to write on a connection of <c>changelog</c> (benchmarks).</summary>
     public ChangelogLock? Lock { get; init; }
 
+    /// <summary>The statements' timeouts (invariant: the changelog connection's session has <see cref="StatementKind.BatchWrite"/>'s); null leaves the server's.</summary>
+    public StatementTimeouts? Timeouts { get; init; }
+
+    // The source connection's statement_timeout, set by the rules for their kind of statement.
+    private SessionTimeout? _sourceTimeout;
+
     // The open changelog transaction (null between source transactions) and what it holds so far.
     private NpgsqlTransaction? _transaction;
     private int _changesInTransaction;
@@ -65,11 +72,16 @@ internal sealed partial class WriterStage(
                 // commit of this connection must be durable then, whatever the server's default.
                 await using (var durable = new NpgsqlCommand("SET synchronous_commit = on", connection))
                     await durable.ExecuteNonQueryAsync(aborting).ConfigureAwait(false);
+                if (Timeouts is { } timeouts)
+                {
+                    await SessionTimeout.SetAsync(connection, timeouts, StatementKind.BatchWrite, aborting).ConfigureAwait(false);
+                    _sourceTimeout = new SessionTimeout(sourceConnection, timeouts);
+                }
                 while (await input.WaitToReadAsync(stopping).ConfigureAwait(false))
                 {
                     // Items already queued wait for the next start once the run is stopping.
                     while (!stopping.IsCancellationRequested && input.TryRead(out var item))
-                        await WriteAsync(connection, sourceConnection, item, aborting).ConfigureAwait(false);
+                        await WriteTimedAsync(connection, sourceConnection, item, aborting).ConfigureAwait(false);
                 }
             }
             finally
@@ -90,6 +102,22 @@ internal sealed partial class WriterStage(
         finally
         {
             committed.TryComplete(error);
+        }
+    }
+
+    /// <summary><see cref="WriteAsync"/>, a statement timeout of the changelog connection reported as its kind's.</summary>
+    private async Task WriteTimedAsync(NpgsqlConnection connection, NpgsqlConnection sourceConnection, DecodedItem item, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var changes = item is ChangeBatch batch ? batch.Count : 0;
+        try
+        {
+            await WriteAsync(connection, sourceConnection, item, cancellationToken).ConfigureAwait(false);
+        }
+        catch (PostgresException e) when (AsTimeout(e, item, changes, Stopwatch.GetElapsedTime(started)) is { } timeout)
+        {
+            // The transaction is rolled back by the caller; the run loop retries from the persisted position.
+            throw timeout;
         }
     }
 
@@ -224,7 +252,7 @@ internal sealed partial class WriterStage(
         foreach (var assignment in assignments)
             Limits.CheckRecordId(assignment);
         var loading = ChangelogStore.LoadEdgesAsync(connection, _records, cancellationToken);
-        var assigning = assigner.AssignAsync(new BucketAssignmentBatch(assignments, registry, sourceConnection, _bucketIds), cancellationToken);
+        var assigning = assigner.AssignAsync(new BucketAssignmentBatch(assignments, registry, sourceConnection, _bucketIds) { SourceTimeout = _sourceTimeout }, cancellationToken);
         try
         {
             await assigning.ConfigureAwait(false);
@@ -239,6 +267,24 @@ internal sealed partial class WriterStage(
             Limits.CheckBuckets(assignment);
         _overlay.Reset(await loading.ConfigureAwait(false));
         await WriteDecidedAsync(connection, batch, assignments, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// <paramref name="error"/>, raised by the changelog connection while <paramref name="item"/> was written, as the timeout of
+    /// its kind of statement when it is one; null otherwise. The rules' statements on the source connection come as
+    /// <see cref="StatementTimeoutException"/> already.
+    /// </summary>
+    private StatementTimeoutException? AsTimeout(PostgresException error, DecodedItem item, int changes, TimeSpan elapsed)
+    {
+        if (Timeouts is not { } timeouts)
+            return null;
+        var (kind, what) = item switch
+        {
+            TruncateItem truncate => (StatementKind.Truncate, $"Applying the TRUNCATE of {string.Join(", ", truncate.Tables)} (deleting the tables' bucket edges and writing a delete row for each)"),
+            ChangeBatch => (StatementKind.BatchWrite, $"A statement writing a batch of {changes} change(s) to the changelog"),
+            _ => (StatementKind.BatchWrite, "A statement of the changelog transaction"),
+        };
+        return PostgresErrors.IsStatementTimeout(error, timeouts.For(kind), elapsed) ? new StatementTimeoutException(kind, timeouts.For(kind), what, error) : null;
     }
 
     [LoggerMessage(EventId = EventIds.RuleFailures, Level = LogLevel.Warning,

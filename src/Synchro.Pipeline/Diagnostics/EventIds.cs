@@ -72,6 +72,12 @@ internal static class EventIds
     /// <summary>A stop could not have the server end the replication stream; Npgsql's own cancellation ends it after the grace.</summary>
     public const int StreamEndFailed = 1019;
 
+    /// <summary>An attempt to start failed on an error a later one may not meet (server starting, stopping, unreachable, out of connections): the attempt, the wait, the error.</summary>
+    public const int StartRetrying = 1020;
+
+    /// <summary>A statement timed out, deadlocked, failed to serialize, found a lock unavailable or was cancelled by another session: retry N of MaxStatementRetries, the wait, what to check.</summary>
+    public const int ConflictRetrying = 1021;
+
     /// <summary>A migration of the sidecar tables was pending, and the start ran it: what was missing, in which schema.</summary>
     public const int ChangelogMigrated = 1030;
 

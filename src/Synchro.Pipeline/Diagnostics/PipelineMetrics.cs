@@ -50,6 +50,7 @@ internal sealed class PipelineMetrics : IDisposable
     private volatile SlotHealthSnapshot? _slotHealth;
     private long _snapshotRows;
     private volatile StateAndFailure _state = new(WalPipelineState.NotStarted, null);
+    private volatile RetryEpisode? _retrying;
     private volatile StageQueues? _queues;
 
     /// <param name="committedPosition">Reads the one committed position (its owner is the runtime's committer).</param>
@@ -90,10 +91,17 @@ internal sealed class PipelineMetrics : IDisposable
 
     public void SetState(WalPipelineState state, Exception? failure = null) => _state = new(state, failure);
 
-    public void Reconnecting(Exception error)
+    /// <summary>
+    /// An attempt failed with <paramref name="error"/> and another follows: <paramref name="state"/> is
+    /// <see cref="WalPipelineState.Starting"/> before the pipeline first streamed, else <see cref="WalPipelineState.Reconnecting"/>
+    /// (counted in the reconnects). <paramref name="attempt"/> failed attempts since <paramref name="since"/> with nothing committed.
+    /// </summary>
+    public void Retrying(WalPipelineState state, Exception error, int attempt, DateTimeOffset since)
     {
-        Interlocked.Increment(ref _reconnects);
-        SetState(WalPipelineState.Reconnecting, error);
+        if (state == WalPipelineState.Reconnecting)
+            Interlocked.Increment(ref _reconnects);
+        _retrying = new RetryEpisode(attempt, since);
+        SetState(state, error);
     }
 
     /// <summary>Initial snapshot: <paramref name="rows"/> rows read so far.</summary>
@@ -156,6 +164,9 @@ internal sealed class PipelineMetrics : IDisposable
         var now = DateTime.UtcNow;
         Volatile.Write(ref _writingSinceTicks, 0);
         Volatile.Write(ref _lastBatchTicks, now.Ticks);
+        // Something was committed: a retry episode is over.
+        if (_retrying is not null)
+            _retrying = null;
         // A heartbeat moves the position and nothing else.
         if (changes == 0 && transactions == 0)
             return;
@@ -176,6 +187,7 @@ internal sealed class PipelineMetrics : IDisposable
     {
         var now = DateTime.UtcNow;
         var state = _state;
+        var retrying = _retrying;
         var lastBatch = Volatile.Read(ref _lastBatchTicks);
         return new WalPipelineStatus
         {
@@ -194,6 +206,8 @@ internal sealed class PipelineMetrics : IDisposable
             ChangelogRows = Volatile.Read(ref _changelogRows),
             RuleFailures = Volatile.Read(ref _ruleFailures),
             Reconnects = Volatile.Read(ref _reconnects),
+            RetryAttempts = retrying?.Attempt ?? 0,
+            RetryingSince = retrying?.Since,
             SnapshotRows = Volatile.Read(ref _snapshotRows),
             LastBatchAt = lastBatch == 0 ? null : new DateTimeOffset(lastBatch, TimeSpan.Zero),
             SlotWalStatus = _slotHealth?.WalStatus,
@@ -236,4 +250,6 @@ internal sealed class PipelineMetrics : IDisposable
     private sealed record SlotHealthSnapshot(string? WalStatus, long? SafeWalSize);
 
     private sealed record StateAndFailure(WalPipelineState State, Exception? Failure);
+
+    private sealed record RetryEpisode(int Attempt, DateTimeOffset Since);
 }

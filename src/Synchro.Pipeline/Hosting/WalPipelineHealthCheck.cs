@@ -6,8 +6,8 @@ namespace Synchro.Pipeline.Hosting;
 
 /// <summary>
 /// The hosted pipeline's health from <see cref="WalPipeline.GetStatus"/>: the registration's failure status
-/// (unhealthy) when it failed, stopped or lags past <see cref="WalPipelineHealthCheckOptions"/>; degraded
-/// while it starts or reconnects; healthy while it streams within the limits.
+/// (unhealthy) when it failed, stopped, lags past <see cref="WalPipelineHealthCheckOptions"/> or has been retrying past
+/// its bound; degraded while it starts or reconnects within it; healthy while it streams within the limits.
 /// </summary>
 internal sealed class WalPipelineHealthCheck(WalPipeline pipeline, IOptionsMonitor<WalPipelineHealthCheckOptions> options) : IHealthCheck
 {
@@ -20,6 +20,10 @@ internal sealed class WalPipelineHealthCheck(WalPipeline pipeline, IOptionsMonit
         var failed = context.Registration.FailureStatus;
         var result = status.State switch
         {
+            WalPipelineState.Starting or WalPipelineState.Reconnecting when RetryingTooLong(status, limits) is { } why
+                => new HealthCheckResult(failed, why + status.Failure?.Message, status.Failure, data),
+            WalPipelineState.Starting when status.RetryAttempts > 0 => HealthCheckResult.Degraded(string.Create(CultureInfo.InvariantCulture,
+                $"The pipeline could not start yet ({status.RetryAttempts} attempt(s) failed) and keeps trying: {status.Failure?.Message}"), status.Failure, data),
             WalPipelineState.Failed => new HealthCheckResult(failed, "The pipeline stopped on a fatal error: " + status.Failure?.Message, status.Failure, data),
             WalPipelineState.Stopped => new HealthCheckResult(failed, "The pipeline has stopped.", data: data),
             WalPipelineState.NotStarted => HealthCheckResult.Degraded("The pipeline has not started yet.", data: data),
@@ -36,6 +40,26 @@ internal sealed class WalPipelineHealthCheck(WalPipeline pipeline, IOptionsMonit
         return Task.FromResult(result);
     }
 
+    /// <summary>Why retrying has gone on past the limits, as the start of the result's description; null within them.</summary>
+    private static string? RetryingTooLong(WalPipelineStatus status, WalPipelineHealthCheckOptions limits)
+    {
+        if (status.RetryAttempts == 0 || status.RetryingSince is not { } since)
+            return null;
+        var retrying = DateTimeOffset.UtcNow - since;
+        var doing = status.State == WalPipelineState.Starting ? "trying to start" : "reconnecting";
+        if (limits.MaxRetryDuration is { } duration && retrying > duration)
+        {
+            return string.Create(CultureInfo.InvariantCulture,
+                $"The pipeline has been {doing} for {retrying.TotalSeconds:0} s ({status.RetryAttempts} failed attempt(s), limit {duration.TotalSeconds:0.#} s) with nothing committed: ");
+        }
+        if (limits.MaxRetryAttempts is { } attempts && status.RetryAttempts >= attempts)
+        {
+            return string.Create(CultureInfo.InvariantCulture,
+                $"The pipeline has been {doing} through {status.RetryAttempts} failed attempts (limit {attempts}) with nothing committed: ");
+        }
+        return null;
+    }
+
     private static Dictionary<string, object> Data(WalPipelineStatus status) => new()
     {
         ["state"] = status.State.ToString(),
@@ -47,5 +71,7 @@ internal sealed class WalPipelineHealthCheck(WalPipeline pipeline, IOptionsMonit
         ["changelog_rows"] = status.ChangelogRows,
         ["rule_failures"] = status.RuleFailures,
         ["reconnects"] = status.Reconnects,
+        ["retry_attempts"] = status.RetryAttempts,
+        ["retrying_since"] = status.RetryingSince?.ToString("O", CultureInfo.InvariantCulture) ?? "",
     };
 }

@@ -65,6 +65,15 @@ internal sealed partial class EdgeSnapshotLoader(
     /// </summary>
     public CancellationToken Stopping { get; init; }
 
+    /// <summary>
+    /// The statements' timeouts: <see cref="StatementKind.SnapshotChunk"/> for reading and writing a chunk,
+    /// <see cref="StatementKind.Truncate"/> for the removal of earlier edges, the rules' own for theirs; null leaves the server's.
+    /// </summary>
+    public StatementTimeouts? Timeouts { get; init; }
+
+    // The source connection's statement_timeout: chunks and rules take turns on it.
+    private SessionTimeout? _readTimeout;
+
     // One cursor at a time, so one constant name.
     private const string CursorName = "synchro_initial_snapshot";
 
@@ -122,8 +131,23 @@ internal sealed partial class EdgeSnapshotLoader(
         // The position committed here is what the slot is confirmed to, so the commit must be durable when it returns.
         await using (var durable = new NpgsqlCommand("SET LOCAL synchronous_commit = on", target, write))
             await durable.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
-        // The load is the whole truth at the consistent point: edges an earlier slot left for these tables go.
-        await ChangelogStore.DeleteTableEdgesAsync(target, [.. registry.Select(t => t.ChangelogName).Distinct(StringComparer.Ordinal)], ct).ConfigureAwait(false);
+        // The load is the whole truth at the consistent point: edges an earlier slot left for these tables go. That delete
+        // grows with the tables like a TRUNCATE's, and has its timeout; every later statement has a chunk's.
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            if (Timeouts is { } timeouts)
+                await SessionTimeout.SetLocalAsync(target, timeouts, StatementKind.Truncate, ct).ConfigureAwait(false);
+            await ChangelogStore.DeleteTableEdgesAsync(target, [.. registry.Select(t => t.ChangelogName).Distinct(StringComparer.Ordinal)], ct).ConfigureAwait(false);
+            if (Timeouts is { } chunk)
+                await SessionTimeout.SetLocalAsync(target, chunk, StatementKind.SnapshotChunk, ct).ConfigureAwait(false);
+        }
+        catch (PostgresException e) when (AsTimeout(e, StatementKind.Truncate, started, "The initial snapshot's removal of the registered tables' earlier bucket edges") is { } timeout)
+        {
+            throw timeout;
+        }
+        if (Timeouts is { } readTimeouts)
+            _readTimeout = new SessionTimeout(read, readTimeouts);
 
         await using var snapshot = await read.BeginTransactionAsync(IsolationLevel.RepeatableRead, ct).ConfigureAwait(false);
         // SET TRANSACTION SNAPSHOT takes no parameter; the name was checked to be hex groups and dashes.
@@ -133,8 +157,16 @@ internal sealed partial class EdgeSnapshotLoader(
         foreach (var table in registry)
             await LoadTableAsync(read, snapshot, target, table, ct).ConfigureAwait(false);
 
-        await ChangelogStore.SetSnapshotPositionAsync(target, slotName, consistentPoint, ct).ConfigureAwait(false);
-        await write.CommitAsync(ct).ConfigureAwait(false);
+        started = Stopwatch.GetTimestamp();
+        try
+        {
+            await ChangelogStore.SetSnapshotPositionAsync(target, slotName, consistentPoint, ct).ConfigureAwait(false);
+            await write.CommitAsync(ct).ConfigureAwait(false);
+        }
+        catch (PostgresException e) when (AsTimeout(e, StatementKind.SnapshotChunk, started, "Committing the initial snapshot load") is { } timeout)
+        {
+            throw timeout;
+        }
         await snapshot.RollbackAsync(ct).ConfigureAwait(false);
     }
 
@@ -162,7 +194,7 @@ internal sealed partial class EdgeSnapshotLoader(
                 var batch = _batches.Rent();
                 try
                 {
-                    await FetchAsync(read, snapshot, fetchSql, table, batch, ct).ConfigureAwait(false);
+                    await FetchChunkAsync(read, snapshot, fetchSql, table, batch, ct).ConfigureAwait(false);
                     if (batch.Count == 0)
                         break;
                     await AssignAsync(read, batch, edges, failures, ct).ConfigureAwait(false);
@@ -200,11 +232,38 @@ internal sealed partial class EdgeSnapshotLoader(
         LogTableLoaded(logger, table.QualifiedName, rows, estimate, Rate(rows, started));
     }
 
+    /// <summary><see cref="FetchAsync"/> under <see cref="StatementKind.SnapshotChunk"/>'s timeout.</summary>
+    private async Task FetchChunkAsync(NpgsqlConnection read, NpgsqlTransaction snapshot, string fetchSql, TableRegistration table, ChangeBatch batch, CancellationToken ct)
+    {
+        if (_readTimeout is null)
+        {
+            await FetchAsync(read, snapshot, fetchSql, table, batch, ct).ConfigureAwait(false);
+            return;
+        }
+        await _readTimeout.UseAsync(StatementKind.SnapshotChunk, ct).ConfigureAwait(false);
+        try
+        {
+            await FetchAsync(read, snapshot, fetchSql, table, batch, ct).ConfigureAwait(false);
+        }
+        catch (PostgresException e) when (_readTimeout.AsTimeout(e, $"Reading a chunk of up to {chunkRows} rows of {table} for the initial snapshot") is { } timeout)
+        {
+            throw timeout;
+        }
+    }
+
     /// <summary>Writes one chunk's edges (binary COPY) and rule failures into the load's transaction.</summary>
     private async Task WriteAsync(NpgsqlConnection target, List<(RecordKey Record, string BucketId)> edges, List<RuleFailure> failures, CancellationToken ct)
     {
-        await ChangelogStore.ApplyEdgesAsync(target, edges, [], ct).ConfigureAwait(false);
-        await ChangelogStore.WriteRuleFailuresAsync(target, failures, ct).ConfigureAwait(false);
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            await ChangelogStore.ApplyEdgesAsync(target, edges, [], ct).ConfigureAwait(false);
+            await ChangelogStore.WriteRuleFailuresAsync(target, failures, ct).ConfigureAwait(false);
+        }
+        catch (PostgresException e) when (AsTimeout(e, StatementKind.SnapshotChunk, started, $"Writing the bucket edges of a chunk ({edges.Count} edges) for the initial snapshot") is { } timeout)
+        {
+            throw timeout;
+        }
         _totalEdges += edges.Count;
         _totalFailures += failures.Count;
         if (failures.Count > 0)
@@ -264,7 +323,7 @@ internal sealed partial class EdgeSnapshotLoader(
         // Invariant 7: ids the changelog cannot hold fail their row as a rule failure, as in the writer, and the load goes on.
         foreach (var assignment in assignments)
             limits.CheckRecordId(assignment);
-        await assigner.AssignAsync(new BucketAssignmentBatch(assignments, registry, read, _bucketIds), ct).ConfigureAwait(false);
+        await assigner.AssignAsync(new BucketAssignmentBatch(assignments, registry, read, _bucketIds) { SourceTimeout = _readTimeout }, ct).ConfigureAwait(false);
         foreach (var assignment in assignments)
             limits.CheckBuckets(assignment);
 
@@ -289,6 +348,12 @@ internal sealed partial class EdgeSnapshotLoader(
             }
         }
     }
+
+    /// <summary><paramref name="error"/> as the timeout of <paramref name="kind"/> when it is one (the statement began at <paramref name="started"/> or later); null otherwise.</summary>
+    private StatementTimeoutException? AsTimeout(PostgresException error, StatementKind kind, long started, string what) =>
+        Timeouts is { } timeouts && PostgresErrors.IsStatementTimeout(error, timeouts.For(kind), Stopwatch.GetElapsedTime(started))
+            ? new StatementTimeoutException(kind, timeouts.For(kind), what, error)
+            : null;
 
     private static bool Repeats(IList<string> buckets, int index)
     {

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using Npgsql;
@@ -6,6 +7,7 @@ using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Registry;
 using Synchro.Pipeline.Changelog;
 using Synchro.Pipeline.Decoding;
+using Synchro.Pipeline.Postgres;
 
 namespace Synchro.Pipeline.Maintenance;
 
@@ -33,8 +35,15 @@ namespace Synchro.Pipeline.Maintenance;
 /// Safe while the pipeline runs: each chunk holds an exclusive lock on <c>sync_bucket_edges</c>, which the writer's next
 /// batch waits for (and which waits for the batch in progress), so replayed rows never interleave with the writer's and
 /// <c>seq</c> keeps following commit order. Readers of the edges wait for a chunk too. A bucket function must therefore not
-/// read <c>sync_bucket_edges</c> of the same database during a replay: its query times out after <see cref="LockTimeout"/>
-/// and the failure stays.
+/// read <c>sync_bucket_edges</c> of the same database during a replay: it would wait for the chunk's own lock until
+/// <see cref="LockTimeout"/>, and the replay stops saying so.
+/// </para>
+/// <para>
+/// Timeouts and retries are the pipeline's: every statement of a chunk on the changelog database, and the reads of the
+/// records' current rows, run under <see cref="WalPipelineOptions.ReplayChunkTimeout"/> (the lock on the edges included), the
+/// rules under theirs. A chunk that times out, deadlocks, fails to serialize, finds a lock unavailable or is cancelled by
+/// another session is rolled back and tried again, at most <see cref="WalPipelineOptions.MaxStatementRetries"/> times in a
+/// row; then the replay stops with the error, and the chunks committed before stay replayed.
 /// </para>
 /// </remarks>
 public sealed class RuleFailureReplayer
@@ -68,10 +77,11 @@ public sealed class RuleFailureReplayer
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(ChunkSize, 1);
         var result = new RuleFailureReplayResult();
-        var source = NpgsqlDataSource.Create(_options.SourceSessionString);
+        var timeouts = _options.StatementTimeouts;
+        var source = NpgsqlDataSource.Create(timeouts.WithClientBackstop(_options.SourceSessionString));
         await using (source.ConfigureAwait(false))
         {
-            var changelog = NpgsqlDataSource.Create(_options.ChangelogSessionString);
+            var changelog = NpgsqlDataSource.Create(timeouts.WithClientBackstop(_options.ChangelogSessionString));
             await using (changelog.ConfigureAwait(false))
             {
                 var sourceConnection = await source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
@@ -86,7 +96,7 @@ public sealed class RuleFailureReplayer
                     await using (connection.ConfigureAwait(false))
                     {
                         var run = new Run(_options, connection, sourceConnection, result);
-                        while (await run.ChunkAsync(ChunkSize, cancellationToken).ConfigureAwait(false))
+                        while (await ChunkWithRetriesAsync(run, cancellationToken).ConfigureAwait(false))
                         {
                         }
                     }
@@ -96,9 +106,38 @@ public sealed class RuleFailureReplayer
         return result;
     }
 
+    /// <summary>Replays the next chunk, trying it again after a conflict (see the class remarks); false when there was none.</summary>
+    /// <exception cref="WalPipelineException">The chunk failed on conflicts more than <see cref="WalPipelineOptions.MaxStatementRetries"/> times in a row.</exception>
+    private async Task<bool> ChunkWithRetriesAsync(Run run, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return await run.ChunkAsync(ChunkSize, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is StatementTimeoutException || PostgresErrors.IsTransientConflict(e))
+            {
+                if (attempt >= _options.MaxStatementRetries)
+                {
+                    var selfLock = e is PostgresException { SqlState: PostgresErrorCodes.LockNotAvailable }
+                        ? " If a bucket function reads sync_bucket_edges of this database, it waits for the replay's own lock on it: such a rule cannot be replayed."
+                        : "";
+                    throw new WalPipelineException(
+                        $"replay-failures stopped: {PostgresErrors.DescribeConflict(e)} It happened {attempt + 1} times in a row (MaxStatementRetries is "
+                        + $"{_options.MaxStatementRetries}).{selfLock} The chunks committed before it stay replayed; run it again once the cause is fixed.", e);
+                }
+                // The chunk rolled back; a short pause lets the other session finish.
+                await Task.Delay(TimeSpan.FromMilliseconds(200 << Math.Min(attempt, 5)), cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
     /// <summary>One replay: the state kept from chunk to chunk.</summary>
     private sealed class Run(WalPipelineOptions options, NpgsqlConnection connection, NpgsqlConnection sourceConnection, RuleFailureReplayResult result)
     {
+        private readonly StatementTimeouts _timeouts = options.StatementTimeouts;
+        private readonly SessionTimeout _sourceTimeout = new(sourceConnection, options.StatementTimeouts);
         private readonly TableRegistry _registry = options.Tables;
         private readonly GuardedBucketAssigner _assigner = new(options.Tables, options.BucketAssigner, options.MaxBucketsPerChange);
         private readonly ChangelogLimits _limits = new(options.MaxRecordIdBytes, options.MaxBucketIdBytes);
@@ -108,12 +147,31 @@ public sealed class RuleFailureReplayer
         private readonly ChangeBatchPool _pool = new();
         private long _lastId;
 
-        /// <summary>Replays the next chunk; false when there was none.</summary>
+        /// <summary>Replays the next chunk; false when there was none. A chunk that fails leaves nothing, counts included, and can be tried again.</summary>
         public async Task<bool> ChunkAsync(int size, CancellationToken ct)
+        {
+            var (lastId, replayed, superseded) = (_lastId, result.Replayed, result.Superseded);
+            var started = Stopwatch.GetTimestamp();
+            try
+            {
+                return await TryChunkAsync(size, ct).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                (_lastId, result.Replayed, result.Superseded) = (lastId, replayed, superseded);
+                var timeout = _timeouts.ReplayChunk;
+                if (e is PostgresException pg && PostgresErrors.IsStatementTimeout(pg, timeout, Stopwatch.GetElapsedTime(started)))
+                    throw new StatementTimeoutException(StatementKind.ReplayChunk, timeout, $"A statement replaying a chunk of up to {size} rule failures", e);
+                throw;
+            }
+        }
+
+        private async Task<bool> TryChunkAsync(int size, CancellationToken ct)
         {
             var transaction = await connection.BeginTransactionAsync(ct).ConfigureAwait(false);
             await using (transaction.ConfigureAwait(false))
             {
+                await SessionTimeout.SetLocalAsync(connection, _timeouts, StatementKind.ReplayChunk, ct).ConfigureAwait(false);
                 await ChangelogStore.LockEdgesAsync(connection, ct).ConfigureAwait(false);
                 var failures = await ChangelogStore.LoadRuleFailuresAsync(connection, _lastId, size, ct).ConfigureAwait(false);
                 if (failures.Count == 0)
@@ -151,6 +209,7 @@ public sealed class RuleFailureReplayer
                     failing.AddRange(group.Select(f => (f.Id, $"table {group.Key} is not registered; register it, or delete its failures")));
                     continue;
                 }
+                await _sourceTimeout.UseAsync(StatementKind.ReplayChunk, ct).ConfigureAwait(false);
                 var layout = await LayoutAsync(table, ct).ConfigureAwait(false);
                 var current = await _rows.LookupAsync(sourceConnection, table, layout.Names, group.Select(f => f.RecordId).ToHashSet(StringComparer.Ordinal), ct).ConfigureAwait(false);
                 var softDelete = table.SoftDeleteColumn is { } column ? Array.IndexOf(layout.Names, column) : -1;
@@ -213,7 +272,7 @@ public sealed class RuleFailureReplayer
                     // Invariant 7: an id the changelog cannot hold keeps its failure (with the length and the limit) instead of failing the chunk.
                     _limits.CheckRecordId(assignments[i]);
                 }
-                await _assigner.AssignAsync(new BucketAssignmentBatch(assignments, _registry, sourceConnection, _bucketIds), ct).ConfigureAwait(false);
+                await _assigner.AssignAsync(new BucketAssignmentBatch(assignments, _registry, sourceConnection, _bucketIds) { SourceTimeout = _sourceTimeout }, ct).ConfigureAwait(false);
                 foreach (var assignment in assignments)
                     _limits.CheckBuckets(assignment);
 

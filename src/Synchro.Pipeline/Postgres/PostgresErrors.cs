@@ -29,6 +29,49 @@ internal static class PostgresErrors
         => error is OperationCanceledException or NpgsqlException { InnerException: OperationCanceledException };
 
     /// <summary>
+    /// Whether <paramref name="error"/> is a conflict with other sessions that a later attempt may not meet: a deadlock
+    /// (40P01), a serialization failure (40001), a lock not available (55P03, <c>lock_timeout</c> or <c>NOWAIT</c>), or a
+    /// query cancelled (57014) by someone else (<c>pg_cancel_backend</c>) or by a statement timeout.
+    /// </summary>
+    public static bool IsTransientConflict(Exception error) =>
+        error is PostgresException
+        {
+            SqlState: PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.LockNotAvailable
+                or PostgresErrorCodes.QueryCanceled,
+        };
+
+    /// <summary>
+    /// Whether <paramref name="error"/> is the server cancelling a statement for running past <c>statement_timeout</c>.
+    /// </summary>
+    /// <remarks>
+    /// SQLSTATE 57014 is shared with a cancel request (<c>pg_cancel_backend</c>, a client's cancel). The English message says
+    /// which; on a server with other <c>lc_messages</c> a cancel that came after the statement had run for
+    /// <paramref name="timeout"/> (its <paramref name="elapsed"/> time) counts as the timeout, which it must have been,
+    /// unless someone cancelled it in the instant before the server would have.
+    /// </remarks>
+    public static bool IsStatementTimeout(Exception error, TimeSpan timeout, TimeSpan elapsed) =>
+        error is PostgresException { SqlState: PostgresErrorCodes.QueryCanceled } pg
+        && (pg.MessageText.Contains("statement timeout", StringComparison.Ordinal) || elapsed >= timeout);
+
+    /// <summary>What a conflict was, in words that say where to look; a timeout's message already does.</summary>
+    public static string DescribeConflict(Exception error) => error switch
+    {
+        StatementTimeoutException timeout => timeout.Message,
+        PostgresException { SqlState: PostgresErrorCodes.DeadlockDetected } pg =>
+            $"A statement deadlocked with another session ({pg.SqlState}: {pg.MessageText}); the server log names the other process "
+            + "(an application or a replay writing the sidecar tables, or the tables a rule reads).",
+        PostgresException { SqlState: PostgresErrorCodes.SerializationFailure } pg =>
+            $"A statement failed to serialize with another session ({pg.SqlState}: {pg.MessageText}).",
+        PostgresException { SqlState: PostgresErrorCodes.LockNotAvailable } pg =>
+            $"A statement could not get a lock ({pg.SqlState}: {pg.MessageText}): lock_timeout (of the pipeline's role or database, or "
+            + "a rule's) ran out; look for long lock holders on the sidecar tables and the tables rules read (pg_locks).",
+        PostgresException { SqlState: PostgresErrorCodes.QueryCanceled } pg =>
+            $"A statement was cancelled by another session ({pg.SqlState}: {pg.MessageText}), with pg_cancel_backend or a cancel request; "
+            + "find who cancels the pipeline's queries.",
+        _ => error.Message,
+    };
+
+    /// <summary>
     /// Whether <paramref name="error"/> is the server refusing a value: SQLSTATE class 22 (data exception: an invalid byte
     /// sequence, a value out of range, an unsupported escape), 23 (integrity constraint violation: a CHECK, a unique key, a
     /// trigger's) or 54 (program limit exceeded: an index row too large). Such an error belongs to the rows written, not
