@@ -224,6 +224,41 @@ public sealed class LocalPostgresServer : IAsyncDisposable
     }
 
     /// <summary>
+    /// Takes the server down for <paramref name="downtime"/> — connections to its port are refused meanwhile — then starts
+    /// it again on the same data directory and port and waits until it accepts connections: an outage of this server while
+    /// others stay up. Every open connection is terminated.
+    /// </summary>
+    /// <param name="downtime">How long the server stays down, from the moment it is stopped.</param>
+    /// <param name="immediate"><see langword="false"/> for a fast shutdown, <see langword="true"/> for an immediate one (crash recovery at the start).</param>
+    /// <param name="ct">Cancels the wait; the server is started again either way.</param>
+    /// <returns>A task completing once the server accepts connections again.</returns>
+    /// <exception cref="InvalidOperationException">The server was stopped with <see cref="StopAsync"/>.</exception>
+    /// <exception cref="ObjectDisposedException">The server was disposed.</exception>
+    /// <exception cref="LocalPostgresException">The server did not stop or did not come back; the message has the log tail.</exception>
+    public async Task StopForAsync(TimeSpan downtime, bool immediate = false, CancellationToken ct = default)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        if (Volatile.Read(ref _stopped) != 0)
+        {
+            throw new InvalidOperationException($"The server on port {Port} was stopped; it cannot be stopped for a while.");
+        }
+
+        if (!await _control.StopAsync(immediate, ct).ConfigureAwait(false))
+        {
+            throw new LocalPostgresException($"Could not stop the server on port {Port}:\n{_directory.ReadLogTail(LogTailLines)}");
+        }
+
+        try
+        {
+            await Task.Delay(downtime, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            await StartAgainAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
     /// A promoted copy of this cluster, as a failover leaves one: stops this server cleanly, copies its data directory
     /// into a new temporary directory and starts this server again; then starts the copy on a port of its own as a
     /// standby with no primary to stream from, and promotes it. The copy is the same cluster (same system identifier,

@@ -14,11 +14,14 @@ internal sealed class WalPipelineHealthCheck(WalPipeline pipeline, IOptionsMonit
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(context);
-        var status = pipeline.GetStatus();
-        var limits = options.CurrentValue;
+        return Task.FromResult(Evaluate(pipeline.GetStatus(), options.CurrentValue, context.Registration.FailureStatus));
+    }
+
+    /// <summary>The health <paramref name="status"/> shows within <paramref name="limits"/>; <paramref name="failed"/> is the registration's failure status.</summary>
+    internal static HealthCheckResult Evaluate(WalPipelineStatus status, WalPipelineHealthCheckOptions limits, HealthStatus failed)
+    {
         var data = Data(status);
-        var failed = context.Registration.FailureStatus;
-        var result = status.State switch
+        return status.State switch
         {
             WalPipelineState.Starting or WalPipelineState.Reconnecting when RetryingTooLong(status, limits) is { } why
                 => new HealthCheckResult(failed, why + status.Failure?.Message, status.Failure, data),
@@ -30,14 +33,14 @@ internal sealed class WalPipelineHealthCheck(WalPipeline pipeline, IOptionsMonit
             WalPipelineState.Starting => HealthCheckResult.Degraded("The pipeline is checking the database and connecting.", data: data),
             WalPipelineState.Snapshotting => HealthCheckResult.Degraded(string.Create(CultureInfo.InvariantCulture,
                 $"The pipeline is loading the bucket edges of existing rows from its new slot's snapshot ({status.SnapshotRows} rows so far); streaming starts after it."), data: data),
-            WalPipelineState.Reconnecting => HealthCheckResult.Degraded("The pipeline lost its connection and is reconnecting: " + status.Failure?.Message, status.Failure, data),
+            WalPipelineState.Reconnecting => HealthCheckResult.Degraded(string.Create(CultureInfo.InvariantCulture,
+                $"The pipeline is reconnecting after a lost connection or a retried failure ({status.RetryAttempts} attempt(s) in a row): {status.Failure?.Message}"), status.Failure, data),
             _ when status.Lag > limits.MaxLag => new HealthCheckResult(failed, string.Create(CultureInfo.InvariantCulture,
                 $"The changelog lags {status.Lag.TotalSeconds:0.#} s behind the source's commits (limit {limits.MaxLag.Value.TotalSeconds:0.#} s)."), data: data),
             _ when status.LagBytes > limits.MaxLagBytes => new HealthCheckResult(failed, string.Create(CultureInfo.InvariantCulture,
                 $"The changelog is {status.LagBytes} bytes of WAL behind the server (limit {limits.MaxLagBytes.Value})."), data: data),
             _ => HealthCheckResult.Healthy("The pipeline is streaming.", data),
         };
-        return Task.FromResult(result);
     }
 
     /// <summary>Why retrying has gone on past the limits, as the start of the result's description; null within them.</summary>

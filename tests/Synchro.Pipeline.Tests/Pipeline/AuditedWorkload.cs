@@ -126,6 +126,13 @@ internal sealed class AuditedWorkload : IDisposable
 
     public string ConnectionString { get; }
 
+    /// <summary>Where the comparison reads the changelog and the rule failures: the source database unless set to the pipeline's changelog database.</summary>
+    public string? ChangelogConnectionString { get; set; }
+
+    private string Changelog => ChangelogConnectionString is { } changelog
+        ? new NpgsqlConnectionStringBuilder(changelog) { Pooling = false }.ConnectionString
+        : ConnectionString;
+
     /// <summary>Creates the audited table, its trigger and the publication in the (empty) database of <paramref name="connectionString"/>.</summary>
     /// <param name="server">The server, for pgbench.</param>
     /// <param name="connectionString">The database.</param>
@@ -194,7 +201,7 @@ internal sealed class AuditedWorkload : IDisposable
     public async Task WaitForMarkerAsync(Func<Task> checkConsumer, TimeSpan timeout)
     {
         var deadline = DateTime.UtcNow + timeout;
-        while (!await Sql.ScalarAsync<bool>(ConnectionString, $"SELECT EXISTS (SELECT FROM sync_changelog WHERE record_id = '{MarkerId}')"))
+        while (!await Sql.ScalarAsync<bool>(Changelog, $"SELECT EXISTS (SELECT FROM sync_changelog WHERE record_id = '{MarkerId}')"))
         {
             await checkConsumer();
             if (DateTime.UtcNow > deadline)
@@ -299,7 +306,7 @@ internal sealed class AuditedWorkload : IDisposable
     private async Task<Dictionary<string, List<string>>> ActualRuleFailuresAsync()
     {
         var result = new Dictionary<string, List<string>>();
-        await using var connection = new NpgsqlConnection(ConnectionString);
+        await using var connection = new NpgsqlConnection(Changelog);
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand("SELECT record_id, operation, error_text FROM sync_rule_failures ORDER BY id", connection);
         await using var reader = await command.ExecuteReaderAsync();
@@ -318,7 +325,7 @@ internal sealed class AuditedWorkload : IDisposable
     private async Task<Dictionary<string, List<string>>> ActualChangelogAsync()
     {
         var result = new Dictionary<string, List<string>>();
-        await using var connection = new NpgsqlConnection(ConnectionString);
+        await using var connection = new NpgsqlConnection(Changelog);
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand("SELECT record_id, bucket_id, operation FROM sync_changelog ORDER BY seq", connection);
         await using var reader = await command.ExecuteReaderAsync();
