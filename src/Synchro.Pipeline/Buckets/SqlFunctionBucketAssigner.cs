@@ -276,7 +276,7 @@ internal sealed class SqlFunctionBucketAssigner : IBucketAssigner
                         continue;
                     }
                     if (!_timedOutAlone.Add(function))
-                        throw new StatementTimeoutException(StatementKind.RuleQuery, timeout, $"Bucket function {function}, on two changes in a row, each on its own,", e);
+                        throw new StatementTimeoutException(StatementKind.RuleQuery, timeout, $"Bucket function {function}, on two changes in a row, each on its own (so it is slow or blocked for every change, not for one row),", e);
                     failing.Change.Fail($"bucket function {function} took longer than {nameof(WalPipelineOptions.RuleQueryTimeout)} "
                         + $"({StatementTimeoutException.Format(timeout)}) on this change alone and the server cancelled it; "
                         + $"make the function faster for this row or raise {nameof(WalPipelineOptions.RuleQueryTimeout)}, then replay-failures");
