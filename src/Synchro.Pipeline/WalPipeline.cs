@@ -141,9 +141,9 @@ public sealed partial class WalPipeline : IAsyncDisposable
                     if (reason == RetryReason.Conflict)
                         LogConflictRetrying(_logger, e, retry.Conflicts, retry.MaxConflictRetries, delay.TotalMilliseconds, PostgresErrors.DescribeConflict(e));
                     else if (prepared)
-                        LogReconnecting(_logger, e, delay.TotalMilliseconds, retry.Attempt, e.Message);
+                        LogReconnecting(_logger, e, delay.TotalMilliseconds, retry.Attempt, PostgresErrors.OneLine(e));
                     else
-                        LogStartRetrying(_logger, e, retry.Attempt, delay.TotalMilliseconds, (DateTimeOffset.UtcNow - retry.Since).TotalSeconds, e.Message);
+                        LogStartRetrying(_logger, e, retry.Attempt, delay.TotalMilliseconds, (DateTimeOffset.UtcNow - retry.Since).TotalSeconds, PostgresErrors.OneLine(e));
                     await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
                 }
             }

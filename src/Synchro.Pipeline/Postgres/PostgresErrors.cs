@@ -29,6 +29,17 @@ internal static class PostgresErrors
         => error is OperationCanceledException or NpgsqlException { InnerException: OperationCanceledException };
 
     /// <summary>
+    /// <paramref name="error"/> in one line for a log message: a server error as <c>SQLSTATE: message</c> (without the
+    /// DETAIL lines Npgsql adds), a client error with its cause (<c>Failed to connect to host:port (Connection refused)</c>).
+    /// </summary>
+    public static string OneLine(Exception error) => error switch
+    {
+        PostgresException pg => $"{pg.SqlState}: {pg.MessageText}",
+        NpgsqlException { InnerException: { } cause } npgsql when cause is not PostgresException => $"{npgsql.Message} ({cause.Message})",
+        _ => error.Message,
+    };
+
+    /// <summary>
     /// Whether <paramref name="error"/> is a conflict with other sessions that a later attempt may not meet: a deadlock
     /// (40P01), a serialization failure (40001), a lock not available (55P03, <c>lock_timeout</c> or <c>NOWAIT</c>), or a
     /// query cancelled (57014) by someone else (<c>pg_cancel_backend</c>) or by a statement timeout.
