@@ -28,7 +28,7 @@ internal static class Failures
         OperationCanceledException when cancellation.IsCancellationRequested => (ExitCodes.Interrupted, "stopped before it finished"),
         SettingsException => (ExitCodes.Configuration, error.Message),
         WalPipelineConfigurationException => (ExitCodes.Configuration, error.Message),
-        // Only the pipeline's start-up connects outside its reconnect loop, so an unreachable server here is one at start.
+        // The pipeline waits for an unreachable server, at start too; a one-shot command (check, migrate, status) does not.
         WalPipelineException when DatabaseFailures.IsUnreachable(error.InnerException) => (ExitCodes.Unavailable, Unreachable(error)),
         WalPipelineException when DatabaseFailures.Refusal(error.InnerException) is { } refusal => (ExitCodes.Configuration, RefusalMessage(refusal)),
         WalPipelineException => (ExitCodes.Replication, error.Message),

@@ -94,15 +94,13 @@ public sealed class CliSettingsTests
         Assert.Contains("--no-such-flag", result.Error, StringComparison.Ordinal);
     }
 
-    [Theory]
-    [InlineData("status")]
-    [InlineData("run")]
-    public async Task An_unreachable_database_exits_with_5_without_showing_the_password(string command)
+    [Fact]
+    public async Task An_unreachable_database_exits_status_with_5_without_showing_the_password()
     {
         using var directory = new WorkingDirectory();
         directory.WriteFile($$"""{ "Synchro": { "PublicationName": "p", {{ValidTables}} } }""");
 
-        var result = await CliProcess.RunInAsync(directory.Path, null, command, "--connection", Unreachable, "--slot", "s");
+        var result = await CliProcess.RunInAsync(directory.Path, null, "status", "--connection", Unreachable, "--slot", "s");
 
         Assert.True(result.ExitCode == Unavailable, result.ToString());
         Assert.Contains("the database cannot be reached", result.Error, StringComparison.Ordinal);
@@ -111,16 +109,46 @@ public sealed class CliSettingsTests
     }
 
     [Fact]
+    public async Task Run_waits_for_an_unreachable_database_logging_each_attempt_without_the_password_and_stops_cleanly_on_SIGTERM()
+    {
+        using var directory = new WorkingDirectory();
+        directory.WriteFile($$"""{ "Synchro": { "PublicationName": "p", {{ValidTables}} } }""");
+
+        using var run = CliProcess.Start(directory.Path, null, "run", "--connection", Unreachable, "--slot", "s");
+        await WaitForAttemptsAsync(run, "[1020] Could not start, attempt 2 (Failed to connect to 127.0.0.1:1 (Connection refused)); trying again in ");
+        var result = await run.TerminateAsync(TimeSpan.FromSeconds(60));
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("synchro-pipeline run: stopped cleanly", result.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("hunter2", result.Error + result.Output, StringComparison.Ordinal);
+    }
+
+    /// <summary>Waits until the process's standard error holds <paramref name="line"/>; fails if it exits first.</summary>
+    private static async Task WaitForAttemptsAsync(CliProcess run, string line)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!run.Error.Contains(line, StringComparison.Ordinal))
+        {
+            Assert.False(run.HasExited, $"synchro-pipeline run exited instead of waiting: {run.Error}");
+            Assert.True(DateTime.UtcNow < deadline, $"no '{line}' in 60 s: {run.Error}");
+            await Task.Delay(50);
+        }
+    }
+
+    [Fact]
     public async Task Json_log_format_writes_one_JSON_object_per_log_line_to_standard_error()
     {
         using var directory = new WorkingDirectory();
         directory.WriteFile($$"""{ "Synchro": { "PublicationName": "p", {{ValidTables}} } }""");
 
-        var result = await CliProcess.RunInAsync(directory.Path, null, "run", "--log-format", "json", "--connection", Unreachable, "--slot", "s");
+        using var run = CliProcess.Start(directory.Path, null, "run", "--log-format", "json", "--connection", Unreachable, "--slot", "s");
+        await WaitForAttemptsAsync(run, "\"EventId\":1020,");
+        var result = await run.TerminateAsync(TimeSpan.FromSeconds(60));
 
-        Assert.True(result.ExitCode == Unavailable, result.ToString());
+        Assert.True(result.ExitCode == 0, result.ToString());
         var events = result.Error.Split('\n').Where(line => line.StartsWith('{')).Select(line => JsonDocument.Parse(line).RootElement).ToList();
         Assert.Contains(events, e => e.GetProperty("Category").GetString() == "Synchro.Pipeline" && e.GetProperty("EventId").GetInt32() == 1000);
+        Assert.Contains(events, e => e.GetProperty("EventId").GetInt32() == 1020 && e.GetProperty("State").GetProperty("Attempt").GetInt32() == 1);
         Assert.All(events, e => Assert.True(e.TryGetProperty("Timestamp", out _)));
         Assert.DoesNotContain("hunter2", result.Error, StringComparison.Ordinal);
     }
