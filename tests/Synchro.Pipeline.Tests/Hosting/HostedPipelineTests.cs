@@ -106,7 +106,8 @@ public sealed class HostedPipelineTests(PostgresServerFixture postgres)
             // The pipeline lost its walsender, then keeps retrying against a slot in use elsewhere.
             var health = await WaitForHealthAsync(host, HealthStatus.Degraded, h => h.Exception is PostgresException { SqlState: PostgresErrorCodes.ObjectInUse });
             Assert.Equal("Reconnecting", health.Data["state"]);
-            Assert.StartsWith("The pipeline lost its connection and is reconnecting", health.Description, StringComparison.Ordinal);
+            Assert.StartsWith("The pipeline is reconnecting after a lost connection or a retried failure (", health.Description, StringComparison.Ordinal);
+            Assert.True((int)health.Data["retry_attempts"] >= 1);
         }
 
         var back = await WaitForHealthAsync(host, HealthStatus.Healthy);
