@@ -1,6 +1,5 @@
 using Npgsql;
 using Synchro.Pipeline.Registry;
-using Synchro.Pipeline.Postgres;
 
 namespace Synchro.Pipeline.Buckets;
 
@@ -12,8 +11,8 @@ namespace Synchro.Pipeline.Buckets;
 /// <remarks>A missing parent row, or a null foreign key, leaves the change with no bucket.</remarks>
 public sealed class ParentChainBucketAssigner : IBucketAssigner
 {
-    // The SQL type of each table's id column, so lookups compare with the column's own type and use its index.
-    private readonly Dictionary<TableRegistration, string> _idTypes = [];
+    // Reads parent rows by record id, so lookups compare with the id columns' own types and use their index.
+    private readonly SourceRows _rows = new();
 
     /// <inheritdoc/>
     public async Task AssignAsync(BucketAssignmentBatch batch, CancellationToken cancellationToken)
@@ -22,11 +21,11 @@ public sealed class ParentChainBucketAssigner : IBucketAssigner
         var pending = new List<(BucketAssignment Change, TableRegistration Table, string Key)>();
         foreach (var change in batch.Changes)
         {
-            if (change.IsDecided || change.Table.BucketColumn is not null || change.Table.ParentForeignKeyColumn is not { } foreignKey)
+            if (change.IsDecided || change.Table.BucketColumn is not null || change.Table.ParentForeignKeyColumns is not { } foreignKey)
                 continue;
-            if (change.IsUnchanged(foreignKey))
+            if (foreignKey.Any(change.IsUnchanged))
                 change.KeepExistingBuckets = true;
-            else if (change.GetValue(foreignKey) is { } parentId && batch.Registry.ParentOf(change.Table) is { } parent)
+            else if (batch.Registry.ParentOf(change.Table) is { } parent && ParentKey(parent, foreignKey.Select(change.GetValue).ToArray()) is { } parentId)
                 pending.Add((change, parent, parentId));
             else
                 change.AssignNone();
@@ -38,7 +37,7 @@ public sealed class ParentChainBucketAssigner : IBucketAssigner
             foreach (var level in pending.GroupBy(p => p.Table))
             {
                 var table = level.Key;
-                var found = await LookupTimedAsync(batch.SourceConnection, batch.SourceTimeout, table, level.Select(p => p.Key).Distinct().ToArray(), cancellationToken).ConfigureAwait(false);
+                var found = await LookupTimedAsync(batch.SourceConnection, batch.SourceTimeout, table, batch.Registry, level.Select(p => p.Key).ToHashSet(StringComparer.Ordinal), cancellationToken).ConfigureAwait(false);
                 foreach (var (change, _, key) in level)
                 {
                     if (!found.TryGetValue(key, out var value))
@@ -55,6 +54,13 @@ public sealed class ParentChainBucketAssigner : IBucketAssigner
         }
     }
 
+    /// <summary>
+    /// The record id of the parent that foreign key values <paramref name="values"/> point to, or null when one is NULL: a
+    /// foreign key with a NULL points to no row (as SQL checks none).
+    /// </summary>
+    private static string? ParentKey(TableRegistration parent, string?[] values)
+        => values.Length == parent.IdColumns.Count && Array.IndexOf(values, null) < 0 ? parent.FormatRecordId(values) : null;
+
     private static void AssignFromOwner(BucketAssignment change, TableRegistration owner, string? value, BucketIdCache bucketIds)
     {
         if (!string.IsNullOrEmpty(value))
@@ -66,49 +72,37 @@ public sealed class ParentChainBucketAssigner : IBucketAssigner
     }
 
     /// <summary><see cref="LookupAsync"/> under <see cref="WalPipelineOptions.ParentLookupTimeout"/>, when the batch has a session timeout.</summary>
-    private async Task<Dictionary<string, string?>> LookupTimedAsync(NpgsqlConnection connection, SessionTimeout? session, TableRegistration table, string[] keys, CancellationToken cancellationToken)
+    private async Task<Dictionary<string, string?>> LookupTimedAsync(
+        NpgsqlConnection connection, SessionTimeout? session, TableRegistration table, TableRegistry registry, HashSet<string> keys, CancellationToken cancellationToken)
     {
         if (session is not null)
             await session.UseAsync(StatementKind.ParentLookup, cancellationToken).ConfigureAwait(false);
         try
         {
-            return await LookupAsync(connection, table, keys, cancellationToken).ConfigureAwait(false);
+            return await LookupAsync(connection, table, registry, keys, cancellationToken).ConfigureAwait(false);
         }
-        catch (PostgresException e) when (session?.AsTimeout(e, $"Looking up {keys.Length} parent row(s) in {table}") is { } timeout)
+        catch (PostgresException e) when (session?.AsTimeout(e, $"Looking up {keys.Count} parent row(s) in {table}") is { } timeout)
         {
             throw timeout;
         }
     }
 
-    /// <summary>For each key found in <paramref name="table"/>: the text of its bucket column, or of its own parent foreign key.</summary>
-    private async Task<Dictionary<string, string?>> LookupAsync(NpgsqlConnection connection, TableRegistration table, string[] keys, CancellationToken cancellationToken)
+    /// <summary>
+    /// For each key (record id) found in <paramref name="table"/>: the text of its bucket column, or the record id of its
+    /// own parent (null when its foreign key has a NULL).
+    /// </summary>
+    private async Task<Dictionary<string, string?>> LookupAsync(
+        NpgsqlConnection connection, TableRegistration table, TableRegistry registry, HashSet<string> keys, CancellationToken cancellationToken)
     {
-        var idType = await IdTypeAsync(connection, table, cancellationToken).ConfigureAwait(false);
-        var column = table.BucketColumn ?? table.ParentForeignKeyColumn!;
-        var id = PgIdentifier.Quote(table.IdColumn);
-        // Identifiers are quoted; the id type comes from the server's own catalog (format_type).
-        var sql = $"SELECT {id}::text, {PgIdentifier.Quote(column)}::text FROM {PgIdentifier.QuoteQualified(table.Schema, table.Name)} WHERE {id} = ANY(@keys::{idType}[])";
-        var result = new Dictionary<string, string?>(keys.Length, StringComparer.Ordinal);
-        await using var command = new NpgsqlCommand(sql, connection);
-        command.Parameters.AddWithValue("keys", keys);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-            result[reader.GetString(0)] = reader.IsDBNull(1) ? null : reader.GetString(1);
+        var columns = table.BucketColumn is { } bucket ? [bucket] : table.ParentForeignKeyColumns!;
+        var rows = await _rows.LookupAsync(connection, table, columns, keys, cancellationToken).ConfigureAwait(false);
+        var result = new Dictionary<string, string?>(rows.Count, StringComparer.Ordinal);
+        foreach (var (key, values) in rows)
+        {
+            result[key] = table.BucketColumn is not null ? values[0]
+                : registry.ParentOf(table) is { } parent ? ParentKey(parent, values)
+                : null;
+        }
         return result;
-    }
-
-    private async Task<string> IdTypeAsync(NpgsqlConnection connection, TableRegistration table, CancellationToken cancellationToken)
-    {
-        if (_idTypes.TryGetValue(table, out var type))
-            return type;
-        await using var command = new NpgsqlCommand(
-            "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass(@table) AND a.attname = @column AND NOT a.attisdropped",
-            connection);
-        command.Parameters.AddWithValue("table", PgIdentifier.QuoteQualified(table.Schema, table.Name));
-        command.Parameters.AddWithValue("column", table.IdColumn);
-        type = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) as string
-            ?? throw new InvalidOperationException($"Column {table.IdColumn} of {table} was not found in the source database.");
-        _idTypes[table] = type;
-        return type;
     }
 }

@@ -1,23 +1,33 @@
 using Npgsql;
+using NpgsqlTypes;
 using Synchro.Pipeline.Registry;
 using Synchro.Pipeline.Postgres;
 
 namespace Synchro.Pipeline.Buckets;
 
 /// <summary>Set-based reads of a registered table's current rows in the source database: one query per table per call.</summary>
-/// <remarks>Identifiers are quoted; the id's type comes from the server's catalog. Not thread-safe (caches per table).</remarks>
+/// <remarks>
+/// Rows are found by record id (<see cref="TableRegistration.IdColumns"/>): a one-column id by <c>id = ANY($1)</c>, an id of
+/// several columns by joining the table to the arrays of their values (<c>unnest</c>), each compared in the column's own type so
+/// the key's index is used, and a column that may be NULL matched with <c>IS NOT DISTINCT FROM</c> (a composite id can hold
+/// NULL). Identifiers are quoted; the id columns' types come from the server's catalog. Not thread-safe (caches per table).
+/// </remarks>
 internal sealed class SourceRows
 {
-    private const string IdTypeSql =
-        "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attname = $2 AND NOT a.attisdropped";
+    private const string IdTypesSql = """
+        SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod), a.attnotnull
+        FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attname = ANY($2) AND a.attnum > 0 AND NOT a.attisdropped
+        """;
 
     private const string ColumnsSql =
         "SELECT a.attname::text, a.atttypid::int8 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum";
 
-    private readonly Dictionary<TableRegistration, string> _idTypes = [];
+    // Per table, per id column: its SQL type and whether it is NOT NULL.
+    private readonly Dictionary<TableRegistration, (string Type, bool NotNull)[]> _idTypes = [];
 
     /// <summary>
-    /// For each of <paramref name="ids"/> that exists: the text of <paramref name="columns"/> (null for NULL), in that order.
+    /// For each of <paramref name="ids"/> (record ids of <paramref name="table"/>) that exists: the text of
+    /// <paramref name="columns"/> (null for NULL), in that order. An id that is not one of the table's is not found.
     /// </summary>
     public async Task<Dictionary<string, string?[]>> LookupAsync(
         NpgsqlConnection connection, TableRegistration table, IReadOnlyList<string> columns, IReadOnlyCollection<string> ids, CancellationToken ct)
@@ -25,23 +35,57 @@ internal sealed class SourceRows
         var result = new Dictionary<string, string?[]>(ids.Count, StringComparer.Ordinal);
         if (ids.Count == 0)
             return result;
-        var idType = await IdTypeAsync(connection, table, ct).ConfigureAwait(false);
-        var id = PgIdentifier.Quote(table.IdColumn);
+        var idTypes = await IdTypesAsync(connection, table, ct).ConfigureAwait(false);
+        var keys = table.IdColumns.Count;
         var selected = string.Concat(columns.Select(c => ", " + PgIdentifier.Quote(c) + "::text"));
-        // Identifiers are quoted; the id type is the server's own format_type output.
-        var sql = $"SELECT {id}::text{selected} FROM {PgIdentifier.QuoteQualified(table.Schema, table.Name)} WHERE {id} = ANY($1::{idType}[])";
-        var command = new NpgsqlCommand(sql, connection) { Parameters = { new NpgsqlParameter<string[]> { TypedValue = [.. ids] } } };
+        var from = PgIdentifier.QuoteQualified(table.Schema, table.Name);
+        var command = new NpgsqlCommand { Connection = connection };
         await using (command.ConfigureAwait(false))
         {
+            if (keys == 1)
+            {
+                var id = PgIdentifier.Quote(table.IdColumns[0]);
+                // Identifiers are quoted; the id type is the server's own format_type output.
+                command.CommandText = $"SELECT {id}::text{selected} FROM {from} WHERE {id} = ANY($1::{idTypes[0].Type}[])";
+                command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = [.. ids] });
+            }
+            else
+            {
+                var values = new string?[keys][];
+                for (var k = 0; k < keys; k++)
+                    values[k] = new string?[ids.Count];
+                var row = 0;
+                foreach (var recordId in ids)
+                {
+                    // Only ids this table can have: another shape names no row of it.
+                    if (!table.TryParseRecordId(recordId, out var parts))
+                        continue;
+                    for (var k = 0; k < keys; k++)
+                        values[k][row] = parts[k];
+                    row++;
+                }
+                if (row == 0)
+                    return result;
+                var idColumns = table.IdColumns.Select(PgIdentifier.Quote).ToArray();
+                var conditions = idColumns.Select((c, k) => idTypes[k].NotNull ? $"t.{c} = k.k{k}" : $"t.{c} IS NOT DISTINCT FROM k.k{k}");
+                command.CommandText = $"SELECT {string.Join(", ", idColumns.Select(c => "t." + c + "::text"))}{selected} FROM {from} t "
+                    + $"JOIN ROWS FROM ({string.Join(", ", idTypes.Select((t, k) => $"pg_catalog.unnest(${k + 1}::{t.Type}[])"))}) AS k({string.Join(", ", Enumerable.Range(0, keys).Select(k => $"k{k}"))}) "
+                    + $"ON {string.Join(" AND ", conditions)}";
+                for (var k = 0; k < keys; k++)
+                    command.Parameters.Add(new NpgsqlParameter<string?[]> { TypedValue = values[k][..row], NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+            }
             var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
             await using (reader.ConfigureAwait(false))
             {
+                var id = new string?[keys];
                 while (await reader.ReadAsync(ct).ConfigureAwait(false))
                 {
-                    var values = new string?[columns.Count];
-                    for (var i = 0; i < values.Length; i++)
-                        values[i] = reader.IsDBNull(i + 1) ? null : reader.GetString(i + 1);
-                    result[reader.GetString(0)] = values;
+                    for (var k = 0; k < keys; k++)
+                        id[k] = reader.IsDBNull(k) ? null : reader.GetString(k);
+                    var found = new string?[columns.Count];
+                    for (var i = 0; i < found.Length; i++)
+                        found[i] = reader.IsDBNull(keys + i) ? null : reader.GetString(keys + i);
+                    result[keys == 1 ? id[0]! : table.FormatRecordId(id)] = found;
                 }
             }
         }
@@ -71,24 +115,36 @@ internal sealed class SourceRows
         return ([.. names], [.. types]);
     }
 
-    private async Task<string> IdTypeAsync(NpgsqlConnection connection, TableRegistration table, CancellationToken ct)
+    private async Task<(string Type, bool NotNull)[]> IdTypesAsync(NpgsqlConnection connection, TableRegistration table, CancellationToken ct)
     {
-        if (_idTypes.TryGetValue(table, out var type))
-            return type;
-        var command = new NpgsqlCommand(IdTypeSql, connection)
+        if (_idTypes.TryGetValue(table, out var types))
+            return types;
+        var found = new Dictionary<string, (string, bool)>(StringComparer.Ordinal);
+        var command = new NpgsqlCommand(IdTypesSql, connection)
         {
             Parameters =
             {
                 new NpgsqlParameter<string> { TypedValue = PgIdentifier.QuoteQualified(table.Schema, table.Name) },
-                new NpgsqlParameter<string> { TypedValue = table.IdColumn },
+                new NpgsqlParameter<string[]> { TypedValue = [.. table.IdColumns] },
             },
         };
         await using (command.ConfigureAwait(false))
         {
-            type = await command.ExecuteScalarAsync(ct).ConfigureAwait(false) as string
-                ?? throw new InvalidOperationException($"Column {table.IdColumn} of {table} was not found in the source database.");
+            var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            await using (reader.ConfigureAwait(false))
+            {
+                while (await reader.ReadAsync(ct).ConfigureAwait(false))
+                    found[reader.GetString(0)] = (reader.GetString(1), reader.GetBoolean(2));
+            }
         }
-        _idTypes[table] = type;
-        return type;
+        types = new (string, bool)[table.IdColumns.Count];
+        for (var k = 0; k < types.Length; k++)
+        {
+            types[k] = found.TryGetValue(table.IdColumns[k], out var type)
+                ? type
+                : throw new InvalidOperationException($"Column {table.IdColumns[k]} of {table} was not found in the source database.");
+        }
+        _idTypes[table] = types;
+        return types;
     }
 }

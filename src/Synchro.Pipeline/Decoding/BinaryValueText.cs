@@ -90,7 +90,7 @@ internal static class BinaryValueText
     /// (it is the id, bucket or parent column, not only the soft-delete column), so its type must be converted.
     /// </summary>
     public static bool NeedsText(TableRegistration table, string column)
-        => column != table.SoftDeleteColumn || column == table.IdColumn || column == table.BucketColumn || column == table.ParentForeignKeyColumn;
+        => column != table.SoftDeleteColumn || table.IdColumns.Contains(column) || column == table.BucketColumn || (table.ParentForeignKeyColumns?.Contains(column) ?? false);
 
     /// <summary>The columns of <paramref name="table"/> whose type must be converted in binary tuple mode.</summary>
     public static IEnumerable<string> ConvertedColumns(TableRegistration table)

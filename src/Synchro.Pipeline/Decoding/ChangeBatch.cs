@@ -4,6 +4,7 @@ using System.Runtime.CompilerServices;
 using System.Text;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Decoding.Items;
+using Synchro.Pipeline.Registry;
 
 namespace Synchro.Pipeline.Decoding;
 
@@ -117,8 +118,58 @@ internal sealed class ChangeBatch : DecodedItem, IDisposable
         return value.Kind == TupleValueKind.Text ? s_utf8.GetString(Text(value)) : null;
     }
 
-    /// <summary>The text form of the record id of change <paramref name="index"/> (a new string).</summary>
-    public string RecordId(int index) => GetString(this[index], 0)!;
+    /// <summary>
+    /// The record id of change <paramref name="index"/> (a new string): the id column's text, or for an id of several columns
+    /// the JSON array of theirs (<see cref="CompositeRecordId"/>).
+    /// </summary>
+    public string RecordId(int index)
+    {
+        var change = this[index];
+        var columns = change.Table.IdColumns.Count;
+        return columns == 1 ? GetString(change, 0)! : CompositeId(change, columns);
+    }
+
+    private string CompositeId(in DecodedChange change, int columns)
+    {
+        // Brackets and commas, then each value as a JSON string or null.
+        var length = 1 + columns;
+        for (var c = 0; c < columns; c++)
+        {
+            var value = Value(change, c);
+            Debug.Assert(value.Kind is TupleValueKind.Text or TupleValueKind.Null, "the decoder adds no change with an id column it lacks");
+            length += value.Kind == TupleValueKind.Text ? CompositeRecordId.StringLength(Text(value)) : CompositeRecordId.NullBytes.Length;
+        }
+        byte[]? rented = null;
+        var buffer = length <= 512 ? stackalloc byte[length] : (rented = ArrayPool<byte>.Shared.Rent(length)).AsSpan(0, length);
+        try
+        {
+            var written = 0;
+            buffer[written++] = (byte)'[';
+            for (var c = 0; c < columns; c++)
+            {
+                if (c > 0)
+                    buffer[written++] = (byte)',';
+                var value = Value(change, c);
+                if (value.Kind == TupleValueKind.Text)
+                {
+                    written += CompositeRecordId.WriteString(Text(value), buffer[written..]);
+                }
+                else
+                {
+                    CompositeRecordId.NullBytes.CopyTo(buffer[written..]);
+                    written += CompositeRecordId.NullBytes.Length;
+                }
+            }
+            buffer[written++] = (byte)']';
+            Debug.Assert(written == length);
+            return s_utf8.GetString(buffer);
+        }
+        finally
+        {
+            if (rented is not null)
+                ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
 
     /// <summary>Appends a column's text (the decoder validated it as UTF-8).</summary>
     public void AddText(ReadOnlySpan<byte> text)
@@ -154,6 +205,24 @@ internal sealed class ChangeBatch : DecodedItem, IDisposable
         if (length < 0)
             return false;
         AddValue(new ColumnValue(_byteCount, length, TupleValueKind.Text));
+        _byteCount += length;
+        return true;
+    }
+
+    /// <summary>
+    /// Replaces value <paramref name="index"/> with the text form of a binary value (an unchanged TOAST id taken from the
+    /// old row in binary tuple mode); false, changing nothing, when the bytes are not a value of <paramref name="format"/>.
+    /// </summary>
+    public bool SetBinary(int index, BinaryColumnFormat format, ReadOnlySpan<byte> data)
+    {
+        Debug.Assert(index < _valueCount);
+        var room = BinaryValueText.MaxTextLength(format, data.Length);
+        if (_bytes.Length - _byteCount < room)
+            Grow(ref _bytes, _byteCount, _byteCount + room, InitialBytes);
+        var length = BinaryValueText.Format(format, data, _bytes.AsSpan(_byteCount, room));
+        if (length < 0)
+            return false;
+        _values[index] = new ColumnValue(_byteCount, length, TupleValueKind.Text);
         _byteCount += length;
         return true;
     }

@@ -221,7 +221,7 @@ internal sealed partial class ChangeDecoder
         var start = into.ValueMark;
         var values = mapping.Read(message.NewRow, into);
         // An id stored out of line and left unchanged arrives as 'u'; the server then sends the old key with it.
-        if (message.OldRowKind != OldTupleKind.None && into.Value(values).Kind == TupleValueKind.UnchangedToast)
+        if (message.OldRowKind != OldTupleKind.None && mapping.HasUnchangedId(into, values))
             mapping.ReadOldId(message.OldRow, into, values);
         if (!HasId(mapping, into, values, "updated"))
         {
@@ -234,9 +234,7 @@ internal sealed partial class ChangeDecoder
         {
             var mark = into.ValueMark;
             var oldValues = mapping.Read(message.OldRow, into);
-            var oldId = into.Value(oldValues);
-            var newId = into.Value(values);
-            if (oldId.Kind == TupleValueKind.Text && !into.Text(oldId).SequenceEqual(into.Text(newId)))
+            if (mapping.IdChanged(into, values, oldValues, message.OldRowKind == OldTupleKind.Key))
             {
                 // The id itself changed: the old record is gone and a new one exists. Both go into this batch
                 // (the insert's values are in its arena), so the limits are checked after the pair.
@@ -261,10 +259,10 @@ internal sealed partial class ChangeDecoder
             return false;
         var mark = into.ValueMark;
         var values = mapping.Read(message.OldRow, into);
-        if (into.Value(values).Kind != TupleValueKind.Text)
+        if (!mapping.HasOldId(into, values, message.OldRowKind == OldTupleKind.Key))
         {
             into.TruncateValues(mark);
-            LogUnattributableDelete(_logger, mapping.Table.QualifiedName, mapping.Table.IdColumn);
+            LogUnattributableDelete(_logger, mapping.Table.QualifiedName, mapping.Table.IdColumnsText);
             return false;
         }
         mapping.ReadRow(message.OldRow, into, message.OldRowKind == OldTupleKind.Key);
@@ -368,7 +366,7 @@ internal sealed partial class ChangeDecoder
     /// </summary>
     private bool HasId(RelationMapping mapping, ChangeBatch batch, int values, string verb)
     {
-        if (batch.Value(values).Kind == TupleValueKind.Text)
+        if (mapping.HasId(batch, values))
             return true;
         if (_skipped is { } skipped)
         {
@@ -376,13 +374,17 @@ internal sealed partial class ChangeDecoder
             return false;
         }
         throw new WalPipelineException(
-            $"A row {verb} in {mapping.Table} by the transaction committed at {_finalLsn} has no value in its id column '{mapping.Table.IdColumn}'. "
-            + "The id column must be NOT NULL (and not TOASTed); fix the table or register the right IdColumn, then restart; or, to go past this "
+            (mapping.Table.HasCompositeId
+                ? $"A row {verb} in {mapping.Table} by the transaction committed at {_finalLsn} lacks a value of its id columns '{mapping.Table.IdColumnsText}' "
+                    + "(an unchanged TOAST value the server did not send again). The id columns must not be stored out of line "
+                    + "(ALTER TABLE ... ALTER COLUMN ... SET STORAGE MAIN, or REPLICA IDENTITY FULL); fix the table or register the right IdColumns, then restart; or, to go past this "
+                : $"A row {verb} in {mapping.Table} by the transaction committed at {_finalLsn} has no value in its id column '{mapping.Table.IdColumnsText}'. "
+                    + "The id column must be NOT NULL (and not TOASTed); fix the table or register the right IdColumn, then restart; or, to go past this ")
             + $"one transaction on purpose, run `synchro-pipeline skip --lsn {_finalLsn}` and restart.");
     }
 
     [LoggerMessage(EventId = Diagnostics.EventIds.UnattributableDelete, Level = LogLevel.Warning,
-        Message = "A DELETE on {Table} carries no value for its id column {IdColumn} and cannot be attributed to a record; it is skipped. "
-            + "The table's REPLICA IDENTITY must include the id column (ALTER TABLE ... REPLICA IDENTITY FULL, or make the id the primary key).")]
+        Message = "A DELETE on {Table} carries no value for its id column(s) {IdColumn} and cannot be attributed to a record; it is skipped. "
+            + "The table's REPLICA IDENTITY must include the id column(s) (ALTER TABLE ... REPLICA IDENTITY FULL, or make the id the primary key).")]
     private static partial void LogUnattributableDelete(ILogger logger, string table, string idColumn);
 }

@@ -7,7 +7,8 @@ namespace Synchro.Pipeline.Decoding;
 /// A view into its <see cref="ChangeBatch"/>: the text of <see cref="TableRegistration.ReferencedColumns"/>, in that
 /// order, is the batch's values <see cref="FirstValue"/> onwards (read them through the batch); with a
 /// <see cref="RowLayout.FullRow"/> layout the whole row (and, when <see cref="HasOldRow"/>, the old row) follows. Invariant: the first
-/// value, the id column's, is text — the decoder never adds a change whose id is NULL or an unchanged TOAST value.
+/// values are the id columns' (<see cref="TableRegistration.IdColumns"/>): a one-column id is text, a composite one text or
+/// NULL in each column — the decoder never adds a change whose id lacks a value (an unchanged TOAST value the server did not resend).
 /// Valid only until the batch is released.
 /// </remarks>
 internal readonly record struct DecodedChange(TableRegistration Table, ChangeOperation Operation, int FirstValue, RowLayout? Layout = null, bool HasOldRow = false)

@@ -9,6 +9,10 @@ internal sealed partial class RelationMapping
 {
     private readonly int[] _positions;
     private readonly int _softDeleteIndex;
+    // The id columns are the first _idCount referenced columns (TableRegistration.IdColumns).
+    private readonly int _idCount;
+    // Whether every id column is in the relation's replica identity, so a key-only old row ('K') carries the whole id.
+    private readonly bool _idInKey;
     // Binary tuple mode: per referenced column, how its binary values become text; null in text mode.
     private readonly BinaryColumnFormat[]? _formats;
 
@@ -20,6 +24,8 @@ internal sealed partial class RelationMapping
         _formats = formats;
         Layout = new RowLayout(table, relation.Columns.Select(c => c.Name).ToArray(), relation.Columns.Select(c => c.TypeOid).ToArray(), positions, fullRow);
         _softDeleteIndex = table.SoftDeleteColumn is { } softDelete ? table.ReferencedColumnIndex(softDelete) : -1;
+        _idCount = table.IdColumns.Count;
+        _idInKey = positions.Take(_idCount).All(p => relation.Columns[p].IsKey);
     }
 
     public RelationInfo Relation { get; }
@@ -73,15 +79,82 @@ internal sealed partial class RelationMapping
         return first;
     }
 
-    /// <summary>Replaces the id of the change at <paramref name="values"/> with the old row's, when that has it as text.</summary>
+    /// <summary>
+    /// Whether the change at <paramref name="values"/> has its record id: a one-column id as text; an id of several columns
+    /// with every column's value (NULL is one, an unchanged TOAST value is not).
+    /// </summary>
+    public bool HasId(ChangeBatch batch, int values)
+    {
+        if (_idCount == 1)
+            return batch.Value(values).Kind == TupleValueKind.Text;
+        for (var i = 0; i < _idCount; i++)
+        {
+            if (batch.Value(values + i).Kind == TupleValueKind.UnchangedToast)
+                return false;
+        }
+        return true;
+    }
+
+    /// <summary>Whether an id column of the change at <paramref name="values"/> arrived as an unchanged TOAST value.</summary>
+    public bool HasUnchangedId(ChangeBatch batch, int values)
+    {
+        for (var i = 0; i < _idCount; i++)
+        {
+            if (batch.Value(values + i).Kind == TupleValueKind.UnchangedToast)
+                return true;
+        }
+        return false;
+    }
+
+    /// <summary>
+    /// Whether the old row of a DELETE carries the whole id: a key-only old row (<paramref name="keyOnly"/>) carries only the
+    /// replica identity's columns, and the id read from it (<paramref name="values"/>) must be complete.
+    /// </summary>
+    public bool HasOldId(ChangeBatch batch, int values, bool keyOnly) => (!keyOnly || _idInKey) && HasId(batch, values);
+
+    /// <summary>Replaces the id columns of the change at <paramref name="values"/> that arrived unchanged with the old row's, when that has them.</summary>
     public void ReadOldId(TupleData oldRow, ChangeBatch batch, int values)
     {
-        var id = oldRow[_positions[0]];
-        if (id.Kind != TupleValueKind.Text)
-            return;
-        if (!Utf8.IsValid(id.Data))
-            throw new WalPipelineException($"Column '{Relation.Columns[_positions[0]].Name}' of {Table} arrived with invalid UTF-8; the database encoding must be UTF8.");
-        batch.SetText(values, id.Data);
+        for (var i = 0; i < _idCount; i++)
+        {
+            if (batch.Value(values + i).Kind != TupleValueKind.UnchangedToast)
+                continue;
+            var id = oldRow[_positions[i]];
+            switch (id.Kind)
+            {
+                case TupleValueKind.Text:
+                    if (!Utf8.IsValid(id.Data))
+                        throw new WalPipelineException($"Column '{Relation.Columns[_positions[i]].Name}' of {Table} arrived with invalid UTF-8; the database encoding must be UTF8.");
+                    batch.SetText(values + i, id.Data);
+                    break;
+                case TupleValueKind.Binary when _formats is not null:
+                    if (!batch.SetBinary(values + i, _formats[i], id.Data))
+                        ThrowBadBinary(i, id.Data.Length);
+                    break;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Whether the old row read at <paramref name="oldValues"/> names another record than the new row at
+    /// <paramref name="newValues"/>: an id column the old row carries has another value. Of a key-only old row
+    /// (<paramref name="keyOnly"/>) only the replica identity's columns count; the server sends NULLs for the others.
+    /// </summary>
+    public bool IdChanged(ChangeBatch batch, int newValues, int oldValues, bool keyOnly)
+    {
+        for (var i = 0; i < _idCount; i++)
+        {
+            if (keyOnly && !Relation.Columns[_positions[i]].IsKey)
+                continue;
+            var oldId = batch.Value(oldValues + i);
+            var newId = batch.Value(newValues + i);
+            // An unchanged TOAST value is the same; a one-column id is never NULL, so an old NULL says nothing.
+            if (oldId.Kind == TupleValueKind.UnchangedToast || (_idCount == 1 && oldId.Kind != TupleValueKind.Text))
+                continue;
+            if (oldId.Kind != newId.Kind || !batch.Text(oldId).SequenceEqual(batch.Text(newId)))
+                return true;
+        }
+        return false;
     }
 
     /// <summary>

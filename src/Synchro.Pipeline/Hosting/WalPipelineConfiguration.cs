@@ -23,9 +23,9 @@ namespace Synchro.Pipeline.Hosting;
 /// </para>
 /// <para>
 /// <c>Tables</c> holds one entry per table, keyed by its name (<c>orders</c>, or schema-qualified <c>app.orders</c>),
-/// with the <see cref="TableRegistration"/> settings <c>IdColumn</c>, <c>SoftDeleteColumn</c>, <c>OwnerColumn</c>,
-/// <c>BucketByColumn</c>, <c>BucketPrefix</c>, <c>GlobalWhenBucketNull</c>, <c>ParentTable</c>,
-/// <c>ParentForeignKeyColumn</c>, <c>BucketFunction</c> and <c>DecodeAllColumns</c>; an empty entry (<c>"categories": {}</c>) takes every default. Being keys, single
+/// with the <see cref="TableRegistration"/> settings <c>IdColumn</c>, <c>IdColumns</c> (a list, or one comma-separated value),
+/// <c>SoftDeleteColumn</c>, <c>OwnerColumn</c>, <c>BucketByColumn</c>, <c>BucketPrefix</c>, <c>GlobalWhenBucketNull</c>, <c>ParentTable</c>,
+/// <c>ParentForeignKeyColumn</c>, <c>ParentForeignKeyColumns</c> (a list, or one comma-separated value), <c>BucketFunction</c> and <c>DecodeAllColumns</c>; an empty entry (<c>"categories": {}</c>) takes every default. Being keys, single
 /// settings can be overridden one by one, e.g. by the environment variable <c>Synchro__Tables__orders__OwnerColumn</c>.
 /// The tables are added to <see cref="WalPipelineOptions.Tables"/>. An empty <c>SoftDeleteColumn</c> means none;
 /// an empty <c>ChangelogConnectionString</c> means the source database.
@@ -99,6 +99,7 @@ public static class WalPipelineConfiguration
     private static readonly FrozenDictionary<string, TableSettingBinder> s_tableSettings = new Dictionary<string, TableSettingBinder>
     {
         [nameof(TableRegistration.IdColumn)] = (s, t, p) => t.IdColumn = ColumnName(s, p) ?? t.IdColumn,
+        [nameof(TableRegistration.IdColumns)] = (s, t, p) => t.IdColumns = ColumnNames(s, p) ?? t.IdColumns,
         [nameof(TableRegistration.SoftDeleteColumn)] = (s, t, p) => t.SoftDeleteColumn = EmptyIsNull(Text(s, p), t.SoftDeleteColumn),
         [nameof(TableRegistration.OwnerColumn)] = (s, t, p) => t.OwnerColumn = EmptyIsNull(Text(s, p), t.OwnerColumn),
         [nameof(TableRegistration.BucketByColumn)] = (s, t, p) => t.BucketByColumn = EmptyIsNull(Text(s, p), t.BucketByColumn),
@@ -106,6 +107,7 @@ public static class WalPipelineConfiguration
         [nameof(TableRegistration.GlobalWhenBucketNull)] = (s, t, p) => t.GlobalWhenBucketNull = Boolean(s, p) ?? t.GlobalWhenBucketNull,
         [nameof(TableRegistration.ParentTable)] = (s, t, p) => t.ParentTable = EmptyIsNull(Text(s, p), t.ParentTable),
         [nameof(TableRegistration.ParentForeignKeyColumn)] = (s, t, p) => t.ParentForeignKeyColumn = EmptyIsNull(Text(s, p), t.ParentForeignKeyColumn),
+        [nameof(TableRegistration.ParentForeignKeyColumns)] = (s, t, p) => t.ParentForeignKeyColumns = ColumnNames(s, p) ?? t.ParentForeignKeyColumns,
         [nameof(TableRegistration.BucketFunction)] = (s, t, p) => t.BucketFunction = EmptyIsNull(Text(s, p), t.BucketFunction),
         [nameof(TableRegistration.DecodeAllColumns)] = (s, t, p) => t.DecodeAllColumns = Boolean(s, p) ?? t.DecodeAllColumns,
     }.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
@@ -132,10 +134,10 @@ public static class WalPipelineConfiguration
 
     private static readonly string[] s_tableSettingNames =
     [
-        nameof(TableRegistration.IdColumn), nameof(TableRegistration.SoftDeleteColumn), nameof(TableRegistration.OwnerColumn),
+        nameof(TableRegistration.IdColumn), nameof(TableRegistration.IdColumns), nameof(TableRegistration.SoftDeleteColumn), nameof(TableRegistration.OwnerColumn),
         nameof(TableRegistration.BucketByColumn), nameof(TableRegistration.BucketPrefix), nameof(TableRegistration.GlobalWhenBucketNull),
-        nameof(TableRegistration.ParentTable), nameof(TableRegistration.ParentForeignKeyColumn), nameof(TableRegistration.BucketFunction),
-        nameof(TableRegistration.DecodeAllColumns),
+        nameof(TableRegistration.ParentTable), nameof(TableRegistration.ParentForeignKeyColumn), nameof(TableRegistration.ParentForeignKeyColumns),
+        nameof(TableRegistration.BucketFunction), nameof(TableRegistration.DecodeAllColumns),
     ];
 
     /// <summary>Sets every option <paramref name="section"/> has a key for; options without a key keep their value.</summary>
@@ -213,19 +215,29 @@ public static class WalPipelineConfiguration
 
     private static void AddTable(IConfigurationSection entry, TableSettings settings, TableRegistry tables, List<string> problems)
     {
+        // One of each pair: a list of one column is the single form, so setting both is a contradiction, not an override.
+        var idTwice = settings.IdColumn is not null && settings.IdColumns is not null;
+        var parentKeyTwice = settings.ParentForeignKeyColumn is not null && settings.ParentForeignKeyColumns is not null;
+        if (idTwice)
+            problems.Add($"{entry.Path}: both IdColumn and IdColumns are set; keep IdColumns for an id of several columns, or IdColumn for one");
+        if (parentKeyTwice)
+            problems.Add($"{entry.Path}: both ParentForeignKeyColumn and ParentForeignKeyColumns are set; keep ParentForeignKeyColumns for a parent key of several columns, or ParentForeignKeyColumn for one");
+        if (idTwice || parentKeyTwice)
+            return;
+
         TableRegistration table;
         try
         {
             table = new TableRegistration(entry.Key)
             {
-                IdColumn = settings.IdColumn,
+                IdColumns = settings.IdColumns ?? [settings.IdColumn ?? s_defaultIdColumn],
                 SoftDeleteColumn = settings.SoftDeleteColumn,
                 OwnerColumn = settings.OwnerColumn,
                 BucketByColumn = settings.BucketByColumn,
                 BucketPrefix = settings.BucketPrefix,
                 GlobalWhenBucketNull = settings.GlobalWhenBucketNull,
                 ParentTable = settings.ParentTable,
-                ParentForeignKeyColumn = settings.ParentForeignKeyColumn,
+                ParentForeignKeyColumns = settings.ParentForeignKeyColumns ?? (settings.ParentForeignKeyColumn is { } parentKey ? [parentKey] : null),
                 BucketFunction = settings.BucketFunction,
                 DecodeAllColumns = settings.DecodeAllColumns,
             };
@@ -253,6 +265,8 @@ public static class WalPipelineConfiguration
         return setting.Value;
     }
 
+    private static readonly string s_defaultIdColumn = new TableRegistration("defaults").IdColumn;
+
     private static string? EmptyIsNull(string? value, string? unset) => value is null ? unset : value.Length == 0 ? null : value;
 
     private static string? ColumnName(IConfigurationSection setting, List<string> problems)
@@ -264,6 +278,45 @@ public static class WalPipelineConfiguration
             return null;
         }
         return value;
+    }
+
+    /// <summary>
+    /// Column names: a list (<c>"IdColumns": ["tenant_id", "id"]</c>, or keys <c>IdColumns:0</c>...) taken as written, or one
+    /// comma-separated value (<c>tenant_id, id</c>) whose names are trimmed; null when the key has no value.
+    /// </summary>
+    private static string[]? ColumnNames(IConfigurationSection setting, List<string> problems)
+    {
+        var children = setting.GetChildren().ToList();
+        string?[] names;
+        if (children.Count > 0)
+        {
+            if (children.Any(c => c.GetChildren().Any()))
+            {
+                problems.Add($"{setting.Path}: expected a list of column names, found a section");
+                return null;
+            }
+            // Keys 0, 1, ... in numeric order (configuration sorts them as text: 10 before 2).
+            names = [.. children.OrderBy(c => int.TryParse(c.Key, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n : int.MaxValue).Select(c => c.Value)];
+        }
+        else if (setting.Value is { } list)
+        {
+            names = list.Split(',', StringSplitOptions.TrimEntries);
+        }
+        else
+        {
+            return null;
+        }
+        if (names.Length == 0 || names.Any(string.IsNullOrEmpty))
+        {
+            problems.Add($"{setting.Path}: must name one or more columns, none of them empty");
+            return null;
+        }
+        if (names.Distinct(StringComparer.Ordinal).Count() != names.Length)
+        {
+            problems.Add($"{setting.Path}: names a column twice");
+            return null;
+        }
+        return names!;
     }
 
     private static bool? Boolean(IConfigurationSection setting, List<string> problems)
@@ -396,7 +449,10 @@ public static class WalPipelineConfiguration
     {
         private static readonly TableRegistration s_defaults = new("defaults");
 
-        public string IdColumn { get; set; } = s_defaults.IdColumn;
+        /// <summary>Null unless the key was given: the default is applied when the registration is made.</summary>
+        public string? IdColumn { get; set; }
+
+        public string[]? IdColumns { get; set; }
 
         public string? SoftDeleteColumn { get; set; } = s_defaults.SoftDeleteColumn;
 
@@ -411,6 +467,8 @@ public static class WalPipelineConfiguration
         public string? ParentTable { get; set; }
 
         public string? ParentForeignKeyColumn { get; set; }
+
+        public string[]? ParentForeignKeyColumns { get; set; }
 
         public string? BucketFunction { get; set; }
 

@@ -275,10 +275,14 @@ internal sealed partial class EdgeSnapshotLoader(
     {
         // Identifiers are quoted; nothing else comes from configuration.
         var columns = string.Join(", ", table.ReferencedColumns.Select(c => PgIdentifier.Quote(c) + "::text"));
-        var where = $"{PgIdentifier.Quote(table.IdColumn)} IS NOT NULL";
+        // A one-column id is never NULL in a record id; a composite id holds NULL as a value (its unique key decides).
+        var conditions = new List<string>();
+        if (!table.HasCompositeId)
+            conditions.Add($"{PgIdentifier.Quote(table.IdColumns[0])} IS NOT NULL");
         if (table.SoftDeleteColumn is { } softDelete)
-            where += $" AND {PgIdentifier.Quote(softDelete)} IS NULL";
-        return $"DECLARE {CursorName} NO SCROLL CURSOR FOR SELECT {columns} FROM {PgIdentifier.QuoteQualified(table.Schema, table.Name)} WHERE {where}";
+            conditions.Add($"{PgIdentifier.Quote(softDelete)} IS NULL");
+        var where = conditions.Count > 0 ? " WHERE " + string.Join(" AND ", conditions) : "";
+        return $"DECLARE {CursorName} NO SCROLL CURSOR FOR SELECT {columns} FROM {PgIdentifier.QuoteQualified(table.Schema, table.Name)}{where}";
     }
 
     private static async Task<long> EstimateAsync(NpgsqlConnection read, NpgsqlTransaction snapshot, TableRegistration table, CancellationToken ct)

@@ -215,6 +215,12 @@ public sealed class RuleFailureReplayer
                 var softDelete = table.SoftDeleteColumn is { } column ? Array.IndexOf(layout.Names, column) : -1;
                 foreach (var failure in group)
                 {
+                    // Recorded under other id columns (the registration changed since): it names no record of the table now.
+                    if (!table.TryParseRecordId(failure.RecordId, out _))
+                    {
+                        failing.Add((failure.Id, $"the record id is not one of {table}'s id columns ({table.IdColumnsText}); it was recorded under another registration: delete the failure"));
+                        continue;
+                    }
                     var exists = current.TryGetValue(failure.RecordId, out var row);
                     var softDeleted = exists && softDelete >= 0 && row![softDelete] is not null;
                     if (failure.Operation == ChangeOperation.Delete ? exists && !softDeleted : !exists)
@@ -249,9 +255,9 @@ public sealed class RuleFailureReplayer
                     var layout = _layouts[table];
                     var first = batch.ValueMark.Values;
                     var values = current is not null ? TextOf(current) : FromPayload(failure.PayloadJson, layout.Names);
-                    if (values[Array.IndexOf(layout.Names, table.IdColumn)] is null)
+                    if (!HasId(table, layout, values))
                     {
-                        failing.Add((failure.Id, $"the recorded row has no value for the id column {table.IdColumn}; delete the failure"));
+                        failing.Add((failure.Id, $"the recorded row has no value for the id column{(table.HasCompositeId ? "s" : "")} {table.IdColumnsText}; delete the failure"));
                         continue;
                     }
                     foreach (var column in table.ReferencedColumns)
@@ -341,6 +347,18 @@ public sealed class RuleFailureReplayer
         }
 
         private static readonly object s_null = new();
+
+        /// <summary>Whether <paramref name="values"/> carry the record's id: a one-column id as text, a composite one with every column (NULL included).</summary>
+        private static bool HasId(TableRegistration table, RowLayout layout, object?[] values)
+        {
+            foreach (var column in table.IdColumns)
+            {
+                var value = values[Array.IndexOf(layout.Names, column)];
+                if (value is null || (!table.HasCompositeId && value == s_null))
+                    return false;
+            }
+            return true;
+        }
 
         private static void Add(ChangeBatch batch, object? value)
         {

@@ -59,21 +59,29 @@ public sealed class TableRegistry : IEnumerable<TableRegistration>
             problems.Add($"GlobalBucketFunction: {BucketFunctionName.Describe(GlobalBucketFunction)}");
         foreach (var table in _tables.Values)
         {
+            if (table.IdSetTwice)
+                problems.Add($"{table}: both IdColumn and IdColumns are set; set IdColumns alone for an id of several columns, or IdColumn alone for one");
+            if (table.ParentKeySetTwice)
+                problems.Add($"{table}: both ParentForeignKeyColumn and ParentForeignKeyColumns are set; set ParentForeignKeyColumns alone for a parent key of several columns, or ParentForeignKeyColumn alone for one");
             if (table.BucketFunction is not null && !BucketFunctionName.IsValid(table.BucketFunction))
                 problems.Add($"{table}: BucketFunction {BucketFunctionName.Describe(table.BucketFunction)}");
             // A function rule decides the buckets; the columns and parent chain are not used for them.
             if (BucketFunctionOf(table) is not null)
                 continue;
-            if (table.ParentTable is null && table.ParentForeignKeyColumn is not null)
-                problems.Add($"{table}: ParentForeignKeyColumn '{table.ParentForeignKeyColumn}' is set without ParentTable");
+            if (table.ParentTable is null && table.ParentForeignKeyColumns is { } orphanKey)
+                problems.Add($"{table}: ParentForeignKeyColumn{(orphanKey.Count > 1 ? "s" : "")} '{string.Join(", ", orphanKey)}' is set without ParentTable");
             if (table.ParentTable is null)
             {
                 if (table.BucketColumn is null && !table.GlobalWhenBucketNull)
                     problems.Add($"{table}: no OwnerColumn, BucketByColumn, ParentTable or BucketFunction, so its records belong to no bucket; set one of them (or GlobalWhenBucketNull for a table shared by everyone)");
                 continue;
             }
-            if (table.ParentForeignKeyColumn is null)
+            if (table.ParentForeignKeyColumns is not { } parentKey)
                 problems.Add($"{table}: ParentTable '{table.ParentTable}' is set without ParentForeignKeyColumn (the column holding the parent's id)");
+            else if (ParentOf(table) is { } parent && parent.IdColumns.Count != parentKey.Count)
+                problems.Add(parent.HasCompositeId
+                    ? $"{table}: its parent {parent} is identified by {parent.IdColumns.Count} columns ({parent.IdColumnsText}), but {table} names {parentKey.Count} ({string.Join(", ", parentKey)}); set ParentForeignKeyColumns to {table}'s columns holding each of them, in that order"
+                    : $"{table}: its parent {parent} is identified by one column ({parent.IdColumnsText}), but {table} names {parentKey.Count} ({string.Join(", ", parentKey)}); set ParentForeignKeyColumn to the one column holding it");
             if (FindChainProblem(table) is { } chainProblem)
                 problems.Add(chainProblem);
         }

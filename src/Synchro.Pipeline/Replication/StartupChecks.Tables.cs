@@ -1,3 +1,4 @@
+using System.Globalization;
 using Npgsql;
 using NpgsqlTypes;
 using Synchro.Pipeline.Postgres;
@@ -26,10 +27,41 @@ internal static partial class StartupChecks
         ORDER BY t.ord
         """;
 
+    // The unique indexes of the registered tables: key columns only (not INCLUDE ones), in index order.
+    private const string UniqueIndexesSql = """
+        SELECT t.ord::int,
+               ic.relname::text,
+               i.indisprimary,
+               i.indimmediate,
+               i.indpred IS NOT NULL,
+               i.indisvalid,
+               0 = ANY (i.indkey[0:i.indnkeyatts - 1]),
+               ARRAY(SELECT a.attname::text
+                     FROM unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY AS k(attnum, n)
+                     JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                     ORDER BY k.n),
+               ARRAY(SELECT a.attname::text
+                     FROM pg_catalog.pg_attribute a
+                     WHERE a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey[0:i.indnkeyatts - 1]) AND NOT a.attnotnull),
+               {0}
+        FROM unnest(@schemas, @names) WITH ORDINALITY AS t(schema_name, table_name, ord)
+        JOIN pg_catalog.pg_namespace n ON n.nspname = t.schema_name
+        JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = t.table_name
+        JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisunique
+        JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+        ORDER BY t.ord, i.indisprimary DESC, ic.relname
+        """;
+
+    private const int NullsNotDistinctSinceVersion = 15;
+
     /// <summary>A registered table whose schema and name are valid, with the valid columns it needs (id first).</summary>
-    private sealed record CheckableTable(RegisteredTable Table, string QuotedName, IReadOnlyList<string> Columns, bool IdColumnValid);
+    private sealed record CheckableTable(RegisteredTable Table, string QuotedName, IReadOnlyList<string> Columns, bool IdColumnsValid);
 
     private sealed record TableCatalog(char Kind, char ReplicaIdentity, HashSet<string> Columns, string[] PrimaryKey, string[] IdentityIndex);
+
+    /// <summary>A unique index (or the primary key) of a registered table: its flags, key columns and those of them that may be NULL.</summary>
+    private sealed record UniqueIndex(
+        string Name, bool Primary, bool Immediate, bool Partial, bool Valid, bool HasExpression, string[] Columns, string[] NullableColumns, bool NullsNotDistinct);
 
     private static List<CheckableTable> CheckTableNames(IReadOnlyList<RegisteredTable> tables, List<string> errors)
     {
@@ -48,7 +80,7 @@ internal static partial class StartupChecks
 
             var quoted = PgIdentifier.QuoteQualified(table.Schema, table.Name);
             var columns = new List<string>();
-            foreach (var column in table.RequiredColumns.Prepend(table.IdColumn).Distinct(StringComparer.Ordinal))
+            foreach (var column in table.IdColumns.Concat(table.RequiredColumns).Distinct(StringComparer.Ordinal))
             {
                 if (PgIdentifier.IsValidObjectName(column))
                 {
@@ -60,7 +92,7 @@ internal static partial class StartupChecks
                     + $"{PgIdentifier.MaxLength} bytes of UTF-8 without NUL characters; fix the table registration.");
             }
 
-            checkable.Add(new CheckableTable(table, quoted, columns, PgIdentifier.IsValidObjectName(table.IdColumn)));
+            checkable.Add(new CheckableTable(table, quoted, columns, table.IdColumns.All(PgIdentifier.IsValidObjectName)));
         }
 
         return checkable;
@@ -79,6 +111,7 @@ internal static partial class StartupChecks
             return existing;
 
         var catalogs = await ReadTableCatalogsAsync(connection, tables, ct).ConfigureAwait(false);
+        var uniqueIndexes = await ReadUniqueIndexesAsync(connection, tables, ct).ConfigureAwait(false);
         for (var i = 0; i < tables.Count; i++)
         {
             var table = tables[i];
@@ -112,10 +145,13 @@ internal static partial class StartupChecks
 
             existing.Add(table with { Columns = present });
 
-            // A missing id column is reported above; the identity check would only repeat it.
-            var idExists = table.IdColumnValid && catalog.Columns.Contains(table.Table.IdColumn);
+            // A missing id column is reported above; the key and identity checks would only repeat it.
+            var idExists = table.IdColumnsValid && table.Table.IdColumns.All(catalog.Columns.Contains);
             if (idExists)
+            {
+                CheckIdUnique(table, uniqueIndexes[i], errors);
                 CheckReplicaIdentity(table, catalog, errors);
+            }
         }
 
         return existing;
@@ -149,11 +185,97 @@ internal static partial class StartupChecks
         return catalogs;
     }
 
-    /// <summary>A delete is attributable only when its old tuple carries the id column.</summary>
+    /// <summary>Per table (in the order of <paramref name="tables"/>), its unique indexes, the primary key first.</summary>
+    private static async Task<List<UniqueIndex>[]> ReadUniqueIndexesAsync(NpgsqlConnection connection, List<CheckableTable> tables, CancellationToken ct)
+    {
+        var indexes = new List<UniqueIndex>[tables.Count];
+        for (var i = 0; i < indexes.Length; i++)
+            indexes[i] = [];
+        var nullsNotDistinct = connection.PostgreSqlVersion.Major >= NullsNotDistinctSinceVersion ? "i.indnullsnotdistinct" : "false";
+        var command = new NpgsqlCommand(string.Format(CultureInfo.InvariantCulture, UniqueIndexesSql, nullsNotDistinct), connection);
+        await using (command.ConfigureAwait(false))
+        {
+            command.Parameters.Add(new NpgsqlParameter<string[]>("schemas", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = [.. tables.Select(t => t.Table.Schema)] });
+            command.Parameters.Add(new NpgsqlParameter<string[]>("names", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = [.. tables.Select(t => t.Table.Name)] });
+            var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
+            await using (reader.ConfigureAwait(false))
+            {
+                while (await reader.ReadAsync(ct).ConfigureAwait(false))
+                {
+                    indexes[reader.GetInt32(0) - 1].Add(new UniqueIndex(
+                        reader.GetString(1), reader.GetBoolean(2), reader.GetBoolean(3), reader.GetBoolean(4), reader.GetBoolean(5), reader.GetBoolean(6),
+                        reader.GetFieldValue<string[]>(7), reader.GetFieldValue<string[]>(8), reader.GetBoolean(9)));
+                }
+            }
+        }
+        return indexes;
+    }
+
+    /// <summary>
+    /// One record id must name one row: a primary key or unique index whose columns are all id columns, not partial, not
+    /// deferrable and valid, and whose columns cannot hold NULL (or, for a composite id, with NULLS NOT DISTINCT).
+    /// </summary>
+    private static void CheckIdUnique(CheckableTable table, List<UniqueIndex> indexes, List<string> errors)
+    {
+        var ids = table.Table.IdColumns;
+        var composite = ids.Count > 1;
+        var covering = indexes.Where(x => !x.HasExpression && x.Columns.All(c => ids.Contains(c, StringComparer.Ordinal))).ToList();
+        if (covering.Any(x => Problem(x, composite) is null))
+            return;
+
+        var name = table.QuotedName;
+        var idText = composite ? $"record id (columns {QuotedList(ids.Select(PgIdentifier.Quote))})" : $"id column {PgIdentifier.Quote(ids[0])}";
+        var why = covering.Count > 0
+            ? string.Join("; ", covering.Select(x => $"{Describe(x)} {Problem(x, composite)}"))
+            : $"no primary key or unique index is on {(composite ? "those columns or some of them" : "it alone")}";
+        var fix = Suggest(table, indexes, composite);
+        errors.Add($"Table {name}: its {idText} is not unique: {why}. Two rows could then share a record id, and the changes of one would be "
+            + $"written as the other's (a delete of one would take the other out of its buckets). {fix}");
+    }
+
+    private static string Describe(UniqueIndex index) => index.Primary
+        ? $"its primary key ({QuotedList(index.Columns.Select(PgIdentifier.Quote))})"
+        : $"the unique index {PgIdentifier.Quote(index.Name)} on ({QuotedList(index.Columns.Select(PgIdentifier.Quote))})";
+
+    /// <summary>Why <paramref name="index"/> does not make its columns unique for every row, or null when it does.</summary>
+    private static string? Problem(UniqueIndex index, bool composite)
+    {
+        if (!index.Valid)
+            return "is not valid (a failed CREATE INDEX CONCURRENTLY; rebuild it with REINDEX)";
+        if (index.Partial)
+            return "is partial (WHERE ...), so it leaves the other rows free to repeat";
+        if (!index.Immediate)
+            return "is DEFERRABLE, so duplicates may exist until the transaction ends";
+        if (index.NullableColumns.Length == 0 || (composite && index.NullsNotDistinct))
+            return null;
+        var nullable = QuotedList(index.NullableColumns.Select(PgIdentifier.Quote));
+        return composite
+            ? $"allows NULL in {nullable}, and rows with NULL there are not kept unique (make the columns NOT NULL, or recreate the index with NULLS NOT DISTINCT)"
+            : $"allows NULL in {nullable}, and a NULL id names no record (ALTER TABLE ... ALTER COLUMN {nullable} SET NOT NULL)";
+    }
+
+    /// <summary>The key to register instead, or the statement that gives the table one.</summary>
+    private static string Suggest(CheckableTable table, List<UniqueIndex> indexes, bool composite)
+    {
+        if (indexes.FirstOrDefault(x => !x.HasExpression && Problem(x, x.Columns.Length > 1) is null) is { } usable)
+        {
+            var setting = usable.Columns.Length == 1
+                ? $"IdColumn \"{usable.Columns[0]}\""
+                : $"IdColumns [{string.Join(", ", usable.Columns.Select(c => $"\"{c}\""))}]";
+            return $"Register the table with {setting}, the columns of {Describe(usable)} (its record ids then name one row each); "
+                + "or give the table a primary key or unique index on the id column(s) it is registered with.";
+        }
+        var columns = QuotedList(table.Table.IdColumns.Select(PgIdentifier.Quote));
+        return $"Give the table a key on the id column(s): ALTER TABLE {table.QuotedName} ADD PRIMARY KEY ({columns}) "
+            + $"(or CREATE UNIQUE INDEX ON {table.QuotedName} ({columns}) with NOT NULL columns), or register the columns of an existing key.";
+    }
+
+    /// <summary>A delete is attributable only when its old tuple carries the id columns.</summary>
     private static void CheckReplicaIdentity(CheckableTable table, TableCatalog catalog, List<string> errors)
     {
         var name = table.QuotedName;
-        var id = PgIdentifier.Quote(table.Table.IdColumn);
+        var ids = table.Table.IdColumns;
+        var id = QuotedList(ids.Select(PgIdentifier.Quote));
         var full = $"ALTER TABLE {name} REPLICA IDENTITY FULL";
         switch (catalog.ReplicaIdentity)
         {
@@ -184,10 +306,13 @@ internal static partial class StartupChecks
 
         void CheckIdInKey(string[] key, string keyKind)
         {
-            if (key.Contains(table.Table.IdColumn, StringComparer.Ordinal))
+            var missing = ids.Where(c => !key.Contains(c, StringComparer.Ordinal)).Select(PgIdentifier.Quote).ToList();
+            if (missing.Count == 0)
                 return;
+            var them = QuotedList(missing);
+            var columns = missing.Count == 1 ? $"the id column {them}" : $"the id columns {them}";
             errors.Add($"The replica identity of table {name} is its {keyKind} ({QuotedList(key.Select(PgIdentifier.Quote))}), which does "
-                + $"not include the id column {id}, so its deletes carry no id; run {full}, or make {id} part of the {keyKind}.");
+                + $"not include {columns}, so its deletes carry no id; run {full}, or make {them} part of the {keyKind}.");
         }
     }
 

@@ -197,7 +197,7 @@ public sealed class StartupChecksTests(PostgresServerFixture postgres)
     public async Task A_missing_id_column_is_reported_once()
     {
         var database = await GoodDatabaseAsync();
-        var wrongId = s_items with { IdColumn = "item_id" };
+        var wrongId = s_items with { IdColumns = ["item_id"] };
 
         var error = await CheckFailsAsync(database, tables: [wrongId, s_notes]);
 
