@@ -15,7 +15,7 @@ public sealed class BinaryTupleDecoderTests
 {
     private static readonly BatchLimits s_unlimited = new(100_000, 1L << 40);
 
-    public static TheoryData<string> BenchRegistrations => ["owner uuid", "bucket int4, soft-delete timestamptz", "bucket text, parent int4"];
+    public static TheoryData<string> BenchRegistrations => ["owner uuid", "bucket int4, soft-delete timestamptz", "bucket text, parent int4", "id uuid and text"];
 
     [Theory]
     [MemberData(nameof(BenchRegistrations))]
@@ -26,6 +26,8 @@ public sealed class BinaryTupleDecoderTests
             "owner uuid" => new TableRegistration("orders") { OwnerColumn = "owner_id" },
             // created_at is never null: every update is a soft delete, decided from a timestamptz in both modes.
             "bucket int4, soft-delete timestamptz" => new TableRegistration("orders") { BucketByColumn = "quantity", SoftDeleteColumn = "created_at" },
+            // A composite id: its JSON array is built from the converted values, so it is the same string in both modes.
+            "id uuid and text" => new TableRegistration("orders") { IdColumns = ["owner_id", "title"], BucketByColumn = "status" },
             _ => new TableRegistration("orders") { IdColumn = "title", BucketByColumn = "status", ParentTable = "orders", ParentForeignKeyColumn = "quantity" },
         };
         var registry = new TableRegistry().Add(table);
@@ -39,6 +41,7 @@ public sealed class BinaryTupleDecoderTests
         for (var i = 0; i < text.Batch.Count; i++)
         {
             Assert.Equal(text.Batch[i].Operation, binary.Batch[i].Operation);
+            Assert.Equal(text.Batch.RecordId(i), binary.Batch.RecordId(i));
             for (var c = 0; c < table.ReferencedColumns.Count; c++)
             {
                 var expected = text.Batch.Value(text.Batch[i], c);
@@ -50,7 +53,10 @@ public sealed class BinaryTupleDecoderTests
             }
         }
         Assert.Equal(registration == "bucket int4, soft-delete timestamptz" ? 1000 : 0, Enumerable.Range(0, 2000).Count(i => binary.Batch[i].Operation == ChangeOperation.Delete));
-        Assert.Equal(table.IdColumn == "id" ? "00000000-0000-4000-8000-0000000003e8" : "Order number 1000", binary.Batch.RecordId(1999));
+        Assert.Equal(
+            table.HasCompositeId ? """["00000000-0000-4000-9000-00000000001e","Order number 1000"]"""
+                : table.IdColumn == "id" ? "00000000-0000-4000-8000-0000000003e8" : "Order number 1000",
+            binary.Batch.RecordId(1999));
     }
 
     [Theory]

@@ -338,4 +338,79 @@ public sealed class WalPipelineConfigurationTests
 
         Assert.Equal("MaxBatchRows: 'x' is not a whole number (at most 2147483647)", Assert.Single(error.Errors));
     }
+
+    [Fact]
+    public void Binds_composite_ids_and_parent_keys_from_json_lists()
+    {
+        var json = """
+            {
+              "Synchro": {
+                "Tables": {
+                  "docs": { "IdColumns": ["tenant_id", "id"], "OwnerColumn": "owner" },
+                  "pages": { "IdColumns": ["tenant_id", "id"], "ParentTable": "docs", "ParentForeignKeyColumns": ["tenant_id", "doc_id"] },
+                  "notes": { "IdColumns": ["id"], "GlobalWhenBucketNull": true }
+                }
+              }
+            }
+            """;
+        var configuration = new ConfigurationBuilder().AddJsonStream(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(json))).Build();
+
+        var options = Bind(configuration.GetSection("Synchro"));
+
+        Assert.True(options.Tables.TryGet("public", "docs", out var docs));
+        Assert.Equal(["tenant_id", "id"], docs.IdColumns);
+        Assert.True(options.Tables.TryGet("public", "pages", out var pages));
+        Assert.Equal(["tenant_id", "id"], pages.IdColumns);
+        Assert.Equal(["tenant_id", "doc_id"], pages.ParentForeignKeyColumns!);
+        Assert.True(options.Tables.TryGet("public", "notes", out var notes));
+        Assert.Equal(("id", false), (notes.IdColumn, notes.HasCompositeId));
+        options.Tables.Validate();
+    }
+
+    [Fact]
+    public void Column_lists_also_take_one_comma_separated_value_as_an_environment_variable_would()
+    {
+        (string Key, string? Value)[] settings =
+        [
+            ("Synchro:Tables:docs:IdColumns", "tenant_id, id"),
+            ("Synchro:Tables:docs:OwnerColumn", "owner"),
+            ("Synchro:Tables:pages:ParentTable", "docs"),
+            ("Synchro:Tables:pages:ParentForeignKeyColumns", "tenant_id,doc_id"),
+            // Indexed keys in numeric order, as Synchro__Tables__lines__IdColumns__0... give them.
+            .. Enumerable.Range(0, 11).Select(i => ($"Synchro:Tables:lines:IdColumns:{i}", (string?)$"c{i}")),
+            ("Synchro:Tables:lines:OwnerColumn", "owner"),
+        ];
+        var options = Bind(Section(settings));
+
+        Assert.True(options.Tables.TryGet("public", "docs", out var docs));
+        Assert.Equal(["tenant_id", "id"], docs.IdColumns);
+        Assert.True(options.Tables.TryGet("public", "pages", out var pages));
+        Assert.Equal(["tenant_id", "doc_id"], pages.ParentForeignKeyColumns!);
+        Assert.True(options.Tables.TryGet("public", "lines", out var lines));
+        Assert.Equal(Enumerable.Range(0, 11).Select(i => $"c{i}"), lines.IdColumns);
+    }
+
+    [Fact]
+    public void Bad_column_lists_and_both_forms_at_once_are_errors()
+    {
+        var problems = Problems(
+            ("Synchro:Tables:a:IdColumns", ""),
+            ("Synchro:Tables:b:IdColumns", "x,,y"),
+            ("Synchro:Tables:c:IdColumns", "x, x"),
+            ("Synchro:Tables:d:IdColumns:0:inner", "x"),
+            ("Synchro:Tables:e:IdColumn", "id"),
+            ("Synchro:Tables:e:IdColumns", "tenant_id, id"),
+            ("Synchro:Tables:f:ParentForeignKeyColumn", "doc_id"),
+            ("Synchro:Tables:f:ParentForeignKeyColumns", "tenant_id, doc_id"));
+
+        Assert.Equal(
+        [
+            "Synchro:Tables:a:IdColumns: must name one or more columns, none of them empty",
+            "Synchro:Tables:b:IdColumns: must name one or more columns, none of them empty",
+            "Synchro:Tables:c:IdColumns: names a column twice",
+            "Synchro:Tables:d:IdColumns: expected a list of column names, found a section",
+            "Synchro:Tables:e: both IdColumn and IdColumns are set; keep IdColumns for an id of several columns, or IdColumn for one",
+            "Synchro:Tables:f: both ParentForeignKeyColumn and ParentForeignKeyColumns are set; keep ParentForeignKeyColumns for a parent key of several columns, or ParentForeignKeyColumn for one",
+        ], problems);
+    }
 }
