@@ -220,8 +220,10 @@ public sealed class StartupChecksTests(PostgresServerFixture postgres)
     [Fact]
     public async Task Default_replica_identity_without_a_primary_key_is_an_error()
     {
+        // The id is unique (an index), but with no primary key the default identity carries nothing.
         var database = await DatabaseAsync(
             "CREATE TABLE items (id bigint NOT NULL, owner_id text, deleted_at timestamptz)",
+            "CREATE UNIQUE INDEX items_id ON items (id)",
             "CREATE PUBLICATION sync_pub FOR TABLE items");
 
         var error = await CheckFailsAsync(database, tables: [s_items]);
@@ -248,15 +250,107 @@ public sealed class StartupChecksTests(PostgresServerFixture postgres)
     }
 
     [Fact]
-    public async Task An_id_column_inside_a_composite_primary_key_passes()
+    public async Task An_id_column_inside_a_composite_primary_key_is_not_unique_and_the_error_names_the_key_to_register()
     {
+        // The multi-tenant table: rows (1, 7) and (2, 7) would share the record id 7.
         var database = await DatabaseAsync(
             "CREATE TABLE items (tenant int, id bigint, owner_id text, deleted_at timestamptz, PRIMARY KEY (tenant, id))",
             "CREATE PUBLICATION sync_pub FOR TABLE items");
 
-        var result = await CheckAsync(database, TestSlots.NewName("checks"), tables: [s_items]);
+        var error = await CheckFailsAsync(database, tables: [s_items]);
 
-        Assert.Empty(result.Warnings);
+        Assert.Equal(
+            "Table \"public\".\"items\": its id column \"id\" is not unique: no primary key or unique index is on it alone. Two rows could then share "
+            + "a record id, and the changes of one would be written as the other's (a delete of one would take the other out of its buckets). "
+            + "Register the table with IdColumns [\"tenant\", \"id\"], the columns of its primary key (\"tenant\", \"id\") (its record ids then name one "
+            + "row each); or give the table a primary key or unique index on the id column(s) it is registered with.",
+            Assert.Single(error.Errors));
+
+        // Registered as the message says, it passes.
+        var composite = s_items with { IdColumns = ["tenant", "id"], RequiredColumns = ["tenant", "id", "owner_id", "deleted_at"] };
+        Assert.Empty((await CheckAsync(database, TestSlots.NewName("checks"), tables: [composite])).Warnings);
+    }
+
+    [Fact]
+    public async Task A_composite_id_is_unique_through_a_unique_index_on_some_of_its_columns()
+    {
+        var database = await DatabaseAsync(
+            "CREATE TABLE items (tenant int NOT NULL, id bigint NOT NULL, owner_id text, deleted_at timestamptz)",
+            "CREATE UNIQUE INDEX items_id ON items (id)",
+            "ALTER TABLE items REPLICA IDENTITY FULL",
+            "CREATE PUBLICATION sync_pub FOR TABLE items");
+        var composite = s_items with { IdColumns = ["tenant", "id"] };
+
+        Assert.Empty((await CheckAsync(database, TestSlots.NewName("checks"), tables: [composite])).Warnings);
+    }
+
+    [Fact]
+    public async Task A_composite_id_without_any_key_is_an_error_with_the_statement_that_adds_one()
+    {
+        var database = await DatabaseAsync(
+            "CREATE TABLE items (tenant int, id bigint, owner_id text, deleted_at timestamptz)",
+            "CREATE UNIQUE INDEX items_owner ON items (owner_id)",
+            "CREATE INDEX items_tenant_id ON items (tenant, id)",
+            "CREATE UNIQUE INDEX items_lower ON items (tenant, lower(owner_id))",
+            "ALTER TABLE items REPLICA IDENTITY FULL",
+            "CREATE PUBLICATION sync_pub FOR TABLE items");
+        var composite = s_items with { IdColumns = ["tenant", "id"] };
+
+        var message = Assert.Single((await CheckFailsAsync(database, tables: [composite])).Errors);
+
+        Assert.StartsWith("Table \"public\".\"items\": its record id (columns \"tenant\", \"id\") is not unique: no primary key or unique index is on those columns or some of them.", message, StringComparison.Ordinal);
+        // owner_id may be NULL, so its index is no key to offer.
+        Assert.EndsWith("Give the table a key on the id column(s): ALTER TABLE \"public\".\"items\" ADD PRIMARY KEY (\"tenant\", \"id\") "
+            + "(or CREATE UNIQUE INDEX ON \"public\".\"items\" (\"tenant\", \"id\") with NOT NULL columns), or register the columns of an existing key.", message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("CREATE UNIQUE INDEX items_key ON items (tenant, id) WHERE deleted_at IS NULL", "the unique index \"items_key\" on (\"tenant\", \"id\") is partial")]
+    [InlineData("ALTER TABLE items ADD CONSTRAINT items_key UNIQUE (tenant, id) DEFERRABLE", "the unique index \"items_key\" on (\"tenant\", \"id\") is DEFERRABLE")]
+    [InlineData("CREATE UNIQUE INDEX items_key ON items (tenant, id)", "the unique index \"items_key\" on (\"tenant\", \"id\") allows NULL in \"tenant\", and rows with NULL there are not kept unique")]
+    public async Task A_unique_index_that_does_not_keep_every_row_unique_is_refused_with_its_reason(string index, string reason)
+    {
+        var database = await DatabaseAsync(
+            "CREATE TABLE items (tenant int, id bigint NOT NULL, owner_id text, deleted_at timestamptz)",
+            index,
+            "ALTER TABLE items REPLICA IDENTITY FULL",
+            "CREATE PUBLICATION sync_pub FOR TABLE items");
+        var composite = s_items with { IdColumns = ["tenant", "id"] };
+
+        var message = Assert.Single((await CheckFailsAsync(database, tables: [composite])).Errors);
+
+        Assert.Contains($"is not unique: {reason}", message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_nullable_composite_key_passes_with_nulls_not_distinct_and_a_nullable_single_id_does_not()
+    {
+        var database = await DatabaseAsync(
+            "CREATE TABLE items (tenant int, id bigint, owner_id text, deleted_at timestamptz)",
+            "CREATE UNIQUE INDEX items_key ON items (tenant, id) NULLS NOT DISTINCT",
+            "CREATE UNIQUE INDEX items_id ON items (id)",
+            "ALTER TABLE items REPLICA IDENTITY FULL",
+            "CREATE PUBLICATION sync_pub FOR TABLE items");
+        var composite = s_items with { IdColumns = ["tenant", "id"] };
+
+        Assert.Empty((await CheckAsync(database, TestSlots.NewName("checks"), tables: [composite])).Warnings);
+
+        var message = Assert.Single((await CheckFailsAsync(database, tables: [s_items])).Errors);
+        Assert.Contains("its id column \"id\" is not unique: the unique index \"items_id\" on (\"id\") allows NULL in \"id\", and a NULL id names no record", message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Every_id_column_must_be_in_the_replica_identity()
+    {
+        var database = await DatabaseAsync(
+            "CREATE TABLE items (tenant int NOT NULL, region int NOT NULL, id bigint PRIMARY KEY, owner_id text, deleted_at timestamptz)",
+            "CREATE PUBLICATION sync_pub FOR TABLE items");
+        var composite = s_items with { IdColumns = ["tenant", "region", "id"] };
+
+        var message = Assert.Single((await CheckFailsAsync(database, tables: [composite])).Errors);
+
+        Assert.Equal("The replica identity of table \"public\".\"items\" is its primary key (\"id\"), which does not include the id columns \"tenant\", \"region\", "
+            + "so its deletes carry no id; run ALTER TABLE \"public\".\"items\" REPLICA IDENTITY FULL, or make \"tenant\", \"region\" part of the primary key.", message);
     }
 
     [Fact]
@@ -282,7 +376,7 @@ public sealed class StartupChecksTests(PostgresServerFixture postgres)
     public async Task A_dropped_identity_index_is_an_error()
     {
         var database = await DatabaseAsync(
-            "CREATE TABLE items (id bigint NOT NULL, owner_id text, deleted_at timestamptz)",
+            "CREATE TABLE items (id bigint NOT NULL UNIQUE, owner_id text, deleted_at timestamptz)",
             "CREATE UNIQUE INDEX items_id ON items (id)",
             "ALTER TABLE items REPLICA IDENTITY USING INDEX items_id",
             "DROP INDEX items_id",
@@ -295,16 +389,30 @@ public sealed class StartupChecksTests(PostgresServerFixture postgres)
     }
 
     [Fact]
-    public async Task Replica_identity_full_passes_without_any_key()
+    public async Task Replica_identity_full_passes_without_a_primary_key_when_the_id_is_unique()
     {
         var database = await DatabaseAsync(
-            "CREATE TABLE items (id bigint, owner_id text, deleted_at timestamptz)",
+            "CREATE TABLE items (id bigint NOT NULL UNIQUE, owner_id text, deleted_at timestamptz)",
             "ALTER TABLE items REPLICA IDENTITY FULL",
             "CREATE PUBLICATION sync_pub FOR TABLE items");
 
         var result = await CheckAsync(database, TestSlots.NewName("checks"), tables: [s_items]);
 
         Assert.Empty(result.Warnings);
+    }
+
+    [Fact]
+    public async Task Replica_identity_full_without_any_key_is_an_error_because_the_id_is_not_unique()
+    {
+        var database = await DatabaseAsync(
+            "CREATE TABLE items (id bigint, owner_id text, deleted_at timestamptz)",
+            "ALTER TABLE items REPLICA IDENTITY FULL",
+            "CREATE PUBLICATION sync_pub FOR TABLE items");
+
+        var message = Assert.Single((await CheckFailsAsync(database, tables: [s_items])).Errors);
+
+        Assert.StartsWith("Table \"public\".\"items\": its id column \"id\" is not unique: no primary key or unique index is on it alone.", message, StringComparison.Ordinal);
+        Assert.Contains("ALTER TABLE \"public\".\"items\" ADD PRIMARY KEY (\"id\")", message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -438,14 +546,15 @@ public sealed class StartupChecksTests(PostgresServerFixture postgres)
 
         var error = await CheckFailsAsync(database, "Not Valid", tables: [s_items, s_notes, ghost]);
 
-        Assert.Equal(5, error.Errors.Count);
+        Assert.Equal(6, error.Errors.Count);
         Assert.Contains("Replication slot name 'Not Valid' is invalid", error.Errors[0], StringComparison.Ordinal);
         Assert.Contains("Table \"public\".\"items\" has no column \"owner_id\"", error.Errors[1], StringComparison.Ordinal);
-        Assert.Contains("Table \"public\".\"notes\" has REPLICA IDENTITY NOTHING", error.Errors[2], StringComparison.Ordinal);
-        Assert.Contains("Table \"public\".\"ghosts\" does not exist", error.Errors[3], StringComparison.Ordinal);
-        Assert.Contains("Publication \"sync_pub\" does not exist", error.Errors[4], StringComparison.Ordinal);
-        Assert.EndsWith("CREATE PUBLICATION \"sync_pub\" FOR TABLE \"public\".\"items\", \"public\".\"notes\";", error.Errors[4], StringComparison.Ordinal);
-        Assert.StartsWith("The WAL pipeline cannot start; 5 configuration problems:\n1. ", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Table \"public\".\"notes\": its id column \"id\" is not unique", error.Errors[2], StringComparison.Ordinal);
+        Assert.Contains("Table \"public\".\"notes\" has REPLICA IDENTITY NOTHING", error.Errors[3], StringComparison.Ordinal);
+        Assert.Contains("Table \"public\".\"ghosts\" does not exist", error.Errors[4], StringComparison.Ordinal);
+        Assert.Contains("Publication \"sync_pub\" does not exist", error.Errors[5], StringComparison.Ordinal);
+        Assert.EndsWith("CREATE PUBLICATION \"sync_pub\" FOR TABLE \"public\".\"items\", \"public\".\"notes\";", error.Errors[5], StringComparison.Ordinal);
+        Assert.StartsWith("The WAL pipeline cannot start; 6 configuration problems:\n1. ", error.Message, StringComparison.Ordinal);
         foreach (var message in error.Errors)
             Assert.Contains(message, error.Message, StringComparison.Ordinal);
     }
