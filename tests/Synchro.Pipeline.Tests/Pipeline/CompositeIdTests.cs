@@ -85,6 +85,36 @@ public sealed class CompositeIdTests(PostgresServerFixture postgres)
     }
 
     [Fact]
+    public async Task A_streamed_transaction_keeps_composite_ids_through_its_spill_file()
+    {
+        await using var harness = await PipelineHarness.CreateAsync(postgres, "composite_streamed");
+        await StreamedTransactionTests.LowerDecodingMemoryAsync(harness);
+        await harness.ExecuteAsync(Docs + "ALTER PUBLICATION synchro_pub ADD TABLE docs;");
+        var options = StreamedTransactionTests.Options(harness);
+        options.Tables = new TableRegistry().Add(DocsRegistration());
+        await harness.StartAsync(options);
+
+        // Past 64 kB of changes the server streams the transaction; its changes wait in a spill file until the commit.
+        await harness.ExecuteAsync("""
+            BEGIN;
+            INSERT INTO docs SELECT t, g, 'u' || t FROM generate_series(1, 2) t, generate_series(1, 1500) g ORDER BY t, g;
+            DELETE FROM docs WHERE tenant_id = 2 AND id <= 10;
+            COMMIT;
+            """);
+
+        var rows = await harness.WaitForChangelogAsync(3_010);
+        List<string> expected =
+        [
+            .. from t in Enumerable.Range(1, 2) from g in Enumerable.Range(1, 1500) select $$"""user:u{{t}} docs ["{{t}}","{{g}}"] 1""",
+            .. Enumerable.Range(1, 10).Select(g => $$"""user:u2 docs ["2","{{g}}"] 3"""),
+        ];
+        Assert.Equal(expected, rows);
+        Assert.Equal(1, harness.Pipeline!.SpillStatistics.ReplayedTransactions);
+        Assert.Equal(2_990L, await harness.ScalarAsync<long>("SELECT count(*) FROM sync_bucket_edges"));
+        Assert.Equal(1_500L, await harness.ScalarAsync<long>("""SELECT count(*) FROM sync_bucket_edges WHERE record_id LIKE '["1",%'"""));
+    }
+
+    [Fact]
     public async Task A_composite_parent_chain_finds_each_tenants_parent()
     {
         await using var harness = await PipelineHarness.CreateAsync(postgres, "composite_chain");
