@@ -1,4 +1,5 @@
 using Npgsql;
+using Synchro.Pipeline.Postgres;
 using Synchro.Pipeline.Registry;
 
 namespace Synchro.Pipeline.Buckets;
