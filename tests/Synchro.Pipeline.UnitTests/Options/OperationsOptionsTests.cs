@@ -1,22 +1,12 @@
 using Microsoft.Extensions.Configuration;
-using Synchro.Pipeline.Hosting;
+
+using static Synchro.Pipeline.Tests.Options.OptionsBinding;
 
 namespace Synchro.Pipeline.Tests.Options;
 
 /// <summary>The operations options: configuration keys and validation messages that name the option.</summary>
 public sealed class OperationsOptionsTests
 {
-    private static WalPipelineOptions Bind(params (string Key, string? Value)[] settings)
-    {
-        var section = new ConfigurationBuilder()
-            .AddInMemoryCollection(settings.Select(s => new KeyValuePair<string, string?>(s.Key, s.Value)))
-            .Build()
-            .GetSection(WalPipelineConfiguration.DefaultSectionName);
-        var options = new WalPipelineOptions();
-        WalPipelineConfiguration.Bind(section, options);
-        return options;
-    }
-
     [Fact]
     public void Defaults_keep_heartbeats_at_the_status_interval_and_watch_the_slot_every_10_s()
     {

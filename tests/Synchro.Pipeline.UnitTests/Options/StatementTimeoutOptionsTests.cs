@@ -1,25 +1,15 @@
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Npgsql;
 using Synchro.Pipeline.Hosting;
 using Synchro.Pipeline.Postgres;
+
+using static Synchro.Pipeline.Tests.Options.OptionsBinding;
 
 namespace Synchro.Pipeline.Tests.Options;
 
 /// <summary>The statement timeouts by kind, the bounded retries and the health check's retry bound: defaults, binding, validation, what they set.</summary>
 public sealed class StatementTimeoutOptionsTests
 {
-    private static WalPipelineOptions Bind(params (string Key, string? Value)[] settings)
-    {
-        var section = new ConfigurationBuilder()
-            .AddInMemoryCollection(settings.Select(s => new KeyValuePair<string, string?>(s.Key, s.Value)))
-            .Build()
-            .GetSection(WalPipelineConfiguration.DefaultSectionName);
-        var options = new WalPipelineOptions();
-        WalPipelineConfiguration.Bind(section, options);
-        return options;
-    }
-
     [Fact]
     public void Defaults_are_the_measured_ones_with_their_margin()
     {
