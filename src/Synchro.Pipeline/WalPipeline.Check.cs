@@ -105,6 +105,11 @@ public sealed partial class WalPipeline
             throw new WalPipelineConfigurationException($"Replication slot '{options.SlotName}' does not exist and {nameof(WalPipelineOptions.CreateSlotIfMissing)} is off; create it (SELECT pg_create_logical_replication_slot('{options.SlotName}', 'pgoutput')) or turn the option on.");
         if (await CheckSidecarTablesAsync(connection, changelog, options, tables, cancellationToken).ConfigureAwait(false) is { } published)
             checks = checks with { Warnings = [.. checks.Warnings, published] };
+        if (options.FilterOriginsOnServer && connection.PostgreSqlVersion.Major < OriginOptionSinceVersion)
+        {
+            checks = checks with { Warnings = [.. checks.Warnings, $"{nameof(WalPipelineOptions.FilterOriginsOnServer)} has no effect on PostgreSQL {connection.PostgreSqlVersion.Major}: "
+                + "pgoutput's origin option needs 16 or later. The server sends the pipeline's own changelog writes, and the pipeline leaves them out itself."] };
+        }
         return checks;
     }
 

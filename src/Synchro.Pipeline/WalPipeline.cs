@@ -46,7 +46,6 @@ public sealed partial class WalPipeline : IAsyncDisposable
     private readonly PipelineMetrics _metrics;
     private readonly CommittedPosition _position = new();
     private int _running;
-    private bool _originOptionWarned;
     // The position of an earlier slot, while the slot this start created has not been given it yet (start-up retries).
     private Lsn? _slotMovePending;
 
@@ -226,12 +225,6 @@ public sealed partial class WalPipeline : IAsyncDisposable
             WalReceiverStatusInterval = _options.StatusInterval,
         };
         await replication.Open(cancellationToken).ConfigureAwait(false);
-        if (_options.FilterOriginsOnServer && replication.PostgreSqlVersion.Major < OriginOptionSinceVersion && !_originOptionWarned)
-        {
-            _originOptionWarned = true;
-            LogStartupWarning(_logger, $"FilterOriginsOnServer has no effect on PostgreSQL {replication.PostgreSqlVersion.Major}: pgoutput's origin option needs 16 or later. "
-                + "The server sends the pipeline's own changelog writes, and the pipeline leaves them out itself.");
-        }
 
         // Invariant 8, at every run: a reconnect may reach another server (a failover), or find the changelog restored.
         var found = await VerifyPositionAsync(replication, cancellationToken).ConfigureAwait(false);
