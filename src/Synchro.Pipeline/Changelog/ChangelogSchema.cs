@@ -15,8 +15,8 @@ namespace Synchro.Pipeline.Changelog;
 /// </remarks>
 public static class ChangelogSchema
 {
-    /// <summary>The sidecar tables <see cref="EnsureAsync"/> creates: the Go reference's four, then <c>sync_prepared_transactions</c> (two-phase transactions awaiting their outcome) and <c>sync_transaction_skips</c> (a transaction an operator asked to skip).</summary>
-    public static IReadOnlyList<string> TableNames { get; } = ["sync_changelog", "sync_bucket_edges", "sync_wal_position", "sync_rule_failures", "sync_prepared_transactions", "sync_transaction_skips"];
+    /// <summary>The sidecar tables <see cref="EnsureAsync"/> creates: the Go reference's four, then <c>sync_prepared_transactions</c> (two-phase transactions awaiting their outcome) <c>sync_transaction_skips</c> (a transaction an operator asked to skip) and <c>sync_bucket_horizons</c> (where compaction removed deletes, per bucket).</summary>
+    public static IReadOnlyList<string> TableNames { get; } = ["sync_changelog", "sync_bucket_edges", "sync_wal_position", "sync_rule_failures", "sync_prepared_transactions", "sync_transaction_skips", "sync_bucket_horizons"];
 
     // Invariant: every statement is idempotent, so a database this already migrated is left unchanged, and one the
     // synchro reference migrated only gains the source columns of sync_wal_position. One batch command per statement, because a
@@ -40,7 +40,8 @@ public static class ChangelogSchema
         )
         """,
         "CREATE INDEX IF NOT EXISTS idx_sync_changelog_bucket_seq ON sync_changelog (bucket_id, seq)",
-        "CREATE INDEX IF NOT EXISTS idx_sync_changelog_record ON sync_changelog (table_name, record_id)",
+        // The reference's (table_name, record_id) index serves no read, compaction or write path and costs every insert.
+        "DROP INDEX IF EXISTS idx_sync_changelog_record",
         """
         CREATE TABLE IF NOT EXISTS sync_bucket_edges (
             table_name TEXT COLLATE pg_catalog."C" NOT NULL,
@@ -99,6 +100,15 @@ public static class ChangelogSchema
             PRIMARY KEY (slot_name, gid, chunk)
         )
         """,
+        // Ours: per bucket, the highest seq of a delete row compaction removed; a reader whose cursor is below it must resync
+        // the bucket (docs/changelog.md). Written in the same transaction as the removal.
+        """
+        CREATE TABLE IF NOT EXISTS sync_bucket_horizons (
+            bucket_id TEXT COLLATE pg_catalog."C" PRIMARY KEY,
+            horizon_seq BIGINT NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL DEFAULT pg_catalog.now()
+        )
+        """,
         // Ours: the one transaction per slot an operator asked the pipeline to skip (synchro-pipeline skip --lsn).
         """
         CREATE TABLE IF NOT EXISTS sync_transaction_skips (
@@ -113,7 +123,7 @@ public static class ChangelogSchema
     // the statements: a statement that adds an object adds its name here.
     private static readonly string[] s_relations =
     [
-        .. TableNames, "idx_sync_changelog_bucket_seq", "idx_sync_changelog_record", "idx_sync_bucket_edges_bucket", "idx_sync_rule_failures_created",
+        .. TableNames, "idx_sync_changelog_bucket_seq", "idx_sync_bucket_edges_bucket", "idx_sync_rule_failures_created",
     ];
 
     private static readonly string[] s_positionSourceColumns = ["source_system_id", "source_timeline", "source_database_oid", "source_database"];
@@ -171,7 +181,8 @@ public static class ChangelogSchema
     /// <list type="bullet">
     /// <item><c>sync_changelog</c> (<c>seq BIGSERIAL</c> primary key, <c>bucket_id</c>, <c>table_name</c>,
     /// <c>record_id</c> text, <c>operation SMALLINT</c>, <c>created_at</c>) with indexes on
-    /// <c>(bucket_id, seq)</c> and <c>(table_name, record_id)</c>: the ordered log clients pull;</item>
+    /// <c>(bucket_id, seq)</c>: the ordered log clients pull (the reference's <c>(table_name, record_id)</c> index is
+    /// dropped: nothing reads by it, and it cost every write);</item>
     /// <item><c>sync_bucket_edges</c> (<c>table_name</c>, <c>record_id</c>, <c>bucket_id</c>, <c>updated_at</c>),
     /// primary key <c>(table_name, record_id, bucket_id)</c>, index on <c>(bucket_id, table_name, record_id)</c>:
     /// which record is in which bucket now;</item>
@@ -185,7 +196,9 @@ public static class ChangelogSchema
     /// <c>created_at</c>), primary key <c>(slot_name, gid, chunk)</c>: the decoded changes of prepared (two-phase)
     /// transactions until their COMMIT or ROLLBACK PREPARED;</item>
     /// <item><c>sync_transaction_skips</c> (<c>slot_name</c> primary key, <c>commit_lsn BIGINT</c>, <c>requested_at</c>):
-    /// the transaction an operator asked to skip, until the pipeline has skipped it.</item>
+    /// the transaction an operator asked to skip, until the pipeline has skipped it;</item>
+    /// <item><c>sync_bucket_horizons</c> (<c>bucket_id</c> primary key, <c>horizon_seq BIGINT</c>, <c>updated_at</c>): per
+    /// bucket, the highest <c>seq</c> of a delete row compaction removed; a reader behind it resyncs the bucket.</item>
     /// </list>
     /// </para>
     /// <para>

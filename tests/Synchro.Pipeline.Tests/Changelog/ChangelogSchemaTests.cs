@@ -24,6 +24,9 @@ public sealed class ChangelogSchemaTests(PostgresServerFixture postgres)
         "sync_bucket_edges|record_id|text|NO|NULL|C",
         "sync_bucket_edges|bucket_id|text|NO|NULL|C",
         "sync_bucket_edges|updated_at|timestamp with time zone|NO|now()|NULL",
+        "sync_bucket_horizons|bucket_id|text|NO|NULL|C",
+        "sync_bucket_horizons|horizon_seq|bigint|NO|NULL|NULL",
+        "sync_bucket_horizons|updated_at|timestamp with time zone|NO|now()|NULL",
         "sync_changelog|seq|bigint|NO|nextval('sync_changelog_seq_seq'::regclass)|NULL",
         "sync_changelog|bucket_id|text|NO|NULL|C",
         "sync_changelog|table_name|text|NO|NULL|C",
@@ -58,9 +61,9 @@ public sealed class ChangelogSchemaTests(PostgresServerFixture postgres)
     [
         "idx_sync_bucket_edges_bucket|CREATE INDEX idx_sync_bucket_edges_bucket ON public.sync_bucket_edges USING btree (bucket_id, table_name, record_id)",
         "idx_sync_changelog_bucket_seq|CREATE INDEX idx_sync_changelog_bucket_seq ON public.sync_changelog USING btree (bucket_id, seq)",
-        "idx_sync_changelog_record|CREATE INDEX idx_sync_changelog_record ON public.sync_changelog USING btree (table_name, record_id)",
         "idx_sync_rule_failures_created|CREATE INDEX idx_sync_rule_failures_created ON public.sync_rule_failures USING btree (created_at)",
         "sync_bucket_edges_pkey|CREATE UNIQUE INDEX sync_bucket_edges_pkey ON public.sync_bucket_edges USING btree (table_name, record_id, bucket_id)",
+        "sync_bucket_horizons_pkey|CREATE UNIQUE INDEX sync_bucket_horizons_pkey ON public.sync_bucket_horizons USING btree (bucket_id)",
         "sync_changelog_pkey|CREATE UNIQUE INDEX sync_changelog_pkey ON public.sync_changelog USING btree (seq)",
         "sync_prepared_transactions_pkey|CREATE UNIQUE INDEX sync_prepared_transactions_pkey ON public.sync_prepared_transactions USING btree (slot_name, gid, chunk)",
         "sync_rule_failures_pkey|CREATE UNIQUE INDEX sync_rule_failures_pkey ON public.sync_rule_failures USING btree (id)",
@@ -76,7 +79,7 @@ public sealed class ChangelogSchemaTests(PostgresServerFixture postgres)
 
         await ChangelogSchema.EnsureAsync(connection);
 
-        Assert.Equal(["sync_bucket_edges", "sync_changelog", "sync_prepared_transactions", "sync_rule_failures", "sync_transaction_skips", "sync_wal_position"], await SidecarDatabase.RowsAsync(connection, TablesSql));
+        Assert.Equal(["sync_bucket_edges", "sync_bucket_horizons", "sync_changelog", "sync_prepared_transactions", "sync_rule_failures", "sync_transaction_skips", "sync_wal_position"], await SidecarDatabase.RowsAsync(connection, TablesSql));
         Assert.Equal(s_expectedColumns, await SidecarDatabase.RowsAsync(connection, ColumnsSql));
         Assert.Equal(s_expectedIndexes, await SidecarDatabase.RowsAsync(connection, IndexesSql));
     }
@@ -134,6 +137,22 @@ public sealed class ChangelogSchemaTests(PostgresServerFixture postgres)
 
         Assert.Equal(s_expectedColumns, await SidecarDatabase.RowsAsync(connection, ColumnsSql));
         Assert.Equal(new PersistedPosition(new Synchro.Pipeline.Protocol.Lsn(123456), null), await ChangelogStore.LoadPersistedPositionAsync(connection, "synchro", default));
+    }
+
+    [Fact]
+    public async Task A_migration_drops_the_references_record_index_and_keeps_the_rows()
+    {
+        var connectionString = await postgres.CreateDatabaseAsync("schema_reference_record_index");
+        await using var connection = await SidecarDatabase.OpenAsync(connectionString);
+        await ChangelogSchema.EnsureAsync(connection);
+        // A changelog an older version (or the Go reference) created, with its (table_name, record_id) index.
+        await SidecarDatabase.ExecuteAsync(connection, "CREATE INDEX idx_sync_changelog_record ON sync_changelog (table_name, record_id)");
+        await SidecarDatabase.ExecuteAsync(connection, "INSERT INTO sync_changelog (bucket_id, table_name, record_id, operation) VALUES ('global', 'public.t', '1', 1)");
+
+        await ChangelogSchema.EnsureAsync(connection);
+
+        Assert.Equal(s_expectedIndexes, await SidecarDatabase.RowsAsync(connection, IndexesSql));
+        Assert.Equal(1, await SidecarDatabase.CountAsync(connection, "sync_changelog"));
     }
 
     [Fact]
