@@ -15,6 +15,9 @@ public sealed partial class ChangelogReader
 
     private readonly string _changesSql;
 
+    /// <summary>The statement of a read pass, for the plan tests.</summary>
+    internal string ChangesStatement => _changesSql;
+
     /// <summary>
     /// The changelog rows of <paramref name="buckets"/> after <paramref name="cursor"/>, in <c>seq</c> order, at most
     /// <paramref name="limit"/>; or, when some of the buckets cannot be continued from the cursor, which ones to resync.

@@ -8,6 +8,9 @@ public sealed partial class ChangelogReader
 {
     private readonly string _snapshotSql;
 
+    /// <summary>The statement of a snapshot page, for the plan tests.</summary>
+    internal string SnapshotStatement => _snapshotSql;
+
     /// <summary>
     /// A page of the current members of <paramref name="buckets"/> (their rows of <c>sync_bucket_edges</c>), to start a
     /// client from or to resync buckets: keyset-paged by bucket, table name and record id.
