@@ -191,16 +191,17 @@ public sealed partial class ChangelogReader
     private async Task<ChangesHeader> FetchChangesAsync(NpgsqlConnection connection, string[] ids, long[] after, int[] passBuckets, int perBucket,
         long upTo, long cursorMax, ChangelogRows rows, int[] fetched, long[] readTo, char[] scratch, CancellationToken cancellationToken)
     {
-        var command = Command(connection, _changesSql);
-        await using (command.ConfigureAwait(false))
+        var batch = Batch(connection, _changesSql);
+        await using (batch.ConfigureAwait(false))
         {
+            var command = batch.BatchCommands[1];
             command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = ids, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
             command.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = after, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint });
             command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = perBucket });
             command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = upTo });
             command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _changelogTable });
             command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = cursorMax });
-            var reader = await command.ExecuteReaderAsync(s_behavior, cancellationToken).ConfigureAwait(false);
+            var reader = await ExecuteAsync(batch, cancellationToken).ConfigureAwait(false);
             await using (reader.ConfigureAwait(false))
             {
                 ChangesHeader? header = null;
@@ -237,8 +238,9 @@ public sealed partial class ChangelogReader
     // $1 bucket ids, $2 each one's position, $3 rows per bucket, $4 the highest seq to read, $5 the changelog table's name
     // for its sequence, $6 the cursor's highest position. One statement, so one snapshot: the high-water mark, the
     // horizons and the rows agree. The header row (ordinal 0) comes with the rows; rows are read only when no bucket
-    // needs a resync and the cursor is not ahead of the sequence (a one-time filter). Per bucket, an index range scan of
-    // (bucket_id, seq), at most $3 rows.
+    // needs a resync and the cursor is not ahead of the sequence (a one-time filter). Per bucket, a primary key probe of
+    // its horizon (a scalar subquery, which the planner keeps per bucket) and an index range scan of (bucket_id, seq), at
+    // most $3 rows.
     private static string ChangesSql(string schema) => $"""
         WITH b AS MATERIALIZED (
             SELECT u.bucket_id, u.after, u.ord::int4 AS ord
@@ -247,7 +249,7 @@ public sealed partial class ChangelogReader
             SELECT (SELECT COALESCE(pg_catalog.max(c.seq), 0) FROM {schema}.sync_changelog c) AS high,
                    COALESCE(pg_catalog.pg_sequence_last_value(pg_catalog.pg_get_serial_sequence($5, 'seq')::pg_catalog.regclass), 0) AS last,
                    ARRAY(SELECT b.ord FROM b
-                         WHERE EXISTS (SELECT FROM {schema}.sync_bucket_horizons h WHERE h.bucket_id = b.bucket_id AND h.horizon_seq > b.after)
+                         WHERE (SELECT h.horizon_seq FROM {schema}.sync_bucket_horizons h WHERE h.bucket_id = b.bucket_id) > b.after
                          ORDER BY b.ord) AS passed)
         SELECT 0, s.high, NULL::text, NULL::text, NULL::int2, s.last, s.passed FROM s
         UNION ALL

@@ -91,15 +91,16 @@ public sealed partial class ChangelogReader
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using (connection.ConfigureAwait(false))
             {
-                var command = Command(connection, _snapshotSql);
-                await using (command.ConfigureAwait(false))
+                var batch = Batch(connection, _snapshotSql);
+                await using (batch.ConfigureAwait(false))
                 {
+                    var command = batch.BatchCommands[1];
                     command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = ids, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
                     command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = afterTable, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
                     command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = afterRecord, NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
                     // One more than the page holds tells whether another page follows.
                     command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit + 1 });
-                    var reader = await command.ExecuteReaderAsync(s_behavior, cancellationToken).ConfigureAwait(false);
+                    var reader = await ExecuteAsync(batch, cancellationToken).ConfigureAwait(false);
                     await using (reader.ConfigureAwait(false))
                     {
                         var previous = 0;
@@ -164,8 +165,8 @@ public sealed partial class ChangelogReader
     private static string SnapshotSql(string schema) => $"""
         SELECT 0, GREATEST(
                    (SELECT COALESCE(pg_catalog.max(c.seq), 0) FROM {schema}.sync_changelog c),
-                   (SELECT COALESCE(pg_catalog.max(h.horizon_seq), 0) FROM pg_catalog.unnest($1::text[]) AS u(bucket_id)
-                    JOIN {schema}.sync_bucket_horizons h ON h.bucket_id = u.bucket_id)),
+                   (SELECT COALESCE(pg_catalog.max((SELECT h.horizon_seq FROM {schema}.sync_bucket_horizons h WHERE h.bucket_id = u.bucket_id)), 0)
+                    FROM pg_catalog.unnest($1::text[]) AS u(bucket_id))),
                NULL::text, NULL::text
         UNION ALL
         (SELECT b.ord::int4, NULL::int8, e.table_name, e.record_id

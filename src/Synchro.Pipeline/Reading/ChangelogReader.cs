@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Data;
 using System.Globalization;
 using Npgsql;
 using Synchro.Pipeline.Changelog;
@@ -96,12 +95,30 @@ public sealed partial class ChangelogReader
     private async Task<NpgsqlConnection> OpenAsync(CancellationToken cancellationToken)
         => await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
 
-    private NpgsqlCommand Command(NpgsqlConnection connection, string sql)
+    // Planner settings of the reads, local to the batch's transaction (a batch runs in one implicit transaction). A bucket
+    // id is a parameter, so the planner estimates every bucket at the average size; where that is below a page it
+    // would rather read the whole bucket with a bitmap scan and sort it, which for a hot bucket is the whole backlog per
+    // page. Without bitmap scans the ordered index range scan is the only cheap plan left.
+    internal const string PlannerSettings = "SELECT pg_catalog.set_config('enable_bitmapscan', 'off', true)";
+
+    /// <summary>A batch of the planner settings and <paramref name="sql"/>; add the statement's parameters to <see cref="NpgsqlBatch.BatchCommands"/>[1].</summary>
+    private NpgsqlBatch Batch(NpgsqlConnection connection, string sql)
     {
-        var command = new NpgsqlCommand(sql, connection);
+        var batch = new NpgsqlBatch(connection)
+        {
+            BatchCommands = { new NpgsqlBatchCommand(PlannerSettings), new NpgsqlBatchCommand(sql) },
+        };
         if (_commandTimeoutSeconds is { } seconds)
-            command.CommandTimeout = seconds;
-        return command;
+            batch.Timeout = seconds;
+        return batch;
+    }
+
+    /// <summary>Runs <paramref name="batch"/> and moves its reader to the statement's rows.</summary>
+    private static async Task<NpgsqlDataReader> ExecuteAsync(NpgsqlBatch batch, CancellationToken cancellationToken)
+    {
+        var reader = await batch.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        return reader;
     }
 
     /// <summary>A server error of a read as an exception that says what to do, or null to rethrow it as it is.</summary>
@@ -130,6 +147,4 @@ public sealed partial class ChangelogReader
             reader.GetChars(ordinal, 0, scratch, 0, length);
         return scratch;
     }
-
-    private static readonly CommandBehavior s_behavior = CommandBehavior.SingleResult;
 }
