@@ -67,7 +67,7 @@ public sealed partial class ChangelogReader
     {
         var n = buckets.Count;
         var rows = ChangelogRows.Rent();
-        var scratch = ArrayPool<char>.Shared.Rent(256);
+        var scratch = ArrayPool<char>.Shared.Rent(TableNameCache.MaxNameLength);
         // Per bucket (index in buckets): rows fetched in its last pass, and the seq read up to.
         var fetched = ArrayPool<int>.Shared.Rent(n);
         var readTo = ArrayPool<long>.Shared.Rent(n);
@@ -103,7 +103,6 @@ public sealed partial class ChangelogReader
                     // mark, where nothing new can commit, so the passes together read one consistent prefix.
                     var header = await FetchChangesAsync(connection, ids, after, passBuckets, perBucket, pass == 0 ? long.MaxValue : high,
                         pass == 0 ? cursor.MaxPosition : 0, rows, fetched, readTo, scratch, cancellationToken).ConfigureAwait(false);
-                    scratch = header.Scratch;
                     if (pass == 0)
                     {
                         if (header.SequenceLastValue < cursor.MaxPosition)
@@ -186,7 +185,7 @@ public sealed partial class ChangelogReader
         return picked;
     }
 
-    private readonly record struct ChangesHeader(long HighWaterMark, long SequenceLastValue, int[] HorizonPassed, char[] Scratch);
+    private readonly record struct ChangesHeader(long HighWaterMark, long SequenceLastValue, int[] HorizonPassed);
 
     private async Task<ChangesHeader> FetchChangesAsync(NpgsqlConnection connection, string[] ids, long[] after, int[] passBuckets, int perBucket,
         long upTo, long cursorMax, ChangelogRows rows, int[] fetched, long[] readTo, char[] scratch, CancellationToken cancellationToken)
@@ -214,13 +213,12 @@ public sealed partial class ChangelogReader
                         var passed = reader.GetFieldValue<int[]>(6);
                         for (var i = 0; i < passed.Length; i++)
                             passed[i] = passBuckets[passed[i] - 1] + 1;
-                        header = new ChangesHeader(reader.GetInt64(1), reader.GetInt64(5), passed, scratch);
+                        header = new ChangesHeader(reader.GetInt64(1), reader.GetInt64(5), passed);
                         continue;
                     }
                     var bucket = passBuckets[ordinal - 1];
                     var seq = reader.GetInt64(1);
-                    scratch = ReadChars(reader, 2, scratch, out var tableLength);
-                    var row = rows.Add(seq, bucket, reader.GetInt16(4), _tables.Get(scratch.AsSpan(0, tableLength)));
+                    var row = rows.Add(seq, bucket, reader.GetInt16(4), TableName(reader, 2, scratch));
                     var idLength = (int)reader.GetChars(3, 0, null, 0, 0);
                     var start = rows.ReserveChars(row, idLength);
                     if (idLength > 0)
@@ -228,9 +226,7 @@ public sealed partial class ChangelogReader
                     fetched[bucket]++;
                     readTo[bucket] = Math.Max(readTo[bucket], seq);
                 }
-                return header is { } h
-                    ? h with { Scratch = scratch }
-                    : throw new InvalidOperationException("The changelog read returned no header row; this is a bug in the reader.");
+                return header ?? throw new InvalidOperationException("The changelog read returned no header row; this is a bug in the reader.");
             }
         }
     }

@@ -85,7 +85,7 @@ public sealed partial class ChangelogReader
         var members = new List<BucketMember>(Math.Min(limit, 1_024));
         var position = after?.Position ?? -1;
         var more = false;
-        var scratch = ArrayPool<char>.Shared.Rent(256);
+        var scratch = ArrayPool<char>.Shared.Rent(TableNameCache.MaxNameLength);
         try
         {
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
@@ -122,8 +122,7 @@ public sealed partial class ChangelogReader
                                 more = true;
                                 break;
                             }
-                            scratch = ReadChars(reader, 2, scratch, out var tableLength);
-                            members.Add(new BucketMember(ids[ordinal - 1], _tables.Get(scratch.AsSpan(0, tableLength)), reader.GetString(3)));
+                            members.Add(new BucketMember(ids[ordinal - 1], TableName(reader, 2, scratch), reader.GetString(3)));
                         }
                     }
                 }

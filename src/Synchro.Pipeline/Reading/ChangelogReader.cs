@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Globalization;
 using Npgsql;
 using Synchro.Pipeline.Changelog;
@@ -135,16 +134,14 @@ public sealed partial class ChangelogReader
         };
     }
 
-    private static char[] ReadChars(NpgsqlDataReader reader, int ordinal, char[] scratch, out int length)
+    /// <summary>The table name in column <paramref name="ordinal"/>, from the cache: read into <paramref name="scratch"/>, allocated only the first time.</summary>
+    private string TableName(NpgsqlDataReader reader, int ordinal, char[] scratch)
     {
-        length = (int)reader.GetChars(ordinal, 0, null, 0, 0);
+        var length = (int)reader.GetChars(ordinal, 0, null, 0, 0);
+        // A schema-qualified name is at most 127 characters: longer ones are not expected, and are read as strings.
         if (length > scratch.Length)
-        {
-            ArrayPool<char>.Shared.Return(scratch);
-            scratch = ArrayPool<char>.Shared.Rent(length);
-        }
-        if (length > 0)
-            reader.GetChars(ordinal, 0, scratch, 0, length);
-        return scratch;
+            return _tables.Get(reader.GetString(ordinal));
+        reader.GetChars(ordinal, 0, scratch, 0, length);
+        return _tables.Get(scratch.AsSpan(0, length));
     }
 }
