@@ -7,7 +7,7 @@ namespace Synchro.Pipeline.Reading;
 public sealed partial class ChangelogReader
 {
     // Rows asked of each bucket in a pass: at least this many, so a pass over a few buckets is not a trickle.
-    private const int MinRowsPerBucket = 16;
+    private const int MinRowsPerBucket = 4;
 
     // Passes per page: each reads only the buckets the previous one cut off, so a page's work stays bounded by about
     // MaxPasses × (2 × limit + MinRowsPerBucket × buckets) rows, whatever the backlog.
@@ -67,7 +67,7 @@ public sealed partial class ChangelogReader
     {
         var n = buckets.Count;
         var rows = ChangelogRows.Rent();
-        var scratch = ArrayPool<char>.Shared.Rent(TableNameCache.MaxNameLength);
+        var scratch = new TextScratch();
         // Per bucket (index in buckets): rows fetched in its last pass, and the seq read up to.
         var fetched = ArrayPool<int>.Shared.Rent(n);
         var readTo = ArrayPool<long>.Shared.Rent(n);
@@ -148,7 +148,7 @@ public sealed partial class ChangelogReader
         }
         finally
         {
-            ArrayPool<char>.Shared.Return(scratch);
+            scratch.Return();
             ArrayPool<int>.Shared.Return(fetched);
             ArrayPool<long>.Shared.Return(readTo);
             if (!handedOver)
@@ -188,7 +188,7 @@ public sealed partial class ChangelogReader
     private readonly record struct ChangesHeader(long HighWaterMark, long SequenceLastValue, int[] HorizonPassed);
 
     private async Task<ChangesHeader> FetchChangesAsync(NpgsqlConnection connection, string[] ids, long[] after, int[] passBuckets, int perBucket,
-        long upTo, long cursorMax, ChangelogRows rows, int[] fetched, long[] readTo, char[] scratch, CancellationToken cancellationToken)
+        long upTo, long cursorMax, ChangelogRows rows, int[] fetched, long[] readTo, TextScratch scratch, CancellationToken cancellationToken)
     {
         var batch = Batch(connection, _changesSql);
         await using (batch.ConfigureAwait(false))
@@ -219,10 +219,7 @@ public sealed partial class ChangelogReader
                     var bucket = passBuckets[ordinal - 1];
                     var seq = reader.GetInt64(1);
                     var row = rows.Add(seq, bucket, reader.GetInt16(4), TableName(reader, 2, scratch));
-                    var idLength = (int)reader.GetChars(3, 0, null, 0, 0);
-                    var start = rows.ReserveChars(row, idLength);
-                    if (idLength > 0)
-                        reader.GetChars(3, 0, rows.Chars, start, idLength);
+                    rows.SetRecordId(row, scratch.Utf8(reader, 3));
                     fetched[bucket]++;
                     readTo[bucket] = Math.Max(readTo[bucket], seq);
                 }
@@ -233,7 +230,7 @@ public sealed partial class ChangelogReader
 
     // $1 bucket ids, $2 each one's position, $3 rows per bucket, $4 the highest seq to read, $5 the changelog table's name
     // for its sequence, $6 the cursor's highest position. One statement, so one snapshot: the high-water mark, the
-    // horizons and the rows agree. The header row (ordinal 0) comes with the rows; rows are read only when no bucket
+    // horizons and the rows agree. Names and ids come as UTF-8 bytea, which the reader decodes into pooled buffers. The header row (ordinal 0) comes with the rows; rows are read only when no bucket
     // needs a resync and the cursor is not ahead of the sequence (a one-time filter). Per bucket, a primary key probe of
     // its horizon (a scalar subquery, which the planner keeps per bucket) and an index range scan of (bucket_id, seq), at
     // most $3 rows.
@@ -247,9 +244,9 @@ public sealed partial class ChangelogReader
                    ARRAY(SELECT b.ord FROM b
                          WHERE (SELECT h.horizon_seq FROM {schema}.sync_bucket_horizons h WHERE h.bucket_id = b.bucket_id) > b.after
                          ORDER BY b.ord) AS passed)
-        SELECT 0, s.high, NULL::text, NULL::text, NULL::int2, s.last, s.passed FROM s
+        SELECT 0, s.high, NULL::bytea, NULL::bytea, NULL::int2, s.last, s.passed FROM s
         UNION ALL
-        SELECT b.ord, c.seq, c.table_name, c.record_id, c.operation, NULL::int8, NULL::int4[]
+        SELECT b.ord, c.seq, pg_catalog.convert_to(c.table_name, 'UTF8'), pg_catalog.convert_to(c.record_id, 'UTF8'), c.operation, NULL::int8, NULL::int4[]
         FROM b CROSS JOIN LATERAL (
             SELECT c.seq, c.table_name, c.record_id, c.operation FROM {schema}.sync_changelog c
             WHERE c.bucket_id = b.bucket_id AND c.seq > b.after AND c.seq <= $4

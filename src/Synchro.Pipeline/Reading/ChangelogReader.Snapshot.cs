@@ -85,7 +85,7 @@ public sealed partial class ChangelogReader
         var members = new List<BucketMember>(Math.Min(limit, 1_024));
         var position = after?.Position ?? -1;
         var more = false;
-        var scratch = ArrayPool<char>.Shared.Rent(TableNameCache.MaxNameLength);
+        var scratch = new TextScratch();
         try
         {
             var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
@@ -130,7 +130,7 @@ public sealed partial class ChangelogReader
         }
         finally
         {
-            ArrayPool<char>.Shared.Return(scratch);
+            scratch.Return();
         }
         if (position < 0)
             throw new InvalidOperationException("The snapshot read returned no position; this is a bug in the reader.");
@@ -166,9 +166,9 @@ public sealed partial class ChangelogReader
                    (SELECT COALESCE(pg_catalog.max(c.seq), 0) FROM {schema}.sync_changelog c),
                    (SELECT COALESCE(pg_catalog.max((SELECT h.horizon_seq FROM {schema}.sync_bucket_horizons h WHERE h.bucket_id = u.bucket_id)), 0)
                     FROM pg_catalog.unnest($1::text[]) AS u(bucket_id))),
-               NULL::text, NULL::text
+               NULL::bytea, NULL::text
         UNION ALL
-        (SELECT b.ord::int4, NULL::int8, e.table_name, e.record_id
+        (SELECT b.ord::int4, NULL::int8, pg_catalog.convert_to(e.table_name, 'UTF8'), e.record_id
          FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[])) WITH ORDINALITY AS b(bucket_id, after_table, after_record, ord)
          CROSS JOIN LATERAL (
              SELECT e.table_name, e.record_id FROM {schema}.sync_bucket_edges e

@@ -134,14 +134,6 @@ public sealed partial class ChangelogReader
         };
     }
 
-    /// <summary>The table name in column <paramref name="ordinal"/>, from the cache: read into <paramref name="scratch"/>, allocated only the first time.</summary>
-    private string TableName(NpgsqlDataReader reader, int ordinal, char[] scratch)
-    {
-        var length = (int)reader.GetChars(ordinal, 0, null, 0, 0);
-        // A schema-qualified name is at most 127 characters: longer ones are not expected, and are read as strings.
-        if (length > scratch.Length)
-            return _tables.Get(reader.GetString(ordinal));
-        reader.GetChars(ordinal, 0, scratch, 0, length);
-        return _tables.Get(scratch.AsSpan(0, length));
-    }
+    /// <summary>The table name in column <paramref name="ordinal"/> (UTF-8 <c>bytea</c>), from the cache: allocated only the first time.</summary>
+    private string TableName(NpgsqlDataReader reader, int ordinal, TextScratch scratch) => _tables.Get(scratch.Chars(reader, ordinal));
 }

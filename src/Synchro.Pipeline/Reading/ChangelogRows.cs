@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Text;
 
 namespace Synchro.Pipeline.Reading;
 
@@ -38,16 +39,16 @@ internal sealed class ChangelogRows
         return row;
     }
 
-    /// <summary>Room for <paramref name="length"/> characters at the end of <see cref="Chars"/>, for the record id of <paramref name="row"/>; returns where.</summary>
-    public int ReserveChars(int row, int length)
+    /// <summary>Decodes <paramref name="utf8"/> to the end of <see cref="Chars"/> as the record id of <paramref name="row"/>.</summary>
+    public void SetRecordId(int row, ReadOnlySpan<byte> utf8)
     {
-        if (CharCount + length > Chars.Length)
-            Chars = Grow(Chars, Math.Max(InitialChars, Math.Max(Chars.Length * 2, CharCount + length)), CharCount);
-        var start = CharCount;
-        IdStart[row] = start;
-        IdLength[row] = length;
-        CharCount += length;
-        return start;
+        // UTF-8 never takes fewer bytes than UTF-16 takes characters.
+        if (CharCount + utf8.Length > Chars.Length)
+            Chars = Grow(Chars, Math.Max(InitialChars, Math.Max(Chars.Length * 2, CharCount + utf8.Length)), CharCount);
+        var count = Encoding.UTF8.GetChars(utf8, Chars.AsSpan(CharCount));
+        IdStart[row] = CharCount;
+        IdLength[row] = count;
+        CharCount += count;
     }
 
     public ReadOnlySpan<char> RecordId(int row) => Chars.AsSpan(IdStart[row], IdLength[row]);

@@ -11,9 +11,6 @@ internal sealed class TableNameCache
     /// <summary>Far more tables than a pipeline registers; bounds memory if rows name tables that come and go.</summary>
     public const int Capacity = 1_024;
 
-    /// <summary>The longest table name read without allocating: a schema-qualified name is at most 63 + 1 + 63 characters.</summary>
-    public const int MaxNameLength = 256;
-
     private readonly ConcurrentDictionary<string, string> _names = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, string>.AlternateLookup<ReadOnlySpan<char>> _lookup;
 
