@@ -230,17 +230,21 @@ public sealed partial class ChangelogReader
 
     // $1 bucket ids, $2 each one's position, $3 rows per bucket, $4 the highest seq to read, $5 the changelog table's name
     // for its sequence, $6 the cursor's highest position. One statement, so one snapshot: the high-water mark, the
-    // horizons and the rows agree. Names and ids come as UTF-8 bytea, which the reader decodes into pooled buffers. The header row (ordinal 0) comes with the rows; rows are read only when no bucket
+    // horizons and the rows agree. The header row (ordinal 0) comes with the rows; rows are read only when no bucket
     // needs a resync and the cursor is not ahead of the sequence (a one-time filter). Per bucket, a primary key probe of
     // its horizon (a scalar subquery, which the planner keeps per bucket) and an index range scan of (bucket_id, seq), at
-    // most $3 rows.
+    // most $3 rows. Names and ids come as UTF-8 bytea, decoded into pooled buffers. A seq column without an owned
+    // sequence (not the pipeline's schema) cannot tell a cursor ahead: that check is skipped rather than sending every
+    // client into a resync.
     private static string ChangesSql(string schema) => $"""
         WITH b AS MATERIALIZED (
             SELECT u.bucket_id, u.after, u.ord::int4 AS ord
             FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::int8[])) WITH ORDINALITY AS u(bucket_id, after, ord)),
         s AS MATERIALIZED (
             SELECT (SELECT COALESCE(pg_catalog.max(c.seq), 0) FROM {schema}.sync_changelog c) AS high,
-                   COALESCE(pg_catalog.pg_sequence_last_value(pg_catalog.pg_get_serial_sequence($5, 'seq')::pg_catalog.regclass), 0) AS last,
+                   (SELECT CASE WHEN q.name IS NULL THEN 9223372036854775807
+                                ELSE COALESCE(pg_catalog.pg_sequence_last_value(q.name::pg_catalog.regclass), 0) END
+                    FROM (SELECT pg_catalog.pg_get_serial_sequence($5, 'seq') AS name) q) AS last,
                    ARRAY(SELECT b.ord FROM b
                          WHERE (SELECT h.horizon_seq FROM {schema}.sync_bucket_horizons h WHERE h.bucket_id = b.bucket_id) > b.after
                          ORDER BY b.ord) AS passed)
