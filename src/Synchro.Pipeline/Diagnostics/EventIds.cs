@@ -164,4 +164,18 @@ internal static class EventIds
 
     /// <summary>Rows of a chunk failed their bucket rule (recorded in <c>sync_rule_failures</c>).</summary>
     public const int SnapshotRuleFailures = 6004;
+
+    // Compaction: 7050–7099 (category Synchro.Pipeline.Compaction).
+
+    /// <summary>A compaction run finished: buckets visited, rows removed by kind, horizons raised, duration.</summary>
+    public const int CompactionFinished = 7050;
+
+    /// <summary>A compaction did nothing: another one of the same changelog was running.</summary>
+    public const int CompactionAlreadyRunning = 7051;
+
+    /// <summary>A bucket had more records than MaxTrackedRecords: compacted only for its newest records.</summary>
+    public const int CompactionBucketPartial = 7052;
+
+    /// <summary>A compaction run failed: what happened and what to do; what it removed stays removed, the changelog is correct.</summary>
+    public const int CompactionFailed = 7053;
 }
