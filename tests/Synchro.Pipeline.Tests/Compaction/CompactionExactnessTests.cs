@@ -27,6 +27,13 @@ public sealed class CompactionExactnessTests(PostgresServerFixture postgres, ITe
         var writer = new SimulatedWriter(connectionString, random, records: 30, buckets: 4);
         await using var dataSource = NpgsqlDataSource.Create(connectionString);
         var reader = new ChangelogReader(dataSource);
+        // What compaction removes is kept, so that a failure can be explained from the output.
+        await Sql.ExecuteAsync(connectionString, """
+            CREATE TABLE removed (seq bigint, bucket_id text, table_name text, record_id text, operation smallint, at timestamptz DEFAULT clock_timestamp());
+            CREATE FUNCTION keep_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN INSERT INTO removed VALUES (OLD.seq, OLD.bucket_id, OLD.table_name, OLD.record_id, OLD.operation); RETURN OLD; END $$;
+            CREATE TRIGGER keep_removed AFTER DELETE ON sync_changelog FOR EACH ROW EXECUTE FUNCTION keep_removed();
+            """);
         var client = new Client(reader, writer.AllBuckets, random);
         await client.ResyncAsync(writer.AllBuckets);
         var (compactions, resyncs) = (0, 0);
@@ -67,6 +74,10 @@ public sealed class CompactionExactnessTests(PostgresServerFixture postgres, ITe
         catch
         {
             output.WriteLine($"failed with seed {seed} ({compactions} compactions, {resyncs} resyncs)");
+            foreach (var line in client.Log)
+                output.WriteLine(line);
+            foreach (var line in await Sql.RowsAsync(connectionString, "SELECT concat_ws(' ', 'kept', seq, bucket_id, table_name, record_id, operation) FROM sync_changelog UNION ALL SELECT concat_ws(' ', 'removed', seq, bucket_id, table_name, record_id, operation, at) FROM removed UNION ALL SELECT concat_ws(' ', 'horizon', bucket_id, horizon_seq, updated_at) FROM sync_bucket_horizons"))
+                output.WriteLine(line);
             throw;
         }
     }
@@ -78,6 +89,8 @@ public sealed class CompactionExactnessTests(PostgresServerFixture postgres, ITe
 
         private ChangelogCursor _cursor = ChangelogCursor.Start;
 
+        public List<string> Log { get; } = [];
+
         /// <summary>Reads up to <paramref name="pages"/> pages (until caught up); returns the buckets it had to resync.</summary>
         public async Task<int> ReadAsync(int pages)
         {
@@ -85,6 +98,7 @@ public sealed class CompactionExactnessTests(PostgresServerFixture postgres, ITe
             for (var i = 0; i < pages; i++)
             {
                 using var page = await reader.ReadAsync(buckets, _cursor, random.Next(1, 12));
+                Log.Add($"read at {_cursor} [{string.Join(",", _cursor.BucketPositions.Select(p => p.Key + "=" + p.Value))}]: {page.Status} {page.ResyncReason} {string.Join(",", page.ResyncBuckets)} rows {string.Join(" ", Enumerable.Range(0, page.Count).Select(i => page[i].Seq + ":" + page[i].BucketId + ":" + page[i].TableName + ":" + page[i].RecordId + ":" + (int)page[i].Operation))} next {page.Next} more {page.HasMore}");
                 if (page.Status == ChangelogReadStatus.ResyncRequired)
                 {
                     var stale = page.ResyncReason == ResyncReason.CursorAhead ? buckets : page.ResyncBuckets;
@@ -117,6 +131,7 @@ public sealed class CompactionExactnessTests(PostgresServerFixture postgres, ITe
                 var page = await reader.ReadSnapshotAsync(stale, after, random.Next(1, 10));
                 foreach (var member in page.Members)
                     members[member.BucketId].Add((member.TableName, member.RecordId));
+                Log.Add($"snapshot {string.Join(",", stale)} at {page.Position}: {string.Join(" ", page.Members.Select(m => m.BucketId + ":" + m.TableName + ":" + m.RecordId))} last {page.IsLast}");
                 if (page.IsLast)
                 {
                     foreach (var (bucket, set) in members)

@@ -37,35 +37,26 @@ internal sealed class SimulatedWriter(string connectionString, Random random, in
     public async Task WriteAsync(int changes)
     {
         var (bucketIds, tables, recordIds, operations) = (new List<string>(), new List<string>(), new List<string>(), new List<short>());
-        var added = new List<(string, string, string)>();
-        var removed = new List<(string, string, string)>();
+        // The edges of every record the transaction touches as they were before it: the net change is what is written.
+        var before = new Dictionary<(string Table, string Record), HashSet<string>>();
         for (var i = 0; i < changes; i++)
         {
             var key = (s_tables[random.Next(s_tables.Length)], random.Next(records).ToString(System.Globalization.CultureInfo.InvariantCulture));
             var existing = _edges.TryGetValue(key, out var e) ? e : [];
+            before.TryAdd(key, existing);
             if (existing.Count > 0 && random.Next(4) == 0)
             {
                 foreach (var bucket in existing)
-                {
                     Row(bucket, 3);
-                    removed.Add((key.Item1, key.Item2, bucket));
-                }
                 _edges.Remove(key);
                 continue;
             }
             // Insert or update; a quarter of the updates move the record.
             var desired = existing.Count > 0 && random.Next(4) != 0 ? new HashSet<string>(existing) : Desired();
             foreach (var bucket in desired)
-            {
                 Row(bucket, existing.Contains(bucket) ? (short)2 : (short)1);
-                if (!existing.Contains(bucket))
-                    added.Add((key.Item1, key.Item2, bucket));
-            }
             foreach (var bucket in existing.Where(b => !desired.Contains(b)))
-            {
                 Row(bucket, 3);
-                removed.Add((key.Item1, key.Item2, bucket));
-            }
             _edges[key] = desired;
 
             void Row(string bucket, short operation)
@@ -75,6 +66,15 @@ internal sealed class SimulatedWriter(string connectionString, Random random, in
                 recordIds.Add(key.Item2);
                 operations.Add(operation);
             }
+        }
+
+        var added = new List<(string, string, string)>();
+        var removed = new List<(string, string, string)>();
+        foreach (var (key, initial) in before)
+        {
+            var final = _edges.TryGetValue(key, out var now) ? now : [];
+            removed.AddRange(initial.Where(b => !final.Contains(b)).Select(b => (key.Table, key.Record, b)));
+            added.AddRange(final.Where(b => !initial.Contains(b)).Select(b => (key.Table, key.Record, b)));
         }
 
         await using var connection = new NpgsqlConnection(connectionString);
@@ -101,7 +101,7 @@ internal sealed class SimulatedWriter(string connectionString, Random random, in
             await edges.ExecuteNonQueryAsync();
         }
         await using (var edges = new NpgsqlCommand(
-            "INSERT INTO sync_bucket_edges (table_name, record_id, bucket_id) SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING",
+            "INSERT INTO sync_bucket_edges (table_name, record_id, bucket_id) SELECT * FROM unnest($1::text[], $2::text[], $3::text[])",
             connection, transaction))
         {
             AddEdges(edges, added);
