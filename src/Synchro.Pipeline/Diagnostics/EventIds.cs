@@ -5,7 +5,7 @@ namespace Synchro.Pipeline.Diagnostics;
 /// Ranges by stage: 1000–1099 the pipeline's lifecycle and its replication connection (category
 /// <c>Synchro.Pipeline</c>); 1200–1299 creating the slot and the lifecycle of its initial snapshot (same category);
 /// 2xxx the decoder (<c>.Decoder</c>); 3xxx the writer (<c>.Writer</c>); 4xxx the committer and heartbeats
-/// (<c>.Committer</c>); 6xxx the initial snapshot load. The CLI's own events are below 1000 (its <c>CliEventIds</c>).
+/// (<c>.Committer</c>); 6xxx the initial snapshot load; 7050–7099 compaction (<c>.Compaction</c>). The CLI's own events are below 1000 (its <c>CliEventIds</c>).
 /// A number, once published, keeps its meaning: a retired event leaves a gap, never a reused id.
 /// </remarks>
 internal static class EventIds
