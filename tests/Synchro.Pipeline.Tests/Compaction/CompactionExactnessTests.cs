@@ -20,6 +20,10 @@ public sealed class CompactionExactnessTests(PostgresServerFixture postgres, ITe
     [InlineData(15_002)]
     [InlineData(15_003)]
     [InlineData(15_004)]
+    [InlineData(15_005)]
+    [InlineData(15_006)]
+    [InlineData(15_007)]
+    [InlineData(15_008)]
     public async Task A_client_reading_across_compactions_ends_with_the_live_records_of_the_uncompacted_log(int seed)
     {
         var random = new Random(seed);
