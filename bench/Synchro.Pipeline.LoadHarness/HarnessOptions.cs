@@ -46,6 +46,12 @@ internal sealed record HarnessOptions
 
     public PublicationScope Publication { get; init; } = PublicationScope.Tables;
 
+    /// <summary>
+    /// Catch-up only: the changelog is migrated beforehand and given the Go reference's <c>(table_name, record_id)</c>
+    /// index by hand (the migration drops it), to measure what that index costs the writer.
+    /// </summary>
+    public bool RecordIndex { get; init; }
+
     /// <summary>Seconds of the idle phase (the pipeline running, nothing else writing); 0 skips it.</summary>
     public int IdleSeconds { get; init; }
 
@@ -69,7 +75,8 @@ internal sealed record HarnessOptions
                             publishes the sidecar tables when they are in the source database
         quick run: --changes 50000 --steady-seconds 10 --go-changes 2000 --big-transaction 50000
         catch-up of our pipeline alone: Synchro.Pipeline.LoadHarness catch-up [--changes N] [--timeout-scale X] [--binary]
-                                        [--changelog-in-source] [--publication all-tables|tables]
+                                        [--changelog-in-source] [--publication all-tables|tables] [--record-index]
+          --record-index    (catch-up) the changelog keeps the reference's (table_name, record_id) index, created by hand
         """;
 
     /// <exception cref="FormatException">An unknown flag, a missing or bad value.</exception>
@@ -78,12 +85,13 @@ internal sealed record HarnessOptions
         var options = new HarnessOptions();
         for (var i = 0; i < args.Count; i++)
         {
-            if (args[i] is "--binary" or "--changelog-in-source" or "--filter-origins-on-server")
+            if (args[i] is "--binary" or "--changelog-in-source" or "--filter-origins-on-server" or "--record-index")
             {
                 options = args[i] switch
                 {
                     "--binary" => options with { BinaryTuples = true },
                     "--changelog-in-source" => options with { ChangelogInSource = true },
+                    "--record-index" => options with { RecordIndex = true },
                     _ => options with { FilterOriginsOnServer = true },
                 };
                 continue;
@@ -116,6 +124,7 @@ internal sealed record HarnessOptions
             + (BinaryTuples ? " --binary" : "")
             + (ChangelogInSource ? " --changelog-in-source" : "")
             + (FilterOriginsOnServer ? " --filter-origins-on-server" : "")
+            + (RecordIndex ? " --record-index" : "")
             + (Publication == PublicationScope.AllTables ? " --publication all-tables" : "");
 
     private static PublicationScope ParsePublication(string value) => value switch

@@ -20,6 +20,7 @@ var root = new RootCommand("Turns a PostgreSQL logical replication slot into a b
     StatusCommand.Create(),
     CheckCommand.Create(),
     ReplayFailuresCommand.Create(),
+    CompactCommand.Create(),
     SkipCommand.Create(),
 };
 var parse = root.Parse(args);

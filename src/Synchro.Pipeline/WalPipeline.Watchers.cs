@@ -1,3 +1,4 @@
+using Synchro.Pipeline.Compaction;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Replication;
 using Synchro.Pipeline.Decoding;
@@ -33,6 +34,13 @@ public sealed partial class WalPipeline
         {
             var watch = new SlotHealthWatch(() => slotLock.Connection, _options.SlotName, _options.SlotHealthInterval, _options.SlotSafeWalSizeWarning, _metrics, _logger);
             stages.StartWatcher(watch.RunAsync);
+        }
+        if (_options.CompactionInterval is { } interval && interval > TimeSpan.Zero)
+        {
+            // Its own connection of the changelog data source, never the writer's session (which holds the changelog lock).
+            var compaction = new ChangelogCompactionOptions { DeleteRetention = _options.DeleteRetention, Schema = _options.ChangelogSchemaName };
+            var compactor = new ChangelogCompactor(_changelog, compaction, loggers, _metrics.Compaction);
+            stages.StartWatcher(new ScheduledCompaction(compactor, interval, loggers.CreateLogger(ChangelogCompactor.LogCategory)).RunAsync);
         }
     }
 }

@@ -315,6 +315,7 @@ public sealed partial class WalPipelineOptions
             problems.Add($"{nameof(MaxReconnectDelay)} is {MaxReconnectDelay}; it must be at least 100 ms");
         FindHeartbeatSlotAndMessageProblems(problems);
         FindTimeoutProblems(problems);
+        FindCompactionProblems(problems);
         if (Tables is null)
             problems.Add($"{nameof(Tables)} is required");
         else

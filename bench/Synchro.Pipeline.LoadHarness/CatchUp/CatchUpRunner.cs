@@ -1,7 +1,9 @@
 // Run (needs the PostgreSQL server binaries, as the tests do):
 //   dotnet run -c Release --project bench/Synchro.Pipeline.LoadHarness -- catch-up --changes 1000000
-//   quick: --changes 60000; also --binary (binary tuple mode), --timeout-scale X, --changelog-in-source and --publication all-tables|tables.
+//   quick: --changes 60000; also --binary (binary tuple mode), --timeout-scale X, --changelog-in-source, --publication all-tables|tables and --record-index (the writer with the reference's (table_name, record_id) index).
 using System.Globalization;
+using Npgsql;
+using Synchro.Pipeline.Changelog;
 using Synchro.Pipeline.LoadHarness.Backlog;
 using Synchro.Pipeline.LoadHarness.Contenders;
 using Synchro.Pipeline.LocalPostgres;
@@ -33,12 +35,23 @@ internal static class CatchUpRunner
         HarnessRunner.Progress($"generating a backlog of {options.Changes:N0} changes with pgbench");
         var backlog = await BacklogGenerator.GenerateAsync(server.BinDirectory, source, [slot], options.Changes, ct);
 
-        HarnessRunner.Progress($"draining with {ContenderNames.OursEndToEnd}");
+        var changelog = options.ChangelogInSource ? null : await server.CreateDatabaseAsync("changelog_catch_up", ct);
+        if (options.RecordIndex)
+        {
+            // Migrated first, so the pipeline finds nothing missing and keeps the index the migration would drop.
+            await using var connection = new NpgsqlConnection(changelog ?? source);
+            await connection.OpenAsync(ct);
+            await ChangelogSchema.EnsureAsync(connection, ct);
+            await using var index = new NpgsqlCommand("CREATE INDEX idx_sync_changelog_record ON sync_changelog (table_name, record_id)", connection);
+            await index.ExecuteNonQueryAsync(ct);
+        }
+
+        HarnessRunner.Progress($"draining with {ContenderNames.OursEndToEnd}{(options.RecordIndex ? " (with the (table_name, record_id) index)" : "")}");
         var spec = new ContenderSpec
         {
             Name = ContenderNames.OursEndToEnd,
             SourceConnectionString = source,
-            ChangelogConnectionString = options.ChangelogInSource ? null : await server.CreateDatabaseAsync("changelog_catch_up", ct),
+            ChangelogConnectionString = changelog,
             SlotName = slot,
             PublicationName = BenchSchema.Publication,
             StopLsn = backlog.LastCommitEndLsn,

@@ -67,12 +67,15 @@ internal sealed class SettingsFlags
     };
 
     private readonly bool _withPublication;
+    private readonly Command _command;
+    private readonly List<(Option<string> Option, string Setting)> _settings = [];
 
     /// <param name="command">The command that takes the flags.</param>
     /// <param name="withPublication">Whether the command takes <c>--publication</c> (<c>status</c> and <c>migrate</c> do not need one).</param>
     public SettingsFlags(Command command, bool withPublication)
     {
         _withPublication = withPublication;
+        _command = command;
         command.Options.Add(_config);
         command.Options.Add(_connection);
         command.Options.Add(_changelogConnection);
@@ -84,6 +87,13 @@ internal sealed class SettingsFlags
             command.Options.Add(_skipInitialSnapshot);
             command.Options.Add(_noReadCoalescing);
         }
+    }
+
+    /// <summary>Adds a flag of the command that sets <paramref name="setting"/>, a layer above the file and the environment, checked as they are.</summary>
+    public void AddSetting(Option<string> option, string setting)
+    {
+        _command.Options.Add(option);
+        _settings.Add((option, setting));
     }
 
     /// <summary>
@@ -120,6 +130,8 @@ internal sealed class SettingsFlags
         AddFlag(flags, parse, _slot, nameof(WalPipelineOptions.SlotName));
         if (_withPublication)
             AddFlag(flags, parse, _publication, nameof(WalPipelineOptions.PublicationName));
+        foreach (var (option, setting) in _settings)
+            AddFlag(flags, parse, option, setting);
         // Only a given flag is a layer: its absence leaves the file's or the environment's value.
         if (_withPublication && parse.GetValue(_binaryTuples))
             flags[$"{s_section}:{nameof(WalPipelineOptions.BinaryTupleMode)}"] = "true";

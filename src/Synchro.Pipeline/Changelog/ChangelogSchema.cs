@@ -15,8 +15,8 @@ namespace Synchro.Pipeline.Changelog;
 /// </remarks>
 public static class ChangelogSchema
 {
-    /// <summary>The sidecar tables <see cref="EnsureAsync"/> creates: the Go reference's four, then <c>sync_prepared_transactions</c> (two-phase transactions awaiting their outcome) <c>sync_transaction_skips</c> (a transaction an operator asked to skip) and <c>sync_bucket_horizons</c> (where compaction removed deletes, per bucket).</summary>
-    public static IReadOnlyList<string> TableNames { get; } = ["sync_changelog", "sync_bucket_edges", "sync_wal_position", "sync_rule_failures", "sync_prepared_transactions", "sync_transaction_skips", "sync_bucket_horizons"];
+    /// <summary>The sidecar tables <see cref="EnsureAsync"/> creates: the Go reference's four, then <c>sync_prepared_transactions</c> (two-phase transactions awaiting their outcome) <c>sync_transaction_skips</c> (a transaction an operator asked to skip), <c>sync_bucket_horizons</c> (where compaction removed deletes, per bucket) and <c>sync_compaction_state</c> (what the last complete compaction covered).</summary>
+    public static IReadOnlyList<string> TableNames { get; } = ["sync_changelog", "sync_bucket_edges", "sync_wal_position", "sync_rule_failures", "sync_prepared_transactions", "sync_transaction_skips", "sync_bucket_horizons", "sync_compaction_state"];
 
     // Invariant: every statement is idempotent, so a database this already migrated is left unchanged, and one the
     // synchro reference migrated only gains the source columns of sync_wal_position. One batch command per statement, because a
@@ -109,6 +109,16 @@ public static class ChangelogSchema
             updated_at TIMESTAMPTZ NOT NULL DEFAULT pg_catalog.now()
         )
         """,
+        // Ours: one row, what the last complete compaction run covered: every bucket was compacted through compacted_through_seq
+        // and had its old deletes purged through purged_through_seq; the next run visits only buckets with rows after them.
+        """
+        CREATE TABLE IF NOT EXISTS sync_compaction_state (
+            id SMALLINT PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+            compacted_through_seq BIGINT NOT NULL,
+            purged_through_seq BIGINT NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL DEFAULT pg_catalog.now()
+        )
+        """,
         // Ours: the one transaction per slot an operator asked the pipeline to skip (synchro-pipeline skip --lsn).
         """
         CREATE TABLE IF NOT EXISTS sync_transaction_skips (
@@ -198,7 +208,9 @@ public static class ChangelogSchema
     /// <item><c>sync_transaction_skips</c> (<c>slot_name</c> primary key, <c>commit_lsn BIGINT</c>, <c>requested_at</c>):
     /// the transaction an operator asked to skip, until the pipeline has skipped it;</item>
     /// <item><c>sync_bucket_horizons</c> (<c>bucket_id</c> primary key, <c>horizon_seq BIGINT</c>, <c>updated_at</c>): per
-    /// bucket, the highest <c>seq</c> of a delete row compaction removed; a reader behind it resyncs the bucket.</item>
+    /// bucket, the highest <c>seq</c> of a delete row compaction removed; a reader behind it resyncs the bucket;</item>
+    /// <item><c>sync_compaction_state</c> (one row: <c>compacted_through_seq</c>, <c>purged_through_seq</c> <c>BIGINT</c>,
+    /// <c>updated_at</c>): what the last complete compaction covered, so the next one visits only buckets with newer rows.</item>
     /// </list>
     /// </para>
     /// <para>

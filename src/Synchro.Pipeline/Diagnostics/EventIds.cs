@@ -5,7 +5,7 @@ namespace Synchro.Pipeline.Diagnostics;
 /// Ranges by stage: 1000–1099 the pipeline's lifecycle and its replication connection (category
 /// <c>Synchro.Pipeline</c>); 1200–1299 creating the slot and the lifecycle of its initial snapshot (same category);
 /// 2xxx the decoder (<c>.Decoder</c>); 3xxx the writer (<c>.Writer</c>); 4xxx the committer and heartbeats
-/// (<c>.Committer</c>); 6xxx the initial snapshot load. The CLI's own events are below 1000 (its <c>CliEventIds</c>).
+/// (<c>.Committer</c>); 6xxx the initial snapshot load; 7050–7099 compaction (<c>.Compaction</c>). The CLI's own events are below 1000 (its <c>CliEventIds</c>).
 /// A number, once published, keeps its meaning: a retired event leaves a gap, never a reused id.
 /// </remarks>
 internal static class EventIds
@@ -164,4 +164,18 @@ internal static class EventIds
 
     /// <summary>Rows of a chunk failed their bucket rule (recorded in <c>sync_rule_failures</c>).</summary>
     public const int SnapshotRuleFailures = 6004;
+
+    // Compaction: 7050–7099 (category Synchro.Pipeline.Compaction).
+
+    /// <summary>A compaction run finished: buckets visited, rows removed by kind, horizons raised, duration.</summary>
+    public const int CompactionFinished = 7050;
+
+    /// <summary>A compaction did nothing: another one of the same changelog was running.</summary>
+    public const int CompactionAlreadyRunning = 7051;
+
+    /// <summary>A bucket had more records than MaxTrackedRecords: compacted only for its newest records.</summary>
+    public const int CompactionBucketPartial = 7052;
+
+    /// <summary>A compaction run failed: what happened and what to do; what it removed stays removed, the changelog is correct.</summary>
+    public const int CompactionFailed = 7053;
 }

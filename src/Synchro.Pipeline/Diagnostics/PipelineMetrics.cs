@@ -52,6 +52,7 @@ internal sealed class PipelineMetrics : IDisposable
     private volatile StateAndFailure _state = new(WalPipelineState.NotStarted, null);
     private volatile RetryEpisode? _retrying;
     private volatile StageQueues? _queues;
+    private CompactionMetrics? _compaction;
 
     /// <param name="committedPosition">Reads the one committed position (its owner is the runtime's committer).</param>
     /// <param name="meterFactory">The application's meter factory; null for a meter of the pipeline's own.</param>
@@ -81,6 +82,9 @@ internal sealed class PipelineMetrics : IDisposable
         _meter.CreateObservableGauge("synchro.pipeline.slot.safe_wal_size", SafeWalSize, "By", "WAL the server may still write before it invalidates the slot (pg_replication_slots.safe_wal_size); absent without max_slot_wal_keep_size.");
         _meter.CreateObservableGauge("synchro.pipeline.wal.buffered", () => BufferedBytes, "By", "WAL received and not yet decoded.");
     }
+
+    /// <summary>Compaction's instruments on this meter (the scheduled runs').</summary>
+    public CompactionMetrics Compaction => _compaction ??= new CompactionMetrics(_meter);
 
     /// <summary>Changes committed so far, for progress reports.</summary>
     public long CommittedChanges => Volatile.Read(ref _changesCommitted);

@@ -19,7 +19,7 @@ namespace Synchro.Pipeline.Hosting;
 /// <c>SlotSafeWalSizeWarning</c>, <c>SkipOrigins</c> (a list, or one comma-separated value), <c>TagOwnWrites</c>,
 /// <c>FilterOriginsOnServer</c>, <c>InitialSnapshot</c>,
 /// <c>MaxBucketsPerChange</c>, <c>MaxRecordIdBytes</c>, <c>MaxBucketIdBytes</c>, <c>GlobalBucketFunction</c> (sets <see cref="TableRegistry.GlobalBucketFunction"/> of
-/// <see cref="WalPipelineOptions.Tables"/>), <c>StreamLargeTransactions</c>, <c>TwoPhase</c>, <c>SpillDirectory</c>, <c>MaxSpillBytes</c> and <c>Tables</c>.
+/// <see cref="WalPipelineOptions.Tables"/>), <c>StreamLargeTransactions</c>, <c>TwoPhase</c>, <c>SpillDirectory</c>, <c>MaxSpillBytes</c>, <c>CompactionInterval</c>, <c>DeleteRetention</c> and <c>Tables</c>.
 /// </para>
 /// <para>
 /// <c>Tables</c> holds one entry per table, keyed by its name (<c>orders</c>, or schema-qualified <c>app.orders</c>),
@@ -90,6 +90,8 @@ public static class WalPipelineConfiguration
         [nameof(WalPipelineOptions.SlotHealthInterval)] = (s, o, p) => o.SlotHealthInterval = Duration(s, p) ?? o.SlotHealthInterval,
         [nameof(WalPipelineOptions.SlotSafeWalSizeWarning)] = (s, o, p) => o.SlotSafeWalSizeWarning = ByteSize(s, p) ?? o.SlotSafeWalSizeWarning,
         [nameof(WalPipelineOptions.SkipOrigins)] = BindSkipOrigins,
+        [nameof(WalPipelineOptions.CompactionInterval)] = (s, o, p) => o.CompactionInterval = Duration(s, p) ?? o.CompactionInterval,
+        [nameof(WalPipelineOptions.DeleteRetention)] = (s, o, p) => o.DeleteRetention = Duration(s, p) ?? o.DeleteRetention,
         [nameof(WalPipelineOptions.MaxBucketsPerChange)] = (s, o, p) => o.MaxBucketsPerChange = WholeNumber(s, p) ?? o.MaxBucketsPerChange,
         [nameof(WalPipelineOptions.MaxRecordIdBytes)] = (s, o, p) => o.MaxRecordIdBytes = WholeNumber(s, p) ?? o.MaxRecordIdBytes,
         [nameof(WalPipelineOptions.MaxBucketIdBytes)] = (s, o, p) => o.MaxBucketIdBytes = WholeNumber(s, p) ?? o.MaxBucketIdBytes,
@@ -129,7 +131,7 @@ public static class WalPipelineConfiguration
         nameof(WalPipelineOptions.MaxBucketsPerChange), nameof(WalPipelineOptions.MaxRecordIdBytes), nameof(WalPipelineOptions.MaxBucketIdBytes),
         nameof(TableRegistry.GlobalBucketFunction),
         nameof(WalPipelineOptions.StreamLargeTransactions), nameof(WalPipelineOptions.TwoPhase), nameof(WalPipelineOptions.SpillDirectory),
-        nameof(WalPipelineOptions.MaxSpillBytes),
+        nameof(WalPipelineOptions.MaxSpillBytes), nameof(WalPipelineOptions.CompactionInterval), nameof(WalPipelineOptions.DeleteRetention),
     ];
 
     private static readonly string[] s_tableSettingNames =

@@ -33,6 +33,10 @@ public sealed class ChangelogSchemaTests(PostgresServerFixture postgres)
         "sync_changelog|record_id|text|NO|NULL|C",
         "sync_changelog|operation|smallint|NO|NULL|NULL",
         "sync_changelog|created_at|timestamp with time zone|NO|now()|NULL",
+        "sync_compaction_state|id|smallint|NO|1|NULL",
+        "sync_compaction_state|compacted_through_seq|bigint|NO|NULL|NULL",
+        "sync_compaction_state|purged_through_seq|bigint|NO|NULL|NULL",
+        "sync_compaction_state|updated_at|timestamp with time zone|NO|now()|NULL",
         "sync_prepared_transactions|slot_name|text|NO|NULL|NULL",
         "sync_prepared_transactions|gid|text|NO|NULL|NULL",
         "sync_prepared_transactions|chunk|integer|NO|NULL|NULL",
@@ -65,6 +69,7 @@ public sealed class ChangelogSchemaTests(PostgresServerFixture postgres)
         "sync_bucket_edges_pkey|CREATE UNIQUE INDEX sync_bucket_edges_pkey ON public.sync_bucket_edges USING btree (table_name, record_id, bucket_id)",
         "sync_bucket_horizons_pkey|CREATE UNIQUE INDEX sync_bucket_horizons_pkey ON public.sync_bucket_horizons USING btree (bucket_id)",
         "sync_changelog_pkey|CREATE UNIQUE INDEX sync_changelog_pkey ON public.sync_changelog USING btree (seq)",
+        "sync_compaction_state_pkey|CREATE UNIQUE INDEX sync_compaction_state_pkey ON public.sync_compaction_state USING btree (id)",
         "sync_prepared_transactions_pkey|CREATE UNIQUE INDEX sync_prepared_transactions_pkey ON public.sync_prepared_transactions USING btree (slot_name, gid, chunk)",
         "sync_rule_failures_pkey|CREATE UNIQUE INDEX sync_rule_failures_pkey ON public.sync_rule_failures USING btree (id)",
         "sync_transaction_skips_pkey|CREATE UNIQUE INDEX sync_transaction_skips_pkey ON public.sync_transaction_skips USING btree (slot_name)",
@@ -79,7 +84,7 @@ public sealed class ChangelogSchemaTests(PostgresServerFixture postgres)
 
         await ChangelogSchema.EnsureAsync(connection);
 
-        Assert.Equal(["sync_bucket_edges", "sync_bucket_horizons", "sync_changelog", "sync_prepared_transactions", "sync_rule_failures", "sync_transaction_skips", "sync_wal_position"], await SidecarDatabase.RowsAsync(connection, TablesSql));
+        Assert.Equal(["sync_bucket_edges", "sync_bucket_horizons", "sync_changelog", "sync_compaction_state", "sync_prepared_transactions", "sync_rule_failures", "sync_transaction_skips", "sync_wal_position"], await SidecarDatabase.RowsAsync(connection, TablesSql));
         Assert.Equal(s_expectedColumns, await SidecarDatabase.RowsAsync(connection, ColumnsSql));
         Assert.Equal(s_expectedIndexes, await SidecarDatabase.RowsAsync(connection, IndexesSql));
     }
@@ -99,7 +104,7 @@ public sealed class ChangelogSchemaTests(PostgresServerFixture postgres)
         var elsewhere = await ChangelogSchema.ReadStateAsync(connection, "tenant_b", CancellationToken.None);
 
         Assert.True(before is { SchemaExists: true, Empty: true, MigrationPending: true });
-        Assert.Equal(10, before.Missing.Count);
+        Assert.Equal(11, before.Missing.Count);
         Assert.True(after is { Empty: false, MigrationPending: false, Missing: [], OtherSchemas: [] });
         Assert.Equal(["idx_sync_rule_failures_created", "sync_wal_position.source_timeline", "sync_wal_position.source_database"], older.Missing);
         Assert.False(older.Empty);

@@ -74,7 +74,7 @@ public sealed class CheckAndMigrateCommandTests(PostgresServerFixture postgres)
         Assert.Contains("; 3 warning(s)", result.Output, StringComparison.Ordinal);
         Assert.Contains(
             "Publication \"cli_pub\" covers the sidecar tables \"public\".\"sync_changelog\", \"public\".\"sync_bucket_edges\", \"public\".\"sync_wal_position\", "
-            + "\"public\".\"sync_rule_failures\", \"public\".\"sync_prepared_transactions\", \"public\".\"sync_transaction_skips\", \"public\".\"sync_bucket_horizons\" (it is FOR ALL TABLES",
+            + "\"public\".\"sync_rule_failures\", \"public\".\"sync_prepared_transactions\", \"public\".\"sync_transaction_skips\", \"public\".\"sync_bucket_horizons\", \"public\".\"sync_compaction_state\" (it is FOR ALL TABLES",
             result.Output, StringComparison.Ordinal);
         Assert.Contains("every changelog write is decoded by the walsender and sent back to the pipeline", result.Output, StringComparison.Ordinal);
         Assert.Contains("BEGIN; DROP PUBLICATION \"cli_pub\"; CREATE PUBLICATION \"cli_pub\" FOR TABLE \"public\".\"orders\"; COMMIT;", result.Output, StringComparison.Ordinal);
@@ -90,8 +90,8 @@ public sealed class CheckAndMigrateCommandTests(PostgresServerFixture postgres)
         var second = await CliProcess.RunAsync("migrate", "--connection", connectionString);
 
         Assert.True(first.ExitCode == 0, first.ToString());
-        Assert.Contains("created  sync_changelog, sync_bucket_edges, sync_wal_position, sync_rule_failures, sync_prepared_transactions, sync_transaction_skips, sync_bucket_horizons", first.Output, StringComparison.Ordinal);
-        Assert.Contains("Created 7 of 7 tables.", first.Output, StringComparison.Ordinal);
+        Assert.Contains("created  sync_changelog, sync_bucket_edges, sync_wal_position, sync_rule_failures, sync_prepared_transactions, sync_transaction_skips, sync_bucket_horizons, sync_compaction_state", first.Output, StringComparison.Ordinal);
+        Assert.Contains("Created 8 of 8 tables.", first.Output, StringComparison.Ordinal);
         foreach (var table in new[] { "sync_changelog", "sync_bucket_edges", "sync_wal_position", "sync_rule_failures" })
             Assert.True(await Sql.ScalarAsync<bool>(connectionString, "SELECT to_regclass(@table) IS NOT NULL", ("table", table)), $"{table} was not created");
 

@@ -102,7 +102,7 @@ public sealed class LeastPrivilegeTests(PostgresServerFixture postgres)
         // Before migrate: the changelog role may not create the tables, and says who must.
         var refused = await Assert.ThrowsAsync<WalPipelineConfigurationException>(() => harness.StartAsync(options));
         Assert.StartsWith("The sidecar tables in schema \"public\" need a migration (missing: sync_changelog, sync_bucket_edges, sync_wal_position, sync_rule_failures, "
-            + $"sync_prepared_transactions, sync_transaction_skips, sync_bucket_horizons, idx_sync_changelog_bucket_seq, idx_sync_bucket_edges_bucket, idx_sync_rule_failures_created), and role \"{roles.Changelog}\" may not change the schema (permission denied for schema public). "
+            + $"sync_prepared_transactions, sync_transaction_skips, sync_bucket_horizons, sync_compaction_state, idx_sync_changelog_bucket_seq, idx_sync_bucket_edges_bucket, idx_sync_rule_failures_created), and role \"{roles.Changelog}\" may not change the schema (permission denied for schema public). "
             + "Run synchro-pipeline migrate (or ChangelogSchema.EnsureAsync) as the schema's owner", refused.Message, StringComparison.Ordinal);
         Assert.Equal(0L, await Sql.ScalarAsync<long>(changelog, "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace"));
         Assert.Equal(0L, await Sql.ScalarAsync<long>(source, $"SELECT count(*) FROM pg_replication_slots WHERE slot_name = '{options.SlotName}'"));
@@ -111,7 +111,7 @@ public sealed class LeastPrivilegeTests(PostgresServerFixture postgres)
         var migrate = await CliProcess.RunAsync("migrate", "--connection", PipelineRoles.As(changelog, roles.Owner));
         Assert.True(migrate.ExitCode == 0, migrate.ToString());
         Assert.Contains("Migrated the sidecar tables in schema public on ", migrate.Output, StringComparison.Ordinal);
-        Assert.Contains("Created 7 of 7 tables.", migrate.Output, StringComparison.Ordinal);
+        Assert.Contains("Created 8 of 8 tables.", migrate.Output, StringComparison.Ordinal);
         await Sql.ExecuteAsync(PipelineRoles.As(changelog, roles.Owner), roles.ChangelogGrants("public"));
 
         // The initial snapshot, then rules, parent lookups, a rule failure, a TRUNCATE.

@@ -27,7 +27,7 @@ public sealed partial class SidecarPublicationTests(PostgresServerFixture postgr
 
     internal const string AllSidecarTables =
         "\"public\".\"sync_changelog\", \"public\".\"sync_bucket_edges\", \"public\".\"sync_wal_position\", \"public\".\"sync_rule_failures\", "
-        + "\"public\".\"sync_prepared_transactions\", \"public\".\"sync_transaction_skips\", \"public\".\"sync_bucket_horizons\"";
+        + "\"public\".\"sync_prepared_transactions\", \"public\".\"sync_transaction_skips\", \"public\".\"sync_bucket_horizons\", \"public\".\"sync_compaction_state\"";
 
     internal const string Cost =
         "and the changelog is written to this same database: every changelog write is decoded by the walsender and sent back to the pipeline, "
