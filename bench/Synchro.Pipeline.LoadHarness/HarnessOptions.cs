@@ -55,6 +55,12 @@ internal sealed record HarnessOptions
     /// <summary>Seconds of the idle phase (the pipeline running, nothing else writing); 0 skips it.</summary>
     public int IdleSeconds { get; init; }
 
+    /// <summary>The <c>compaction</c> verb: the second backlog, drained once alone and once beside compaction; null = a fifth of <see cref="Changes"/>, at most 1,000,000.</summary>
+    public long? WriterChanges { get; init; }
+
+    /// <summary>The <c>compaction</c> verb: reader pages timed per bucket count (when the reader is built in); 0 skips them.</summary>
+    public int ReaderPages { get; init; } = 200;
+
     public const string Usage = """
         usage: Synchro.Pipeline.LoadHarness [--changes N] [--go-changes N] [--steady-seconds N] [--steady-clients N] [--big-transaction N] [--idle-seconds N]
                                             [--out DIR] [--timeout-scale X] [--binary] [--changelog-in-source] [--publication all-tables|tables]
@@ -77,6 +83,10 @@ internal sealed record HarnessOptions
         catch-up of our pipeline alone: Synchro.Pipeline.LoadHarness catch-up [--changes N] [--timeout-scale X] [--binary]
                                         [--changelog-in-source] [--publication all-tables|tables] [--record-index]
           --record-index    (catch-up) the changelog keeps the reference's (table_name, record_id) index, created by hand
+        changelog compaction: Synchro.Pipeline.LoadHarness compaction [--changes N] [--writer-changes M] [--reader-pages P]
+                                        [--out DIR] [--timeout-scale X] [--binary]
+          (a changelog of about N rows in the source database, compacted: rows removed, WAL, memory, sizes; then a backlog
+          of M changes (default N/5, at most 1000000) drained alone and beside a compaction loop; P reader pages per bucket count, default 200)
         """;
 
     /// <exception cref="FormatException">An unknown flag, a missing or bad value.</exception>
@@ -105,6 +115,8 @@ internal sealed record HarnessOptions
                 "--steady-clients" => options with { SteadyClients = (int)Positive(args[i], value) },
                 "--big-transaction" => options with { BigTransactionRows = NonNegative(args[i], value) },
                 "--idle-seconds" => options with { IdleSeconds = (int)NonNegative(args[i], value) },
+                "--writer-changes" => options with { WriterChanges = Positive(args[i], value) },
+                "--reader-pages" => options with { ReaderPages = (int)NonNegative(args[i], value) },
                 "--publication" => options with { Publication = ParsePublication(value) },
                 "--out" => options with { OutputDirectory = value },
                 "--timeout-scale" => options with { TimeoutScale = double.Parse(value, NumberStyles.Float, CultureInfo.InvariantCulture) },

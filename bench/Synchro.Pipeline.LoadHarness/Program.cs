@@ -1,5 +1,6 @@
 using Synchro.Pipeline.LoadHarness;
 using Synchro.Pipeline.LoadHarness.CatchUp;
+using Synchro.Pipeline.LoadHarness.Compaction;
 using Synchro.Pipeline.LoadHarness.Contenders;
 
 // As the CLI does: socket completions inline, and our pipeline's read coalescing on with them, so it reads the way it
@@ -11,12 +12,12 @@ SocketCompletions.EnableInline();
 if (args.Length >= 1 && args[0] == ContenderHost.Verb)
     return await ContenderHost.RunAsync(args);
 
-// The catch-up alone (CatchUpRunner): the same options, after the verb.
-var catchUp = args.Length >= 1 && args[0] == CatchUpRunner.Verb;
+// The catch-up alone (CatchUpRunner) and the changelog's compaction (CompactionRunner): the same options, after the verb.
+var verb = args.Length >= 1 && args[0] is CatchUpRunner.Verb or CompactionRunner.Verb ? args[0] : null;
 HarnessOptions options;
 try
 {
-    options = HarnessOptions.Parse(catchUp ? args[1..] : args);
+    options = HarnessOptions.Parse(verb is null ? args : args[1..]);
 }
 catch (FormatException e)
 {
@@ -32,7 +33,12 @@ Console.CancelKeyPress += (_, e) =>
 };
 try
 {
-    return catchUp ? await CatchUpRunner.RunAsync(options, interrupt.Token) : await HarnessRunner.RunAsync(options, interrupt.Token);
+    return verb switch
+    {
+        CatchUpRunner.Verb => await CatchUpRunner.RunAsync(options, interrupt.Token),
+        CompactionRunner.Verb => await CompactionRunner.RunAsync(options, interrupt.Token),
+        _ => await HarnessRunner.RunAsync(options, interrupt.Token),
+    };
 }
 catch (Exception e) when (e is not OperationCanceledException)
 {

@@ -16,11 +16,17 @@ internal static class BacklogGenerator
     private const int BacklogClients = 2;
     private static readonly TimeSpan s_flushPoll = TimeSpan.FromMilliseconds(20);
 
-    public static async Task<BacklogInfo> GenerateAsync(string binDirectory, string connectionString, IEnumerable<string> slots, long changes, CancellationToken ct)
+    /// <remarks>
+    /// <c>decode</c> false skips decoding the backlog on the server to count its changes and pgoutput bytes (minutes at 10M
+    /// changes): <see cref="BacklogInfo.Changes"/> is then <see cref="BenchWorkload.ChangesPerTransaction"/> per transaction
+    /// pgbench committed, <see cref="BacklogInfo.PgoutputBytes"/> is 0, and <see cref="BacklogInfo.LastCommitEndLsn"/> is the
+    /// end marker's position (the pipeline commits past the marker, so it still stops a drain).
+    /// </remarks>
+    public static async Task<BacklogInfo> GenerateAsync(string binDirectory, string connectionString, IEnumerable<string> slots, long changes, CancellationToken ct, bool decode = true)
     {
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync(ct);
-        foreach (var slot in slots.Append(MeasureSlot))
+        foreach (var slot in decode ? slots.Append(MeasureSlot) : slots)
             await CreateSlotAsync(connection, slot, ct);
         var start = await ScalarAsync<NpgsqlLogSequenceNumber>(connection, "SELECT pg_current_wal_lsn()", ct);
 
@@ -32,6 +38,11 @@ internal static class BacklogGenerator
         // The insert position, not pg_current_wal_lsn(): with synchronous_commit=off (the throwaway server's
         // default) the write position trails the last commits by up to wal_writer_delay.
         var end = await MarkEndAsync(connection, "load-harness end", ct);
+        if (!decode)
+        {
+            return new BacklogInfo(pgbench.Transactions, pgbench.Transactions * BenchWorkload.ChangesPerTransaction, start.ToString(), end.ToString(),
+                end.ToString(), (long)((ulong)end - (ulong)start), 0, pgbench.Seconds, pgbench.Tps);
+        }
 
         // Decoded by the server up to the end LSN: the exact change count and pgoutput volume, independent of any contender.
         await using var measure = new NpgsqlCommand("""

@@ -108,8 +108,47 @@ public sealed class LoadHarnessSmokeTests
         }
     }
 
-    /// <summary>Runs the harness with <paramref name="arguments"/> into <paramref name="output"/>; it must exit 0. Returns its JSON report and its output.</summary>
-    private static async Task<(JsonElement Report, string Log)> RunAsync(DirectoryInfo output, params string[] arguments)
+    [Fact]
+    public async Task Compaction_verb_removes_what_a_window_count_expects_and_times_the_writer_both_ways()
+    {
+        var output = Directory.CreateTempSubdirectory("synchro-load-harness-");
+        try
+        {
+            var (root, log) = await RunReportAsync(output, "compaction.json", "compaction", "--changes", "6000", "--writer-changes", "1500", "--reader-pages", "20");
+            var expected = root.GetProperty("expected");
+            var compaction = root.GetProperty("compaction");
+            var removed = compaction.GetProperty("rowsRemoved").GetInt64();
+            Assert.Equal(expected.GetProperty("superseded").GetInt64() + expected.GetProperty("expiredDeletes").GetInt64(), removed);
+            // The older half is past the retention, so both kinds are removed; the library counts what the changelog lost.
+            Assert.True(expected.GetProperty("superseded").GetInt64() > 0 && expected.GetProperty("expiredDeletes").GetInt64() > 0, log);
+            Assert.Equal(removed, compaction.GetProperty("libraryResult").GetProperty("rowsRemoved").GetInt64());
+            Assert.Equal(root.GetProperty("before").GetProperty("rows").GetInt64() - removed, root.GetProperty("afterCompaction").GetProperty("rows").GetInt64());
+            Assert.True(compaction.GetProperty("walBytes").GetInt64() > 0);
+            Assert.True(compaction.GetProperty("usage").GetProperty("backends").GetInt32() >= 1, log);
+
+            var writer = root.GetProperty("writer");
+            var alone = writer.GetProperty("alone");
+            var beside = writer.GetProperty("withCompaction");
+            Assert.True(alone.GetProperty("reachedEnd").GetBoolean() && beside.GetProperty("reachedEnd").GetBoolean(), log);
+            Assert.Equal(alone.GetProperty("changes").GetInt64(), beside.GetProperty("changes").GetInt64());
+            Assert.True(writer.GetProperty("ratio").GetDouble() > 0);
+
+            var reader = root.GetProperty("reader").EnumerateArray().ToList();
+            Assert.Equal([1, 10, 300], reader.Select(r => r.GetProperty("buckets").GetInt32()));
+            Assert.All(reader, r => Assert.Equal(20, r.GetProperty("pages").GetInt32()));
+            Assert.Contains("Writer throughput", await File.ReadAllTextAsync(Path.Combine(output.FullName, "compaction.md")), StringComparison.Ordinal);
+        }
+        finally
+        {
+            output.Delete(recursive: true);
+        }
+    }
+
+    private static Task<(JsonElement Report, string Log)> RunAsync(DirectoryInfo output, params string[] arguments)
+        => RunReportAsync(output, "load-harness.json", arguments);
+
+    /// <summary>Runs the harness with <paramref name="arguments"/> into <paramref name="output"/>; it must exit 0. Returns its JSON report <paramref name="report"/> and its output.</summary>
+    private static async Task<(JsonElement Report, string Log)> RunReportAsync(DirectoryInfo output, string report, params string[] arguments)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -136,7 +175,7 @@ public sealed class LoadHarnessSmokeTests
         }
         var log = $"stdout:\n{await stdout}\nstderr:\n{await stderr}";
         Assert.True(process.ExitCode == 0, $"exit {process.ExitCode}\n{log}");
-        using var report = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output.FullName, "load-harness.json")));
-        return (report.RootElement.Clone(), log);
+        using var json = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output.FullName, report)));
+        return (json.RootElement.Clone(), log);
     }
 }
