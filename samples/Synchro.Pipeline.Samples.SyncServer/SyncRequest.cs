@@ -12,12 +12,15 @@ internal static class SyncRequest
 
     public const string NdjsonMediaType = "application/x-ndjson";
 
-    /// <summary>Reads <c>bucket</c> (repeated, at least one, each one the caller may read) and <c>limit</c>.</summary>
+    /// <summary>Checks the caller, then reads <c>limit</c> and <c>bucket</c> (repeated, at least one, each one the caller may read).</summary>
     public static SyncError? Read(HttpContext context, ChangelogReaderOptions options, out string[] buckets, out int limit)
     {
         buckets = [];
         limit = DefaultLimit;
         var query = context.Request.Query;
+        // Who asks first: the application's rule, the one place that decides (BucketAuthorization).
+        if (BucketAuthorization.ReadableBuckets(context) is not { } readable)
+            return new SyncError(StatusCodes.Status401Unauthorized, $"Who is asking? Send the {BucketAuthorization.UserHeader} header.");
 
         if (query.TryGetValue("limit", out var limitText)
             && (limitText.Count != 1 || !int.TryParse(limitText[0], out limit) || limit < 1 || limit > options.MaxLimit))
@@ -39,8 +42,6 @@ internal static class SyncRequest
         if (distinct.Count > options.MaxBuckets)
             return new SyncError(StatusCodes.Status400BadRequest, $"{distinct.Count} buckets named; at most {options.MaxBuckets} per request.");
 
-        if (BucketAuthorization.ReadableBuckets(context) is not { } readable)
-            return new SyncError(StatusCodes.Status401Unauthorized, $"Who is asking? Send the {BucketAuthorization.UserHeader} header.");
         foreach (var bucket in distinct)
         {
             if (!readable.Contains(bucket))
