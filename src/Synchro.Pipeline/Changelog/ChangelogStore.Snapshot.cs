@@ -30,6 +30,15 @@ internal static partial class ChangelogStore
         ON CONFLICT (slot_name) DO UPDATE SET confirmed_lsn = EXCLUDED.confirmed_lsn, updated_at = pg_catalog.now()
         """;
 
+    // Invariant 11: the load writes edges without changelog rows, so a client that read the changelog before it (or holds
+    // state from before a reload) would never learn of them. The horizon of every bucket (bucket id '', which no bucket
+    // has) moves past everything committed, so each such client resyncs. On the writer's session: no seq can fall below it later.
+    private const string RaiseLoadHorizonSql = """
+        INSERT INTO sync_bucket_horizons AS h (bucket_id, horizon_seq)
+        VALUES ('', pg_catalog.nextval(pg_catalog.pg_get_serial_sequence('sync_changelog', 'seq')))
+        ON CONFLICT (bucket_id) DO UPDATE SET horizon_seq = GREATEST(h.horizon_seq, EXCLUDED.horizon_seq), updated_at = pg_catalog.now()
+        """;
+
     private const string DeleteTableEdgesSql = "DELETE FROM sync_bucket_edges WHERE table_name = ANY($1::text[])";
 
     /// <summary>Records, durably once the caller commits, that the slot is about to be created on <paramref name="source"/> and its snapshot loaded.</summary>
@@ -43,6 +52,9 @@ internal static partial class ChangelogStore
         ArgumentOutOfRangeException.ThrowIfEqual(consistentPoint.Value, 0UL, nameof(consistentPoint));
         return ExecuteAsync(connection, SetSnapshotPositionSql, ct, Parameter(slotName), Parameter(unchecked((long)consistentPoint.Value)));
     }
+
+    /// <summary>Raises the horizon of every bucket past every changelog row committed so far (in the load's transaction).</summary>
+    public static Task RaiseLoadHorizonAsync(NpgsqlConnection connection, CancellationToken ct) => ExecuteAsync(connection, RaiseLoadHorizonSql, ct);
 
     /// <summary>Removes every edge of the tables named <paramref name="tableNames"/> (changelog names).</summary>
     public static Task DeleteTableEdgesAsync(NpgsqlConnection connection, string[] tableNames, CancellationToken ct)

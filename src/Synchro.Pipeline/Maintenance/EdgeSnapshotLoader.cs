@@ -34,7 +34,9 @@ namespace Synchro.Pipeline.Maintenance;
 /// happened whole or left nothing; a start that finds the pending marker redoes it from a new slot.
 /// </para>
 /// <para>
-/// No changelog rows: clients make their own initial copy. Soft-deleted rows (non-null soft-delete column) get no
+/// No changelog rows: clients make their own initial copy from a bucket snapshot. So that no client goes on from state the
+/// load does not show in the log, the load raises the horizon of every bucket past every row committed before it
+/// (invariant 11): readers behind it are told to resync. Soft-deleted rows (non-null soft-delete column) get no
 /// edges, as a streamed history of insert then soft delete would have left them. A rule failure, or an id longer than
 /// the changelog takes (<see cref="ChangelogLimits"/>), is recorded in <c>sync_rule_failures</c> as an insert and the
 /// load goes on.
@@ -160,6 +162,7 @@ internal sealed partial class EdgeSnapshotLoader(
         started = Stopwatch.GetTimestamp();
         try
         {
+            await ChangelogStore.RaiseLoadHorizonAsync(target, ct).ConfigureAwait(false);
             await ChangelogStore.SetSnapshotPositionAsync(target, slotName, consistentPoint, ct).ConfigureAwait(false);
             await write.CommitAsync(ct).ConfigureAwait(false);
         }

@@ -233,7 +233,8 @@ public sealed partial class ChangelogReader
     // horizons and the rows agree. The header row (ordinal 0) comes with the rows; rows are read only when no bucket
     // needs a resync and the cursor is not ahead of the sequence (a one-time filter). Per bucket, a primary key probe of
     // its horizon (a scalar subquery, which the planner keeps per bucket) and an index range scan of (bucket_id, seq), at
-    // most $3 rows. Names and ids come as UTF-8 bytea, decoded into pooled buffers. A seq column without an owned
+    // most $3 rows. The horizon of bucket '' (no bucket has that id) is every bucket's: the initial snapshot raises it.
+    // Names and ids come as UTF-8 bytea, decoded into pooled buffers. A seq column without an owned
     // sequence (not the pipeline's schema) cannot tell a cursor ahead: that check is skipped rather than sending every
     // client into a resync.
     private static string ChangesSql(string schema) => $"""
@@ -246,7 +247,8 @@ public sealed partial class ChangelogReader
                                 ELSE COALESCE(pg_catalog.pg_sequence_last_value(q.name::pg_catalog.regclass), 0) END
                     FROM (SELECT pg_catalog.pg_get_serial_sequence($5, 'seq') AS name) q) AS last,
                    ARRAY(SELECT b.ord FROM b
-                         WHERE (SELECT h.horizon_seq FROM {schema}.sync_bucket_horizons h WHERE h.bucket_id = b.bucket_id) > b.after
+                         WHERE GREATEST((SELECT h.horizon_seq FROM {schema}.sync_bucket_horizons h WHERE h.bucket_id = b.bucket_id),
+                                        (SELECT h.horizon_seq FROM {schema}.sync_bucket_horizons h WHERE h.bucket_id = '')) > b.after
                          ORDER BY b.ord) AS passed)
         SELECT 0, s.high, NULL::bytea, NULL::bytea, NULL::int2, s.last, s.passed FROM s
         UNION ALL

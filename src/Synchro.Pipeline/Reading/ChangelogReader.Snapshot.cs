@@ -158,14 +158,15 @@ public sealed partial class ChangelogReader
     }
 
     // $1 bucket ids in the order to page them, $2/$3 the (table_name, record_id) to continue after in each, $4 rows. The
-    // header row (ordinal 0) carries the position S: the high-water mark, raised to the buckets' horizons so that a
-    // cursor at S is never behind one, read in the same statement as the members. Per bucket, an index range scan of
+    // header row (ordinal 0) carries the position S: the high-water mark, raised to the buckets' horizons and the horizon
+    // of every bucket (bucket id '', raised by an initial snapshot load) so that a cursor at S is never behind one, read in the same statement as the members. Per bucket, an index range scan of
     // (bucket_id, table_name, record_id); the outer LIMIT stops the nested loop once the page is full.
     private static string SnapshotSql(string schema) => $"""
         SELECT 0, GREATEST(
                    (SELECT COALESCE(pg_catalog.max(c.seq), 0) FROM {schema}.sync_changelog c),
                    (SELECT COALESCE(pg_catalog.max((SELECT h.horizon_seq FROM {schema}.sync_bucket_horizons h WHERE h.bucket_id = u.bucket_id)), 0)
-                    FROM pg_catalog.unnest($1::text[]) AS u(bucket_id))),
+                    FROM pg_catalog.unnest($1::text[]) AS u(bucket_id)),
+                   (SELECT h.horizon_seq FROM {schema}.sync_bucket_horizons h WHERE h.bucket_id = '')),
                NULL::bytea, NULL::text
         UNION ALL
         (SELECT b.ord::int4, NULL::int8, pg_catalog.convert_to(e.table_name, 'UTF8'), e.record_id

@@ -7,8 +7,9 @@ public enum ResyncReason
     None = 0,
 
     /// <summary>
-    /// Compaction removed delete rows of the buckets after the cursor's position for them (the bucket's horizon in
-    /// <c>sync_bucket_horizons</c> is above it): continuing could leave a deleted record in the client.
+    /// The changelog no longer holds every change of the buckets after the cursor's position for them (their horizon in
+    /// <c>sync_bucket_horizons</c> is above it): compaction removed delete rows there, or the pipeline loaded an initial
+    /// snapshot (a new or recreated slot), whose edges come without changelog rows. Continuing could leave the client wrong.
     /// </summary>
     HorizonPassed = 1,
 
