@@ -53,7 +53,7 @@ internal sealed partial class WriterStage
     private RuleFailure? _firstRefused;
 
     /// <summary>Writes the batch's changes, decided by <paramref name="assignments"/>, from the edges <see cref="_overlay"/> was reset to.</summary>
-    private async Task WriteDecidedAsync(NpgsqlConnection connection, ChangeBatch batch, IReadOnlyList<BucketAssignment> assignments, CancellationToken cancellationToken)
+    private async Task WriteDecidedAsync(NpgsqlConnection connection, NpgsqlConnection sourceConnection, ChangeBatch batch, IReadOnlyList<BucketAssignment> assignments, CancellationToken cancellationToken)
     {
         _ruleFailureCount = 0;
         _firstRuleFailure = null;
@@ -62,7 +62,10 @@ internal sealed partial class WriterStage
         var started = Stopwatch.GetTimestamp();
         // A batch that ends its source transaction is committed next, so its savepoint need not be released: the commit
         // takes it along, and the normal path pays no round trip for it.
+        _moved.Clear();
         await WritePartAsync(connection, batch, assignments, 0, batch.Count, cancellationToken, releaseWhenWritten: !batch.EndsTransaction).ConfigureAwait(false);
+        if (_moved.Count > 0)
+            await CascadeMovesAsync(connection, sourceConnection, cancellationToken).ConfigureAwait(false);
         if (_ruleFailureCount > 0)
             LogRuleFailures(logger, _ruleFailureCount, _firstRuleFailure!.TableName, _firstRuleFailure.RecordId, _firstRuleFailure.ErrorText);
         if (_refusedCount > 0)
@@ -94,6 +97,7 @@ internal sealed partial class WriterStage
                 failures.Add(new RuleFailure(key.TableName, key.RecordId, change.Operation, failure, RowJson.Payload(batch, change)));
         }
         _overlay.NetChanges(_added, _removed);
+        NoteMoves();
         if (rows.Count == 0 && failures.Count == 0 && _added.Count == 0 && _removed.Count == 0)
         {
             _overlay.Settle();

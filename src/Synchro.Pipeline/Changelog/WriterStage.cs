@@ -266,7 +266,7 @@ internal sealed partial class WriterStage(
         foreach (var assignment in assignments)
             Limits.CheckBuckets(assignment);
         _overlay.Reset(await loading.ConfigureAwait(false));
-        await WriteDecidedAsync(connection, batch, assignments, cancellationToken).ConfigureAwait(false);
+        await WriteDecidedAsync(connection, sourceConnection, batch, assignments, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>

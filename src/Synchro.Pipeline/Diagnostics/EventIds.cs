@@ -140,6 +140,11 @@ internal static class EventIds
     /// <summary>The changelog refused changes of a batch (a value too large for an index, a constraint): isolated into <c>sync_rule_failures</c>, the rest written.</summary>
     public const int ChangesRefused = 3010;
 
+    // Parent moves cascading to children: 3020–3039.
+
+    /// <summary>A batch moved records with inheriting children: descendants read, rows written, duration (Debug).</summary>
+    public const int ParentMovesCascaded = 3020;
+
     // Committer and heartbeats: 4xxx.
 
     /// <summary>Confirmed a position to the server.</summary>
