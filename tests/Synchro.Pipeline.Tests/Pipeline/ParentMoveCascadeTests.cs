@@ -1,0 +1,178 @@
+using Npgsql;
+using Synchro.Pipeline.Registry;
+using Synchro.Pipeline.Tests.Infrastructure;
+
+namespace Synchro.Pipeline.Tests.Pipeline;
+
+/// <summary>
+/// Issue 20: when a parent moves to other buckets, the descendants that inherit their buckets through the parent chain move
+/// with it, in the same changelog transaction (<see cref="WalPipelineOptions.CascadeParentMoves"/>), on a live pipeline.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class ParentMoveCascadeTests(PostgresServerFixture postgres)
+{
+    private const string OrderId = "00000000-0000-0000-0000-000000000002";
+
+    // A third level under order_lines.
+    private const string Notes = """
+        CREATE TABLE line_notes (id int PRIMARY KEY, line_id int NOT NULL REFERENCES order_lines (id), body text);
+        CREATE INDEX ON line_notes (line_id);
+        CREATE INDEX ON order_lines (order_id);
+        ALTER PUBLICATION synchro_pub ADD TABLE line_notes;
+        """;
+
+    private static TableRegistry ThreeLevels() => PipelineHarness.Registry()
+        .Add(new TableRegistration("line_notes") { ParentTable = "order_lines", ParentForeignKeyColumn = "line_id", SoftDeleteColumn = null });
+
+    [Fact]
+    public async Task The_issues_example_lines_follow_their_order_from_alice_to_bob()
+    {
+        await using var harness = await PipelineHarness.CreateAsync(postgres, "cascade_issue");
+        await harness.StartAsync();
+        await harness.ExecuteAsync($"""
+            INSERT INTO orders (id, user_id) VALUES ('{OrderId}', 'alice');
+            INSERT INTO order_lines VALUES (20, '{OrderId}', 1), (21, '{OrderId}', 1);
+            """);
+        Assert.Equal(3, (await harness.WaitForChangelogAsync(3)).Count);
+
+        await harness.ExecuteAsync($"UPDATE orders SET user_id = 'bob' WHERE id = '{OrderId}'");
+        var rows = await harness.WaitForChangelogAsync(9);
+
+        // The order's own rows first, then its lines' moves, all in one commit.
+        Assert.Equal([$"user:bob orders {OrderId} 1", $"user:alice orders {OrderId} 3"], rows[3..5]);
+        Assert.Equal(
+            ["user:alice order_lines 20 3", "user:alice order_lines 21 3", "user:bob order_lines 20 1", "user:bob order_lines 21 1"],
+            rows[5..].Order(StringComparer.Ordinal));
+        Assert.Equal(
+            ["order_lines 20 user:bob", "order_lines 21 user:bob", $"orders {OrderId} user:bob"],
+            await EdgesAsync(harness));
+    }
+
+    [Fact]
+    public async Task Three_levels_move_and_a_descendant_changed_in_the_same_transaction_moves_once()
+    {
+        await using var harness = await PipelineHarness.CreateAsync(postgres, "cascade_levels");
+        await harness.ExecuteAsync(Notes);
+        var options = harness.Options();
+        options.Tables = ThreeLevels();
+        await harness.StartAsync(options);
+        await harness.ExecuteAsync($"""
+            INSERT INTO orders (id, user_id) VALUES ('{OrderId}', 'alice');
+            INSERT INTO order_lines VALUES (20, '{OrderId}', 1), (21, '{OrderId}', 1);
+            INSERT INTO line_notes VALUES (200, 20, 'a'), (201, 20, 'b'), (210, 21, 'c');
+            """);
+        await harness.WaitForChangelogAsync(6);
+
+        // Line 21 and note 201 change in the same transaction as the move, one before it and one after.
+        await harness.ExecuteAsync($"""
+            BEGIN;
+            UPDATE order_lines SET quantity = 2 WHERE id = 21;
+            UPDATE orders SET user_id = 'bob' WHERE id = '{OrderId}';
+            UPDATE line_notes SET body = 'bb' WHERE id = 201;
+            COMMIT;
+            """);
+        await harness.WaitForChangelogAsync(6 + 12);
+        var rows = (await harness.ChangelogAsync())[6..];
+
+        foreach (var (table, id) in new[] { ("order_lines", "20"), ("order_lines", "21"), ("line_notes", "200"), ("line_notes", "201"), ("line_notes", "210") })
+        {
+            // Exactly one way into bob and one out of alice for each descendant, whichever wrote it.
+            Assert.Single(rows, r => r.StartsWith($"user:bob {table} {id} ", StringComparison.Ordinal));
+            Assert.Single(rows, r => r == $"user:alice {table} {id} 3");
+        }
+        Assert.All(await EdgesAsync(harness), e => Assert.EndsWith(" user:bob", e, StringComparison.Ordinal));
+        Assert.Equal(6, (await EdgesAsync(harness)).Count);
+    }
+
+    [Fact]
+    public async Task A_soft_deleted_order_takes_its_lines_out_and_a_restored_one_brings_them_back()
+    {
+        await using var harness = await PipelineHarness.CreateAsync(postgres, "cascade_soft");
+        await harness.StartAsync();
+        await harness.ExecuteAsync($"""
+            INSERT INTO orders (id, user_id) VALUES ('{OrderId}', 'alice');
+            INSERT INTO order_lines VALUES (20, '{OrderId}', 1);
+            """);
+        await harness.WaitForChangelogAsync(2);
+
+        await harness.ExecuteAsync($"UPDATE orders SET deleted_at = now() WHERE id = '{OrderId}'");
+        var rows = await harness.WaitForChangelogAsync(4);
+        Assert.Equal([$"user:alice orders {OrderId} 3", "user:alice order_lines 20 3"], rows[2..]);
+        Assert.Empty(await EdgesAsync(harness));
+
+        await harness.ExecuteAsync($"UPDATE orders SET deleted_at = NULL WHERE id = '{OrderId}'");
+        rows = await harness.WaitForChangelogAsync(6);
+        Assert.Equal([$"user:alice orders {OrderId} 1", "user:alice order_lines 20 1"], rows[4..]);
+        Assert.Equal(["order_lines 20 user:alice", $"orders {OrderId} user:alice"], await EdgesAsync(harness));
+    }
+
+    [Fact]
+    public async Task With_the_option_off_lines_stay_where_they_were_as_in_the_reference()
+    {
+        await using var harness = await PipelineHarness.CreateAsync(postgres, "cascade_off");
+        var options = harness.Options();
+        options.CascadeParentMoves = false;
+        await harness.StartAsync(options);
+        await harness.ExecuteAsync($"""
+            INSERT INTO orders (id, user_id) VALUES ('{OrderId}', 'alice');
+            INSERT INTO order_lines VALUES (20, '{OrderId}', 1), (21, '{OrderId}', 1);
+            """);
+        await harness.WaitForChangelogAsync(3);
+
+        await harness.ExecuteAsync($"UPDATE orders SET user_id = 'bob' WHERE id = '{OrderId}'");
+        var rows = await harness.WaitForChangelogAsync(5);
+
+        // The issue's "before": the lines' edges and rows stay alice's.
+        Assert.Equal([$"user:bob orders {OrderId} 1", $"user:alice orders {OrderId} 3"], rows[3..]);
+        Assert.Equal(
+            ["order_lines 20 user:alice", "order_lines 21 user:alice", $"orders {OrderId} user:bob"],
+            await EdgesAsync(harness));
+    }
+
+    [Fact]
+    public async Task A_cascade_in_chunks_of_two_writes_what_one_chunk_writes()
+    {
+        var unchunked = await MoveManyAsync("cascade_whole", chunkRows: null);
+        var chunked = await MoveManyAsync("cascade_chunks", chunkRows: 2);
+
+        Assert.Equal(unchunked.Edges, chunked.Edges);
+        Assert.Equal(unchunked.Rows.Order(StringComparer.Ordinal), chunked.Rows.Order(StringComparer.Ordinal));
+        // 5 orders × (1 + 4 lines + 12 notes) records, each one insert in bob and one delete in alice.
+        Assert.Equal(5 * 17 * 2, chunked.Rows.Count);
+        Assert.Equal(5 * 17, chunked.Edges.Count);
+        Assert.All(chunked.Edges, e => Assert.EndsWith(" user:bob", e, StringComparison.Ordinal));
+    }
+
+    private async Task<(List<string> Rows, List<string> Edges)> MoveManyAsync(string name, int? chunkRows)
+    {
+        await using var harness = await PipelineHarness.CreateAsync(postgres, name);
+        await harness.ExecuteAsync(Notes);
+        var options = harness.Options();
+        options.Tables = ThreeLevels();
+        if (chunkRows is { } chunk)
+            options.CascadeChunkRows = chunk;
+        await harness.StartAsync(options);
+        // 5 orders, 4 lines each, 3 notes per line: 85 records.
+        await harness.ExecuteAsync("""
+            INSERT INTO orders (id, user_id) SELECT ('00000000-0000-0000-0000-00000000000' || o)::uuid, 'alice' FROM generate_series(1, 5) o;
+            INSERT INTO order_lines SELECT o * 10 + l, ('00000000-0000-0000-0000-00000000000' || o)::uuid, 1 FROM generate_series(1, 5) o, generate_series(1, 4) l;
+            INSERT INTO line_notes SELECT (o * 10 + l) * 10 + n, o * 10 + l, 'x' FROM generate_series(1, 5) o, generate_series(1, 4) l, generate_series(1, 3) n;
+            """);
+        await harness.WaitForChangelogAsync(85);
+        await harness.ExecuteAsync("UPDATE orders SET user_id = 'bob'");
+        var rows = await harness.WaitForChangelogAsync(85 + 170);
+        return (rows[85..], await EdgesAsync(harness));
+    }
+
+    private static async Task<List<string>> EdgesAsync(PipelineHarness harness)
+    {
+        await using var connection = new NpgsqlConnection(harness.ChangelogConnectionString);
+        await connection.OpenAsync();
+        await using var command = new NpgsqlCommand("SELECT table_name, record_id, bucket_id FROM sync_bucket_edges ORDER BY 1, 2, 3", connection);
+        await using var reader = await command.ExecuteReaderAsync();
+        var edges = new List<string>();
+        while (await reader.ReadAsync())
+            edges.Add($"{reader.GetString(0)} {reader.GetString(1)} {reader.GetString(2)}");
+        return edges.Order(StringComparer.Ordinal).ToList();
+    }
+}
