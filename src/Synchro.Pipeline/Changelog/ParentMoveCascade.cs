@@ -40,6 +40,7 @@ internal sealed class ParentMoveCascade
     // Per child table: the SELECT of the descendants of a set of parents (parameters: one array per foreign-key column).
     private readonly Dictionary<TableRegistration, string> _selects = [];
     private int _cursors;
+    private readonly Buckets.SourceRows _rows = new();
 
     public ParentMoveCascade(TableRegistry registry, int chunkRows = DefaultChunkRows)
     {
@@ -86,12 +87,48 @@ internal sealed class ParentMoveCascade
                 await readOnly.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             foreach (var byTable in moved.GroupBy(m => m.Record.TableName, StringComparer.Ordinal))
             {
-                if (_byParentName.TryGetValue(byTable.Key, out var entry))
-                    await CascadeLevelAsync(state, entry.Parent, entry.Children, byTable.Select(m => (m.Record.RecordId, m.Buckets)).ToList(), cancellationToken).ConfigureAwait(false);
+                if (!_byParentName.TryGetValue(byTable.Key, out var entry))
+                    continue;
+                var parents = byTable.Select(m => (m.Record.RecordId, m.Buckets)).ToList();
+                var softDeleted = await SoftDeletedAsync(state, entry.Parent, parents, cancellationToken).ConfigureAwait(false);
+                if (softDeleted.Count > 0)
+                    parents.RemoveAll(p => softDeleted.Contains(p.RecordId));
+                await CascadeLevelAsync(state, entry.Parent, entry.Children, parents, cancellationToken).ConfigureAwait(false);
             }
             await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
         }
         return new Result(state.Descendants, state.Rows, state.Queries);
+    }
+
+    /// <summary>
+    /// The records of <paramref name="parents"/> left with no bucket that are soft-deleted on the source. The parent-chain rule
+    /// reads a parent's row whether or not it is soft-deleted, so their children keep the buckets they have: no move.
+    /// </summary>
+    private async Task<HashSet<string>> SoftDeletedAsync(
+        State state, TableRegistration parent, List<(string Id, IReadOnlyList<string> Buckets)> parents, CancellationToken cancellationToken)
+    {
+        var found = new HashSet<string>(StringComparer.Ordinal);
+        if (parent.SoftDeleteColumn is not { } softDelete)
+            return found;
+        var emptied = parents.Where(p => p.Buckets.Count == 0).Select(p => p.Id).ToList();
+        if (emptied.Count == 0)
+            return found;
+        if (state.SourceTimeout is { } timeout)
+            await timeout.UseAsync(StatementKind.ParentLookup, cancellationToken).ConfigureAwait(false);
+        state.Queries++;
+        try
+        {
+            foreach (var (id, values) in await _rows.LookupAsync(state.Source, parent, [softDelete], emptied, cancellationToken).ConfigureAwait(false))
+            {
+                if (values[0] is not null)
+                    found.Add(id);
+            }
+        }
+        catch (PostgresException e) when (state.SourceTimeout?.AsTimeout(e, $"Looking up {emptied.Count} deleted parent row(s) in {parent}") is { } timeoutError)
+        {
+            throw timeoutError;
+        }
+        return found;
     }
 
     private sealed class State(NpgsqlConnection changelog, NpgsqlConnection source, SessionTimeout? sourceTimeout)
@@ -155,6 +192,7 @@ internal sealed class ParentMoveCascade
         var idCount = child.IdColumns.Count;
         var keys = new List<RecordKey>(Math.Min(ChunkRows, 1024));
         var targets = new List<IReadOnlyList<string>>(Math.Min(ChunkRows, 1024));
+        var deleted = new List<bool>(Math.Min(ChunkRows, 1024));
         var childHasChildren = _byParentName.TryGetValue(child.ChangelogName, out var grandchildren);
         var fetch = $"FETCH FORWARD {ChunkRows.ToString(System.Globalization.CultureInfo.InvariantCulture)} FROM {cursor}";
         var id = new string?[idCount];
@@ -163,6 +201,7 @@ internal sealed class ParentMoveCascade
         {
             keys.Clear();
             targets.Clear();
+            deleted.Clear();
             if (state.SourceTimeout is { } timeout)
                 await timeout.UseAsync(StatementKind.ParentLookup, cancellationToken).ConfigureAwait(false);
             state.Queries++;
@@ -186,6 +225,7 @@ internal sealed class ParentMoveCascade
                                 continue;
                             keys.Add(new RecordKey(child.ChangelogName, child.HasCompositeId ? child.FormatRecordId(id) : id[0]!));
                             targets.Add(bucketsOf.TryGetValue(parentId, out var b) ? b : []);
+                            deleted.Add(reader.GetBoolean(idCount + parentKey.Length));
                         }
                     }
                 }
@@ -197,7 +237,7 @@ internal sealed class ParentMoveCascade
             if (keys.Count == 0)
                 break;
 
-            var moved = await WriteMovesAsync(state, keys, targets, childHasChildren, cancellationToken).ConfigureAwait(false);
+            var moved = await WriteMovesAsync(state, keys, targets, deleted, childHasChildren, cancellationToken).ConfigureAwait(false);
             if (moved.Count > 0)
                 await CascadeLevelAsync(state, child, grandchildren.Children, moved, cancellationToken).ConfigureAwait(false);
         }
@@ -207,7 +247,7 @@ internal sealed class ParentMoveCascade
 
     /// <summary>Writes the edge diff of each of <paramref name="keys"/> moving to its target buckets; returns those that moved when they have children.</summary>
     private static async Task<List<(string Id, IReadOnlyList<string> Buckets)>> WriteMovesAsync(
-        State state, List<RecordKey> keys, List<IReadOnlyList<string>> targets, bool collectMoved, CancellationToken cancellationToken)
+        State state, List<RecordKey> keys, List<IReadOnlyList<string>> targets, List<bool> deleted, bool collectMoved, CancellationToken cancellationToken)
     {
         var edges = await ChangelogStore.LoadEdgesAsync(state.Changelog, keys, cancellationToken).ConfigureAwait(false);
         var rows = new List<ChangelogRow>();
@@ -217,7 +257,8 @@ internal sealed class ParentMoveCascade
         for (var i = 0; i < keys.Count; i++)
         {
             var record = keys[i];
-            var next = targets[i];
+            // A soft-deleted descendant is in no bucket, but its own children still inherit through its row.
+            var next = deleted[i] ? [] : targets[i];
             IReadOnlyList<string> existing = edges.TryGetValue(record, out var loaded) ? loaded : [];
             var changed = false;
             foreach (var bucket in next)
@@ -239,8 +280,8 @@ internal sealed class ParentMoveCascade
                 }
             }
             // Deeper levels follow the descendant's buckets now; one that did not move moves none of its own.
-            if (changed && collectMoved)
-                moved.Add((record.RecordId, next));
+            if ((changed || deleted[i]) && collectMoved)
+                moved.Add((record.RecordId, targets[i]));
         }
         if (rows.Count > 0)
         {
@@ -252,7 +293,7 @@ internal sealed class ParentMoveCascade
         return moved;
     }
 
-    /// <summary>The SELECT of <paramref name="child"/>'s rows whose foreign key is one of the parameter arrays' rows: id columns then key columns, as text.</summary>
+    /// <summary>The SELECT of <paramref name="child"/>'s rows whose foreign key is one of the parameter arrays' rows: id columns then key columns, as text, then whether it is soft-deleted.</summary>
     private async Task<string> SelectAsync(NpgsqlConnection source, TableRegistration child, CancellationToken cancellationToken)
     {
         if (_selects.TryGetValue(child, out var select))
@@ -284,7 +325,8 @@ internal sealed class ParentMoveCascade
         // Each key compared in its column's own type, so the foreign key's index is used.
         var unnest = string.Join(", ", typed.Select((t, k) => $"pg_catalog.unnest(${k + 1}::{t}[])"));
         var on = string.Join(" AND ", keyColumns.Select((c, k) => $"t.{PgIdentifier.Quote(c)} = k.k{k}"));
-        select = $"SELECT {string.Join(", ", ids.Concat(fks))} FROM {PgIdentifier.QuoteQualified(child.Schema, child.Name)} t "
+        var softDeleted = child.SoftDeleteColumn is { } softDelete ? $"t.{PgIdentifier.Quote(softDelete)} IS NOT NULL" : "false";
+        select = $"SELECT {string.Join(", ", ids.Concat(fks))}, {softDeleted} FROM {PgIdentifier.QuoteQualified(child.Schema, child.Name)} t "
             + $"JOIN ROWS FROM ({unnest}) AS k({string.Join(", ", Enumerable.Range(0, keyColumns.Count).Select(k => $"k{k}"))}) ON {on}";
         _selects[child] = select;
         return select;

@@ -85,25 +85,53 @@ public sealed class ParentMoveCascadeTests(PostgresServerFixture postgres)
     }
 
     [Fact]
-    public async Task A_soft_deleted_order_takes_its_lines_out_and_a_restored_one_brings_them_back()
+    public async Task Deleted_and_soft_deleted_parents_give_their_children_what_the_parent_chain_rule_gives()
     {
-        await using var harness = await PipelineHarness.CreateAsync(postgres, "cascade_soft");
-        await harness.StartAsync();
+        await using var harness = await PipelineHarness.CreateAsync(postgres, "cascade_deletes");
+        await harness.ExecuteAsync(Notes + """
+            ALTER TABLE order_lines ADD COLUMN deleted_at timestamptz;
+            ALTER TABLE line_notes DROP CONSTRAINT line_notes_line_id_fkey;
+            """);
+        var options = harness.Options();
+        options.Tables = new TableRegistry()
+            .Add(new TableRegistration("orders") { OwnerColumn = "user_id" })
+            .Add(new TableRegistration("order_lines") { ParentTable = "orders", ParentForeignKeyColumn = "order_id" })
+            .Add(new TableRegistration("line_notes") { ParentTable = "order_lines", ParentForeignKeyColumn = "line_id", SoftDeleteColumn = null });
+        await harness.StartAsync(options);
         await harness.ExecuteAsync($"""
             INSERT INTO orders (id, user_id) VALUES ('{OrderId}', 'alice');
-            INSERT INTO order_lines VALUES (20, '{OrderId}', 1);
+            INSERT INTO order_lines VALUES (20, '{OrderId}', 1), (21, '{OrderId}', 1);
+            INSERT INTO line_notes VALUES (200, 20, 'a'), (210, 21, 'b');
             """);
-        await harness.WaitForChangelogAsync(2);
+        await harness.WaitForChangelogAsync(5);
 
+        // The rule reads a soft-deleted parent's row as it is, so its children keep their buckets: only the order leaves.
         await harness.ExecuteAsync($"UPDATE orders SET deleted_at = now() WHERE id = '{OrderId}'");
-        var rows = await harness.WaitForChangelogAsync(4);
-        Assert.Equal([$"user:alice orders {OrderId} 3", "user:alice order_lines 20 3"], rows[2..]);
-        Assert.Empty(await EdgesAsync(harness));
-
+        var rows = await harness.WaitForChangelogAsync(6);
+        Assert.Equal([$"user:alice orders {OrderId} 3"], rows[5..]);
         await harness.ExecuteAsync($"UPDATE orders SET deleted_at = NULL WHERE id = '{OrderId}'");
-        rows = await harness.WaitForChangelogAsync(6);
-        Assert.Equal([$"user:alice orders {OrderId} 1", "user:alice order_lines 20 1"], rows[4..]);
-        Assert.Equal(["order_lines 20 user:alice", $"orders {OrderId} user:alice"], await EdgesAsync(harness));
+        rows = await harness.WaitForChangelogAsync(7);
+        Assert.Equal([$"user:alice orders {OrderId} 1"], rows[6..]);
+        Assert.Equal(5, (await EdgesAsync(harness)).Count);
+
+        // A soft-deleted line stays in no bucket when its order moves, and its note, which inherits through the line's row, moves.
+        await harness.ExecuteAsync($"""
+            UPDATE order_lines SET deleted_at = now() WHERE id = 21;
+            UPDATE orders SET user_id = 'bob' WHERE id = '{OrderId}';
+            """);
+        rows = await harness.WaitForChangelogAsync(7 + 1 + 2 + 6);
+        Assert.Equal("user:alice order_lines 21 3", rows[7]);
+        Assert.Equal(
+            ["user:alice line_notes 200 3", "user:alice line_notes 210 3", "user:alice order_lines 20 3", $"user:alice orders {OrderId} 3",
+             "user:bob line_notes 200 1", "user:bob line_notes 210 1", "user:bob order_lines 20 1", $"user:bob orders {OrderId} 1"],
+            rows[8..].Order(StringComparer.Ordinal));
+        Assert.Equal(["line_notes 200 user:bob", "line_notes 210 user:bob", "order_lines 20 user:bob", $"orders {OrderId} user:bob"], await EdgesAsync(harness));
+
+        // A line deleted for good: its note, whose parent row is missing now, leaves too.
+        await harness.ExecuteAsync("DELETE FROM order_lines WHERE id = 20");
+        rows = await harness.WaitForChangelogAsync(18);
+        Assert.Equal(["user:bob order_lines 20 3", "user:bob line_notes 200 3"], rows[16..]);
+        Assert.Equal(["line_notes 210 user:bob", $"orders {OrderId} user:bob"], await EdgesAsync(harness));
     }
 
     [Fact]
