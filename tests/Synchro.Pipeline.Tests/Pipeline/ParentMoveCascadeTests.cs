@@ -135,6 +135,39 @@ public sealed class ParentMoveCascadeTests(PostgresServerFixture postgres)
     }
 
     [Fact]
+    public async Task Children_of_a_parent_keyed_by_several_columns_move_with_it()
+    {
+        await using var harness = await PipelineHarness.CreateAsync(postgres, "cascade_composite");
+        await harness.ExecuteAsync("""
+            CREATE TABLE docs (tenant_id int, id int, owner text, PRIMARY KEY (tenant_id, id));
+            CREATE TABLE doc_items (tenant_id int, id int, doc_id int, PRIMARY KEY (tenant_id, id), FOREIGN KEY (tenant_id, doc_id) REFERENCES docs);
+            ALTER PUBLICATION synchro_pub ADD TABLE docs, doc_items;
+            """);
+        var options = harness.Options();
+        options.Tables = new TableRegistry()
+            .Add(new TableRegistration("docs") { IdColumns = ["tenant_id", "id"], OwnerColumn = "owner", SoftDeleteColumn = null })
+            .Add(new TableRegistration("doc_items") { IdColumns = ["tenant_id", "id"], ParentTable = "docs", ParentForeignKeyColumns = ["tenant_id", "doc_id"], SoftDeleteColumn = null });
+        await harness.StartAsync(options);
+        // Two tenants' docs with the same id: only tenant 1's items follow its doc.
+        await harness.ExecuteAsync("""
+            INSERT INTO docs VALUES (1, 7, 'alice'), (2, 7, 'alice');
+            INSERT INTO doc_items VALUES (1, 70, 7), (1, 71, 7), (2, 70, 7);
+            """);
+        await harness.WaitForChangelogAsync(5);
+
+        await harness.ExecuteAsync("UPDATE docs SET owner = 'bob' WHERE tenant_id = 1 AND id = 7");
+        var rows = await harness.WaitForChangelogAsync(11);
+
+        Assert.Equal(
+            ["""user:alice doc_items ["1","70"] 3""", """user:alice doc_items ["1","71"] 3""", """user:bob doc_items ["1","70"] 1""", """user:bob doc_items ["1","71"] 1"""],
+            rows[7..].Order(StringComparer.Ordinal));
+        Assert.Equal(
+            ["""doc_items ["1","70"] user:bob""", """doc_items ["1","71"] user:bob""", """doc_items ["2","70"] user:alice""",
+             """docs ["1","7"] user:bob""", """docs ["2","7"] user:alice"""],
+            await EdgesAsync(harness));
+    }
+
+    [Fact]
     public async Task With_the_option_off_lines_stay_where_they_were_as_in_the_reference()
     {
         await using var harness = await PipelineHarness.CreateAsync(postgres, "cascade_off");
