@@ -13,6 +13,14 @@ internal sealed partial class WriterStage
 
     // The records of the batch's tables with inheriting children whose edges the batch changed.
     private readonly HashSet<RecordKey> _moved = [];
+    // Those of them the batch inserted: a new row's children come in their own changes, so it moves none (no round trip).
+    private readonly HashSet<RecordKey> _inserted = [];
+
+    private void NoteInsert(RecordKey record)
+    {
+        if (Cascade is { IsNeeded: true } cascade && cascade.HasChildren(record.TableName))
+            _inserted.Add(record);
+    }
 
     /// <summary>Notes the records of the part's net edge changes whose tables have inheriting children (no round trip).</summary>
     private void NoteMoves()
@@ -40,8 +48,14 @@ internal sealed partial class WriterStage
         var started = Stopwatch.GetTimestamp();
         var moved = new List<(RecordKey, IReadOnlyList<string>)>(_moved.Count);
         foreach (var record in _moved)
-            moved.Add((record, _overlay.Current(record)));
+        {
+            if (!_inserted.Contains(record))
+                moved.Add((record, _overlay.Current(record)));
+        }
         _moved.Clear();
+        _inserted.Clear();
+        if (moved.Count == 0)
+            return;
         var result = await Cascade!.CascadeAsync(connection, sourceConnection, _sourceTimeout, moved, cancellationToken).ConfigureAwait(false);
         metrics.ChangelogRowsWritten(result.Rows, 0);
         LogCascade(logger, moved.Count, result.Descendants, result.Rows, result.Queries, Stopwatch.GetElapsedTime(started).TotalMilliseconds);

@@ -63,6 +63,7 @@ internal sealed partial class WriterStage
         // A batch that ends its source transaction is committed next, so its savepoint need not be released: the commit
         // takes it along, and the normal path pays no round trip for it.
         _moved.Clear();
+        _inserted.Clear();
         await WritePartAsync(connection, batch, assignments, 0, batch.Count, cancellationToken, releaseWhenWritten: !batch.EndsTransaction).ConfigureAwait(false);
         if (_moved.Count > 0)
             await CascadeMovesAsync(connection, sourceConnection, cancellationToken).ConfigureAwait(false);
@@ -93,6 +94,8 @@ internal sealed partial class WriterStage
         {
             var change = batch[i];
             var key = _keys[i];
+            if (change.Operation == ChangeOperation.Insert)
+                NoteInsert(key);
             if (_overlay.ApplyDecision(key, change.Operation, assignments[i], rows) is { } failure)
                 failures.Add(new RuleFailure(key.TableName, key.RecordId, change.Operation, failure, RowJson.Payload(batch, change)));
         }

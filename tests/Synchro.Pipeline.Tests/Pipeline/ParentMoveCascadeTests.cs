@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Npgsql;
 using Synchro.Pipeline.Registry;
 using Synchro.Pipeline.Tests.Infrastructure;
@@ -28,12 +29,17 @@ public sealed class ParentMoveCascadeTests(PostgresServerFixture postgres)
     public async Task The_issues_example_lines_follow_their_order_from_alice_to_bob()
     {
         await using var harness = await PipelineHarness.CreateAsync(postgres, "cascade_issue");
-        await harness.StartAsync();
+        using var logs = new RecordingLoggerFactory(LogLevel.Debug);
+        var options = harness.Options();
+        options.LoggerFactory = logs;
+        await harness.StartAsync(options);
         await harness.ExecuteAsync($"""
             INSERT INTO orders (id, user_id) VALUES ('{OrderId}', 'alice');
             INSERT INTO order_lines VALUES (20, '{OrderId}', 1), (21, '{OrderId}', 1);
             """);
         Assert.Equal(3, (await harness.WaitForChangelogAsync(3)).Count);
+        // The normal path: a new order and its lines move nothing, so no cascade runs (and no query of it).
+        Assert.DoesNotContain(logs.Entries, e => e.EventId.Id == 3020);
 
         await harness.ExecuteAsync($"UPDATE orders SET user_id = 'bob' WHERE id = '{OrderId}'");
         var rows = await harness.WaitForChangelogAsync(9);
@@ -46,6 +52,8 @@ public sealed class ParentMoveCascadeTests(PostgresServerFixture postgres)
         Assert.Equal(
             ["order_lines 20 user:bob", "order_lines 21 user:bob", $"orders {OrderId} user:bob"],
             await EdgesAsync(harness));
+        var cascade = Assert.Single(logs.Entries, e => e.EventId.Id == 3020);
+        Assert.StartsWith("1 moved record(s) with children: 2 descendant(s) read in 2 fetch(es), 4 changelog row(s)", cascade.Message, StringComparison.Ordinal);
     }
 
     [Fact]
