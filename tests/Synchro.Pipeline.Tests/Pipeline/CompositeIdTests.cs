@@ -141,8 +141,11 @@ public sealed class CompositeIdTests(PostgresServerFixture postgres)
             ("INSERT INTO notes VALUES (100, 1, 1, 'a'), (200, 2, 1, 'b')", ["user:alice notes 100 1", "user:bob notes 200 1"]),
             // A parent key with a NULL points to no parent: no bucket.
             ("INSERT INTO notes VALUES (300, NULL, 1, 'orphan')", []),
-            ("UPDATE docs SET owner = 'carol' WHERE tenant_id = 2", ["""user:carol docs ["2","7"] 1""", """user:bob docs ["2","7"] 3"""]),
-            ("UPDATE notes SET body = 'b2' WHERE id = 200", ["user:carol notes 200 1", "user:bob notes 200 3"]),
+            // The doc's page and the page's note move with it (CascadeParentMoves), so the note's own change later is an update.
+            ("UPDATE docs SET owner = 'carol' WHERE tenant_id = 2",
+                ["""user:carol docs ["2","7"] 1""", """user:bob docs ["2","7"] 3""", """user:carol pages ["2","1"] 1""", """user:bob pages ["2","1"] 3""",
+                 "user:carol notes 200 1", "user:bob notes 200 3"]),
+            ("UPDATE notes SET body = 'b2' WHERE id = 200", ["user:carol notes 200 2"]),
             ("UPDATE notes SET tenant_id = 1 WHERE id = 300", ["user:alice notes 300 1"]),
             ("INSERT INTO pages VALUES (2, 2, 7)", ["""user:carol pages ["2","2"] 1"""]),
             ("DELETE FROM notes WHERE id = 100", ["user:alice notes 100 3"]),
@@ -239,7 +242,9 @@ public sealed class CompositeIdTests(PostgresServerFixture postgres)
                 [$$"""user:7 entries ["{{T1}}","{{Min}}","-32768","a,\"b\""] 1""", $$"""user:-1 entries ["{{T2}}","{{Min}}","32767",""] 1"""]),
             ($"UPDATE entries SET amount = 3 WHERE tenant = '{T1}'", [$$"""user:7 entries ["{{T1}}","{{Min}}","-32768","a,\"b\""] 2"""]),
             ($"UPDATE accounts SET owner_id = 8 WHERE tenant = '{T1}'",
-                [$$"""user:8 accounts ["{{T1}}","{{Min}}"] 1""", $$"""user:7 accounts ["{{T1}}","{{Min}}"] 3"""]),
+                // Its entries move with it (CascadeParentMoves).
+                [$$"""user:8 accounts ["{{T1}}","{{Min}}"] 1""", $$"""user:7 accounts ["{{T1}}","{{Min}}"] 3""",
+                 $$"""user:8 entries ["{{T1}}","{{Min}}","-32768","a,\"b\""] 1""", $$"""user:7 entries ["{{T1}}","{{Min}}","-32768","a,\"b\""] 3"""]),
             // The parent's key changes and cascades: the child's record id changes with it (a delete and an insert each).
             ($"UPDATE accounts SET id = 42 WHERE tenant = '{T2}'",
             [

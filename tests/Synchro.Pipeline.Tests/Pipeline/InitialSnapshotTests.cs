@@ -55,20 +55,21 @@ public sealed class InitialSnapshotTests(PostgresServerFixture postgres)
         Assert.Equal(8L, harness.Pipeline!.GetStatus().SnapshotRows);
         Assert.True(await harness.ScalarAsync<long>($"SELECT confirmed_lsn FROM sync_wal_position WHERE slot_name = '{harness.Slot}'") > 0);
 
-        await harness.ExecuteAsync($"UPDATE orders SET user_id = 'carol' WHERE id = '{O1}'");
-        await harness.ExecuteAsync("UPDATE order_lines SET quantity = 9 WHERE id = 2");
-        await harness.ExecuteAsync("UPDATE categories SET name = 'film' WHERE id = 6");
+        // One transaction, so one batch: the cascade's rows come after its rows.
+        await harness.ExecuteAsync($"UPDATE orders SET user_id = 'carol' WHERE id = '{O1}'; UPDATE order_lines SET quantity = 9 WHERE id = 2; UPDATE categories SET name = 'film' WHERE id = 6;");
 
-        var rows = await harness.WaitForChangelogAsync(4);
+        var rows = await harness.WaitForChangelogAsync(6);
         Assert.Equal(
             [
                 $"user:carol orders {O1} 1", $"user:alice orders {O1} 3",
                 "user:bob order_lines 2 2",
                 "global categories 6 2",
+                // Line 1 follows its order (CascadeParentMoves), after the rows of the batch that moved it.
+                "user:carol order_lines 1 1", "user:alice order_lines 1 3",
             ],
             rows);
         Assert.Equal(
-            ["categories 5 global", "categories 6 global", "order_lines 1 user:alice", "order_lines 2 user:bob", $"orders {O1} user:carol", $"orders {O2} user:bob"],
+            ["categories 5 global", "categories 6 global", "order_lines 1 user:carol", "order_lines 2 user:bob", $"orders {O1} user:carol", $"orders {O2} user:bob"],
             await EdgesAsync(harness));
     }
 
@@ -131,8 +132,8 @@ public sealed class InitialSnapshotTests(PostgresServerFixture postgres)
         Assert.Empty(await EdgesAsync(harness));
         Assert.Equal(0L, harness.Pipeline!.GetStatus().SnapshotRows);
         await harness.ExecuteAsync($"UPDATE orders SET user_id = 'carol' WHERE id = '{O1}'");
-        // Without the edge, the move cannot say where the record was.
-        Assert.Equal([$"user:carol orders {O1} 1"], await harness.WaitForChangelogAsync(1));
+        // Without the edge, the move cannot say where the record was; its line, in no bucket either, joins carol's.
+        Assert.Equal([$"user:carol orders {O1} 1", "user:carol order_lines 1 1"], await harness.WaitForChangelogAsync(2));
     }
 
     [Fact]

@@ -83,11 +83,11 @@ public sealed class UnchangedToastTests(PostgresServerFixture postgres)
         await harness.WaitForChangelogAsync(2);
         // The folder moves to bob: its own id is stored out of line too and arrives unchanged ('u'), with the old key
         // (which the server sends because the key is external). Then the file changes without its key: it keeps
-        // the buckets it is in (the pipeline does not move children with their parent) rather than looking the parent up.
-        await harness.ExecuteAsync($"UPDATE folders SET user_id = 'bob' WHERE id = '{folder}'");
-        await harness.ExecuteAsync("UPDATE files SET name = 'b.txt' WHERE id = 1");
+        // the buckets it is in rather than looking the parent up, and then moves with its folder (CascadeParentMoves).
+        // One transaction, so one batch: the cascade's rows come after both changes'.
+        await harness.ExecuteAsync($"UPDATE folders SET user_id = 'bob' WHERE id = '{folder}'; UPDATE files SET name = 'b.txt' WHERE id = 1;");
 
-        var rows = await harness.WaitForChangelogAsync(5);
+        var rows = await harness.WaitForChangelogAsync(7);
         Assert.Equal(
         [
             "user:alice folders FOLDER 1",
@@ -95,6 +95,8 @@ public sealed class UnchangedToastTests(PostgresServerFixture postgres)
             "user:bob folders FOLDER 1",
             "user:alice folders FOLDER 3",
             "user:alice files 1 2",
+            "user:bob files 1 1",
+            "user:alice files 1 3",
         ], rows.Select(r => r.Replace(folder, "FOLDER", StringComparison.Ordinal)));
     }
 
