@@ -264,7 +264,9 @@ public sealed partial class WalPipeline : IAsyncDisposable
             Source = found.Source!.Identity,
             Limits = new ChangelogLimits(_options.MaxRecordIdBytes, _options.MaxBucketIdBytes),
             Timeouts = _options.StatementTimeouts,
-            Cascade = _options.CascadeParentMoves && new ParentMoveCascade(_options.Tables, _options.CascadeChunkRows) is { IsNeeded: true } cascade ? cascade : null,
+            Cascade = _options.CascadeParentMoves
+                && new ParentMoveCascade(_options.Tables, _options.CascadeChunkRows) { Limits = new ChangelogLimits(_options.MaxRecordIdBytes, _options.MaxBucketIdBytes) } is { IsNeeded: true } cascade
+                ? cascade : null,
         };
         var committer = new LsnCommitter(committed.Reader, _position, replication, loggers.CreateLogger(LogCategory + ".Committer"));
         _metrics.RunStarted(new StageQueues(() => items.Reader.Count, () => committed.Reader.Count, () => items.Reader.TryPeek(out var next) && next is ChangeBatch batch ? batch.FirstCommitTime : default));

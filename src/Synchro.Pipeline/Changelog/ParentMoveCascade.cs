@@ -44,6 +44,7 @@ internal sealed class ParentMoveCascade
 
     public ParentMoveCascade(TableRegistry registry, int chunkRows = DefaultChunkRows)
     {
+        Limits = ChangelogLimits.Default;
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentOutOfRangeException.ThrowIfLessThan(chunkRows, 1);
         ChunkRows = chunkRows;
@@ -57,6 +58,9 @@ internal sealed class ParentMoveCascade
             entry.Children.Add(table);
         }
     }
+
+    /// <summary>The writer's limits: a descendant whose record id the changelog cannot hold is never in a bucket (its own changes are rule failures), so it is left out.</summary>
+    public ChangelogLimits Limits { get; init; }
 
     /// <summary>Descendants per fetch, and moved parents per cursor.</summary>
     public int ChunkRows { get; }
@@ -226,7 +230,10 @@ internal sealed class ParentMoveCascade
                             var parentId = parent.HasCompositeId ? parent.FormatRecordId(parentKey) : parentKey[0]!;
                             if (id[0] is null && !child.HasCompositeId)
                                 continue;
-                            keys.Add(new RecordKey(child.ChangelogName, child.HasCompositeId ? child.FormatRecordId(id) : id[0]!));
+                            var recordId = child.HasCompositeId ? child.FormatRecordId(id) : id[0]!;
+                            if (Limits.RecordIdProblem(recordId) is not null)
+                                continue;
+                            keys.Add(new RecordKey(child.ChangelogName, recordId));
                             targets.Add(bucketsOf.TryGetValue(parentId, out var b) ? b : []);
                             deleted.Add(reader.GetBoolean(idCount + parentKey.Length));
                         }
