@@ -105,56 +105,12 @@ public sealed partial class WalPipeline
             throw new WalPipelineConfigurationException($"Replication slot '{options.SlotName}' does not exist and {nameof(WalPipelineOptions.CreateSlotIfMissing)} is off; create it (SELECT pg_create_logical_replication_slot('{options.SlotName}', 'pgoutput')) or turn the option on.");
         if (await CheckSidecarTablesAsync(connection, changelog, options, tables, cancellationToken).ConfigureAwait(false) is { } published)
             checks = checks with { Warnings = [.. checks.Warnings, published] };
-        if (options.CascadeParentMoves)
-        {
-            var unindexed = await UnindexedParentKeysAsync(connection, options, cancellationToken).ConfigureAwait(false);
-            if (unindexed.Count > 0)
-                checks = checks with { Warnings = [.. checks.Warnings, .. unindexed] };
-        }
         if (options.FilterOriginsOnServer && connection.PostgreSqlVersion.Major < OriginOptionSinceVersion)
         {
             checks = checks with { Warnings = [.. checks.Warnings, $"{nameof(WalPipelineOptions.FilterOriginsOnServer)} has no effect on PostgreSQL {connection.PostgreSqlVersion.Major}: "
                 + "pgoutput's origin option needs 16 or later. The server sends the pipeline's own changelog writes, and the pipeline leaves them out itself."] };
         }
         return checks;
-    }
-
-    // An index that is not partial whose first columns are exactly the given ones, in any order.
-    private const string ParentKeyIndexedSql = """
-        SELECT EXISTS (
-            SELECT 1 FROM pg_catalog.pg_index i
-            WHERE i.indrelid = pg_catalog.to_regclass($1) AND i.indpred IS NULL AND i.indnkeyatts >= pg_catalog.cardinality($2::text[])
-              AND ARRAY(SELECT a.attname::text FROM pg_catalog.pg_attribute a
-                        WHERE a.attrelid = i.indrelid AND a.attnum = ANY ((i.indkey::int2[])[0:pg_catalog.cardinality($2::text[]) - 1]) ORDER BY a.attname::text COLLATE "C")
-                  = ARRAY(SELECT c FROM pg_catalog.unnest($2::text[]) c ORDER BY c COLLATE "C"))
-        """;
-
-    /// <summary>
-    /// A warning per child table that inherits its buckets through the chain (so <see cref="WalPipelineOptions.CascadeParentMoves"/>
-    /// reads it by its parent key when a parent moves) whose parent-key columns lead no index: each move would scan the table.
-    /// </summary>
-    private static async Task<List<string>> UnindexedParentKeysAsync(NpgsqlConnection connection, WalPipelineOptions options, CancellationToken cancellationToken)
-    {
-        var warnings = new List<string>();
-        foreach (var child in new ParentMoveCascade(options.Tables).Children)
-        {
-            var columns = child.ParentForeignKeyColumns!;
-            await using var command = new NpgsqlCommand(ParentKeyIndexedSql, connection)
-            {
-                Parameters =
-                {
-                    new NpgsqlParameter<string> { TypedValue = PgIdentifier.QuoteQualified(child.Schema, child.Name) },
-                    new NpgsqlParameter<string[]> { TypedValue = [.. columns] },
-                },
-            };
-            if (await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is true)
-                continue;
-            var list = string.Join(", ", columns.Select(PgIdentifier.Quote));
-            warnings.Add($"Table {child}: no index starts with its parent key ({list}). When a parent moves to other buckets, the pipeline reads its children "
-                + $"by that key ({nameof(WalPipelineOptions.CascadeParentMoves)}), which scans the whole table each time; "
-                + $"create one: CREATE INDEX CONCURRENTLY ON {PgIdentifier.QuoteQualified(child.Schema, child.Name)} ({list});");
-        }
-        return warnings;
     }
 
     /// <summary>

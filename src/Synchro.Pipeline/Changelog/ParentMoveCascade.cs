@@ -68,9 +68,6 @@ internal sealed class ParentMoveCascade
     /// <summary>Whether any registered table has children that inherit from it; false makes the cascade a no-op.</summary>
     public bool IsNeeded => _byParentName.Count > 0;
 
-    /// <summary>The child tables that inherit their buckets through the chain, so a parent's move reads them by their foreign key.</summary>
-    public IEnumerable<TableRegistration> Children => _byParentName.Values.SelectMany(e => e.Children);
-
     /// <summary>Whether records of the changelog table <paramref name="tableName"/> have inheriting children.</summary>
     public bool HasChildren(string tableName) => _byParentName.ContainsKey(tableName);
 

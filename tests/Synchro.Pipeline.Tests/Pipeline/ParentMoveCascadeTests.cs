@@ -212,26 +212,6 @@ public sealed class ParentMoveCascadeTests(PostgresServerFixture postgres)
         Assert.All(chunked.Edges, e => Assert.EndsWith(" user:bob", e, StringComparison.Ordinal));
     }
 
-    [Fact]
-    public async Task Check_warns_about_a_childs_parent_key_without_an_index_while_moves_cascade()
-    {
-        await using var harness = await PipelineHarness.CreateAsync(postgres, "cascade_check");
-        var options = harness.Options();
-
-        var warning = Assert.Single(await WalPipeline.CheckAsync(options), w => w.Contains("parent key", StringComparison.Ordinal));
-        Assert.Equal("""Table public.order_lines: no index starts with its parent key ("order_id"). When a parent moves to other buckets, the pipeline reads its children """
-            + """by that key (CascadeParentMoves), which scans the whole table each time; create one: CREATE INDEX CONCURRENTLY ON "public"."order_lines" ("order_id");""", warning);
-        options.CascadeParentMoves = false;
-        Assert.DoesNotContain(await WalPipeline.CheckAsync(options), w => w.Contains("parent key", StringComparison.Ordinal));
-
-        // A partial index does not count; one that starts with the key does.
-        options.CascadeParentMoves = true;
-        await harness.ExecuteAsync("CREATE INDEX ON order_lines (order_id) WHERE quantity > 0");
-        Assert.Contains(await WalPipeline.CheckAsync(options), w => w.Contains("parent key", StringComparison.Ordinal));
-        await harness.ExecuteAsync("CREATE INDEX ON order_lines (order_id, quantity)");
-        Assert.DoesNotContain(await WalPipeline.CheckAsync(options), w => w.Contains("parent key", StringComparison.Ordinal));
-    }
-
     private async Task<(List<string> Rows, List<string> Edges)> MoveManyAsync(string name, int? chunkRows)
     {
         await using var harness = await PipelineHarness.CreateAsync(postgres, name);
