@@ -90,7 +90,11 @@ public sealed partial class WalPipeline
     /// </summary>
     private static async Task<StartupCheckResult> CheckSourceAsync(NpgsqlConnection connection, NpgsqlDataSource changelog, WalPipelineOptions options, CancellationToken cancellationToken)
     {
-        var tables = options.Tables.Select(t => new RegisteredTable(t.Schema, t.Name, t.IdColumns, t.ReferencedColumns)).ToList();
+        var tables = options.Tables.Select(t => new RegisteredTable(t.Schema, t.Name, t.IdColumns, t.ReferencedColumns)
+        {
+            ParentForeignKey = t.ParentForeignKeyColumns ?? [],
+            Parent = options.Tables.ParentOf(t) is { } parent ? (parent.Schema, parent.Name) : null,
+        }).ToList();
         var checks = await StartupChecks.RunAsync(connection, options.SlotName, options.PublicationName, tables, cancellationToken).ConfigureAwait(false);
         if (options.BinaryTupleMode)
         {
