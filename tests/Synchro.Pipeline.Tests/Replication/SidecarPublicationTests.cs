@@ -22,6 +22,7 @@ public sealed partial class SidecarPublicationTests(PostgresServerFixture postgr
     private const string Tables = """
         CREATE TABLE items (id bigint PRIMARY KEY, owner_id text, deleted_at timestamptz);
         CREATE TABLE notes (id bigint PRIMARY KEY, item_id bigint REFERENCES items, deleted_at timestamptz);
+        CREATE INDEX ON notes (item_id);
         CREATE TABLE other (id bigint PRIMARY KEY);
         """;
 
