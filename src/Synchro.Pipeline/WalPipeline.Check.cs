@@ -19,7 +19,8 @@ public sealed partial class WalPipeline
     /// <param name="cancellationToken">Cancels the checks.</param>
     /// <returns>
     /// The warnings, each with its fix: problems the pipeline runs with, such as a registered table the publication
-    /// leaves out, a publication that covers the sidecar tables of a changelog in the source database, a slot it will
+    /// leaves out, a publication that covers the sidecar tables of a changelog in the source database, a child table with no
+    /// index on its parent foreign key, a slot it will
     /// create at start, or sidecar tables it will create at start. Empty when all is set up.
     /// </returns>
     /// <remarks>
