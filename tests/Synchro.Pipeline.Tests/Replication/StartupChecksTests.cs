@@ -485,6 +485,23 @@ public sealed class StartupChecksTests(PostgresServerFixture postgres)
     }
 
     [Fact]
+    public async Task The_statement_quotes_names_that_need_it_and_runs_as_printed()
+    {
+        var database = await DatabaseAsync(
+            Tables,
+            "CREATE SCHEMA \"Sales Dept\"",
+            "CREATE TABLE \"Sales Dept\".\"Line \"\"Items\"\"\" (id bigint PRIMARY KEY, \"Item-Id\" bigint REFERENCES items)",
+            "CREATE PUBLICATION sync_pub FOR TABLE items, \"Sales Dept\".\"Line \"\"Items\"\"\"");
+        RegisteredTable[] tables = [s_items, new("Sales Dept", "Line \"Items\"", "id", ["id", "Item-Id"]) { ParentForeignKey = ["Item-Id"], Parent = ("public", "items") }];
+
+        var warning = Assert.Single((await CheckAsync(database, TestSlots.NewName("checks"), tables: tables)).Warnings);
+
+        Assert.EndsWith("CREATE INDEX CONCURRENTLY ON \"Sales Dept\".\"Line \"\"Items\"\"\" (\"Item-Id\");", warning, StringComparison.Ordinal);
+        await Sql.ExecuteAsync(database, IndexStatement(warning));
+        Assert.Empty((await CheckAsync(database, TestSlots.NewName("checks"), tables: tables)).Warnings);
+    }
+
+    [Fact]
     public async Task A_partial_index_on_the_parent_key_does_not_count_and_the_warning_says_why()
     {
         var database = await GoodDatabaseAsync("DROP INDEX notes_item_id", "CREATE INDEX notes_live ON notes (item_id) WHERE deleted_at IS NULL");
