@@ -20,8 +20,8 @@ public sealed partial class WalPipeline
     /// <returns>
     /// The warnings, each with its fix: problems the pipeline runs with, such as a registered table the publication
     /// leaves out, a publication that covers the sidecar tables of a changelog in the source database, a child table with no
-    /// index on its parent foreign key, a slot it will
-    /// create at start, or sidecar tables it will create at start. Empty when all is set up.
+    /// index on its parent foreign key, a slot it will create at start, or sidecar tables it will create at start. Empty when
+    /// all is set up.
     /// </returns>
     /// <remarks>
     /// Connects to the source database and, when it is another one, to the changelog database; every query is read-only.
