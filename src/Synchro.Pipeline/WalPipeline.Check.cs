@@ -19,8 +19,9 @@ public sealed partial class WalPipeline
     /// <param name="cancellationToken">Cancels the checks.</param>
     /// <returns>
     /// The warnings, each with its fix: problems the pipeline runs with, such as a registered table the publication
-    /// leaves out, a publication that covers the sidecar tables of a changelog in the source database, a slot it will
-    /// create at start, or sidecar tables it will create at start. Empty when all is set up.
+    /// leaves out, a publication that covers the sidecar tables of a changelog in the source database, a child table with no
+    /// index on its parent foreign key, a slot it will create at start, or sidecar tables it will create at start. Empty when
+    /// all is set up.
     /// </returns>
     /// <remarks>
     /// Connects to the source database and, when it is another one, to the changelog database; every query is read-only.
@@ -90,7 +91,11 @@ public sealed partial class WalPipeline
     /// </summary>
     private static async Task<StartupCheckResult> CheckSourceAsync(NpgsqlConnection connection, NpgsqlDataSource changelog, WalPipelineOptions options, CancellationToken cancellationToken)
     {
-        var tables = options.Tables.Select(t => new RegisteredTable(t.Schema, t.Name, t.IdColumns, t.ReferencedColumns)).ToList();
+        var tables = options.Tables.Select(t => new RegisteredTable(t.Schema, t.Name, t.IdColumns, t.ReferencedColumns)
+        {
+            ParentForeignKey = t.ParentForeignKeyColumns ?? [],
+            Parent = options.Tables.ParentOf(t) is { } parent ? (parent.Schema, parent.Name) : null,
+        }).ToList();
         var checks = await StartupChecks.RunAsync(connection, options.SlotName, options.PublicationName, tables, cancellationToken).ConfigureAwait(false);
         if (options.BinaryTupleMode)
         {

@@ -11,6 +11,12 @@ namespace Synchro.Pipeline.Replication;
 /// </param>
 internal sealed record RegisteredTable(string Schema, string Name, IReadOnlyList<string> IdColumns, IReadOnlyList<string> RequiredColumns)
 {
+    /// <summary>For a child table: the columns holding its parent record's id, in the order of the parent's id columns; empty otherwise.</summary>
+    public IReadOnlyList<string> ParentForeignKey { get; init; } = [];
+
+    /// <summary>For a child table: its parent table (schema and name, exactly as in the catalog); null otherwise.</summary>
+    public (string Schema, string Name)? Parent { get; init; }
+
     /// <summary>A table with a one-column id.</summary>
     public RegisteredTable(string schema, string name, string idColumn, IReadOnlyList<string> requiredColumns)
         : this(schema, name, [idColumn], requiredColumns)

@@ -54,8 +54,11 @@ internal static partial class StartupChecks
 
     private const int NullsNotDistinctSinceVersion = 15;
 
-    /// <summary>A registered table whose schema and name are valid, with the valid columns it needs (id first).</summary>
-    private sealed record CheckableTable(RegisteredTable Table, string QuotedName, IReadOnlyList<string> Columns, bool IdColumnsValid);
+    /// <summary>
+    /// A registered table whose schema and name are valid, with the valid columns it needs (id first); once found in the catalog, its
+    /// <see cref="Kind"/> (pg_class.relkind) and only the columns that exist.
+    /// </summary>
+    private sealed record CheckableTable(RegisteredTable Table, string QuotedName, IReadOnlyList<string> Columns, bool IdColumnsValid, char Kind = '\0');
 
     private sealed record TableCatalog(char Kind, char ReplicaIdentity, HashSet<string> Columns, string[] PrimaryKey, string[] IdentityIndex);
 
@@ -143,7 +146,7 @@ internal static partial class StartupChecks
                     + "add the column, or fix the table registration (column names are matched exactly, case-sensitive).");
             }
 
-            existing.Add(table with { Columns = present });
+            existing.Add(table with { Columns = present, Kind = catalog.Kind });
 
             // A missing id column is reported above; the key and identity checks would only repeat it.
             var idExists = table.IdColumnsValid && table.Table.IdColumns.All(catalog.Columns.Contains);

@@ -69,6 +69,8 @@ internal static partial class StartupChecks
         if (publicationValid)
             await CheckPublicationAsync(connection, database, publicationName, checkable, existing, errors, warnings, ct).ConfigureAwait(false);
 
+        await CheckParentKeyIndexesAsync(connection, existing, warnings, ct).ConfigureAwait(false);
+
         var slotExists = slotValid && await CheckSlotAsync(connection, database, slotName, errors, warnings, ct).ConfigureAwait(false);
 
         if (errors.Count > 0)

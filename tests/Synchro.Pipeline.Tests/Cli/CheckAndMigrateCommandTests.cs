@@ -82,6 +82,39 @@ public sealed class CheckAndMigrateCommandTests(PostgresServerFixture postgres)
     }
 
     [Fact]
+    public async Task Check_warns_about_a_child_table_without_an_index_on_its_parent_key_and_its_statement_silences_it()
+    {
+        var connectionString = await postgres.CreateDatabaseAsync("cli_check_fk_index");
+        await Sql.ExecuteAsync(connectionString, """
+            CREATE TABLE orders (id int PRIMARY KEY, user_id text, deleted_at timestamptz);
+            CREATE TABLE order_lines (id int PRIMARY KEY, order_id int NOT NULL REFERENCES orders);
+            CREATE PUBLICATION cli_pub FOR TABLE orders, order_lines;
+            """);
+        string[] arguments = ["check", "--connection", connectionString, "--slot", "slot_cli_check_fk", "--publication", "cli_pub"];
+        using var directory = new WorkingDirectory();
+        directory.WriteFile("""
+            { "Synchro": { "Tables": {
+                "orders": { "OwnerColumn": "user_id" },
+                "order_lines": { "ParentTable": "orders", "ParentForeignKeyColumn": "order_id", "SoftDeleteColumn": "" } } } }
+            """);
+        const string Statement = "CREATE INDEX CONCURRENTLY ON \"public\".\"order_lines\" (\"order_id\");";
+
+        var missing = await CliProcess.RunInAsync(directory.Path, null, arguments);
+        await Sql.ExecuteAsync(connectionString, Statement);
+        var indexed = await CliProcess.RunInAsync(directory.Path, null, arguments);
+
+        Assert.True(missing.ExitCode == 0, missing.ToString());
+        Assert.StartsWith("OK: slot slot_cli_check_fk, publication cli_pub, 2 table(s) on 127.0.0.1:", missing.Output, StringComparison.Ordinal);
+        Assert.Contains("; 3 warning(s)", missing.Output, StringComparison.Ordinal);
+        Assert.Contains("Table \"public\".\"order_lines\" has no index that starts with its parent foreign key column \"order_id\".", missing.Output, StringComparison.Ordinal);
+        Assert.Contains(Statement, missing.Output, StringComparison.Ordinal);
+
+        Assert.True(indexed.ExitCode == 0, indexed.ToString());
+        Assert.Contains("; 2 warning(s)", indexed.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("has no index", indexed.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Migrate_creates_the_sidecar_tables_and_says_so_then_finds_nothing_to_do()
     {
         var connectionString = await postgres.CreateDatabaseAsync("cli_migrate");

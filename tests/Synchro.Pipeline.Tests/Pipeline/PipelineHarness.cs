@@ -13,6 +13,7 @@ internal sealed class PipelineHarness : IAsyncDisposable
     public const string Schema = """
         CREATE TABLE orders (id uuid PRIMARY KEY, user_id text, total int NOT NULL DEFAULT 0, deleted_at timestamptz);
         CREATE TABLE order_lines (id int PRIMARY KEY, order_id uuid NOT NULL REFERENCES orders (id), quantity int NOT NULL);
+        CREATE INDEX order_lines_order_id ON order_lines (order_id);
         CREATE TABLE categories (id int PRIMARY KEY, name text NOT NULL, deleted_at timestamptz);
         CREATE TABLE unregistered (id int PRIMARY KEY, user_id text);
         CREATE PUBLICATION synchro_pub FOR TABLE orders, order_lines, categories, unregistered;

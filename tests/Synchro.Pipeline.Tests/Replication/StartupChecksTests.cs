@@ -13,11 +13,12 @@ public sealed class StartupChecksTests(PostgresServerFixture postgres)
     private const string Tables = """
         CREATE TABLE items (id bigint PRIMARY KEY, owner_id text, deleted_at timestamptz);
         CREATE TABLE notes (id uuid PRIMARY KEY, item_id bigint REFERENCES items, body text, deleted_at timestamptz);
+        CREATE INDEX notes_item_id ON notes (item_id);
         CREATE TABLE other (id bigint PRIMARY KEY);
         """;
 
     private static readonly RegisteredTable s_items = new("public", "items", "id", ["id", "owner_id", "deleted_at"]);
-    private static readonly RegisteredTable s_notes = new("public", "notes", "id", ["id", "item_id", "deleted_at"]);
+    private static readonly RegisteredTable s_notes = new("public", "notes", "id", ["id", "item_id", "deleted_at"]) { ParentForeignKey = ["item_id"], Parent = ("public", "items") };
     private static readonly RegisteredTable[] s_registered = [s_items, s_notes];
 
     [Fact]
@@ -415,6 +416,142 @@ public sealed class StartupChecksTests(PostgresServerFixture postgres)
         Assert.Contains("ALTER TABLE \"public\".\"items\" ADD PRIMARY KEY (\"id\")", message, StringComparison.Ordinal);
     }
 
+    private const string NotesIndexWarning =
+        "Table \"public\".\"notes\" has no index that starts with its parent foreign key column \"item_id\". When a record of its parent table \"public\".\"items\" "
+        + "changes buckets (a new owner or parent, a soft delete or restore), the pipeline finds that record's children in \"public\".\"notes\" by this key, and "
+        + "without an index each such lookup reads the whole table; so does PostgreSQL on every delete of a parent row when the key is a FOREIGN KEY constraint. "
+        + "Create the index (CONCURRENTLY builds it without blocking writes; run it on its own, outside a transaction block): "
+        + "CREATE INDEX CONCURRENTLY ON \"public\".\"notes\" (\"item_id\");";
+
+    [Fact]
+    public async Task A_child_table_without_an_index_on_its_parent_key_is_a_warning_whose_statement_silences_it()
+    {
+        var database = await GoodDatabaseAsync("DROP INDEX notes_item_id");
+
+        var warning = Assert.Single((await CheckAsync(database, TestSlots.NewName("checks"))).Warnings);
+
+        Assert.Equal(NotesIndexWarning, warning);
+        await Sql.ExecuteAsync(database, IndexStatement(warning));
+        Assert.Empty((await CheckAsync(database, TestSlots.NewName("checks"))).Warnings);
+        Assert.True(await Sql.ScalarAsync<bool>(database, "SELECT indisvalid FROM pg_index WHERE indrelid = 'notes'::regclass AND NOT indisprimary"));
+    }
+
+    [Theory]
+    [InlineData("CREATE INDEX ON notes (item_id, body)")]
+    [InlineData("CREATE UNIQUE INDEX ON notes (item_id, id)")]
+    public async Task An_index_led_by_the_parent_key_counts(string index)
+    {
+        var database = await GoodDatabaseAsync("DROP INDEX notes_item_id", index);
+
+        Assert.Empty((await CheckAsync(database, TestSlots.NewName("checks"))).Warnings);
+    }
+
+    [Theory]
+    [InlineData("CREATE INDEX ON lines (tenant, account_id)", true)]
+    [InlineData("CREATE INDEX ON lines (account_id, tenant)", true)]
+    [InlineData("CREATE UNIQUE INDEX ON lines (tenant, account_id, id)", true)]
+    [InlineData("ALTER TABLE lines ADD CONSTRAINT lines_key UNIQUE (account_id, tenant, id)", true)]
+    [InlineData("CREATE INDEX ON lines (tenant)", false)]
+    [InlineData("CREATE INDEX ON lines (tenant, id, account_id)", false)]
+    [InlineData("CREATE INDEX ON lines (tenant) INCLUDE (account_id)", false)]
+    [InlineData("CREATE INDEX ON lines (tenant, (account_id + 0))", false)]
+    [InlineData("CREATE INDEX ON lines USING brin (tenant, account_id)", false)]
+    public async Task A_composite_parent_key_counts_as_indexed_when_its_columns_lead_a_btree_index_in_any_order(string index, bool indexed)
+    {
+        var database = await DatabaseAsync(
+            "CREATE TABLE accounts (tenant int, id bigint, owner_id text, PRIMARY KEY (tenant, id))",
+            "CREATE TABLE lines (id bigint PRIMARY KEY, tenant int, account_id bigint, FOREIGN KEY (tenant, account_id) REFERENCES accounts)",
+            index,
+            "CREATE PUBLICATION sync_pub FOR TABLE accounts, lines");
+        RegisteredTable[] tables =
+        [
+            new("public", "accounts", ["tenant", "id"], ["tenant", "id", "owner_id"]),
+            new("public", "lines", "id", ["id", "tenant", "account_id"]) { ParentForeignKey = ["tenant", "account_id"], Parent = ("public", "accounts") },
+        ];
+
+        var warnings = (await CheckAsync(database, TestSlots.NewName("checks"), tables: tables)).Warnings;
+
+        if (indexed)
+        {
+            Assert.Empty(warnings);
+            return;
+        }
+        var warning = Assert.Single(warnings);
+        Assert.StartsWith("Table \"public\".\"lines\" has no index that starts with its parent foreign key columns (\"tenant\", \"account_id\"). When a record of its "
+            + "parent table \"public\".\"accounts\" changes buckets", warning, StringComparison.Ordinal);
+        Assert.EndsWith("CREATE INDEX CONCURRENTLY ON \"public\".\"lines\" (\"tenant\", \"account_id\");", warning, StringComparison.Ordinal);
+        await Sql.ExecuteAsync(database, IndexStatement(warning));
+        Assert.Empty((await CheckAsync(database, TestSlots.NewName("checks"), tables: tables)).Warnings);
+    }
+
+    [Fact]
+    public async Task The_statement_quotes_names_that_need_it_and_runs_as_printed()
+    {
+        var database = await DatabaseAsync(
+            Tables,
+            "CREATE SCHEMA \"Sales Dept\"",
+            "CREATE TABLE \"Sales Dept\".\"Line \"\"Items\"\"\" (id bigint PRIMARY KEY, \"Item-Id\" bigint REFERENCES items)",
+            "CREATE PUBLICATION sync_pub FOR TABLE items, \"Sales Dept\".\"Line \"\"Items\"\"\"");
+        RegisteredTable[] tables = [s_items, new("Sales Dept", "Line \"Items\"", "id", ["id", "Item-Id"]) { ParentForeignKey = ["Item-Id"], Parent = ("public", "items") }];
+
+        var warning = Assert.Single((await CheckAsync(database, TestSlots.NewName("checks"), tables: tables)).Warnings);
+
+        Assert.EndsWith("CREATE INDEX CONCURRENTLY ON \"Sales Dept\".\"Line \"\"Items\"\"\" (\"Item-Id\");", warning, StringComparison.Ordinal);
+        await Sql.ExecuteAsync(database, IndexStatement(warning));
+        Assert.Empty((await CheckAsync(database, TestSlots.NewName("checks"), tables: tables)).Warnings);
+    }
+
+    [Fact]
+    public async Task A_partial_index_on_the_parent_key_does_not_count_and_the_warning_says_why()
+    {
+        var database = await GoodDatabaseAsync("DROP INDEX notes_item_id", "CREATE INDEX notes_live ON notes (item_id) WHERE deleted_at IS NULL");
+
+        var warning = Assert.Single((await CheckAsync(database, TestSlots.NewName("checks"))).Warnings);
+
+        Assert.Equal(
+            NotesIndexWarning.Replace("column \"item_id\".", "column \"item_id\"; the index \"notes_live\" on it is partial (WHERE ...), which a lookup by the key alone cannot use.", StringComparison.Ordinal),
+            warning);
+        await Sql.ExecuteAsync(database, IndexStatement(warning));
+        Assert.Empty((await CheckAsync(database, TestSlots.NewName("checks"))).Warnings);
+    }
+
+    [Fact]
+    public async Task An_invalid_index_left_by_a_failed_concurrent_build_does_not_count_and_the_warning_says_how_to_drop_it()
+    {
+        var database = await GoodDatabaseAsync(
+            "DROP INDEX notes_item_id",
+            "INSERT INTO items VALUES (1, 'alice', NULL); INSERT INTO notes VALUES (gen_random_uuid(), 1, 'a', NULL), (gen_random_uuid(), 1, 'b', NULL)");
+        // Two notes share item 1, so the unique build fails and leaves the index behind, not valid.
+        await Assert.ThrowsAsync<PostgresException>(() => Sql.ExecuteAsync(database, "CREATE UNIQUE INDEX CONCURRENTLY notes_one ON notes (item_id)"));
+
+        var warning = Assert.Single((await CheckAsync(database, TestSlots.NewName("checks"))).Warnings);
+
+        Assert.Contains("starts with its parent foreign key column \"item_id\"; the index \"notes_one\" on it is not valid (a CREATE INDEX CONCURRENTLY failed or "
+            + "is still running; drop a failed one with DROP INDEX CONCURRENTLY \"public\".\"notes_one\"). When a record", warning, StringComparison.Ordinal);
+        await Sql.ExecuteAsync(database, "DROP INDEX CONCURRENTLY \"public\".\"notes_one\"");
+        await Sql.ExecuteAsync(database, IndexStatement(warning));
+        Assert.Empty((await CheckAsync(database, TestSlots.NewName("checks"))).Warnings);
+    }
+
+    [Fact]
+    public async Task A_partitioned_child_table_is_given_a_plain_create_index_which_builds_on_every_partition()
+    {
+        var database = await DatabaseAsync(
+            Tables,
+            "CREATE TABLE parts (id bigint PRIMARY KEY, item_id bigint REFERENCES items) PARTITION BY RANGE (id)",
+            "CREATE TABLE parts_low PARTITION OF parts FOR VALUES FROM (0) TO (1000)",
+            "CREATE TABLE parts_high PARTITION OF parts FOR VALUES FROM (1000) TO (MAXVALUE)",
+            "CREATE PUBLICATION sync_pub FOR TABLE items, parts WITH (publish_via_partition_root = true)");
+        RegisteredTable[] tables = [s_items, new("public", "parts", "id", ["id", "item_id"]) { ParentForeignKey = ["item_id"], Parent = ("public", "items") }];
+
+        var warning = Assert.Single((await CheckAsync(database, TestSlots.NewName("checks"), tables: tables)).Warnings);
+
+        Assert.EndsWith("Create the index (a partitioned table takes no CONCURRENTLY, so this holds off writes to it while it builds; to avoid that, create it ON ONLY "
+            + "the table, then CONCURRENTLY on each partition, and ATTACH each): CREATE INDEX ON \"public\".\"parts\" (\"item_id\");", warning, StringComparison.Ordinal);
+        await Sql.ExecuteAsync(database, IndexStatement(warning));
+        Assert.Empty((await CheckAsync(database, TestSlots.NewName("checks"), tables: tables)).Warnings);
+    }
+
     [Fact]
     public async Task A_slot_with_another_plugin_is_an_error()
     {
@@ -579,6 +716,14 @@ public sealed class StartupChecksTests(PostgresServerFixture postgres)
         Assert.Contains($"CREATE PUBLICATION \"x\"\"; DROP TABLE t; --\" FOR TABLE {quotedTable};", publication, StringComparison.Ordinal);
         Assert.Equal(2, error.Errors.Count);
         Assert.Equal(1L, await Sql.ScalarAsync<long>(database, "SELECT count(*) FROM pg_class WHERE relname = 't'"));
+    }
+
+    /// <summary>The CREATE INDEX statement a parent-key index warning ends with.</summary>
+    private static string IndexStatement(string warning)
+    {
+        var start = warning.LastIndexOf("CREATE INDEX", StringComparison.Ordinal);
+        Assert.True(start >= 0, warning);
+        return warning[start..];
     }
 
     private async Task<string> GoodDatabaseAsync(params string[] more) =>
