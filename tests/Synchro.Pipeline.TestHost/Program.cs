@@ -2,13 +2,40 @@ using Microsoft.Extensions.Logging;
 using Synchro.Pipeline;
 using Synchro.Pipeline.Registry;
 
-// Usage: Synchro.Pipeline.TestHost <connection string> <slot> <publication> <table> <owner column> <max batch rows> [two-phase]
+// Usage: Synchro.Pipeline.TestHost <connection string> <slot> <publication> <table> <owner column> <max batch rows> [two-phase] [child=<table>:<foreign key column>] [chunk-rows=<n>]
+// child= registers a child table of <table> that takes its buckets through the parent chain (so owner changes cascade to it);
+// chunk-rows= sets the cascade's rows per fetch.
 // Runs until killed or until stdin closes; exit code 0 after a clean stop, 2 on a fatal pipeline error.
 // The pipeline's events of level Information and up go to standard error, one line each: "event <id> <level>: <message>".
-if (args.Length is not (6 or 7) || (args.Length == 7 && args[6] != "two-phase"))
+const string Usage = "usage: Synchro.Pipeline.TestHost <connection string> <slot> <publication> <table> <owner column> <max batch rows> [two-phase] [child=<table>:<foreign key column>] [chunk-rows=<n>]";
+if (args.Length < 6)
 {
-    Console.Error.WriteLine("usage: Synchro.Pipeline.TestHost <connection string> <slot> <publication> <table> <owner column> <max batch rows> [two-phase]");
+    Console.Error.WriteLine(Usage);
     return 64;
+}
+
+var tables = new TableRegistry().Add(new TableRegistration(args[3]) { OwnerColumn = args[4] });
+var twoPhase = false;
+int? chunkRows = null;
+foreach (var option in args.Skip(6))
+{
+    if (option == "two-phase")
+    {
+        twoPhase = true;
+    }
+    else if (option.StartsWith("child=", StringComparison.Ordinal) && option[6..].Split(':') is [{ Length: > 0 } child, { Length: > 0 } foreignKey])
+    {
+        tables.Add(new TableRegistration(child) { ParentTable = args[3], ParentForeignKeyColumn = foreignKey, SoftDeleteColumn = null });
+    }
+    else if (option.StartsWith("chunk-rows=", StringComparison.Ordinal) && int.TryParse(option[11..], System.Globalization.CultureInfo.InvariantCulture, out var rows) && rows > 0)
+    {
+        chunkRows = rows;
+    }
+    else
+    {
+        Console.Error.WriteLine($"unknown option '{option}'; {Usage}");
+        return 64;
+    }
 }
 
 using var stop = new CancellationTokenSource();
@@ -24,14 +51,16 @@ var options = new WalPipelineOptions
     ConnectionString = args[0],
     SlotName = args[1],
     PublicationName = args[2],
-    Tables = new TableRegistry().Add(new TableRegistration(args[3]) { OwnerColumn = args[4] }),
+    Tables = tables,
     MaxBatchRows = int.Parse(args[5], System.Globalization.CultureInfo.InvariantCulture),
     BatchLinger = TimeSpan.FromMilliseconds(5),
     StatusInterval = TimeSpan.FromSeconds(1),
     MaxReconnectDelay = TimeSpan.FromSeconds(1),
-    TwoPhase = args.Length == 7,
+    TwoPhase = twoPhase,
     LoggerFactory = new StandardErrorLoggerFactory(),
 };
+if (chunkRows is { } chunk)
+    options.CascadeChunkRows = chunk;
 
 await using var pipeline = new WalPipeline(options);
 try

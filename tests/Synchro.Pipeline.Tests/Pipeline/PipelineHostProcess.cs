@@ -35,7 +35,8 @@ internal sealed class PipelineHostProcess : IDisposable
 
     public int ExitCode => _process.ExitCode;
 
-    public static PipelineHostProcess Start(string connectionString, string slot, string publication, string table, string ownerColumn, int maxBatchRows, bool twoPhase = false)
+    public static PipelineHostProcess Start(string connectionString, string slot, string publication, string table, string ownerColumn, int maxBatchRows, bool twoPhase = false,
+        string? childTable = null, string? childForeignKey = null, int? cascadeChunkRows = null)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -48,6 +49,10 @@ internal sealed class PipelineHostProcess : IDisposable
             start.ArgumentList.Add(arg);
         if (twoPhase)
             start.ArgumentList.Add("two-phase");
+        if (childTable is not null)
+            start.ArgumentList.Add($"child={childTable}:{childForeignKey}");
+        if (cascadeChunkRows is { } chunkRows)
+            start.ArgumentList.Add(string.Create(CultureInfo.InvariantCulture, $"chunk-rows={chunkRows}"));
         var process = Process.Start(start)!;
         var host = new PipelineHostProcess(process);
         process.OutputDataReceived += (_, _) => { };
