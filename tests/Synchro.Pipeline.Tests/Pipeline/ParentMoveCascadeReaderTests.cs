@@ -3,6 +3,8 @@ using Synchro.Pipeline.Reading;
 using Synchro.Pipeline.Registry;
 using Synchro.Pipeline.Tests.Infrastructure;
 
+using Synchro.Pipeline.Tests.Reading;
+
 namespace Synchro.Pipeline.Tests.Pipeline;
 
 /// <summary>
@@ -56,38 +58,9 @@ public sealed class ParentMoveCascadeReaderTests(PostgresServerFixture postgres)
         Assert.Contains("line_notes 100049", held["user:bob"]);
     }
 
-    private static async Task<ChangelogCursor> SnapshotAsync(ChangelogReader reader, Dictionary<string, HashSet<string>> held)
-    {
-        BucketSnapshotToken? after = null;
-        while (true)
-        {
-            var page = await reader.ReadSnapshotAsync(Buckets, after, 1_000);
-            foreach (var member in page.Members)
-                held[member.BucketId].Add($"{member.TableName} {member.RecordId}");
-            if (page.IsLast)
-                return page.Cursor!;
-            after = page.Next;
-        }
-    }
+    private static Task<ChangelogCursor> SnapshotAsync(ChangelogReader reader, Dictionary<string, HashSet<string>> held)
+        => SyncClient.SnapshotAsync(reader, Buckets, held, 1_000);
 
-    /// <summary>Reads until caught up, applying each row: insert and update put the record, delete removes it.</summary>
-    private static async Task<ChangelogCursor> PullAsync(ChangelogReader reader, ChangelogCursor cursor, Dictionary<string, HashSet<string>> held)
-    {
-        while (true)
-        {
-            using var page = await reader.ReadAsync(Buckets, cursor, 500);
-            Assert.Equal(ChangelogReadStatus.Ok, page.Status);
-            foreach (var entry in page)
-            {
-                var key = $"{entry.TableName} {entry.RecordId}";
-                if (entry.Operation == ChangeOperation.Delete)
-                    held[entry.BucketId].Remove(key);
-                else
-                    held[entry.BucketId].Add(key);
-            }
-            cursor = page.Next;
-            if (!page.HasMore)
-                return cursor;
-        }
-    }
+    private static Task<ChangelogCursor> PullAsync(ChangelogReader reader, ChangelogCursor cursor, Dictionary<string, HashSet<string>> held)
+        => SyncClient.PullAsync(reader, Buckets, cursor, held, 500);
 }
