@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.Diagnostics;
+using System.Globalization;
 
 namespace Synchro.Pipeline.LocalPostgres;
 
@@ -78,6 +79,87 @@ internal sealed class ClusterControl
     /// <summary>The program and arguments that stop the server from a terminal, wrapped for the server account.</summary>
     public (string FileName, IReadOnlyList<string> Arguments) StopCommand() =>
         _account.Command(_binaries.PgCtl, ["stop", "-D", _directory.Data]);
+
+    /// <summary>
+    /// SIGKILL to the postmaster, then to every process still working in the data directory (the server's children all
+    /// run there), as a machine failure would. Returns false when a process survived.
+    /// </summary>
+    public bool Kill()
+    {
+        var data = Path.GetFullPath(_directory.Data);
+        var postmaster = _directory.ReadPostmasterPid();
+        for (var round = 0; round < KillRounds; round++)
+        {
+            var processes = ProcessesIn(data);
+            if (processes.Count == 0)
+            {
+                return true;
+            }
+
+            // The postmaster first, so it starts no more children.
+            foreach (var process in processes.OrderBy(p => p.Id == postmaster ? 0 : 1))
+            {
+                using (process)
+                {
+                    try
+                    {
+                        process.Kill();
+                        process.WaitForExit(TimeSpan.FromSeconds(10));
+                    }
+                    catch (InvalidOperationException)
+                    {
+                    }
+                    catch (Win32Exception)
+                    {
+                    }
+                }
+            }
+        }
+
+        return ProcessesIn(data).Count == 0;
+    }
+
+    // A child forked while the postmaster died is found in the next round.
+    private const int KillRounds = 5;
+
+    private static List<Process> ProcessesIn(string directory)
+    {
+        var found = new List<Process>();
+        foreach (var entry in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(entry), NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
+            {
+                continue;
+            }
+
+            string? cwd;
+            try
+            {
+                cwd = new DirectoryInfo(Path.Combine(entry, "cwd")).LinkTarget;
+            }
+            catch (IOException)
+            {
+                continue;
+            }
+            catch (UnauthorizedAccessException)
+            {
+                continue;
+            }
+
+            if (cwd == directory)
+            {
+                try
+                {
+                    found.Add(Process.GetProcessById(pid));
+                }
+                catch (ArgumentException)
+                {
+                }
+            }
+        }
+
+        return found;
+    }
 
     private bool TryKillPostmaster()
     {

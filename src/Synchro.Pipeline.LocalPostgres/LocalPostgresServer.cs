@@ -24,7 +24,7 @@ namespace Synchro.Pipeline.LocalPostgres;
 /// the server runs as the <c>postgres</c> account.
 /// </para>
 /// </remarks>
-public sealed class LocalPostgresServer : IAsyncDisposable
+public sealed partial class LocalPostgresServer : IAsyncDisposable
 {
     private const int StartAttempts = 3;
     private const int LogTailLines = 20;

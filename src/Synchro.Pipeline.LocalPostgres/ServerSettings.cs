@@ -51,6 +51,18 @@ internal sealed partial class ServerSettings
         return new ServerSettings(settings);
     }
 
+    /// <summary>These settings with <paramref name="overrides"/> applied on top, validated as in <see cref="Create"/>.</summary>
+    public ServerSettings With(IEnumerable<KeyValuePair<string, string>> overrides)
+    {
+        var merged = new Dictionary<string, string>(_settings, StringComparer.OrdinalIgnoreCase);
+        foreach (var (name, value) in overrides)
+        {
+            merged[name] = value;
+        }
+
+        return Create(merged);
+    }
+
     /// <summary>
     /// Appends the settings to <paramref name="baseConfiguration"/> (initdb's file); later lines win in postgresql.conf.
     /// Every value is quoted, which PostgreSQL accepts for settings of any type.
