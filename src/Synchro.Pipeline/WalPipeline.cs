@@ -188,6 +188,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
             checks = await CheckSourceAsync(connection, _changelog, _options, cancellationToken).ConfigureAwait(false);
         foreach (var warning in checks.Warnings)
             LogStartupWarning(_logger, warning);
+        UseStandby(checks.Standby);
         await MigrateIfPendingAsync(cancellationToken).ConfigureAwait(false);
 
         // Invariant 8: nothing is created on a source the persisted position does not belong to.
@@ -197,7 +198,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         Lsn? earlier = !checks.SlotExists && found.Persisted is { Position: { IsValid: true } position } ? position : null;
         if (!checks.SlotExists && !_options.InitialSnapshot)
         {
-            if (await ReplicationSlots.CreateIfMissingAsync(_sourceConnectionString, _options.SlotName, twoPhase: _options.TwoPhase, cancellationToken).ConfigureAwait(false))
+            if (await CreatingSlotAsync(ct => ReplicationSlots.CreateIfMissingAsync(_sourceConnectionString, _options.SlotName, twoPhase: _options.TwoPhase, ct), cancellationToken).ConfigureAwait(false))
             {
                 LogSlotCreated(_logger, _options.SlotName);
                 _slotMovePending = earlier;
@@ -359,6 +360,8 @@ public sealed partial class WalPipeline : IAsyncDisposable
     {
         await _source.DisposeAsync().ConfigureAwait(false);
         await _changelog.DisposeAsync().ConfigureAwait(false);
+        if (_primary is not null)
+            await _primary.DisposeAsync().ConfigureAwait(false);
         _metrics.Dispose();
     }
 

@@ -275,6 +275,8 @@ public sealed partial class WalPipelineOptions
         CheckConnectionString(problems, nameof(ConnectionString), ConnectionString);
         if (ChangelogConnectionString is not null)
             CheckConnectionString(problems, nameof(ChangelogConnectionString), ChangelogConnectionString);
+        if (PrimaryConnectionString is not null)
+            CheckConnectionString(problems, nameof(PrimaryConnectionString), PrimaryConnectionString);
         CheckChangelogSchema(problems);
         if (string.IsNullOrEmpty(SlotName))
             problems.Add($"{nameof(SlotName)} is required");
