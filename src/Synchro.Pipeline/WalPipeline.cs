@@ -242,7 +242,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         var items = Channel.CreateBounded<DecodedItem>(StageChannels.Items(ItemQueueCapacity));
         var committed = Channel.CreateBounded<Lsn>(StageChannels.Receipts(ItemQueueCapacity + 1));
 
-        var parser = new PgOutputParser(ParserOptions());
+        var parser = new PgOutputParser(ParserOptions(replication.PostgreSqlVersion));
         var loggers = _options.LoggerFactory;
         var decoderLogger = loggers.CreateLogger(LogCategory + ".Decoder");
         using var spill = CreateSpillStore(decoderLogger);
@@ -325,11 +325,11 @@ public sealed partial class WalPipeline : IAsyncDisposable
     {
         List<KeyValuePair<string, string?>> options =
         [
-            new("proto_version", ProtocolVersion.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            new("proto_version", ProtocolVersion(serverVersion).ToString(System.Globalization.CultureInfo.InvariantCulture)),
             new("messages", "true"),
             // The replication command's string literal doubles single quotes; the list item is a quoted identifier.
             new("publication_names", PgIdentifier.Quote(_options.PublicationName).Replace("'", "''", StringComparison.Ordinal)),
-            .. StreamingPluginOptions(),
+            .. StreamingPluginOptions(serverVersion),
         ];
         if (_options.BinaryTupleMode)
             options.Add(new("binary", "true"));
