@@ -64,7 +64,7 @@ public sealed class StandbyDecodingTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task On_a_standby_heartbeats_go_to_the_source_database_on_the_primary_when_the_changelog_is_another_one()
+    public async Task On_a_standby_heartbeats_go_to_the_source_database_on_the_primary_when_the_changelog_is_another_one_and_check_names_what_is_missing()
     {
         await using var primary = await LocalPostgresServer.StartAsync(new LocalPostgresOptions { BinDirectory = await Postgres17Binaries.ResolveAsync() });
         var onPrimary = await primary.CreateDatabaseAsync(Database);
@@ -79,6 +79,23 @@ public sealed class StandbyDecodingTests(ITestOutputHelper output)
         inStandby.ChangelogConnectionString = null;
         var refused = await Assert.ThrowsAsync<WalPipelineConfigurationException>(() => WalPipeline.CheckAsync(inStandby));
         Assert.Contains("Set ChangelogConnectionString", refused.Message, StringComparison.Ordinal);
+
+        // A primary that names another database of the cluster would take heartbeats the slot never sees.
+        var otherDatabase = harness.Options();
+        otherDatabase.PrimaryConnectionString = changelog;
+        refused = await Assert.ThrowsAsync<WalPipelineConfigurationException>(() => WalPipeline.CheckAsync(otherDatabase));
+        Assert.Contains("it is another database of the cluster", refused.Message, StringComparison.Ordinal);
+
+        // Without hot_standby_feedback the primary's vacuum may remove what the slot needs: check says so.
+        await Sql.ExecuteAsync(harness.ConnectionString, "ALTER SYSTEM SET hot_standby_feedback = off");
+        await Sql.ExecuteAsync(harness.ConnectionString, "SELECT pg_reload_conf()");
+        await OperationsSql.WaitUntilAsync(async () => !await Sql.ScalarAsync<bool>(harness.ConnectionString, "SELECT current_setting('hot_standby_feedback')::bool"),
+            "the standby to reload its configuration", TimeSpan.FromSeconds(10));
+        Assert.Contains(await WalPipeline.CheckAsync(harness.Options()), w => w.Contains("hot_standby_feedback off", StringComparison.Ordinal));
+        await Sql.ExecuteAsync(harness.ConnectionString, "ALTER SYSTEM RESET hot_standby_feedback");
+        await Sql.ExecuteAsync(harness.ConnectionString, "SELECT pg_reload_conf()");
+        await OperationsSql.WaitUntilAsync(async () => await Sql.ScalarAsync<bool>(harness.ConnectionString, "SELECT current_setting('hot_standby_feedback')::bool"),
+            "the standby to reload its configuration", TimeSpan.FromSeconds(10));
 
         var options = harness.Options();
         options.HeartbeatInterval = TimeSpan.FromSeconds(1);
