@@ -38,20 +38,24 @@ public sealed partial class WalPipeline
             LogStandbySlotWaiting(_logger, _options.SlotName);
             return await creation.ConfigureAwait(false);
         }
-        while (!creation.IsCompleted)
+        // Invariant: the creation is always awaited, so a failing primary never leaves it running unobserved.
+        while (!creation.IsCompleted && !cancellationToken.IsCancellationRequested)
         {
             try
             {
                 await using var command = primary.CreateCommand("SELECT pg_catalog.pg_log_standby_snapshot()");
                 await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
             }
-            catch (PostgresException e)
+            catch (NpgsqlException e) when (!cancellationToken.IsCancellationRequested)
             {
-                LogStandbySnapshotRefused(_logger, e, _options.SlotName, e.MessageText);
+                LogStandbySnapshotFailed(_logger, e, _options.SlotName, e is PostgresException pg ? pg.MessageText : e.Message);
+                break;
+            }
+            catch (Exception) when (cancellationToken.IsCancellationRequested)
+            {
                 break;
             }
             await Task.WhenAny(creation, Task.Delay(s_standbySnapshotInterval, cancellationToken)).ConfigureAwait(false);
-            cancellationToken.ThrowIfCancellationRequested();
         }
         return await creation.ConfigureAwait(false);
     }
@@ -76,8 +80,8 @@ public sealed partial class WalPipeline
             + "Run SELECT pg_log_standby_snapshot() on the primary to end the wait, or set PrimaryConnectionString so the pipeline does")]
     private static partial void LogStandbySlotWaiting(ILogger logger, string slot);
 
-    [LoggerMessage(EventId = Diagnostics.EventIds.StandbySnapshotRefused, Level = LogLevel.Warning,
-        Message = "Creating replication slot {Slot} on a standby: the primary refused pg_log_standby_snapshot() ({Reason}); the creation waits for the primary's own running-xacts record (every 15 s while it writes). "
+    [LoggerMessage(EventId = Diagnostics.EventIds.StandbySnapshotFailed, Level = LogLevel.Warning,
+        Message = "Creating replication slot {Slot} on a standby: could not run pg_log_standby_snapshot() on the primary ({Reason}); the creation waits for the primary's own running-xacts record (every 15 s while it writes). "
             + "Grant the role EXECUTE on pg_log_standby_snapshot() on the primary, or run it there yourself")]
-    private static partial void LogStandbySnapshotRefused(ILogger logger, Exception error, string slot, string reason);
+    private static partial void LogStandbySnapshotFailed(ILogger logger, Exception error, string slot, string reason);
 }

@@ -189,8 +189,8 @@ internal static class EventIds
     /// <summary>Creating the slot on a standby with no primary known: it waits for the primary's own running-xacts record.</summary>
     public const int StandbySlotWaiting = 1205;
 
-    /// <summary>Creating the slot on a standby: the primary refused pg_log_standby_snapshot().</summary>
-    public const int StandbySnapshotRefused = 1206;
+    /// <summary>Creating the slot on a standby: pg_log_standby_snapshot() could not be run on the primary.</summary>
+    public const int StandbySnapshotFailed = 1206;
 
     /// <summary>The source is a standby: heartbeats and standby snapshots are written on its primary.</summary>
     public const int StandbySource = 1090;

@@ -60,7 +60,7 @@ internal sealed record StandbySource(string? PrimaryConnectionString)
         {
             errors.Add($"The source ({source.Host}:{source.Port.ToString(CultureInfo.InvariantCulture)}) is a standby in recovery, and PostgreSQL {version.ToString(CultureInfo.InvariantCulture)} "
                 + $"cannot decode on a standby (logical decoding on a standby needs PostgreSQL {DecodingSinceVersion}+). Point ConnectionString at the primary, or upgrade the standby and its primary to {DecodingSinceVersion} or later.");
-            return new StandbySource((string?)null);
+            return new StandbySource(PrimaryConnectionString: null);
         }
         if (changelogConnectionString is null)
         {
@@ -85,7 +85,7 @@ internal sealed record StandbySource(string? PrimaryConnectionString)
             warnings.Add($"The source is a hot standby and no connection to its primary is known, so the pipeline writes no heartbeats (a standby cannot write WAL): while the registered tables are idle the slot does not advance and holds the standby's WAL back, "
                 + $"and creating the slot waits for the primary to log a standby snapshot (every 15 s while it writes). Set PrimaryConnectionString to database {PgIdentifier.Quote(source.Database!)} on the primary, "
                 + $"or emit heartbeats there yourself: SELECT pg_logical_emit_message(false, 'synchro.heartbeat', ''). The primary also needs wal_level = logical.");
-            return new StandbySource((string?)null);
+            return new StandbySource(PrimaryConnectionString: null);
         }
 
         await using var connection = new NpgsqlConnection(SessionSearchPath.Source(primary));
@@ -106,7 +106,7 @@ internal sealed record StandbySource(string? PrimaryConnectionString)
                     : identity.DatabaseOid != sourceIdentity.DatabaseOid ? "it is another database of the cluster; heartbeats must be written in the database the slot decodes. "
                     : "it is in recovery too (a standby). ")
                 + $"Point it at database {PgIdentifier.Quote(source.Database!)} on the primary.");
-            return new StandbySource((string?)null);
+            return new StandbySource(PrimaryConnectionString: null);
         }
         if (walLevel != "logical")
         {
