@@ -24,7 +24,8 @@ public sealed partial class WalPipeline
     /// all is set up.
     /// </returns>
     /// <remarks>
-    /// Connects to the source database and, when it is another one, to the changelog database; every query is read-only.
+    /// Connects to the source database and, when it is another one, to the changelog database (and, when the source is a
+    /// hot standby, to its primary); every query is read-only.
     /// With a persisted position, also opens a replication connection to identify the server.
     /// </remarks>
     /// <exception cref="ArgumentException">An option is invalid (the message names it).</exception>
