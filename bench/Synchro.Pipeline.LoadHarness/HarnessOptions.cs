@@ -52,6 +52,9 @@ internal sealed record HarnessOptions
     /// </summary>
     public bool RecordIndex { get; init; }
 
+    /// <summary>The <c>streaming-protocols</c> verb: drains per protocol.</summary>
+    public int Runs { get; init; } = 3;
+
     /// <summary>Seconds of the idle phase (the pipeline running, nothing else writing); 0 skips it.</summary>
     public int IdleSeconds { get; init; }
 
@@ -87,6 +90,9 @@ internal sealed record HarnessOptions
                                         [--out DIR] [--timeout-scale X] [--binary]
           (a changelog of about N rows in the source database, compacted: rows removed, WAL, memory, sizes; then a backlog
           of M changes (default N/5, at most 1000000) drained alone and beside a compaction loop; P reader pages per bucket count, default 200)
+        pgoutput protocol 2 against 4 (PostgreSQL 16+, SYNCHRO_PG_BINDIR): Synchro.Pipeline.LoadHarness streaming-protocols
+                                        [--big-transaction N] [--runs R] [--out DIR] [--timeout-scale X] [--binary]
+          (the big transaction drained end to end R times per protocol, alternating; default 3 runs)
         """;
 
     /// <exception cref="FormatException">An unknown flag, a missing or bad value.</exception>
@@ -117,6 +123,7 @@ internal sealed record HarnessOptions
                 "--idle-seconds" => options with { IdleSeconds = (int)NonNegative(args[i], value) },
                 "--writer-changes" => options with { WriterChanges = Positive(args[i], value) },
                 "--reader-pages" => options with { ReaderPages = (int)NonNegative(args[i], value) },
+                "--runs" => options with { Runs = (int)Positive(args[i], value) },
                 "--publication" => options with { Publication = ParsePublication(value) },
                 "--out" => options with { OutputDirectory = value },
                 "--timeout-scale" => options with { TimeoutScale = double.Parse(value, NumberStyles.Float, CultureInfo.InvariantCulture) },

@@ -2,6 +2,7 @@ using Synchro.Pipeline.LoadHarness;
 using Synchro.Pipeline.LoadHarness.CatchUp;
 using Synchro.Pipeline.LoadHarness.Compaction;
 using Synchro.Pipeline.LoadHarness.Contenders;
+using Synchro.Pipeline.LoadHarness.StreamingProtocols;
 
 // As the CLI does: socket completions inline, and our pipeline's read coalescing on with them, so it reads the way it
 // runs for users. Set before the first socket exists; contender processes inherit it.
@@ -13,7 +14,7 @@ if (args.Length >= 1 && args[0] == ContenderHost.Verb)
     return await ContenderHost.RunAsync(args);
 
 // The catch-up alone (CatchUpRunner) and the changelog's compaction (CompactionRunner): the same options, after the verb.
-var verb = args.Length >= 1 && args[0] is CatchUpRunner.Verb or CompactionRunner.Verb ? args[0] : null;
+var verb = args.Length >= 1 && args[0] is CatchUpRunner.Verb or CompactionRunner.Verb or StreamingProtocolRunner.Verb ? args[0] : null;
 HarnessOptions options;
 try
 {
@@ -37,6 +38,7 @@ try
     {
         CatchUpRunner.Verb => await CatchUpRunner.RunAsync(options, interrupt.Token),
         CompactionRunner.Verb => await CompactionRunner.RunAsync(options, interrupt.Token),
+        StreamingProtocolRunner.Verb => await StreamingProtocolRunner.RunAsync(options, interrupt.Token),
         _ => await HarnessRunner.RunAsync(options, interrupt.Token),
     };
 }

@@ -24,7 +24,8 @@ public sealed partial class WalPipeline
     /// all is set up.
     /// </returns>
     /// <remarks>
-    /// Connects to the source database and, when it is another one, to the changelog database; every query is read-only.
+    /// Connects to the source database and, when it is another one, to the changelog database (and, when the source is a
+    /// hot standby, to its primary); every query is read-only.
     /// With a persisted position, also opens a replication connection to identify the server.
     /// </remarks>
     /// <exception cref="ArgumentException">An option is invalid (the message names it).</exception>
@@ -96,7 +97,13 @@ public sealed partial class WalPipeline
             ParentForeignKey = t.ParentForeignKeyColumns ?? [],
             Parent = options.Tables.ParentOf(t) is { } parent ? (parent.Schema, parent.Name) : null,
         }).ToList();
+        // A standby first: what it cannot do (PostgreSQL 15, a changelog in it) makes the other checks moot.
+        List<string> standbyErrors = [], standbyWarnings = [];
+        var standby = await StandbySource.CheckAsync(connection, options.ChangelogConnectionString, options.PrimaryConnectionString, standbyErrors, standbyWarnings, cancellationToken).ConfigureAwait(false);
+        if (standbyErrors.Count > 0)
+            throw new WalPipelineConfigurationException(standbyErrors);
         var checks = await StartupChecks.RunAsync(connection, options.SlotName, options.PublicationName, tables, cancellationToken).ConfigureAwait(false);
+        checks = checks with { Warnings = [.. standbyWarnings, .. checks.Warnings], Standby = standby };
         if (options.BinaryTupleMode)
         {
             List<(string, string, string)> converted = [.. options.Tables.SelectMany(t => BinaryValueText.ConvertedColumns(t).Select(c => (t.Schema, t.Name, c)))];

@@ -10,7 +10,7 @@ using Synchro.Pipeline.Decoding;
 
 namespace Synchro.Pipeline;
 
-// Streaming of large in-progress transactions (pgoutput protocol 2) and two-phase decoding (protocol 3).
+// Streaming of large in-progress transactions (pgoutput protocol 2; 4 for the load harness's comparison) and two-phase decoding (protocol 3).
 public sealed partial class WalPipeline
 {
     private const string SlotTwoPhaseSql = "SELECT two_phase FROM pg_catalog.pg_replication_slots WHERE slot_name = @slot";
@@ -18,19 +18,26 @@ public sealed partial class WalPipeline
     /// <summary>What the spill store did across this instance's runs (tests and diagnostics).</summary>
     internal SpillStatistics SpillStatistics { get; } = new();
 
-    private int ProtocolVersion => _options.TwoPhase ? 3 : _options.StreamLargeTransactions ? 2 : 1;
+    // pgoutput's protocol 4 and streaming 'parallel' (docs/performance.md, "Protocol 4").
+    private const int ParallelStreamingSinceVersion = 16;
 
-    private PgOutputOptions ParserOptions() => new(
-        ProtocolVersion,
-        _options.StreamLargeTransactions ? PgOutputStreaming.On : PgOutputStreaming.Off,
+    private bool ParallelStreaming(Version serverVersion) =>
+        _options.ParallelStreaming && _options.StreamLargeTransactions && serverVersion.Major >= ParallelStreamingSinceVersion;
+
+    private int ProtocolVersion(Version serverVersion) =>
+        ParallelStreaming(serverVersion) ? 4 : _options.TwoPhase ? 3 : _options.StreamLargeTransactions ? 2 : 1;
+
+    private PgOutputOptions ParserOptions(Version serverVersion) => new(
+        ProtocolVersion(serverVersion),
+        ParallelStreaming(serverVersion) ? PgOutputStreaming.Parallel : _options.StreamLargeTransactions ? PgOutputStreaming.On : PgOutputStreaming.Off,
         twoPhase: _options.TwoPhase,
         binary: _options.BinaryTupleMode,
         messages: true);
 
-    private IEnumerable<KeyValuePair<string, string?>> StreamingPluginOptions()
+    private IEnumerable<KeyValuePair<string, string?>> StreamingPluginOptions(Version serverVersion)
     {
         if (_options.StreamLargeTransactions)
-            yield return new("streaming", "on");
+            yield return new("streaming", ParallelStreaming(serverVersion) ? "parallel" : "on");
         if (_options.TwoPhase)
             yield return new("two_phase", "on");
     }

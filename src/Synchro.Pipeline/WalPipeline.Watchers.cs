@@ -28,8 +28,9 @@ public sealed partial class WalPipeline
     private void StartWatchers(StageGroup stages)
     {
         var loggers = _options.LoggerFactory;
-        if (_options.EffectiveHeartbeatInterval > TimeSpan.Zero)
-            stages.StartWatcher(new HeartbeatEmitter(_source, _options.EffectiveHeartbeatInterval, _position, loggers.CreateLogger(LogCategory + ".Committer")).RunAsync);
+        // On a standby the heartbeat is written on its primary, in the source database, and decoded here once replayed.
+        if (_options.EffectiveHeartbeatInterval > TimeSpan.Zero && HeartbeatTarget is { } heartbeats)
+            stages.StartWatcher(new HeartbeatEmitter(heartbeats, _options.EffectiveHeartbeatInterval, _position, loggers.CreateLogger(LogCategory + ".Committer")).RunAsync);
         if (_options.SlotHealthInterval > TimeSpan.Zero && _slotLock is { } slotLock)
         {
             var watch = new SlotHealthWatch(() => slotLock.Connection, _options.SlotName, _options.SlotHealthInterval, _options.SlotSafeWalSizeWarning, _metrics, _logger);

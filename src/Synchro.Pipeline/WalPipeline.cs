@@ -188,6 +188,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
             checks = await CheckSourceAsync(connection, _changelog, _options, cancellationToken).ConfigureAwait(false);
         foreach (var warning in checks.Warnings)
             LogStartupWarning(_logger, warning);
+        UseStandby(checks.Standby);
         await MigrateIfPendingAsync(cancellationToken).ConfigureAwait(false);
 
         // Invariant 8: nothing is created on a source the persisted position does not belong to.
@@ -197,7 +198,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         Lsn? earlier = !checks.SlotExists && found.Persisted is { Position: { IsValid: true } position } ? position : null;
         if (!checks.SlotExists && !_options.InitialSnapshot)
         {
-            if (await ReplicationSlots.CreateIfMissingAsync(_sourceConnectionString, _options.SlotName, twoPhase: _options.TwoPhase, cancellationToken).ConfigureAwait(false))
+            if (await CreatingSlotAsync(ct => ReplicationSlots.CreateIfMissingAsync(_sourceConnectionString, _options.SlotName, twoPhase: _options.TwoPhase, ct), cancellationToken).ConfigureAwait(false))
             {
                 LogSlotCreated(_logger, _options.SlotName);
                 _slotMovePending = earlier;
@@ -241,7 +242,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         var items = Channel.CreateBounded<DecodedItem>(StageChannels.Items(ItemQueueCapacity));
         var committed = Channel.CreateBounded<Lsn>(StageChannels.Receipts(ItemQueueCapacity + 1));
 
-        var parser = new PgOutputParser(ParserOptions());
+        var parser = new PgOutputParser(ParserOptions(replication.PostgreSqlVersion));
         var loggers = _options.LoggerFactory;
         var decoderLogger = loggers.CreateLogger(LogCategory + ".Decoder");
         using var spill = CreateSpillStore(decoderLogger);
@@ -324,11 +325,11 @@ public sealed partial class WalPipeline : IAsyncDisposable
     {
         List<KeyValuePair<string, string?>> options =
         [
-            new("proto_version", ProtocolVersion.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+            new("proto_version", ProtocolVersion(serverVersion).ToString(System.Globalization.CultureInfo.InvariantCulture)),
             new("messages", "true"),
             // The replication command's string literal doubles single quotes; the list item is a quoted identifier.
             new("publication_names", PgIdentifier.Quote(_options.PublicationName).Replace("'", "''", StringComparison.Ordinal)),
-            .. StreamingPluginOptions(),
+            .. StreamingPluginOptions(serverVersion),
         ];
         if (_options.BinaryTupleMode)
             options.Add(new("binary", "true"));
@@ -359,6 +360,8 @@ public sealed partial class WalPipeline : IAsyncDisposable
     {
         await _source.DisposeAsync().ConfigureAwait(false);
         await _changelog.DisposeAsync().ConfigureAwait(false);
+        if (_primary is not null)
+            await _primary.DisposeAsync().ConfigureAwait(false);
         _metrics.Dispose();
     }
 

@@ -256,6 +256,12 @@ public sealed partial class WalPipelineOptions
     /// <summary>Load harness only: batches are dropped instead of written, so a run measures reading and decoding alone.</summary>
     internal bool DiscardWrites { get; set; }
 
+    /// <summary>
+    /// Load harness only: on PostgreSQL 16+, ask for pgoutput protocol 4 with <c>streaming 'parallel'</c> instead of
+    /// protocol 2 (3 with <see cref="TwoPhase"/>) with <c>streaming 'on'</c>, to compare the two (docs/performance.md).
+    /// </summary>
+    internal bool ParallelStreaming { get; set; }
+
     /// <summary>Tests only: called after every chunk and table of the initial snapshot load, on the loading task.</summary>
     internal Action<Diagnostics.EdgeSnapshotProgress>? SnapshotProgress { get; set; }
 
@@ -275,6 +281,8 @@ public sealed partial class WalPipelineOptions
         CheckConnectionString(problems, nameof(ConnectionString), ConnectionString);
         if (ChangelogConnectionString is not null)
             CheckConnectionString(problems, nameof(ChangelogConnectionString), ChangelogConnectionString);
+        if (PrimaryConnectionString is not null)
+            CheckConnectionString(problems, nameof(PrimaryConnectionString), PrimaryConnectionString);
         CheckChangelogSchema(problems);
         if (string.IsNullOrEmpty(SlotName))
             problems.Add($"{nameof(SlotName)} is required");

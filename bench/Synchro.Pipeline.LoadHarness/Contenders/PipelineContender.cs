@@ -30,6 +30,7 @@ internal static class PipelineContender
             DiscardWrites = discardWrites,
             BinaryTupleMode = spec.BinaryTuples,
             FilterOriginsOnServer = spec.FilterOriginsOnServer,
+            ParallelStreaming = spec.ParallelStreaming,
             ReadCoalescing = SocketCompletions.Inline,
         };
         var changelogDatabase = spec.ChangelogConnectionString ?? spec.SourceConnectionString;

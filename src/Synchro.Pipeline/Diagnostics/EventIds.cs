@@ -183,4 +183,15 @@ internal static class EventIds
 
     /// <summary>A compaction run failed: what happened and what to do; what it removed stays removed, the changelog is correct.</summary>
     public const int CompactionFailed = 7053;
+
+    // Decoding on a standby: 1090–1099 (lifecycle) and 1205–1219 (slot creation).
+
+    /// <summary>Creating the slot on a standby with no primary known: it waits for the primary's own running-xacts record.</summary>
+    public const int StandbySlotWaiting = 1205;
+
+    /// <summary>Creating the slot on a standby: pg_log_standby_snapshot() could not be run on the primary.</summary>
+    public const int StandbySnapshotFailed = 1206;
+
+    /// <summary>The source is a standby: heartbeats and standby snapshots are written on its primary.</summary>
+    public const int StandbySource = 1090;
 }

@@ -12,7 +12,7 @@ namespace Synchro.Pipeline.Hosting;
 /// <remarks>
 /// <para>
 /// Keys (case-insensitive, as everywhere in Microsoft.Extensions.Configuration): <c>ConnectionString</c>,
-/// <c>ChangelogConnectionString</c>, <c>SlotName</c>, <c>PublicationName</c>, <c>CreateSlotIfMissing</c>,
+/// <c>ChangelogConnectionString</c>, <c>PrimaryConnectionString</c>, <c>SlotName</c>, <c>PublicationName</c>, <c>CreateSlotIfMissing</c>,
 /// <c>MaxBatchRows</c>, <c>MaxBatchBytes</c>, <c>BatchLinger</c>, <c>WalBufferBytes</c>, <c>ReadCoalescing</c>, <c>StatusInterval</c>,
 /// <c>MaxReconnectDelay</c>, <c>SlotWaitTimeout</c>, <c>BatchWriteTimeout</c>, <c>RuleQueryTimeout</c>, <c>ParentLookupTimeout</c>, <c>TruncateTimeout</c>,
 /// <c>SnapshotChunkTimeout</c>, <c>ReplayChunkTimeout</c>, <c>MaxStatementRetries</c>, <c>SlowBatchThreshold</c>, <c>BinaryTupleMode</c>, <c>HeartbeatInterval</c>, <c>SlotHealthInterval</c>,
@@ -28,7 +28,7 @@ namespace Synchro.Pipeline.Hosting;
 /// <c>ParentForeignKeyColumn</c>, <c>ParentForeignKeyColumns</c> (a list, or one comma-separated value), <c>BucketFunction</c> and <c>DecodeAllColumns</c>; an empty entry (<c>"categories": {}</c>) takes every default. Being keys, single
 /// settings can be overridden one by one, e.g. by the environment variable <c>Synchro__Tables__orders__OwnerColumn</c>.
 /// The tables are added to <see cref="WalPipelineOptions.Tables"/>. An empty <c>SoftDeleteColumn</c> means none;
-/// an empty <c>ChangelogConnectionString</c> means the source database.
+/// an empty <c>ChangelogConnectionString</c> means the source database, an empty <c>PrimaryConnectionString</c> the default.
 /// </para>
 /// <para>
 /// Values: whole numbers in invariant culture; booleans <c>true</c>/<c>false</c>; byte sizes as a whole number of
@@ -58,6 +58,7 @@ public static class WalPipelineConfiguration
     {
         [nameof(WalPipelineOptions.ConnectionString)] = (s, o, p) => o.ConnectionString = Text(s, p) ?? o.ConnectionString,
         [nameof(WalPipelineOptions.ChangelogConnectionString)] = (s, o, p) => o.ChangelogConnectionString = EmptyIsNull(Text(s, p), o.ChangelogConnectionString),
+        [nameof(WalPipelineOptions.PrimaryConnectionString)] = (s, o, p) => o.PrimaryConnectionString = EmptyIsNull(Text(s, p), o.PrimaryConnectionString),
         [nameof(WalPipelineOptions.SlotName)] = (s, o, p) => o.SlotName = Text(s, p) ?? o.SlotName,
         [nameof(WalPipelineOptions.PublicationName)] = (s, o, p) => o.PublicationName = Text(s, p) ?? o.PublicationName,
         [nameof(WalPipelineOptions.CreateSlotIfMissing)] = (s, o, p) => o.CreateSlotIfMissing = Boolean(s, p) ?? o.CreateSlotIfMissing,
@@ -134,6 +135,7 @@ public static class WalPipelineConfiguration
         nameof(WalPipelineOptions.StreamLargeTransactions), nameof(WalPipelineOptions.TwoPhase), nameof(WalPipelineOptions.SpillDirectory),
         nameof(WalPipelineOptions.MaxSpillBytes), nameof(WalPipelineOptions.CompactionInterval), nameof(WalPipelineOptions.DeleteRetention),
         nameof(WalPipelineOptions.CascadeParentMoves),
+        nameof(WalPipelineOptions.PrimaryConnectionString),
     ];
 
     private static readonly string[] s_tableSettingNames =

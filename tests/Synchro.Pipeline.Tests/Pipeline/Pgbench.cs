@@ -11,7 +11,11 @@ internal static class Pgbench
     public static Process Start(LocalPostgresServer server, string connectionString, string script, params string[] arguments)
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString);
-        var start = new ProcessStartInfo(Path.Combine(server.BinDirectory, "pgbench"))
+        // The npm server packages carry no client programs: Debian's pgbench 15 works against newer servers.
+        var program = Path.Combine(server.BinDirectory, "pgbench");
+        if (!File.Exists(program))
+            program = "/usr/lib/postgresql/15/bin/pgbench";
+        var start = new ProcessStartInfo(program)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,

@@ -28,6 +28,7 @@ public sealed class WalPipelineConfigurationTests
         var options = Bind(Section(
             ("Synchro:ConnectionString", "Host=db;Database=app"),
             ("Synchro:ChangelogConnectionString", "Host=log;Database=changes"),
+            ("Synchro:PrimaryConnectionString", "Host=primary;Database=app"),
             ("Synchro:SlotName", "synchro_slot"),
             ("Synchro:PublicationName", "synchro_pub"),
             ("Synchro:CreateSlotIfMissing", "false"),
@@ -51,6 +52,7 @@ public sealed class WalPipelineConfigurationTests
 
         Assert.Equal("Host=db;Database=app", options.ConnectionString);
         Assert.Equal("Host=log;Database=changes", options.ChangelogConnectionString);
+        Assert.Equal("Host=primary;Database=app", options.PrimaryConnectionString);
         Assert.Equal("synchro_slot", options.SlotName);
         Assert.Equal("synchro_pub", options.PublicationName);
         Assert.False(options.CreateSlotIfMissing);
