@@ -1,0 +1,157 @@
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using Synchro.Pipeline.LocalPostgres;
+using Synchro.Pipeline.Replication;
+using Synchro.Pipeline.Tests.Cli;
+using Synchro.Pipeline.Tests.Infrastructure;
+using Synchro.Pipeline.Tests.Pipeline;
+
+namespace Synchro.Pipeline.Tests.Replication;
+
+/// <summary>
+/// Slots the server really invalidates, on PostgreSQL 17 and 18 servers of their own: the reason the server names
+/// (<c>invalidation_reason</c>) reaches the health watch, the start-up check, <c>status</c> and the metrics, and the
+/// pipeline stops with the fix for that reason.
+/// </summary>
+public sealed class SlotInvalidationTests
+{
+    private const string First = "00000000-0000-0000-0000-0000000017e1";
+    private const string Stalled = "00000000-0000-0000-0000-0000000017e2";
+
+    [Fact]
+    public async Task On_17_a_slot_invalidated_for_removed_wal_stops_the_running_pipeline_and_status_names_the_reason()
+    {
+        // Less than a WAL segment: a slot whose restart position is in an older segment is invalidated at the next checkpoint.
+        await using var server = await LocalPostgresServer.StartAsync(new LocalPostgresOptions
+        {
+            BinDirectory = await Postgres17Binaries.ResolveAsync(),
+            Settings = { ["max_slot_wal_keep_size"] = "1MB" },
+        });
+        var database = await server.CreateDatabaseAsync("invalidated_17");
+        await Sql.ExecuteAsync(database, PipelineHarness.Schema + "CREATE TABLE filler (id bigserial PRIMARY KEY, payload text);");
+        var options = new WalPipelineOptions
+        {
+            ConnectionString = database,
+            SlotName = "removed_slot",
+            PublicationName = PipelineHarness.Publication,
+            Tables = PipelineHarness.Registry(),
+            BatchLinger = TimeSpan.FromMilliseconds(5),
+            StatusInterval = TimeSpan.FromSeconds(1),
+            SlotHealthInterval = TimeSpan.FromMilliseconds(200),
+            SlotSafeWalSizeWarning = 0,
+        };
+        await using var pipeline = new WalPipeline(options);
+        using var stop = new CancellationTokenSource();
+        var running = pipeline.RunAsync(stop.Token);
+        try
+        {
+            await OperationsSql.WaitStreamingAsync(database, options.SlotName, running);
+            await Sql.ExecuteAsync(database, $"INSERT INTO orders (id, user_id) VALUES ('{First}', 'alice')");
+            await OperationsSql.WaitUntilAsync(async () => await Sql.ScalarAsync<long>(database, "SELECT count(*) FROM sync_changelog") == 1,
+                "the first change", TimeSpan.FromSeconds(30));
+            // A check that ran before the stream took the slot shows it inactive: the next ones show it in use.
+            await OperationsSql.WaitUntilAsync(() => Task.FromResult(pipeline.GetStatus() is { SlotFailover: not null, SlotInactiveSince: null }),
+                "a health check of the slot in use", TimeSpan.FromSeconds(10));
+            var healthy = pipeline.GetStatus();
+            Assert.Equal((null, false, false, null), (healthy.SlotInvalidationReason, healthy.SlotFailover, healthy.SlotSynced, healthy.SlotInactiveSince));
+
+            // Stall the writer so nothing is confirmed, then push the slot's restart position out of the kept WAL.
+            await using var blocker = new NpgsqlConnection(database);
+            await blocker.OpenAsync();
+            await using var blocking = await blocker.BeginTransactionAsync();
+            await using (var lockTable = new NpgsqlCommand("LOCK TABLE sync_changelog IN ACCESS EXCLUSIVE MODE", blocker, blocking))
+                await lockTable.ExecuteNonQueryAsync();
+            await Sql.ExecuteAsync(database, $"INSERT INTO orders (id, user_id) VALUES ('{Stalled}', 'bob')");
+            for (var i = 0; i < 3; i++)
+            {
+                await Sql.ExecuteAsync(database, "INSERT INTO filler (payload) SELECT repeat('x', 100) FROM generate_series(1, 100)");
+                await Sql.ScalarAsync<object>(database, "SELECT pg_switch_wal()");
+            }
+            await Sql.ExecuteAsync(database, "CHECKPOINT");
+
+            var error = await Assert.ThrowsAsync<WalPipelineException>(() => running.WaitAsync(TimeSpan.FromSeconds(30)));
+            Assert.StartsWith("Replication slot 'removed_slot' was invalidated by the server (", error.Message, StringComparison.Ordinal);
+            Assert.Contains("more WAL than max_slot_wal_keep_size allows", error.Message, StringComparison.Ordinal);
+            Assert.Contains("SELECT pg_drop_replication_slot('removed_slot')", error.Message, StringComparison.Ordinal);
+            Assert.Contains("resync clients", error.Message, StringComparison.Ordinal);
+            Assert.Contains("raise max_slot_wal_keep_size", error.Message, StringComparison.Ordinal);
+            var failed = pipeline.GetStatus();
+            Assert.Equal(WalPipelineState.Failed, failed.State);
+            // The watch or the stream may see it first; the watch reads the reason, the stream only where the server's detail is shown.
+            if (failed.SlotInvalidationReason is not null)
+                Assert.Equal(SlotInvalidation.WalRemoved, failed.SlotInvalidationReason);
+            await blocking.RollbackAsync();
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await running.ContinueWith(_ => { }, TaskScheduler.Default);
+        }
+
+        Assert.Equal("wal_removed", await Sql.ScalarAsync<string>(database, "SELECT invalidation_reason FROM pg_replication_slots WHERE slot_name = 'removed_slot'"));
+
+        // At start-up: refused with the same reason and fix.
+        var refused = await Assert.ThrowsAsync<WalPipelineConfigurationException>(() => WalPipeline.CheckAsync(options));
+        var message = Assert.Single(refused.Errors);
+        Assert.StartsWith("Replication slot 'removed_slot' was invalidated by the server (invalidation_reason 'wal_removed'): it held back more WAL", message, StringComparison.Ordinal);
+
+        var json = await CliProcess.RunAsync("status", "--json", "--connection", database, "--slot", "removed_slot");
+        Assert.True(json.ExitCode == 4, json.ToString());
+        using (var document = JsonDocument.Parse(json.Output))
+        {
+            var slot = document.RootElement.GetProperty("slot");
+            Assert.Equal("lost", slot.GetProperty("wal_status").GetString());
+            Assert.Equal("wal_removed", slot.GetProperty("invalidation_reason").GetString());
+            Assert.False(slot.GetProperty("failover").GetBoolean());
+            Assert.False(slot.GetProperty("synced").GetBoolean());
+            Assert.Equal(JsonValueKind.String, slot.GetProperty("inactive_since").ValueKind);
+        }
+        var table = await CliProcess.RunAsync("status", "--connection", database, "--slot", "removed_slot");
+        Assert.True(table.ExitCode == 4, table.ToString());
+        Assert.Contains("invalidation_reason  wal_removed — it held back more WAL than max_slot_wal_keep_size allows", table.Output, StringComparison.Ordinal);
+        Assert.Contains("failover             off", table.Output, StringComparison.Ordinal);
+        Assert.Contains("inactive_since       ", table.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task On_18_a_slot_idle_past_idle_replication_slot_timeout_is_refused_at_start_with_that_fix()
+    {
+        await using var server = await LocalPostgresServer.StartAsync(new LocalPostgresOptions
+        {
+            BinDirectory = await Postgres18Binaries.ResolveAsync(),
+            Settings = { ["idle_replication_slot_timeout"] = IdleTimeout },
+        });
+        var database = await server.CreateDatabaseAsync("invalidated_18");
+        await Sql.ExecuteAsync(database, PipelineHarness.Schema);
+        Assert.True(await ReplicationSlots.CreateIfMissingAsync(database, "idle_slot", twoPhase: false, CancellationToken.None));
+        // The timeout is checked at checkpoints, against inactive_since (set when the slot was created, as no one uses it).
+        await Task.Delay(IdleWait);
+        await Sql.ExecuteAsync(database, "CHECKPOINT");
+        Assert.Equal("idle_timeout", await Sql.ScalarAsync<string>(database, "SELECT invalidation_reason FROM pg_replication_slots WHERE slot_name = 'idle_slot'"));
+
+        using var logs = new RecordingLoggerFactory(LogLevel.Critical);
+        await using var pipeline = new WalPipeline(new WalPipelineOptions
+        {
+            ConnectionString = database,
+            SlotName = "idle_slot",
+            PublicationName = PipelineHarness.Publication,
+            Tables = PipelineHarness.Registry(),
+            LoggerFactory = logs,
+        });
+        var error = await Assert.ThrowsAsync<WalPipelineConfigurationException>(() => pipeline.RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60)));
+
+        var message = Assert.Single(error.Errors);
+        Assert.StartsWith("Replication slot 'idle_slot' was invalidated by the server (invalidation_reason 'idle_timeout'): no consumer used it for longer than idle_replication_slot_timeout", message, StringComparison.Ordinal);
+        Assert.Contains("SELECT pg_drop_replication_slot('idle_slot')", message, StringComparison.Ordinal);
+        Assert.Contains("raise idle_replication_slot_timeout (0 turns it off)", message, StringComparison.Ordinal);
+
+        var status = await CliProcess.RunAsync("status", "--connection", database, "--slot", "idle_slot");
+        Assert.True(status.ExitCode == 4, status.ToString());
+        Assert.Contains("invalidation_reason  idle_timeout — unused longer than idle_replication_slot_timeout", status.Output, StringComparison.Ordinal);
+    }
+
+    private const string IdleTimeout = "1s";
+
+    private static readonly TimeSpan IdleWait = TimeSpan.FromSeconds(2);
+}
