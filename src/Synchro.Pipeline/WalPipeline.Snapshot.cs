@@ -60,7 +60,7 @@ public sealed partial class WalPipeline
         ExportedSnapshotSlot slot;
         try
         {
-            slot = await ExportedSnapshotSlot.CreateAsync(ReplicationConnectionString(_sourceConnectionString), _options.SlotName, twoPhase: _options.TwoPhase, cancellationToken).ConfigureAwait(false);
+            slot = await ExportedSnapshotSlot.CreateAsync(ReplicationConnectionString(_sourceConnectionString), _options.SlotName, twoPhase: _options.TwoPhase, failover: _options.Failover, cancellationToken).ConfigureAwait(false);
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.DuplicateObject)
         {

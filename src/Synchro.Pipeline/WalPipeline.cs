@@ -197,7 +197,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         Lsn? earlier = !checks.SlotExists && found.Persisted is { Position: { IsValid: true } position } ? position : null;
         if (!checks.SlotExists && !_options.InitialSnapshot)
         {
-            if (await ReplicationSlots.CreateIfMissingAsync(_sourceConnectionString, _options.SlotName, twoPhase: _options.TwoPhase, cancellationToken).ConfigureAwait(false))
+            if (await ReplicationSlots.CreateIfMissingAsync(_sourceConnectionString, _options.SlotName, twoPhase: _options.TwoPhase, failover: _options.Failover, cancellationToken).ConfigureAwait(false))
             {
                 LogSlotCreated(_logger, _options.SlotName);
                 _slotMovePending = earlier;

@@ -61,6 +61,11 @@ internal sealed class SettingsFlags
         Description = $"When the slot is created, do not load the bucket edges of existing rows from its snapshot ({s_section}:InitialSnapshot=false); for applications that populate sync_bucket_edges themselves",
     };
 
+    private readonly Option<bool> _failover = new("--failover")
+    {
+        Description = $"Make the slot a failover slot that standbys with sync_replication_slots keep a copy of ({s_section}:Failover; PostgreSQL 17+); check then verifies the standbys named in the connection string's Host",
+    };
+
     private readonly Option<bool> _noReadCoalescing = new("--no-read-coalescing")
     {
         Description = $"Do not hold the socket thread to coalesce reads on a busy stream ({s_section}:ReadCoalescing=false); on by default when socket completions run inline, as the CLI sets them up",
@@ -85,6 +90,7 @@ internal sealed class SettingsFlags
             command.Options.Add(_publication);
             command.Options.Add(_binaryTuples);
             command.Options.Add(_skipInitialSnapshot);
+            command.Options.Add(_failover);
             command.Options.Add(_noReadCoalescing);
         }
     }
@@ -137,6 +143,8 @@ internal sealed class SettingsFlags
             flags[$"{s_section}:{nameof(WalPipelineOptions.BinaryTupleMode)}"] = "true";
         if (_withPublication && parse.GetValue(_skipInitialSnapshot))
             flags[$"{s_section}:{nameof(WalPipelineOptions.InitialSnapshot)}"] = "false";
+        if (_withPublication && parse.GetValue(_failover))
+            flags[$"{s_section}:{nameof(WalPipelineOptions.Failover)}"] = "true";
         if (_withPublication && parse.GetValue(_noReadCoalescing))
             flags[$"{s_section}:{nameof(WalPipelineOptions.ReadCoalescing)}"] = "false";
         if (flags.Count > 0)
