@@ -14,8 +14,8 @@ public sealed partial class WalPipeline
     /// Runs the checks <see cref="RunAsync"/> makes at start — server settings, publication, tables, columns,
     /// replica identities, slot, and that the persisted position belongs to the source (<see cref="CheckPositionAsync"/>) —
     /// without creating, migrating or consuming anything. With <see cref="WalPipelineOptions.Failover"/>, also the primary's
-    /// <c>synchronized_standby_slots</c> and the slot synchronisation of each standby named among the hosts of
-    /// <see cref="WalPipelineOptions.ConnectionString"/> (docs/operations.md, failover slots).
+    /// <c>synchronized_standby_slots</c> and the slot synchronisation of each standby of <see cref="WalPipelineOptions.FailoverStandbys"/>
+    /// or among the hosts of <see cref="WalPipelineOptions.ConnectionString"/> (docs/operations.md, failover slots).
     /// </summary>
     /// <param name="options">The pipeline's options; validated first.</param>
     /// <param name="cancellationToken">Cancels the checks.</param>
@@ -55,7 +55,7 @@ public sealed partial class WalPipeline
                     warnings.AddRange(checks.Warnings);
                     slotExists = checks.SlotExists;
                     if (options.Failover)
-                        warnings.AddRange(await FailoverChecks.CheckStandbysAsync(connection, options.ConnectionString, options.SlotName, cancellationToken).ConfigureAwait(false));
+                        warnings.AddRange(await FailoverChecks.CheckStandbysAsync(connection, options.ConnectionString, options.FailoverStandbys, options.SlotName, cancellationToken).ConfigureAwait(false));
                 }
 
                 SidecarState sidecars;

@@ -275,6 +275,8 @@ public sealed partial class WalPipelineOptions
         CheckConnectionString(problems, nameof(ConnectionString), ConnectionString);
         if (ChangelogConnectionString is not null)
             CheckConnectionString(problems, nameof(ChangelogConnectionString), ChangelogConnectionString);
+        for (var i = 0; i < FailoverStandbys.Count; i++)
+            CheckConnectionString(problems, $"{nameof(FailoverStandbys)}[{i}]", FailoverStandbys[i]);
         CheckChangelogSchema(problems);
         if (string.IsNullOrEmpty(SlotName))
             problems.Add($"{nameof(SlotName)} is required");

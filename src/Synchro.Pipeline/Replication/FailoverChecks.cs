@@ -11,8 +11,9 @@ namespace Synchro.Pipeline.Replication;
 /// by <c>check</c>. Every problem comes with its fix.
 /// </summary>
 /// <remarks>
-/// The standbys are the hosts of a multi-host source connection string (<c>Host=primary,standby1:5433</c>) that are in
-/// recovery. Names reach SQL text only in the suggested fixes, which are shown, never executed.
+/// The standbys are <see cref="WalPipelineOptions.FailoverStandbys"/> and the hosts of a multi-host source connection string
+/// (<c>Host=primary,standby1:5433</c>) that are in recovery. Names reach SQL text only in the suggested fixes, which are
+/// shown, never executed.
 /// </remarks>
 internal static partial class FailoverChecks
 {
@@ -66,14 +67,17 @@ internal static partial class FailoverChecks
     }
 
     /// <summary>
-    /// The primary's <c>synchronized_standby_slots</c> and the slot synchronisation of every standby among the hosts of
-    /// <paramref name="sourceConnectionString"/>; each problem is a warning with its fix.
+    /// The primary's <c>synchronized_standby_slots</c> and the slot synchronisation of every standby: those of
+    /// <paramref name="standbyConnectionStrings"/>, and the hosts of <paramref name="sourceConnectionString"/> other than the
+    /// primary; each problem is a warning with its fix.
     /// </summary>
     /// <param name="primary">A connection to the source server the pipeline uses.</param>
     /// <param name="sourceConnectionString">The source connection string, whose other hosts are the standbys.</param>
+    /// <param name="standbyConnectionStrings">Connection strings of further standbys.</param>
     /// <param name="slotName">The pipeline's slot, whose synced copy each standby should hold.</param>
     /// <param name="ct">Cancels the checks.</param>
-    public static async Task<IReadOnlyList<string>> CheckStandbysAsync(NpgsqlConnection primary, string sourceConnectionString, string slotName, CancellationToken ct)
+    public static async Task<IReadOnlyList<string>> CheckStandbysAsync(
+        NpgsqlConnection primary, string sourceConnectionString, IEnumerable<string> standbyConnectionStrings, string slotName, CancellationToken ct)
     {
         var warnings = new List<string>();
         bool inRecovery;
@@ -111,30 +115,27 @@ internal static partial class FailoverChecks
                 + $"stream waits for it for ever. Create it (SELECT pg_create_physical_replication_slot('{missing}')) or remove it from the setting; {available}.");
         }
 
-        var standbys = OtherHosts(sourceConnectionString, primary.Host, primary.Port);
+        var standbys = OtherHosts(sourceConnectionString, primary.Host, primary.Port)
+            .Select(h => new NpgsqlConnectionStringBuilder(sourceConnectionString) { Host = h.Host, Port = h.Port, TargetSessionAttributes = null })
+            .Concat(standbyConnectionStrings.Select(s => new NpgsqlConnectionStringBuilder(s)))
+            .ToList();
         if (standbys.Count == 0)
         {
-            warnings.Add("No standby to check: add the standbys to the source connection string's Host (Host=primary,standby1,standby2:5433; "
-                + "with Target Session Attributes=primary the pipeline still connects to the primary only), and check verifies their slot synchronisation.");
+            warnings.Add($"No standby to check: name them in {nameof(WalPipelineOptions.FailoverStandbys)} (check --standby 'Host=standby1;...'), or add them to "
+                + "the source connection string's Host (Host=primary,standby1:5433 with Target Session Attributes=primary), and check verifies their slot synchronisation.");
         }
-        foreach (var (host, port) in standbys)
-            warnings.AddRange(await CheckStandbyAsync(sourceConnectionString, host, port, slotName, standbySlots, physicalSlots, ct).ConfigureAwait(false));
+        foreach (var standby in standbys)
+            warnings.AddRange(await CheckStandbyAsync(standby, slotName, standbySlots, physicalSlots, ct).ConfigureAwait(false));
         return warnings;
     }
 
     private static async Task<List<string>> CheckStandbyAsync(
-        string sourceConnectionString, string host, int port, string slotName, string[] standbySlots, string[] physicalSlots, CancellationToken ct)
+        NpgsqlConnectionStringBuilder builder, string slotName, string[] standbySlots, string[] physicalSlots, CancellationToken ct)
     {
-        var at = $"Standby {host}:{port.ToString(CultureInfo.InvariantCulture)}";
+        var at = $"Standby {builder.Host}:{builder.Port.ToString(CultureInfo.InvariantCulture)}";
         var problems = new List<string>();
-        var builder = new NpgsqlConnectionStringBuilder(sourceConnectionString)
-        {
-            Host = host,
-            Port = port,
-            TargetSessionAttributes = null,
-            Timeout = StandbyTimeoutSeconds,
-            Pooling = false,
-        };
+        builder.Timeout = StandbyTimeoutSeconds;
+        builder.Pooling = false;
         try
         {
             await using var connection = new NpgsqlConnection(builder.ConnectionString);
