@@ -151,6 +151,43 @@ public sealed class SlotInvalidationTests
         Assert.Contains("invalidation_reason  idle_timeout — unused longer than idle_replication_slot_timeout", status.Output, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task On_17_a_standby_slot_whose_catalog_rows_the_primary_vacuumed_is_rows_removed_and_status_says_to_turn_on_hot_standby_feedback()
+    {
+        await using var primary = await LocalPostgresServer.StartAsync(new LocalPostgresOptions { BinDirectory = await Postgres17Binaries.ResolveAsync() });
+        var database = await primary.CreateDatabaseAsync("rows_removed");
+        await using var standby = await primary.StartStreamingStandbyAsync("standby_feedback_off", new Dictionary<string, string> { ["hot_standby_feedback"] = "off" });
+        var onStandby = standby.ConnectionString("rows_removed");
+
+        // A slot on a standby waits for a running-xacts record from the primary.
+        var creating = Sql.ExecuteAsync(onStandby, "SELECT pg_create_logical_replication_slot('standby_slot', 'pgoutput')");
+        while (!creating.IsCompleted)
+        {
+            await Sql.ExecuteAsync(database, "SELECT pg_log_standby_snapshot()");
+            await Task.WhenAny(creating, Task.Delay(100));
+        }
+        await creating;
+
+        // Without feedback the primary's vacuum removes catalog rows the standby's slot still needs.
+        // Two transactions: rows a transaction inserts and deletes itself conflict with no snapshot.
+        await Sql.ExecuteAsync(database, "CREATE TABLE churn (id int)");
+        await Sql.ExecuteAsync(database, "DROP TABLE churn");
+        await Sql.ExecuteAsync(database, "VACUUM pg_class");
+        await OperationsSql.WaitUntilAsync(
+            async () => await Sql.ScalarAsync<string>(onStandby, "SELECT coalesce(invalidation_reason, '') FROM pg_replication_slots WHERE slot_name = 'standby_slot'") == "rows_removed",
+            "the standby's slot invalidated as rows_removed", TimeSpan.FromSeconds(30));
+
+        var json = await CliProcess.RunAsync("status", "--json", "--connection", onStandby, "--slot", "standby_slot");
+        Assert.True(json.ExitCode == 4, json.ToString());
+        using (var document = JsonDocument.Parse(json.Output))
+        {
+            Assert.True(document.RootElement.GetProperty("in_recovery").GetBoolean());
+            Assert.Equal("rows_removed", document.RootElement.GetProperty("slot").GetProperty("invalidation_reason").GetString());
+        }
+        var table = await CliProcess.RunAsync("status", "--connection", onStandby, "--slot", "standby_slot");
+        Assert.Contains("invalidation_reason  rows_removed — a standby's slot lost catalog rows to the primary's vacuum: set hot_standby_feedback = on", table.Output, StringComparison.Ordinal);
+    }
+
     private const string IdleTimeout = "1s";
 
     private static readonly TimeSpan IdleWait = TimeSpan.FromSeconds(2);
