@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -29,6 +31,7 @@ public sealed class SlotInvalidationTests
             Settings = { ["max_slot_wal_keep_size"] = "1MB" },
         });
         var database = await server.CreateDatabaseAsync("invalidated_17");
+        using var meters = new OwnMeterFactory();
         await Sql.ExecuteAsync(database, PipelineHarness.Schema + "CREATE TABLE filler (id bigserial PRIMARY KEY, payload text);");
         var options = new WalPipelineOptions
         {
@@ -40,6 +43,7 @@ public sealed class SlotInvalidationTests
             StatusInterval = TimeSpan.FromSeconds(1),
             SlotHealthInterval = TimeSpan.FromMilliseconds(200),
             SlotSafeWalSizeWarning = 0,
+            MeterFactory = meters,
         };
         await using var pipeline = new WalPipeline(options);
         using var stop = new CancellationTokenSource();
@@ -55,6 +59,9 @@ public sealed class SlotInvalidationTests
                 "a health check of the slot in use", TimeSpan.FromSeconds(10));
             var healthy = pipeline.GetStatus();
             Assert.Equal((null, false, false, null), (healthy.SlotInvalidationReason, healthy.SlotFailover, healthy.SlotSynced, healthy.SlotInactiveSince));
+            Assert.Equal(
+                [("synchro.pipeline.slot.failover", 0, "synchro.slot.synced=False"), ("synchro.pipeline.slot.invalidated", 0, "")],
+                SlotGauges(meters));
 
             // Stall the writer so nothing is confirmed, then push the slot's restart position out of the kept WAL.
             await using var blocker = new NpgsqlConnection(database);
@@ -80,7 +87,10 @@ public sealed class SlotInvalidationTests
             Assert.Equal(WalPipelineState.Failed, failed.State);
             // The watch or the stream may see it first; the watch reads the reason, the stream only where the server's detail is shown.
             if (failed.SlotInvalidationReason is not null)
+            {
                 Assert.Equal(SlotInvalidation.WalRemoved, failed.SlotInvalidationReason);
+                Assert.Contains(("synchro.pipeline.slot.invalidated", 1, "synchro.slot.invalidation_reason=wal_removed"), SlotGauges(meters));
+            }
             await blocking.RollbackAsync();
         }
         finally
@@ -186,6 +196,42 @@ public sealed class SlotInvalidationTests
         }
         var table = await CliProcess.RunAsync("status", "--connection", onStandby, "--slot", "standby_slot");
         Assert.Contains("invalidation_reason  rows_removed — a standby's slot lost catalog rows to the primary's vacuum: set hot_standby_feedback = on", table.Output, StringComparison.Ordinal);
+    }
+
+    /// <summary>The slot gauges of this test's own meters, as an exporter would read them now: name, value, tags.</summary>
+    private static List<(string, int, string)> SlotGauges(OwnMeterFactory meters)
+    {
+        var seen = new List<(string, int, string)>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Scope == meters && instrument.Name is "synchro.pipeline.slot.invalidated" or "synchro.pipeline.slot.failover")
+                l.EnableMeasurementEvents(instrument);
+        };
+        listener.SetMeasurementEventCallback<int>((instrument, value, tags, _) =>
+            seen.Add((instrument.Name, value, string.Join(",", tags.ToArray().Select(t => $"{t.Key}={t.Value}")))));
+        listener.Start();
+        listener.RecordObservableInstruments();
+        return [.. seen.OrderBy(s => s.Item1, StringComparer.Ordinal)];
+    }
+
+    /// <summary>Meters of this test only, so other tests' pipelines on the same meter name are not read.</summary>
+    private sealed class OwnMeterFactory : IMeterFactory
+    {
+        private readonly ConcurrentBag<Meter> _meters = [];
+
+        public Meter Create(MeterOptions options)
+        {
+            var meter = new Meter(options.Name, options.Version, options.Tags, scope: this);
+            _meters.Add(meter);
+            return meter;
+        }
+
+        public void Dispose()
+        {
+            foreach (var meter in _meters)
+                meter.Dispose();
+        }
     }
 
     private const string IdleTimeout = "1s";
