@@ -20,7 +20,7 @@ internal static class ExitCodes
 
     /// <summary>
     /// The pipeline stopped on a fatal replication error (dropped or invalidated slot, undecodable stream, failed write);
-    /// <c>status</c>: the slot was invalidated (<c>wal_status = lost</c>).
+    /// <c>status</c>: the slot was invalidated (<c>wal_status = lost</c>, or an <c>invalidation_reason</c> on 17+).
     /// </summary>
     public const int Replication = 4;
 

@@ -49,7 +49,7 @@ internal static class StatusCommand
 
         return report.Changelog.PositionProblems.Count > 0 ? ExitCodes.Configuration
             : !report.Slot.Exists ? ExitCodes.SlotMissing
-            : report.Slot.WalStatus == "lost" ? ExitCodes.Replication
+            : report.Slot.WalStatus == "lost" || report.Slot.InvalidationReason is not null ? ExitCodes.Replication
             : ExitCodes.Ok;
     }
 }

@@ -13,15 +13,17 @@ public sealed partial class WalPipeline
     /// <summary>
     /// Runs the checks <see cref="RunAsync"/> makes at start — server settings, publication, tables, columns,
     /// replica identities, slot, and that the persisted position belongs to the source (<see cref="CheckPositionAsync"/>) —
-    /// without creating, migrating or consuming anything.
+    /// without creating, migrating or consuming anything. With <see cref="WalPipelineOptions.Failover"/>, also the primary's
+    /// <c>synchronized_standby_slots</c> and the slot synchronisation of each standby of <see cref="WalPipelineOptions.FailoverStandbys"/>
+    /// or among the hosts of <see cref="WalPipelineOptions.ConnectionString"/> (docs/operations.md, failover slots).
     /// </summary>
     /// <param name="options">The pipeline's options; validated first.</param>
     /// <param name="cancellationToken">Cancels the checks.</param>
     /// <returns>
     /// The warnings, each with its fix: problems the pipeline runs with, such as a registered table the publication
     /// leaves out, a publication that covers the sidecar tables of a changelog in the source database, a child table with no
-    /// index on its parent foreign key, a slot it will create at start, or sidecar tables it will create at start. Empty when
-    /// all is set up.
+    /// index on its parent foreign key, a slot it will create at start, sidecar tables it will create at start, or a failover
+    /// setting missing on the primary or a standby. Empty when all is set up.
     /// </returns>
     /// <remarks>
     /// Connects to the source database and, when it is another one, to the changelog database (and, when the source is a
@@ -53,6 +55,8 @@ public sealed partial class WalPipeline
                     var checks = await CheckSourceAsync(connection, changelog, options, cancellationToken).ConfigureAwait(false);
                     warnings.AddRange(checks.Warnings);
                     slotExists = checks.SlotExists;
+                    if (options.Failover)
+                        warnings.AddRange(await FailoverChecks.CheckStandbysAsync(connection, options.ConnectionString, options.FailoverStandbys, options.SlotName, cancellationToken).ConfigureAwait(false));
                 }
 
                 SidecarState sidecars;
@@ -113,6 +117,8 @@ public sealed partial class WalPipeline
         if (functionProblems.Count > 0)
             throw new WalPipelineConfigurationException(functionProblems);
         // A valid slot name is [a-z0-9_]+ (Validate), so it is safe inside the quoted literal of the suggested fix.
+        if (options.Failover && await FailoverChecks.CheckSlotAsync(connection, options.SlotName, cancellationToken).ConfigureAwait(false) is { Count: > 0 } failoverProblems)
+            throw new WalPipelineConfigurationException(failoverProblems);
         if (!checks.SlotExists && !options.CreateSlotIfMissing)
             throw new WalPipelineConfigurationException($"Replication slot '{options.SlotName}' does not exist and {nameof(WalPipelineOptions.CreateSlotIfMissing)} is off; create it (SELECT pg_create_logical_replication_slot('{options.SlotName}', 'pgoutput')) or turn the option on.");
         if (await CheckSidecarTablesAsync(connection, changelog, options, tables, cancellationToken).ConfigureAwait(false) is { } published)

@@ -198,7 +198,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         Lsn? earlier = !checks.SlotExists && found.Persisted is { Position: { IsValid: true } position } ? position : null;
         if (!checks.SlotExists && !_options.InitialSnapshot)
         {
-            if (await CreatingSlotAsync(ct => ReplicationSlots.CreateIfMissingAsync(_sourceConnectionString, _options.SlotName, twoPhase: _options.TwoPhase, ct), cancellationToken).ConfigureAwait(false))
+            if (await CreatingSlotAsync(ct => ReplicationSlots.CreateIfMissingAsync(_sourceConnectionString, _options.SlotName, twoPhase: _options.TwoPhase, failover: _options.Failover, ct), cancellationToken).ConfigureAwait(false))
             {
                 LogSlotCreated(_logger, _options.SlotName);
                 _slotMovePending = earlier;
@@ -343,12 +343,14 @@ public sealed partial class WalPipeline : IAsyncDisposable
     {
         PostgresException { SqlState: PostgresErrorCodes.UndefinedObject } pg when pg.MessageText.Contains("replication slot", StringComparison.Ordinal)
             => new WalPipelineException($"Replication slot '{_options.SlotName}' no longer exists (it was dropped). The changes since the last committed batch cannot be read again; restart the pipeline to create a new slot, and resync clients if changes were missed.", error),
-        // PostgreSQL 15 refuses a lost slot with "cannot read from logical replication slot" (55000); the word
-        // "invalidated" is only in its detail, which Npgsql redacts by default.
+        // PostgreSQL 15 refuses a lost slot with "cannot read from logical replication slot" (55000), 17 with "can no longer
+        // get changes from", 18 with "can no longer access"; the word "invalidated" and the reason are only in the detail,
+        // which Npgsql redacts by default.
         PostgresException pg when pg.MessageText.Contains("can no longer get changes from replication slot", StringComparison.Ordinal)
+            || pg.MessageText.Contains("can no longer access replication slot", StringComparison.Ordinal)
             || (pg.SqlState == PostgresErrorCodes.ObjectNotInPrerequisiteState && pg.MessageText.StartsWith("cannot read from logical replication slot", StringComparison.Ordinal))
             || pg.MessageText.Contains("invalidated", StringComparison.Ordinal)
-            => new WalPipelineException(SlotHealthWatch.LostMessage(_options.SlotName, pg.MessageText), error),
+            => new WalPipelineException(SlotInvalidation.Message(_options.SlotName, SlotInvalidation.ReasonInDetail(pg.Detail), pg.MessageText), error),
         PgOutputProtocolException protocol
             => new WalPipelineException($"The replication stream could not be decoded: {protocol.Message} Report this with the LSN; the pipeline will not skip it.", error),
         WalPipelineException pipeline => pipeline,

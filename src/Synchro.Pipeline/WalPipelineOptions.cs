@@ -283,6 +283,8 @@ public sealed partial class WalPipelineOptions
             CheckConnectionString(problems, nameof(ChangelogConnectionString), ChangelogConnectionString);
         if (PrimaryConnectionString is not null)
             CheckConnectionString(problems, nameof(PrimaryConnectionString), PrimaryConnectionString);
+        for (var i = 0; i < FailoverStandbys.Count; i++)
+            CheckConnectionString(problems, $"{nameof(FailoverStandbys)}[{i}]", FailoverStandbys[i]);
         CheckChangelogSchema(problems);
         if (string.IsNullOrEmpty(SlotName))
             problems.Add($"{nameof(SlotName)} is required");

@@ -77,4 +77,20 @@ public sealed class WalPipelineStatus
 
     /// <summary>The slot's <c>safe_wal_size</c> at the last health check: bytes of WAL the server may still write before the slot is in danger; null without <c>max_slot_wal_keep_size</c>.</summary>
     public long? SlotSafeWalSize { get; internal init; }
+
+    /// <summary>
+    /// Why the server invalidated the slot, as of the last health check (PostgreSQL 17+): <c>wal_removed</c>, <c>rows_removed</c>,
+    /// <c>wal_level_insufficient</c> or (18) <c>idle_timeout</c>; null while the slot is valid, before 17 and before the first check.
+    /// The pipeline stops on any of them (<see cref="WalPipelineState.Failed"/>, the fix in <see cref="Failure"/>).
+    /// </summary>
+    public string? SlotInvalidationReason { get; internal init; }
+
+    /// <summary>Since when no consumer used the slot, as of the last health check (PostgreSQL 17+); null while one does.</summary>
+    public DateTimeOffset? SlotInactiveSince { get; internal init; }
+
+    /// <summary>Whether the slot is a failover slot (PostgreSQL 17+, <see cref="WalPipelineOptions.Failover"/>); null before 17 and before the first check.</summary>
+    public bool? SlotFailover { get; internal init; }
+
+    /// <summary>Whether the slot is a standby's synchronised copy of a failover slot (PostgreSQL 17+); null before 17 and before the first check.</summary>
+    public bool? SlotSynced { get; internal init; }
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Globalization;
 using Microsoft.Extensions.Configuration;
 using Synchro.Pipeline.Hosting;
 
@@ -61,6 +62,17 @@ internal sealed class SettingsFlags
         Description = $"When the slot is created, do not load the bucket edges of existing rows from its snapshot ({s_section}:InitialSnapshot=false); for applications that populate sync_bucket_edges themselves",
     };
 
+    private readonly Option<bool> _failover = new("--failover")
+    {
+        Description = $"Make the slot a failover slot that standbys with sync_replication_slots keep a copy of ({s_section}:Failover; PostgreSQL 17+); check then verifies the standbys named in the connection string's Host",
+    };
+
+    private readonly Option<string[]> _standbys = new("--standby")
+    {
+        Description = $"A standby's connection string, for check to verify its slot synchronisation with --failover ({s_section}:FailoverStandbys; repeat for each standby)",
+        HelpName = "connection string",
+    };
+
     private readonly Option<bool> _noReadCoalescing = new("--no-read-coalescing")
     {
         Description = $"Do not hold the socket thread to coalesce reads on a busy stream ({s_section}:ReadCoalescing=false); on by default when socket completions run inline, as the CLI sets them up",
@@ -85,6 +97,8 @@ internal sealed class SettingsFlags
             command.Options.Add(_publication);
             command.Options.Add(_binaryTuples);
             command.Options.Add(_skipInitialSnapshot);
+            command.Options.Add(_failover);
+            command.Options.Add(_standbys);
             command.Options.Add(_noReadCoalescing);
         }
     }
@@ -137,6 +151,13 @@ internal sealed class SettingsFlags
             flags[$"{s_section}:{nameof(WalPipelineOptions.BinaryTupleMode)}"] = "true";
         if (_withPublication && parse.GetValue(_skipInitialSnapshot))
             flags[$"{s_section}:{nameof(WalPipelineOptions.InitialSnapshot)}"] = "false";
+        if (_withPublication && parse.GetValue(_failover))
+            flags[$"{s_section}:{nameof(WalPipelineOptions.Failover)}"] = "true";
+        if (_withPublication && parse.GetValue(_standbys) is { } standbys)
+        {
+            for (var i = 0; i < standbys.Length; i++)
+                flags[$"{s_section}:{nameof(WalPipelineOptions.FailoverStandbys)}:{i.ToString(CultureInfo.InvariantCulture)}"] = standbys[i];
+        }
         if (_withPublication && parse.GetValue(_noReadCoalescing))
             flags[$"{s_section}:{nameof(WalPipelineOptions.ReadCoalescing)}"] = "false";
         if (flags.Count > 0)

@@ -13,7 +13,8 @@ internal static class StatusReader
     private const string ServerSql = "SELECT pg_catalog.current_setting('server_version_num')::int, pg_catalog.pg_is_in_recovery()";
 
     // One statement, so the lag and the retained WAL are measured against the same current position.
-    // {0}: the columns PostgreSQL 13 (wal_status, safe_wal_size) and 14 (two_phase) added, or NULLs before them.
+    // {0}: the columns PostgreSQL 13 (wal_status, safe_wal_size), 14 (two_phase) and 17 (invalidation_reason, inactive_since,
+    // failover, synced) added, or NULLs before them.
     private const string SlotSqlFormat = """
         WITH server AS (
             SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn() ELSE pg_catalog.pg_current_wal_lsn() END AS lsn
@@ -29,9 +30,11 @@ internal static class StatusReader
         LEFT JOIN pg_catalog.pg_stat_replication r ON r.pid = s.active_pid
         """;
 
-    private const string Columns14 = "s.wal_status, s.safe_wal_size, s.two_phase";
-    private const string Columns13 = "s.wal_status, s.safe_wal_size, NULL::boolean";
-    private const string ColumnsBefore13 = "NULL::text, NULL::bigint, NULL::boolean";
+    private const string Columns17 = "s.wal_status, s.safe_wal_size, s.two_phase, s.invalidation_reason, s.inactive_since, s.failover, s.synced";
+    private const string Columns14 = "s.wal_status, s.safe_wal_size, s.two_phase" + Before17;
+    private const string Columns13 = "s.wal_status, s.safe_wal_size, NULL::boolean" + Before17;
+    private const string ColumnsBefore13 = "NULL::text, NULL::bigint, NULL::boolean" + Before17;
+    private const string Before17 = ", NULL::text, NULL::timestamptz, NULL::boolean, NULL::boolean";
 
     private const string SidecarTablesSql = "SELECT t FROM pg_catalog.unnest(@tables) AS t WHERE pg_catalog.to_regclass(t) IS NULL";
 
@@ -96,7 +99,7 @@ internal static class StatusReader
                 }
             }
 
-            var columns = version >= 140000 ? Columns14 : version >= 130000 ? Columns13 : ColumnsBefore13;
+            var columns = version >= 170000 ? Columns17 : version >= 140000 ? Columns14 : version >= 130000 ? Columns13 : ColumnsBefore13;
             var command = new NpgsqlCommand(string.Format(CultureInfo.InvariantCulture, SlotSqlFormat, columns), connection);
             await using (command.ConfigureAwait(false))
             {
@@ -119,12 +122,16 @@ internal static class StatusReader
                         WalStatus = Nullable<string>(reader, 7),
                         SafeWalSize = NullableValue<long>(reader, 8),
                         TwoPhase = NullableValue<bool>(reader, 9),
-                        RestartLsn = LsnText(reader, 10),
-                        ConfirmedFlushLsn = LsnText(reader, 11),
-                        LagBytes = NullableValue<long>(reader, 12),
-                        RetainedWalBytes = NullableValue<long>(reader, 13),
-                        ClientState = Nullable<string>(reader, 14),
-                        ClientReplyAt = NullableValue<DateTime>(reader, 15) is { } reply ? new DateTimeOffset(reply, TimeSpan.Zero) : null,
+                        InvalidationReason = Nullable<string>(reader, 10),
+                        InactiveSince = Timestamp(reader, 11),
+                        Failover = NullableValue<bool>(reader, 12),
+                        Synced = NullableValue<bool>(reader, 13),
+                        RestartLsn = LsnText(reader, 14),
+                        ConfirmedFlushLsn = LsnText(reader, 15),
+                        LagBytes = NullableValue<long>(reader, 16),
+                        RetainedWalBytes = NullableValue<long>(reader, 17),
+                        ClientState = Nullable<string>(reader, 18),
+                        ClientReplyAt = NullableValue<DateTime>(reader, 19) is { } reply ? new DateTimeOffset(reply, TimeSpan.Zero) : null,
                     });
                 }
             }

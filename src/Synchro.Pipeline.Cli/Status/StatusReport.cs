@@ -33,13 +33,28 @@ internal sealed class SlotReport
 
     public int? ActivePid { get; init; }
 
-    /// <summary><c>reserved</c>, <c>extended</c>, <c>unreserved</c> or <c>lost</c> (invalidated).</summary>
+    /// <summary><c>reserved</c>, <c>extended</c>, <c>unreserved</c> or <c>lost</c> (invalidated; <see cref="InvalidationReason"/> says why on 17+).</summary>
     public string? WalStatus { get; init; }
 
     /// <summary>Bytes of WAL that can still be written before the slot is in danger of being invalidated; null when unlimited.</summary>
     public long? SafeWalSize { get; init; }
 
     public bool? TwoPhase { get; init; }
+
+    /// <summary>
+    /// Why the server invalidated the slot (PostgreSQL 17+): <c>wal_removed</c>, <c>rows_removed</c>, <c>wal_level_insufficient</c>,
+    /// <c>idle_timeout</c> (18); null while it is valid, or before 17 (where <see cref="WalStatus"/> 'lost' is all there is).
+    /// </summary>
+    public string? InvalidationReason { get; init; }
+
+    /// <summary>Since when no consumer used the slot (PostgreSQL 17+); null while one does.</summary>
+    public DateTimeOffset? InactiveSince { get; init; }
+
+    /// <summary>Whether the slot is a failover slot, kept on standbys with <c>sync_replication_slots</c> (PostgreSQL 17+).</summary>
+    public bool? Failover { get; init; }
+
+    /// <summary>Whether the slot is a standby's synchronised copy of a primary's failover slot (PostgreSQL 17+).</summary>
+    public bool? Synced { get; init; }
 
     public string? RestartLsn { get; init; }
 

@@ -30,6 +30,16 @@ internal static class StatusView
                 "unreserved" => output.Paint("unreserved", Tone.Warning) + " — about to exceed max_slot_wal_keep_size",
                 var status => status,
             });
+            if (slot.InvalidationReason is { } reason)
+                Row(output, "invalidation_reason", output.Paint(reason, Tone.Bad) + Prevention(reason));
+            Row(output, "failover", slot.Failover switch
+            {
+                null => "(not reported before PostgreSQL 17)",
+                true => "on" + (slot.Synced == true ? " (synced: this standby's copy of the primary's slot)" : ""),
+                false => "off",
+            });
+            if (slot.InactiveSince is { } inactive)
+                Row(output, "inactive_since", Time(inactive));
             Row(output, "safe_wal_size", slot.SafeWalSize is { } safe ? Bytes(safe) : "unlimited (max_slot_wal_keep_size = -1)");
             Row(output, "two_phase", slot.TwoPhase switch { null => "(not reported before PostgreSQL 14)", true => "on", false => "off" });
             Row(output, "restart_lsn", slot.RestartLsn ?? "-");
@@ -62,6 +72,16 @@ internal static class StatusView
             ? output.Paint(Count(changelog.RuleFailures.Value), Tone.Warning) + $", last at {Time(changelog.LastRuleFailureAt)} (sync_rule_failures)"
             : "0");
     }
+
+    // What keeps the recreated slot from the same end (docs/operations.md, "Invalidated slots").
+    private static string Prevention(string reason) => reason switch
+    {
+        "wal_removed" => " — it held back more WAL than max_slot_wal_keep_size allows: raise it, or find why the pipeline fell behind",
+        "rows_removed" => " — a standby's slot lost catalog rows to the primary's vacuum: set hot_standby_feedback = on and a physical slot (primary_slot_name) for the standby",
+        "wal_level_insufficient" => " — the primary's wal_level is below logical: set wal_level = logical there",
+        "idle_timeout" => " — unused longer than idle_replication_slot_timeout: raise it (0 turns it off), or keep the pipeline running",
+        _ => "",
+    };
 
     private static void Row(Terminal output, string label, string value)
         => output.WriteWrapped($"  {label.PadRight(LabelWidth)} ", value, indent: LabelWidth + 3);

@@ -47,7 +47,7 @@ internal sealed class PipelineMetrics : IDisposable
 
     // Lifecycle.
     private long _reconnects;
-    private volatile SlotHealthSnapshot? _slotHealth;
+    private volatile SlotHealthReading? _slotHealth;
     private long _snapshotRows;
     private volatile StateAndFailure _state = new(WalPipelineState.NotStarted, null);
     private volatile RetryEpisode? _retrying;
@@ -80,6 +80,8 @@ internal sealed class PipelineMetrics : IDisposable
         _meter.CreateObservableGauge("synchro.pipeline.replication.lag_time", () => Lag(DateTime.UtcNow).TotalSeconds, "s", "Age of the oldest source transaction handed to the writer and not yet committed.");
         _meter.CreateObservableGauge("synchro.pipeline.queue.depth", QueueDepths, "{item}", "Items waiting in the queues between stages (synchro.queue: batches = items from the decoder to the writer, receipts = writer to committer).");
         _meter.CreateObservableGauge("synchro.pipeline.slot.safe_wal_size", SafeWalSize, "By", "WAL the server may still write before it invalidates the slot (pg_replication_slots.safe_wal_size); absent without max_slot_wal_keep_size.");
+        _meter.CreateObservableGauge("synchro.pipeline.slot.invalidated", SlotInvalidated, "{slot}", "1 once the server invalidated the slot (PostgreSQL 17+: synchro.slot.invalidation_reason = wal_removed, rows_removed, wal_level_insufficient, idle_timeout), else 0; absent before the first health check.");
+        _meter.CreateObservableGauge("synchro.pipeline.slot.failover", SlotFailover, "{slot}", "1 when the slot is a failover slot (PostgreSQL 17+; synchro.slot.synced tells a standby's synced copy), else 0; absent before 17.");
         _meter.CreateObservableGauge("synchro.pipeline.wal.buffered", () => BufferedBytes, "By", "WAL received and not yet decoded.");
     }
 
@@ -193,6 +195,7 @@ internal sealed class PipelineMetrics : IDisposable
         var state = _state;
         var retrying = _retrying;
         var lastBatch = Volatile.Read(ref _lastBatchTicks);
+        var slot = _slotHealth;
         return new WalPipelineStatus
         {
             State = state.State,
@@ -214,8 +217,12 @@ internal sealed class PipelineMetrics : IDisposable
             RetryingSince = retrying?.Since,
             SnapshotRows = Volatile.Read(ref _snapshotRows),
             LastBatchAt = lastBatch == 0 ? null : new DateTimeOffset(lastBatch, TimeSpan.Zero),
-            SlotWalStatus = _slotHealth?.WalStatus,
-            SlotSafeWalSize = _slotHealth?.SafeWalSize,
+            SlotWalStatus = slot?.WalStatus,
+            SlotSafeWalSize = slot?.SafeWalSize,
+            SlotInvalidationReason = slot?.InvalidationReason,
+            SlotInactiveSince = slot?.InactiveSince,
+            SlotFailover = slot?.Failover,
+            SlotSynced = slot?.Synced,
         };
     }
 
@@ -242,8 +249,8 @@ internal sealed class PipelineMetrics : IDisposable
             _meter.Dispose();
     }
 
-    /// <summary>Slot health watch: the slot's last observed <c>wal_status</c> and <c>safe_wal_size</c>.</summary>
-    public void SlotHealth(string? walStatus, long? safeWalSize) => _slotHealth = new(walStatus, safeWalSize);
+    /// <summary>Slot health watch: the slot as last observed.</summary>
+    public void SlotHealth(SlotHealthReading health) => _slotHealth = health;
 
     private IEnumerable<Measurement<long>> SafeWalSize()
     {
@@ -251,7 +258,21 @@ internal sealed class PipelineMetrics : IDisposable
             yield return new Measurement<long>(safe);
     }
 
-    private sealed record SlotHealthSnapshot(string? WalStatus, long? SafeWalSize);
+    private IEnumerable<Measurement<int>> SlotInvalidated()
+    {
+        if (_slotHealth is { } slot)
+        {
+            yield return slot.InvalidationReason is { } reason
+                ? new Measurement<int>(1, new KeyValuePair<string, object?>("synchro.slot.invalidation_reason", reason))
+                : new Measurement<int>(slot.WalStatus == "lost" ? 1 : 0);
+        }
+    }
+
+    private IEnumerable<Measurement<int>> SlotFailover()
+    {
+        if (_slotHealth is { Failover: { } failover, Synced: var synced })
+            yield return new Measurement<int>(failover ? 1 : 0, new KeyValuePair<string, object?>("synchro.slot.synced", synced ?? false));
+    }
 
     private sealed record StateAndFailure(WalPipelineState State, Exception? Failure);
 

@@ -19,7 +19,7 @@ namespace Synchro.Pipeline.Hosting;
 /// <c>SlotSafeWalSizeWarning</c>, <c>SkipOrigins</c> (a list, or one comma-separated value), <c>TagOwnWrites</c>,
 /// <c>FilterOriginsOnServer</c>, <c>InitialSnapshot</c>,
 /// <c>MaxBucketsPerChange</c>, <c>MaxRecordIdBytes</c>, <c>MaxBucketIdBytes</c>, <c>GlobalBucketFunction</c> (sets <see cref="TableRegistry.GlobalBucketFunction"/> of
-/// <see cref="WalPipelineOptions.Tables"/>), <c>StreamLargeTransactions</c>, <c>TwoPhase</c>, <c>SpillDirectory</c>, <c>MaxSpillBytes</c>, <c>CompactionInterval</c>, <c>DeleteRetention</c>, <c>CascadeParentMoves</c> and <c>Tables</c>.
+/// <see cref="WalPipelineOptions.Tables"/>), <c>StreamLargeTransactions</c>, <c>TwoPhase</c>, <c>SpillDirectory</c>, <c>MaxSpillBytes</c>, <c>CompactionInterval</c>, <c>DeleteRetention</c>, <c>CascadeParentMoves</c>, <c>Failover</c>, <c>FailoverStandbys</c> (a list of connection strings) and <c>Tables</c>.
 /// </para>
 /// <para>
 /// <c>Tables</c> holds one entry per table, keyed by its name (<c>orders</c>, or schema-qualified <c>app.orders</c>),
@@ -70,6 +70,8 @@ public static class WalPipelineConfiguration
         [nameof(WalPipelineOptions.ReadCoalescing)] = (s, o, p) => o.ReadCoalescing = Boolean(s, p) ?? o.ReadCoalescing,
         [nameof(WalPipelineOptions.TagOwnWrites)] = (s, o, p) => o.TagOwnWrites = Boolean(s, p) ?? o.TagOwnWrites,
         [nameof(WalPipelineOptions.CascadeParentMoves)] = (s, o, p) => o.CascadeParentMoves = Boolean(s, p) ?? o.CascadeParentMoves,
+        [nameof(WalPipelineOptions.Failover)] = (s, o, p) => o.Failover = Boolean(s, p) ?? o.Failover,
+        [nameof(WalPipelineOptions.FailoverStandbys)] = BindFailoverStandbys,
         [nameof(WalPipelineOptions.FilterOriginsOnServer)] = (s, o, p) => o.FilterOriginsOnServer = Boolean(s, p) ?? o.FilterOriginsOnServer,
         [nameof(WalPipelineOptions.StatusInterval)] = (s, o, p) => o.StatusInterval = Duration(s, p) ?? o.StatusInterval,
         [nameof(WalPipelineOptions.MaxReconnectDelay)] = (s, o, p) => o.MaxReconnectDelay = Duration(s, p) ?? o.MaxReconnectDelay,
@@ -134,7 +136,7 @@ public static class WalPipelineConfiguration
         nameof(TableRegistry.GlobalBucketFunction),
         nameof(WalPipelineOptions.StreamLargeTransactions), nameof(WalPipelineOptions.TwoPhase), nameof(WalPipelineOptions.SpillDirectory),
         nameof(WalPipelineOptions.MaxSpillBytes), nameof(WalPipelineOptions.CompactionInterval), nameof(WalPipelineOptions.DeleteRetention),
-        nameof(WalPipelineOptions.CascadeParentMoves),
+        nameof(WalPipelineOptions.CascadeParentMoves), nameof(WalPipelineOptions.Failover), nameof(WalPipelineOptions.FailoverStandbys),
         nameof(WalPipelineOptions.PrimaryConnectionString),
     ];
 
@@ -216,6 +218,19 @@ public static class WalPipelineConfiguration
                 problems.Add($"{setting.Path}: an empty origin name; list replication origin names");
             else
                 options.SkipOrigins.Add(name);
+        }
+    }
+
+    // A list only: a connection string holds semicolons and, with several hosts, commas.
+    private static void BindFailoverStandbys(IConfigurationSection setting, WalPipelineOptions options, List<string> problems)
+    {
+        IConfigurationSection[] entries = setting.Value is not null ? [setting] : [.. setting.GetChildren()];
+        foreach (var entry in entries)
+        {
+            if (Text(entry, problems) is { Length: > 0 } connectionString)
+                options.FailoverStandbys.Add(connectionString);
+            else
+                problems.Add($"{entry.Path}: an empty connection string; list the standbys' connection strings");
         }
     }
 

@@ -15,6 +15,9 @@ internal static class ReplicationSlots
 
     private const string CreateSql = "SELECT pg_catalog.pg_create_logical_replication_slot(@slot, 'pgoutput', false, @twoPhase)";
 
+    // PostgreSQL 17's fifth argument.
+    private const string CreateFailoverSql = "SELECT pg_catalog.pg_create_logical_replication_slot(@slot, 'pgoutput', false, @twoPhase, true)";
+
     // With the server's flushed WAL end (replayed, on a standby): pg_replication_slot_advance moves a slot to that end when
     // asked for a later position, which would discard every change up to it.
     private const string SlotPositionSql = """
@@ -38,6 +41,7 @@ internal static class ReplicationSlots
     /// <param name="connectionString">A normal (non-replication) connection string for the source database.</param>
     /// <param name="slotName">The slot name; must pass <see cref="PgIdentifier.IsValid"/>.</param>
     /// <param name="twoPhase">Whether the slot decodes prepared transactions at PREPARE TRANSACTION.</param>
+    /// <param name="failover">Create a failover slot (PostgreSQL 17+), which standbys with <c>sync_replication_slots</c> keep a copy of.</param>
     /// <param name="ct">Cancels the creation.</param>
     /// <returns>
     /// <see langword="true"/> when this call created the slot; <see langword="false"/> when it existed, including when a
@@ -45,7 +49,7 @@ internal static class ReplicationSlots
     /// </returns>
     /// <remarks>Creating a logical slot waits for transactions running at that moment to finish.</remarks>
     /// <exception cref="WalPipelineConfigurationException"><paramref name="slotName"/> is not a valid slot name.</exception>
-    public static async Task<bool> CreateIfMissingAsync(string connectionString, string slotName, bool twoPhase, CancellationToken ct)
+    public static async Task<bool> CreateIfMissingAsync(string connectionString, string slotName, bool twoPhase, bool failover, CancellationToken ct)
     {
         ThrowIfInvalid(slotName);
         var connection = new NpgsqlConnection(connectionString);
@@ -55,7 +59,7 @@ internal static class ReplicationSlots
             if (await ExistsAsync(connection, slotName, ct).ConfigureAwait(false))
                 return false;
 
-            var command = new NpgsqlCommand(CreateSql, connection);
+            var command = new NpgsqlCommand(failover ? CreateFailoverSql : CreateSql, connection);
             await using (command.ConfigureAwait(false))
             {
                 command.Parameters.Add(new NpgsqlParameter<string>("slot", NpgsqlDbType.Text) { TypedValue = slotName });
@@ -72,6 +76,10 @@ internal static class ReplicationSlots
             }
         }
     }
+
+    /// <summary>As <see cref="CreateIfMissingAsync(string, string, bool, bool, CancellationToken)"/>, without failover.</summary>
+    public static Task<bool> CreateIfMissingAsync(string connectionString, string slotName, bool twoPhase, CancellationToken ct)
+        => CreateIfMissingAsync(connectionString, slotName, twoPhase, failover: false, ct);
 
     /// <summary>Drops the slot <paramref name="slotName"/> if it exists (for tests and tools).</summary>
     /// <param name="connectionString">A normal (non-replication) connection string to any database of the server.</param>

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using NpgsqlTypes;
@@ -7,7 +8,8 @@ namespace Synchro.Pipeline.Replication;
 
 /// <summary>
 /// Watches the slot while the pipeline runs: a warning when it nears invalidation (<c>wal_status</c> 'unreserved', or
-/// <c>safe_wal_size</c> below the threshold), a fatal <see cref="WalPipelineException"/> when it is lost or dropped.
+/// <c>safe_wal_size</c> below the threshold), a fatal <see cref="WalPipelineException"/> when it is invalidated (for any
+/// <see cref="SlotInvalidation"/> reason) or dropped.
 /// </summary>
 /// <remarks>
 /// Runs its query on the slot lock's connection, so a lock session that dies also ends the run (which then reconnects
@@ -17,21 +19,19 @@ namespace Synchro.Pipeline.Replication;
 internal sealed partial class SlotHealthWatch(Func<NpgsqlConnection?> connection, string slotName, TimeSpan interval, long? safeWalSizeWarning, PipelineMetrics metrics, ILogger logger)
 {
     // max_slot_wal_keep_size is in MB (-1: unlimited); the default warning threshold is a quarter of it.
-    private const string HealthSql = """
+    // {0}: the columns PostgreSQL 17 added (SlotInvalidation.ReasonSinceVersion), or NULLs before them.
+    private const string HealthSqlFormat = """
         SELECT s.wal_status, s.safe_wal_size,
-               (SELECT setting::bigint FROM pg_catalog.pg_settings WHERE name = 'max_slot_wal_keep_size')
+               (SELECT setting::bigint FROM pg_catalog.pg_settings WHERE name = 'max_slot_wal_keep_size'),
+               {0}
         FROM pg_catalog.pg_replication_slots s
         WHERE s.slot_name = @slot
         """;
 
-    private const long DefaultWarningDivisor = 4;
+    private static readonly string s_healthSql17 = string.Format(CultureInfo.InvariantCulture, HealthSqlFormat, "s.invalidation_reason, s.inactive_since, s.failover, s.synced");
+    private static readonly string s_healthSqlBefore17 = string.Format(CultureInfo.InvariantCulture, HealthSqlFormat, "NULL::text, NULL::timestamptz, NULL::boolean, NULL::boolean");
 
-    /// <summary>The fatal error of a slot the server invalidated (shared with the stream's own error).</summary>
-    public static string LostMessage(string slotName, string detail)
-        => $"Replication slot '{slotName}' was invalidated by the server ({detail}): it held back more WAL than max_slot_wal_keep_size allows, "
-            + "and the WAL it still needed was removed, so the changes since the last committed position are lost. Drop the slot "
-            + $"(SELECT pg_drop_replication_slot('{slotName}')) and restart the pipeline to recreate it, resync clients (their changelog "
-            + "has a gap), and raise max_slot_wal_keep_size (or find why the pipeline fell behind) so it does not happen again.";
+    private const long DefaultWarningDivisor = 4;
 
     /// <summary>The fatal error of a slot that was dropped while the pipeline ran.</summary>
     public static string DroppedMessage(string slotName)
@@ -46,12 +46,14 @@ internal sealed partial class SlotHealthWatch(Func<NpgsqlConnection?> connection
         using var timer = new PeriodicTimer(interval);
         do
         {
-            var health = await QueryAsync(aborting).ConfigureAwait(false);
-            if (health is not var (walStatus, safeWalSize, keepMegabytes))
+            var found = await QueryAsync(aborting).ConfigureAwait(false);
+            if (found is not var (health, keepMegabytes))
                 throw new WalPipelineException(DroppedMessage(slotName));
-            metrics.SlotHealth(walStatus, safeWalSize);
-            if (walStatus == "lost")
-                throw new WalPipelineException(LostMessage(slotName, "wal_status 'lost'"));
+            metrics.SlotHealth(health);
+            var (walStatus, safeWalSize) = (health.WalStatus, health.SafeWalSize);
+            // Every invalidation: 17+ names its reason; before 17 only wal_status 'lost' shows it.
+            if (health.InvalidationReason is not null || walStatus == "lost")
+                throw new WalPipelineException(SlotInvalidation.Message(slotName, health.InvalidationReason, SlotInvalidation.Observed(health.InvalidationReason)));
 
             var threshold = safeWalSizeWarning ?? (keepMegabytes is > 0 ? keepMegabytes.Value * 1024 * 1024 / DefaultWarningDivisor : 0);
             // 0 healthy, 1 safe_wal_size below the threshold, 2 'unreserved': warned again when it gets worse.
@@ -65,17 +67,24 @@ internal sealed partial class SlotHealthWatch(Func<NpgsqlConnection?> connection
         while (await timer.WaitForNextTickAsync(stopping).ConfigureAwait(false));
     }
 
-    private async Task<(string? WalStatus, long? SafeWalSize, long? KeepMegabytes)?> QueryAsync(CancellationToken cancellationToken)
+    private async Task<(SlotHealthReading Health, long? KeepMegabytes)?> QueryAsync(CancellationToken cancellationToken)
     {
         var session = connection() ?? throw new InvalidOperationException("The slot health watch runs only while the slot lock is held.");
-        await using var command = new NpgsqlCommand(HealthSql, session);
+        var sql = session.PostgreSqlVersion.Major >= SlotInvalidation.ReasonSinceVersion ? s_healthSql17 : s_healthSqlBefore17;
+        await using var command = new NpgsqlCommand(sql, session);
         command.Parameters.Add(new NpgsqlParameter<string>("slot", NpgsqlDbType.Text) { TypedValue = slotName });
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
         if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             return null;
-        return (reader.IsDBNull(0) ? null : reader.GetString(0),
+        var health = new SlotHealthReading(
+            reader.IsDBNull(0) ? null : reader.GetString(0),
             reader.IsDBNull(1) ? null : reader.GetInt64(1),
-            reader.IsDBNull(2) ? null : reader.GetInt64(2));
+            reader.IsDBNull(3) ? null : reader.GetString(3),
+            // timestamptz arrives as a UTC DateTime.
+            reader.IsDBNull(4) ? null : new DateTimeOffset(reader.GetFieldValue<DateTime>(4), TimeSpan.Zero),
+            reader.IsDBNull(5) ? null : reader.GetBoolean(5),
+            reader.IsDBNull(6) ? null : reader.GetBoolean(6));
+        return (health, reader.IsDBNull(2) ? null : reader.GetInt64(2));
     }
 
     [LoggerMessage(EventId = EventIds.SlotHealthWarning, Level = LogLevel.Warning,

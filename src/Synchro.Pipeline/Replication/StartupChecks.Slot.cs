@@ -7,11 +7,15 @@ namespace Synchro.Pipeline.Replication;
 
 internal static partial class StartupChecks
 {
-    private const string SlotSql = """
-        SELECT slot_type, plugin::text, database::text, active, active_pid, wal_status
+    // {0}: invalidation_reason from PostgreSQL 17 (SlotInvalidation.ReasonSinceVersion), NULL before.
+    private const string SlotSqlFormat = """
+        SELECT slot_type, plugin::text, database::text, active, active_pid, wal_status, {0}
         FROM pg_catalog.pg_replication_slots
         WHERE slot_name = @slot
         """;
+
+    private static readonly string s_slotSql17 = string.Format(CultureInfo.InvariantCulture, SlotSqlFormat, "invalidation_reason");
+    private static readonly string s_slotSqlBefore17 = string.Format(CultureInfo.InvariantCulture, SlotSqlFormat, "NULL::text");
 
     /// <returns>Whether the slot exists.</returns>
     private static async Task<bool> CheckSlotAsync(
@@ -22,7 +26,8 @@ internal static partial class StartupChecks
         List<string> warnings,
         CancellationToken ct)
     {
-        var command = new NpgsqlCommand(SlotSql, connection);
+        var sql = connection.PostgreSqlVersion.Major >= SlotInvalidation.ReasonSinceVersion ? s_slotSql17 : s_slotSqlBefore17;
+        var command = new NpgsqlCommand(sql, connection);
         await using (command.ConfigureAwait(false))
         {
             command.Parameters.Add(new NpgsqlParameter<string>("slot", NpgsqlDbType.Text) { TypedValue = slotName });
@@ -38,7 +43,8 @@ internal static partial class StartupChecks
                 var active = reader.GetBoolean(3);
                 int? activePid = reader.IsDBNull(4) ? null : reader.GetInt32(4);
                 var walStatus = reader.IsDBNull(5) ? null : reader.GetString(5);
-                CheckSlot(database, slotName, slotType, plugin, slotDatabase, active, activePid, walStatus, errors, warnings);
+                var invalidationReason = reader.IsDBNull(6) ? null : reader.GetString(6);
+                CheckSlot(database, slotName, slotType, plugin, slotDatabase, active, activePid, walStatus, invalidationReason, errors, warnings);
                 return true;
             }
         }
@@ -53,6 +59,7 @@ internal static partial class StartupChecks
         bool active,
         int? activePid,
         string? walStatus,
+        string? invalidationReason,
         List<string> errors,
         List<string> warnings)
     {
@@ -87,18 +94,18 @@ internal static partial class StartupChecks
                 : $"Replication slot {slot} is in use by another connection; stop that consumer before starting the pipeline.");
         }
 
-        switch (walStatus)
+        // Every invalidation: 17+ names its reason; before 17 only wal_status 'lost' shows it.
+        if (invalidationReason is not null || walStatus == "lost")
         {
-            case "lost":
-                errors.Add($"Replication slot {slot} has been invalidated (wal_status 'lost'): WAL it still needed was removed, "
-                    + $"typically past max_slot_wal_keep_size, so changes since its position are gone. Drop it with {drop}, let "
-                    + "the pipeline recreate it, and rebuild the changelog from a fresh copy of the tables.");
-                break;
-            case "unreserved":
-                warnings.Add($"Replication slot {slot} is about to be invalidated (wal_status 'unreserved'): it holds back more WAL than "
-                    + "max_slot_wal_keep_size allows, and the next checkpoint may remove it; raise max_slot_wal_keep_size or let "
-                    + "the pipeline catch up.");
-                break;
+            errors.Add(SlotInvalidation.Message(slotName, invalidationReason, SlotInvalidation.Observed(invalidationReason)));
+            return;
+        }
+
+        if (walStatus == "unreserved")
+        {
+            warnings.Add($"Replication slot {slot} is about to be invalidated (wal_status 'unreserved'): it holds back more WAL than "
+                + "max_slot_wal_keep_size allows, and the next checkpoint may remove it; raise max_slot_wal_keep_size or let "
+                + "the pipeline catch up.");
         }
     }
 }

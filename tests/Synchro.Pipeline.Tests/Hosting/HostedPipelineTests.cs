@@ -28,7 +28,7 @@ public sealed class HostedPipelineTests(PostgresServerFixture postgres)
         "synchro.pipeline.rule_failures", "synchro.pipeline.truncates", "synchro.pipeline.reconnects", "synchro.pipeline.batch.size",
         "synchro.pipeline.batch.duration", "synchro.pipeline.changelog.latency", "synchro.pipeline.replication.lag",
         "synchro.pipeline.replication.lag_time", "synchro.pipeline.queue.depth", "synchro.pipeline.wal.buffered",
-        "synchro.pipeline.slot.safe_wal_size",
+        "synchro.pipeline.slot.safe_wal_size", "synchro.pipeline.slot.invalidated", "synchro.pipeline.slot.failover",
     ];
 
     [Fact]

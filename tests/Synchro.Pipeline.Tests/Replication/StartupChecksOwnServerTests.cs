@@ -50,7 +50,8 @@ public sealed class StartupChecksOwnServerTests
             () => StartupChecks.RunAsync(connection, "lost_slot", "sync_pub", s_items, CancellationToken.None));
 
         var message = Assert.Single(error.Errors);
-        Assert.Contains("Replication slot \"lost_slot\" has been invalidated (wal_status 'lost')", message, StringComparison.Ordinal);
+        Assert.StartsWith("Replication slot 'lost_slot' was invalidated by the server (wal_status 'lost'): ", message, StringComparison.Ordinal);
+        Assert.Contains("raise max_slot_wal_keep_size", message, StringComparison.Ordinal);
         Assert.Contains("SELECT pg_drop_replication_slot('lost_slot')", message, StringComparison.Ordinal);
     }
 
