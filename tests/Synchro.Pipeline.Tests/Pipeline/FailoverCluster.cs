@@ -91,7 +91,7 @@ internal sealed class FailoverCluster : IAsyncDisposable
     public async Task WaitForSyncedSlotAsync(string slot, Func<int, Task> write)
     {
         var deadline = DateTime.UtcNow.AddSeconds(60);
-        for (var i = 0; !await Sql.ScalarAsync<bool>(OnStandby, $"SELECT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = '{slot}' AND synced AND NOT temporary)"); i++)
+        for (var i = 0; !await Sql.ScalarAsync<bool>(Unpooled(Standby.ConnectionString()), $"SELECT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = '{slot}' AND synced AND NOT temporary)"); i++)
         {
             if (DateTime.UtcNow > deadline)
                 throw new TimeoutException($"The standby did not persist its synced copy of slot {slot} in 60 s.");
