@@ -10,6 +10,24 @@ namespace Synchro.Pipeline.Replication;
 /// </summary>
 internal static class ReplicationHost
 {
+    // Npgsql trusts a host's last known role (primary or standby) this long; its default, 10 s, would keep a promoted
+    // standby "a standby" for that long after the promotion.
+    private const int HostRecheckSeconds = 1;
+
+    /// <summary>
+    /// <paramref name="connectionString"/>, with <c>Host Recheck Seconds</c> at 1 when it names several hosts and does not set it,
+    /// so that every session finds a promoted standby within a second of the promotion.
+    /// </summary>
+    public static string WithPromptRecheck(string connectionString)
+    {
+        if (!IsMultiHost(connectionString))
+            return connectionString;
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString };
+        if (given.ContainsKey("Host Recheck Seconds") || given.ContainsKey("HostRecheckSeconds"))
+            return connectionString;
+        return new NpgsqlConnectionStringBuilder(connectionString) { HostRecheckSeconds = HostRecheckSeconds }.ConnectionString;
+    }
+
     /// <summary>Whether <paramref name="connectionString"/> names several hosts.</summary>
     public static bool IsMultiHost(string connectionString)
         => new NpgsqlConnectionStringBuilder(connectionString).Host?.Contains(',', StringComparison.Ordinal) == true;
@@ -36,7 +54,6 @@ internal static class ReplicationHost
         }
         builder.Remove("Target Session Attributes");
         builder.Remove("Load Balance Hosts");
-        builder.Remove("Host Recheck Seconds");
-        return builder.ConnectionString;
+                return builder.ConnectionString;
     }
 }
