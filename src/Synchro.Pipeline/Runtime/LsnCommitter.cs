@@ -50,7 +50,11 @@ internal sealed partial class LsnCommitter(ChannelReader<Lsn> committed, Committ
                 // The writer may have committed several batches meanwhile: report only the newest.
                 var newest = TakeReceipts();
                 if (stopping.IsCancellationRequested)
+                {
+                    // The stop-time confirm decides for what is held, under the same rule.
+                    _held.Clear();
                     continue;
+                }
                 if (Standbys is not null)
                     newest = await ReleaseAsync(Standbys, newest, aborting).ConfigureAwait(false);
                 if (!newest.IsValid)

@@ -47,6 +47,8 @@ public sealed class FailoverConfirmTests(ITestOutputHelper output)
         {
             await Sql.ExecuteAsync(cluster.OnPrimary, "INSERT INTO orders VALUES (1, 'a')");
             await WaitForChangelogAsync(cluster.OnPrimary, "1", running);
+            // The multi-host string lists the standby first: the replication connection went to the primary all the same.
+            Assert.True(await Sql.ScalarAsync<bool>(cluster.OnPrimary, $"SELECT active FROM pg_replication_slots WHERE slot_name = '{Slot}'"));
             await cluster.WaitForSyncedSlotAsync(Slot, i => Sql.ExecuteAsync(cluster.OnPrimary, $"INSERT INTO orders VALUES ({1000 + i}, 'warm-up')"));
 
             // The writer waits on a lock while the standby receives the source transaction of row 2, and no more.
