@@ -25,7 +25,6 @@ public sealed class FailoverConfirmTests(ITestOutputHelper output)
             CREATE TABLE orders (id int PRIMARY KEY, user_id text NOT NULL, deleted_at timestamptz);
             CREATE PUBLICATION failover_pub FOR TABLE orders;
             """);
-        await Sql.ExecuteAsync(cluster.OnPrimary, $"SELECT pg_create_logical_replication_slot('{Slot}', 'pgoutput', false, false, true)");
         var logs = new RecordingLoggerFactory();
         var options = new WalPipelineOptions
         {
@@ -45,6 +44,8 @@ public sealed class FailoverConfirmTests(ITestOutputHelper output)
         var running = pipeline.RunAsync(stop.Token);
         try
         {
+            // The pipeline creates its slot with FAILOVER; row 1 comes after it.
+            await FailoverCluster.WaitUntilAsync(cluster.OnPrimary, $"SELECT failover FROM pg_replication_slots WHERE slot_name = '{Slot}'", "the pipeline to create its failover slot");
             await Sql.ExecuteAsync(cluster.OnPrimary, "INSERT INTO orders VALUES (1, 'a')");
             await WaitForChangelogAsync(cluster.OnPrimary, "1", running);
             // The multi-host string lists the standby first: the replication connection went to the primary all the same.

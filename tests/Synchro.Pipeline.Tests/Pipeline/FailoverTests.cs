@@ -20,7 +20,6 @@ public sealed class FailoverTests(ITestOutputHelper output)
     {
         await using var cluster = await FailoverCluster.StartAsync("audited");
         using var workload = await AuditedWorkload.CreateAsync(cluster.Primary, cluster.OnPrimary);
-        await Sql.ExecuteAsync(cluster.OnPrimary, $"SELECT pg_create_logical_replication_slot('{Slot}', 'pgoutput', false, false, true)");
         var logs = new RecordingLoggerFactory();
         await using var pipeline = new WalPipeline(new WalPipelineOptions
         {
@@ -48,6 +47,8 @@ public sealed class FailoverTests(ITestOutputHelper output)
 
         try
         {
+            // The pipeline created its slot with FAILOVER.
+            await FailoverCluster.WaitUntilAsync(cluster.OnPrimary, $"SELECT failover FROM pg_replication_slots WHERE slot_name = '{Slot}'", "the pipeline to create its failover slot");
             await cluster.WaitForSyncedSlotAsync(Slot, i => Sql.ExecuteAsync(cluster.OnPrimary, $"INSERT INTO audited_orders (id, user_id) VALUES ({-1000 - i}, 'u1')"));
 
             using var load = workload.StartPgbench(seconds: 30, rate: 400);
