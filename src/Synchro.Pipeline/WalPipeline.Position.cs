@@ -90,7 +90,7 @@ public sealed partial class WalPipeline
         {
             if (replication is null)
             {
-                own = new LogicalReplicationConnection(ReplicationConnectionString(connectionString));
+                own = new LogicalReplicationConnection(await ReplicationConnectionStringAsync(connectionString, cancellationToken).ConfigureAwait(false));
                 await own.Open(cancellationToken).ConfigureAwait(false);
                 replication = own;
             }

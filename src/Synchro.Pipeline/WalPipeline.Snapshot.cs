@@ -60,7 +60,8 @@ public sealed partial class WalPipeline
         ExportedSnapshotSlot slot;
         try
         {
-            slot = await CreatingSlotAsync(ct => ExportedSnapshotSlot.CreateAsync(ReplicationConnectionString(_sourceConnectionString), _options.SlotName, twoPhase: _options.TwoPhase, failover: _options.Failover, ct), cancellationToken).ConfigureAwait(false);
+            var replicationString = await ReplicationConnectionStringAsync(_sourceConnectionString, cancellationToken).ConfigureAwait(false);
+            slot = await CreatingSlotAsync(ct => ExportedSnapshotSlot.CreateAsync(replicationString, _options.SlotName, twoPhase: _options.TwoPhase, failover: _options.Failover, ct), cancellationToken).ConfigureAwait(false);
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.DuplicateObject)
         {

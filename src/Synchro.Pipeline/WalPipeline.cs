@@ -46,6 +46,8 @@ public sealed partial class WalPipeline : IAsyncDisposable
     private readonly PipelineMetrics _metrics;
     private readonly CommittedPosition _position = new();
     private int _running;
+    // The failover confirm rule of the current run; null when it is off (docs/failover.md).
+    private StandbyFlushGate? _standbys;
     // The position of an earlier slot, while the slot this start created has not been given it yet (start-up retries).
     private Lsn? _slotMovePending;
 
@@ -221,7 +223,13 @@ public sealed partial class WalPipeline : IAsyncDisposable
         await _slotLock!.EnsureAsync(cancellationToken).ConfigureAwait(false);
         // Invariant 9: taken again, on a new session if the old one was lost, before this run writes.
         await _changelogLock!.EnsureAsync(cancellationToken).ConfigureAwait(false);
-        await using var replication = new LogicalReplicationConnection(ReplicationConnectionString(_sourceConnectionString))
+        var replicationString = await ReplicationConnectionStringAsync(_sourceConnectionString, cancellationToken).ConfigureAwait(false);
+        if (ReplicationHost.IsMultiHost(_sourceConnectionString))
+        {
+            var chosen = new NpgsqlConnectionStringBuilder(replicationString);
+            LogReplicationHost(_logger, chosen.Host, chosen.Port);
+        }
+        await using var replication = new LogicalReplicationConnection(replicationString)
         {
             WalReceiverStatusInterval = _options.StatusInterval,
         };
@@ -269,7 +277,8 @@ public sealed partial class WalPipeline : IAsyncDisposable
                 && new ParentMoveCascade(_options.Tables, _options.CascadeChunkRows) { Limits = new ChangelogLimits(_options.MaxRecordIdBytes, _options.MaxBucketIdBytes) } is { IsNeeded: true } cascade
                 ? cascade : null,
         };
-        var committer = new LsnCommitter(committed.Reader, _position, replication, loggers.CreateLogger(LogCategory + ".Committer"));
+        _standbys = await FailoverGateAsync(found.Source!.Identity, cancellationToken).ConfigureAwait(false);
+        var committer = new LsnCommitter(committed.Reader, _position, replication, loggers.CreateLogger(LogCategory + ".Committer")) { Standbys = _standbys };
         _metrics.RunStarted(new StageQueues(() => items.Reader.Count, () => committed.Reader.Count, () => items.Reader.TryPeek(out var next) && next is ChangeBatch batch ? batch.FirstCommitTime : default));
 
         stages.Start(reader.RunAsync);
@@ -285,12 +294,15 @@ public sealed partial class WalPipeline : IAsyncDisposable
         throw new EndOfStreamException("The server ended the replication stream.");
     }
 
-    /// <summary>The source connection string with a 64 KiB read buffer unless it sets its own (Npgsql's default is 8 KiB).</summary>
+    /// <summary>
+    /// The source connection string for a replication connection: naming the one host a multi-host string reaches now
+    /// (<see cref="ReplicationHost"/>), with a 64 KiB read buffer unless it sets its own (Npgsql's default is 8 KiB).
+    /// </summary>
     /// <remarks>A coalesced read (<see cref="ReaderStage"/>) then takes a millisecond of a busy stream in one or two system calls.</remarks>
-    private static string ReplicationConnectionString(string connectionString)
+    private static async Task<string> ReplicationConnectionStringAsync(string connectionString, CancellationToken cancellationToken)
     {
         const int DefaultReadBufferSize = 8192;
-        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        var builder = new NpgsqlConnectionStringBuilder(await ReplicationHost.ResolveAsync(connectionString, cancellationToken).ConfigureAwait(false));
         if (builder.ReadBufferSize == DefaultReadBufferSize)
             builder.ReadBufferSize = 64 * 1024;
         return builder.ConnectionString;
@@ -309,6 +321,13 @@ public sealed partial class WalPipeline : IAsyncDisposable
         using var timeout = new CancellationTokenSource(s_finalConfirmTimeout);
         try
         {
+            // The failover rule (docs/failover.md): only once the standbys hold every changelog commit made so far.
+            if (_standbys is not null && await _standbys.ReadAsync(timeout.Token).ConfigureAwait(false) is { Slots.Count: > 0 } flush
+                && !(flush.StandbysFlushed.IsValid && flush.StandbysFlushed >= flush.Flushed))
+            {
+                LogConfirmOnStopHeld(_logger, committed, flush.Behind);
+                return;
+            }
             var (outcome, walEnd) = await ReplicationSlots.ConfirmAsync(_source, _options.SlotName, committed, timeout.Token).ConfigureAwait(false);
             if (outcome == SlotConfirmation.Advanced)
                 LogConfirmedOnStop(_logger, committed);
@@ -366,6 +385,15 @@ public sealed partial class WalPipeline : IAsyncDisposable
             await _primary.DisposeAsync().ConfigureAwait(false);
         _metrics.Dispose();
     }
+
+    [LoggerMessage(EventId = EventIds.FailoverConfirmOnStopHeld, Level = LogLevel.Information,
+        Message = "Did not confirm position {Position} to the server on stop: not every standby of synchronized_standby_slots has flushed the changelog's last commit ({Behind}). "
+            + "The slot keeps the WAL after its confirmed position until the next start, which resumes from the persisted position")]
+    private static partial void LogConfirmOnStopHeld(ILogger logger, Lsn position, string behind);
+
+    [LoggerMessage(EventId = EventIds.ReplicationHostResolved, Level = LogLevel.Information,
+        Message = "Replication connection to {Host}:{Port}, the host the multi-host connection string reaches now")]
+    private static partial void LogReplicationHost(ILogger logger, string? host, int port);
 
     [LoggerMessage(EventId = EventIds.Starting, Level = LogLevel.Information, Message = "Starting: slot {Slot}, publication {Publication}, {Tables} registered table(s), source {Host}:{Port}/{Database} as {User}")]
     private static partial void LogStarting(ILogger logger, string slot, string publication, int tables, string? host, int port, string? database, string? user);

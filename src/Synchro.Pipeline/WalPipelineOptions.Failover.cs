@@ -8,6 +8,12 @@ public sealed partial class WalPipelineOptions
     /// existing slot), so a standby with <c>sync_replication_slots</c> keeps a copy and the pipeline resumes on it after a
     /// promotion. Default false.
     /// </summary>
+    /// <remarks>
+    /// With the changelog in the source cluster (the default), a position is confirmed to the server only once the changelog
+    /// commit that recorded it has been flushed by every standby named in the primary's <c>synchronized_standby_slots</c>, so a
+    /// promoted standby never resumes past changes whose changelog rows it does not have (docs/failover.md). Set
+    /// <c>synchronized_standby_slots</c> on the primary to the physical slots of the standbys that may be promoted.
+    /// </remarks>
     public bool Failover { get; set; }
 
     /// <summary>
@@ -18,4 +24,7 @@ public sealed partial class WalPipelineOptions
     /// Empty by default; the pipeline never streams from them.
     /// </summary>
     public IList<string> FailoverStandbys { get; } = new List<string>();
+
+    /// <summary>The failover confirm rule; off only to show what it prevents (tests).</summary>
+    internal bool ConfirmAfterStandbys { get; set; } = true;
 }

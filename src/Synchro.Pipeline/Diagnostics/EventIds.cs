@@ -194,4 +194,18 @@ internal static class EventIds
 
     /// <summary>The source is a standby: heartbeats and standby snapshots are written on its primary.</summary>
     public const int StandbySource = 1090;
+
+    // Failover confirm rule and primary resolution (docs/failover.md): 1070–1089.
+
+    /// <summary>Failover is on but the primary's <c>synchronized_standby_slots</c> is empty: confirms wait for no standby, nothing is protected.</summary>
+    public const int FailoverNoStandbySlots = 1070;
+
+    /// <summary>A position has waited long for the standbys of <c>synchronized_standby_slots</c> to flush its changelog commit; WAL is retained meanwhile.</summary>
+    public const int FailoverConfirmHeld = 1071;
+
+    /// <summary>The stop-time confirm was skipped: the standbys had not flushed the last changelog commit.</summary>
+    public const int FailoverConfirmOnStopHeld = 1072;
+
+    /// <summary>The replication connection goes to the host a multi-host connection string chose.</summary>
+    public const int ReplicationHostResolved = 1073;
 }

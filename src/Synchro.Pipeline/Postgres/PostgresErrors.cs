@@ -15,10 +15,17 @@ internal static class PostgresErrors
         PostgresException pg => pg.SqlState.StartsWith("08", StringComparison.Ordinal)
             || pg.SqlState is PostgresErrorCodes.AdminShutdown or PostgresErrorCodes.CrashShutdown or PostgresErrorCodes.CannotConnectNow
                 or PostgresErrorCodes.ObjectInUse or PostgresErrorCodes.TooManyConnections,
+        // A multi-host connection string found no host of the kind it asks for: a failover in progress (a standby not yet
+        // promoted, a dead primary); each host's own failure, if it had one, is inside.
+        NpgsqlException { InnerException: AggregateException hosts } => hosts.InnerExceptions.All(IsConnectionLoss),
+        NpgsqlException { InnerException: null } npgsql when npgsql.Message.StartsWith(NoSuitableHost, StringComparison.Ordinal) => true,
         NpgsqlException npgsql => npgsql.IsTransient || npgsql.InnerException is IOException or SocketException or TimeoutException,
         IOException or SocketException or EndOfStreamException => true,
         _ => false,
     };
+
+    // Npgsql's words when no host of a multi-host connection string fits Target Session Attributes.
+    private const string NoSuitableHost = "No suitable host was found";
 
     /// <summary>
     /// Whether <paramref name="error"/> is a cancellation as Npgsql reports it: an <see cref="OperationCanceledException"/>,

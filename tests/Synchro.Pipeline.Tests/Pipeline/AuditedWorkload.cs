@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using Npgsql;
 using Synchro.Pipeline.Changelog;
@@ -155,6 +156,21 @@ internal sealed class AuditedWorkload : IDisposable
         await File.WriteAllTextAsync(workload._scriptFile, Script);
         return workload;
     }
+
+    /// <summary>
+    /// The workload of a database that has it already (a promoted standby of the one <see cref="CreateAsync"/> set up):
+    /// pgbench and the comparison run against <paramref name="connectionString"/>.
+    /// </summary>
+    public static async Task<AuditedWorkload> AttachAsync(LocalPostgresServer server, string connectionString)
+    {
+        var workload = new AuditedWorkload(server, connectionString, Path.Combine(Path.GetTempPath(), $"synchro-workload-{Guid.NewGuid():N}.sql"), refusedBucket: null);
+        await File.WriteAllTextAsync(workload._scriptFile, Script);
+        return workload;
+    }
+
+    /// <summary>Starts pgbench with the workload script for <paramref name="seconds"/>, for a run the caller ends or lets fail (a killed server).</summary>
+    public Process StartPgbench(int seconds, int rate, int clients = 4)
+        => Pgbench.Start(_server, ConnectionString, _scriptFile, "-c", Invariant(clients), "-j", "2", "-T", Invariant(seconds), "-R", Invariant(rate));
 
     /// <summary>The registry the comparison assumes: the audited table, bucketed by its owner column.</summary>
     public static TableRegistry Registry() => new TableRegistry().Add(new TableRegistration(Table) { OwnerColumn = OwnerColumn });

@@ -28,6 +28,9 @@ public sealed class ReconnectPolicyTests
         new NpgsqlException("Failed to connect to 127.0.0.1:1", new SocketException((int)SocketError.ConnectionRefused)),
         new NpgsqlException("Exception while reading from stream", new IOException("Connection reset by peer")),
         new NpgsqlException("Exception while reading from stream", new TimeoutException()),
+        // A multi-host connection string during a failover: the old primary gone, the standby not promoted yet.
+        new NpgsqlException("No suitable host was found.", new AggregateException(new NpgsqlException("Failed to connect to 127.0.0.1:1", new SocketException((int)SocketError.ConnectionRefused)))),
+        new NpgsqlException("No suitable host was found."),
         new SocketException((int)SocketError.HostNotFound),
         new EndOfStreamException(),
     ];
