@@ -37,7 +37,7 @@ internal static partial class FailoverChecks
         """;
 
     private const string SyncedCopySql = """
-        SELECT synced, invalidation_reason FROM pg_catalog.pg_replication_slots WHERE slot_name = @slot
+        SELECT synced, invalidation_reason, temporary FROM pg_catalog.pg_replication_slots WHERE slot_name = @slot
         """;
 
     /// <summary>
@@ -234,6 +234,14 @@ internal static partial class FailoverChecks
         {
             return [$"{at}: its copy of slot '{slotName}' was invalidated ({reader.GetString(1)}), so a failover to it would lose the slot. "
                 + "Fix the cause (see docs/operations.md, invalidated slots); the worker then synchronises the slot again."];
+        }
+        // A synced copy stays temporary until the primary's slot passes the standby's oldest needed WAL and catalog rows;
+        // a standby promoted before that drops it, and the pipeline has no slot there.
+        if (reader.GetBoolean(2))
+        {
+            return [$"{at}: its copy of slot '{slotName}' is not persistent yet (temporary): the primary's slot has not yet moved past what "
+                + "the standby still needs, so a failover now would lose the slot. It becomes persistent once the pipeline confirms further; "
+                + "check again after the pipeline has run under load for a while."];
         }
         return [];
     }
