@@ -132,7 +132,7 @@ public sealed partial class LocalPostgresServer : IAsyncDisposable
             await InitDbAsync(directory, control, account, password, ct).ConfigureAwait(false);
             ClusterDirectory.WritePrivateFile(directory.PasswordFile, $"*:*:*:{Superuser}:{password}\n");
             var serverVersion = directory.ReadMajorVersion();
-            var port = await StartOnFreePortAsync(directory, control, settings, ct).ConfigureAwait(false);
+            var port = await StartOnFreePortAsync(directory, control, settings, serverVersion, ct).ConfigureAwait(false);
             return new LocalPostgresServer(directory, control, binaries, account, settings, port, serverVersion, options.KeepData, password);
         }
         catch
@@ -309,7 +309,7 @@ public sealed partial class LocalPostgresServer : IAsyncDisposable
             }
 
             await File.WriteAllBytesAsync(directory.StandbySignal, [], ct).ConfigureAwait(false);
-            var port = await StartOnFreePortAsync(directory, control, _settings, ct).ConfigureAwait(false);
+            var port = await StartOnFreePortAsync(directory, control, _settings, ServerVersion, ct).ConfigureAwait(false);
             var promoted = await control.PromoteAsync(ct).ConfigureAwait(false);
             if (!promoted.Succeeded)
             {
@@ -429,6 +429,7 @@ public sealed partial class LocalPostgresServer : IAsyncDisposable
         ClusterDirectory directory,
         ClusterControl control,
         ServerSettings settings,
+        int serverVersion,
         CancellationToken ct)
     {
         var initdbConfiguration = await File.ReadAllTextAsync(directory.ConfigurationFile, ct).ConfigureAwait(false);
@@ -439,7 +440,7 @@ public sealed partial class LocalPostgresServer : IAsyncDisposable
             // Rewriting (not recreating) keeps initdb's owner and mode on the file.
             await File.WriteAllTextAsync(
                 directory.ConfigurationFile,
-                settings.Render(initdbConfiguration, port, directory.SocketDirectory),
+                settings.Render(initdbConfiguration, port, directory.SocketDirectory, serverVersion),
                 ct).ConfigureAwait(false);
 
             var result = await control.StartAsync(ct).ConfigureAwait(false);
