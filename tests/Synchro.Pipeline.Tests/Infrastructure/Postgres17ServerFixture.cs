@@ -10,7 +10,10 @@ public sealed class Postgres17ServerFixture : PostgresServerFixture
 {
     public const int MinimumVersion = 17;
 
-    protected override int? Version => MatrixVersion is { } matrix && matrix >= MinimumVersion ? matrix : MinimumVersion;
+    /// <summary>The matrix's major when it is 17 or newer, else 17: for tests that start their own 17+ servers.</summary>
+    public static int VersionOf17OrNewer => MatrixVersion is { } matrix && matrix >= MinimumVersion ? matrix : MinimumVersion;
+
+    protected override int? Version => VersionOf17OrNewer;
 }
 
 [CollectionDefinition(Name)]
