@@ -39,7 +39,7 @@ internal static class HarnessRunner
         await BenchSchema.CreateAsync(source, options.Publication, ct);
 
         Progress($"generating a backlog of {options.Changes:N0} changes with pgbench");
-        var backlog = await BacklogGenerator.GenerateAsync(server.BinDirectory, source, ContenderNames.Draining.Select(ContenderNames.Slot), options.Changes, ct);
+        var backlog = await BacklogGenerator.GenerateAsync(HarnessRunner.ClientDirectory(server), source, ContenderNames.Draining.Select(ContenderNames.Slot), options.Changes, ct);
         Progress($"backlog: {backlog.Changes:N0} changes in {backlog.Transactions:N0} transactions, {backlog.WalBytes / 1e6:N0} MB of WAL, {backlog.PgoutputBytes / 1e6:N0} MB of pgoutput, end {backlog.EndLsn}");
 
         var drainTimeout = Scale(options, backlog.Changes / SlowestDrainChangesPerSecond);
@@ -48,7 +48,7 @@ internal static class HarnessRunner
 
         Progress($"draining with {ContenderNames.PgRecvLogical}");
         results.Add(await WithWalsenderAsync(source, ContenderNames.Slot(ContenderNames.PgRecvLogical),
-            () => PgRecvLogicalContender.RunAsync(server.BinDirectory, source, backlog, drainTimeout, ct), ct));
+            () => PgRecvLogicalContender.RunAsync(HarnessRunner.ClientDirectory(server), source, backlog, drainTimeout, ct), ct));
         results.Add(await DrainAsync(ContenderNames.Npgsql, null, 0, drainTimeout));
         results.Add(await DrainAsync(ContenderNames.OursReadOnly, await ChangelogAsync("changelog_read_only"), 0, drainTimeout));
         var endToEndChangelog = await ChangelogAsync("changelog_end_to_end");
@@ -71,7 +71,7 @@ internal static class HarnessRunner
             Progress($"steady state: pgbench for {options.SteadySeconds} s without a consumer, with pg_recvlogical, then with the pipeline consuming");
             try
             {
-                steady = await SteadyStateRunner.RunAsync(server.BinDirectory, source, await ChangelogAsync("changelog_steady"),
+                steady = await SteadyStateRunner.RunAsync(HarnessRunner.ClientDirectory(server), source, await ChangelogAsync("changelog_steady"),
                     options.SteadySeconds, options.SteadyClients, Scale(options, options.SteadySeconds * 10.0), ct, options.BinaryTuples, options.FilterOriginsOnServer);
             }
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
@@ -191,6 +191,9 @@ internal static class HarnessRunner
 
     internal static TimeSpan Scale(HarnessOptions options, double seconds)
         => TimeSpan.FromSeconds(Math.Max(s_minimumTimeout.TotalSeconds, seconds) * options.TimeoutScale);
+
+    /// <summary>The directory of pgbench and pg_recvlogical: beside the server's binaries, else the newest installed (the npm builds carry none).</summary>
+    internal static string ClientDirectory(LocalPostgresServer server) => Path.GetDirectoryName(server.ClientProgram("pgbench"))!;
 
     internal static LocalPostgresOptions ServerOptions()
     {

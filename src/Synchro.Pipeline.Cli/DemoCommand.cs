@@ -58,6 +58,18 @@ internal static class DemoCommand
         {
             Description = "Leave the server running after the demo and print how to connect and stop it (Ctrl+C still deletes it).",
         };
+        var pgVersion = new Option<int?>("--pg-version")
+        {
+            Description = "The PostgreSQL major version to run, 15 to 18 (default: SYNCHRO_PG_VERSION, else the newest installed); "
+                + "one not installed is fetched once with npm and cached.",
+            HelpName = "major",
+        };
+        pgVersion.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<int?>() is < 15 or > 18)
+                result.AddError("--pg-version must be a PostgreSQL major version from 15 to 18.");
+        });
+
         var verbose = new Option<bool>("--verbose", "-v")
         {
             Description = "Log the pipeline's information messages, not just warnings (to standard error).",
@@ -71,6 +83,7 @@ internal static class DemoCommand
             clients,
             rate,
             keep,
+            pgVersion,
             verbose,
         };
         command.SetAction((parseResult, ct) => DemoRunner.RunAsync(
@@ -79,6 +92,7 @@ internal static class DemoCommand
                 parseResult.GetValue(clients),
                 parseResult.GetValue(rate),
                 parseResult.GetValue(keep),
+                parseResult.GetValue(pgVersion),
                 parseResult.GetValue(verbose)),
             Console.Out,
             Console.Error,

@@ -73,7 +73,7 @@ public sealed partial class LocalPostgresServer
 
             await File.WriteAllBytesAsync(directory.StandbySignal, [], ct).ConfigureAwait(false);
             await _account.GrantOwnershipAsync(directory.StandbySignal, ct).ConfigureAwait(false);
-            var port = await StartOnFreePortAsync(directory, control, standbySettings, ct).ConfigureAwait(false);
+            var port = await StartOnFreePortAsync(directory, control, standbySettings, ServerVersion, ct).ConfigureAwait(false);
             ClusterDirectory.WritePrivateFile(directory.PasswordFile, $"*:*:*:{Superuser}:{_password}\n");
             return new LocalPostgresServer(directory, control, _binaries, _account, standbySettings, port, ServerVersion, _keepData, _password);
         }

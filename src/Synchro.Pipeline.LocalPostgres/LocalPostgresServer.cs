@@ -20,8 +20,9 @@ namespace Synchro.Pipeline.LocalPostgres;
 /// <remarks>
 /// <para>
 /// Server binaries are found through <see cref="LocalPostgresOptions.BinDirectory"/>, the <c>SYNCHRO_PG_BINDIR</c>
-/// variable, <c>PATH</c>, <c>pg_config --bindir</c> or <c>/usr/lib/postgresql/*/bin</c>. When the caller is root,
-/// the server runs as the <c>postgres</c> account.
+/// variable, <c>PATH</c>, <c>pg_config --bindir</c> or <c>/usr/lib/postgresql/*/bin</c>, for the major
+/// <see cref="LocalPostgresOptions.Version"/> or <c>SYNCHRO_PG_VERSION</c> asks, if any (fetched with npm when missing).
+/// When the caller is root, the server runs as the <c>postgres</c> account.
 /// </para>
 /// </remarks>
 public sealed partial class LocalPostgresServer : IAsyncDisposable
@@ -78,6 +79,16 @@ public sealed partial class LocalPostgresServer : IAsyncDisposable
     /// <summary>The directory the <c>initdb</c>, <c>pg_ctl</c> and <c>postgres</c> programs were taken from.</summary>
     public string BinDirectory { get; }
 
+    /// <summary>
+    /// The full path of the client program <paramref name="name"/> (<c>psql</c>, <c>pgbench</c>, <c>pg_recvlogical</c>):
+    /// beside the server binaries, else the newest in <c>/usr/lib/postgresql/*/bin</c>, else on PATH (the npm server
+    /// builds carry no client programs).
+    /// </summary>
+    /// <param name="name">The program's file name.</param>
+    /// <returns>The path of the program.</returns>
+    /// <exception cref="LocalPostgresException">No such program was found; the message says what to install.</exception>
+    public string ClientProgram(string name) => ClientPrograms.Find(name, BinDirectory);
+
     /// <summary>The server's major version, e.g. <c>15</c>.</summary>
     public int ServerVersion { get; }
 
@@ -111,7 +122,7 @@ public sealed partial class LocalPostgresServer : IAsyncDisposable
     {
         options ??= new LocalPostgresOptions();
         var settings = ServerSettings.Create(options.Settings);
-        var binaries = await PostgresBinaries.LocateAsync(options.BinDirectory, ct).ConfigureAwait(false);
+        var binaries = await PostgresBinaries.LocateAsync(options.BinDirectory, options.Version, ct).ConfigureAwait(false);
         var account = await ServerAccount.ResolveAsync(ct).ConfigureAwait(false);
         var directory = ClusterDirectory.Create();
         var control = new ClusterControl(binaries, account, directory);
@@ -121,7 +132,7 @@ public sealed partial class LocalPostgresServer : IAsyncDisposable
             await InitDbAsync(directory, control, account, password, ct).ConfigureAwait(false);
             ClusterDirectory.WritePrivateFile(directory.PasswordFile, $"*:*:*:{Superuser}:{password}\n");
             var serverVersion = directory.ReadMajorVersion();
-            var port = await StartOnFreePortAsync(directory, control, settings, ct).ConfigureAwait(false);
+            var port = await StartOnFreePortAsync(directory, control, settings, serverVersion, ct).ConfigureAwait(false);
             return new LocalPostgresServer(directory, control, binaries, account, settings, port, serverVersion, options.KeepData, password);
         }
         catch
@@ -298,7 +309,7 @@ public sealed partial class LocalPostgresServer : IAsyncDisposable
             }
 
             await File.WriteAllBytesAsync(directory.StandbySignal, [], ct).ConfigureAwait(false);
-            var port = await StartOnFreePortAsync(directory, control, _settings, ct).ConfigureAwait(false);
+            var port = await StartOnFreePortAsync(directory, control, _settings, ServerVersion, ct).ConfigureAwait(false);
             var promoted = await control.PromoteAsync(ct).ConfigureAwait(false);
             if (!promoted.Succeeded)
             {
@@ -418,6 +429,7 @@ public sealed partial class LocalPostgresServer : IAsyncDisposable
         ClusterDirectory directory,
         ClusterControl control,
         ServerSettings settings,
+        int serverVersion,
         CancellationToken ct)
     {
         var initdbConfiguration = await File.ReadAllTextAsync(directory.ConfigurationFile, ct).ConfigureAwait(false);
@@ -428,7 +440,7 @@ public sealed partial class LocalPostgresServer : IAsyncDisposable
             // Rewriting (not recreating) keeps initdb's owner and mode on the file.
             await File.WriteAllTextAsync(
                 directory.ConfigurationFile,
-                settings.Render(initdbConfiguration, port, directory.SocketDirectory),
+                settings.Render(initdbConfiguration, port, directory.SocketDirectory, serverVersion),
                 ct).ConfigureAwait(false);
 
             var result = await control.StartAsync(ct).ConfigureAwait(false);

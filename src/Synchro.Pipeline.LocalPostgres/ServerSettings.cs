@@ -66,14 +66,22 @@ internal sealed partial class ServerSettings
     /// <summary>
     /// Appends the settings to <paramref name="baseConfiguration"/> (initdb's file); later lines win in postgresql.conf.
     /// Every value is quoted, which PostgreSQL accepts for settings of any type.
+    /// A built-in setting that <paramref name="serverVersion"/> lacks is left out (an unknown name stops the server).
     /// </summary>
-    public string Render(string baseConfiguration, int port, string socketDirectory)
+    public string Render(string baseConfiguration, int port, string socketDirectory, int serverVersion)
     {
         var builder = new StringBuilder(baseConfiguration);
         builder.Append("\n# Synchro.Pipeline.LocalPostgres\n");
         Append(builder, "listen_addresses", "127.0.0.1");
         Append(builder, "port", port.ToString(CultureInfo.InvariantCulture));
         Append(builder, "unix_socket_directories", socketDirectory);
+
+        // 18 sizes the replication origins' progress slots apart from the slots (default 10); as many as before.
+        if (serverVersion >= 18 && !_settings.ContainsKey("max_active_replication_origins"))
+        {
+            Append(builder, "max_active_replication_origins", _settings["max_replication_slots"]);
+        }
+
         foreach (var (name, value) in _settings)
         {
             Append(builder, name, value);

@@ -33,7 +33,7 @@ internal static class CatchUpRunner
         var slot = ContenderNames.Slot(ContenderNames.OursEndToEnd);
 
         HarnessRunner.Progress($"generating a backlog of {options.Changes:N0} changes with pgbench");
-        var backlog = await BacklogGenerator.GenerateAsync(server.BinDirectory, source, [slot], options.Changes, ct);
+        var backlog = await BacklogGenerator.GenerateAsync(HarnessRunner.ClientDirectory(server), source, [slot], options.Changes, ct);
 
         var changelog = options.ChangelogInSource ? null : await server.CreateDatabaseAsync("changelog_catch_up", ct);
         if (options.RecordIndex)

@@ -67,7 +67,7 @@ internal static class CompactionRunner
         await ChangelogFacts.ExecuteAsync(connection, BackdatedDefault, ct);
         var olderChanges = options.Changes / 2;
         HarnessRunner.Progress($"generating the older half of the backlog, {olderChanges:N0} changes, with pgbench");
-        var older = await BacklogGenerator.GenerateAsync(server.BinDirectory, source, [MainSlot], olderChanges, ct, decode: false);
+        var older = await BacklogGenerator.GenerateAsync(HarnessRunner.ClientDirectory(server), source, [MainSlot], olderChanges, ct, decode: false);
         HarnessRunner.Progress($"draining it with created_at {s_backdate.TotalDays:F0} days back into the source database");
         var drainOlder = await DrainAsync(options, source, MainSlot, older, ct);
         await ChangelogFacts.ExecuteAsync(connection, CurrentDefault, ct);
@@ -77,7 +77,7 @@ internal static class CompactionRunner
             return 1;
         }
         HarnessRunner.Progress($"generating the newer half, {options.Changes - olderChanges:N0} changes");
-        var newer = await BacklogGenerator.GenerateAsync(server.BinDirectory, source, [], options.Changes - olderChanges, ct, decode: false);
+        var newer = await BacklogGenerator.GenerateAsync(HarnessRunner.ClientDirectory(server), source, [], options.Changes - olderChanges, ct, decode: false);
         HarnessRunner.Progress("draining it with created_at now()");
         var drainNewer = await DrainAsync(options, source, MainSlot, newer, ct);
         if (!drainNewer.Succeeded)
@@ -159,7 +159,7 @@ internal static class CompactionRunner
         ChangelogSizes? afterWriter = null;
         var writerChanges = options.WriterChanges ?? DefaultWriterChanges(options.Changes);
         HarnessRunner.Progress($"writer: a backlog of {writerChanges:N0} changes behind two slots");
-        var writerBacklog = await BacklogGenerator.GenerateAsync(server.BinDirectory, source, [AloneSlot, BesideSlot], writerChanges, ct, decode: false);
+        var writerBacklog = await BacklogGenerator.GenerateAsync(HarnessRunner.ClientDirectory(server), source, [AloneSlot, BesideSlot], writerChanges, ct, decode: false);
         Step("writer backlog");
         HarnessRunner.Progress("writer: draining it alone");
         var aloneClock = Stopwatch.StartNew();

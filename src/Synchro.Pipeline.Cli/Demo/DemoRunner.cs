@@ -38,7 +38,7 @@ internal static class DemoRunner
         LocalPostgresServer server;
         try
         {
-            server = await LocalPostgresServer.StartAsync(new LocalPostgresOptions(), ct).ConfigureAwait(false);
+            server = await LocalPostgresServer.StartAsync(new LocalPostgresOptions { Version = options.PgVersion }, ct).ConfigureAwait(false);
         }
         catch (LocalPostgresException e)
         {
@@ -78,7 +78,7 @@ internal static class DemoRunner
             {
                 server.Detach();
                 // Over the Unix socket, which only this account can reach, nothing secret needs printing; TCP asks for the password in the file.
-                var psql = Path.Combine(server.BinDirectory, "psql");
+                var psql = ClientProgramOrName(server, "psql");
                 output.WriteLine($"the server keeps running: {server.SocketConnectionString(DemoDatabase.Name)}");
                 output.WriteLine($"  {psql} -h {server.SocketDirectory} -p {server.Port} -U postgres {DemoDatabase.Name}");
                 output.WriteLine($"  over TCP (127.0.0.1:{server.Port}) it asks for the password in {server.PasswordFile}:");
@@ -138,7 +138,7 @@ internal static class DemoRunner
             var status = new StatusLine(pipeline.GetStatus());
             long transactions;
             await using (var workload = await DemoWorkload.StartAsync(
-                server.BinDirectory, connectionString, (int)options.Duration.TotalSeconds, options.Clients, options.Rate, ct).ConfigureAwait(false))
+                server.ClientProgram("pgbench"), connectionString, (int)options.Duration.TotalSeconds, options.Clients, options.Rate, ct).ConfigureAwait(false))
             {
                 var finished = workload.WaitAsync(ct);
                 while (!finished.IsCompleted)
@@ -196,8 +196,21 @@ internal static class DemoRunner
         WalPipelineConfigurationException => ExitCodes.Configuration,
         WalPipelineException => ExitCodes.Replication,
         CatchUpTimeoutException => ExitCodes.VerificationFailed,
+        LocalPostgresException => ExitCodes.Unavailable,
         _ => null,
     };
+
+    private static string ClientProgramOrName(LocalPostgresServer server, string name)
+    {
+        try
+        {
+            return server.ClientProgram(name);
+        }
+        catch (LocalPostgresException)
+        {
+            return name;
+        }
+    }
 
     /// <summary>Waits until the pipeline streams (start-up checks passed, sidecar tables created).</summary>
     private static async Task WaitUntilRunningAsync(WalPipeline pipeline, Task running, CancellationToken ct)

@@ -5,7 +5,7 @@ using Npgsql;
 
 namespace Synchro.Pipeline.Cli.Demo;
 
-/// <summary>The server's own <c>pgbench</c> running the demo's transaction mix against the demo database.</summary>
+/// <summary><c>pgbench</c> (the server's own, else the newest installed) running the demo's transaction mix against the demo database.</summary>
 internal sealed class DemoWorkload : IAsyncDisposable
 {
     // Orders are picked among the newest few hundred (ids come from the identity sequence), so updates,
@@ -67,12 +67,9 @@ internal sealed class DemoWorkload : IAsyncDisposable
     }
 
     /// <summary>Starts pgbench for <paramref name="seconds"/> with <paramref name="clients"/> clients, at most <paramref name="rate"/> transactions/s (0: unthrottled).</summary>
-    /// <exception cref="DemoException">pgbench is missing or could not be started.</exception>
-    public static async Task<DemoWorkload> StartAsync(string binDirectory, string connectionString, int seconds, int clients, int rate, CancellationToken ct)
+    /// <exception cref="DemoException">pgbench could not be started.</exception>
+    public static async Task<DemoWorkload> StartAsync(string pgbench, string connectionString, int seconds, int clients, int rate, CancellationToken ct)
     {
-        var pgbench = Path.Combine(binDirectory, "pgbench");
-        if (!File.Exists(pgbench))
-            throw new DemoException($"pgbench was not found beside the server binaries in {binDirectory}; install the PostgreSQL server package (Debian/Ubuntu: apt-get install -y postgresql).");
 
         var scriptFile = Path.Combine(Path.GetTempPath(), $"synchro-demo-{Guid.NewGuid():N}.sql");
         await File.WriteAllTextAsync(scriptFile, Script, ct).ConfigureAwait(false);

@@ -28,7 +28,7 @@ internal static partial class OwnWritesOrigin
     private const string SetUpSql = "SELECT pg_catalog.pg_replication_origin_session_setup(@name)";
     private const string ResetSql = "SELECT pg_catalog.pg_replication_origin_session_reset()";
 
-    // An origin keeps one of the server's max_replication_slots progress slots until it is dropped.
+    // An origin keeps one of the server's progress slots (max_replication_slots; 18+: max_active_replication_origins) until it is dropped.
     private const string DropSql = "SELECT pg_catalog.pg_replication_origin_drop(@name)";
 
     /// <summary>The session kinds that write the changelog in bulk (a replay of rule failures writes little and goes untagged).</summary>
@@ -60,6 +60,7 @@ internal static partial class OwnWritesOrigin
         if (!ReferenceEquals(changelog, source) && await DatabaseIdentity.ReadAsync(changelog, ct).ConfigureAwait(false) != await DatabaseIdentity.ReadAsync(source, ct).ConfigureAwait(false))
             return null;
         var name = Name(slotName, session);
+        var serverMajor = changelog.PostgreSqlVersion.Major;
         try
         {
             try
@@ -76,7 +77,7 @@ internal static partial class OwnWritesOrigin
         catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.InsufficientPrivilege or PostgresErrorCodes.ObjectInUse
             or PostgresErrorCodes.ConfigurationLimitExceeded or PostgresErrorCodes.ObjectNotInPrerequisiteState)
         {
-            LogNotTagged(logger, name, e.MessageText, Advice(e.SqlState, changelog.UserName));
+            LogNotTagged(logger, name, e.MessageText, Advice(e.SqlState, changelog.UserName, serverMajor));
             // Npgsql closes the connection after some of these (53400): the caller goes on with it either way.
             if (changelog.State != System.Data.ConnectionState.Open)
             {
@@ -88,15 +89,18 @@ internal static partial class OwnWritesOrigin
         }
     }
 
-    private static string Advice(string sqlState, string? role) => sqlState switch
+    private static string Advice(string sqlState, string? role, int serverMajor) => sqlState switch
     {
         PostgresErrorCodes.InsufficientPrivilege => "As a superuser: GRANT EXECUTE ON FUNCTION pg_catalog.pg_replication_origin_create, pg_catalog.pg_replication_origin_oid, "
             + "pg_catalog.pg_replication_origin_drop, pg_catalog.pg_replication_origin_session_setup, pg_catalog.pg_replication_origin_session_reset TO "
             + (role is null ? "the changelog role" : Postgres.PgIdentifier.Quote(role)) + ";",
-        PostgresErrorCodes.ConfigurationLimitExceeded => "Every origin progress slot is taken (one per origin ever used and not dropped, max_replication_slots in all): "
-            + "drop the origins of pipelines and subscriptions that no longer run (SELECT * FROM pg_replication_origin; pg_replication_origin_drop), or raise max_replication_slots.",
+        PostgresErrorCodes.ConfigurationLimitExceeded => $"Every origin progress slot is taken (one per origin ever used and not dropped, {ProgressSlotSetting(serverMajor)} in all): "
+            + $"drop the origins of pipelines and subscriptions that no longer run (SELECT * FROM pg_replication_origin; pg_replication_origin_drop), or raise {ProgressSlotSetting(serverMajor)}.",
         _ => "Another session holds it: a pipeline of the same slot still stopping, or one writing the same changelog; it is taken again at the next reconnect.",
     } + " Or set TagOwnWrites to false to stop trying.";
+
+    /// <summary>The setting that sizes the origins' progress slots: its own since PostgreSQL 18 (default 10), max_replication_slots before.</summary>
+    internal static string ProgressSlotSetting(int serverMajor) => serverMajor >= 18 ? "max_active_replication_origins" : "max_replication_slots";
 
     /// <summary>
     /// Releases the origin <paramref name="name"/> before the connection goes back to the pool, and drops it, which frees its

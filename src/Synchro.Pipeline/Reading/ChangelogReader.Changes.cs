@@ -236,7 +236,9 @@ public sealed partial class ChangelogReader
     // most $3 rows. The horizon of bucket '' (no bucket has that id) is every bucket's: the initial snapshot raises it.
     // Names and ids come as UTF-8 bytea, decoded into pooled buffers. A seq column without an owned
     // sequence (not the pipeline's schema) cannot tell a cursor ahead: that check is skipped rather than sending every
-    // client into a resync.
+    // client into a resync. A role without SELECT or USAGE on the sequence gets NULL from pg_sequence_last_value on 18
+    // (an error before), which would read as an empty sequence and every cursor as ahead: currval, which checks the
+    // privilege first, raises the same 42501 instead.
     private static string ChangesSql(string schema) => $"""
         WITH b AS MATERIALIZED (
             SELECT u.bucket_id, u.after, u.ord::int4 AS ord
@@ -244,7 +246,9 @@ public sealed partial class ChangelogReader
         s AS MATERIALIZED (
             SELECT (SELECT COALESCE(pg_catalog.max(c.seq), 0) FROM {schema}.sync_changelog c) AS high,
                    (SELECT CASE WHEN q.name IS NULL THEN 9223372036854775807
-                                ELSE COALESCE(pg_catalog.pg_sequence_last_value(q.name::pg_catalog.regclass), 0) END
+                                WHEN pg_catalog.has_sequence_privilege(q.name, 'SELECT, USAGE')
+                                    THEN COALESCE(pg_catalog.pg_sequence_last_value(q.name::pg_catalog.regclass), 0)
+                                ELSE pg_catalog.currval(q.name::pg_catalog.regclass) END
                     FROM (SELECT pg_catalog.pg_get_serial_sequence($5, 'seq') AS name) q) AS last,
                    ARRAY(SELECT b.ord FROM b
                          WHERE GREATEST((SELECT h.horizon_seq FROM {schema}.sync_bucket_horizons h WHERE h.bucket_id = b.bucket_id),

@@ -92,6 +92,31 @@ public sealed partial class DemoCommandTests
         Assert.StartsWith("demo: SYNCHRO_PG_BINDIR is '/nonexistent/postgresql/bin'", result.Error, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Pg_version_runs_that_major_with_the_installed_client_programs()
+    {
+        var major = PostgresServerFixture.MatrixVersion == 16 ? 17 : 16;
+
+        var result = await CliProcess.RunAsync(s_timeout, null, "demo", "--duration", "2", "--pg-version", major.ToString(CultureInfo.InvariantCulture));
+
+        Assert.True(result.ExitCode == ExitCodes.Ok, $"exit {result.ExitCode}\n{result.Output}\n{result.Error}");
+        Assert.StartsWith($"PostgreSQL {major} started in ", result.Output, StringComparison.Ordinal);
+        Assert.Matches(@"pgbench ran [1-9][\d,]* transactions", result.Output);
+        Assert.Contains("verification passed", result.Output, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("14")]
+    [InlineData("19")]
+    public async Task A_pg_version_outside_15_to_18_is_refused_before_anything_starts(string major)
+    {
+        var result = await CliProcess.RunAsync(s_timeout, null, "demo", "--pg-version", major);
+
+        Assert.NotEqual(ExitCodes.Ok, result.ExitCode);
+        Assert.Contains("--pg-version must be a PostgreSQL major version from 15 to 18.", result.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain("started", result.Output, StringComparison.Ordinal);
+    }
+
     private static long Count(Group group) => long.Parse(group.Value, NumberStyles.AllowThousands, CultureInfo.InvariantCulture);
 
     private static async Task<int> ShellAsync(string command)

@@ -8,6 +8,7 @@ namespace Synchro.Pipeline.Tests.Cli;
 
 /// <summary><c>synchro-pipeline status</c> against a real slot: its JSON for scripts, its table for people, and the exit code for a missing slot.</summary>
 [Collection(PostgresCollection.Name)]
+[Trait(TestCategories.Name, TestCategories.VersionSensitive)]
 public sealed class StatusCommandTests(PostgresServerFixture postgres)
 {
     private const int Configuration = 3;

@@ -7,6 +7,7 @@ namespace Synchro.Pipeline.Tests.Decoding;
 
 /// <summary>Logical decoding messages reach the application's handler by prefix, after their batch commits.</summary>
 [Collection(PostgresCollection.Name)]
+[Trait(TestCategories.Name, TestCategories.VersionSensitive)]
 public sealed class LogicalMessageTests(PostgresServerFixture postgres)
 {
     private const string A = "00000000-0000-0000-0000-0000000000b1";

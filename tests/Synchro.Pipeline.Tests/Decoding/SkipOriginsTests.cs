@@ -6,6 +6,7 @@ namespace Synchro.Pipeline.Tests.Decoding;
 
 /// <summary>Transactions written under a skipped replication origin leave no changelog rows but still move the position.</summary>
 [Collection(PostgresCollection.Name)]
+[Trait(TestCategories.Name, TestCategories.VersionSensitive)]
 public sealed class SkipOriginsTests(PostgresServerFixture postgres)
 {
     private const string Skipped = "00000000-0000-0000-0000-0000000000c1";

@@ -7,6 +7,7 @@ namespace Synchro.Pipeline.Tests.Diagnostics;
 
 /// <summary><see cref="WalPipeline.GetStatus"/> and the <c>Synchro.Pipeline</c> meter, observed on a real slot.</summary>
 [Collection(PostgresCollection.Name)]
+[Trait(TestCategories.Name, TestCategories.VersionSensitive)]
 public sealed class PipelineStatusTests(PostgresServerFixture postgres)
 {
     [Fact]

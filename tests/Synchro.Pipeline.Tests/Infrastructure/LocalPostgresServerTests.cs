@@ -74,7 +74,7 @@ public sealed class LocalPostgresServerTests
         Assert.Equal(["1"], await QueryAsync(server.SocketConnectionString(), "SELECT 1"));
 
         // libpq programs take the password from the file.
-        var psql = new ProcessStartInfo(Path.Combine(server.BinDirectory, "psql"), ["-h", "127.0.0.1", "-p", server.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-U", "postgres", "-w", "-Atc", "SELECT 'via passfile'", "postgres"])
+        var psql = new ProcessStartInfo(server.ClientProgram("psql"), ["-h", "127.0.0.1", "-p", server.Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-U", "postgres", "-w", "-Atc", "SELECT 'via passfile'", "postgres"])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,

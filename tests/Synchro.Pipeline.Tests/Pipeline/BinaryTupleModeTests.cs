@@ -12,6 +12,7 @@ namespace Synchro.Pipeline.Tests.Pipeline;
 /// when the type changes while running.
 /// </summary>
 [Collection(PostgresCollection.Name)]
+[Trait(TestCategories.Name, TestCategories.VersionSensitive)]
 public sealed class BinaryTupleModeTests(PostgresServerFixture postgres)
 {
     private const string Publication = "binary_pub";

@@ -9,6 +9,7 @@ namespace Synchro.Pipeline.Tests.Pipeline;
 /// trail implies — nothing missing, nothing twice, each record's rows in order.
 /// </summary>
 [Collection(PostgresCollection.Name)]
+[Trait(TestCategories.Name, TestCategories.VersionSensitive)]
 public sealed class ExactlyOnceTests(PostgresServerFixture postgres, ITestOutputHelper output)
 {
     private const string Slot = "slot_exactly_once";

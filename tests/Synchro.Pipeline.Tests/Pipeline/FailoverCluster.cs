@@ -45,10 +45,9 @@ internal sealed class FailoverCluster : IAsyncDisposable
 
     public static async Task<FailoverCluster> StartAsync(string database)
     {
-        var binaries = await Postgres17Binaries.ResolveAsync();
         var primary = await LocalPostgresServer.StartAsync(new LocalPostgresOptions
         {
-            BinDirectory = binaries,
+            Version = Postgres17ServerFixture.VersionOf17OrNewer,
             Settings = { ["synchronized_standby_slots"] = StandbySlot },
         });
         WalStreamProxy? proxy = null;

@@ -14,6 +14,7 @@ namespace Synchro.Pipeline.Tests.Pipeline;
 /// changelog rows), exactly as of the slot's start, in chunks; a load that did not finish is redone whole.
 /// </summary>
 [Collection(PostgresCollection.Name)]
+[Trait(TestCategories.Name, TestCategories.VersionSensitive)]
 public sealed class InitialSnapshotTests(PostgresServerFixture postgres)
 {
     private const string O1 = "00000000-0000-0000-0000-000000000001";

@@ -14,6 +14,7 @@ namespace Synchro.Pipeline.Tests.Pipeline;
 /// under them, <c>run</c> issues no DDL, and nothing planted earlier on the roles' search_path is used.
 /// </summary>
 [Collection(PostgresCollection.Name)]
+[Trait(TestCategories.Name, TestCategories.VersionSensitive)]
 public sealed class LeastPrivilegeTests(PostgresServerFixture postgres)
 {
     private const string A1 = "00000000-0000-0000-0000-0000000000a1";

@@ -5,17 +5,13 @@ using Synchro.Pipeline.LocalPostgres;
 
 namespace Synchro.Pipeline.Tests.Pipeline;
 
-/// <summary>Runs the server's own pgbench with a custom script against a test database.</summary>
+/// <summary>Runs pgbench (the server's own, else the newest installed) with a custom script against a test database.</summary>
 internal static class Pgbench
 {
     public static Process Start(LocalPostgresServer server, string connectionString, string script, params string[] arguments)
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString);
-        // The npm server packages carry no client programs: Debian's pgbench 15 works against newer servers.
-        var program = Path.Combine(server.BinDirectory, "pgbench");
-        if (!File.Exists(program))
-            program = "/usr/lib/postgresql/15/bin/pgbench";
-        var start = new ProcessStartInfo(program)
+        var start = new ProcessStartInfo(server.ClientProgram("pgbench"))
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,

@@ -12,6 +12,7 @@ namespace Synchro.Pipeline.Tests.Pipeline;
 /// as soon as it is free, and the changelog is exactly what the audit trail says.
 /// </summary>
 [Collection(PostgresCollection.Name)]
+[Trait(TestCategories.Name, TestCategories.VersionSensitive)]
 public sealed class RestartAfterKillTests(PostgresServerFixture postgres, ITestOutputHelper output)
 {
     private const string Slot = "slot_restart_after_kill";

@@ -14,6 +14,7 @@ namespace Synchro.Pipeline.Tests.Pipeline;
 /// after the fix its message gives (run as printed), the changes arrive.
 /// </summary>
 [Collection(PostgresCollection.Name)]
+[Trait(TestCategories.Name, TestCategories.VersionSensitive)]
 public sealed partial class SourcePositionTests(PostgresServerFixture postgres)
 {
     private const string Order = "00000000-0000-0000-0000-000000000001";

@@ -22,7 +22,7 @@ public sealed class StandbyDecodingTests(ITestOutputHelper output)
     [Fact]
     public async Task Decoding_a_standby_with_the_changelog_on_the_primary_is_exact_under_pgbench_and_heartbeats_move_the_idle_slot()
     {
-        await using var primary = await LocalPostgresServer.StartAsync(new LocalPostgresOptions { BinDirectory = await Postgres17Binaries.ResolveAsync() });
+        await using var primary = await LocalPostgresServer.StartAsync(new LocalPostgresOptions { Version = Postgres17ServerFixture.VersionOf17OrNewer });
         var onPrimary = await primary.CreateDatabaseAsync(Database);
         using var workload = await AuditedWorkload.CreateAsync(primary, onPrimary);
         // A row from before the slot, left out of the audit trail (which covers the stream): the initial snapshot, taken on
@@ -66,7 +66,7 @@ public sealed class StandbyDecodingTests(ITestOutputHelper output)
     [Fact]
     public async Task On_a_standby_heartbeats_go_to_the_source_database_on_the_primary_when_the_changelog_is_another_one_and_check_names_what_is_missing()
     {
-        await using var primary = await LocalPostgresServer.StartAsync(new LocalPostgresOptions { BinDirectory = await Postgres17Binaries.ResolveAsync() });
+        await using var primary = await LocalPostgresServer.StartAsync(new LocalPostgresOptions { Version = Postgres17ServerFixture.VersionOf17OrNewer });
         var onPrimary = await primary.CreateDatabaseAsync(Database);
         await Sql.ExecuteAsync(onPrimary, PipelineHarness.Schema);
         var changelog = await primary.CreateDatabaseAsync("standby_changelog");
@@ -117,7 +117,7 @@ public sealed class StandbyDecodingTests(ITestOutputHelper output)
     [Fact]
     public async Task PostgreSQL_15_refuses_a_standby_source_and_says_what_to_do()
     {
-        await using var primary = await LocalPostgresServer.StartAsync(new LocalPostgresOptions { BinDirectory = "/usr/lib/postgresql/15/bin" });
+        await using var primary = await LocalPostgresServer.StartAsync(new LocalPostgresOptions { Version = 15 });
         var onPrimary = await primary.CreateDatabaseAsync(Database);
         await Sql.ExecuteAsync(onPrimary, PipelineHarness.Schema);
         await using var standby = await primary.StartStreamingStandbyAsync(PhysicalSlot);

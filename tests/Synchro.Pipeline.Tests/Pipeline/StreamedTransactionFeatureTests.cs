@@ -10,6 +10,7 @@ namespace Synchro.Pipeline.Tests.Pipeline;
 /// origin filter. The database's <c>logical_decoding_work_mem</c> is 64 kB, so 5,000 rows stream.
 /// </summary>
 [Collection(PostgresCollection.Name)]
+[Trait(TestCategories.Name, TestCategories.VersionSensitive)]
 public sealed class StreamedTransactionFeatureTests(PostgresServerFixture postgres)
 {
     [Fact]

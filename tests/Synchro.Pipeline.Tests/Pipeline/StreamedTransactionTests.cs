@@ -10,6 +10,7 @@ namespace Synchro.Pipeline.Tests.Pipeline;
 /// nothing. The database's <c>logical_decoding_work_mem</c> is 64 kB, so a few hundred rows are enough to stream.
 /// </summary>
 [Collection(PostgresCollection.Name)]
+[Trait(TestCategories.Name, TestCategories.VersionSensitive)]
 public sealed class StreamedTransactionTests(PostgresServerFixture postgres)
 {
     private const int MaxBatchRows = 1000;

@@ -10,6 +10,7 @@ namespace Synchro.Pipeline.Tests.Pipeline;
 
 /// <summary>TRUNCATE of registered tables: a delete in every bucket of every record the edges hold, in order with the changes around it.</summary>
 [Collection(PostgresCollection.Name)]
+[Trait(TestCategories.Name, TestCategories.VersionSensitive)]
 public sealed class TruncateTests(PostgresServerFixture postgres)
 {
     private const string O1 = "00000000-0000-0000-0000-000000000001";

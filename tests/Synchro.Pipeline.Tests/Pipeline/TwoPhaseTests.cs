@@ -10,6 +10,7 @@ namespace Synchro.Pipeline.Tests.Pipeline;
 /// PREPARED); ROLLBACK PREPARED leaves nothing.
 /// </summary>
 [Collection(PostgresCollection.Name)]
+[Trait(TestCategories.Name, TestCategories.VersionSensitive)]
 public sealed class TwoPhaseTests(PostgresServerFixture postgres)
 {
     private const string PreparedCount = "SELECT count(*) FROM sync_prepared_transactions";

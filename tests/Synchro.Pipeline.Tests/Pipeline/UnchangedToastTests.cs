@@ -14,6 +14,7 @@ namespace Synchro.Pipeline.Tests.Pipeline;
 /// raise (<see cref="WalPipelineOptions.MaxBucketIdBytes"/>, <see cref="WalPipelineOptions.MaxRecordIdBytes"/>).
 /// </remarks>
 [Collection(PostgresCollection.Name)]
+[Trait(TestCategories.Name, TestCategories.VersionSensitive)]
 public sealed class UnchangedToastTests(PostgresServerFixture postgres)
 {
     private const int ToastedLength = 2200;

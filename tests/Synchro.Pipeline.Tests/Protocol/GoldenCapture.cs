@@ -31,25 +31,33 @@ internal static class GoldenCapture
             await create.ExecuteNonQueryAsync();
         }
 
-        foreach (var sql in scenario.Workload)
-            await ExecuteAsync(connection, sql);
-
-        if (scenario.SmallDecodingMemory)
-            await ExecuteAsync(connection, "SET logical_decoding_work_mem = '64kB'");
-
+        // The slot name is the server's, shared by every scenario: dropped whatever happens.
         var frames = new List<(Lsn, Lsn, byte[])>();
-        await using (var peek = new NpgsqlCommand("SELECT lsn, data FROM pg_logical_slot_peek_binary_changes(@slot, NULL, NULL, VARIADIC @options)", connection))
+        try
         {
-            peek.Parameters.AddWithValue("slot", Slot);
-            peek.Parameters.AddWithValue("options", NpgsqlDbType.Array | NpgsqlDbType.Text, PeekOptions(scenario.Options));
-            await using var reader = await peek.ExecuteReaderAsync();
-            while (await reader.ReadAsync())
+            foreach (var sql in scenario.Workload)
+                await ExecuteAsync(connection, sql);
+
+            if (scenario.SmallDecodingMemory)
+                await ExecuteAsync(connection, "SET logical_decoding_work_mem = '64kB'");
+
+            await using (var peek = new NpgsqlCommand("SELECT lsn, data FROM pg_logical_slot_peek_binary_changes(@slot, NULL, NULL, VARIADIC @options)", connection))
             {
-                Lsn lsn = reader.GetFieldValue<NpgsqlLogSequenceNumber>(0);
-                frames.Add((lsn, lsn, reader.GetFieldValue<byte[]>(1)));
+                peek.Parameters.AddWithValue("slot", Slot);
+                peek.Parameters.AddWithValue("options", NpgsqlDbType.Array | NpgsqlDbType.Text, PeekOptions(scenario.Options));
+                await using var reader = await peek.ExecuteReaderAsync();
+                while (await reader.ReadAsync())
+                {
+                    Lsn lsn = reader.GetFieldValue<NpgsqlLogSequenceNumber>(0);
+                    frames.Add((lsn, lsn, reader.GetFieldValue<byte[]>(1)));
+                }
             }
         }
-        await ExecuteAsync(connection, $"SELECT pg_drop_replication_slot('{Slot}')");
+        finally
+        {
+            await ExecuteAsync(connection, $"SELECT pg_drop_replication_slot('{Slot}')");
+        }
+
         return FrameStream.Build(frames);
     }
 

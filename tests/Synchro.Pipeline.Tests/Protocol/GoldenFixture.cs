@@ -23,6 +23,23 @@ internal sealed partial record GoldenFixture(string Name, PgOutputOptions Option
         return new GoldenFixture(name, ParseOptions(dump), File.ReadAllBytes(Path.Combine(folder, name + ".bin")), dump);
     }
 
+    /// <summary>The major the fixtures are captured on; a newer one that sends a scenario differently has its own <c>NAME.pgN.txt</c>.</summary>
+    public const int CapturedOnVersion = 15;
+
+    /// <summary>The file of what major <paramref name="serverVersion"/> sends for <paramref name="name"/> where that differs from the fixture.</summary>
+    public static string VersionDumpFile(string folder, string name, int serverVersion) =>
+        Path.Combine(folder, $"{name}.pg{serverVersion.ToString(System.Globalization.CultureInfo.InvariantCulture)}.txt");
+
+    /// <summary>
+    /// The dump a live capture on <paramref name="serverVersion"/> must decode to: <c>NAME.pgN.txt</c> where that major sends
+    /// the scenario differently (18 no longer streams a transaction that has aborted before it is decoded), else the fixture's.
+    /// </summary>
+    public static string ExpectedLiveDump(string name, int serverVersion)
+    {
+        var path = VersionDumpFile(Path.Combine(AppContext.BaseDirectory, Directory), name, serverVersion);
+        return File.Exists(path) ? File.ReadAllText(path).ReplaceLineEndings("\n") : Load(name).ExpectedDump;
+    }
+
     /// <summary>The source folder of the fixtures, for regenerating them.</summary>
     public static string SourceDirectory()
     {

@@ -11,6 +11,7 @@ namespace Synchro.Pipeline.Tests.Reading;
 /// is told to resync, and its second snapshot holds the loaded members.
 /// </summary>
 [Collection(PostgresCollection.Name)]
+[Trait(TestCategories.Name, TestCategories.VersionSensitive)]
 public sealed class InitialSnapshotResyncTests(PostgresServerFixture postgres)
 {
     private static readonly string[] s_buckets = ["user:u1", "user:u2"];

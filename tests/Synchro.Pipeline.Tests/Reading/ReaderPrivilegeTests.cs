@@ -7,6 +7,7 @@ namespace Synchro.Pipeline.Tests.Reading;
 
 /// <summary>The reader's role needs only the grants docs/changelog.md lists, and a missing one is named.</summary>
 [Collection(PostgresCollection.Name)]
+[Trait(TestCategories.Name, TestCategories.VersionSensitive)]
 public sealed class ReaderPrivilegeTests(PostgresServerFixture postgres)
 {
     [Fact]

@@ -15,12 +15,10 @@ namespace Synchro.Pipeline.Tests.Replication;
 /// </summary>
 public sealed class FailoverSlotTests
 {
-    private const string Psql = "/usr/lib/postgresql/15/bin/psql";
-
     [Fact]
     public async Task Check_names_each_missing_setting_with_its_fix_until_the_standby_holds_a_synced_copy_of_the_failover_slot()
     {
-        await using var primary = await LocalPostgresServer.StartAsync(new LocalPostgresOptions { BinDirectory = await Postgres17Binaries.ResolveAsync() });
+        await using var primary = await LocalPostgresServer.StartAsync(new LocalPostgresOptions { Version = Postgres17ServerFixture.VersionOf17OrNewer });
         await using var standby = await primary.StartStreamingStandbyAsync("standby_one");
         var database = await primary.CreateDatabaseAsync("failover");
         await Sql.ExecuteAsync(database, PipelineHarness.Schema);
@@ -99,7 +97,7 @@ public sealed class FailoverSlotTests
     [Fact]
     public async Task An_existing_slot_without_failover_is_refused_with_the_alter_command_that_fixes_it()
     {
-        await using var server = await LocalPostgresServer.StartAsync(new LocalPostgresOptions { BinDirectory = await Postgres17Binaries.ResolveAsync() });
+        await using var server = await LocalPostgresServer.StartAsync(new LocalPostgresOptions { Version = Postgres17ServerFixture.VersionOf17OrNewer });
         var database = await server.CreateDatabaseAsync("plain_slot");
         await Sql.ExecuteAsync(database, PipelineHarness.Schema);
         Assert.True(await ReplicationSlots.CreateIfMissingAsync(database, "plain_slot", twoPhase: false, CancellationToken.None));
@@ -119,8 +117,8 @@ public sealed class FailoverSlotTests
         Assert.Contains($"psql \"dbname=plain_slot replication=database\" -c '{alter}'", message, StringComparison.Ordinal);
 
         // The fix as printed, with psql's connection details.
-        var (exitCode, output) = await Postgres17Binaries.RunAsync(
-            Psql, ["-X", "-v", "ON_ERROR_STOP=1", $"host=127.0.0.1 port={server.Port} user=postgres password={new NpgsqlConnectionStringBuilder(database).Password} dbname=plain_slot replication=database", "-c", alter],
+        var (exitCode, output) = await ProgramRunner.RunAsync(
+            server.ClientProgram("psql"), ["-X", "-v", "ON_ERROR_STOP=1", $"host=127.0.0.1 port={server.Port} user=postgres password={new NpgsqlConnectionStringBuilder(database).Password} dbname=plain_slot replication=database", "-c", alter],
             workingDirectory: null, TimeSpan.FromSeconds(30), CancellationToken.None);
         Assert.True(exitCode == 0, output);
         Assert.True(await Sql.ScalarAsync<bool>(database, "SELECT failover FROM pg_replication_slots WHERE slot_name = 'plain_slot'"));
@@ -134,7 +132,7 @@ public sealed class FailoverSlotTests
     [Fact]
     public async Task Failover_on_postgresql_15_is_a_configuration_error_naming_the_version()
     {
-        await using var server = await LocalPostgresServer.StartAsync(new LocalPostgresOptions { BinDirectory = "/usr/lib/postgresql/15/bin" });
+        await using var server = await LocalPostgresServer.StartAsync(new LocalPostgresOptions { Version = 15 });
         var database = await server.CreateDatabaseAsync("failover_15");
         await Sql.ExecuteAsync(database, PipelineHarness.Schema);
         var options = new WalPipelineOptions

@@ -6,6 +6,7 @@ using Synchro.Pipeline.Tests.Infrastructure;
 namespace Synchro.Pipeline.Tests.Replication;
 
 [Collection(PostgresCollection.Name)]
+[Trait(TestCategories.Name, TestCategories.VersionSensitive)]
 public sealed class ReplicationSlotsTests(PostgresServerFixture postgres)
 {
     private const string SlotSql = "SELECT plugin || ' ' || slot_type || ' ' || two_phase || ' ' || (database = current_database()) FROM pg_replication_slots WHERE slot_name = @slot";

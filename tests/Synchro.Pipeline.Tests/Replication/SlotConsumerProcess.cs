@@ -30,7 +30,7 @@ internal sealed class SlotConsumerProcess : IAsyncDisposable
         LocalPostgresServer server, string connectionString, string slot, string publication)
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString);
-        var start = new ProcessStartInfo(Path.Combine(server.BinDirectory, "pg_recvlogical"))
+        var start = new ProcessStartInfo(server.ClientProgram("pg_recvlogical"))
         {
             ArgumentList =
             {

@@ -11,6 +11,7 @@ namespace Synchro.Pipeline.Tests.Replication;
 /// (16 MB), so a slot whose restart position is in an older segment than the insert position is 'unreserved' at once,
 /// and the next checkpoint invalidates it.
 /// </summary>
+[Trait(TestCategories.Name, TestCategories.VersionSensitive)]
 public sealed class SlotHealthTests
 {
     private const string First = "00000000-0000-0000-0000-0000000000e1";

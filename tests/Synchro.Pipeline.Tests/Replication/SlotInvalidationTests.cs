@@ -27,7 +27,7 @@ public sealed class SlotInvalidationTests
         // Less than a WAL segment: a slot whose restart position is in an older segment is invalidated at the next checkpoint.
         await using var server = await LocalPostgresServer.StartAsync(new LocalPostgresOptions
         {
-            BinDirectory = await Postgres17Binaries.ResolveAsync(),
+            Version = Postgres17ServerFixture.VersionOf17OrNewer,
             Settings = { ["max_slot_wal_keep_size"] = "1MB" },
         });
         var database = await server.CreateDatabaseAsync("invalidated_17");
@@ -129,7 +129,7 @@ public sealed class SlotInvalidationTests
     {
         await using var server = await LocalPostgresServer.StartAsync(new LocalPostgresOptions
         {
-            BinDirectory = await Postgres18Binaries.ResolveAsync(),
+            Version = 18,
             Settings = { ["idle_replication_slot_timeout"] = IdleTimeout },
         });
         var database = await server.CreateDatabaseAsync("invalidated_18");
@@ -164,7 +164,7 @@ public sealed class SlotInvalidationTests
     [Fact]
     public async Task On_17_a_standby_slot_whose_catalog_rows_the_primary_vacuumed_is_rows_removed_and_status_says_to_turn_on_hot_standby_feedback()
     {
-        await using var primary = await LocalPostgresServer.StartAsync(new LocalPostgresOptions { BinDirectory = await Postgres17Binaries.ResolveAsync() });
+        await using var primary = await LocalPostgresServer.StartAsync(new LocalPostgresOptions { Version = Postgres17ServerFixture.VersionOf17OrNewer });
         var database = await primary.CreateDatabaseAsync("rows_removed");
         await using var standby = await primary.StartStreamingStandbyAsync("standby_feedback_off", new Dictionary<string, string> { ["hot_standby_feedback"] = "off" });
         var onStandby = standby.ConnectionString("rows_removed");

@@ -10,6 +10,7 @@ namespace Synchro.Pipeline.Tests.Replication;
 
 /// <summary>One consumer per slot: a start waits, for a bounded time, for a slot another pipeline or walsender holds, naming the holder.</summary>
 [Collection(PostgresCollection.Name)]
+[Trait(TestCategories.Name, TestCategories.VersionSensitive)]
 public sealed class SlotLockTests(PostgresServerFixture postgres)
 {
     private const string First = "00000000-0000-0000-0000-0000000000d1";

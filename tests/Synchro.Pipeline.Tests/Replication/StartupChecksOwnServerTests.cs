@@ -7,6 +7,7 @@ using Synchro.Pipeline.Tests.Infrastructure;
 namespace Synchro.Pipeline.Tests.Replication;
 
 /// <summary>Checks that need server settings the shared test server must not have; each test starts its own server.</summary>
+[Trait(TestCategories.Name, TestCategories.VersionSensitive)]
 public sealed class StartupChecksOwnServerTests
 {
     private static readonly RegisteredTable[] s_items = [new("public", "items", "id", ["id", "owner_id"])];

@@ -6,6 +6,7 @@ using Synchro.Pipeline.Postgres;
 namespace Synchro.Pipeline.Tests.Replication;
 
 [Collection(PostgresCollection.Name)]
+[Trait(TestCategories.Name, TestCategories.VersionSensitive)]
 public sealed class StartupChecksTests(PostgresServerFixture postgres)
 {
     private const string Publication = "sync_pub";

@@ -5,6 +5,7 @@ namespace Synchro.Pipeline.Tests.Runtime;
 
 /// <summary>Heartbeats move a slot whose tables are idle past WAL written by other databases of the server.</summary>
 [Collection(PostgresCollection.Name)]
+[Trait(TestCategories.Name, TestCategories.VersionSensitive)]
 public sealed class HeartbeatTests(PostgresServerFixture postgres)
 {
     private const string Order = "00000000-0000-0000-0000-0000000000a1";
