@@ -22,6 +22,10 @@ public sealed class FailoverSlotTests
         await using var standby = await primary.StartStreamingStandbyAsync("standby_one");
         var database = await primary.CreateDatabaseAsync("failover");
         await Sql.ExecuteAsync(database, PipelineHarness.Schema);
+        // check connects to the standby's copy of the database: wait until the standby has replayed its creation.
+        await OperationsSql.WaitUntilAsync(
+            async () => await Sql.ScalarAsync<long>(standby.ConnectionString(), "SELECT count(*) FROM pg_database WHERE datname = 'failover'") == 1,
+            "the standby's copy of the database", TimeSpan.FromSeconds(30));
         // Both servers in Host, the primary chosen by its role (the standby is first, as after a failover it would be).
         var source = new NpgsqlConnectionStringBuilder(database)
         {
