@@ -49,20 +49,7 @@ public sealed partial class LocalPostgresServer
         var control = new ClusterControl(_binaries, _account, directory);
         try
         {
-            await _account.GrantOwnershipAsync(directory.Root, ct).ConfigureAwait(false);
-            if (!await _control.StopAsync(immediate: false, ct).ConfigureAwait(false))
-            {
-                throw new LocalPostgresException($"Could not stop the server on port {Port} to copy it:\n{_directory.ReadLogTail(LogTailLines)}");
-            }
-
-            try
-            {
-                await CopyDataAsync(_directory.Data, directory.Data, ct).ConfigureAwait(false);
-            }
-            finally
-            {
-                await StartAgainAsync(ct).ConfigureAwait(false);
-            }
+            await CopyStoppedAsync(directory, ct).ConfigureAwait(false);
 
             // A base backup carries no slots: a copied logical slot would block slot synchronisation of the same name,
             // and a copied physical slot would hold WAL on the standby for ever.

@@ -293,20 +293,7 @@ public sealed partial class LocalPostgresServer : IAsyncDisposable
         var control = new ClusterControl(_binaries, _account, directory);
         try
         {
-            await _account.GrantOwnershipAsync(directory.Root, ct).ConfigureAwait(false);
-            if (!await _control.StopAsync(immediate: false, ct).ConfigureAwait(false))
-            {
-                throw new LocalPostgresException($"Could not stop the server on port {Port} to copy it:\n{_directory.ReadLogTail(LogTailLines)}");
-            }
-
-            try
-            {
-                await CopyDataAsync(_directory.Data, directory.Data, ct).ConfigureAwait(false);
-            }
-            finally
-            {
-                await StartAgainAsync(ct).ConfigureAwait(false);
-            }
+            await CopyStoppedAsync(directory, ct).ConfigureAwait(false);
 
             await File.WriteAllBytesAsync(directory.StandbySignal, [], ct).ConfigureAwait(false);
             var port = await StartOnFreePortAsync(directory, control, _settings, ServerVersion, ct).ConfigureAwait(false);
@@ -330,6 +317,25 @@ public sealed partial class LocalPostgresServer : IAsyncDisposable
             }
 
             throw;
+        }
+    }
+
+    /// <summary>Copies the data directory into <paramref name="directory"/> with this server cleanly stopped, then starts it again.</summary>
+    private async Task CopyStoppedAsync(ClusterDirectory directory, CancellationToken ct)
+    {
+        await _account.GrantOwnershipAsync(directory.Root, ct).ConfigureAwait(false);
+        if (!await _control.StopAsync(immediate: false, ct).ConfigureAwait(false))
+        {
+            throw new LocalPostgresException($"Could not stop the server on port {Port} to copy it:\n{_directory.ReadLogTail(LogTailLines)}");
+        }
+
+        try
+        {
+            await CopyDataAsync(_directory.Data, directory.Data, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            await StartAgainAsync(ct).ConfigureAwait(false);
         }
     }
 
