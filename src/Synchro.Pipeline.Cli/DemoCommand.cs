@@ -31,7 +31,8 @@ internal static class DemoCommand
                 result.AddError("--duration must be between 1 and 3600 seconds.");
         });
 
-        var clients = new Option<int>("--clients", "-c")
+        // No short alias: -c is --config on every other command.
+        var clients = new Option<int>("--clients")
         {
             Description = "pgbench clients (concurrent connections).",
             DefaultValueFactory = _ => DefaultClients,

@@ -15,6 +15,8 @@ internal static class ExitCodes
     /// <summary>
     /// A setting is missing or invalid (configuration file, environment, flags), the database is not set up for the
     /// pipeline, or the server refused the login or a privilege; the message names the setting or the SQL that fixes it.
+    /// <c>demo</c>: this machine cannot run the throwaway server (no PostgreSQL binaries, no npm to fetch them, an
+    /// unwritable cache, a failed initdb or start); the message says what to install or set.
     /// </summary>
     public const int Configuration = 3;
 

@@ -23,6 +23,9 @@ var root = new RootCommand("Turns a PostgreSQL logical replication slot into a b
     CompactCommand.Create(),
     SkipCommand.Create(),
 };
+// The root's --version on every command too: `synchro-pipeline run --version` answers instead of failing to parse.
+foreach (var command in root.Subcommands)
+    command.Options.Add(new VersionOption());
 var parse = root.Parse(args);
 var exitCode = await parse.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = shutdownGrace }).ConfigureAwait(false);
 return parse.Action is ParseErrorAction ? ExitCodes.Usage : exitCode;

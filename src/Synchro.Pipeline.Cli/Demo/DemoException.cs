@@ -4,7 +4,7 @@ namespace Synchro.Pipeline.Cli.Demo;
 internal sealed class DemoException : Exception
 {
     /// <summary>The process exit code (<see cref="ExitCodes"/>): by default, something the demo needs is missing.</summary>
-    public int ExitCode { get; init; } = ExitCodes.Unavailable;
+    public int ExitCode { get; init; } = ExitCodes.Configuration;
 
     public DemoException()
     {

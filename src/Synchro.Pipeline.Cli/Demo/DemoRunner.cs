@@ -43,7 +43,7 @@ internal static class DemoRunner
         catch (LocalPostgresException e)
         {
             error.WriteLine($"demo: {e.Message}");
-            return ExitCodes.Unavailable;
+            return ExitCodes.Configuration;
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
@@ -196,7 +196,7 @@ internal static class DemoRunner
         WalPipelineConfigurationException => ExitCodes.Configuration,
         WalPipelineException => ExitCodes.Replication,
         CatchUpTimeoutException => ExitCodes.VerificationFailed,
-        LocalPostgresException => ExitCodes.Unavailable,
+        LocalPostgresException => ExitCodes.Configuration,
         _ => null,
     };
 

@@ -80,14 +80,14 @@ public sealed partial class DemoCommandTests
     }
 
     [Fact]
-    public async Task Missing_server_binaries_exit_unavailable_with_one_line()
+    public async Task Missing_server_binaries_are_a_setup_error_in_one_line()
     {
         var result = await CliProcess.RunAsync(
             s_timeout,
             new Dictionary<string, string> { ["SYNCHRO_PG_BINDIR"] = "/nonexistent/postgresql/bin" },
             "demo");
 
-        Assert.Equal(ExitCodes.Unavailable, result.ExitCode);
+        Assert.Equal(ExitCodes.Configuration, result.ExitCode);
         Assert.Single(result.Error.TrimEnd('\n').Split('\n'));
         Assert.StartsWith("demo: SYNCHRO_PG_BINDIR is '/nonexistent/postgresql/bin'", result.Error, StringComparison.Ordinal);
     }

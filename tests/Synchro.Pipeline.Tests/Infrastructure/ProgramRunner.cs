@@ -4,9 +4,17 @@ namespace Synchro.Pipeline.Tests.Infrastructure;
 
 internal static class ProgramRunner
 {
-    /// <summary>Runs a program with an argument list, returning its exit code and its output and errors together.</summary>
+    /// <summary>
+    /// Runs a program with an argument list, returning its exit code and its output and errors together;
+    /// <paramref name="environment"/> sets variables, or removes those with a null value.
+    /// </summary>
     public static async Task<(int ExitCode, string Output)> RunAsync(
-        string fileName, IReadOnlyList<string> arguments, string? workingDirectory, TimeSpan timeout, CancellationToken ct)
+        string fileName,
+        IReadOnlyList<string> arguments,
+        string? workingDirectory,
+        TimeSpan timeout,
+        CancellationToken ct,
+        IReadOnlyDictionary<string, string?>? environment = null)
     {
         var start = new ProcessStartInfo(fileName)
         {
@@ -18,6 +26,13 @@ internal static class ProgramRunner
         };
         foreach (var argument in arguments)
             start.ArgumentList.Add(argument);
+        foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
+        {
+            if (value is null)
+                start.Environment.Remove(name);
+            else
+                start.Environment[name] = value;
+        }
 
         using var process = Process.Start(start) ?? throw new InvalidOperationException($"Could not start '{fileName}'.");
         process.StandardInput.Close();
