@@ -40,4 +40,13 @@ internal static class ExitCodes
 
     /// <summary>A one-shot command (<c>migrate</c>, <c>check</c>, <c>status</c>) was interrupted by Ctrl+C / SIGTERM (the shell's 128 + SIGINT).</summary>
     public const int Interrupted = 130;
+
+    /// <summary>
+    /// The codes after which a new start fails the same way until the operator changes something: the command line
+    /// (<see cref="Usage"/>); a setting, the database's set-up, a privilege or a refused position (<see cref="Configuration"/>);
+    /// the slot or the stream (<see cref="Replication"/>: a start after a dropped slot would create a new one and leave a
+    /// gap in the changelog unnoticed). A service manager must not restart the pipeline on them: the systemd unit in
+    /// docs/deploy lists exactly these in <c>RestartPreventExitStatus</c> (docs/deployment.md#systemd).
+    /// </summary>
+    public static IReadOnlyList<int> NoRestart { get; } = [Usage, Configuration, Replication];
 }
