@@ -133,6 +133,7 @@ public sealed partial class OperatorKitTests
         Assert.Equal("prometheus", (string?)source["query"]);
         var slot = Assert.Single(variables, v => (string?)v!["name"] == "synchro_slot")!;
         Assert.Matches(@"^label_values\(synchro_pipeline_\w+, synchro_slot\)$", (string?)slot["definition"]);
+        Assert.All(variables.Where(v => (string?)v!["type"] == "query"), v => Assert.Equal("${DS_PROMETHEUS}", (string?)v!["datasource"]!["uid"]));
         Assert.False(string.IsNullOrEmpty((string?)dashboard["uid"]));
         Assert.False(string.IsNullOrEmpty((string?)dashboard["title"]));
 
