@@ -54,18 +54,25 @@ internal static class InstrumentCatalog
         listener.SetMeasurementEventCallback<double>((i, _, t, _) => Seen(i, t));
         listener.Start();
 
-        using var metrics = new PipelineMetrics(() => new Lsn(0x1000), factory);
-        metrics.RunStarted(new StageQueues(() => 1, () => 0, () => default));
-        metrics.SlotHealth(new SlotHealthReading("lost", 1 << 20, "wal_removed", DateTimeOffset.UtcNow, Failover: true, Synced: false));
-        metrics.BatchCommitted(changes: 3, transactions: 1, [DateTime.UtcNow], Stopwatch.GetTimestamp());
-        metrics.Compaction.Removed(superseded: 2, deletes: 1);
-        metrics.Compaction.RunEnded("complete", TimeSpan.FromSeconds(1));
+        using var metrics = Drive(factory);
         listener.RecordObservableInstruments();
 
         return published.Values
             .Select(i => new InstrumentInfo(i.Name, i.Unit, KindOf(i), tags.TryGetValue(i.Name, out var keys) ? keys.Keys.ToHashSet(StringComparer.Ordinal) : []))
             .OrderBy(i => i.Name, StringComparer.Ordinal)
             .ToList();
+    }
+
+    /// <summary>Pipeline metrics on <paramref name="factory"/>'s meter with a measurement in every instrument, observable ones included.</summary>
+    public static PipelineMetrics Drive(IMeterFactory factory)
+    {
+        var metrics = new PipelineMetrics(() => new Lsn(0x1000), factory);
+        metrics.RunStarted(new StageQueues(() => 1, () => 0, () => default));
+        metrics.SlotHealth(new SlotHealthReading("lost", 1 << 20, "wal_removed", DateTimeOffset.UtcNow, Failover: true, Synced: false));
+        metrics.BatchCommitted(changes: 3, transactions: 1, [DateTime.UtcNow], Stopwatch.GetTimestamp());
+        metrics.Compaction.Removed(superseded: 2, deletes: 1);
+        metrics.Compaction.RunEnded("complete", TimeSpan.FromSeconds(1));
+        return metrics;
     }
 
     private static InstrumentKind KindOf(Instrument instrument)
