@@ -21,7 +21,7 @@ public sealed class StartupChecksOwnServerTests
         await using var connection = new NpgsqlConnection(database);
         await connection.OpenAsync();
         var error = await Assert.ThrowsAsync<WalPipelineConfigurationException>(
-            () => StartupChecks.RunAsync(connection, "synchro_slot", "sync_pub", s_items, CancellationToken.None));
+            () => StartupChecks.RunAsync(connection, "synchro_slot", "sync_pub", s_items, busySendersFail: true, CancellationToken.None));
 
         var message = Assert.Single(error.Errors);
         Assert.Equal(
@@ -48,7 +48,7 @@ public sealed class StartupChecksOwnServerTests
         await using var connection = new NpgsqlConnection(database);
         await connection.OpenAsync();
         var error = await Assert.ThrowsAsync<WalPipelineConfigurationException>(
-            () => StartupChecks.RunAsync(connection, "lost_slot", "sync_pub", s_items, CancellationToken.None));
+            () => StartupChecks.RunAsync(connection, "lost_slot", "sync_pub", s_items, busySendersFail: true, CancellationToken.None));
 
         var message = Assert.Single(error.Errors);
         // 17 and later name the reason; before, wal_status 'lost' is all there is.
