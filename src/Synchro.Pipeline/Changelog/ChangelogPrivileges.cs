@@ -22,7 +22,8 @@ internal static class ChangelogPrivileges
                      JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
                      WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
                        AND d.refobjid = c.oid AND d.deptype IN ('a', 'i')
-                       AND NOT pg_catalog.has_sequence_privilege(s.oid, 'USAGE')
+                       -- CASE: the planner may test this before relkind, and it raises for anything but a sequence.
+                       AND CASE WHEN s.relkind = 'S' THEN NOT pg_catalog.has_sequence_privilege(s.oid, 'USAGE') ELSE false END
                      ORDER BY s.relname)
         FROM pg_catalog.unnest(@tables) WITH ORDINALITY AS t(name, ord)
         JOIN pg_catalog.pg_namespace n ON n.nspname = @schema

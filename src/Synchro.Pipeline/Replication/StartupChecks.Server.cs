@@ -99,8 +99,8 @@ internal static partial class StartupChecks
         if (slotValid && !server.SlotExists && server.UsedSlots >= server.MaxSlots)
         {
             var value = (server.UsedSlots + 1).ToString(CultureInfo.InvariantCulture);
-            errors.Add($"No replication slot is free for the pipeline's slot: {Count(server.UsedSlots, "slot")} of max_replication_slots = "
-                + $"{server.MaxSlots.ToString(CultureInfo.InvariantCulture)} exist on the server (every database's, physical ones too). "
+            errors.Add($"No replication slot is free for the pipeline's slot: max_replication_slots = {server.MaxSlots.ToString(CultureInfo.InvariantCulture)}, "
+                + $"and the server has {Count(server.UsedSlots, "slot")} (every database's, physical ones too). "
                 + $"Raise it: {ManagedServices.SetStartSetting(service, "max_replication_slots", value)}; or drop a slot nothing uses"
                 + InactiveSlotsHint(server.InactiveSlots) + ".");
         }
@@ -109,8 +109,8 @@ internal static partial class StartupChecks
         if (!server.SlotActive && server.UsedSenders >= server.MaxSenders)
         {
             var value = (server.UsedSenders + 1).ToString(CultureInfo.InvariantCulture);
-            var message = $"No walsender is free for the pipeline's replication connection: {Count(server.UsedSenders, "walsender")} of max_wal_senders = "
-                + $"{server.MaxSenders.ToString(CultureInfo.InvariantCulture)} are in use (SELECT pid, application_name, client_addr FROM pg_stat_replication lists them). "
+            var message = $"No walsender is free for the pipeline's replication connection: max_wal_senders = {server.MaxSenders.ToString(CultureInfo.InvariantCulture)}, "
+                + $"and the server runs {Count(server.UsedSenders, "walsender")} (SELECT pid, application_name, client_addr FROM pg_stat_replication lists them). "
                 + $"Raise it: {ManagedServices.SetStartSetting(service, "max_wal_senders", value)}; or stop a replication client that is no longer needed.";
             (busySendersFail ? errors : warnings).Add(busySendersFail ? message : message + " Meanwhile the pipeline waits for one, as for a server out of connections.");
         }
