@@ -73,7 +73,7 @@ public sealed partial class WalPipeline
         => $"The sidecar tables in schema {PgIdentifier.Quote(state.Schema)} need a migration (missing: {string.Join(", ", state.Missing)}), "
             + $"and role {(role is null ? "of the changelog connection" : PgIdentifier.Quote(role))} may not change the schema ({reason}). "
             + "Run synchro-pipeline migrate (or ChangelogSchema.EnsureAsync) as the schema's owner, grant the changelog role its privileges on the new tables "
-            + "(docs/operations.md, Roles and privileges), then start again; the pipeline itself runs no DDL when nothing is missing.";
+            + "(docs/setup.md, Roles and grants), then start again; the pipeline itself runs no DDL when nothing is missing.";
 
     [LoggerMessage(EventId = Diagnostics.EventIds.ChangelogMigrated, Level = LogLevel.Information,
         Message = "Migrated the sidecar tables in schema {Schema}: created {Missing}")]
