@@ -120,7 +120,7 @@ internal static partial class StartupChecks
     {
         if (inactive.Length == 0)
             return " (none is inactive now: SELECT slot_name, slot_type, database, active_pid FROM pg_replication_slots lists them)";
-        // Slot names come from the server and are [a-z0-9_]+, so they are safe inside the quoted literal.
+        // PostgreSQL allows only [a-z0-9_] in slot names; the doubled quote keeps the literal whole regardless.
         var shown = inactive.Take(ListedSlots).Select(s => $"'{s.Replace("'", "''", StringComparison.Ordinal)}'");
         var more = inactive.Length > ListedSlots ? $" and {(inactive.Length - ListedSlots).ToString(CultureInfo.InvariantCulture)} more" : "";
         return $" (inactive now: {string.Join(", ", shown)}{more}) with SELECT pg_drop_replication_slot('<name>')";
