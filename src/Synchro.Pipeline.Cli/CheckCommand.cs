@@ -6,8 +6,9 @@ using Synchro.Pipeline.Cli.Output;
 namespace Synchro.Pipeline.Cli;
 
 /// <summary>
-/// <c>synchro-pipeline check</c>: the start-up checks of <c>run</c> (settings, wal_level, publication, tables,
-/// columns, replica identities, slot, sidecar tables) without creating or consuming anything.
+/// <c>synchro-pipeline check</c>: the start-up checks of <c>run</c> (settings, wal_level, the roles' REPLICATION and grants,
+/// free slots and walsenders, publication, tables, columns, replica identities, slot, sidecar tables) without creating or
+/// consuming anything; each problem with its fix, in the managed service's own way where there is one (docs/setup.md).
 /// </summary>
 internal static class CheckCommand
 {

@@ -15,10 +15,11 @@ public sealed partial class WalPipeline
 
     /// <summary>
     /// Reads what exists of the sidecar tables and migrates only when something is missing, on the changelog lock's session:
-    /// a role with DML on the sidecar tables and nothing more runs the pipeline, and the owner runs <c>migrate</c>.
+    /// a role with DML on the sidecar tables and nothing more runs the pipeline, and the owner runs <c>migrate</c>. Then checks
+    /// that the role has that DML (<see cref="ChangelogPrivileges"/>).
     /// </summary>
     /// <exception cref="WalPipelineConfigurationException">The schema is missing, the sidecar tables are in another schema,
-    /// or a migration is pending and the role may not run it.</exception>
+    /// a migration is pending and the role may not run it, or the role lacks privileges on the sidecar tables.</exception>
     private async Task MigrateIfPendingAsync(CancellationToken cancellationToken)
     {
         var connection = await _changelogLock!.EnsureAsync(cancellationToken).ConfigureAwait(false);
@@ -29,19 +30,23 @@ public sealed partial class WalPipeline
     private static async Task MigrateIfPendingAsync(NpgsqlConnection connection, string schema, ILogger logger, CancellationToken cancellationToken)
     {
         var state = await ChangelogSchema.ReadStateAsync(connection, schema, cancellationToken).ConfigureAwait(false);
-        if (!state.MigrationPending)
-            return;
-        if (ChangelogStartProblem(state) is { } problem)
-            throw new WalPipelineConfigurationException(problem);
-        try
+        if (state.MigrationPending)
         {
-            await ChangelogSchema.MigrateAsync(connection, state.Schema, cancellationToken).ConfigureAwait(false);
+            if (ChangelogStartProblem(state) is { } problem)
+                throw new WalPipelineConfigurationException(problem);
+            try
+            {
+                await ChangelogSchema.MigrateAsync(connection, state.Schema, cancellationToken).ConfigureAwait(false);
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
+            {
+                throw new WalPipelineConfigurationException(MigrationRefused(state, connection.UserName, e.MessageText), e);
+            }
+            LogMigrated(logger, state.Schema, string.Join(", ", state.Missing));
         }
-        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.InsufficientPrivilege)
-        {
-            throw new WalPipelineConfigurationException(MigrationRefused(state, connection.UserName, e.MessageText), e);
-        }
-        LogMigrated(logger, state.Schema, string.Join(", ", state.Missing));
+        // Before anything is written: a role short of DML on a sidecar table would fail at the first batch instead.
+        if (await ChangelogPrivileges.ProblemAsync(connection, state.Schema, cancellationToken).ConfigureAwait(false) is { } privileges)
+            throw new WalPipelineConfigurationException(privileges);
     }
 
     /// <summary>Why a start cannot create what is missing of the sidecar tables itself (shared with <see cref="CheckAsync"/>); null when it can try.</summary>
@@ -68,7 +73,7 @@ public sealed partial class WalPipeline
         => $"The sidecar tables in schema {PgIdentifier.Quote(state.Schema)} need a migration (missing: {string.Join(", ", state.Missing)}), "
             + $"and role {(role is null ? "of the changelog connection" : PgIdentifier.Quote(role))} may not change the schema ({reason}). "
             + "Run synchro-pipeline migrate (or ChangelogSchema.EnsureAsync) as the schema's owner, grant the changelog role its privileges on the new tables "
-            + "(docs/operations.md, Roles and privileges), then start again; the pipeline itself runs no DDL when nothing is missing.";
+            + "(docs/setup.md, Roles and grants), then start again; the pipeline itself runs no DDL when nothing is missing.";
 
     [LoggerMessage(EventId = Diagnostics.EventIds.ChangelogMigrated, Level = LogLevel.Information,
         Message = "Migrated the sidecar tables in schema {Schema}: created {Missing}")]

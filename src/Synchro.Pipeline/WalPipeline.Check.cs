@@ -11,8 +11,9 @@ public sealed partial class WalPipeline
 {
 
     /// <summary>
-    /// Runs the checks <see cref="RunAsync"/> makes at start — server settings, publication, tables, columns,
-    /// replica identities, slot, and that the persisted position belongs to the source (<see cref="CheckPositionAsync"/>) —
+    /// Runs the checks <see cref="RunAsync"/> makes at start — server settings (wal_level, a free replication slot and walsender),
+    /// the roles' rights (REPLICATION and SELECT on the registered tables for the source role, DML on the sidecar tables for the
+    /// changelog role), publication, tables, columns, replica identities, slot, and that the persisted position belongs to the source (<see cref="CheckPositionAsync"/>) —
     /// without creating, migrating or consuming anything. With <see cref="WalPipelineOptions.Failover"/>, also the primary's
     /// <c>synchronized_standby_slots</c> and the slot synchronisation of each standby of <see cref="WalPipelineOptions.FailoverStandbys"/>
     /// or among the hosts of <see cref="WalPipelineOptions.ConnectionString"/> (docs/operations.md, failover slots).
@@ -52,7 +53,7 @@ public sealed partial class WalPipeline
                 var connection = await source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
                 await using (connection.ConfigureAwait(false))
                 {
-                    var checks = await CheckSourceAsync(connection, changelog, options, cancellationToken).ConfigureAwait(false);
+                    var checks = await CheckSourceAsync(connection, changelog, options, busySendersFail: true, cancellationToken).ConfigureAwait(false);
                     warnings.AddRange(checks.Warnings);
                     slotExists = checks.SlotExists;
                     if (options.Failover)
@@ -65,6 +66,8 @@ public sealed partial class WalPipeline
                 {
                     await CheckChangelogEncodingAsync(changelogConnection, options, cancellationToken).ConfigureAwait(false);
                     sidecars = await ChangelogSchema.ReadStateAsync(changelogConnection, options.ChangelogSchemaName, cancellationToken).ConfigureAwait(false);
+                    if (await ChangelogPrivileges.ProblemAsync(changelogConnection, sidecars.Schema, cancellationToken).ConfigureAwait(false) is { } privileges)
+                        throw new WalPipelineConfigurationException(privileges);
                 }
                 if (sidecars.MigrationPending && ChangelogStartProblem(sidecars) is { } sidecarProblem)
                     throw new WalPipelineConfigurationException(sidecarProblem);
@@ -93,8 +96,9 @@ public sealed partial class WalPipeline
     /// <summary>
     /// The start-up checks of the source database; a missing slot is a problem only when the pipeline may not create it. Reads
     /// <paramref name="changelog"/> only to tell whether it is the source database (see <see cref="CheckSidecarTablesAsync"/>).
+    /// No free walsender fails only with <paramref name="busySendersFail"/> (<c>check</c>); a start warns and waits for one.
     /// </summary>
-    private static async Task<StartupCheckResult> CheckSourceAsync(NpgsqlConnection connection, NpgsqlDataSource changelog, WalPipelineOptions options, CancellationToken cancellationToken)
+    private static async Task<StartupCheckResult> CheckSourceAsync(NpgsqlConnection connection, NpgsqlDataSource changelog, WalPipelineOptions options, bool busySendersFail, CancellationToken cancellationToken)
     {
         var tables = options.Tables.Select(t => new RegisteredTable(t.Schema, t.Name, t.IdColumns, t.ReferencedColumns)
         {
@@ -106,7 +110,7 @@ public sealed partial class WalPipeline
         var standby = await StandbySource.CheckAsync(connection, options.ChangelogConnectionString, options.PrimaryConnectionString, standbyErrors, standbyWarnings, cancellationToken).ConfigureAwait(false);
         if (standbyErrors.Count > 0)
             throw new WalPipelineConfigurationException(standbyErrors);
-        var checks = await StartupChecks.RunAsync(connection, options.SlotName, options.PublicationName, tables, cancellationToken).ConfigureAwait(false);
+        var checks = await StartupChecks.RunAsync(connection, options.SlotName, options.PublicationName, tables, busySendersFail, cancellationToken).ConfigureAwait(false);
         checks = checks with { Warnings = [.. standbyWarnings, .. checks.Warnings], Standby = standby };
         if (options.BinaryTupleMode)
         {

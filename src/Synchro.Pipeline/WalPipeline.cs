@@ -187,7 +187,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         }
         StartupCheckResult checks;
         await using (var connection = await _source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false))
-            checks = await CheckSourceAsync(connection, _changelog, _options, cancellationToken).ConfigureAwait(false);
+            checks = await CheckSourceAsync(connection, _changelog, _options, busySendersFail: false, cancellationToken).ConfigureAwait(false);
         foreach (var warning in checks.Warnings)
             LogStartupWarning(_logger, warning);
         UseStandby(checks.Standby);

@@ -219,7 +219,7 @@ public static class ChangelogSchema
     /// columns are added to a <c>sync_wal_position</c> that lacks them (nullable, so its rows are kept as they are).
     /// The statements run with the transaction's <c>search_path</c> set to the schema (and <c>pg_temp</c>), whatever the
     /// session's. The tables belong to the connecting role, which must then grant the changelog role its DML
-    /// (docs/operations.md, "Roles and privileges").
+    /// (docs/setup.md, "Roles and grants").
     /// </para>
     /// </remarks>
     /// <param name="connection">An open connection with no transaction in progress; the user needs the

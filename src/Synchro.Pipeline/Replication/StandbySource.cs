@@ -22,7 +22,7 @@ internal sealed record StandbySource(string? PrimaryConnectionString)
                pg_catalog.current_setting('primary_slot_name')
         """;
 
-    private const string PrimarySql = "SELECT pg_catalog.pg_is_in_recovery(), pg_catalog.current_setting('wal_level')";
+    private const string PrimarySql = $"SELECT pg_catalog.pg_is_in_recovery(), pg_catalog.current_setting('wal_level'), {ManagedServices.DetectSql}";
 
     /// <summary>
     /// Checks a source in recovery and finds its primary: <paramref name="primaryConnectionString"/> when given (an error
@@ -93,11 +93,13 @@ internal sealed record StandbySource(string? PrimaryConnectionString)
         var identity = await DatabaseIdentity.ReadAsync(connection, ct).ConfigureAwait(false);
         string walLevel;
         bool primaryInRecovery;
+        ManagedService service;
         await using (var command = new NpgsqlCommand(PrimarySql, connection))
         await using (var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false))
         {
             await reader.ReadAsync(ct).ConfigureAwait(false);
             (primaryInRecovery, walLevel) = (reader.GetBoolean(0), reader.GetString(1));
+            service = ManagedServices.Parse(reader.IsDBNull(2) ? null : reader.GetString(2));
         }
         if (identity != sourceIdentity || primaryInRecovery)
         {
@@ -110,7 +112,7 @@ internal sealed record StandbySource(string? PrimaryConnectionString)
         }
         if (walLevel != "logical")
         {
-            errors.Add($"The standby's primary has wal_level '{walLevel}'; decoding on a standby needs wal_level = logical on the primary (ALTER SYSTEM SET wal_level = logical there, and restart it).");
+            errors.Add($"The standby's primary has wal_level '{walLevel}'; decoding on a standby needs wal_level = logical on the primary: {ManagedServices.EnableLogicalDecoding(service)}.");
         }
         return new StandbySource(primary);
     }

@@ -17,13 +17,13 @@ namespace Synchro.Pipeline.Replication;
 /// </remarks>
 internal static partial class StartupChecks
 {
-    private const string LogicalWalLevel = "logical";
-
     /// <summary>Runs every check and reports all problems at once.</summary>
     /// <param name="connection">A normal (non-replication) connection to the source database; opened if closed.</param>
     /// <param name="slotName">The logical replication slot the pipeline consumes.</param>
     /// <param name="publicationName">The publication the slot's stream is filtered by.</param>
     /// <param name="tables">The registered tables.</param>
+    /// <param name="busySendersFail">Whether no free walsender is an error (<c>check</c>: the pipeline could not stream now) or a
+    /// warning (a start, which then waits for one as for a server out of connections).</param>
     /// <param name="ct">Cancels the checks.</param>
     /// <returns>The warnings, and whether the slot exists.</returns>
     /// <exception cref="WalPipelineConfigurationException">One or more errors; the exception lists all of them.</exception>
@@ -32,6 +32,7 @@ internal static partial class StartupChecks
         string slotName,
         string publicationName,
         IReadOnlyList<RegisteredTable> tables,
+        bool busySendersFail,
         CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(connection);
@@ -55,16 +56,14 @@ internal static partial class StartupChecks
 
         var checkable = CheckTableNames(tables, errors);
 
-        var (walLevel, database, encoding) = await ReadServerAsync(connection, ct).ConfigureAwait(false);
-        if (!string.Equals(walLevel, LogicalWalLevel, StringComparison.Ordinal))
-        {
-            errors.Add($"wal_level is '{walLevel}'; set wal_level = logical in postgresql.conf "
-                + "(or ALTER SYSTEM SET wal_level = logical) and restart the server");
-        }
-        if (DatabaseEncoding.Problem(encoding, database, "source") is { } encodingProblem)
+        var server = await ReadServerAsync(connection, slotName, ct).ConfigureAwait(false);
+        var database = server.Database;
+        CheckServer(server, slotValid, busySendersFail, errors, warnings);
+        if (DatabaseEncoding.Problem(server.Encoding, database, "source") is { } encodingProblem)
             errors.Add(encodingProblem);
 
         var existing = await CheckTablesAsync(connection, database, checkable, errors, ct).ConfigureAwait(false);
+        await CheckGrantsAsync(connection, server.Role, existing, errors, ct).ConfigureAwait(false);
 
         if (publicationValid)
             await CheckPublicationAsync(connection, database, publicationName, checkable, existing, errors, warnings, ct).ConfigureAwait(false);
@@ -76,21 +75,6 @@ internal static partial class StartupChecks
         if (errors.Count > 0)
             throw new WalPipelineConfigurationException(errors);
         return new StartupCheckResult(warnings, slotExists);
-    }
-
-    private static async Task<(string WalLevel, string Database, string Encoding)> ReadServerAsync(NpgsqlConnection connection, CancellationToken ct)
-    {
-        var command = new NpgsqlCommand(
-            "SELECT pg_catalog.current_setting('wal_level'), pg_catalog.current_database()::text, pg_catalog.current_setting('server_encoding')", connection);
-        await using (command.ConfigureAwait(false))
-        {
-            var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
-            await using (reader.ConfigureAwait(false))
-            {
-                await reader.ReadAsync(ct).ConfigureAwait(false);
-                return (reader.GetString(0), reader.GetString(1), reader.GetString(2));
-            }
-        }
     }
 
     /// <summary>The error for a slot name that fails <see cref="PgIdentifier.IsValid"/>.</summary>

@@ -4,7 +4,7 @@ using Synchro.Pipeline.Tests.Infrastructure;
 namespace Synchro.Pipeline.Tests.Pipeline;
 
 /// <summary>
-/// The three roles of docs/operations.md ("Roles and privileges"), made with the SQL given there: the source role
+/// The three roles of docs/setup.md ("Roles and grants"), made with the SQL given there: the source role
 /// (LOGIN, REPLICATION, SELECT on the registered tables, EXECUTE on the rule functions), the changelog role (DML on the
 /// sidecar tables) and the owner who runs <c>migrate</c>. Names are unique per test (roles belong to the whole server);
 /// each has a password, put in the connection strings, so they work with password authentication as with trust.

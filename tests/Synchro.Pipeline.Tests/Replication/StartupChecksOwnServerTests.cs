@@ -13,20 +13,32 @@ public sealed class StartupChecksOwnServerTests
     private static readonly RegisteredTable[] s_items = [new("public", "items", "id", ["id", "owner_id"])];
 
     [Fact]
-    public async Task A_wal_level_other_than_logical_is_an_error_that_says_how_to_change_it()
+    public async Task A_wal_level_other_than_logical_is_an_error_whose_fix_is_the_servers_own_way_to_change_it()
     {
         await using var server = await LocalPostgresServer.StartAsync(new LocalPostgresOptions { Settings = { ["wal_level"] = "replica" } });
         var database = await PrepareAsync(server);
+        // Cloud SQL and Azure are told by settings only they define; here each is a custom setting of a database of its own.
+        var cloudSql = await PrepareAsync(server, "checks_cloudsql", "cloudsql.logical_decoding", "off");
+        var azure = await PrepareAsync(server, "checks_azure", "azure.extensions", "");
 
+        const string Needs = "wal_level is 'replica', and logical decoding needs wal_level = logical: ";
+        Assert.Equal(Needs + "run ALTER SYSTEM SET wal_level = logical (or set it in postgresql.conf) as a superuser, then restart the server.",
+            await WalLevelErrorAsync(database));
+        Assert.Equal(Needs + "this is Google Cloud SQL, where ALTER SYSTEM is not allowed: set the database flag cloudsql.logical_decoding = on "
+            + "(console: Edit, Flags; gcloud sql instances patch INSTANCE --database-flags=..., which replaces every flag, so list the existing ones too), then restart the instance.",
+            await WalLevelErrorAsync(cloudSql));
+        Assert.Equal(Needs + "this is Azure Database for PostgreSQL flexible server, where ALTER SYSTEM is not allowed: set the server parameter wal_level = logical "
+            + "(portal: Server parameters; or az postgres flexible-server parameter set --resource-group RG --server-name SERVER --name wal_level --value logical), then restart the server.",
+            await WalLevelErrorAsync(azure));
+    }
+
+    private static async Task<string> WalLevelErrorAsync(string database)
+    {
         await using var connection = new NpgsqlConnection(database);
         await connection.OpenAsync();
         var error = await Assert.ThrowsAsync<WalPipelineConfigurationException>(
-            () => StartupChecks.RunAsync(connection, "synchro_slot", "sync_pub", s_items, CancellationToken.None));
-
-        var message = Assert.Single(error.Errors);
-        Assert.Equal(
-            "wal_level is 'replica'; set wal_level = logical in postgresql.conf (or ALTER SYSTEM SET wal_level = logical) and restart the server",
-            message);
+            () => StartupChecks.RunAsync(connection, "synchro_slot", "sync_pub", s_items, busySendersFail: true, CancellationToken.None));
+        return Assert.Single(error.Errors);
     }
 
     [Fact]
@@ -48,7 +60,7 @@ public sealed class StartupChecksOwnServerTests
         await using var connection = new NpgsqlConnection(database);
         await connection.OpenAsync();
         var error = await Assert.ThrowsAsync<WalPipelineConfigurationException>(
-            () => StartupChecks.RunAsync(connection, "lost_slot", "sync_pub", s_items, CancellationToken.None));
+            () => StartupChecks.RunAsync(connection, "lost_slot", "sync_pub", s_items, busySendersFail: true, CancellationToken.None));
 
         var message = Assert.Single(error.Errors);
         // 17 and later name the reason; before, wal_status 'lost' is all there is.
@@ -58,9 +70,11 @@ public sealed class StartupChecksOwnServerTests
         Assert.Contains("SELECT pg_drop_replication_slot('lost_slot')", message, StringComparison.Ordinal);
     }
 
-    private static async Task<string> PrepareAsync(LocalPostgresServer server)
+    private static async Task<string> PrepareAsync(LocalPostgresServer server, string name = "checks", string? setting = null, string? value = null)
     {
-        var database = await server.CreateDatabaseAsync("checks");
+        var database = await server.CreateDatabaseAsync(name);
+        if (setting is not null)
+            await Sql.ExecuteAsync(database, $"ALTER DATABASE {name} SET \"{setting}\" = '{value}'");
         await Sql.ExecuteAsync(database, "CREATE TABLE items (id bigint PRIMARY KEY, owner_id text)");
         await Sql.ExecuteAsync(database, "CREATE PUBLICATION sync_pub FOR TABLE items");
         return database;

@@ -59,7 +59,7 @@ public sealed class StartupChecksTests(PostgresServerFixture postgres)
         var database = await GoodDatabaseAsync();
         await using var connection = new NpgsqlConnection(database);
 
-        var result = await StartupChecks.RunAsync(connection, TestSlots.NewName("checks"), Publication, s_registered, CancellationToken.None);
+        var result = await StartupChecks.RunAsync(connection, TestSlots.NewName("checks"), Publication, s_registered, busySendersFail: true, CancellationToken.None);
 
         Assert.Empty(result.Warnings);
     }
@@ -743,7 +743,7 @@ public sealed class StartupChecksTests(PostgresServerFixture postgres)
     {
         await using var connection = new NpgsqlConnection(database);
         await connection.OpenAsync();
-        return await StartupChecks.RunAsync(connection, slot, publication, tables ?? s_registered, CancellationToken.None);
+        return await StartupChecks.RunAsync(connection, slot, publication, tables ?? s_registered, busySendersFail: true, CancellationToken.None);
     }
 
     private static Task<WalPipelineConfigurationException> CheckFailsAsync(
