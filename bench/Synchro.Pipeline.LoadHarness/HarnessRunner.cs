@@ -13,7 +13,7 @@ namespace Synchro.Pipeline.LoadHarness;
 
 /// <summary>
 /// The whole run on a throwaway server: backlog, one child process per contender in a fixed order,
-/// the COPY baseline, the steady state, the big transaction, the idle phase, then the JSON and Markdown reports.
+/// the COPY baseline, the steady state, the big transaction, the idle phase, then the JSON and Markdown reports and the steady state's SVG charts beside them.
 /// </summary>
 /// <remarks>
 /// Every phase that reads a slot also reports the CPU of the walsender serving it (<see cref="WalsenderCpu"/>), read by
@@ -136,8 +136,11 @@ internal static class HarnessRunner
         Directory.CreateDirectory(options.OutputDirectory);
         await File.WriteAllTextAsync(Path.Combine(options.OutputDirectory, JsonFile), JsonSerializer.Serialize(report, HarnessJson.Indented), ct);
         await File.WriteAllTextAsync(Path.Combine(options.OutputDirectory, MarkdownFile), markdown, ct);
+        var charts = ReportCharts.Of(steady);
+        foreach (var chart in charts)
+            await File.WriteAllTextAsync(Path.Combine(options.OutputDirectory, chart.FileName), chart.Svg, ct);
         Console.Write(markdown);
-        Progress($"wrote {Path.Combine(options.OutputDirectory, JsonFile)} and {MarkdownFile}");
+        Progress($"wrote {Path.Combine(options.OutputDirectory, JsonFile)}, {MarkdownFile}" + string.Concat(charts.Select(c => ", " + c.FileName)));
         foreach (var stopped in results.Append(bigTransaction).OfType<ContenderResult>().Where(r => r.StopError is not null))
             Progress($"WARNING {stopped.Name} reached the end, then failed while stopping: {stopped.StopError}");
         foreach (var failed in results.Append(bigTransaction).OfType<ContenderResult>().Where(r => !r.Succeeded))

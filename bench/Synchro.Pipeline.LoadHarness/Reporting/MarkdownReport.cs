@@ -86,6 +86,17 @@ internal static class MarkdownReport
         Row(md, "replication lag, s", s.LagSeconds, "F3");
         Row(md, "commit-to-changelog latency, ms", s.LatencyMilliseconds, "F1");
         Line(md);
+        var charts = ReportCharts.Of(s);
+        if (charts.Count > 0)
+        {
+            Line(md, $"Over time, sampled every 100 ms from pgbench's start until the pipeline caught up ({s.Timeline.Count:N0} samples, in `steadyState.timeline` of the JSON report):");
+            Line(md);
+            foreach (var chart in charts)
+            {
+                Line(md, $"![{chart.AltText}]({chart.FileName})");
+                Line(md);
+            }
+        }
         if (s.WalsenderCpuSeconds is null && s.PgRecvLogicalWalsenderCpuSeconds is null)
             return;
         Line(md, "| walsender, steady state | changes | CPU s | CPU s per 1M changes |");

@@ -13,12 +13,21 @@ internal sealed record SteadyStateResult
     /// <summary>What logical decoding alone leaves of the primary's tps: the ceiling of <see cref="TpsRatio"/>.</summary>
     public double? PgRecvLogicalTpsRatio => TpsWithout > 0 ? TpsWithPgRecvLogical / TpsWithout : null;
 
-    /// <summary>Replication lag sampled every 100 ms while pgbench ran (WalPipeline.GetStatus).</summary>
+    /// <summary>Replication lag sampled every 100 ms while pgbench ran (WalPipeline.GetStatus), from <see cref="Timeline"/>.</summary>
     public Percentiles? LagBytes { get; init; }
     public Percentiles? LagSeconds { get; init; }
 
     /// <summary>Commit-to-changelog latency in milliseconds, one value per source transaction.</summary>
     public Percentiles? LatencyMilliseconds { get; init; }
+
+    /// <summary>The same latencies as a distribution (empirical CDF); empty when none was recorded.</summary>
+    public IReadOnlyList<LatencyQuantile> LatencyCdf { get; init; } = [];
+
+    /// <summary>How long pgbench ran with the pipeline consuming, on the clock of <see cref="Timeline"/>.</summary>
+    public double PgbenchSeconds { get; init; }
+
+    /// <summary>The pipeline's lag and committed changes every 100 ms, from pgbench's start until the pipeline caught up.</summary>
+    public IReadOnlyList<SteadySample> Timeline { get; init; } = [];
 
     public long ChangesCommitted { get; init; }
     public double CatchUpSeconds { get; init; }

@@ -13,7 +13,7 @@ namespace Synchro.Pipeline.LoadHarness.SteadyState;
 /// <summary>
 /// pgbench unthrottled for a fixed time with no consumer, then with <c>pg_recvlogical</c> consuming (the cost of
 /// logical decoding alone: the walsender shares the primary's cores), then with our pipeline consuming live (in
-/// this process, so its latency histogram can be listened to), sampling its lag every 100 ms. The walsender's CPU is
+/// this process, so its latency histogram can be listened to), sampling its lag and committed changes every 100 ms until it has caught up. The walsender's CPU is
 /// read over the run with <c>pg_recvlogical</c> (until it has sent everything pgbench wrote) and over the run with the
 /// pipeline (from pgbench's start until the pipeline has caught up).
 /// </summary>
@@ -43,26 +43,23 @@ internal static class SteadyStateRunner
         {
             await WaitForRunningAsync(pipeline, run, ct);
 
-            var lagBytes = new List<double>();
-            var lagSeconds = new List<double>();
+            var timeline = new List<SteadySample>();
             await using var walsender = await WalsenderCpu.StartAsync(sourceConnectionString, Slot, ct);
+            var clock = Stopwatch.StartNew();
             var bench = Pgbench.RunAsync(binDirectory, sourceConnectionString, pgbenchArguments, ct);
             while (!bench.IsCompleted)
             {
                 ThrowIfStopped(run, pipeline);
-                var status = pipeline.GetStatus();
-                // Before its first commit a fresh slot's pipeline reports its lag against LSN 0, not a real lag.
-                if (status.CommittedLsn.IsValid)
-                {
-                    lagBytes.Add(status.LagBytes);
-                    lagSeconds.Add(status.Lag.TotalSeconds);
-                }
+                timeline.Add(Sample(pipeline, clock));
                 await Task.WhenAny(bench, Task.Delay(s_sampleInterval, ct));
             }
             var with = await bench;
+            var pgbenchSeconds = clock.Elapsed.TotalSeconds;
 
             var catchUp = Stopwatch.StartNew();
-            await WaitForCatchUpAsync(sourceConnectionString, pipeline, run, catchUpTimeout, ct);
+            await WaitForCatchUpAsync(sourceConnectionString, pipeline, run, catchUpTimeout, ct, () => timeline.Add(Sample(pipeline, clock)));
+            timeline.Add(Sample(pipeline, clock));
+            var latencyMilliseconds = latency.Snapshot().Select(s => s * 1000).ToArray();
             var pipelineWalsender = walsender is null ? null : await walsender.StopAsync(ct);
             return new SteadyStateResult
             {
@@ -71,9 +68,13 @@ internal static class SteadyStateRunner
                 TpsWithout = without.Tps,
                 TpsWithPgRecvLogical = withPgRecvLogical.Tps,
                 TpsWith = with.Tps,
-                LagBytes = Percentiles.Of(lagBytes),
-                LagSeconds = Percentiles.Of(lagSeconds),
-                LatencyMilliseconds = Percentiles.Of(latency.Snapshot().Select(s => s * 1000)),
+                // The lag while pgbench ran; the timeline goes on until the pipeline caught up.
+                LagBytes = Percentiles.Of(timeline.Where(t => t.Seconds <= pgbenchSeconds).Select(t => t.LagBytes).OfType<long>().Select(b => (double)b)),
+                LagSeconds = Percentiles.Of(timeline.Where(t => t.Seconds <= pgbenchSeconds).Select(t => t.LagSeconds).OfType<double>()),
+                LatencyMilliseconds = Percentiles.Of(latencyMilliseconds),
+                LatencyCdf = LatencyQuantile.Cdf(latencyMilliseconds),
+                PgbenchSeconds = pgbenchSeconds,
+                Timeline = timeline,
                 ChangesCommitted = pipeline.GetStatus().ChangesCommitted,
                 CatchUpSeconds = catchUp.Elapsed.TotalSeconds,
                 WalsenderCpuSeconds = pipelineWalsender?.CpuSeconds,
@@ -187,7 +188,7 @@ internal static class SteadyStateRunner
     /// position at a commit or at a heartbeat with nothing pending, so a heartbeat is written every interval
     /// until one lands after the last batch.
     /// </summary>
-    internal static async Task WaitForCatchUpAsync(string connectionString, WalPipeline pipeline, Task run, TimeSpan timeout, CancellationToken ct)
+    internal static async Task WaitForCatchUpAsync(string connectionString, WalPipeline pipeline, Task run, TimeSpan timeout, CancellationToken ct, Action? sample = null)
     {
         await using var connection = new NpgsqlConnection(connectionString);
         await connection.OpenAsync(ct);
@@ -201,8 +202,18 @@ internal static class SteadyStateRunner
             if (clock.Elapsed > timeout)
                 throw new TimeoutException($"the pipeline did not catch up in {timeout.TotalSeconds:F0} s (committed {pipeline.GetStatus().CommittedLsn}, end {end})");
             await heartbeat.ExecuteNonQueryAsync(ct);
+            sample?.Invoke();
             await Task.Delay(s_sampleInterval, ct);
         }
+    }
+
+    // Before its first commit a fresh slot's pipeline reports its lag against LSN 0, not a real lag.
+    private static SteadySample Sample(WalPipeline pipeline, Stopwatch clock)
+    {
+        var status = pipeline.GetStatus();
+        return status.CommittedLsn.IsValid
+            ? new SteadySample(clock.Elapsed.TotalSeconds, status.LagBytes, status.Lag.TotalSeconds, status.ChangesCommitted)
+            : new SteadySample(clock.Elapsed.TotalSeconds, null, null, status.ChangesCommitted);
     }
 
     internal static void ThrowIfStopped(Task run, WalPipeline pipeline)
