@@ -56,6 +56,16 @@ internal sealed class Terminal
 
     public void WriteLine(string text = "") => Writer.WriteLine(text);
 
+    /// <summary>Whether output can be drawn again in place: a terminal that understands cursor movement (not <c>TERM=dumb</c>).</summary>
+    public bool CanRedraw => IsInteractive && !IsDumb();
+
+    /// <summary>Clears the screen and moves the cursor to its top left, so what follows replaces what was drawn; nothing unless <see cref="CanRedraw"/>.</summary>
+    public void ClearScreen()
+    {
+        if (CanRedraw)
+            Writer.Write("\u001b[H\u001b[2J");
+    }
+
     /// <summary>
     /// Writes <paramref name="text"/> after <paramref name="prefix"/>, wrapped at word boundaries to the terminal's
     /// width with continuation lines indented by <paramref name="indent"/> columns; one line when redirected.
@@ -110,9 +120,9 @@ internal sealed class Terminal
         return length;
     }
 
-    private static bool ColorsAllowed() =>
-        string.IsNullOrEmpty(Environment.GetEnvironmentVariable("NO_COLOR"))
-        && !string.Equals(Environment.GetEnvironmentVariable("TERM"), "dumb", StringComparison.Ordinal);
+    private static bool ColorsAllowed() => string.IsNullOrEmpty(Environment.GetEnvironmentVariable("NO_COLOR")) && !IsDumb();
+
+    private static bool IsDumb() => string.Equals(Environment.GetEnvironmentVariable("TERM"), "dumb", StringComparison.Ordinal);
 
     private static int TerminalWidth()
     {

@@ -24,7 +24,8 @@ internal static class StatusReader
                s.restart_lsn, s.confirmed_flush_lsn,
                pg_catalog.pg_wal_lsn_diff(server.lsn, s.confirmed_flush_lsn)::bigint,
                pg_catalog.pg_wal_lsn_diff(server.lsn, s.restart_lsn)::bigint,
-               r.state, r.reply_time
+               r.state, r.reply_time, pg_catalog.date_part('epoch', r.flush_lag),
+               (SELECT setting::bigint FROM pg_catalog.pg_settings WHERE name = 'max_slot_wal_keep_size')
         FROM server
         LEFT JOIN pg_catalog.pg_replication_slots s ON s.slot_name = @slot
         LEFT JOIN pg_catalog.pg_stat_replication r ON r.pid = s.active_pid
@@ -35,6 +36,9 @@ internal static class StatusReader
     private const string Columns13 = "s.wal_status, s.safe_wal_size, NULL::boolean" + Before17;
     private const string ColumnsBefore13 = "NULL::text, NULL::bigint, NULL::boolean" + Before17;
     private const string Before17 = ", NULL::text, NULL::timestamptz, NULL::boolean, NULL::boolean";
+
+    // The default SlotSafeWalSizeWarning is a quarter of max_slot_wal_keep_size (WalPipelineOptions).
+    private const long DefaultWarningDivisor = 4;
 
     private const string SidecarTablesSql = "SELECT t FROM pg_catalog.unnest(@tables) AS t WHERE pg_catalog.to_regclass(t) IS NULL";
 
@@ -55,12 +59,13 @@ internal static class StatusReader
     // The tables the status reads; the changelog's own migration creates them all at once.
     private static readonly string[] s_sidecarTables = ["sync_changelog", "sync_wal_position", "sync_rule_failures"];
 
-    public static async Task<StatusReport> ReadAsync(string sourceConnectionString, string changelogConnectionString, string slot, CancellationToken ct)
+    /// <summary>The status of <paramref name="slot"/>; <paramref name="safeWalSizeWarning"/> is the <c>SlotSafeWalSizeWarning</c> setting (null for its default), below which the verdict warns.</summary>
+    public static async Task<StatusReport> ReadAsync(string sourceConnectionString, string changelogConnectionString, string slot, long? safeWalSizeWarning, CancellationToken ct)
     {
         (string Lsn, bool InRecovery, SlotReport Slot) source;
         var sourceDatabase = NpgsqlDataSource.Create(sourceConnectionString);
         await using (sourceDatabase.ConfigureAwait(false))
-            source = await ReadSlotAsync(sourceDatabase, slot, ct).ConfigureAwait(false);
+            source = await ReadSlotAsync(sourceDatabase, slot, safeWalSizeWarning, ct).ConfigureAwait(false);
 
         ChangelogReport changelog;
         // The sidecar tables by their plain names, found in the changelog schema only, as the pipeline's sessions find them.
@@ -72,6 +77,7 @@ internal static class StatusReader
 
         return new StatusReport
         {
+            Verdict = StatusVerdict.Of(slot, source.Slot, changelog, DateTimeOffset.UtcNow),
             SlotName = slot,
             Source = DatabaseTarget.Describe(sourceConnectionString),
             ServerWalLsn = source.Lsn,
@@ -81,7 +87,7 @@ internal static class StatusReader
         };
     }
 
-    private static async Task<(string Lsn, bool InRecovery, SlotReport Slot)> ReadSlotAsync(NpgsqlDataSource database, string slot, CancellationToken ct)
+    private static async Task<(string Lsn, bool InRecovery, SlotReport Slot)> ReadSlotAsync(NpgsqlDataSource database, string slot, long? safeWalSizeWarning, CancellationToken ct)
     {
         var connection = await database.OpenConnectionAsync(ct).ConfigureAwait(false);
         await using (connection.ConfigureAwait(false))
@@ -132,6 +138,9 @@ internal static class StatusReader
                         RetainedWalBytes = NullableValue<long>(reader, 17),
                         ClientState = Nullable<string>(reader, 18),
                         ClientReplyAt = NullableValue<DateTime>(reader, 19) is { } reply ? new DateTimeOffset(reply, TimeSpan.Zero) : null,
+                        ClientFlushLagSeconds = NullableValue<double>(reader, 20),
+                        // As the pipeline's slot health watch: the configured threshold, else a quarter of max_slot_wal_keep_size (MB; -1 unlimited).
+                        SafeWalSizeWarning = safeWalSizeWarning ?? (NullableValue<long>(reader, 21) is > 0 and var keep ? keep * 1024 * 1024 / DefaultWarningDivisor : null),
                     });
                 }
             }

@@ -3,6 +3,9 @@ namespace Synchro.Pipeline.Cli.Status;
 /// <summary>What <c>status</c> found, printed as a table or, with <c>--json</c>, as one JSON object (snake_case keys, stable: absent values are null).</summary>
 internal sealed class StatusReport
 {
+    /// <summary>The one-line summary, derived from the same facts as the exit code.</summary>
+    public required StatusVerdict Verdict { get; init; }
+
     public required string SlotName { get; init; }
 
     /// <summary>The source database, <c>host:port/database as user</c>.</summary>
@@ -72,6 +75,15 @@ internal sealed class SlotReport
 
     /// <summary>When the consumer last sent a status update.</summary>
     public DateTimeOffset? ClientReplyAt { get; init; }
+
+    /// <summary>
+    /// Seconds between the server writing recent WAL and the consumer confirming it flushed (<c>pg_stat_replication.flush_lag</c>);
+    /// null without a consumer, or once it has caught up and nothing new is written.
+    /// </summary>
+    public double? ClientFlushLagSeconds { get; init; }
+
+    /// <summary>The <see cref="SafeWalSize"/> below which the verdict warns (<c>SlotSafeWalSizeWarning</c>, else a quarter of <c>max_slot_wal_keep_size</c>); null when there is none.</summary>
+    public long? SafeWalSizeWarning { get; init; }
 }
 
 /// <summary>The sidecar tables on the changelog database; all null but <see cref="TablesExist"/> and <see cref="MissingTables"/> before the migration.</summary>

@@ -3,13 +3,14 @@ using Synchro.Pipeline.Cli.Output;
 
 namespace Synchro.Pipeline.Cli.Status;
 
-/// <summary>The status as an aligned two-column table: coloured on a terminal, plain lines when redirected.</summary>
+/// <summary>The status as its verdict, then an aligned two-column table: coloured on a terminal, plain lines when redirected.</summary>
 internal static class StatusView
 {
     private const int LabelWidth = 20;
 
     public static void Write(StatusReport report, Terminal output)
     {
+        WriteVerdict(report.Verdict, output);
         var slot = report.Slot;
         output.WriteLine(output.Paint($"Slot {report.SlotName} on {report.Source}", Tone.Strong));
         if (!slot.Exists)
@@ -73,6 +74,19 @@ internal static class StatusView
             : "0");
     }
 
+    /// <summary>The verdict's line, its level in the level's colour.</summary>
+    public static void WriteVerdict(StatusVerdict verdict, Terminal output)
+    {
+        var level = verdict.Line[..verdict.Line.IndexOf(' ', StringComparison.Ordinal)];
+        var tone = verdict.Level switch
+        {
+            StatusLevel.Ok => Tone.Good,
+            StatusLevel.Critical => Tone.Bad,
+            _ => Tone.Warning,
+        };
+        output.WriteWrapped(output.Paint(level, tone) + " ", verdict.Line[(level.Length + 1)..], indent: 2);
+    }
+
     // What keeps the recreated slot from the same end (docs/operations.md, "Invalidated slots").
     private static string Prevention(string reason) => reason switch
     {
@@ -110,7 +124,7 @@ internal static class StatusView
         ? time.ToUniversalTime().ToString("yyyy-MM-dd HH:mm:ss'Z'", CultureInfo.InvariantCulture) + $" ({Age(DateTimeOffset.UtcNow - time)})"
         : "-";
 
-    private static string Age(TimeSpan age) => age switch
+    internal static string Age(TimeSpan age) => age switch
     {
         { TotalSeconds: < 1 } => "just now",
         { TotalMinutes: < 2 } => $"{(int)age.TotalSeconds} s ago",
