@@ -109,6 +109,17 @@ internal sealed class CliProcess : IDisposable
         return await WaitAsync(timeout);
     }
 
+    /// <summary>Sends SIGINT, as Ctrl+C on a terminal does, and waits for the exit.</summary>
+    public async Task<CliResult> InterruptAsync(TimeSpan timeout)
+    {
+        using (var kill = Process.Start("/bin/kill", ["-INT", Id.ToString(CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync();
+            Assert.Equal(0, kill.ExitCode);
+        }
+        return await WaitAsync(timeout);
+    }
+
     /// <summary>Waits for the exit (and the end of its output); kills the process and fails if it takes longer than <paramref name="timeout"/>.</summary>
     public async Task<CliResult> WaitAsync(TimeSpan timeout)
     {
