@@ -116,9 +116,11 @@ public sealed class SlotInvalidationTests
             Assert.False(slot.GetProperty("failover").GetBoolean());
             Assert.False(slot.GetProperty("synced").GetBoolean());
             Assert.Equal(JsonValueKind.String, slot.GetProperty("inactive_since").ValueKind);
+            Assert.Equal("critical", document.RootElement.GetProperty("verdict").GetProperty("level").GetString());
         }
         var table = await CliProcess.RunAsync("status", "--connection", database, "--slot", "removed_slot");
         Assert.True(table.ExitCode == 4, table.ToString());
+        Assert.Matches(@"^CRITICAL — slot invalidated \(wal_removed\): the changes since \S+ are lost; drop it, let `run` recreate it, then resync clients\r?\n", table.Output);
         Assert.Contains("invalidation_reason  wal_removed — it held back more WAL than max_slot_wal_keep_size allows", table.Output, StringComparison.Ordinal);
         Assert.Contains("failover             off", table.Output, StringComparison.Ordinal);
         Assert.Contains("inactive_since       ", table.Output, StringComparison.Ordinal);
