@@ -44,6 +44,17 @@ public sealed class LoadHarnessSmokeTests
             Assert.False(steady.TryGetProperty("error", out var steadyError), steadyError.ToString());
             Assert.True(steady.GetProperty("tpsWith").GetDouble() > 0);
             Assert.True(steady.GetProperty("tpsWithPgRecvLogical").GetDouble() > 0);
+            // The timeline behind the charts, and the charts beside the Markdown that embeds them.
+            var timeline = steady.GetProperty("timeline").EnumerateArray().ToList();
+            Assert.True(timeline.Count >= 10, log);
+            Assert.Equal(steady.GetProperty("changesCommitted").GetInt64(), timeline[^1].GetProperty("changesCommitted").GetInt64());
+            Assert.Equal(1.0, steady.GetProperty("latencyCdf").EnumerateArray().Last().GetProperty("fraction").GetDouble());
+            var markdown = await File.ReadAllTextAsync(Path.Combine(output.FullName, "load-harness.md"));
+            foreach (var chart in new[] { "load-harness-throughput.svg", "load-harness-lag-time.svg", "load-harness-lag-bytes.svg", "load-harness-latency.svg" })
+            {
+                Assert.Contains($"]({chart})", markdown, StringComparison.Ordinal);
+                Assert.Equal("svg", System.Xml.Linq.XDocument.Load(Path.Combine(output.FullName, chart)).Root!.Name.LocalName);
+            }
 
             // One 2,000-row transaction: one changelog row and one edge per inserted order.
             var big = root.GetProperty("bigTransaction");
