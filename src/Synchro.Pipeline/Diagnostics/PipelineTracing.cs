@@ -49,8 +49,9 @@ internal static class PipelineTracing
     public const string ReplayedTag = "synchro.replay.replayed";
     public const string StillFailingTag = "synchro.replay.still_failing";
 
-    /// <summary>The library's informational version (the package version, with the commit when built from git).</summary>
-    public static string? Version { get; } = typeof(PipelineTracing).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion;
+    /// <summary>The library's informational version (the package version, with the commit when built from git), else its assembly version.</summary>
+    public static string? Version { get; } = typeof(PipelineTracing).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion
+        ?? typeof(PipelineTracing).Assembly.GetName().Version?.ToString();
 
     public static readonly ActivitySource Source = new(PipelineTelemetry.ActivitySourceName, Version);
 
