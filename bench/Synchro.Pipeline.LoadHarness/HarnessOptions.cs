@@ -52,7 +52,7 @@ internal sealed record HarnessOptions
     /// </summary>
     public bool RecordIndex { get; init; }
 
-    /// <summary>Catch-up only: an <see cref="System.Diagnostics.ActivityListener"/> records every span of the pipeline, to measure what tracing costs.</summary>
+    /// <summary>Catch-up and the steady state: an <see cref="System.Diagnostics.ActivityListener"/> records every span of the pipeline, to measure what tracing costs.</summary>
     public bool Traced { get; init; }
 
     /// <summary>The <c>streaming-protocols</c> verb: drains per protocol.</summary>
@@ -69,7 +69,7 @@ internal sealed record HarnessOptions
 
     public const string Usage = """
         usage: Synchro.Pipeline.LoadHarness [--changes N] [--go-changes N] [--steady-seconds N] [--steady-clients N] [--big-transaction N] [--idle-seconds N]
-                                            [--out DIR] [--timeout-scale X] [--binary] [--changelog-in-source] [--publication all-tables|tables]
+                                            [--out DIR] [--timeout-scale X] [--binary] [--changelog-in-source] [--publication all-tables|tables] [--traced]
           --changes         backlog size in row changes (default 1000000)
           --go-changes      slice drained by the Go reference's per-change design (default 20000)
           --steady-seconds  steady-state pgbench duration, run once without and once with the pipeline (default 60; 0 skips it)
@@ -89,7 +89,7 @@ internal sealed record HarnessOptions
         catch-up of our pipeline alone: Synchro.Pipeline.LoadHarness catch-up [--changes N] [--timeout-scale X] [--binary]
                                         [--changelog-in-source] [--publication all-tables|tables] [--record-index] [--traced]
           --record-index    (catch-up) the changelog keeps the reference's (table_name, record_id) index, created by hand
-          --traced          (catch-up) a listener records every span of the Synchro.Pipeline activity source (all data)
+          --traced          (catch-up, steady state) a listener records every span of the Synchro.Pipeline activity source (all data)
         changelog compaction: Synchro.Pipeline.LoadHarness compaction [--changes N] [--writer-changes M] [--reader-pages P]
                                         [--out DIR] [--timeout-scale X] [--binary]
           (a changelog of about N rows in the source database, compacted: rows removed, WAL, memory, sizes; then a backlog

@@ -74,7 +74,7 @@ internal static class PipelineContender
     }
 
     /// <summary>Records every span of the pipeline with all its data, as an exporting SDK would ask for it.</summary>
-    private static ActivityListener RecordSpans()
+    public static ActivityListener RecordSpans()
     {
         var listener = new ActivityListener
         {
