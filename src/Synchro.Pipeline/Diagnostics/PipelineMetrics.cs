@@ -63,7 +63,7 @@ internal sealed class PipelineMetrics : IDisposable
     private CompactionMetrics? _compaction;
 
     /// <param name="committedPosition">Reads the one committed position (its owner is the runtime's committer).</param>
-    /// <param name="slot">The slot the pipeline consumes: the <c>synchro.slot.name</c> tag of the meter and of every measurement.</param>
+    /// <param name="slot">The slot the pipeline consumes: the <c>synchro.slot</c> tag of the meter and of every measurement.</param>
     /// <param name="meterFactory">The application's meter factory; null for a meter of the pipeline's own.</param>
     public PipelineMetrics(Func<Lsn> committedPosition, string slot, IMeterFactory? meterFactory = null)
     {

@@ -31,8 +31,8 @@ internal static class PipelineTracing
     public const string Replay = "synchro.pipeline.replay";
     public const string ReplayChunk = "synchro.pipeline.replay.chunk";
 
-    // Tags (attribute names; synchro.slot is a namespace, so the slot's name is synchro.slot.name). The slot is on every span of a pipeline (and on every measurement of its meter).
-    public const string SlotTag = "synchro.slot.name";
+    // Tags. The slot (synchro.slot, Prometheus synchro_slot) is on every span of a pipeline and every measurement of its meter.
+    public const string SlotTag = "synchro.slot";
     public const string ChangesTag = "synchro.batch.changes";
     public const string TransactionsTag = "synchro.batch.transactions";
     public const string FirstLsnTag = "synchro.batch.first_lsn";

@@ -42,7 +42,7 @@ public sealed class TelemetryTests(SamplesPostgresFixture postgres, ITestOutputH
         string[] expected =
         [
             "traces synchro.pipeline.decode", "traces synchro.pipeline.write", "traces synchro.pipeline.commit", "traces slot_telemetry",
-            "metrics synchro.pipeline.batch.duration", "metrics synchro.pipeline.changes.committed", "metrics synchro.slot.name",
+            "metrics synchro.pipeline.batch.duration", "metrics synchro.pipeline.changes.committed", "metrics slot_telemetry",
             "logs Synchro.Pipeline", "logs synchro-sync-server",
         ];
         List<string> missing;

@@ -23,9 +23,9 @@ internal sealed class ActivityRecorder : IDisposable
         ActivitySource.AddActivityListener(_listener);
     }
 
-    /// <summary>The stopped spans named <paramref name="name"/> whose <c>synchro.slot.name</c> is <paramref name="slot"/>.</summary>
+    /// <summary>The stopped spans named <paramref name="name"/> whose <c>synchro.slot</c> is <paramref name="slot"/>.</summary>
     public List<Activity> Of(string name, string slot)
-        => [.. _stopped.Where(a => a.OperationName == name && a.GetTagItem("synchro.slot.name") as string == slot)];
+        => [.. _stopped.Where(a => a.OperationName == name && a.GetTagItem("synchro.slot") as string == slot)];
 
     /// <summary>The stopped spans named <paramref name="name"/> of trace <paramref name="trace"/>.</summary>
     public List<Activity> InTrace(string name, ActivityTraceId trace) => [.. _stopped.Where(a => a.OperationName == name && a.TraceId == trace)];

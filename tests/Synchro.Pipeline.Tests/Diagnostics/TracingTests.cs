@@ -168,7 +168,7 @@ public sealed class TracingTests(PostgresServerFixture postgres)
         {
             var slot = false;
             foreach (var tag in tags)
-                slot |= tag.Key == "synchro.slot.name" && tag.Value as string == harness.Slot;
+                slot |= tag.Key == "synchro.slot" && tag.Value as string == harness.Slot;
             lock (advice)
             {
                 measured.Add(instrument.Name);
@@ -199,7 +199,7 @@ public sealed class TracingTests(PostgresServerFixture postgres)
         Assert.All(new[] { "synchro.pipeline.batch.duration", "synchro.pipeline.changelog.latency", "synchro.pipeline.compaction.duration" },
             name => Assert.InRange(((IReadOnlyList<double>)advice[name]!)[0], 0.001, 0.01));
 
-        Assert.Contains(new KeyValuePair<string, object?>("synchro.slot.name", harness.Slot), meterTags);
+        Assert.Contains(new KeyValuePair<string, object?>("synchro.slot", harness.Slot), meterTags);
         Assert.Contains("synchro.pipeline.batch.duration", measured);
         Assert.Contains("synchro.pipeline.changes.committed", measured);
         Assert.Contains("synchro.pipeline.queue.depth", measured);

@@ -210,7 +210,7 @@ public sealed class SlotInvalidationTests
         };
         listener.SetMeasurementEventCallback<int>((instrument, value, tags, _) =>
             // The slot's name is on every measurement (TracingTests checks it); the gauges' own tags are what this test is about.
-            seen.Add((instrument.Name, value, string.Join(",", tags.ToArray().Where(t => t.Key != "synchro.slot.name").Select(t => $"{t.Key}={t.Value}")))));
+            seen.Add((instrument.Name, value, string.Join(",", tags.ToArray().Where(t => t.Key != "synchro.slot").Select(t => $"{t.Key}={t.Value}")))));
         listener.Start();
         listener.RecordObservableInstruments();
         return [.. seen.OrderBy(s => s.Item1, StringComparer.Ordinal)];
