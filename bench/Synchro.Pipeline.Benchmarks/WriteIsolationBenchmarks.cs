@@ -46,7 +46,7 @@ public class WriteIsolationBenchmarks
     private LocalPostgresServer? _server;
     private NpgsqlDataSource? _database;
     private Channel<DecodedItem>? _items;
-    private Channel<Lsn>? _committed;
+    private Channel<CommitReceipt>? _committed;
     private CancellationTokenSource? _stop;
     private Task? _writer;
     private ChangeBatch? _next;
@@ -62,10 +62,10 @@ public class WriteIsolationBenchmarks
         Console.WriteLine($"// Server: PostgreSQL {_server.ServerVersion} on port {_server.Port}");
 
         _items = Channel.CreateBounded<DecodedItem>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
-        _committed = Channel.CreateUnbounded<Lsn>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        _committed = Channel.CreateUnbounded<CommitReceipt>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         var registry = new TableRegistry().Add(s_orders);
         var writer = new WriterStage(_items.Reader, _committed.Writer, _database, _database, "bench", registry, new BatchLimits(Changes, long.MaxValue),
-            new GuardedBucketAssigner(registry, null, 1_000), new PipelineMetrics(() => Lsn.Invalid), TimeSpan.FromMinutes(10), NullLogger.Instance)
+            new GuardedBucketAssigner(registry, null, 1_000), new PipelineMetrics(() => Lsn.Invalid, "bench"), TimeSpan.FromMinutes(10), NullLogger.Instance)
         {
             Limits = new ChangelogLimits(1_000_000, 1_000_000),
             Source = new SourceIdentity(1, 1, 1, "isolation_bench"),

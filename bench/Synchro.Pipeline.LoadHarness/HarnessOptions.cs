@@ -52,6 +52,9 @@ internal sealed record HarnessOptions
     /// </summary>
     public bool RecordIndex { get; init; }
 
+    /// <summary>Catch-up and the steady state: an <see cref="System.Diagnostics.ActivityListener"/> records every span of the pipeline, to measure what tracing costs.</summary>
+    public bool Traced { get; init; }
+
     /// <summary>The <c>streaming-protocols</c> verb: drains per protocol.</summary>
     public int Runs { get; init; } = 3;
 
@@ -66,7 +69,7 @@ internal sealed record HarnessOptions
 
     public const string Usage = """
         usage: Synchro.Pipeline.LoadHarness [--changes N] [--go-changes N] [--steady-seconds N] [--steady-clients N] [--big-transaction N] [--idle-seconds N]
-                                            [--out DIR] [--timeout-scale X] [--binary] [--changelog-in-source] [--publication all-tables|tables]
+                                            [--out DIR] [--timeout-scale X] [--binary] [--changelog-in-source] [--publication all-tables|tables] [--traced]
           --changes         backlog size in row changes (default 1000000)
           --go-changes      slice drained by the Go reference's per-change design (default 20000)
           --steady-seconds  steady-state pgbench duration, run once without and once with the pipeline (default 60; 0 skips it)
@@ -84,8 +87,9 @@ internal sealed record HarnessOptions
                             publishes the sidecar tables when they are in the source database
         quick run: --changes 50000 --steady-seconds 10 --go-changes 2000 --big-transaction 50000
         catch-up of our pipeline alone: Synchro.Pipeline.LoadHarness catch-up [--changes N] [--timeout-scale X] [--binary]
-                                        [--changelog-in-source] [--publication all-tables|tables] [--record-index]
+                                        [--changelog-in-source] [--publication all-tables|tables] [--record-index] [--traced]
           --record-index    (catch-up) the changelog keeps the reference's (table_name, record_id) index, created by hand
+          --traced          (catch-up, steady state) a listener records every span of the Synchro.Pipeline activity source (all data)
         changelog compaction: Synchro.Pipeline.LoadHarness compaction [--changes N] [--writer-changes M] [--reader-pages P]
                                         [--out DIR] [--timeout-scale X] [--binary]
           (a changelog of about N rows in the source database, compacted: rows removed, WAL, memory, sizes; then a backlog
@@ -101,13 +105,14 @@ internal sealed record HarnessOptions
         var options = new HarnessOptions();
         for (var i = 0; i < args.Count; i++)
         {
-            if (args[i] is "--binary" or "--changelog-in-source" or "--filter-origins-on-server" or "--record-index")
+            if (args[i] is "--binary" or "--changelog-in-source" or "--filter-origins-on-server" or "--record-index" or "--traced")
             {
                 options = args[i] switch
                 {
                     "--binary" => options with { BinaryTuples = true },
                     "--changelog-in-source" => options with { ChangelogInSource = true },
                     "--record-index" => options with { RecordIndex = true },
+                    "--traced" => options with { Traced = true },
                     _ => options with { FilterOriginsOnServer = true },
                 };
                 continue;
@@ -144,6 +149,7 @@ internal sealed record HarnessOptions
             + (ChangelogInSource ? " --changelog-in-source" : "")
             + (FilterOriginsOnServer ? " --filter-origins-on-server" : "")
             + (RecordIndex ? " --record-index" : "")
+            + (Traced ? " --traced" : "")
             + (Publication == PublicationScope.AllTables ? " --publication all-tables" : "");
 
     private static PublicationScope ParsePublication(string value) => value switch

@@ -71,6 +71,8 @@ internal static class HarnessRunner
             Progress($"steady state: pgbench for {options.SteadySeconds} s without a consumer, with pg_recvlogical, then with the pipeline consuming");
             try
             {
+                // The steady state's pipeline runs in this process: --traced records its spans here.
+                using var spans = options.Traced ? PipelineContender.RecordSpans() : null;
                 steady = await SteadyStateRunner.RunAsync(HarnessRunner.ClientDirectory(server), source, await ChangelogAsync("changelog_steady"),
                     options.SteadySeconds, options.SteadyClients, Scale(options, options.SteadySeconds * 10.0), ct, options.BinaryTuples, options.FilterOriginsOnServer);
             }

@@ -19,6 +19,9 @@ public static class SyncServerApp
         ArgumentNullException.ThrowIfNull(builder);
         var settings = SyncServerSettings.Read(builder.Configuration);
 
+        // Traces, metrics and logs over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set (samples/README.md).
+        builder.AddSyncServerTelemetry();
+
         if (settings.HostPipeline)
             builder.Services.AddSynchroPipeline(builder.Configuration.GetSection(WalPipelineConfiguration.DefaultSectionName));
         else

@@ -59,7 +59,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         options.Validate();
         _options = options;
         _logger = options.LoggerFactory.CreateLogger(LogCategory);
-        _metrics = new PipelineMetrics(() => _position.Value, options.MeterFactory);
+        _metrics = new PipelineMetrics(() => _position.Value, options.SlotName, options.MeterFactory);
         // Every session runs with a pinned search_path (WalPipelineOptions.Sessions). Statement timeouts are the server's;
         // Npgsql's client-side one is raised above them on the pooled sessions, a backstop for a server that stopped answering.
         var timeouts = options.StatementTimeouts;
@@ -248,7 +248,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         using var stages = new StageGroup(cancellationToken, _logger);
         var pipe = new Pipe(StageChannels.Wal(_options.WalBufferBytes, _options.ReadCoalescing));
         var items = Channel.CreateBounded<DecodedItem>(StageChannels.Items(ItemQueueCapacity));
-        var committed = Channel.CreateBounded<Lsn>(StageChannels.Receipts(ItemQueueCapacity + 1));
+        var committed = Channel.CreateBounded<CommitReceipt>(StageChannels.Receipts(ItemQueueCapacity + 1));
 
         var parser = new PgOutputParser(ParserOptions(replication.PostgreSqlVersion));
         var loggers = _options.LoggerFactory;
@@ -278,7 +278,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
                 ? cascade : null,
         };
         _standbys = await FailoverGateAsync(found.Source!.Identity, cancellationToken).ConfigureAwait(false);
-        var committer = new LsnCommitter(committed.Reader, _position, replication, loggers.CreateLogger(LogCategory + ".Committer")) { Standbys = _standbys };
+        var committer = new LsnCommitter(committed.Reader, _position, replication, loggers.CreateLogger(LogCategory + ".Committer")) { Standbys = _standbys, Slot = _options.SlotName };
         _metrics.RunStarted(new StageQueues(() => items.Reader.Count, () => committed.Reader.Count, () => items.Reader.TryPeek(out var next) && next is ChangeBatch batch ? batch.FirstCommitTime : default));
 
         stages.Start(reader.RunAsync);

@@ -1,6 +1,6 @@
 // Run (needs the PostgreSQL server binaries, as the tests do):
 //   dotnet run -c Release --project bench/Synchro.Pipeline.LoadHarness -- catch-up --changes 1000000
-//   quick: --changes 60000; also --binary (binary tuple mode), --timeout-scale X, --changelog-in-source, --publication all-tables|tables and --record-index (the writer with the reference's (table_name, record_id) index).
+//   quick: --changes 60000; also --binary (binary tuple mode), --timeout-scale X, --changelog-in-source, --publication all-tables|tables and --record-index (the writer with the reference's (table_name, record_id) index), --traced (every span recorded).
 using System.Globalization;
 using Npgsql;
 using Synchro.Pipeline.Changelog;
@@ -57,6 +57,7 @@ internal static class CatchUpRunner
             StopLsn = backlog.LastCommitEndLsn,
             BinaryTuples = options.BinaryTuples,
             FilterOriginsOnServer = options.FilterOriginsOnServer,
+            Traced = options.Traced,
         };
         var result = await HarnessRunner.WithWalsenderAsync(source, slot,
             () => ContenderProcess.RunAsync(spec, HarnessRunner.Scale(options, backlog.Changes / HarnessRunner.SlowestDrainChangesPerSecond), ct), ct);
@@ -70,7 +71,7 @@ internal static class CatchUpRunner
         }
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"catch-up{(options.BinaryTuples ? " (binary tuples)" : "")}: backlog {backlog.Changes:N0} changes in {backlog.Transactions:N0} transactions, "
+            $"catch-up{(options.BinaryTuples ? " (binary tuples)" : "")}{(options.Traced ? " (traced)" : "")}: backlog {backlog.Changes:N0} changes in {backlog.Transactions:N0} transactions, "
             + $"{backlog.WalBytes / (1024.0 * 1024):F0} MiB of WAL; drained in {result.WallSeconds:F1} s = {result.ChangesPerSecond:N0} changes/s, "
             + $"{result.CpuSecondsPerMillionChanges:F1} CPU s per 1M changes; walsender {result.WalsenderCpuSeconds:F1} CPU s = {result.WalsenderCpuSecondsPerMillionChanges:F1} per 1M changes"
             + $"{(result.WalsenderProcesses > 1 ? $" ({result.WalsenderProcesses} walsenders)" : "")}; {result.Changes:N0} changes committed, "

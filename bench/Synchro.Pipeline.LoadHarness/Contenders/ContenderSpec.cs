@@ -22,6 +22,9 @@ internal sealed record ContenderSpec
     /// <summary>Our pipeline asks the server (16+) to leave out origin-tagged transactions (<c>FilterOriginsOnServer</c>).</summary>
     public bool FilterOriginsOnServer { get; init; }
 
+    /// <summary>A listener records every span of our pipeline (all data), for the cost of tracing.</summary>
+    public bool Traced { get; init; }
+
     /// <summary>Our pipeline asks for pgoutput protocol 4 with <c>streaming 'parallel'</c> (16+) instead of protocol 2.</summary>
     public bool ParallelStreaming { get; init; }
 }

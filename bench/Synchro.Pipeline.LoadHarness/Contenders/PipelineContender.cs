@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using Npgsql;
 using Synchro.Pipeline.LoadHarness.Backlog;
+using Synchro.Pipeline.Diagnostics;
 using Synchro.Pipeline.Protocol;
 
 namespace Synchro.Pipeline.LoadHarness.Contenders;
@@ -35,6 +37,7 @@ internal static class PipelineContender
         };
         var changelogDatabase = spec.ChangelogConnectionString ?? spec.SourceConnectionString;
         var before = discardWrites ? default : await CountRowsAsync(changelogDatabase, ct);
+        using var spans = spec.Traced ? RecordSpans() : null;
         await using var pipeline = new WalPipeline(options);
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(ct);
 
@@ -69,6 +72,21 @@ internal static class PipelineContender
             EdgeRows = after.Edges - before.Edges,
         };
     }
+
+    /// <summary>Records every span of the pipeline with all its data, as an exporting SDK would ask for it.</summary>
+    public static ActivityListener RecordSpans()
+    {
+        var listener = new ActivityListener
+        {
+            ShouldListenTo = source => source.Name == PipelineTelemetry.ActivitySourceName,
+            Sample = (ref ActivityCreationOptions<ActivityContext> _) => ActivitySamplingResult.AllDataAndRecorded,
+            ActivityStopped = _ => Interlocked.Increment(ref s_spans),
+        };
+        ActivitySource.AddActivityListener(listener);
+        return listener;
+    }
+
+    private static long s_spans;
 
     /// <summary>The changelog's and the edges' rows; none before the pipeline created the tables.</summary>
     private static async Task<(long Changelog, long Edges)> CountRowsAsync(string connectionString, CancellationToken ct)

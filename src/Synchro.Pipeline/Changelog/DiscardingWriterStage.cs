@@ -13,7 +13,7 @@ namespace Synchro.Pipeline.Changelog;
 /// read and decode path alone.
 /// </summary>
 /// <remarks>Invariant: receipts still name only the positions the real writer would commit.</remarks>
-internal sealed class DiscardingWriterStage(ChannelReader<DecodedItem> input, ChannelWriter<Lsn> committed, PipelineMetrics metrics)
+internal sealed class DiscardingWriterStage(ChannelReader<DecodedItem> input, ChannelWriter<CommitReceipt> committed, PipelineMetrics metrics)
 {
     public async Task RunAsync(CancellationToken cancellationToken)
     {
@@ -61,7 +61,7 @@ internal sealed class DiscardingWriterStage(ChannelReader<DecodedItem> input, Ch
                 // As the real writer: every batch taken is released exactly once, after its last use (its commit times above).
                 release?.Release();
                 if (position.IsValid)
-                    await committed.WriteAsync(position, cancellationToken).ConfigureAwait(false);
+                    await committed.WriteAsync(new CommitReceipt(position, default), cancellationToken).ConfigureAwait(false);
             }
         }
         catch (Exception e)

@@ -57,7 +57,7 @@ internal sealed partial class WriterStage
         if (moved.Count == 0)
             return;
         var result = await Cascade!.CascadeAsync(connection, sourceConnection, _sourceTimeout, moved, cancellationToken).ConfigureAwait(false);
-        metrics.ChangelogRowsWritten(result.Rows, 0);
+        RowsWritten(result.Rows, 0);
         LogCascade(logger, moved.Count, result.Descendants, result.Rows, result.Queries, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
     }
 

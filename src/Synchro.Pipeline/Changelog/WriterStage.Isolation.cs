@@ -130,7 +130,7 @@ internal sealed partial class WriterStage
             _firstRuleFailure ??= failures[0];
             _ruleFailureCount += failures.Count;
         }
-        metrics.ChangelogRowsWritten(rows.Count, failures.Count);
+        RowsWritten(rows.Count, failures.Count);
     }
 
     /// <summary>After the part <paramref name="start"/>..<paramref name="end"/> was refused with <paramref name="error"/>: its halves, or the one change that is refused.</summary>
@@ -152,7 +152,7 @@ internal sealed partial class WriterStage
         await ChangelogStore.WriteRuleFailuresAsync(connection, [refused], cancellationToken).ConfigureAwait(false);
         _firstRefused ??= refused;
         _refusedCount++;
-        metrics.ChangelogRowsWritten(0, 1);
+        RowsWritten(0, 1);
     }
 
     [LoggerMessage(EventId = EventIds.ChangesRefused, Level = LogLevel.Warning,

@@ -25,7 +25,7 @@ namespace Synchro.Pipeline.Changelog;
 /// </remarks>
 internal sealed partial class WriterStage(
     ChannelReader<DecodedItem> input,
-    ChannelWriter<Lsn> committed,
+    ChannelWriter<CommitReceipt> committed,
     NpgsqlDataSource changelog,
     NpgsqlDataSource source,
     string slotName,
@@ -56,6 +56,8 @@ internal sealed partial class WriterStage(
     public async Task RunAsync(CancellationToken stopping, CancellationToken aborting)
     {
         Exception? error = null;
+        // A batch's spans hang under its decode span, never under the span that started the pipeline.
+        Activity.Current = null;
         try
         {
             // Invariant 9: with the changelog lock, every write goes through the session that holds it.
@@ -128,18 +130,29 @@ internal sealed partial class WriterStage(
             case ChangeBatch batch:
                 // Invariant: every batch taken from the channel is released exactly once, after its last use
                 // (written, and committed when it ends the transaction) or when writing it failed.
-                try
+                using (var activity = PipelineTracing.Start(PipelineTracing.Write, batch.Trace))
                 {
-                    metrics.Writing(batch.FirstCommitTime);
-                    await BeginAsync(connection, cancellationToken).ConfigureAwait(false);
-                    await WriteChangesAsync(connection, sourceConnection, batch, cancellationToken).ConfigureAwait(false);
-                    _changesInTransaction += batch.Count;
-                    if (batch.EndsTransaction)
-                        await CommitAsync(connection, batch.EndLsn, batch.Transactions, batch.CommitTimes, cancellationToken).ConfigureAwait(false);
-                }
-                finally
-                {
-                    batch.Release();
+                    try
+                    {
+                        _batchRows = _batchFailures = 0;
+                        metrics.Writing(batch.FirstCommitTime);
+                        await BeginAsync(connection, cancellationToken).ConfigureAwait(false);
+                        await WriteChangesAsync(connection, sourceConnection, batch, cancellationToken).ConfigureAwait(false);
+                        _changesInTransaction += batch.Count;
+                        if (batch.EndsTransaction)
+                            await CommitAsync(connection, batch.EndLsn, batch.Transactions, batch.CommitTimes, cancellationToken).ConfigureAwait(false);
+                        if (activity is { IsAllDataRequested: true })
+                            TagWrite(activity, batch);
+                    }
+                    catch (Exception e)
+                    {
+                        activity.Failed(e);
+                        throw;
+                    }
+                    finally
+                    {
+                        batch.Release();
+                    }
                 }
                 break;
             case TruncateItem truncate:
@@ -201,8 +214,29 @@ internal sealed partial class WriterStage(
     /// </summary>
     private async Task CommitAsync(NpgsqlConnection connection, Lsn position, int transactions, IReadOnlyList<DateTime> commitTimes, CancellationToken cancellationToken)
     {
-        await SavePositionAsync(connection, position, cancellationToken).ConfigureAwait(false);
-        await _transaction!.CommitAsync(cancellationToken).ConfigureAwait(false);
+        // A heartbeat's commit moves the position alone: no span.
+        var activity = transactions > 0 || _changesInTransaction > 0 ? PipelineTracing.StartChild(PipelineTracing.Commit) : null;
+        try
+        {
+            if (activity is { IsAllDataRequested: true })
+            {
+                activity.SetTag(PipelineTracing.SlotTag, slotName);
+                activity.SetTag(PipelineTracing.EndLsnTag, position.ToString());
+                activity.SetTag(PipelineTracing.ChangesTag, _changesInTransaction);
+                activity.SetTag(PipelineTracing.TransactionsTag, transactions);
+            }
+            await SavePositionAsync(connection, position, cancellationToken).ConfigureAwait(false);
+            await _transaction!.CommitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            activity.Failed(e);
+            throw;
+        }
+        finally
+        {
+            activity?.Dispose();
+        }
         await _transaction.DisposeAsync().ConfigureAwait(false);
         _transaction = null;
         await DeliverMessagesAsync(cancellationToken).ConfigureAwait(false);
@@ -212,7 +246,54 @@ internal sealed partial class WriterStage(
         var elapsed = Stopwatch.GetElapsedTime(_started);
         if (elapsed > slowBatchThreshold)
             LogSlowBatch(logger, changes, transactions, elapsed.TotalSeconds, slowBatchThreshold.TotalSeconds);
-        await committed.WriteAsync(position, cancellationToken).ConfigureAwait(false);
+        await committed.WriteAsync(new CommitReceipt(position, PipelineTracing.ContextOf(activity)), cancellationToken).ConfigureAwait(false);
+    }
+
+    // Rows and rule failures of the batch being written, for its span.
+    private int _batchRows;
+    private int _batchFailures;
+
+    /// <summary>A part of the batch (or its cascade) was written: counted in the metrics and for the batch's span.</summary>
+    private void RowsWritten(int rows, int failures)
+    {
+        _batchRows += rows;
+        _batchFailures += failures;
+        metrics.ChangelogRowsWritten(rows, failures);
+    }
+
+    private void TagWrite(Activity activity, ChangeBatch batch)
+    {
+        activity.SetTag(PipelineTracing.SlotTag, slotName);
+        activity.SetTag(PipelineTracing.ChangesTag, batch.Count);
+        activity.SetTag(PipelineTracing.TransactionsTag, batch.Transactions);
+        if (batch.FirstLsn.IsValid)
+            activity.SetTag(PipelineTracing.FirstLsnTag, batch.FirstLsn.ToString());
+        if (batch.EndsTransaction)
+            activity.SetTag(PipelineTracing.EndLsnTag, batch.EndLsn.ToString());
+        else
+            activity.SetTag(PipelineTracing.EndsTransactionTag, false);
+        activity.SetTag(PipelineTracing.RowsTag, _batchRows);
+        activity.SetTag(PipelineTracing.RuleFailuresTag, _batchFailures);
+    }
+
+    /// <summary>The assigner's call for a batch in a span of its own, a child of the batch's write span.</summary>
+    private async Task AssignTracedAsync(BucketAssignmentBatch batch, CancellationToken cancellationToken)
+    {
+        using var activity = PipelineTracing.StartChild(PipelineTracing.Assign);
+        if (activity is { IsAllDataRequested: true })
+        {
+            activity.SetTag(PipelineTracing.SlotTag, slotName);
+            activity.SetTag(PipelineTracing.ChangesTag, batch.Changes.Count);
+        }
+        try
+        {
+            await assigner.AssignAsync(batch, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            activity.Failed(e);
+            throw;
+        }
     }
 
     // Reused from batch to batch (one writer, one batch at a time), so a batch allocates little besides its strings.
@@ -252,7 +333,9 @@ internal sealed partial class WriterStage(
         foreach (var assignment in assignments)
             Limits.CheckRecordId(assignment);
         var loading = ChangelogStore.LoadEdgesAsync(connection, _records, cancellationToken);
-        var assigning = assigner.AssignAsync(new BucketAssignmentBatch(assignments, registry, sourceConnection, _bucketIds) { SourceTimeout = _sourceTimeout }, cancellationToken);
+        var toAssign = new BucketAssignmentBatch(assignments, registry, sourceConnection, _bucketIds) { SourceTimeout = _sourceTimeout };
+        // The traced call is a state machine of its own: only made when someone listens.
+        var assigning = PipelineTracing.Source.HasListeners() ? AssignTracedAsync(toAssign, cancellationToken) : assigner.AssignAsync(toAssign, cancellationToken);
         try
         {
             await assigning.ConfigureAwait(false);

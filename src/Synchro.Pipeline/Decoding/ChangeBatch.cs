@@ -88,6 +88,15 @@ internal sealed class ChangeBatch : DecodedItem, IDisposable
     /// <summary>Source commit times of the transactions completed in this batch, for the latency histogram.</summary>
     public List<DateTime> CommitTimes { get; } = [];
 
+    /// <summary>Stopwatch timestamp of the batch's first change (0 before it): the start of its decode span.</summary>
+    public long DecodeStarted { get; set; }
+
+    /// <summary>The commit LSN of the source transaction of the batch's first change.</summary>
+    public Lsn FirstLsn { get; set; }
+
+    /// <summary>The context of the batch's decode span, parent of the writer's spans for it; default when it was not traced.</summary>
+    public ActivityContext Trace { get; set; }
+
     /// <summary>Approximate pgoutput bytes of the changes, for the byte limit.</summary>
     public long Bytes { get; set; }
 
@@ -283,6 +292,9 @@ internal sealed class ChangeBatch : DecodedItem, IDisposable
         Transactions = 0;
         FirstCommitTime = default;
         CommitTimes.Clear();
+        DecodeStarted = 0;
+        FirstLsn = default;
+        Trace = default;
         Bytes = 0;
         Volatile.Write(ref _released, 0);
     }

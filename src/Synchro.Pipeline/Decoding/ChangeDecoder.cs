@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Synchro.Pipeline.Decoding.Items;
 using Synchro.Pipeline.Protocol;
@@ -274,6 +275,11 @@ internal sealed partial class ChangeDecoder
     private void Added(int messageBytes)
     {
         HasContent();
+        if (_batch.DecodeStarted == 0)
+        {
+            _batch.DecodeStarted = Stopwatch.GetTimestamp();
+            _batch.FirstLsn = _finalLsn;
+        }
         _batch.Bytes += messageBytes;
         // A transaction larger than the limits goes out in chunks; the writer holds one database
         // transaction open across them, so memory stays bounded and the result is still atomic.

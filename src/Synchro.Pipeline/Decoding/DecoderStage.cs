@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Threading.Channels;
 using Synchro.Pipeline.Diagnostics;
@@ -16,6 +17,8 @@ internal sealed class DecoderStage(PipeReader input, ChannelWriter<DecodedItem> 
     public async Task RunAsync(CancellationToken cancellationToken)
     {
         Exception? error = null;
+        // Each batch's trace starts at its decode, never under the span that started the pipeline.
+        Activity.Current = null;
         using var frames = new WalFrameReader();
         using var lingerTimer = new Timer(_ => input.CancelPendingRead());
         // Armed when the first whole transaction is waiting, so no batch waits longer than the linger time.
@@ -88,8 +91,39 @@ internal sealed class DecoderStage(PipeReader input, ChannelWriter<DecodedItem> 
         while (decoder.TryTakeReady(out var item))
         {
             if (item is ChangeBatch batch)
+            {
                 metrics.BatchDecoded(batch.Count);
+                Traced(batch);
+            }
             await output.WriteAsync(item, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// The batch's decode span, from its first change to now (it is handed on), as the root of its trace; its context goes
+    /// with the batch for the writer's spans. Nothing is made without a listener.
+    /// </summary>
+    private void Traced(ChangeBatch batch)
+    {
+        if (!PipelineTracing.Source.HasListeners())
+            return;
+        var now = DateTimeOffset.UtcNow;
+        var started = batch.DecodeStarted == 0 ? now : now - Stopwatch.GetElapsedTime(batch.DecodeStarted);
+        using var activity = PipelineTracing.Start(PipelineTracing.Decode, startTime: started);
+        if (activity is null)
+            return;
+        batch.Trace = activity.Context;
+        if (activity.IsAllDataRequested)
+        {
+            activity.SetTag(PipelineTracing.SlotTag, metrics.Slot);
+            activity.SetTag(PipelineTracing.ChangesTag, batch.Count);
+            activity.SetTag(PipelineTracing.TransactionsTag, batch.Transactions);
+            if (batch.FirstLsn.IsValid)
+                activity.SetTag(PipelineTracing.FirstLsnTag, batch.FirstLsn.ToString());
+            if (batch.EndsTransaction)
+                activity.SetTag(PipelineTracing.EndLsnTag, batch.EndLsn.ToString());
+            else
+                activity.SetTag(PipelineTracing.EndsTransactionTag, false);
         }
     }
 

@@ -15,10 +15,18 @@ namespace Synchro.Pipeline.Diagnostics;
 /// </remarks>
 internal sealed class PipelineMetrics : IDisposable
 {
-    public const string MeterName = "Synchro.Pipeline";
+    public const string MeterName = PipelineTelemetry.MeterName;
+
+    // Bucket advice for the histograms, so an exporter's defaults (OpenTelemetry's are sized for milliseconds) do not put
+    // every measurement in the first bucket or two.
+    internal static readonly double[] BatchDurationBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+    internal static readonly double[] LatencyBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800];
+    internal static readonly int[] BatchSizeBuckets = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 25_000, 50_000, 100_000];
 
     private static readonly KeyValuePair<string, object?> s_itemsQueue = new("synchro.queue", "batches");
     private static readonly KeyValuePair<string, object?> s_receiptsQueue = new("synchro.queue", "receipts");
+
+    private readonly KeyValuePair<string, object?> _slotTag;
 
     private readonly Meter _meter;
     private readonly bool _ownsMeter;
@@ -55,38 +63,49 @@ internal sealed class PipelineMetrics : IDisposable
     private CompactionMetrics? _compaction;
 
     /// <param name="committedPosition">Reads the one committed position (its owner is the runtime's committer).</param>
+    /// <param name="slot">The slot the pipeline consumes: the <c>synchro.slot</c> tag of the meter and of every measurement.</param>
     /// <param name="meterFactory">The application's meter factory; null for a meter of the pipeline's own.</param>
-    public PipelineMetrics(Func<Lsn> committedPosition, IMeterFactory? meterFactory = null)
+    public PipelineMetrics(Func<Lsn> committedPosition, string slot, IMeterFactory? meterFactory = null)
     {
         _committedPosition = committedPosition;
+        Slot = slot;
+        _slotTag = new(PipelineTracing.SlotTag, slot);
+        // The slot is a meter tag too (an OTLP scope attribute), so two pipelines of one factory get meters of their own.
+        var options = new MeterOptions(MeterName) { Version = PipelineTracing.Version, Tags = [_slotTag] };
         _ownsMeter = meterFactory is null;
-        _meter = meterFactory?.Create(MeterName) ?? new Meter(MeterName);
+        _meter = meterFactory?.Create(options) ?? new Meter(options);
 
-        _meter.CreateObservableCounter("synchro.pipeline.wal.received", () => Volatile.Read(ref _bytesReceived), "By", "pgoutput bytes received from the server.");
-        _meter.CreateObservableCounter("synchro.pipeline.changes.decoded", () => Volatile.Read(ref _changesDecoded), "{change}", "Changes of registered tables decoded.");
-        _meter.CreateObservableCounter("synchro.pipeline.changes.committed", () => Volatile.Read(ref _changesCommitted), "{change}", "Changes of registered tables committed to the changelog.");
-        _meter.CreateObservableCounter("synchro.pipeline.transactions", () => Volatile.Read(ref _transactions), "{transaction}", "Source transactions committed to the changelog.");
-        _meter.CreateObservableCounter("synchro.pipeline.batches", () => Volatile.Read(ref _batches), "{batch}", "Batches committed to the changelog.");
-        _meter.CreateObservableCounter("synchro.pipeline.changelog.rows", () => Volatile.Read(ref _changelogRows), "{row}", "Changelog rows written.");
-        _meter.CreateObservableCounter("synchro.pipeline.rule_failures", () => Volatile.Read(ref _ruleFailures), "{change}", "Changes whose bucket rule failed, recorded in sync_rule_failures.");
-        _meter.CreateObservableCounter("synchro.pipeline.truncates", () => Volatile.Read(ref _tablesTruncated), "{table}", "Registered tables truncated: their records' edges turned into delete rows.");
-        _meter.CreateObservableCounter("synchro.pipeline.reconnects", () => Volatile.Read(ref _reconnects), "{reconnect}", "Reconnections after a lost connection.");
+        _meter.CreateObservableCounter("synchro.pipeline.wal.received", () => Tagged(Volatile.Read(ref _bytesReceived)), "By", "pgoutput bytes received from the server.");
+        _meter.CreateObservableCounter("synchro.pipeline.changes.decoded", () => Tagged(Volatile.Read(ref _changesDecoded)), "{change}", "Changes of registered tables decoded.");
+        _meter.CreateObservableCounter("synchro.pipeline.changes.committed", () => Tagged(Volatile.Read(ref _changesCommitted)), "{change}", "Changes of registered tables committed to the changelog.");
+        _meter.CreateObservableCounter("synchro.pipeline.transactions", () => Tagged(Volatile.Read(ref _transactions)), "{transaction}", "Source transactions committed to the changelog.");
+        _meter.CreateObservableCounter("synchro.pipeline.batches", () => Tagged(Volatile.Read(ref _batches)), "{batch}", "Batches committed to the changelog.");
+        _meter.CreateObservableCounter("synchro.pipeline.changelog.rows", () => Tagged(Volatile.Read(ref _changelogRows)), "{row}", "Changelog rows written.");
+        _meter.CreateObservableCounter("synchro.pipeline.rule_failures", () => Tagged(Volatile.Read(ref _ruleFailures)), "{change}", "Changes whose bucket rule failed, recorded in sync_rule_failures.");
+        _meter.CreateObservableCounter("synchro.pipeline.truncates", () => Tagged(Volatile.Read(ref _tablesTruncated)), "{table}", "Registered tables truncated: their records' edges turned into delete rows.");
+        _meter.CreateObservableCounter("synchro.pipeline.reconnects", () => Tagged(Volatile.Read(ref _reconnects)), "{reconnect}", "Reconnections after a lost connection.");
 
-        _batchSize = _meter.CreateHistogram<int>("synchro.pipeline.batch.size", "{change}", "Changes per committed batch.");
-        _batchDuration = _meter.CreateHistogram<double>("synchro.pipeline.batch.duration", "s", "Time to write and commit one batch, from its first row to its commit.");
-        _changelogLatency = _meter.CreateHistogram<double>("synchro.pipeline.changelog.latency", "s", "From a source transaction's commit to the commit of its changelog rows.");
+        _batchSize = _meter.CreateHistogram("synchro.pipeline.batch.size", "{change}", "Changes per committed batch.", tags: null,
+            new InstrumentAdvice<int> { HistogramBucketBoundaries = BatchSizeBuckets });
+        _batchDuration = _meter.CreateHistogram("synchro.pipeline.batch.duration", "s", "Time to write and commit one batch, from its first row to its commit.", tags: null,
+            new InstrumentAdvice<double> { HistogramBucketBoundaries = BatchDurationBuckets });
+        _changelogLatency = _meter.CreateHistogram("synchro.pipeline.changelog.latency", "s", "From a source transaction's commit to the commit of its changelog rows.", tags: null,
+            new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBuckets });
 
-        _meter.CreateObservableGauge("synchro.pipeline.replication.lag", () => LagBytes, "By", "WAL bytes between the server's WAL end and the last position committed to the changelog.");
-        _meter.CreateObservableGauge("synchro.pipeline.replication.lag_time", () => Lag(DateTime.UtcNow).TotalSeconds, "s", "Age of the oldest source transaction handed to the writer and not yet committed.");
+        _meter.CreateObservableGauge("synchro.pipeline.replication.lag", () => Tagged(LagBytes), "By", "WAL bytes between the server's WAL end and the last position committed to the changelog.");
+        _meter.CreateObservableGauge("synchro.pipeline.replication.lag_time", () => Tagged(Lag(DateTime.UtcNow).TotalSeconds), "s", "Age of the oldest source transaction handed to the writer and not yet committed.");
         _meter.CreateObservableGauge("synchro.pipeline.queue.depth", QueueDepths, "{item}", "Items waiting in the queues between stages (synchro.queue: batches = items from the decoder to the writer, receipts = writer to committer).");
         _meter.CreateObservableGauge("synchro.pipeline.slot.safe_wal_size", SafeWalSize, "By", "WAL the server may still write before it invalidates the slot (pg_replication_slots.safe_wal_size); absent without max_slot_wal_keep_size.");
         _meter.CreateObservableGauge("synchro.pipeline.slot.invalidated", SlotInvalidated, "{slot}", "1 once the server invalidated the slot (PostgreSQL 17+: synchro.slot.invalidation_reason = wal_removed, rows_removed, wal_level_insufficient, idle_timeout), else 0; absent before the first health check.");
         _meter.CreateObservableGauge("synchro.pipeline.slot.failover", SlotFailover, "{slot}", "1 when the slot is a failover slot (PostgreSQL 17+; synchro.slot.synced tells a standby's synced copy), else 0; absent before 17.");
-        _meter.CreateObservableGauge("synchro.pipeline.wal.buffered", () => BufferedBytes, "By", "WAL received and not yet decoded.");
+        _meter.CreateObservableGauge("synchro.pipeline.wal.buffered", () => Tagged(BufferedBytes), "By", "WAL received and not yet decoded.");
     }
 
     /// <summary>Compaction's instruments on this meter (the scheduled runs').</summary>
-    public CompactionMetrics Compaction => _compaction ??= new CompactionMetrics(_meter);
+    public CompactionMetrics Compaction => _compaction ??= new CompactionMetrics(_meter, _slotTag);
+
+    /// <summary>The slot the pipeline consumes.</summary>
+    public string Slot { get; }
 
     /// <summary>Changes committed so far, for progress reports.</summary>
     public long CommittedChanges => Volatile.Read(ref _changesCommitted);
@@ -180,12 +199,12 @@ internal sealed class PipelineMetrics : IDisposable
         Volatile.Write(ref _changesCommitted, _changesCommitted + changes);
         Volatile.Write(ref _transactions, _transactions + transactions);
         Volatile.Write(ref _batches, _batches + 1);
-        _batchSize.Record(changes);
-        _batchDuration.Record(Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds);
+        _batchSize.Record(changes, _slotTag);
+        _batchDuration.Record(Stopwatch.GetElapsedTime(startTimestamp).TotalSeconds, _slotTag);
         if (_changelogLatency.Enabled)
         {
             foreach (var commitTime in commitTimes)
-                _changelogLatency.Record(Math.Max(0, (now - commitTime).TotalSeconds));
+                _changelogLatency.Record(Math.Max(0, (now - commitTime).TotalSeconds), _slotTag);
         }
     }
 
@@ -238,8 +257,8 @@ internal sealed class PipelineMetrics : IDisposable
     {
         if (_queues is { } queues)
         {
-            yield return new Measurement<int>(queues.Items(), s_itemsQueue);
-            yield return new Measurement<int>(queues.Receipts(), s_receiptsQueue);
+            yield return new Measurement<int>(queues.Items(), s_itemsQueue, _slotTag);
+            yield return new Measurement<int>(queues.Receipts(), s_receiptsQueue, _slotTag);
         }
     }
 
@@ -255,7 +274,7 @@ internal sealed class PipelineMetrics : IDisposable
     private IEnumerable<Measurement<long>> SafeWalSize()
     {
         if (_slotHealth?.SafeWalSize is { } safe)
-            yield return new Measurement<long>(safe);
+            yield return Tagged(safe);
     }
 
     private IEnumerable<Measurement<int>> SlotInvalidated()
@@ -263,16 +282,19 @@ internal sealed class PipelineMetrics : IDisposable
         if (_slotHealth is { } slot)
         {
             yield return slot.InvalidationReason is { } reason
-                ? new Measurement<int>(1, new KeyValuePair<string, object?>("synchro.slot.invalidation_reason", reason))
-                : new Measurement<int>(slot.WalStatus == "lost" ? 1 : 0);
+                ? new Measurement<int>(1, new KeyValuePair<string, object?>("synchro.slot.invalidation_reason", reason), _slotTag)
+                : Tagged(slot.WalStatus == "lost" ? 1 : 0);
         }
     }
 
     private IEnumerable<Measurement<int>> SlotFailover()
     {
         if (_slotHealth is { Failover: { } failover, Synced: var synced })
-            yield return new Measurement<int>(failover ? 1 : 0, new KeyValuePair<string, object?>("synchro.slot.synced", synced ?? false));
+            yield return new Measurement<int>(failover ? 1 : 0, new KeyValuePair<string, object?>("synchro.slot.synced", synced ?? false), _slotTag);
     }
+
+    /// <summary>A measurement of an observable instrument, tagged with the slot (after any tag of its own).</summary>
+    private Measurement<T> Tagged<T>(T value) where T : struct => new(value, _slotTag);
 
     private sealed record StateAndFailure(WalPipelineState State, Exception? Failure);
 

@@ -104,7 +104,34 @@ internal sealed partial class EdgeSnapshotLoader(
         if (!ExportedSnapshotSlot.IsSnapshotName(snapshotName))
             throw new ArgumentException($"'{snapshotName}' is not an exported snapshot name.", nameof(snapshotName));
         var started = Stopwatch.GetTimestamp();
+        // The load is a trace of its own, its chunks' spans under it.
+        using var activity = PipelineTracing.Start(PipelineTracing.Snapshot);
+        if (activity is { IsAllDataRequested: true })
+        {
+            activity.SetTag(PipelineTracing.SlotTag, slotName);
+            activity.SetTag(PipelineTracing.EndLsnTag, consistentPoint.ToString());
+        }
+        try
+        {
+            await LoadWithOriginAsync(snapshotName, consistentPoint, ct).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            activity.Failed(e);
+            throw;
+        }
+        if (activity is { IsAllDataRequested: true })
+        {
+            activity.SetTag(PipelineTracing.RowsReadTag, _totalRows);
+            activity.SetTag(PipelineTracing.EdgesTag, _totalEdges);
+            activity.SetTag(PipelineTracing.RuleFailuresTag, _totalFailures);
+        }
+        LogLoaded(logger, _totalRows, _totalEdges, _totalFailures, registry.Count, Stopwatch.GetElapsedTime(started).TotalSeconds, consistentPoint);
+        return _totalRows;
+    }
 
+    private async Task LoadWithOriginAsync(string snapshotName, Lsn consistentPoint, CancellationToken ct)
+    {
         // Invariant 9: with the changelog lock, the load writes on the session that holds it.
         await using var owned = Lock is null ? await changelog.OpenConnectionAsync(ct).ConfigureAwait(false) : null;
         var target = owned ?? await Lock!.EnsureAsync(ct).ConfigureAwait(false);
@@ -123,8 +150,6 @@ internal sealed partial class EdgeSnapshotLoader(
             if (origin is not null)
                 await OwnWritesOrigin.ReleaseAsync(target, origin).ConfigureAwait(false);
         }
-        LogLoaded(logger, _totalRows, _totalEdges, _totalFailures, registry.Count, Stopwatch.GetElapsedTime(started).TotalSeconds, consistentPoint);
-        return _totalRows;
     }
 
     private async Task LoadAsync(NpgsqlConnection target, NpgsqlConnection read, string snapshotName, Lsn consistentPoint, CancellationToken ct)
@@ -190,27 +215,55 @@ internal sealed partial class EdgeSnapshotLoader(
         var buffer = 0;
         try
         {
+            var load = Activity.Current;
             while (!last)
             {
                 Stopping.ThrowIfCancellationRequested();
                 var (edges, failures) = (_edges[buffer], _failures[buffer]);
                 var batch = _batches.Rent();
+                // The chunk's span lasts until its edges are written (WriteAsync ends it); the next chunk's is its sibling.
+                var chunk = PipelineTracing.StartChild(PipelineTracing.SnapshotChunk);
                 try
                 {
                     await FetchChunkAsync(read, snapshot, fetchSql, table, batch, ct).ConfigureAwait(false);
+                    if (chunk is { IsAllDataRequested: true })
+                    {
+                        chunk.SetTag(PipelineTracing.SlotTag, slotName);
+                        chunk.SetTag(PipelineTracing.TableTag, table.QualifiedName);
+                        chunk.SetTag(PipelineTracing.RowsReadTag, batch.Count);
+                    }
                     if (batch.Count == 0)
+                    {
+                        chunk?.Dispose();
                         break;
+                    }
                     await AssignAsync(read, batch, edges, failures, ct).ConfigureAwait(false);
                     rows += batch.Count;
                     _totalRows += batch.Count;
                     last = batch.Count < chunkRows;
                 }
+                catch (Exception e)
+                {
+                    chunk.Failed(e);
+                    chunk?.Dispose();
+                    throw;
+                }
                 finally
                 {
                     batch.Release();
                 }
-                await writing.ConfigureAwait(false);
-                writing = WriteAsync(target, edges, failures, ct);
+                try
+                {
+                    await writing.ConfigureAwait(false);
+                }
+                catch
+                {
+                    // The chunk before failed (its span says so); this one is never written.
+                    chunk?.Dispose();
+                    throw;
+                }
+                writing = WriteAsync(target, edges, failures, chunk, ct);
+                Activity.Current = load;
                 buffer ^= 1;
                 metrics.SnapshotRowsLoaded(_totalRows);
                 progress?.Invoke(new EdgeSnapshotProgress(table.QualifiedName, rows, estimate, _totalRows, TableDone: false));
@@ -255,9 +308,16 @@ internal sealed partial class EdgeSnapshotLoader(
     }
 
     /// <summary>Writes one chunk's edges (binary COPY) and rule failures into the load's transaction.</summary>
-    private async Task WriteAsync(NpgsqlConnection target, List<(RecordKey Record, string BucketId)> edges, List<RuleFailure> failures, CancellationToken ct)
+    /// <remarks>Ends the chunk's span <paramref name="chunk"/>.</remarks>
+    private async Task WriteAsync(NpgsqlConnection target, List<(RecordKey Record, string BucketId)> edges, List<RuleFailure> failures, Activity? chunk, CancellationToken ct)
     {
+        using var _ = chunk;
         var started = Stopwatch.GetTimestamp();
+        if (chunk is { IsAllDataRequested: true })
+        {
+            chunk.SetTag(PipelineTracing.EdgesTag, edges.Count);
+            chunk.SetTag(PipelineTracing.RuleFailuresTag, failures.Count);
+        }
         try
         {
             await ChangelogStore.ApplyEdgesAsync(target, edges, [], ct).ConfigureAwait(false);
@@ -265,7 +325,13 @@ internal sealed partial class EdgeSnapshotLoader(
         }
         catch (PostgresException e) when (AsTimeout(e, StatementKind.SnapshotChunk, started, $"Writing the bucket edges of a chunk ({edges.Count} edges) for the initial snapshot") is { } timeout)
         {
+            chunk.Failed(timeout);
             throw timeout;
+        }
+        catch (Exception e)
+        {
+            chunk.Failed(e);
+            throw;
         }
         _totalEdges += edges.Count;
         _totalFailures += failures.Count;

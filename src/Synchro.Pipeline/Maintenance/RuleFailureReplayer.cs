@@ -7,6 +7,7 @@ using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Registry;
 using Synchro.Pipeline.Changelog;
 using Synchro.Pipeline.Decoding;
+using Synchro.Pipeline.Diagnostics;
 using Synchro.Pipeline.Postgres;
 
 namespace Synchro.Pipeline.Maintenance;
@@ -76,6 +77,27 @@ public sealed class RuleFailureReplayer
     public async Task<RuleFailureReplayResult> ReplayAsync(CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(ChunkSize, 1);
+        using var activity = PipelineTracing.StartChild(PipelineTracing.Replay);
+        try
+        {
+            var result = await ReplayCoreAsync(cancellationToken).ConfigureAwait(false);
+            if (activity is { IsAllDataRequested: true })
+            {
+                activity.SetTag(PipelineTracing.ReplayedTag, result.Replayed);
+                activity.SetTag(PipelineTracing.StillFailingTag, result.StillFailing);
+                activity.SetTag(PipelineTracing.RowsTag, result.ChangelogRows);
+            }
+            return result;
+        }
+        catch (Exception e)
+        {
+            activity.Failed(e);
+            throw;
+        }
+    }
+
+    private async Task<RuleFailureReplayResult> ReplayCoreAsync(CancellationToken cancellationToken)
+    {
         var result = new RuleFailureReplayResult();
         var timeouts = _options.StatementTimeouts;
         var source = NpgsqlDataSource.Create(timeouts.WithClientBackstop(_options.SourceSessionString));
@@ -146,18 +168,32 @@ public sealed class RuleFailureReplayer
         private readonly BucketIdCache _bucketIds = new();
         private readonly ChangeBatchPool _pool = new();
         private long _lastId;
+        // Failures the chunk being replayed read, for its span.
+        private int _chunkRead;
 
         /// <summary>Replays the next chunk; false when there was none. A chunk that fails leaves nothing, counts included, and can be tried again.</summary>
         public async Task<bool> ChunkAsync(int size, CancellationToken ct)
         {
             var (lastId, replayed, superseded) = (_lastId, result.Replayed, result.Superseded);
+            var (stillFailing, rows) = (result.StillFailing, result.ChangelogRows);
             var started = Stopwatch.GetTimestamp();
+            using var activity = PipelineTracing.StartChild(PipelineTracing.ReplayChunk);
             try
             {
-                return await TryChunkAsync(size, ct).ConfigureAwait(false);
+                _chunkRead = 0;
+                var more = await TryChunkAsync(size, ct).ConfigureAwait(false);
+                if (activity is { IsAllDataRequested: true })
+                {
+                    activity.SetTag(PipelineTracing.FailuresTag, _chunkRead);
+                    activity.SetTag(PipelineTracing.ReplayedTag, result.Replayed - replayed);
+                    activity.SetTag(PipelineTracing.StillFailingTag, result.StillFailing - stillFailing);
+                    activity.SetTag(PipelineTracing.RowsTag, result.ChangelogRows - rows);
+                }
+                return more;
             }
             catch (Exception e)
             {
+                activity.Failed(e);
                 (_lastId, result.Replayed, result.Superseded) = (lastId, replayed, superseded);
                 var timeout = _timeouts.ReplayChunk;
                 if (e is PostgresException pg && PostgresErrors.IsStatementTimeout(pg, timeout, Stopwatch.GetElapsedTime(started)))
@@ -174,6 +210,7 @@ public sealed class RuleFailureReplayer
                 await SessionTimeout.SetLocalAsync(connection, _timeouts, StatementKind.ReplayChunk, ct).ConfigureAwait(false);
                 await ChangelogStore.LockEdgesAsync(connection, ct).ConfigureAwait(false);
                 var failures = await ChangelogStore.LoadRuleFailuresAsync(connection, _lastId, size, ct).ConfigureAwait(false);
+                _chunkRead = failures.Count;
                 if (failures.Count == 0)
                     return false;
                 _lastId = failures[^1].Id;

@@ -3,6 +3,8 @@ using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using Npgsql.Replication;
+using Synchro.Pipeline.Changelog;
+using Synchro.Pipeline.Diagnostics;
 using Synchro.Pipeline.Protocol;
 
 namespace Synchro.Pipeline.Runtime;
@@ -16,7 +18,7 @@ namespace Synchro.Pipeline.Runtime;
 /// With <see cref="Standbys"/> (the failover confirm rule, docs/failover.md) a committed position is held until the standbys of
 /// <c>synchronized_standby_slots</c> have flushed the changelog commit that recorded it; the committed position advances at once.
 /// </remarks>
-internal sealed partial class LsnCommitter(ChannelReader<Lsn> committed, CommittedPosition position, ReplicationConnection connection, ILogger logger)
+internal sealed partial class LsnCommitter(ChannelReader<CommitReceipt> committed, CommittedPosition position, ReplicationConnection connection, ILogger logger)
 {
     // Polling the standbys while receipts are held: from a few milliseconds (a standby on the same network flushes within
     // them) doubling to a second, so a standby that is down costs one query a second.
@@ -34,6 +36,11 @@ internal sealed partial class LsnCommitter(ChannelReader<Lsn> committed, Committ
     private Task<bool>? _waiting;
     private bool _warnedEmpty;
     private long _lastStallWarning;
+    // The traced commits taken and not yet confirmed, oldest first (empty when nobody listens: their contexts are default).
+    private readonly List<CommitReceipt> _traced = [];
+
+    /// <summary>The slot, for the confirm spans' tag.</summary>
+    public string? Slot { get; init; }
 
     /// <summary>The failover confirm rule; null confirms every receipt as soon as it is taken.</summary>
     public StandbyFlushGate? Standbys { get; init; }
@@ -53,12 +60,15 @@ internal sealed partial class LsnCommitter(ChannelReader<Lsn> committed, Committ
                 {
                     // The stop-time confirm decides for what is held, under the same rule.
                     _held.Clear();
+                    _traced.Clear();
                     continue;
                 }
+                var roundStarted = _traced.Count > 0 ? DateTimeOffset.UtcNow : default;
                 if (Standbys is not null)
                     newest = await ReleaseAsync(Standbys, newest, aborting).ConfigureAwait(false);
                 if (!newest.IsValid)
                     continue;
+                using var activity = StartConfirm(newest, roundStarted);
                 connection.SetReplicationStatus(newest);
                 try
                 {
@@ -68,6 +78,11 @@ internal sealed partial class LsnCommitter(ChannelReader<Lsn> committed, Committ
                 {
                     // The stream ended under it for the stop.
                     continue;
+                }
+                catch (Exception e)
+                {
+                    activity.Failed(e);
+                    throw;
                 }
                 LogConfirmed(logger, newest);
             }
@@ -93,10 +108,40 @@ internal sealed partial class LsnCommitter(ChannelReader<Lsn> committed, Committ
     private Lsn TakeReceipts()
     {
         var newest = Lsn.Invalid;
-        while (committed.TryRead(out var lsn))
-            newest = Lsn.Max(newest, lsn);
+        while (committed.TryRead(out var receipt))
+        {
+            newest = Lsn.Max(newest, receipt.Position);
+            if (receipt.Trace != default)
+                _traced.Add(receipt);
+        }
         position.Advance(newest);
         return newest;
+    }
+
+    /// <summary>
+    /// The span of telling the server <paramref name="confirmed"/>: a child of the newest traced commit it covers, linked to
+    /// the others; null when it covers none (a heartbeat's position) or nobody listens.
+    /// </summary>
+    private Activity? StartConfirm(Lsn confirmed, DateTimeOffset started)
+    {
+        var covered = 0;
+        while (covered < _traced.Count && _traced[covered].Position <= confirmed)
+            covered++;
+        if (covered == 0)
+            return null;
+        List<ActivityLink>? links = null;
+        for (var i = 0; i < covered - 1; i++)
+            (links ??= []).Add(new ActivityLink(_traced[i].Trace));
+        var parent = _traced[covered - 1].Trace;
+        _traced.RemoveRange(0, covered);
+        var activity = PipelineTracing.Start(PipelineTracing.Confirm, parent, links, started);
+        if (activity is { IsAllDataRequested: true })
+        {
+            activity.SetTag(PipelineTracing.SlotTag, Slot);
+            activity.SetTag(PipelineTracing.ConfirmedLsnTag, confirmed.ToString());
+            activity.SetTag(PipelineTracing.CommitsTag, covered);
+        }
+        return activity;
     }
 
     /// <summary>

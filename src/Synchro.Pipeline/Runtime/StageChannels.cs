@@ -41,7 +41,7 @@ internal static class StageChannels
         AllowSynchronousContinuations = false,
     };
 
-    /// <summary>Writer → committer: the end LSN of each committed batch.</summary>
+    /// <summary>Writer → committer: a receipt (the persisted position) of each changelog commit.</summary>
     public static BoundedChannelOptions Receipts(int capacity) => new(capacity)
     {
         SingleReader = true,

@@ -66,7 +66,7 @@ internal static class InstrumentCatalog
     /// <summary>Pipeline metrics on <paramref name="factory"/>'s meter with a measurement in every instrument, observable ones included.</summary>
     public static PipelineMetrics Drive(IMeterFactory factory)
     {
-        var metrics = new PipelineMetrics(() => new Lsn(0x1000), factory);
+        var metrics = new PipelineMetrics(() => new Lsn(0x1000), "catalog", factory);
         metrics.RunStarted(new StageQueues(() => 1, () => 0, () => default));
         metrics.SlotHealth(new SlotHealthReading("lost", 1 << 20, "wal_removed", DateTimeOffset.UtcNow, Failover: true, Synced: false));
         metrics.BatchCommitted(changes: 3, transactions: 1, [DateTime.UtcNow], Stopwatch.GetTimestamp());

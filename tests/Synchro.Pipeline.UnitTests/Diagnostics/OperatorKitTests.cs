@@ -19,9 +19,6 @@ public sealed partial class OperatorKitTests
     // Labels Prometheus adds itself: the scrape's target (job, instance) and a histogram bucket's bound (le).
     private static readonly string[] s_scrapeLabels = ["job", "instance", "le"];
 
-    // The slot tag (synchro.slot) that issue 17 adds to the instruments; the dashboard's slot variable reads it.
-    private static readonly string[] s_slotLabel = ["synchro_slot"];
-
     private static readonly Lazy<IReadOnlyList<InstrumentInfo>> s_instruments = new(InstrumentCatalog.Read);
 
     private static string Deploy(string file) => Path.Combine(EventIdTests.RepositoryRoot(), "docs", "deploy", file);
@@ -273,7 +270,7 @@ public sealed partial class OperatorKitTests
     private static InstrumentInfo Single(string name) => Assert.Single(s_instruments.Value, i => i.Name == name);
 
     private static HashSet<string> KnownLabels() => s_instruments.Value.SelectMany(i => i.TagKeys).Select(PrometheusNames.Label)
-        .Concat(s_scrapeLabels).Concat(s_slotLabel).ToHashSet(StringComparer.Ordinal);
+        .Concat(s_scrapeLabels).ToHashSet(StringComparer.Ordinal);
 
     /// <summary>What in a PromQL expression is not what the code exports: metric names, histogram series, labels.</summary>
     /// <remarks>A query names a histogram's series; prose may name the histogram itself (<paramref name="prose"/>).</remarks>
