@@ -10,7 +10,8 @@ namespace Synchro.Pipeline.Cli;
 
 /// <summary>
 /// <c>synchro-pipeline run</c>: consumes the slot until Ctrl+C or SIGTERM, then stops cleanly (the batch in flight is
-/// finished, never half-written) and prints one summary line.
+/// finished, never half-written) and prints one summary line. With <c>--wait-for-lock</c> it first waits, as long as it
+/// takes, while another instance consumes the slot.
 /// </summary>
 internal static partial class RunCommand
 {
@@ -20,6 +21,10 @@ internal static partial class RunCommand
     {
         var command = new Command(Name, "Consume the replication slot into the changelog until Ctrl+C or SIGTERM.");
         var settings = new SettingsFlags(command, withPublication: true);
+        settings.AddSwitch(new Option<bool>("--wait-for-lock")
+        {
+            Description = "Wait as a passive instance while another instance of this slot is active, and take over when it stops or dies (Synchro:WaitForLock), instead of failing after SlotWaitTimeout",
+        }, nameof(WalPipelineOptions.WaitForLock));
         var logging = new CliLogging(command);
         command.SetAction((parse, ct) => RunAsync(parse, settings, logging, ct));
         return command;

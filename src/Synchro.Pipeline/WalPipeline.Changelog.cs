@@ -11,7 +11,11 @@ public sealed partial class WalPipeline
     private ChangelogLock? _changelogLock;
 
     private ChangelogLock NewChangelogLock() => new(
-        _options.ChangelogSessionString, _options.ChangelogSchemaName, _options.SlotName, _options.LoggerFactory.CreateLogger(LogCategory));
+        _options.ChangelogSessionString, _options.ChangelogSchemaName, _options.SlotName, _options.LoggerFactory.CreateLogger(LogCategory))
+    {
+        WaitForLock = _options.WaitForLock,
+        Waiting = _metrics.WaitingForLock,
+    };
 
     /// <summary>
     /// Reads what exists of the sidecar tables and migrates only when something is missing, on the changelog lock's session:

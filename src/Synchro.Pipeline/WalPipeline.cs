@@ -108,7 +108,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         _metrics.SetState(WalPipelineState.Starting);
         var source = new NpgsqlConnectionStringBuilder(_options.ConnectionString);
         LogStarting(_logger, _options.SlotName, _options.PublicationName, _options.Tables.Count, source.Host, source.Port, source.Database, source.Username);
-        await using var slotLock = _slotLock = new SlotLock(_sourceConnectionString, _options.SlotName, _options.SlotWaitTimeout, _logger);
+        await using var slotLock = _slotLock = NewSlotLock();
         await using var changelogLock = _changelogLock = NewChangelogLock();
         try
         {
@@ -123,9 +123,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
                     retry.AttemptStarting();
                     if (!prepared)
                     {
-                        await slotLock.EnsureAsync(cancellationToken).ConfigureAwait(false);
-                        // Invariant 9: before anything is written to the changelog, whatever the slot.
-                        await changelogLock.EnsureAsync(cancellationToken).ConfigureAwait(false);
+                        await EnsureLocksAsync(cancellationToken).ConfigureAwait(false);
                         await PrepareAsync(cancellationToken).ConfigureAwait(false);
                         prepared = true;
                     }
@@ -175,6 +173,10 @@ public sealed partial class WalPipeline : IAsyncDisposable
                 throw;
             throw fatal;
         }
+        finally
+        {
+            _metrics.LocksReleased();
+        }
     }
 
     private async Task PrepareAsync(CancellationToken cancellationToken)
@@ -220,9 +222,8 @@ public sealed partial class WalPipeline : IAsyncDisposable
 
     private async Task RunStagesAsync(CancellationToken cancellationToken)
     {
-        await _slotLock!.EnsureAsync(cancellationToken).ConfigureAwait(false);
-        // Invariant 9: taken again, on a new session if the old one was lost, before this run writes.
-        await _changelogLock!.EnsureAsync(cancellationToken).ConfigureAwait(false);
+        // Taken again, on new sessions if the old ones were lost, before this run reads or writes.
+        await EnsureLocksAsync(cancellationToken).ConfigureAwait(false);
         var replicationString = await ReplicationConnectionStringAsync(_sourceConnectionString, cancellationToken).ConfigureAwait(false);
         if (ReplicationHost.IsMultiHost(_sourceConnectionString))
         {

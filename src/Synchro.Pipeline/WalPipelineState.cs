@@ -26,4 +26,10 @@ public enum WalPipelineState
 
     /// <summary>Loading the bucket edges of existing rows from the new slot's snapshot (<see cref="WalPipelineOptions.InitialSnapshot"/>; progress in <see cref="WalPipelineStatus.SnapshotRows"/>).</summary>
     Snapshotting,
+
+    /// <summary>
+    /// Waiting for another instance to let go of the slot lock (or the changelog lock), with <see cref="WalPipelineOptions.WaitForLock"/>:
+    /// a passive instance, ready to take over, that holds no lock and writes nothing (<see cref="WalPipelineStatus.LockHolder"/> names the holder).
+    /// </summary>
+    WaitingForLock,
 }

@@ -93,4 +93,10 @@ public sealed class WalPipelineStatus
 
     /// <summary>Whether the slot is a standby's synchronised copy of a failover slot (PostgreSQL 17+); null before 17 and before the first check.</summary>
     public bool? SlotSynced { get; internal init; }
+
+    /// <summary>
+    /// While <see cref="State"/> is <see cref="WalPipelineState.WaitingForLock"/>: who holds the lock this instance waits for (backend pid,
+    /// <c>application_name</c>, client address, as far as this role may read <c>pg_stat_activity</c>); null otherwise.
+    /// </summary>
+    public string? LockHolder { get; internal init; }
 }

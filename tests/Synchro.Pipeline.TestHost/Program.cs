@@ -2,12 +2,12 @@ using Microsoft.Extensions.Logging;
 using Synchro.Pipeline;
 using Synchro.Pipeline.Registry;
 
-// Usage: Synchro.Pipeline.TestHost <connection string> <slot> <publication> <table> <owner column> <max batch rows> [two-phase] [child=<table>:<foreign key column>] [chunk-rows=<n>]
+// Usage: Synchro.Pipeline.TestHost <connection string> <slot> <publication> <table> <owner column> <max batch rows> [two-phase] [wait-for-lock] [child=<table>:<foreign key column>] [chunk-rows=<n>]
 // child= registers a child table of <table> that takes its buckets through the parent chain (so owner changes cascade to it);
-// chunk-rows= sets the cascade's rows per fetch.
+// chunk-rows= sets the cascade's rows per fetch; wait-for-lock waits as a passive instance while another holds the slot (WaitForLock).
 // Runs until killed or until stdin closes; exit code 0 after a clean stop, 2 on a fatal pipeline error.
 // The pipeline's events of level Information and up go to standard error, one line each: "event <id> <level>: <message>".
-const string Usage = "usage: Synchro.Pipeline.TestHost <connection string> <slot> <publication> <table> <owner column> <max batch rows> [two-phase] [child=<table>:<foreign key column>] [chunk-rows=<n>]";
+const string Usage = "usage: Synchro.Pipeline.TestHost <connection string> <slot> <publication> <table> <owner column> <max batch rows> [two-phase] [wait-for-lock] [child=<table>:<foreign key column>] [chunk-rows=<n>]";
 if (args.Length < 6)
 {
     Console.Error.WriteLine(Usage);
@@ -16,12 +16,17 @@ if (args.Length < 6)
 
 var tables = new TableRegistry().Add(new TableRegistration(args[3]) { OwnerColumn = args[4] });
 var twoPhase = false;
+var waitForLock = false;
 int? chunkRows = null;
 foreach (var option in args.Skip(6))
 {
     if (option == "two-phase")
     {
         twoPhase = true;
+    }
+    else if (option == "wait-for-lock")
+    {
+        waitForLock = true;
     }
     else if (option.StartsWith("child=", StringComparison.Ordinal) && option[6..].Split(':') is [{ Length: > 0 } child, { Length: > 0 } foreignKey])
     {
@@ -57,6 +62,7 @@ var options = new WalPipelineOptions
     StatusInterval = TimeSpan.FromSeconds(1),
     MaxReconnectDelay = TimeSpan.FromSeconds(1),
     TwoPhase = twoPhase,
+    WaitForLock = waitForLock,
     LoggerFactory = new StandardErrorLoggerFactory(),
 };
 if (chunkRows is { } chunk)

@@ -81,6 +81,7 @@ internal sealed class SettingsFlags
     private readonly bool _withPublication;
     private readonly Command _command;
     private readonly List<(Option<string> Option, string Setting)> _settings = [];
+    private readonly List<(Option<bool> Option, string Setting)> _switches = [];
 
     /// <param name="command">The command that takes the flags.</param>
     /// <param name="withPublication">Whether the command takes <c>--publication</c> (<c>status</c> and <c>migrate</c> do not need one).</param>
@@ -108,6 +109,13 @@ internal sealed class SettingsFlags
     {
         _command.Options.Add(option);
         _settings.Add((option, setting));
+    }
+
+    /// <summary>Adds a flag of the command that sets the boolean <paramref name="setting"/> to true when given, a layer above the file and the environment.</summary>
+    public void AddSwitch(Option<bool> option, string setting)
+    {
+        _command.Options.Add(option);
+        _switches.Add((option, setting));
     }
 
     /// <summary>
@@ -146,6 +154,11 @@ internal sealed class SettingsFlags
             AddFlag(flags, parse, _publication, nameof(WalPipelineOptions.PublicationName));
         foreach (var (option, setting) in _settings)
             AddFlag(flags, parse, option, setting);
+        foreach (var (option, setting) in _switches)
+        {
+            if (parse.GetValue(option))
+                flags[$"{s_section}:{setting}"] = "true";
+        }
         // Only a given flag is a layer: its absence leaves the file's or the environment's value.
         if (_withPublication && parse.GetValue(_binaryTuples))
             flags[$"{s_section}:{nameof(WalPipelineOptions.BinaryTupleMode)}"] = "true";

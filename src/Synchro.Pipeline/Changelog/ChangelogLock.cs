@@ -93,6 +93,9 @@ internal sealed partial class ChangelogLock : IAsyncDisposable
 
     private static readonly TimeSpan s_retryDelay = TimeSpan.FromMilliseconds(100);
 
+    // While waiting without a bound: how often the holder is looked up again (the lock itself is tried at every retry).
+    private static readonly TimeSpan s_waitingRecheck = TimeSpan.FromSeconds(5);
+
     private readonly string _connectionString;
     private readonly string _schema;
     private readonly string _slotName;
@@ -172,6 +175,15 @@ internal sealed partial class ChangelogLock : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Waits without a bound, past the holder's exit grace, while another session holds the lock
+    /// (<see cref="WalPipelineOptions.WaitForLock"/>), instead of refusing; the wait is logged once per holder description.
+    /// </summary>
+    public bool WaitForLock { get; init; }
+
+    /// <summary>Called when a wait for another session's lock begins and when its holder changes, with the refusal that would otherwise end the start.</summary>
+    public Action<string>? Waiting { get; init; }
+
     private async Task TakeAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
         await using (var keepalive = new NpgsqlCommand(KeepaliveSql, connection))
@@ -182,13 +194,17 @@ internal sealed partial class ChangelogLock : IAsyncDisposable
             command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _schema });
             command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = SlotClass });
             command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = _slotName });
-            var deadline = DateTime.UtcNow + s_holderExitGrace;
+            var started = DateTime.UtcNow;
+            var deadline = started + s_holderExitGrace;
+            string? announced = null;
             while (true)
             {
                 if (await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is true)
                 {
                     _held = new Session(connection.ProcessID, await OwnSessionStartAsync(connection, cancellationToken).ConfigureAwait(false));
                     _lost = null;
+                    if (announced is not null)
+                        LogTakenAfterWait(_logger, _schema, (DateTime.UtcNow - started).TotalSeconds);
                     return;
                 }
                 if (_lost is { } lost && await EndIfOwnAsync(connection, lost, cancellationToken).ConfigureAwait(false))
@@ -198,7 +214,18 @@ internal sealed partial class ChangelogLock : IAsyncDisposable
                     continue;
                 }
                 if (DateTime.UtcNow >= deadline)
-                    break;
+                {
+                    if (!WaitForLock)
+                        break;
+                    var holder = await DescribeHolderAsync(connection, cancellationToken).ConfigureAwait(false);
+                    if (holder != announced)
+                    {
+                        announced = holder;
+                        LogWaiting(_logger, _schema, holder);
+                        Waiting?.Invoke(holder);
+                    }
+                    deadline = DateTime.UtcNow + s_waitingRecheck;
+                }
                 await Task.Delay(s_retryDelay, cancellationToken).ConfigureAwait(false);
             }
         }
@@ -293,7 +320,10 @@ internal sealed partial class ChangelogLock : IAsyncDisposable
     }
 
     /// <summary>Releases the lock by closing its session.</summary>
-    public async ValueTask DisposeAsync()
+    public ValueTask DisposeAsync() => ReleaseAsync();
+
+    /// <summary>Releases the lock by closing its session; the next <see cref="EnsureAsync"/> takes it on a new one.</summary>
+    public async ValueTask ReleaseAsync()
     {
         if (_connection is { } connection)
         {
@@ -309,6 +339,14 @@ internal sealed partial class ChangelogLock : IAsyncDisposable
     [LoggerMessage(EventId = EventIds.ChangelogLockTakenAgain, Level = LogLevel.Information,
         Message = "Took the changelog lock of schema {Schema} again before writing ({Reason}): the lock ends with the session that holds it")]
     private static partial void LogTakenAgain(ILogger logger, string schema, string reason);
+
+    [LoggerMessage(EventId = EventIds.ChangelogLockWaiting, Level = LogLevel.Warning,
+        Message = "Waiting for the changelog lock of schema {Schema} (WaitForLock) instead of stopping: {Holder}")]
+    private static partial void LogWaiting(ILogger logger, string schema, string holder);
+
+    [LoggerMessage(EventId = EventIds.ChangelogLockTaken, Level = LogLevel.Information,
+        Message = "Took the changelog lock of schema {Schema} after waiting {Seconds:F1} s (WaitForLock)")]
+    private static partial void LogTakenAfterWait(ILogger logger, string schema, double seconds);
 
     /// <summary>A server session: its backend pid and when it started (a pid alone can be reused).</summary>
     private readonly record struct Session(int Pid, DateTime Started);

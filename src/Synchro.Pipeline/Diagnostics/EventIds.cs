@@ -208,4 +208,21 @@ internal static class EventIds
 
     /// <summary>The replication connection goes to the host a multi-host connection string chose.</summary>
     public const int ReplicationHostResolved = 1073;
+
+    // An instance waiting for the lock (WalPipelineOptions.WaitForLock): 1100–1119.
+
+    /// <summary>WaitForLock: another instance holds the slot lock; this one waits, naming the holder (pid, application_name, client).</summary>
+    public const int LockWaiting = 1100;
+
+    /// <summary>WaitForLock: the slot lock changed hands while this instance waited; it names the new holder and keeps waiting.</summary>
+    public const int LockHolderChanged = 1101;
+
+    /// <summary>WaitForLock: the active instance let go of the slot; this one holds it now, after waiting so many seconds, and resumes from the persisted position.</summary>
+    public const int LockTakenOver = 1102;
+
+    /// <summary>WaitForLock: the changelog lock is held by another session (a pipeline of another slot, or the last holder's session not yet ended); waiting for it.</summary>
+    public const int ChangelogLockWaiting = 1103;
+
+    /// <summary>WaitForLock: the changelog lock was taken after a wait.</summary>
+    public const int ChangelogLockTaken = 1104;
 }

@@ -61,6 +61,9 @@ internal sealed class PipelineMetrics : IDisposable
     private volatile RetryEpisode? _retrying;
     private volatile StageQueues? _queues;
     private CompactionMetrics? _compaction;
+    // Instance role (WaitForLock): 1 while this instance holds the slot lock; the holder named while it waits.
+    private int _active;
+    private volatile string? _lockHolder;
 
     /// <param name="committedPosition">Reads the one committed position (its owner is the runtime's committer).</param>
     /// <param name="slot">The slot the pipeline consumes: the <c>synchro.slot</c> tag of the meter and of every measurement.</param>
@@ -99,6 +102,7 @@ internal sealed class PipelineMetrics : IDisposable
         _meter.CreateObservableGauge("synchro.pipeline.slot.invalidated", SlotInvalidated, "{slot}", "1 once the server invalidated the slot (PostgreSQL 17+: synchro.slot.invalidation_reason = wal_removed, rows_removed, wal_level_insufficient, idle_timeout), else 0; absent before the first health check.");
         _meter.CreateObservableGauge("synchro.pipeline.slot.failover", SlotFailover, "{slot}", "1 when the slot is a failover slot (PostgreSQL 17+; synchro.slot.synced tells a standby's synced copy), else 0; absent before 17.");
         _meter.CreateObservableGauge("synchro.pipeline.wal.buffered", () => Tagged(BufferedBytes), "By", "WAL received and not yet decoded.");
+        _meter.CreateObservableGauge("synchro.pipeline.instance.active", () => Tagged(Volatile.Read(ref _active)), "{instance}", "1 while this instance holds the slot lock and consumes the slot, 0 while it waits for another instance to let go of it (WaitForLock) or is stopped.");
     }
 
     /// <summary>Compaction's instruments on this meter (the scheduled runs').</summary>
@@ -128,6 +132,25 @@ internal sealed class PipelineMetrics : IDisposable
         _retrying = new RetryEpisode(attempt, since);
         SetState(state, error);
     }
+
+    /// <summary>This instance waits for the slot or changelog lock that <paramref name="holder"/> (described) holds; it holds neither.</summary>
+    public void WaitingForLock(string holder)
+    {
+        _lockHolder = holder;
+        Volatile.Write(ref _active, 0);
+        SetState(WalPipelineState.WaitingForLock);
+    }
+
+    /// <summary>This instance holds the slot and changelog locks: it is the active one (a wait for them is over).</summary>
+    public void LocksHeld()
+    {
+        Volatile.Write(ref _active, 1);
+        if (_state.State == WalPipelineState.WaitingForLock)
+            SetState(WalPipelineState.Starting);
+    }
+
+    /// <summary>This instance's run ended: it holds no lock.</summary>
+    public void LocksReleased() => Volatile.Write(ref _active, 0);
 
     /// <summary>Initial snapshot: <paramref name="rows"/> rows read so far.</summary>
     public void SnapshotRowsLoaded(long rows) => Volatile.Write(ref _snapshotRows, rows);
@@ -242,6 +265,7 @@ internal sealed class PipelineMetrics : IDisposable
             SlotInactiveSince = slot?.InactiveSince,
             SlotFailover = slot?.Failover,
             SlotSynced = slot?.Synced,
+            LockHolder = state.State == WalPipelineState.WaitingForLock ? _lockHolder : null,
         };
     }
 

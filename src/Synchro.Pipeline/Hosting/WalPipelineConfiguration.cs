@@ -17,7 +17,7 @@ namespace Synchro.Pipeline.Hosting;
 /// <c>MaxReconnectDelay</c>, <c>SlotWaitTimeout</c>, <c>BatchWriteTimeout</c>, <c>RuleQueryTimeout</c>, <c>ParentLookupTimeout</c>, <c>TruncateTimeout</c>,
 /// <c>SnapshotChunkTimeout</c>, <c>ReplayChunkTimeout</c>, <c>MaxStatementRetries</c>, <c>SlowBatchThreshold</c>, <c>BinaryTupleMode</c>, <c>HeartbeatInterval</c>, <c>SlotHealthInterval</c>,
 /// <c>SlotSafeWalSizeWarning</c>, <c>SkipOrigins</c> (a list, or one comma-separated value), <c>TagOwnWrites</c>,
-/// <c>FilterOriginsOnServer</c>, <c>InitialSnapshot</c>,
+/// <c>FilterOriginsOnServer</c>, <c>InitialSnapshot</c>, <c>WaitForLock</c>,
 /// <c>MaxBucketsPerChange</c>, <c>MaxRecordIdBytes</c>, <c>MaxBucketIdBytes</c>, <c>GlobalBucketFunction</c> (sets <see cref="TableRegistry.GlobalBucketFunction"/> of
 /// <see cref="WalPipelineOptions.Tables"/>), <c>StreamLargeTransactions</c>, <c>TwoPhase</c>, <c>SpillDirectory</c>, <c>MaxSpillBytes</c>, <c>CompactionInterval</c>, <c>DeleteRetention</c>, <c>CascadeParentMoves</c>, <c>Failover</c>, <c>FailoverStandbys</c> (a list of connection strings) and <c>Tables</c>.
 /// </para>
@@ -100,6 +100,7 @@ public static class WalPipelineConfiguration
         [nameof(WalPipelineOptions.MaxRecordIdBytes)] = (s, o, p) => o.MaxRecordIdBytes = WholeNumber(s, p) ?? o.MaxRecordIdBytes,
         [nameof(WalPipelineOptions.MaxBucketIdBytes)] = (s, o, p) => o.MaxBucketIdBytes = WholeNumber(s, p) ?? o.MaxBucketIdBytes,
         [nameof(TableRegistry.GlobalBucketFunction)] = (s, o, p) => o.Tables.GlobalBucketFunction = EmptyIsNull(Text(s, p), o.Tables.GlobalBucketFunction),
+        [nameof(WalPipelineOptions.WaitForLock)] = (s, o, p) => o.WaitForLock = Boolean(s, p) ?? o.WaitForLock,
     }.ToFrozenDictionary(StringComparer.OrdinalIgnoreCase);
 
     private static readonly FrozenDictionary<string, TableSettingBinder> s_tableSettings = new Dictionary<string, TableSettingBinder>
@@ -138,6 +139,7 @@ public static class WalPipelineConfiguration
         nameof(WalPipelineOptions.MaxSpillBytes), nameof(WalPipelineOptions.CompactionInterval), nameof(WalPipelineOptions.DeleteRetention),
         nameof(WalPipelineOptions.CascadeParentMoves), nameof(WalPipelineOptions.Failover), nameof(WalPipelineOptions.FailoverStandbys),
         nameof(WalPipelineOptions.PrimaryConnectionString),
+        nameof(WalPipelineOptions.WaitForLock),
     ];
 
     private static readonly string[] s_tableSettingNames =

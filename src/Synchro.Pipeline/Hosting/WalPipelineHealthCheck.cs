@@ -7,7 +7,8 @@ namespace Synchro.Pipeline.Hosting;
 /// <summary>
 /// The hosted pipeline's health from <see cref="WalPipeline.GetStatus"/>: the registration's failure status
 /// (unhealthy) when it failed, stopped, lags past <see cref="WalPipelineHealthCheckOptions"/> or has been retrying past
-/// its bound; degraded while it starts or reconnects within it; healthy while it streams within the limits.
+/// its bound; degraded while it starts or reconnects within it; healthy while it streams within the limits, and while it
+/// waits for another instance to let go of the slot (<see cref="WalPipelineState.WaitingForLock"/>).
 /// </summary>
 internal sealed class WalPipelineHealthCheck(WalPipeline pipeline, IOptionsMonitor<WalPipelineHealthCheckOptions> options) : IHealthCheck
 {
@@ -29,6 +30,9 @@ internal sealed class WalPipelineHealthCheck(WalPipeline pipeline, IOptionsMonit
                 $"The pipeline could not start yet ({status.RetryAttempts} attempt(s) failed) and keeps trying: {status.Failure?.Message}"), status.Failure, data),
             WalPipelineState.Failed => new HealthCheckResult(failed, "The pipeline stopped on a fatal error: " + status.Failure?.Message, status.Failure, data),
             WalPipelineState.Stopped => new HealthCheckResult(failed, "The pipeline has stopped.", data: data),
+            // A passive instance is healthy (WaitForLock): failing it would make an orchestrator restart it, or stall a rolling update that waits for it to be ready.
+            WalPipelineState.WaitingForLock => HealthCheckResult.Healthy(
+                $"Waiting to take over (WaitForLock): another instance is active and holds {status.LockHolder}; this one holds no lock and writes nothing until it lets go.", data),
             WalPipelineState.NotStarted => HealthCheckResult.Degraded("The pipeline has not started yet.", data: data),
             WalPipelineState.Starting => HealthCheckResult.Degraded("The pipeline is checking the database and connecting.", data: data),
             WalPipelineState.Snapshotting => HealthCheckResult.Degraded(string.Create(CultureInfo.InvariantCulture,
@@ -76,5 +80,6 @@ internal sealed class WalPipelineHealthCheck(WalPipeline pipeline, IOptionsMonit
         ["reconnects"] = status.Reconnects,
         ["retry_attempts"] = status.RetryAttempts,
         ["retrying_since"] = status.RetryingSince?.ToString("O", CultureInfo.InvariantCulture) ?? "",
+        ["lock_holder"] = status.LockHolder ?? "",
     };
 }

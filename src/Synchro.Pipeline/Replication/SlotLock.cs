@@ -30,6 +30,15 @@ namespace Synchro.Pipeline.Replication;
 /// </remarks>
 internal sealed partial class SlotLock(string connectionString, string slotName, TimeSpan waitTimeout, ILogger logger) : IAsyncDisposable
 {
+    /// <summary>
+    /// Waits without a bound while another pipeline holds the lock (<see cref="WalPipelineOptions.WaitForLock"/>): the
+    /// waiting instance takes over as soon as the holder's session ends. The walsender wait after it is still bounded.
+    /// </summary>
+    public bool WaitForLock { get; init; }
+
+    /// <summary>Called when waiting for another pipeline's lock begins, and when its holder changes, with the holder described; before the wait, whatever the caller holds that the next holder needs is to be let go.</summary>
+    public Func<string, CancellationToken, ValueTask>? Waiting { get; init; }
+
     // Unpooled: a pooled connection is reset (DISCARD ALL, which drops advisory locks) only when next used, so closing
     // one would leave the lock held by an idle pooled session.
     private readonly string _connectionString = new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ConnectionString;
@@ -111,26 +120,58 @@ internal sealed partial class SlotLock(string connectionString, string slotName,
         }
     }
 
-    // Invariant: returns only holding the lock with the slot inactive; every wait is announced once per kind of holder.
+    // Invariant: returns only holding the lock with the slot inactive; every wait is announced once per kind of holder
+    // (and, while waiting for the lock without a bound, once per holding session).
     private async Task AcquireAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
         var started = Stopwatch.GetTimestamp();
+        // The bound applies from the start, or, waiting for the lock without one, from when the lock was taken.
+        var boundFrom = started;
         var locked = false;
+        var waitedForPipeline = false;
         Holder? announced = null;
         while (true)
         {
-            locked = locked || await TryLockAsync(connection, cancellationToken).ConfigureAwait(false);
+            if (!locked && await TryLockAsync(connection, cancellationToken).ConfigureAwait(false))
+            {
+                locked = true;
+                if (WaitForLock)
+                    boundFrom = Stopwatch.GetTimestamp();
+            }
             var holder = locked
                 ? await FindHolderAsync(connection, SlotHolderSql, HolderKind.Walsender, cancellationToken).ConfigureAwait(false)
                 : await FindHolderAsync(connection, LockHolderSql, HolderKind.Pipeline, cancellationToken).ConfigureAwait(false)
                     ?? new Holder(HolderKind.Pipeline, null, null, null, null);
             if (holder is null)
             {
-                if (announced is not null)
+                if (waitedForPipeline && WaitForLock)
+                {
+                    LogTookOver(logger, slotName, Stopwatch.GetElapsedTime(started).TotalSeconds);
+                }
+                else if (announced is not null)
+                {
                     LogAcquired(logger, slotName, Stopwatch.GetElapsedTime(started).TotalSeconds);
+                }
                 return;
             }
-            var waited = Stopwatch.GetElapsedTime(started);
+            if (WaitForLock && holder.Kind == HolderKind.Pipeline)
+            {
+                waitedForPipeline = true;
+                // A holder that left between the two queries (no pid) is not announced: the next poll takes the lock or names the next.
+                if (holder.Pid is not null && (announced is null || announced.Kind != holder.Kind || announced.Pid != holder.Pid))
+                {
+                    if (announced is null)
+                        LogWaitingForLock(logger, slotName, holder.Describe());
+                    else
+                        LogHolderChanged(logger, slotName, holder.Describe());
+                    announced = holder;
+                    if (Waiting is { } waiting)
+                        await waiting(holder.Describe(), cancellationToken).ConfigureAwait(false);
+                }
+                await Task.Delay(s_retryDelay, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+            var waited = Stopwatch.GetElapsedTime(boundFrom);
             if (waited >= waitTimeout)
                 throw new WalPipelineException(TimedOutMessage(holder, waited));
             if (announced?.Kind != holder.Kind)
@@ -234,4 +275,16 @@ internal sealed partial class SlotLock(string connectionString, string slotName,
 
     [LoggerMessage(EventId = EventIds.SlotAcquired, Level = LogLevel.Information, Message = "Replication slot {Slot} was released after {Seconds:F1} s; this pipeline holds it now")]
     private static partial void LogAcquired(ILogger logger, string slot, double seconds);
+
+    [LoggerMessage(EventId = EventIds.LockWaiting, Level = LogLevel.Information,
+        Message = "Waiting for replication slot {Slot} (WaitForLock): another instance is active and holds {Holder}; this instance takes over when that session ends")]
+    private static partial void LogWaitingForLock(ILogger logger, string slot, string holder);
+
+    [LoggerMessage(EventId = EventIds.LockHolderChanged, Level = LogLevel.Information,
+        Message = "Replication slot {Slot} changed hands: now {Holder} holds it; this instance keeps waiting (WaitForLock)")]
+    private static partial void LogHolderChanged(ILogger logger, string slot, string holder);
+
+    [LoggerMessage(EventId = EventIds.LockTakenOver, Level = LogLevel.Warning,
+        Message = "Took over replication slot {Slot} after waiting {Seconds:F1} s (WaitForLock): the active instance let go of it; resuming from the persisted position")]
+    private static partial void LogTookOver(ILogger logger, string slot, double seconds);
 }

@@ -36,7 +36,7 @@ internal sealed class PipelineHostProcess : IDisposable
     public int ExitCode => _process.ExitCode;
 
     public static PipelineHostProcess Start(string connectionString, string slot, string publication, string table, string ownerColumn, int maxBatchRows, bool twoPhase = false,
-        string? childTable = null, string? childForeignKey = null, int? cascadeChunkRows = null)
+        string? childTable = null, string? childForeignKey = null, int? cascadeChunkRows = null, bool waitForLock = false)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -49,6 +49,8 @@ internal sealed class PipelineHostProcess : IDisposable
             start.ArgumentList.Add(arg);
         if (twoPhase)
             start.ArgumentList.Add("two-phase");
+        if (waitForLock)
+            start.ArgumentList.Add("wait-for-lock");
         if (childTable is not null)
             start.ArgumentList.Add($"child={childTable}:{childForeignKey}");
         if (cascadeChunkRows is { } chunkRows)
