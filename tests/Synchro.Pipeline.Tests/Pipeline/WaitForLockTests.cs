@@ -196,6 +196,50 @@ public sealed class WaitForLockTests(PostgresServerFixture postgres, ITestOutput
         Assert.DoesNotContain(winner.Logs.Entries.Concat(loser.Logs.Entries), e => e.Level >= LogLevel.Error);
     }
 
+    [Fact]
+    public async Task An_active_instance_that_loses_its_lock_session_to_a_waiting_one_becomes_the_waiting_one_and_lets_the_changelog_go()
+    {
+        await using var harness = await PipelineHarness.CreateAsync(postgres, "wait_for_lock_lost");
+        var a = WaitingInstance(harness, "instance-a");
+        var b = WaitingInstance(harness, "instance-b");
+        await using var pipelineA = a.Pipeline;
+        await using var pipelineB = b.Pipeline;
+        using var stopA = new CancellationTokenSource();
+        using var stopB = new CancellationTokenSource();
+        var runA = pipelineA.RunAsync(stopA.Token);
+        await OperationsSql.WaitStreamingAsync(harness.ConnectionString, harness.Slot, runA);
+        var runB = pipelineB.RunAsync(stopB.Token);
+        await OperationsSql.WaitUntilAsync(() => Task.FromResult(runB.IsCompleted || b.Pipeline.GetStatus().State == WalPipelineState.WaitingForLock),
+            "the second instance to wait", TimeSpan.FromSeconds(30));
+
+        // The active instance's lock session is cut (a network blip, an operator): the waiting one takes the lock at once.
+        var holder = await Sql.ScalarAsync<int>(harness.ConnectionString, SlotLockHolderSql, ("c", Synchro.Pipeline.Replication.SlotLock.LockClass), ("s", harness.Slot));
+        Assert.Equal(holder, await Sql.ScalarAsync<int>(harness.ConnectionString, "SELECT pid FROM pg_stat_activity WHERE application_name = 'instance-a' AND backend_type = 'client backend' AND pid = @p", ("p", holder)));
+        await harness.ExecuteAsync(string.Create(CultureInfo.InvariantCulture, $"SELECT pg_terminate_backend({holder})"));
+
+        await OperationsSql.WaitUntilAsync(async () =>
+        {
+            if (runA.IsCompleted)
+                await runA;
+            if (runB.IsCompleted)
+                await runB;
+            return b.Pipeline.GetStatus().State == WalPipelineState.Running && a.Pipeline.GetStatus().State == WalPipelineState.WaitingForLock;
+        }, "the waiting instance to run and the active one to wait", TimeSpan.FromSeconds(60));
+        Assert.Contains("application_name 'instance-b'", a.Pipeline.GetStatus().LockHolder, StringComparison.Ordinal);
+        await harness.ExecuteAsync($"INSERT INTO orders (id, user_id) VALUES ('{First}', 'alice')");
+        Assert.Equal([$"user:alice orders {First} 1"], await harness.WaitForChangelogAsync(1));
+
+        await stopA.CancelAsync();
+        await stopB.CancelAsync();
+        await Task.WhenAll(runA, runB).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.DoesNotContain(a.Logs.Entries.Concat(b.Logs.Entries), e => e.Level >= LogLevel.Error);
+    }
+
+    private const string SlotLockHolderSql = """
+        SELECT l.pid FROM pg_locks l
+        WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.classid = @c::oid AND l.objid = hashtext(@s)::oid
+        """;
+
     private static Instance WaitingInstance(PipelineHarness harness, string name)
     {
         var logs = new RecordingLoggerFactory(LogLevel.Information);
