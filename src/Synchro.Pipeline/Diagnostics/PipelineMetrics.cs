@@ -138,6 +138,8 @@ internal sealed class PipelineMetrics : IDisposable
     {
         _lockHolder = holder;
         Volatile.Write(ref _active, 0);
+        // Waiting is getting somewhere: the server answers. A retry episode before it is over.
+        _retrying = null;
         SetState(WalPipelineState.WaitingForLock);
     }
 

@@ -246,6 +246,8 @@ public sealed class WaitForLockTests(PostgresServerFixture postgres, ITestOutput
         var options = harness.Options();
         options.ConnectionString = new NpgsqlConnectionStringBuilder(harness.ConnectionString) { ApplicationName = name }.ConnectionString;
         options.WaitForLock = true;
+        // An active instance notices a lost lock session at its next slot health check.
+        options.SlotHealthInterval = TimeSpan.FromMilliseconds(500);
         options.LoggerFactory = logs;
         return new Instance(name, new WalPipeline(options), logs);
     }
