@@ -29,6 +29,7 @@ public sealed class HostedPipelineTests(PostgresServerFixture postgres)
         "synchro.pipeline.batch.duration", "synchro.pipeline.changelog.latency", "synchro.pipeline.replication.lag",
         "synchro.pipeline.replication.lag_time", "synchro.pipeline.queue.depth", "synchro.pipeline.wal.buffered",
         "synchro.pipeline.slot.safe_wal_size", "synchro.pipeline.slot.invalidated", "synchro.pipeline.slot.failover",
+        "synchro.pipeline.instance.active",
     ];
 
     [Fact]
@@ -81,6 +82,7 @@ public sealed class HostedPipelineTests(PostgresServerFixture postgres)
         Assert.Equal(3, recorder.All("synchro.pipeline.batch.size").Sum());
         Assert.Equal(2, recorder.All("synchro.pipeline.changelog.latency").Count);
         Assert.Equal(0, recorder.Last("synchro.pipeline.replication.lag_time"));
+        Assert.Equal(1, recorder.Last("synchro.pipeline.instance.active"));
 
         // The pipeline logged through the host's logging.
         Assert.Contains(logs.Entries, e => e is { Category: WalPipeline.LogCategory, EventId.Id: 1000 });
