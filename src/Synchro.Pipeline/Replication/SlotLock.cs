@@ -14,7 +14,8 @@ namespace Synchro.Pipeline.Replication;
 /// for as long as the pipeline consumes the slot, so a second pipeline on the same slot does not fight over it. Taking
 /// it also waits for the slot itself to be free: a start right after a stop or a kill waits, for a bounded time
 /// (<see cref="WalPipelineOptions.SlotWaitTimeout"/>), for the old session and walsender to go, saying who holds the slot,
-/// and fails naming the holder only once that time has passed.
+/// and fails naming the holder only once that time has passed. With <see cref="WaitForLock"/> the wait for another
+/// pipeline's lock has no bound (a passive instance).
 /// </summary>
 /// <remarks>
 /// <para>
@@ -144,14 +145,10 @@ internal sealed partial class SlotLock(string connectionString, string slotName,
                     ?? new Holder(HolderKind.Pipeline, null, null, null, null);
             if (holder is null)
             {
-                if (waitedForPipeline && WaitForLock)
-                {
+                if (waitedForPipeline)
                     LogTookOver(logger, slotName, Stopwatch.GetElapsedTime(started).TotalSeconds);
-                }
                 else if (announced is not null)
-                {
                     LogAcquired(logger, slotName, Stopwatch.GetElapsedTime(started).TotalSeconds);
-                }
                 return;
             }
             if (WaitForLock && holder.Kind == HolderKind.Pipeline)
