@@ -16,7 +16,7 @@ public sealed class InstanceActiveMetricsTests
     {
         using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         var meters = services.GetRequiredService<IMeterFactory>();
-        using var metrics = new PipelineMetrics(() => Lsn.Invalid, meters);
+        using var metrics = new PipelineMetrics(() => Lsn.Invalid, "slot_a", meters);
         using var gauge = new GaugeReader(meters, "synchro.pipeline.instance.active");
 
         Assert.Equal(0, gauge.Read());
@@ -41,7 +41,7 @@ public sealed class InstanceActiveMetricsTests
     [Fact]
     public void Waiting_ends_a_retry_episode_so_a_takeover_hours_later_is_not_reported_as_retrying_since_then()
     {
-        using var metrics = new PipelineMetrics(() => Lsn.Invalid);
+        using var metrics = new PipelineMetrics(() => Lsn.Invalid, "slot_a");
         metrics.Retrying(WalPipelineState.Starting, new NpgsqlException("Failed to connect"), attempt: 1, DateTimeOffset.UtcNow.AddHours(-2));
         Assert.Equal(1, metrics.Snapshot().RetryAttempts);
 
