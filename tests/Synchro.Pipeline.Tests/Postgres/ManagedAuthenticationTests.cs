@@ -249,7 +249,7 @@ public sealed class ManagedAuthenticationTests(PostgresServerFixture server, ITe
 
         /// <summary>Ends every session of the role, walsender included, so that each logs in again; returns their backend types.</summary>
         public Task<List<string>> TerminateSessionsAsync()
-            => Sql.RowsAsync(superuser, $"SELECT backend_type FROM pg_stat_activity WHERE usename = '{name}' AND pg_terminate_backend(pid)");
+            => Sql.RowsAsync(superuser, $"WITH own AS MATERIALIZED (SELECT pid, backend_type FROM pg_stat_activity WHERE usename = '{name}') SELECT backend_type FROM own WHERE pg_terminate_backend(pid)");
 
         public async Task LogInAsync(string password)
         {
