@@ -53,6 +53,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
 
     /// <summary>Creates a pipeline; nothing connects until <see cref="RunAsync"/>.</summary>
     /// <exception cref="ArgumentException">An option is invalid (the message names it).</exception>
+    /// <exception cref="WalPipelineConfigurationException"><see cref="WalPipelineOptions.ConfigureDataSource"/> threw, or left a builder Npgsql refuses.</exception>
     public WalPipeline(WalPipelineOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
