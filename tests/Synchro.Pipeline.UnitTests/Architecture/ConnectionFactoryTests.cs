@@ -52,8 +52,8 @@ public sealed class ConnectionFactoryTests
                     var declaring = called.DeclaringType.FullName;
                     if (instruction.OpCode == OpCodes.Newobj && s_forbiddenConstructors.Contains(declaring))
                         uses.Add(new Use(Outermost(type).FullName, method.Name, $"new {declaring}"));
-                    else if (declaring == "Npgsql.NpgsqlDataSource" && called.Name == "Create")
-                        uses.Add(new Use(Outermost(type).FullName, method.Name, "Npgsql.NpgsqlDataSource.Create"));
+                    else if ((declaring, called.Name) is ("Npgsql.NpgsqlDataSource", "Create") or ("Npgsql.NpgsqlConnection", "CloneWith"))
+                        uses.Add(new Use(Outermost(type).FullName, method.Name, $"{declaring}.{called.Name}"));
                 }
             }
         }
