@@ -26,9 +26,6 @@ internal sealed class PostgresConnections(
     /// <summary>Nothing configured: the connection strings as they are (the CLI, and helpers given only connection strings).</summary>
     public static PostgresConnections Plain { get; } = new(null, null, NullLoggerFactory.Instance);
 
-    /// <summary>Whether a password provider is set, so that a password in a connection string is a contradiction.</summary>
-    public bool ProvidesPasswords => passwordProvider is not null;
-
     /// <summary>A pooled data source for <paramref name="connectionString"/>; the caller disposes it.</summary>
     /// <exception cref="WalPipelineConfigurationException">The hook threw, or left the builder in a state Npgsql refuses.</exception>
     public NpgsqlDataSource DataSource(string connectionString, PipelineConnectionKind kind)
