@@ -11,7 +11,7 @@ public sealed partial class WalPipeline
     private ChangelogLock? _changelogLock;
 
     private ChangelogLock NewChangelogLock() => new(
-        _options.ChangelogSessionString, _options.ChangelogSchemaName, _options.SlotName, _options.LoggerFactory.CreateLogger(LogCategory))
+        _connections, _options.ChangelogSessionString, _options.ChangelogSchemaName, _options.SlotName, _options.LoggerFactory.CreateLogger(LogCategory))
     {
         WaitForLock = _options.WaitForLock,
         Waiting = _metrics.WaitingForLock,

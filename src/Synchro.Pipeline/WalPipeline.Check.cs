@@ -13,7 +13,7 @@ public sealed partial class WalPipeline
     /// <summary>
     /// Runs the checks <see cref="RunAsync"/> makes at start — server settings (wal_level, a free replication slot and walsender),
     /// the roles' rights (REPLICATION and SELECT on the registered tables for the source role, DML on the sidecar tables for the
-    /// changelog role), publication, tables, columns, replica identities, slot, and that the persisted position belongs to the source (<see cref="CheckPositionAsync"/>) —
+    /// changelog role), publication, tables, columns, replica identities, slot, and that the persisted position belongs to the source (<see cref="CheckPositionAsync(WalPipelineOptions, CancellationToken)"/>) —
     /// without creating, migrating or consuming anything. With <see cref="WalPipelineOptions.Failover"/>, also the primary's
     /// <c>synchronized_standby_slots</c> and the slot synchronisation of each standby of <see cref="WalPipelineOptions.FailoverStandbys"/>
     /// or among the hosts of <see cref="WalPipelineOptions.ConnectionString"/> (docs/operations.md, failover slots).
@@ -43,10 +43,11 @@ public sealed partial class WalPipeline
         options.Validate();
 
         var warnings = new List<string>();
-        var source = NpgsqlDataSource.Create(options.SourceSessionString);
+        var connections = options.Connections;
+        var source = connections.DataSource(options.SourceSessionString, PipelineConnectionKind.Source);
         await using (source.ConfigureAwait(false))
         {
-            var changelog = NpgsqlDataSource.Create(options.ChangelogSessionString);
+            var changelog = connections.DataSource(options.ChangelogSessionString, PipelineConnectionKind.Changelog);
             await using (changelog.ConfigureAwait(false))
             {
                 bool slotExists;
@@ -57,7 +58,7 @@ public sealed partial class WalPipeline
                     warnings.AddRange(checks.Warnings);
                     slotExists = checks.SlotExists;
                     if (options.Failover)
-                        warnings.AddRange(await FailoverChecks.CheckStandbysAsync(connection, options.ConnectionString, options.FailoverStandbys, options.SlotName, cancellationToken).ConfigureAwait(false));
+                        warnings.AddRange(await FailoverChecks.CheckStandbysAsync(connections, connection, options.ConnectionString, options.FailoverStandbys, options.SlotName, cancellationToken).ConfigureAwait(false));
                 }
 
                 SidecarState sidecars;
@@ -71,7 +72,7 @@ public sealed partial class WalPipeline
                 }
                 if (sidecars.MigrationPending && ChangelogStartProblem(sidecars) is { } sidecarProblem)
                     throw new WalPipelineConfigurationException(sidecarProblem);
-                var found = await CheckPersistedPositionAsync(source, changelog, options.SourceSessionString, options.SlotName, null, identify: false, slotConfirmsOnlyPersisted: !options.DiscardWrites, cancellationToken).ConfigureAwait(false);
+                var found = await CheckPersistedPositionAsync(connections, source, changelog, options.SourceSessionString, options.SlotName, null, identify: false, slotConfirmsOnlyPersisted: !options.DiscardWrites, cancellationToken).ConfigureAwait(false);
                 if (found.Problem is { } problem)
                     throw new WalPipelineConfigurationException([problem.Message]) { RefusesPosition = true };
                 if (!slotExists)
@@ -107,7 +108,7 @@ public sealed partial class WalPipeline
         }).ToList();
         // A standby first: what it cannot do (PostgreSQL 15, a changelog in it) makes the other checks moot.
         List<string> standbyErrors = [], standbyWarnings = [];
-        var standby = await StandbySource.CheckAsync(connection, options.ChangelogConnectionString, options.PrimaryConnectionString, standbyErrors, standbyWarnings, cancellationToken).ConfigureAwait(false);
+        var standby = await StandbySource.CheckAsync(options.Connections, connection, options.ChangelogConnectionString, options.PrimaryConnectionString, standbyErrors, standbyWarnings, cancellationToken).ConfigureAwait(false);
         if (standbyErrors.Count > 0)
             throw new WalPipelineConfigurationException(standbyErrors);
         var checks = await StartupChecks.RunAsync(connection, options.SlotName, options.PublicationName, tables, busySendersFail, cancellationToken).ConfigureAwait(false);

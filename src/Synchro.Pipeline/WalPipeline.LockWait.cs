@@ -5,7 +5,7 @@ namespace Synchro.Pipeline;
 // The slot and changelog locks, and an instance that waits for them (WalPipelineOptions.WaitForLock).
 public sealed partial class WalPipeline
 {
-    private SlotLock NewSlotLock() => new(_sourceConnectionString, _options.SlotName, _options.SlotWaitTimeout, _logger)
+    private SlotLock NewSlotLock() => new(_connections, _sourceConnectionString, _options.SlotName, _options.SlotWaitTimeout, _logger)
     {
         WaitForLock = _options.WaitForLock,
         Waiting = WaitingForSlotLockAsync,

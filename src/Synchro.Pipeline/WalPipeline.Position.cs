@@ -27,19 +27,42 @@ public sealed partial class WalPipeline
     /// </returns>
     /// <exception cref="ArgumentException">The slot name is invalid, or a connection string is empty.</exception>
     /// <exception cref="NpgsqlException">A database could not be reached, or refused the replication connection.</exception>
-    public static async Task<IReadOnlyList<string>> CheckPositionAsync(string connectionString, string? changelogConnectionString, string slotName, CancellationToken cancellationToken = default)
+    public static Task<IReadOnlyList<string>> CheckPositionAsync(string connectionString, string? changelogConnectionString, string slotName, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(connectionString);
         if (!PgIdentifier.IsValid(slotName))
             throw new ArgumentException(StartupChecks.InvalidSlotName(slotName), nameof(slotName));
-        var sourceSessions = SessionSearchPath.Source(connectionString);
-        var source = NpgsqlDataSource.Create(sourceSessions);
+        return CheckPositionAsync(PostgresConnections.Plain, SessionSearchPath.Source(connectionString),
+            SessionSearchPath.Changelog(changelogConnectionString ?? connectionString), slotName, cancellationToken);
+    }
+
+    /// <summary>
+    /// As <see cref="CheckPositionAsync(string, string?, string, CancellationToken)"/>, with the connections of
+    /// <paramref name="options"/>: its connection strings, slot, <see cref="WalPipelineOptions.ConfigureDataSource"/> and
+    /// <see cref="WalPipelineOptions.PasswordProvider"/>.
+    /// </summary>
+    /// <param name="options">The pipeline's options (connection strings, slot name and connection hooks are used).</param>
+    /// <param name="cancellationToken">Cancels the check.</param>
+    /// <returns>The problems, as the other overload returns them.</returns>
+    /// <exception cref="ArgumentException">An option is invalid (the message names it).</exception>
+    /// <exception cref="NpgsqlException">A database could not be reached, or refused the replication connection.</exception>
+    public static Task<IReadOnlyList<string>> CheckPositionAsync(WalPipelineOptions options, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        return CheckPositionAsync(options.Connections, options.SourceSessionString, options.ChangelogSessionString, options.SlotName, cancellationToken);
+    }
+
+    private static async Task<IReadOnlyList<string>> CheckPositionAsync(
+        PostgresConnections connections, string sourceSessions, string changelogSessions, string slotName, CancellationToken cancellationToken)
+    {
+        var source = connections.DataSource(sourceSessions, PipelineConnectionKind.Source);
         await using (source.ConfigureAwait(false))
         {
-            var changelog = NpgsqlDataSource.Create(SessionSearchPath.Changelog(changelogConnectionString ?? connectionString));
+            var changelog = connections.DataSource(changelogSessions, PipelineConnectionKind.Changelog);
             await using (changelog.ConfigureAwait(false))
             {
-                var found = await CheckPersistedPositionAsync(source, changelog, sourceSessions, slotName, null, identify: false, slotConfirmsOnlyPersisted: true, cancellationToken).ConfigureAwait(false);
+                var found = await CheckPersistedPositionAsync(connections, source, changelog, sourceSessions, slotName, null, identify: false, slotConfirmsOnlyPersisted: true, cancellationToken).ConfigureAwait(false);
                 return found.Problem is { } problem ? [problem.Message] : [];
             }
         }
@@ -54,6 +77,7 @@ public sealed partial class WalPipeline
     /// connection of its own when that is null — only when there is a position to check, unless <paramref name="identify"/>.
     /// </summary>
     private static async Task<PositionCheck> CheckPersistedPositionAsync(
+        PostgresConnections connections,
         NpgsqlDataSource source,
         NpgsqlDataSource changelog,
         string connectionString,
@@ -90,7 +114,7 @@ public sealed partial class WalPipeline
         {
             if (replication is null)
             {
-                own = new LogicalReplicationConnection(await ReplicationConnectionStringAsync(connectionString, cancellationToken).ConfigureAwait(false));
+                own = await connections.ReplicationAsync(await ReplicationConnectionStringAsync(connections, connectionString, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
                 await own.Open(cancellationToken).ConfigureAwait(false);
                 replication = own;
             }
@@ -111,7 +135,7 @@ public sealed partial class WalPipeline
     /// <exception cref="WalPipelineConfigurationException">The position does not belong to the source (<see cref="WalPipelineConfigurationException.RefusesPosition"/>).</exception>
     private async Task<PositionCheck> VerifyPositionAsync(ReplicationConnection? replication, CancellationToken cancellationToken)
     {
-        var found = await CheckPersistedPositionAsync(_source, _changelog, _sourceConnectionString, _options.SlotName, replication, identify: true, slotConfirmsOnlyPersisted: !_options.DiscardWrites, cancellationToken).ConfigureAwait(false);
+        var found = await CheckPersistedPositionAsync(_connections, _source, _changelog, _sourceConnectionString, _options.SlotName, replication, identify: true, slotConfirmsOnlyPersisted: !_options.DiscardWrites, cancellationToken).ConfigureAwait(false);
         if (found.Problem is { } problem)
             throw new WalPipelineConfigurationException([problem.Message]) { RefusesPosition = true };
         return found;

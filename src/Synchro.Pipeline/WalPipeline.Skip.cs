@@ -30,7 +30,7 @@ public sealed partial class WalPipeline
         ArgumentNullException.ThrowIfNull(options);
         if (!commitLsn.IsValid)
             throw new ArgumentException("The commit LSN of the transaction to skip must be a valid position such as 0/16B3748.", nameof(commitLsn));
-        var changelog = NpgsqlDataSource.Create(options.ChangelogSessionString);
+        var changelog = options.Connections.DataSource(options.ChangelogSessionString, PipelineConnectionKind.Changelog);
         await using (changelog.ConfigureAwait(false))
         {
             var connection = await changelog.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);

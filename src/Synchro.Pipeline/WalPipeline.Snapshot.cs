@@ -60,8 +60,8 @@ public sealed partial class WalPipeline
         ExportedSnapshotSlot slot;
         try
         {
-            var replicationString = await ReplicationConnectionStringAsync(_sourceConnectionString, cancellationToken).ConfigureAwait(false);
-            slot = await CreatingSlotAsync(ct => ExportedSnapshotSlot.CreateAsync(replicationString, _options.SlotName, twoPhase: _options.TwoPhase, failover: _options.Failover, ct), cancellationToken).ConfigureAwait(false);
+            var replicationString = await ReplicationConnectionStringAsync(_connections, _sourceConnectionString, cancellationToken).ConfigureAwait(false);
+            slot = await CreatingSlotAsync(ct => ExportedSnapshotSlot.CreateAsync(_connections, replicationString, _options.SlotName, twoPhase: _options.TwoPhase, failover: _options.Failover, ct), cancellationToken).ConfigureAwait(false);
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.DuplicateObject)
         {
@@ -99,7 +99,7 @@ public sealed partial class WalPipeline
         {
             try
             {
-                await ReplicationSlots.DropAsync(_sourceConnectionString, _options.SlotName, cancellationToken).ConfigureAwait(false);
+                await ReplicationSlots.DropAsync(_source, _options.SlotName, cancellationToken).ConfigureAwait(false);
                 return;
             }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ObjectInUse && Stopwatch.GetElapsedTime(started) < s_dropSlotTimeout)

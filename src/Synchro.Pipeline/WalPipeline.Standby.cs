@@ -18,7 +18,7 @@ public sealed partial class WalPipeline
 
     /// <summary>The source database on the standby's primary; null when the source is a primary or none is known.</summary>
     private NpgsqlDataSource? Primary => _standby?.PrimaryConnectionString is { } primary
-        ? _primary ??= new NpgsqlDataSourceBuilder(_options.StatementTimeouts.WithClientBackstop(SessionSearchPath.Source(primary))).UseLoggerFactory(_options.LoggerFactory).Build()
+        ? _primary ??= _connections.DataSource(_options.StatementTimeouts.WithClientBackstop(SessionSearchPath.Source(primary)), PipelineConnectionKind.Primary)
         : null;
 
     /// <summary>Where heartbeats are written: the source, or on a standby its primary; null when there is nowhere (warned at start).</summary>

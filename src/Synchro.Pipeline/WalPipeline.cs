@@ -2,7 +2,6 @@ using System.IO.Pipelines;
 using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Npgsql;
-using Npgsql.Replication;
 using Synchro.Pipeline.Buckets;
 using Synchro.Pipeline.Changelog;
 using Synchro.Pipeline.Diagnostics;
@@ -40,6 +39,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
     private readonly WalPipelineOptions _options;
     private readonly ILogger _logger;
     private readonly string _sourceConnectionString;
+    private readonly PostgresConnections _connections;
     private readonly NpgsqlDataSource _source;
     private readonly NpgsqlDataSource _changelog;
     private readonly IBucketAssigner _assigner;
@@ -53,6 +53,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
 
     /// <summary>Creates a pipeline; nothing connects until <see cref="RunAsync"/>.</summary>
     /// <exception cref="ArgumentException">An option is invalid (the message names it).</exception>
+    /// <exception cref="WalPipelineConfigurationException"><see cref="WalPipelineOptions.ConfigureDataSource"/> threw, or left a builder Npgsql refuses.</exception>
     public WalPipeline(WalPipelineOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -64,8 +65,9 @@ public sealed partial class WalPipeline : IAsyncDisposable
         // Npgsql's client-side one is raised above them on the pooled sessions, a backstop for a server that stopped answering.
         var timeouts = options.StatementTimeouts;
         _sourceConnectionString = options.SourceSessionString;
-        _source = new NpgsqlDataSourceBuilder(timeouts.WithClientBackstop(_sourceConnectionString)).UseLoggerFactory(options.LoggerFactory).Build();
-        _changelog = new NpgsqlDataSourceBuilder(timeouts.WithClientBackstop(options.ChangelogSessionString)).UseLoggerFactory(options.LoggerFactory).Build();
+        _connections = options.Connections;
+        _source = _connections.DataSource(timeouts.WithClientBackstop(_sourceConnectionString), PipelineConnectionKind.Source);
+        _changelog = _connections.DataSource(timeouts.WithClientBackstop(options.ChangelogSessionString), PipelineConnectionKind.Changelog);
         _assigner = new GuardedBucketAssigner(options.Tables, options.BucketAssigner, options.MaxBucketsPerChange);
     }
 
@@ -202,7 +204,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
         Lsn? earlier = !checks.SlotExists && found.Persisted is { Position: { IsValid: true } position } ? position : null;
         if (!checks.SlotExists && !_options.InitialSnapshot)
         {
-            if (await CreatingSlotAsync(ct => ReplicationSlots.CreateIfMissingAsync(_sourceConnectionString, _options.SlotName, twoPhase: _options.TwoPhase, failover: _options.Failover, ct), cancellationToken).ConfigureAwait(false))
+            if (await CreatingSlotAsync(ct => ReplicationSlots.CreateIfMissingAsync(_source, _options.SlotName, twoPhase: _options.TwoPhase, failover: _options.Failover, ct), cancellationToken).ConfigureAwait(false))
             {
                 LogSlotCreated(_logger, _options.SlotName);
                 _slotMovePending = earlier;
@@ -224,16 +226,14 @@ public sealed partial class WalPipeline : IAsyncDisposable
     {
         // Taken again, on new sessions if the old ones were lost, before this run reads or writes.
         await EnsureLocksAsync(cancellationToken).ConfigureAwait(false);
-        var replicationString = await ReplicationConnectionStringAsync(_sourceConnectionString, cancellationToken).ConfigureAwait(false);
+        var replicationString = await ReplicationConnectionStringAsync(_connections, _sourceConnectionString, cancellationToken).ConfigureAwait(false);
         if (ReplicationHost.IsMultiHost(_sourceConnectionString))
         {
             var chosen = new NpgsqlConnectionStringBuilder(replicationString);
             LogReplicationHost(_logger, chosen.Host, chosen.Port);
         }
-        await using var replication = new LogicalReplicationConnection(replicationString)
-        {
-            WalReceiverStatusInterval = _options.StatusInterval,
-        };
+        await using var replication = await _connections.ReplicationAsync(replicationString, cancellationToken).ConfigureAwait(false);
+        replication.WalReceiverStatusInterval = _options.StatusInterval;
         await replication.Open(cancellationToken).ConfigureAwait(false);
 
         // Invariant 8, at every run: a reconnect may reach another server (a failover), or find the changelog restored.
@@ -300,10 +300,10 @@ public sealed partial class WalPipeline : IAsyncDisposable
     /// (<see cref="ReplicationHost"/>), with a 64 KiB read buffer unless it sets its own (Npgsql's default is 8 KiB).
     /// </summary>
     /// <remarks>A coalesced read (<see cref="ReaderStage"/>) then takes a millisecond of a busy stream in one or two system calls.</remarks>
-    private static async Task<string> ReplicationConnectionStringAsync(string connectionString, CancellationToken cancellationToken)
+    private static async Task<string> ReplicationConnectionStringAsync(PostgresConnections connections, string connectionString, CancellationToken cancellationToken)
     {
         const int DefaultReadBufferSize = 8192;
-        var builder = new NpgsqlConnectionStringBuilder(await ReplicationHost.ResolveAsync(connectionString, cancellationToken).ConfigureAwait(false));
+        var builder = new NpgsqlConnectionStringBuilder(await ReplicationHost.ResolveAsync(connections, connectionString, cancellationToken).ConfigureAwait(false));
         if (builder.ReadBufferSize == DefaultReadBufferSize)
             builder.ReadBufferSize = 64 * 1024;
         return builder.ConnectionString;
@@ -371,6 +371,8 @@ public sealed partial class WalPipeline : IAsyncDisposable
             || (pg.SqlState == PostgresErrorCodes.ObjectNotInPrerequisiteState && pg.MessageText.StartsWith("cannot read from logical replication slot", StringComparison.Ordinal))
             || pg.MessageText.Contains("invalidated", StringComparison.Ordinal)
             => new WalPipelineException(SlotInvalidation.Message(_options.SlotName, SlotInvalidation.ReasonInDetail(pg.Detail), pg.MessageText), error),
+        NpgsqlException { InnerException: PasswordProviderException provider } => new WalPipelineException(provider.Message, error),
+        PasswordProviderException provider => new WalPipelineException(provider.Message, error),
         PgOutputProtocolException protocol
             => new WalPipelineException($"The replication stream could not be decoded: {protocol.Message} Report this with the LSN; the pipeline will not skip it.", error),
         WalPipelineException pipeline => pipeline,

@@ -286,6 +286,7 @@ public sealed partial class WalPipelineOptions
         for (var i = 0; i < FailoverStandbys.Count; i++)
             CheckConnectionString(problems, $"{nameof(FailoverStandbys)}[{i}]", FailoverStandbys[i]);
         CheckChangelogSchema(problems);
+        FindAuthenticationProblems(problems);
         if (string.IsNullOrEmpty(SlotName))
             problems.Add($"{nameof(SlotName)} is required");
         else if (SlotName.Length > 63 || !SlotName.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '_'))

@@ -96,7 +96,7 @@ internal sealed partial class ChangelogLock : IAsyncDisposable
     // While waiting without a bound: how often the holder is looked up again (the lock itself is tried at every retry).
     private static readonly TimeSpan s_waitingRecheck = TimeSpan.FromSeconds(5);
 
-    private readonly string _connectionString;
+    private readonly NpgsqlDataSource _sessions;
     private readonly string _schema;
     private readonly string _slotName;
     private readonly ILogger _logger;
@@ -106,13 +106,14 @@ internal sealed partial class ChangelogLock : IAsyncDisposable
     // connection (one waiting for a table lock notices the closed socket only when it gets the lock).
     private Session? _lost;
 
+    /// <param name="connections">Where the lock's sessions come from.</param>
     /// <param name="connectionString">The changelog connection string, its search_path pinned (<see cref="SessionSearchPath.Changelog"/>).</param>
     /// <param name="schema">The changelog schema: the lock's key.</param>
     /// <param name="slotName">This pipeline's slot, named to a refused pipeline.</param>
     /// <param name="logger">Says when the lock is taken again after its session was lost.</param>
-    public ChangelogLock(string connectionString, string schema, string slotName, ILogger logger)
+    public ChangelogLock(PostgresConnections connections, string connectionString, string schema, string slotName, ILogger logger)
     {
-        _connectionString = new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ConnectionString;
+        _sessions = connections.Unpooled(connectionString, PipelineConnectionKind.ChangelogLock);
         _schema = schema;
         _slotName = slotName;
         _logger = logger;
@@ -160,7 +161,7 @@ internal sealed partial class ChangelogLock : IAsyncDisposable
 
     private async Task<NpgsqlConnection> OpenAndTakeAsync(CancellationToken cancellationToken)
     {
-        var connection = new NpgsqlConnection(_connectionString);
+        var connection = _sessions.CreateConnection();
         try
         {
             await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
@@ -330,6 +331,7 @@ internal sealed partial class ChangelogLock : IAsyncDisposable
             _connection = null;
             await connection.DisposeAsync().ConfigureAwait(false);
         }
+        await _sessions.DisposeAsync().ConfigureAwait(false);
     }
 
     [LoggerMessage(EventId = EventIds.ChangelogLockTakenAgain, Level = LogLevel.Information,

@@ -78,4 +78,47 @@ public static class SynchroPipelineServiceCollectionExtensions
             configure?.Invoke(options);
         });
     }
+
+    /// <summary>
+    /// Adds <paramref name="configure"/> to <see cref="WalPipelineOptions.ConfigureDataSource"/>: it configures the
+    /// <c>NpgsqlDataSourceBuilder</c> of each connection the pipeline opens (TLS, certificates, type mappings), after the
+    /// hooks added before it.
+    /// </summary>
+    /// <param name="options">The builder <c>AddSynchroPipeline</c> returned.</param>
+    /// <param name="configure">The builder and which connection it is for; called for every data source, so cheap and free of I/O.</param>
+    /// <returns>The same options builder.</returns>
+    /// <remarks>
+    /// A password or token provider belongs in <see cref="UsePasswordProvider"/>, which also reaches the replication
+    /// connection; Npgsql opens that one from a connection string, so of this hook it gets only the connection string
+    /// settings (<see cref="WalPipelineOptions.ConfigureDataSource"/> lists what does not apply). To use a service of the
+    /// container, configure the option with <c>Configure&lt;TDep&gt;</c>.
+    /// </remarks>
+    public static OptionsBuilder<WalPipelineOptions> ConfigureDataSource(
+        this OptionsBuilder<WalPipelineOptions> options, Action<Npgsql.NpgsqlDataSourceBuilder, PipelineConnectionKind> configure)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(configure);
+        return options.Configure(o => o.ConfigureDataSource += configure);
+    }
+
+    /// <summary>
+    /// Sets <see cref="WalPipelineOptions.PasswordProvider"/>, built from the container's services: it gives the password or
+    /// token of each new physical connection the pipeline opens, the replication connection included.
+    /// </summary>
+    /// <param name="options">The builder <c>AddSynchroPipeline</c> returned.</param>
+    /// <param name="provider">
+    /// Builds the provider once, when the options are first needed, from the container (a <c>TokenCredential</c>, an AWS
+    /// credentials provider); the provider gets which connection it is, its settings (host, port, database, user) and a
+    /// cancellation token.
+    /// </param>
+    /// <returns>The same options builder.</returns>
+    /// <remarks>The connection strings must then carry no <c>Password</c> or <c>Passfile</c>; start-up validation says so.</remarks>
+    public static OptionsBuilder<WalPipelineOptions> UsePasswordProvider(
+        this OptionsBuilder<WalPipelineOptions> options,
+        Func<IServiceProvider, Func<PipelineConnectionKind, Npgsql.NpgsqlConnectionStringBuilder, CancellationToken, ValueTask<string>>> provider)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(provider);
+        return options.Configure<IServiceProvider>((o, services) => o.PasswordProvider = provider(services));
+    }
 }

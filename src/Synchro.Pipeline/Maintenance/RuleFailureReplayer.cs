@@ -100,10 +100,11 @@ public sealed class RuleFailureReplayer
     {
         var result = new RuleFailureReplayResult();
         var timeouts = _options.StatementTimeouts;
-        var source = NpgsqlDataSource.Create(timeouts.WithClientBackstop(_options.SourceSessionString));
+        var connections = _options.Connections;
+        var source = connections.DataSource(timeouts.WithClientBackstop(_options.SourceSessionString), PipelineConnectionKind.Source);
         await using (source.ConfigureAwait(false))
         {
-            var changelog = NpgsqlDataSource.Create(timeouts.WithClientBackstop(_options.ChangelogSessionString));
+            var changelog = connections.DataSource(timeouts.WithClientBackstop(_options.ChangelogSessionString), PipelineConnectionKind.Changelog);
             await using (changelog.ConfigureAwait(false))
             {
                 var sourceConnection = await source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);

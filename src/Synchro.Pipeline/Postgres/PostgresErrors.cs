@@ -18,6 +18,9 @@ internal static class PostgresErrors
         // A multi-host connection string found no host of the kind it asks for: a failover in progress (a standby not yet
         // promoted, a dead primary); each host's own failure, if it had one, is inside.
         NpgsqlException { InnerException: AggregateException hosts } => hosts.InnerExceptions.All(IsConnectionLoss),
+        // The password provider failed: waited for when its token endpoint was unreachable, fatal otherwise.
+        NpgsqlException { InnerException: PasswordProviderException provider } => provider.IsTransient,
+        PasswordProviderException provider => provider.IsTransient,
         NpgsqlException { InnerException: null } npgsql when npgsql.Message.StartsWith(NoSuitableHost, StringComparison.Ordinal) => true,
         NpgsqlException npgsql => npgsql.IsTransient || npgsql.InnerException is IOException or SocketException or TimeoutException,
         IOException or SocketException or EndOfStreamException => true,

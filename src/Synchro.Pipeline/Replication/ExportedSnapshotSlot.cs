@@ -36,6 +36,7 @@ internal sealed partial class ExportedSnapshotSlot : IAsyncDisposable
     /// <summary>
     /// Creates the permanent pgoutput slot <paramref name="slotName"/> with <c>CREATE_REPLICATION_SLOT … (SNAPSHOT 'export')</c>.
     /// </summary>
+    /// <param name="connections">Where the replication connection comes from.</param>
     /// <param name="connectionString">A normal connection string of the source database (Npgsql adds the replication mode).</param>
     /// <param name="slotName">The slot name; must pass <see cref="PgIdentifier.IsValid"/>.</param>
     /// <param name="twoPhase">Create the slot with two-phase decoding (PostgreSQL 15's <c>TWO_PHASE</c> option).</param>
@@ -43,11 +44,11 @@ internal sealed partial class ExportedSnapshotSlot : IAsyncDisposable
     /// <param name="ct">Cancels the creation.</param>
     /// <remarks>Like any logical slot creation, waits for the transactions running at that moment to finish.</remarks>
     /// <exception cref="PostgresException">The slot exists already (SqlState 42710), or the server refused the command.</exception>
-    public static async Task<ExportedSnapshotSlot> CreateAsync(string connectionString, string slotName, bool twoPhase, bool failover, CancellationToken ct)
+    public static async Task<ExportedSnapshotSlot> CreateAsync(PostgresConnections connections, string connectionString, string slotName, bool twoPhase, bool failover, CancellationToken ct)
     {
         if (!PgIdentifier.IsValid(slotName))
             throw new WalPipelineConfigurationException(StartupChecks.InvalidSlotName(slotName));
-        var connection = new LogicalReplicationConnection(connectionString);
+        var connection = await connections.ReplicationAsync(connectionString, ct).ConfigureAwait(false);
         try
         {
             await connection.Open(ct).ConfigureAwait(false);

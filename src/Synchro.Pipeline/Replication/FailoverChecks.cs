@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.RegularExpressions;
 using Npgsql;
 using NpgsqlTypes;
+using Synchro.Pipeline.Postgres;
 
 namespace Synchro.Pipeline.Replication;
 
@@ -71,13 +72,14 @@ internal static partial class FailoverChecks
     /// <paramref name="standbyConnectionStrings"/>, and the hosts of <paramref name="sourceConnectionString"/> other than the
     /// primary; each problem is a warning with its fix.
     /// </summary>
+    /// <param name="connections">Where the connections to the standbys come from.</param>
     /// <param name="primary">A connection to the source server the pipeline uses.</param>
     /// <param name="sourceConnectionString">The source connection string, whose other hosts are the standbys.</param>
     /// <param name="standbyConnectionStrings">Connection strings of further standbys.</param>
     /// <param name="slotName">The pipeline's slot, whose synced copy each standby should hold.</param>
     /// <param name="ct">Cancels the checks.</param>
     public static async Task<IReadOnlyList<string>> CheckStandbysAsync(
-        NpgsqlConnection primary, string sourceConnectionString, IEnumerable<string> standbyConnectionStrings, string slotName, CancellationToken ct)
+        PostgresConnections connections, NpgsqlConnection primary, string sourceConnectionString, IEnumerable<string> standbyConnectionStrings, string slotName, CancellationToken ct)
     {
         var warnings = new List<string>();
         bool inRecovery;
@@ -125,12 +127,12 @@ internal static partial class FailoverChecks
                 + "the source connection string's Host (Host=primary,standby1:5433 with Target Session Attributes=primary), and check verifies their slot synchronisation.");
         }
         foreach (var standby in standbys)
-            warnings.AddRange(await CheckStandbyAsync(standby, slotName, standbySlots, physicalSlots, ct).ConfigureAwait(false));
+            warnings.AddRange(await CheckStandbyAsync(connections, standby, slotName, standbySlots, physicalSlots, ct).ConfigureAwait(false));
         return warnings;
     }
 
     private static async Task<List<string>> CheckStandbyAsync(
-        NpgsqlConnectionStringBuilder builder, string slotName, string[] standbySlots, string[] physicalSlots, CancellationToken ct)
+        PostgresConnections connections, NpgsqlConnectionStringBuilder builder, string slotName, string[] standbySlots, string[] physicalSlots, CancellationToken ct)
     {
         var at = $"Standby {builder.Host}:{builder.Port.ToString(CultureInfo.InvariantCulture)}";
         var problems = new List<string>();
@@ -138,8 +140,8 @@ internal static partial class FailoverChecks
         builder.Pooling = false;
         try
         {
-            await using var connection = new NpgsqlConnection(builder.ConnectionString);
-            await connection.OpenAsync(ct).ConfigureAwait(false);
+            await using var standby = connections.Unpooled(builder.ConnectionString, PipelineConnectionKind.Standby);
+            await using var connection = await standby.OpenConnectionAsync(ct).ConfigureAwait(false);
             await using (var command = new NpgsqlCommand(StandbySql, connection))
             await using (var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false))
             {

@@ -1,4 +1,5 @@
 using Npgsql;
+using Synchro.Pipeline.Postgres;
 
 namespace Synchro.Pipeline.Replication;
 
@@ -37,7 +38,7 @@ internal static class ReplicationHost
     /// connection of it reaches now (<c>Target Session Attributes</c> honoured), with its port.
     /// </summary>
     /// <exception cref="NpgsqlException">No host could be reached, or none is of the kind asked for.</exception>
-    public static async Task<string> ResolveAsync(string connectionString, CancellationToken cancellationToken)
+    public static async Task<string> ResolveAsync(PostgresConnections connections, string connectionString, CancellationToken cancellationToken)
     {
         if (!IsMultiHost(connectionString))
             return connectionString;
@@ -45,10 +46,11 @@ internal static class ReplicationHost
         // Unpooled, with no remembered host states: the answer must be the servers' as they are now, not as they were
         // before a promotion (Npgsql otherwise trusts a host's last known role for Host Recheck Seconds).
         var probe = new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false, HostRecheckSeconds = 0 };
-        var connection = new NpgsqlConnection(probe.ConnectionString);
-        await using (connection.ConfigureAwait(false))
+        var probes = connections.DataSource(probe.ConnectionString, PipelineConnectionKind.Source);
+        await using (probes.ConfigureAwait(false))
         {
-            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+            var connection = await probes.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using var opened = connection.ConfigureAwait(false);
             builder.Host = connection.Host;
             builder.Port = connection.Port;
         }

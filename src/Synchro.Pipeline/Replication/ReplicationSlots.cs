@@ -38,7 +38,7 @@ internal static class ReplicationSlots
     /// <summary>
     /// Creates the permanent logical slot <paramref name="slotName"/> with the pgoutput plugin unless a slot of that name exists.
     /// </summary>
-    /// <param name="connectionString">A normal (non-replication) connection string for the source database.</param>
+    /// <param name="source">Sessions on the source database.</param>
     /// <param name="slotName">The slot name; must pass <see cref="PgIdentifier.IsValid"/>.</param>
     /// <param name="twoPhase">Whether the slot decodes prepared transactions at PREPARE TRANSACTION.</param>
     /// <param name="failover">Create a failover slot (PostgreSQL 17+), which standbys with <c>sync_replication_slots</c> keep a copy of.</param>
@@ -49,13 +49,12 @@ internal static class ReplicationSlots
     /// </returns>
     /// <remarks>Creating a logical slot waits for transactions running at that moment to finish.</remarks>
     /// <exception cref="WalPipelineConfigurationException"><paramref name="slotName"/> is not a valid slot name.</exception>
-    public static async Task<bool> CreateIfMissingAsync(string connectionString, string slotName, bool twoPhase, bool failover, CancellationToken ct)
+    public static async Task<bool> CreateIfMissingAsync(NpgsqlDataSource source, string slotName, bool twoPhase, bool failover, CancellationToken ct)
     {
         ThrowIfInvalid(slotName);
-        var connection = new NpgsqlConnection(connectionString);
+        var connection = await source.OpenConnectionAsync(ct).ConfigureAwait(false);
         await using (connection.ConfigureAwait(false))
         {
-            await connection.OpenAsync(ct).ConfigureAwait(false);
             if (await ExistsAsync(connection, slotName, ct).ConfigureAwait(false))
                 return false;
 
@@ -77,25 +76,32 @@ internal static class ReplicationSlots
         }
     }
 
-    /// <summary>As <see cref="CreateIfMissingAsync(string, string, bool, bool, CancellationToken)"/>, without failover.</summary>
+    /// <summary>As <see cref="CreateIfMissingAsync(NpgsqlDataSource, string, bool, bool, CancellationToken)"/>, on a connection string as it is (for tests and tools).</summary>
+    public static async Task<bool> CreateIfMissingAsync(string connectionString, string slotName, bool twoPhase, bool failover, CancellationToken ct)
+    {
+        var source = PostgresConnections.Plain.Unpooled(connectionString, PipelineConnectionKind.Source);
+        await using (source.ConfigureAwait(false))
+            return await CreateIfMissingAsync(source, slotName, twoPhase, failover, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>As <see cref="CreateIfMissingAsync(NpgsqlDataSource, string, bool, bool, CancellationToken)"/>, without failover.</summary>
     public static Task<bool> CreateIfMissingAsync(string connectionString, string slotName, bool twoPhase, CancellationToken ct)
         => CreateIfMissingAsync(connectionString, slotName, twoPhase, failover: false, ct);
 
     /// <summary>Drops the slot <paramref name="slotName"/> if it exists (for tests and tools).</summary>
-    /// <param name="connectionString">A normal (non-replication) connection string to any database of the server.</param>
+    /// <param name="source">Sessions on any database of the server.</param>
     /// <param name="slotName">The slot name; must pass <see cref="PgIdentifier.IsValid"/>.</param>
     /// <param name="ct">Cancels the drop.</param>
     /// <returns>A task completing once the slot is gone.</returns>
     /// <remarks>The WAL the slot held back becomes removable; a pipeline that resumes on a recreated slot has lost the changes in between.</remarks>
     /// <exception cref="WalPipelineConfigurationException"><paramref name="slotName"/> is not a valid slot name.</exception>
     /// <exception cref="PostgresException">The slot is in use (SqlState 55006, object_in_use).</exception>
-    public static async Task DropAsync(string connectionString, string slotName, CancellationToken ct)
+    public static async Task DropAsync(NpgsqlDataSource source, string slotName, CancellationToken ct)
     {
         ThrowIfInvalid(slotName);
-        var connection = new NpgsqlConnection(connectionString);
+        var connection = await source.OpenConnectionAsync(ct).ConfigureAwait(false);
         await using (connection.ConfigureAwait(false))
         {
-            await connection.OpenAsync(ct).ConfigureAwait(false);
             var command = new NpgsqlCommand(DropSql, connection);
             await using (command.ConfigureAwait(false))
             {
@@ -103,6 +109,14 @@ internal static class ReplicationSlots
                 await command.ExecuteNonQueryAsync(ct).ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>As <see cref="DropAsync(NpgsqlDataSource, string, CancellationToken)"/>, on a connection string as it is (for tests and tools).</summary>
+    public static async Task DropAsync(string connectionString, string slotName, CancellationToken ct)
+    {
+        var source = PostgresConnections.Plain.Unpooled(connectionString, PipelineConnectionKind.Source);
+        await using (source.ConfigureAwait(false))
+            await DropAsync(source, slotName, ct).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -29,7 +29,7 @@ namespace Synchro.Pipeline.Replication;
 /// vanished is otherwise kept for the operating system's default of two hours, and with it the lock.
 /// </para>
 /// </remarks>
-internal sealed partial class SlotLock(string connectionString, string slotName, TimeSpan waitTimeout, ILogger logger) : IAsyncDisposable
+internal sealed partial class SlotLock(PostgresConnections connections, string connectionString, string slotName, TimeSpan waitTimeout, ILogger logger) : IAsyncDisposable
 {
     /// <summary>
     /// Waits without a bound while another pipeline holds the lock (<see cref="WalPipelineOptions.WaitForLock"/>): the
@@ -42,7 +42,7 @@ internal sealed partial class SlotLock(string connectionString, string slotName,
 
     // Unpooled: a pooled connection is reset (DISCARD ALL, which drops advisory locks) only when next used, so closing
     // one would leave the lock held by an idle pooled session.
-    private readonly string _connectionString = new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ConnectionString;
+    private readonly NpgsqlDataSource _sessions = connections.Unpooled(connectionString, PipelineConnectionKind.SlotLock);
 
     /// <summary>The advisory lock's first key: "SYNC" in ASCII, so the pipeline's locks are recognisable in pg_locks.</summary>
     public const int LockClass = 0x53594E43;
@@ -105,7 +105,7 @@ internal sealed partial class SlotLock(string connectionString, string slotName,
             }
         }
 
-        var connection = new NpgsqlConnection(_connectionString);
+        var connection = _sessions.CreateConnection();
         try
         {
             await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
@@ -231,6 +231,7 @@ internal sealed partial class SlotLock(string connectionString, string slotName,
             _connection = null;
             await connection.DisposeAsync().ConfigureAwait(false);
         }
+        await _sessions.DisposeAsync().ConfigureAwait(false);
     }
 
     private enum HolderKind

@@ -34,9 +34,11 @@ internal sealed record StandbySource(string? PrimaryConnectionString)
     /// <param name="primaryConnectionString">The configured primary (<see cref="WalPipelineOptions.PrimaryConnectionString"/>), or null.</param>
     /// <param name="errors">Problems the pipeline cannot run with.</param>
     /// <param name="warnings">Problems it runs with, and what they cost.</param>
+    /// <param name="connections">Where the connections to the primary and the changelog come from.</param>
     /// <param name="ct">Cancels the checks.</param>
     /// <returns>Null when the source is not in recovery.</returns>
     public static async Task<StandbySource?> CheckAsync(
+        PostgresConnections connections,
         NpgsqlConnection source,
         string? changelogConnectionString,
         string? primaryConnectionString,
@@ -79,7 +81,7 @@ internal sealed record StandbySource(string? PrimaryConnectionString)
         }
 
         var sourceIdentity = await DatabaseIdentity.ReadAsync(source, ct).ConfigureAwait(false);
-        var primary = primaryConnectionString ?? await PrimaryFromChangelogAsync(changelogConnectionString, sourceIdentity, source.Database!, ct).ConfigureAwait(false);
+        var primary = primaryConnectionString ?? await PrimaryFromChangelogAsync(connections, changelogConnectionString, sourceIdentity, source.Database!, ct).ConfigureAwait(false);
         if (primary is null)
         {
             warnings.Add($"The source is a hot standby and no connection to its primary is known, so the pipeline writes no heartbeats (a standby cannot write WAL): while the registered tables are idle the slot does not advance and holds the standby's WAL back, "
@@ -88,8 +90,8 @@ internal sealed record StandbySource(string? PrimaryConnectionString)
             return new StandbySource(PrimaryConnectionString: null);
         }
 
-        await using var connection = new NpgsqlConnection(SessionSearchPath.Source(primary));
-        await connection.OpenAsync(ct).ConfigureAwait(false);
+        await using var primarySessions = connections.Unpooled(SessionSearchPath.Source(primary), PipelineConnectionKind.Primary);
+        await using var connection = await primarySessions.OpenConnectionAsync(ct).ConfigureAwait(false);
         var identity = await DatabaseIdentity.ReadAsync(connection, ct).ConfigureAwait(false);
         string walLevel;
         bool primaryInRecovery;
@@ -121,12 +123,12 @@ internal sealed record StandbySource(string? PrimaryConnectionString)
     /// The changelog's server, in the source database, when it is the source's primary (same system identifier, not in
     /// recovery); null otherwise.
     /// </summary>
-    private static async Task<string?> PrimaryFromChangelogAsync(string? changelogConnectionString, DatabaseIdentity source, string sourceDatabase, CancellationToken ct)
+    private static async Task<string?> PrimaryFromChangelogAsync(PostgresConnections connections, string? changelogConnectionString, DatabaseIdentity source, string sourceDatabase, CancellationToken ct)
     {
         if (changelogConnectionString is null)
             return null;
-        await using var connection = new NpgsqlConnection(SessionSearchPath.Changelog(changelogConnectionString));
-        await connection.OpenAsync(ct).ConfigureAwait(false);
+        await using var changelog = connections.Unpooled(SessionSearchPath.Changelog(changelogConnectionString), PipelineConnectionKind.Changelog);
+        await using var connection = await changelog.OpenConnectionAsync(ct).ConfigureAwait(false);
         if ((await DatabaseIdentity.ReadAsync(connection, ct).ConfigureAwait(false)).SystemId != source.SystemId)
             return null;
         await using (var command = new NpgsqlCommand("SELECT pg_catalog.pg_is_in_recovery()", connection))
