@@ -321,7 +321,11 @@ internal sealed partial class ChangelogLock : IAsyncDisposable
     }
 
     /// <summary>Releases the lock by closing its session.</summary>
-    public ValueTask DisposeAsync() => ReleaseAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await ReleaseAsync().ConfigureAwait(false);
+        await _sessions.DisposeAsync().ConfigureAwait(false);
+    }
 
     /// <summary>Releases the lock by closing its session; the next <see cref="EnsureAsync"/> takes it on a new one.</summary>
     public async ValueTask ReleaseAsync()
@@ -331,7 +335,6 @@ internal sealed partial class ChangelogLock : IAsyncDisposable
             _connection = null;
             await connection.DisposeAsync().ConfigureAwait(false);
         }
-        await _sessions.DisposeAsync().ConfigureAwait(false);
     }
 
     [LoggerMessage(EventId = EventIds.ChangelogLockTakenAgain, Level = LogLevel.Information,
