@@ -5,6 +5,7 @@ using Synchro.Pipeline.Cli.Configuration;
 using Synchro.Pipeline.Cli.Database;
 using Synchro.Pipeline.Cli.Logging;
 using Synchro.Pipeline.Cli.Output;
+using Synchro.Pipeline.Cli.Telemetry;
 
 namespace Synchro.Pipeline.Cli;
 
@@ -26,17 +27,20 @@ internal static partial class RunCommand
             Description = "Wait as a passive instance while another instance of this slot is active, and take over when it stops or dies (Synchro:WaitForLock), instead of failing after SlotWaitTimeout",
         }, nameof(WalPipelineOptions.WaitForLock));
         var logging = new CliLogging(command);
-        command.SetAction((parse, ct) => RunAsync(parse, settings, logging, ct));
+        var telemetry = new CliTelemetry(command);
+        command.SetAction((parse, ct) => RunAsync(parse, settings, logging, telemetry, ct));
         return command;
     }
 
-    private static async Task<int> RunAsync(ParseResult parse, SettingsFlags flags, CliLogging logging, CancellationToken ct)
+    private static async Task<int> RunAsync(ParseResult parse, SettingsFlags flags, CliLogging logging, CliTelemetry telemetry, CancellationToken ct)
     {
         Settings settings;
+        TelemetryExports exports;
         try
         {
             settings = flags.Load(parse);
             settings.ValidateAll();
+            exports = telemetry.Start(parse);
         }
         catch (SettingsException e)
         {
@@ -45,8 +49,10 @@ internal static partial class RunCommand
 
         Exception? failure = null;
         WalPipelineStatus status;
-        // Disposed before anything else is printed, so queued log lines come first.
-        using (var loggers = logging.CreateFactory(parse))
+        // Disposed before anything else is printed, so queued log lines come first; the exports after the loggers, so
+        // the last spans, metrics and logs are flushed too.
+        using (exports)
+        using (var loggers = logging.CreateFactory(parse, exports.AddLogging))
         {
             var options = settings.Options;
             options.LoggerFactory = loggers;

@@ -34,7 +34,9 @@ internal sealed class CliLogging
     }
 
     /// <summary>A logger factory for the flags' level and format; dispose it to flush what is queued.</summary>
-    public ILoggerFactory CreateFactory(ParseResult parse)
+    /// <param name="parse">The command line.</param>
+    /// <param name="more">Adds further providers (the OTLP exporter), under the same level and filters.</param>
+    public ILoggerFactory CreateFactory(ParseResult parse, Action<ILoggingBuilder>? more = null)
     {
         var level = parse.GetValue(_level);
         var format = parse.GetValue(_format);
@@ -63,6 +65,7 @@ internal sealed class CliLogging
                     options.ColorBehavior = Terminal.Error.UseColor ? LoggerColorBehavior.Enabled : LoggerColorBehavior.Disabled;
                 });
             }
+            more?.Invoke(builder);
         });
     }
 }
