@@ -74,7 +74,19 @@ internal sealed class CliTelemetry
             if (otlpMetrics)
                 builder.AddOtlpExporter();
             if (metricsUrl is not null)
-                builder.AddPrometheusHttpListener(options => (options.Host, options.Port, options.ScrapeEndpointPath) = (metricsUrl.Host, metricsUrl.Port, metricsUrl.Path));
+            {
+                builder.AddPrometheusHttpListener(options =>
+                {
+                    options.Port = metricsUrl.Port;
+                    options.ScrapeEndpointPath = metricsUrl.Path;
+                    // The exporter's Host must be a host name; the listener's prefix may be a wildcard, so it is set here.
+                    options.ConfigureHttpListener = (_, listener) =>
+                    {
+                        listener.Prefixes.Clear();
+                        listener.Prefixes.Add(metricsUrl.Prefix);
+                    };
+                });
+            }
             try
             {
                 metrics = builder.Build();
@@ -129,6 +141,9 @@ internal sealed class CliTelemetry
 
     private sealed record ScrapeEndpoint(string Host, int Port, string Path)
     {
+        /// <summary>The listener's prefix: the root of the host and port, so that the exporter matches the path itself.</summary>
+        public string Prefix => $"http://{Host}:{Port.ToString(CultureInfo.InvariantCulture)}/";
+
         public override string ToString() => $"http://{Host}:{Port.ToString(CultureInfo.InvariantCulture)}{Path}";
     }
 
