@@ -48,6 +48,10 @@ internal sealed class CliTelemetry
     public TelemetryExports Start(ParseResult parse)
     {
         var metricsUrl = parse.GetValue(_metricsUrl) is { } given ? ParseScrapeUrl(given) : null;
+        var (otlpTraces, otlpMetrics, otlpLogs) = (OtlpConfigured("TRACES"), OtlpConfigured("METRICS"), OtlpConfigured("LOGS"));
+        if (!otlpTraces && !otlpMetrics && !otlpLogs && metricsUrl is null)
+            return new TelemetryExports(null, null, null);
+
         var resource = ResourceBuilder.CreateEmpty()
             .AddService(ServiceName, serviceVersion: typeof(CliTelemetry).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion)
             .AddTelemetrySdk()
@@ -55,7 +59,7 @@ internal sealed class CliTelemetry
             .AddEnvironmentVariableDetector();
 
         TracerProvider? traces = null;
-        if (OtlpConfigured("TRACES"))
+        if (otlpTraces)
         {
             traces = Sdk.CreateTracerProviderBuilder()
                 .SetResourceBuilder(resource)
@@ -65,7 +69,6 @@ internal sealed class CliTelemetry
         }
 
         MeterProvider? metrics = null;
-        var otlpMetrics = OtlpConfigured("METRICS");
         if (otlpMetrics || metricsUrl is not null)
         {
             var builder = Sdk.CreateMeterProviderBuilder()
@@ -100,7 +103,7 @@ internal sealed class CliTelemetry
             }
         }
 
-        return new TelemetryExports(traces, metrics, OtlpConfigured("LOGS") ? resource : null);
+        return new TelemetryExports(traces, metrics, otlpLogs ? resource : null);
     }
 
     private static bool OtlpConfigured(string signal) =>
