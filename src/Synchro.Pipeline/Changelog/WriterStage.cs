@@ -263,15 +263,7 @@ internal sealed partial class WriterStage(
 
     private void TagWrite(Activity activity, ChangeBatch batch)
     {
-        activity.SetTag(PipelineTracing.SlotTag, slotName);
-        activity.SetTag(PipelineTracing.ChangesTag, batch.Count);
-        activity.SetTag(PipelineTracing.TransactionsTag, batch.Transactions);
-        if (batch.FirstLsn.IsValid)
-            activity.SetTag(PipelineTracing.FirstLsnTag, batch.FirstLsn.ToString());
-        if (batch.EndsTransaction)
-            activity.SetTag(PipelineTracing.EndLsnTag, batch.EndLsn.ToString());
-        else
-            activity.SetTag(PipelineTracing.EndsTransactionTag, false);
+        activity.TagBatch(slotName, batch);
         activity.SetTag(PipelineTracing.RowsTag, _batchRows);
         activity.SetTag(PipelineTracing.RuleFailuresTag, _batchFailures);
     }

@@ -114,17 +114,7 @@ internal sealed class DecoderStage(PipeReader input, ChannelWriter<DecodedItem> 
             return;
         batch.Trace = activity.Context;
         if (activity.IsAllDataRequested)
-        {
-            activity.SetTag(PipelineTracing.SlotTag, metrics.Slot);
-            activity.SetTag(PipelineTracing.ChangesTag, batch.Count);
-            activity.SetTag(PipelineTracing.TransactionsTag, batch.Transactions);
-            if (batch.FirstLsn.IsValid)
-                activity.SetTag(PipelineTracing.FirstLsnTag, batch.FirstLsn.ToString());
-            if (batch.EndsTransaction)
-                activity.SetTag(PipelineTracing.EndLsnTag, batch.EndLsn.ToString());
-            else
-                activity.SetTag(PipelineTracing.EndsTransactionTag, false);
-        }
+            activity.TagBatch(metrics.Slot, batch);
     }
 
     /// <summary>Forwards the messages the decoder needs; a struct so the parser's calls are direct. Internal for the benchmarks and allocation tests.</summary>

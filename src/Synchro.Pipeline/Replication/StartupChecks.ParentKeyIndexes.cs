@@ -1,5 +1,4 @@
 using Npgsql;
-using NpgsqlTypes;
 using Synchro.Pipeline.Postgres;
 
 namespace Synchro.Pipeline.Replication;
@@ -98,8 +97,7 @@ internal static partial class StartupChecks
         var command = new NpgsqlCommand(ParentKeyIndexesSql, connection);
         await using (command.ConfigureAwait(false))
         {
-            command.Parameters.Add(new NpgsqlParameter<string[]>("schemas", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = [.. children.Select(t => t.Table.Schema)] });
-            command.Parameters.Add(new NpgsqlParameter<string[]>("names", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = [.. children.Select(t => t.Table.Name)] });
+            AddTableNames(command, children);
             var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
             await using (reader.ConfigureAwait(false))
             {

@@ -133,8 +133,7 @@ internal static partial class StartupChecks
         await using (command.ConfigureAwait(false))
         {
             command.Parameters.Add(new NpgsqlParameter<string>("publication", NpgsqlDbType.Text) { TypedValue = publicationName });
-            command.Parameters.Add(new NpgsqlParameter<string[]>("schemas", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = [.. tables.Select(t => t.Table.Schema)] });
-            command.Parameters.Add(new NpgsqlParameter<string[]>("names", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = [.. tables.Select(t => t.Table.Name)] });
+            AddTableNames(command, tables);
             var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
             await using (reader.ConfigureAwait(false))
             {

@@ -60,6 +60,13 @@ internal static partial class StartupChecks
     /// </summary>
     private sealed record CheckableTable(RegisteredTable Table, string QuotedName, IReadOnlyList<string> Columns, bool IdColumnsValid, char Kind = '\0');
 
+    /// <summary>Parameters <c>schemas</c> and <c>names</c>: the tables' schemas and names, in the order of <paramref name="tables"/>.</summary>
+    private static void AddTableNames(NpgsqlCommand command, List<CheckableTable> tables)
+    {
+        command.Parameters.Add(new NpgsqlParameter<string[]>("schemas", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = [.. tables.Select(t => t.Table.Schema)] });
+        command.Parameters.Add(new NpgsqlParameter<string[]>("names", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = [.. tables.Select(t => t.Table.Name)] });
+    }
+
     private sealed record TableCatalog(char Kind, char ReplicaIdentity, HashSet<string> Columns, string[] PrimaryKey, string[] IdentityIndex);
 
     /// <summary>A unique index (or the primary key) of a registered table: its flags, key columns and those of them that may be NULL.</summary>
@@ -166,8 +173,7 @@ internal static partial class StartupChecks
         var command = new NpgsqlCommand(TablesSql, connection);
         await using (command.ConfigureAwait(false))
         {
-            command.Parameters.Add(new NpgsqlParameter<string[]>("schemas", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = [.. tables.Select(t => t.Table.Schema)] });
-            command.Parameters.Add(new NpgsqlParameter<string[]>("names", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = [.. tables.Select(t => t.Table.Name)] });
+            AddTableNames(command, tables);
             var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
             await using (reader.ConfigureAwait(false))
             {
@@ -198,8 +204,7 @@ internal static partial class StartupChecks
         var command = new NpgsqlCommand(string.Format(CultureInfo.InvariantCulture, UniqueIndexesSql, nullsNotDistinct), connection);
         await using (command.ConfigureAwait(false))
         {
-            command.Parameters.Add(new NpgsqlParameter<string[]>("schemas", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = [.. tables.Select(t => t.Table.Schema)] });
-            command.Parameters.Add(new NpgsqlParameter<string[]>("names", NpgsqlDbType.Array | NpgsqlDbType.Text) { TypedValue = [.. tables.Select(t => t.Table.Name)] });
+            AddTableNames(command, tables);
             var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
             await using (reader.ConfigureAwait(false))
             {
