@@ -263,7 +263,7 @@ internal sealed partial class WriterStage(
 
     private void TagWrite(Activity activity, ChangeBatch batch)
     {
-        activity.TagBatch(slotName, batch);
+        batch.TagSpan(activity, slotName);
         activity.SetTag(PipelineTracing.RowsTag, _batchRows);
         activity.SetTag(PipelineTracing.RuleFailuresTag, _batchFailures);
     }

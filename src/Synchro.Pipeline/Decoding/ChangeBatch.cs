@@ -4,6 +4,7 @@ using System.Runtime.CompilerServices;
 using System.Text;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Decoding.Items;
+using Synchro.Pipeline.Diagnostics;
 using Synchro.Pipeline.Registry;
 
 namespace Synchro.Pipeline.Decoding;
@@ -96,6 +97,20 @@ internal sealed class ChangeBatch : DecodedItem, IDisposable
 
     /// <summary>The context of the batch's decode span, parent of the writer's spans for it; default when it was not traced.</summary>
     public ActivityContext Trace { get; set; }
+
+    /// <summary>The tags the batch's decode and write spans share: the slot, its changes and transactions, its LSNs.</summary>
+    public void TagSpan(Activity activity, string slot)
+    {
+        activity.SetTag(PipelineTracing.SlotTag, slot);
+        activity.SetTag(PipelineTracing.ChangesTag, Count);
+        activity.SetTag(PipelineTracing.TransactionsTag, Transactions);
+        if (FirstLsn.IsValid)
+            activity.SetTag(PipelineTracing.FirstLsnTag, FirstLsn.ToString());
+        if (EndsTransaction)
+            activity.SetTag(PipelineTracing.EndLsnTag, EndLsn.ToString());
+        else
+            activity.SetTag(PipelineTracing.EndsTransactionTag, false);
+    }
 
     /// <summary>Approximate pgoutput bytes of the changes, for the byte limit.</summary>
     public long Bytes { get; set; }

@@ -114,7 +114,7 @@ internal sealed class DecoderStage(PipeReader input, ChannelWriter<DecodedItem> 
             return;
         batch.Trace = activity.Context;
         if (activity.IsAllDataRequested)
-            activity.TagBatch(metrics.Slot, batch);
+            batch.TagSpan(activity, metrics.Slot);
     }
 
     /// <summary>Forwards the messages the decoder needs; a struct so the parser's calls are direct. Internal for the benchmarks and allocation tests.</summary>

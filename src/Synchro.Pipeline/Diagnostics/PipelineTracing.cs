@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Reflection;
-using Synchro.Pipeline.Decoding;
 
 namespace Synchro.Pipeline.Diagnostics;
 
@@ -81,20 +80,6 @@ internal static class PipelineTracing
             return;
         activity.SetStatus(ActivityStatusCode.Error, error.Message);
         activity.AddException(error);
-    }
-
-    /// <summary>The tags a batch's decode and write spans share: the slot, its changes and transactions, its LSNs.</summary>
-    public static void TagBatch(this Activity activity, string slot, ChangeBatch batch)
-    {
-        activity.SetTag(SlotTag, slot);
-        activity.SetTag(ChangesTag, batch.Count);
-        activity.SetTag(TransactionsTag, batch.Transactions);
-        if (batch.FirstLsn.IsValid)
-            activity.SetTag(FirstLsnTag, batch.FirstLsn.ToString());
-        if (batch.EndsTransaction)
-            activity.SetTag(EndLsnTag, batch.EndLsn.ToString());
-        else
-            activity.SetTag(EndsTransactionTag, false);
     }
 
     /// <summary>The span's context, to carry to a later span; default without one.</summary>
