@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using Synchro.Pipeline.LoadHarness.Contenders;
 using Synchro.Pipeline.LoadHarness.Idle;
+using Synchro.Pipeline.LoadHarness.ServerCost;
 using Synchro.Pipeline.LoadHarness.SteadyState;
 
 namespace Synchro.Pipeline.LoadHarness.Reporting;
@@ -63,11 +64,11 @@ internal static class MarkdownReport
     }
 
     /// <summary>Every phase the server's cost was measured in: the drains, then the steady state's three runs.</summary>
-    internal static IReadOnlyList<(string Phase, ServerCost.ServerCostResult Cost)> ServerCostPhases(HarnessReport report)
+    internal static IReadOnlyList<(string Phase, ServerCostResult Cost)> ServerCostPhases(HarnessReport report)
     {
         var phases = report.Contenders.Append(report.BigTransaction).OfType<ContenderResult>()
             .Where(c => c.ServerCost is not null)
-            .Select(c => (c.Name, c.ServerCost!))
+            .Select(c => (Phase: c.Name, Cost: c.ServerCost!))
             .ToList();
         if (report.SteadyState is { } s)
         {

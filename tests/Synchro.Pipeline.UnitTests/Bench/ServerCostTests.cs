@@ -99,11 +99,11 @@ public sealed class ServerCostTests
     public void A_record_counts_for_the_relation_of_its_first_block_with_its_images_bytes()
     {
         var insert = WalDump.ParseRecord("rmgr: Btree       len (rec/tot):     64/  8256, tx:        741, lsn: 0/0301A2B0, prev 0/0301A270, desc: INSERT_LEAF off 12, blkref #0: rel 1663/16384/16402 blk 7 FPW");
-        Assert.Equal(("16384/16402", 8256L, 8192L, 1), insert);
+        Assert.Equal(("16384/16402", 8256L, 8192L, 1), insert!.Value);
         var twoBlocks = WalDump.ParseRecord("rmgr: Heap        len (rec/tot):     72/    72, tx:        742, lsn: 0/0301C2F8, prev 0/0301C2B0, desc: HOT_UPDATE off 3 xmax 742, blkref #0: rel 1663/16384/16390 blk 0, blkref #1: rel 1663/16384/16395 blk 2");
-        Assert.Equal(("16384/16390", 72L, 0L, 0), twoBlocks);
+        Assert.Equal(("16384/16390", 72L, 0L, 0), twoBlocks!.Value);
         var commit = WalDump.ParseRecord("rmgr: Transaction len (rec/tot):     34/    34, tx:        742, lsn: 0/0301C340, prev 0/0301C2F8, desc: COMMIT 2026-12-06 14:00:00.000000 UTC");
-        Assert.Equal(("rmgr:Transaction", 34L, 0L, 0), commit);
+        Assert.Equal(("rmgr:Transaction", 34L, 0L, 0), commit!.Value);
         Assert.Null(WalDump.ParseRecord("pg_waldump: error: could not find a valid record after 0/3000000"));
     }
 
