@@ -45,7 +45,7 @@ internal sealed class ServerCostSampler : IAsyncDisposable
     {
         if (!WalsenderCpu.Supported)
             return null;
-        var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(probe.ConnectionString) { ApplicationName = SamplerApplication }.ConnectionString);
+        var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(probe.ConnectionString) { ApplicationName = SamplerApplication, Pooling = false }.ConnectionString);
         await connection.OpenAsync(ct);
         await using var backend = new NpgsqlCommand("SELECT pg_backend_pid()", connection);
         var postmaster = ProcStat.Read((int)(await backend.ExecuteScalarAsync(ct))!)?.ParentPid
@@ -83,6 +83,8 @@ internal sealed class ServerCostSampler : IAsyncDisposable
         };
         if (_probe.WalDump is not { } dump)
             return result;
+        if (result.WalBytes == 0)
+            return result with { WalDump = new WalDumpTotals(0, 0, 0, 0), WalByRelation = _probe.WalByRelation ? [] : null };
         try
         {
             await WaitForFlushAsync(walEnd.Lsn, ct);
@@ -213,8 +215,9 @@ internal sealed class ServerCostSampler : IAsyncDisposable
     /// <summary>"database: relation" per "database oid/relfilenode", from every database that takes connections.</summary>
     private async Task<Dictionary<string, string>> RelationNamesAsync(CancellationToken ct)
     {
+        // Not the templates: a connection to one makes CREATE DATABASE fail.
         var databases = new List<(uint Oid, string Name)>();
-        await using (var list = new NpgsqlCommand("SELECT oid, datname FROM pg_database WHERE datallowconn", _connection))
+        await using (var list = new NpgsqlCommand("SELECT oid, datname FROM pg_database WHERE datallowconn AND NOT datistemplate", _connection))
         await using (var reader = await list.ExecuteReaderAsync(ct))
         {
             while (await reader.ReadAsync(ct))
@@ -223,7 +226,7 @@ internal sealed class ServerCostSampler : IAsyncDisposable
         var names = new Dictionary<string, string>();
         foreach (var (oid, name) in databases)
         {
-            await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(_probe.ConnectionString) { Database = name, ApplicationName = SamplerApplication }.ConnectionString);
+            await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(_probe.ConnectionString) { Database = name, ApplicationName = SamplerApplication, Pooling = false }.ConnectionString);
             await connection.OpenAsync(ct);
             await using var relations = new NpgsqlCommand("""
                 SELECT pg_relation_filenode(c.oid)::bigint, c.relname, c.relisshared
