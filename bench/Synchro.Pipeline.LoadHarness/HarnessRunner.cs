@@ -5,6 +5,7 @@ using Synchro.Pipeline.LoadHarness.Backlog;
 using Synchro.Pipeline.LoadHarness.Contenders;
 using Synchro.Pipeline.LoadHarness.Idle;
 using Synchro.Pipeline.LoadHarness.Reporting;
+using Synchro.Pipeline.LoadHarness.ServerCost;
 using Synchro.Pipeline.LoadHarness.SteadyState;
 using Synchro.Pipeline.LoadHarness.Walsender;
 using Synchro.Pipeline.LocalPostgres;
@@ -42,13 +43,14 @@ internal static class HarnessRunner
         var backlog = await BacklogGenerator.GenerateAsync(HarnessRunner.ClientDirectory(server), source, ContenderNames.Draining.Select(ContenderNames.Slot), options.Changes, ct);
         Progress($"backlog: {backlog.Changes:N0} changes in {backlog.Transactions:N0} transactions, {backlog.WalBytes / 1e6:N0} MB of WAL, {backlog.PgoutputBytes / 1e6:N0} MB of pgoutput, end {backlog.EndLsn}");
 
+        var probe = Probe(server, source, options);
         var drainTimeout = Scale(options, backlog.Changes / SlowestDrainChangesPerSecond);
         var goChanges = Math.Min(options.GoChanges, backlog.Changes);
         var results = new List<ContenderResult>();
 
         Progress($"draining with {ContenderNames.PgRecvLogical}");
-        results.Add(await WithWalsenderAsync(source, ContenderNames.Slot(ContenderNames.PgRecvLogical),
-            () => PgRecvLogicalContender.RunAsync(HarnessRunner.ClientDirectory(server), source, backlog, drainTimeout, ct), ct));
+        results.Add(await WithServerCostAsync(probe, () => WithWalsenderAsync(source, ContenderNames.Slot(ContenderNames.PgRecvLogical),
+            () => PgRecvLogicalContender.RunAsync(HarnessRunner.ClientDirectory(server), source, backlog, drainTimeout, ct), ct), ct));
         results.Add(await DrainAsync(ContenderNames.Npgsql, null, 0, drainTimeout));
         results.Add(await DrainAsync(ContenderNames.OursReadOnly, await ChangelogAsync("changelog_read_only"), 0, drainTimeout));
         var endToEndChangelog = await ChangelogAsync("changelog_end_to_end");
@@ -57,11 +59,10 @@ internal static class HarnessRunner
         results.Add(await DrainAsync(ContenderNames.GoPerChange, await server.CreateDatabaseAsync("changelog_go", ct), goChanges, Scale(options, goChanges / SlowestGoChangesPerSecond)));
 
         Progress($"{ContenderNames.BinaryCopy}: storing the rows {ContenderNames.OursEndToEnd} wrote into empty tables");
+        // The target database is created before the measured window: CREATE DATABASE writes WAL of its own.
+        var copySpec = Spec(ContenderNames.BinaryCopy, endToEndChangelog ?? source, 0) with { CopyTargetConnectionString = await server.CreateDatabaseAsync("changelog_copy", ct) };
         results.Add(endToEnd.Succeeded
-            ? await ContenderProcess.RunAsync(Spec(ContenderNames.BinaryCopy, endToEndChangelog ?? source, 0) with
-            {
-                CopyTargetConnectionString = await server.CreateDatabaseAsync("changelog_copy", ct),
-            }, drainTimeout, ct)
+            ? await WithServerCostAsync(probe, () => ContenderProcess.RunAsync(copySpec, drainTimeout, ct), ct, changes: endToEnd.Changes)
             : new ContenderResult { Name = ContenderNames.BinaryCopy, Error = $"not run: {ContenderNames.OursEndToEnd} failed" });
         await BacklogGenerator.DropSlotsAsync(source, ContenderNames.Draining.Select(ContenderNames.Slot), ct);
 
@@ -74,7 +75,7 @@ internal static class HarnessRunner
                 // The steady state's pipeline runs in this process: --traced records its spans here.
                 using var spans = options.Traced ? PipelineContender.RecordSpans() : null;
                 steady = await SteadyStateRunner.RunAsync(HarnessRunner.ClientDirectory(server), source, await ChangelogAsync("changelog_steady"),
-                    options.SteadySeconds, options.SteadyClients, Scale(options, options.SteadySeconds * 10.0), ct, options.BinaryTuples, options.FilterOriginsOnServer);
+                    options.SteadySeconds, options.SteadyClients, Scale(options, options.SteadySeconds * 10.0), ct, options.BinaryTuples, options.FilterOriginsOnServer, probe);
             }
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
             {
@@ -99,8 +100,8 @@ internal static class HarnessRunner
                 BinaryTuples = options.BinaryTuples,
                 FilterOriginsOnServer = options.FilterOriginsOnServer,
             };
-            bigTransaction = await WithWalsenderAsync(source, BigTransaction.Slot,
-                () => ContenderProcess.RunAsync(spec, Scale(options, options.BigTransactionRows / SlowestDrainChangesPerSecond), ct), ct) with
+            bigTransaction = await WithServerCostAsync(probe, () => WithWalsenderAsync(source, BigTransaction.Slot,
+                () => ContenderProcess.RunAsync(spec, Scale(options, options.BigTransactionRows / SlowestDrainChangesPerSecond), ct), ct), ct) with
             {
                 Name = ContenderNames.OursBigTransaction,
             };
@@ -170,7 +171,7 @@ internal static class HarnessRunner
         {
             Progress($"draining with {name}");
             var spec = Spec(name, changelog, maxChanges);
-            var result = await WithWalsenderAsync(source, spec.SlotName, () => ContenderProcess.RunAsync(spec, timeout, ct), ct);
+            var result = await WithServerCostAsync(probe, () => WithWalsenderAsync(source, spec.SlotName, () => ContenderProcess.RunAsync(spec, timeout, ct), ct), ct);
             if (result.Succeeded && result.ReachedEnd)
             {
                 result = result with { PgoutputBytes = backlog.PgoutputBytes };
@@ -192,6 +193,31 @@ internal static class HarnessRunner
         if (usage.Processes > 1)
             Progress($"{result.Name}: {usage.Processes} walsenders served slot {slot} (pids {string.Join(", ", usage.Pids)}): a reconnect; their CPU is summed");
         return usage.Processes == 0 ? result : result with { WalsenderCpuSeconds = usage.CpuSeconds, WalsenderProcesses = usage.Processes };
+    }
+
+    /// <summary>
+    /// Runs one contender while this process reads what the server spends (<see cref="ServerCostSampler"/>), per change
+    /// of <paramref name="changes"/>, else of the changes the contender drained.
+    /// </summary>
+    internal static async Task<ContenderResult> WithServerCostAsync(ServerCostProbe probe, Func<Task<ContenderResult>> run, CancellationToken ct, long? changes = null)
+    {
+        await using var sampler = await ServerCostSampler.StartAsync(probe, ContenderNames.WriterApplications, ct);
+        var result = await run();
+        if (sampler is null || !result.Succeeded)
+            return result;
+        var cost = await sampler.StopAsync(changes ?? result.Changes, ct);
+        if (cost.WalDumpError is not null)
+            Progress($"WARNING {result.Name}: pg_waldump gave no figures: {cost.WalDumpError}");
+        return result with { ServerCost = cost };
+    }
+
+    /// <summary>The server-cost probe of <paramref name="server"/>: pg_waldump of its major version when one is installed.</summary>
+    internal static ServerCostProbe Probe(LocalPostgresServer server, string source, HarnessOptions options)
+    {
+        var dump = WalDump.Find(server.BinDirectory, server.ServerVersion, server.DataDirectory);
+        if (dump is null)
+            Progress($"no pg_waldump of PostgreSQL {server.ServerVersion} found: the report has no full-page-image share");
+        return new ServerCostProbe(source, dump, options.WalByRelation);
     }
 
     internal static TimeSpan Scale(HarnessOptions options, double seconds)

@@ -1,11 +1,12 @@
 // Run (needs the PostgreSQL server binaries, as the tests do):
 //   dotnet run -c Release --project bench/Synchro.Pipeline.LoadHarness -- catch-up --changes 1000000
-//   quick: --changes 60000; also --binary (binary tuple mode), --timeout-scale X, --changelog-in-source, --publication all-tables|tables and --record-index (the writer with the reference's (table_name, record_id) index), --traced (every span recorded).
+//   quick: --changes 60000; also --wal-by-relation (the drain's WAL per relation, pg_waldump), --checkpoint (one just before the drain), --binary (binary tuple mode), --timeout-scale X, --changelog-in-source, --publication all-tables|tables and --record-index (the writer with the reference's (table_name, record_id) index), --traced (every span recorded).
 using System.Globalization;
 using Npgsql;
 using Synchro.Pipeline.Changelog;
 using Synchro.Pipeline.LoadHarness.Backlog;
 using Synchro.Pipeline.LoadHarness.Contenders;
+using Synchro.Pipeline.LoadHarness.Reporting;
 using Synchro.Pipeline.LocalPostgres;
 
 namespace Synchro.Pipeline.LoadHarness.CatchUp;
@@ -59,8 +60,16 @@ internal static class CatchUpRunner
             FilterOriginsOnServer = options.FilterOriginsOnServer,
             Traced = options.Traced,
         };
-        var result = await HarnessRunner.WithWalsenderAsync(source, slot,
-            () => ContenderProcess.RunAsync(spec, HarnessRunner.Scale(options, backlog.Changes / HarnessRunner.SlowestDrainChangesPerSecond), ct), ct);
+        if (options.CheckpointBeforeDrain)
+        {
+            await using var connection = new NpgsqlConnection(source);
+            await connection.OpenAsync(ct);
+            await using var checkpoint = new NpgsqlCommand("CHECKPOINT", connection) { CommandTimeout = 0 };
+            await checkpoint.ExecuteNonQueryAsync(ct);
+        }
+        var probe = HarnessRunner.Probe(server, source, options);
+        var result = await HarnessRunner.WithServerCostAsync(probe, () => HarnessRunner.WithWalsenderAsync(source, slot,
+            () => ContenderProcess.RunAsync(spec, HarnessRunner.Scale(options, backlog.Changes / HarnessRunner.SlowestDrainChangesPerSecond), ct), ct), ct);
         await BacklogGenerator.DropSlotsAsync(source, [slot], ct);
         if (result.StopError is not null)
             HarnessRunner.Progress($"WARNING {result.Name} reached the end, then failed while stopping: {result.StopError}");
@@ -71,11 +80,13 @@ internal static class CatchUpRunner
         }
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"catch-up{(options.BinaryTuples ? " (binary tuples)" : "")}{(options.Traced ? " (traced)" : "")}: backlog {backlog.Changes:N0} changes in {backlog.Transactions:N0} transactions, "
+            $"catch-up{(options.BinaryTuples ? " (binary tuples)" : "")}{(options.CheckpointBeforeDrain ? " (checkpoint before the drain)" : "")}{(options.Traced ? " (traced)" : "")}: backlog {backlog.Changes:N0} changes in {backlog.Transactions:N0} transactions, "
             + $"{backlog.WalBytes / (1024.0 * 1024):F0} MiB of WAL; drained in {result.WallSeconds:F1} s = {result.ChangesPerSecond:N0} changes/s, "
             + $"{result.CpuSecondsPerMillionChanges:F1} CPU s per 1M changes; walsender {result.WalsenderCpuSeconds:F1} CPU s = {result.WalsenderCpuSecondsPerMillionChanges:F1} per 1M changes"
             + $"{(result.WalsenderProcesses > 1 ? $" ({result.WalsenderProcesses} walsenders)" : "")}; {result.Changes:N0} changes committed, "
             + $"{result.ChangelogRows:N0} changelog rows, {result.EdgeRows:N0} edges; peak RSS {result.PeakRssBytes / (1024.0 * 1024):F0} MiB"));
+        if (result.ServerCost is { } cost)
+            Console.Write(ServerCostMarkdown.Render([(result.Name, cost)]));
         if (!result.ReachedEnd || result.Changes != backlog.Changes)
         {
             HarnessRunner.Progress($"FAILED: drained {result.Changes:N0} changes, the backlog has {backlog.Changes:N0}");

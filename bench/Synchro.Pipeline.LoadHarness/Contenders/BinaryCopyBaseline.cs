@@ -23,7 +23,7 @@ internal static class BinaryCopyBaseline
             edgeRows = await LoadAsync(written, "SELECT table_name, record_id, bucket_id, 0::smallint FROM sync_bucket_edges", ct);
         }
 
-        await using var target = new NpgsqlConnection(spec.CopyTargetConnectionString);
+        await using var target = new NpgsqlConnection(ContenderNames.AsWriter(spec.CopyTargetConnectionString));
         await target.OpenAsync(ct);
         await ChangelogSchema.EnsureAsync(target, ct);
         await using (var durable = new NpgsqlCommand("SET synchronous_commit = on", target))

@@ -17,4 +17,13 @@ internal static class ContenderNames
     public static readonly IReadOnlyList<string> Draining = [PgRecvLogical, Npgsql, OursReadOnly, OursEndToEnd, GoPerChange];
 
     public static string Slot(string contender) => "bench_" + contender;
+
+    /// <summary>The <c>application_name</c> of the connections that write the changelog (our pipeline's, the COPY baseline's): the server's writer backends.</summary>
+    public const string WriterApplication = "synchro-bench-writer";
+
+    public static IReadOnlySet<string> WriterApplications { get; } = new HashSet<string>(StringComparer.Ordinal) { WriterApplication };
+
+    /// <summary><paramref name="connectionString"/> with the writer's <c>application_name</c>; null stays null.</summary>
+    public static string? AsWriter(string? connectionString)
+        => connectionString is null ? null : new Npgsql.NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = WriterApplication }.ConnectionString;
 }

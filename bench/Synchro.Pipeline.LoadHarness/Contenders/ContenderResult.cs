@@ -1,3 +1,5 @@
+using Synchro.Pipeline.LoadHarness.ServerCost;
+
 namespace Synchro.Pipeline.LoadHarness.Contenders;
 
 /// <summary>One contender's figures. CPU, allocation and wall time cover the drain only; peak RSS is the whole process's.</summary>
@@ -22,6 +24,9 @@ internal sealed record ContenderResult
     /// </summary>
     public double? WalsenderCpuSeconds { get; init; }
     public int? WalsenderProcesses { get; init; }
+
+    /// <summary>What the server spent while the contender ran (its whole process: start-up, drain, stop); null when not measured.</summary>
+    public ServerCostResult? ServerCost { get; init; }
 
     /// <summary>Whether the contender reached the backlog's end (the Go design stops at its slice instead).</summary>
     public bool ReachedEnd { get; init; }

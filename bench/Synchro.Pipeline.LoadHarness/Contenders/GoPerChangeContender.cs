@@ -25,7 +25,7 @@ internal static class GoPerChangeContender
 
     public static async Task<ContenderResult> RunAsync(ContenderSpec spec, CancellationToken ct)
     {
-        await using var changelog = new NpgsqlConnection(spec.ChangelogConnectionString);
+        await using var changelog = new NpgsqlConnection(ContenderNames.AsWriter(spec.ChangelogConnectionString));
         await changelog.OpenAsync(ct);
         await ChangelogSchema.EnsureAsync(changelog, ct);
         // The same durability as our writer asks for: a commit returns once it is in the WAL.

@@ -23,8 +23,9 @@ internal static class PipelineContender
         var stop = Lsn.Parse(spec.StopLsn);
         var options = new WalPipelineOptions
         {
-            ConnectionString = spec.SourceConnectionString,
-            ChangelogConnectionString = spec.ChangelogConnectionString,
+            // The pipeline's connections carry the writer's application_name; the row counts below do not.
+            ConnectionString = ContenderNames.AsWriter(spec.SourceConnectionString)!,
+            ChangelogConnectionString = ContenderNames.AsWriter(spec.ChangelogConnectionString),
             SlotName = spec.SlotName,
             PublicationName = spec.PublicationName,
             CreateSlotIfMissing = false,

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using Synchro.Pipeline.LoadHarness.Contenders;
 using Synchro.Pipeline.LoadHarness.Idle;
+using Synchro.Pipeline.LoadHarness.ServerCost;
 using Synchro.Pipeline.LoadHarness.SteadyState;
 
 namespace Synchro.Pipeline.LoadHarness.Reporting;
@@ -46,6 +47,7 @@ internal static class MarkdownReport
             Line(md, $"{c.Name} reached the end, then failed while stopping: {c.StopError}");
             Line(md);
         }
+        md.Append(ServerCostMarkdown.Render(ServerCostPhases(report)));
         if (report.Options.ChangelogInSource || report.Options.Publication != PublicationScope.Tables)
         {
             Line(md, $"Our pipeline's changelog: {(report.Options.ChangelogInSource ? "in the source database" : "a database of its own per phase")}; "
@@ -59,6 +61,25 @@ internal static class MarkdownReport
         foreach (var g in report.Goals)
             Line(md, $"| {g.Number} | {g.Figure} | {g.Goal} | {g.Measured} | {(g.Met is { } met ? (met ? "met" : "**not met**") : "n/a")} |");
         return md.ToString();
+    }
+
+    /// <summary>Every phase the server's cost was measured in: the drains, then the steady state's three runs.</summary>
+    internal static IReadOnlyList<(string Phase, ServerCostResult Cost)> ServerCostPhases(HarnessReport report)
+    {
+        var phases = report.Contenders.Append(report.BigTransaction).OfType<ContenderResult>()
+            .Where(c => c.ServerCost is not null)
+            .Select(c => (Phase: c.Name, Cost: c.ServerCost!))
+            .ToList();
+        if (report.SteadyState is { } s)
+        {
+            if (s.WithoutServerCost is { } without)
+                phases.Add(("steady: pgbench alone", without));
+            if (s.PgRecvLogicalServerCost is { } recv)
+                phases.Add(("steady: with pg_recvlogical", recv));
+            if (s.ServerCost is { } ours)
+                phases.Add(("steady: with the pipeline", ours));
+        }
+        return phases;
     }
 
     private static void RenderSteady(StringBuilder md, SteadyStateResult? s)

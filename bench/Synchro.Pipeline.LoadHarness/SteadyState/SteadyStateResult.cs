@@ -1,3 +1,5 @@
+using Synchro.Pipeline.LoadHarness.ServerCost;
+
 namespace Synchro.Pipeline.LoadHarness.SteadyState;
 
 /// <summary>pgbench at its maximum rate for a fixed time: without a consumer, with pg_recvlogical consuming, with our pipeline consuming.</summary>
@@ -43,5 +45,10 @@ internal sealed record SteadyStateResult
     public int? PgRecvLogicalWalsenderProcesses { get; init; }
     public double? PgRecvLogicalWalsenderCpuSecondsPerMillionChanges
         => PgRecvLogicalWalsenderCpuSeconds is { } cpu && PgRecvLogicalChanges > 0 ? cpu * 1e6 / PgRecvLogicalChanges : null;
+
+    /// <summary>What the server spent in each run (null when not measured): pgbench alone, with pg_recvlogical, with the pipeline.</summary>
+    public ServerCostResult? WithoutServerCost { get; init; }
+    public ServerCostResult? PgRecvLogicalServerCost { get; init; }
+    public ServerCostResult? ServerCost { get; init; }
     public string? Error { get; init; }
 }

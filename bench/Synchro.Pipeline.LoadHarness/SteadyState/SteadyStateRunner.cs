@@ -4,6 +4,7 @@ using Npgsql;
 using NpgsqlTypes;
 using Synchro.Pipeline.LoadHarness.Backlog;
 using Synchro.Pipeline.LoadHarness.Contenders;
+using Synchro.Pipeline.LoadHarness.ServerCost;
 using Synchro.Pipeline.LoadHarness.Walsender;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Decoding;
@@ -26,13 +27,25 @@ internal static class SteadyStateRunner
     private static readonly TimeSpan s_startTimeout = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan s_sentTimeout = TimeSpan.FromSeconds(60);
 
-    /// <summary>The three runs; the pipeline writes into <c>changelogConnectionString</c>, or the source database when it is null.</summary>
+    /// <summary>
+    /// The three runs; the pipeline writes into <c>changelogConnectionString</c>, or the source database when it is null.
+    /// With a <paramref name="probe"/>, each run's server cost: the run without a consumer over pgbench's time, the
+    /// other two until their consumer has everything, per change pgbench made (the pipeline's: per change it committed).
+    /// </summary>
     public static async Task<SteadyStateResult> RunAsync(string binDirectory, string sourceConnectionString, string? changelogConnectionString,
-        int seconds, int clients, TimeSpan catchUpTimeout, CancellationToken ct, bool binaryTuples = false, bool filterOriginsOnServer = false)
+        int seconds, int clients, TimeSpan catchUpTimeout, CancellationToken ct, bool binaryTuples = false, bool filterOriginsOnServer = false,
+        ServerCostProbe? probe = null)
     {
         string[] pgbenchArguments = ["-c", Invariant(clients), "-j", Invariant(Math.Min(clients, Environment.ProcessorCount)), "-T", Invariant(seconds)];
-        var without = await Pgbench.RunAsync(binDirectory, sourceConnectionString, pgbenchArguments, ct);
-        var (withPgRecvLogical, recvWalsender) = await WithPgRecvLogicalAsync(binDirectory, sourceConnectionString, pgbenchArguments, ct);
+        PgbenchResult without;
+        ServerCostResult? withoutCost = null;
+        await using (var sampler = await StartCostAsync(probe, ct))
+        {
+            without = await Pgbench.RunAsync(binDirectory, sourceConnectionString, pgbenchArguments, ct);
+            if (sampler is not null)
+                withoutCost = await sampler.StopAsync(without.Transactions * BenchWorkload.ChangesPerTransaction, ct);
+        }
+        var (withPgRecvLogical, recvWalsender, recvCost) = await WithPgRecvLogicalAsync(binDirectory, sourceConnectionString, pgbenchArguments, probe, ct);
         await CreateSlotAsync(sourceConnectionString, Slot, ct);
 
         using var latency = new LatencyRecorder();
@@ -45,6 +58,7 @@ internal static class SteadyStateRunner
 
             var timeline = new List<SteadySample>();
             await using var walsender = await WalsenderCpu.StartAsync(sourceConnectionString, Slot, ct);
+            await using var cost = await StartCostAsync(probe, ct);
             var clock = Stopwatch.StartNew();
             var bench = Pgbench.RunAsync(binDirectory, sourceConnectionString, pgbenchArguments, ct);
             while (!bench.IsCompleted)
@@ -61,6 +75,7 @@ internal static class SteadyStateRunner
             timeline.Add(Sample(pipeline, clock));
             var latencyMilliseconds = latency.Snapshot().Select(s => s * 1000).ToArray();
             var pipelineWalsender = walsender is null ? null : await walsender.StopAsync(ct);
+            var pipelineCost = cost is null ? null : await cost.StopAsync(pipeline.GetStatus().ChangesCommitted, ct);
             return new SteadyStateResult
             {
                 Seconds = seconds,
@@ -82,6 +97,9 @@ internal static class SteadyStateRunner
                 PgRecvLogicalChanges = withPgRecvLogical.Transactions * BenchWorkload.ChangesPerTransaction,
                 PgRecvLogicalWalsenderCpuSeconds = recvWalsender?.CpuSeconds,
                 PgRecvLogicalWalsenderProcesses = recvWalsender?.Processes,
+                WithoutServerCost = withoutCost,
+                PgRecvLogicalServerCost = recvCost,
+                ServerCost = pipelineCost,
             };
         }
         finally
@@ -101,8 +119,8 @@ internal static class SteadyStateRunner
     /// <summary>The pipeline's options in the steady state and the idle phase; <paramref name="changelogConnectionString"/> null for the source database.</summary>
     internal static WalPipelineOptions PipelineOptions(string sourceConnectionString, string? changelogConnectionString, string slot, bool binaryTuples, bool filterOriginsOnServer) => new()
     {
-        ConnectionString = sourceConnectionString,
-        ChangelogConnectionString = changelogConnectionString,
+        ConnectionString = ContenderNames.AsWriter(sourceConnectionString)!,
+        ChangelogConnectionString = ContenderNames.AsWriter(changelogConnectionString),
         SlotName = slot,
         PublicationName = BenchSchema.Publication,
         CreateSlotIfMissing = false,
@@ -124,12 +142,17 @@ internal static class SteadyStateRunner
         }
     }
 
-    private static async Task<(PgbenchResult Result, WalsenderUsage? Walsender)> WithPgRecvLogicalAsync(string binDirectory, string connectionString, string[] pgbenchArguments, CancellationToken ct)
+    private static async Task<ServerCostSampler?> StartCostAsync(ServerCostProbe? probe, CancellationToken ct)
+        => probe is null ? null : await ServerCostSampler.StartAsync(probe, ContenderNames.WriterApplications, ct);
+
+    private static async Task<(PgbenchResult Result, WalsenderUsage? Walsender, ServerCostResult? Cost)> WithPgRecvLogicalAsync(
+        string binDirectory, string connectionString, string[] pgbenchArguments, ServerCostProbe? probe, CancellationToken ct)
     {
         await CreateSlotAsync(connectionString, PgRecvLogicalSlot, ct);
         var start = PgRecvLogicalContender.StartInfo(binDirectory, connectionString, PgRecvLogicalSlot, endLsn: null);
         start.RedirectStandardError = true;
         await using var walsender = await WalsenderCpu.StartAsync(connectionString, PgRecvLogicalSlot, ct);
+        await using var cost = await StartCostAsync(probe, ct);
         using var receiver = Process.Start(start) ?? throw new InvalidOperationException("could not start pg_recvlogical");
         var errors = receiver.StandardError.ReadToEndAsync(ct);
         try
@@ -137,10 +160,9 @@ internal static class SteadyStateRunner
             var result = await Pgbench.RunAsync(binDirectory, connectionString, pgbenchArguments, ct);
             if (receiver.HasExited)
                 throw new InvalidOperationException($"pg_recvlogical stopped during the run (exit {receiver.ExitCode}): {(await errors).Trim()}");
-            if (walsender is null)
-                return (result, null);
             await WaitForSentAsync(connectionString, PgRecvLogicalSlot, ct);
-            return (result, await walsender.StopAsync(ct));
+            var usage = walsender is null ? null : await walsender.StopAsync(ct);
+            return (result, usage, cost is null ? null : await cost.StopAsync(result.Transactions * BenchWorkload.ChangesPerTransaction, ct));
         }
         finally
         {

@@ -57,7 +57,8 @@ internal sealed class WalsenderCpu : IAsyncDisposable
     {
         if (!Supported)
             return null;
-        var connection = new NpgsqlConnection(connectionString);
+        // Named as the server-cost sampler's, so that its backend is not counted either.
+        var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = ServerCost.ServerCostSampler.SamplerApplication }.ConnectionString);
         await connection.OpenAsync(ct);
         var meter = new WalsenderCpu(connection, slot, interval ?? DefaultInterval);
         await meter.SampleAsync(forceQuery: true, ct);
@@ -153,11 +154,15 @@ internal sealed class WalsenderCpu : IAsyncDisposable
         return (Long(fields[11]) + Long(fields[12]), Long(fields[19]));
     }
 
-    private static long UptimeTicks()
+    /// <summary>Clock ticks since boot: the unit of /proc's start times.</summary>
+    internal static long UptimeTicks()
     {
         var seconds = double.Parse(File.ReadAllText("/proc/uptime").Split(' ')[0], NumberStyles.Float, CultureInfo.InvariantCulture);
         return (long)(seconds * s_ticksPerSecond.Value);
     }
+
+    /// <summary>sysconf(_SC_CLK_TCK): the unit of /proc's times.</summary>
+    internal static long TicksPerSecond => s_ticksPerSecond.Value;
 
     private static long ReadTicksPerSecond()
     {

@@ -70,6 +70,22 @@ public sealed class LoadHarnessSmokeTests
             Assert.True(written.GetProperty("walsenderCpuSeconds").GetDouble() >= 0);
             Assert.True(steady.GetProperty("walsenderProcesses").GetInt32() >= 1, log);
             Assert.False(root.TryGetProperty("idle", out _));
+
+            // The server's side: the pipeline's writer backend and walsender found, the WAL of its drain counted, per change of the backlog;
+            // the COPY baseline's per change of the same backlog.
+            var cost = written.GetProperty("serverCost");
+            Assert.True(cost.GetProperty("processes").GetProperty("writer").GetInt32() >= 1, log);
+            Assert.True(cost.GetProperty("processes").GetProperty("walsender").GetInt32() >= 1, log);
+            Assert.True(cost.GetProperty("cpuSeconds").GetProperty("writer").GetDouble() >= 0);
+            Assert.True(cost.GetProperty("walBytes").GetInt64() > 0, log);
+            Assert.Equal(backlogChanges, cost.GetProperty("changes").GetInt64());
+            var copyCost = copied.GetProperty("serverCost");
+            Assert.Equal(backlogChanges, copyCost.GetProperty("changes").GetInt64());
+            Assert.True(copyCost.GetProperty("processes").GetProperty("writer").GetInt32() >= 1, log);
+            Assert.True(copyCost.GetProperty("walBytes").GetInt64() > 0, log);
+            Assert.True(steady.GetProperty("serverCost").GetProperty("processes").GetProperty("writer").GetInt32() >= 1, log);
+            Assert.True(steady.GetProperty("withoutServerCost").GetProperty("walBytes").GetInt64() > 0, log);
+            Assert.Contains("| ours_end_to_end |", markdown.Split("Server side")[1], StringComparison.Ordinal);
         }
         finally
         {
