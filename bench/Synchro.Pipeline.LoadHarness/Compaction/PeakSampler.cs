@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Npgsql;
+using Synchro.Pipeline.LoadHarness.Sampling;
 
 namespace Synchro.Pipeline.LoadHarness.Compaction;
 
@@ -32,7 +33,7 @@ internal sealed class PeakSampler : IAsyncDisposable
     private readonly Process _self = Process.GetCurrentProcess();
     private readonly NpgsqlConnection _connection;
     private readonly string _applicationName;
-    private readonly CancellationTokenSource _stop = new();
+    private readonly SamplingLoop _sampling = new();
     private readonly Dictionary<int, (long First, long Last)> _backendTicks = [];
     private readonly long _started = Stopwatch.GetTimestamp();
     private readonly TimeSpan _cpuBefore;
@@ -42,7 +43,6 @@ internal sealed class PeakSampler : IAsyncDisposable
     private long _peakManaged;
     private long? _peakBackend;
     private int _samples;
-    private Task _loop = Task.CompletedTask;
 
     private PeakSampler(NpgsqlConnection connection, string applicationName)
     {
@@ -59,14 +59,13 @@ internal sealed class PeakSampler : IAsyncDisposable
         await connection.OpenAsync(ct);
         var sampler = new PeakSampler(connection, applicationName);
         await sampler.SampleAsync(ct);
-        sampler._loop = sampler.LoopAsync(sampler._stop.Token);
+        sampler._sampling.Start(Interval, () => sampler.SampleAsync(CancellationToken.None));
         return sampler;
     }
 
     public async Task<PhaseUsage> StopAsync(CancellationToken ct)
     {
-        await _stop.CancelAsync();
-        await _loop;
+        await _sampling.StopAsync();
         await SampleAsync(ct);
         _self.Refresh();
         var ticks = _backendTicks.Values.Sum(t => t.Last - t.First);
@@ -87,35 +86,12 @@ internal sealed class PeakSampler : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await _stop.CancelAsync();
-        try
-        {
-            await _loop;
-        }
-        catch (Exception e) when (e is NpgsqlException or IOException)
-        {
-            // Measuring only: a lost connection ends the readings, not the phase.
-        }
+        await _sampling.StopQuietlyAsync();
         await _connection.DisposeAsync();
         _self.Dispose();
-        _stop.Dispose();
+        _sampling.Dispose();
     }
 
-    private async Task LoopAsync(CancellationToken ct)
-    {
-        try
-        {
-            while (!ct.IsCancellationRequested)
-            {
-                await Task.Delay(Interval, ct);
-                // Not cancelled mid-query: the connection serves the last reading after the loop.
-                await SampleAsync(CancellationToken.None);
-            }
-        }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
-        {
-        }
-    }
 
     private async Task SampleAsync(CancellationToken ct)
     {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Npgsql;
+using Synchro.Pipeline.LoadHarness.Sampling;
 using Synchro.Pipeline.LoadHarness.Walsender;
 
 namespace Synchro.Pipeline.LoadHarness.ServerCost;
@@ -27,9 +28,8 @@ internal sealed class ServerCostSampler : IAsyncDisposable
     private readonly int _postmaster;
     private readonly CpuLedger _ledger;
     private readonly long _started = Stopwatch.GetTimestamp();
-    private readonly CancellationTokenSource _stop = new();
+    private readonly SamplingLoop _sampling = new();
     private (string Lsn, long? Records, long? Fpi, long? Bytes) _walStart;
-    private Task _loop = Task.CompletedTask;
 
     private ServerCostSampler(ServerCostProbe probe, NpgsqlConnection connection, IReadOnlySet<string> writers, int postmaster, long phaseStart)
     {
@@ -53,7 +53,7 @@ internal sealed class ServerCostSampler : IAsyncDisposable
         var sampler = new ServerCostSampler(probe, connection, writers, postmaster, WalsenderCpu.UptimeTicks());
         sampler._walStart = await sampler.ReadWalAsync(ct);
         await sampler.SampleAsync(ct);
-        sampler._loop = sampler.LoopAsync(sampler._stop.Token);
+        sampler._sampling.Start(Interval, () => sampler.SampleAsync(CancellationToken.None));
         return sampler;
     }
 
@@ -63,8 +63,7 @@ internal sealed class ServerCostSampler : IAsyncDisposable
     /// </summary>
     public async Task<ServerCostResult> StopAsync(long changes, CancellationToken ct)
     {
-        await _stop.CancelAsync();
-        await _loop;
+        await _sampling.StopAsync();
         await SampleAsync(ct);
         var walEnd = await ReadWalAsync(ct);
         var (seconds, processes) = _ledger.Totals(WalsenderCpu.TicksPerSecond);
@@ -109,34 +108,11 @@ internal sealed class ServerCostSampler : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await _stop.CancelAsync();
-        try
-        {
-            await _loop;
-        }
-        catch (Exception e) when (e is NpgsqlException or IOException)
-        {
-            // Measuring only: a lost connection ends the readings, not the phase.
-        }
+        await _sampling.StopQuietlyAsync();
         await _connection.DisposeAsync();
-        _stop.Dispose();
+        _sampling.Dispose();
     }
 
-    private async Task LoopAsync(CancellationToken ct)
-    {
-        try
-        {
-            while (!ct.IsCancellationRequested)
-            {
-                await Task.Delay(Interval, ct);
-                // Not cancelled mid-query: the connection serves the last reading after the loop.
-                await SampleAsync(CancellationToken.None);
-            }
-        }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
-        {
-        }
-    }
 
     private async Task SampleAsync(CancellationToken ct)
     {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Npgsql;
+using Synchro.Pipeline.LoadHarness.Sampling;
 
 namespace Synchro.Pipeline.LoadHarness.Walsender;
 
@@ -35,10 +36,9 @@ internal sealed class WalsenderCpu : IAsyncDisposable
     private readonly TimeSpan _interval;
     private readonly long _phaseStart;
     private readonly Dictionary<int, (long Baseline, long Last)> _pids = [];
-    private readonly CancellationTokenSource _stop = new();
+    private readonly SamplingLoop _sampling = new();
     private int? _current;
     private long _lastQuery;
-    private Task _sampling = Task.CompletedTask;
     private WalsenderUsage? _usage;
 
     private WalsenderCpu(NpgsqlConnection connection, string slot, TimeSpan interval)
@@ -62,7 +62,7 @@ internal sealed class WalsenderCpu : IAsyncDisposable
         await connection.OpenAsync(ct);
         var meter = new WalsenderCpu(connection, slot, interval ?? DefaultInterval);
         await meter.SampleAsync(forceQuery: true, ct);
-        meter._sampling = meter.SampleLoopAsync(meter._stop.Token);
+        meter._sampling.Start(meter._interval, () => meter.SampleAsync(forceQuery: false, CancellationToken.None));
         return meter;
     }
 
@@ -71,8 +71,7 @@ internal sealed class WalsenderCpu : IAsyncDisposable
     {
         if (_usage is not null)
             return _usage;
-        await _stop.CancelAsync();
-        await _sampling;
+        await _sampling.StopAsync();
         await SampleAsync(forceQuery: true, ct);
         var ticks = _pids.Values.Sum(p => p.Last - p.Baseline);
         _usage = new WalsenderUsage((double)ticks / s_ticksPerSecond.Value, [.. _pids.Keys]);
@@ -81,34 +80,11 @@ internal sealed class WalsenderCpu : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        await _stop.CancelAsync();
-        try
-        {
-            await _sampling;
-        }
-        catch (Exception e) when (e is NpgsqlException or IOException)
-        {
-            // Measuring only: a lost connection ends the readings, not the phase.
-        }
+        await _sampling.StopQuietlyAsync();
         await _connection.DisposeAsync();
-        _stop.Dispose();
+        _sampling.Dispose();
     }
 
-    private async Task SampleLoopAsync(CancellationToken ct)
-    {
-        try
-        {
-            while (!ct.IsCancellationRequested)
-            {
-                await Task.Delay(_interval, ct);
-                // Not cancelled mid-query: the connection serves the last reading after the loop.
-                await SampleAsync(forceQuery: false, CancellationToken.None);
-            }
-        }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
-        {
-        }
-    }
 
     private async Task SampleAsync(bool forceQuery, CancellationToken ct)
     {
