@@ -7,10 +7,11 @@ namespace Synchro.Pipeline.Buckets;
 
 /// <summary>Set-based reads of a registered table's current rows in the source database: one query per table per call.</summary>
 /// <remarks>
-/// Rows are found by record id (<see cref="TableRegistration.IdColumns"/>): a one-column id by <c>id = ANY($1)</c>, an id of
-/// several columns by joining the table to the arrays of their values (<c>unnest</c>), each compared in the column's own type so
-/// the key's index is used, and a column that may be NULL matched with <c>IS NOT DISTINCT FROM</c> (a composite id can hold
-/// NULL). Identifiers are quoted; the id columns' types come from the server's catalog. Not thread-safe (caches per table).
+/// Rows are found by record id (<see cref="TableRegistration.IdColumns"/>): by one index probe per id when an index leads with the
+/// id columns and none may be NULL (<see cref="KeyLookup"/>, whatever the table's statistics say); otherwise a one-column id by
+/// <c>id = ANY($1)</c>, an id of several columns by joining the table to the arrays of their values (<c>unnest</c>), each
+/// compared in the column's own type, and a column that may be NULL matched with <c>IS NOT DISTINCT FROM</c> (a composite id
+/// can hold NULL). Identifiers are quoted; the id columns' types come from the server's catalog. Not thread-safe (caches per table).
 /// </remarks>
 internal sealed class SourceRows
 {
@@ -24,6 +25,9 @@ internal sealed class SourceRows
 
     // Per table, per id column: its SQL type and whether it is NOT NULL.
     private readonly Dictionary<TableRegistration, (string Type, bool NotNull)[]> _idTypes = [];
+
+    // Per table: whether its ids are looked up by index probes (KeyLookup).
+    private readonly Dictionary<TableRegistration, bool> _probes = [];
 
     /// <summary>
     /// For each of <paramref name="ids"/> (record ids of <paramref name="table"/>) that exists: the text of
@@ -42,7 +46,8 @@ internal sealed class SourceRows
         var command = new NpgsqlCommand { Connection = connection };
         await using (command.ConfigureAwait(false))
         {
-            if (keys == 1)
+            var probe = await ProbesAsync(connection, table, idTypes, ct).ConfigureAwait(false);
+            if (keys == 1 && !probe)
             {
                 var id = PgIdentifier.Quote(table.IdColumns[0]);
                 // Identifiers are quoted; the id type is the server's own format_type output.
@@ -58,7 +63,10 @@ internal sealed class SourceRows
                 foreach (var recordId in ids)
                 {
                     // Only ids this table can have: another shape names no row of it.
-                    if (!table.TryParseRecordId(recordId, out var parts))
+                    string?[] parts;
+                    if (keys == 1)
+                        parts = [recordId];
+                    else if (!table.TryParseRecordId(recordId, out parts))
                         continue;
                     for (var k = 0; k < keys; k++)
                         values[k][row] = parts[k];
@@ -67,10 +75,10 @@ internal sealed class SourceRows
                 if (row == 0)
                     return result;
                 var idColumns = table.IdColumns.Select(PgIdentifier.Quote).ToArray();
-                var conditions = idColumns.Select((c, k) => idTypes[k].NotNull ? $"t.{c} = k.k{k}" : $"t.{c} IS NOT DISTINCT FROM k.k{k}");
-                command.CommandText = $"SELECT {string.Join(", ", idColumns.Select(c => "t." + c + "::text"))}{selected} FROM {from} t "
-                    + $"JOIN ROWS FROM ({string.Join(", ", idTypes.Select((t, k) => $"pg_catalog.unnest(${k + 1}::{t.Type}[])"))}) AS k({string.Join(", ", Enumerable.Range(0, keys).Select(k => $"k{k}"))}) "
-                    + $"ON {string.Join(" AND ", conditions)}";
+                var conditions = idColumns.Select((c, k) => idTypes[k].NotNull ? $"t.{c} = k.k{k}" : $"t.{c} IS NOT DISTINCT FROM k.k{k}").ToArray();
+                var list = string.Join(", ", idColumns.Select(c => "t." + c + "::text").Concat(columns.Select(c => "t." + PgIdentifier.Quote(c) + "::text"))
+                    .Select((e, i) => $"{e} AS c{i}"));
+                command.CommandText = KeyLookup.Select(list, from, idTypes.Select((t, k) => $"${k + 1}::{t.Type}[]").ToArray(), conditions, probe);
                 for (var k = 0; k < keys; k++)
                     command.Parameters.Add(new NpgsqlParameter<string?[]> { TypedValue = values[k][..row], NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
             }
@@ -113,6 +121,17 @@ internal sealed class SourceRows
         if (names.Count == 0)
             throw new InvalidOperationException($"Table {table} was not found in the source database.");
         return ([.. names], [.. types]);
+    }
+
+    /// <summary>Whether <paramref name="table"/>'s rows are looked up by one index probe per id (<see cref="KeyLookup"/>): an index leads with its id columns, all NOT NULL.</summary>
+    private async Task<bool> ProbesAsync(NpgsqlConnection connection, TableRegistration table, (string Type, bool NotNull)[] idTypes, CancellationToken ct)
+    {
+        if (_probes.TryGetValue(table, out var probe))
+            return probe;
+        probe = idTypes.All(t => t.NotNull)
+            && await KeyLookup.HasLeadingIndexAsync(connection, PgIdentifier.QuoteQualified(table.Schema, table.Name), table.IdColumns, ct).ConfigureAwait(false);
+        _probes[table] = probe;
+        return probe;
     }
 
     private async Task<(string Type, bool NotNull)[]> IdTypesAsync(NpgsqlConnection connection, TableRegistration table, CancellationToken ct)

@@ -15,9 +15,17 @@ internal static partial class ChangelogStore
             OFFSET 0) e
         """;
 
+    // One primary-key probe per edge, then a TID scan: a join (or IN) is planned from the table's statistics, and with them
+    // behind a growing table it became a hash join over every edge, once per batch.
     private const string DeleteEdgesSql = """
         DELETE FROM sync_bucket_edges
-        WHERE (table_name, record_id, bucket_id) IN (SELECT * FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[])))
+        WHERE ctid = ANY (ARRAY(
+            SELECT e.ctid
+            FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[])) AS k(table_name, record_id, bucket_id)
+            CROSS JOIN LATERAL (
+                SELECT ctid FROM sync_bucket_edges
+                WHERE table_name = k.table_name AND record_id = k.record_id AND bucket_id = k.bucket_id
+                OFFSET 0) e))
         """;
 
     private const string CopyEdgesSql =

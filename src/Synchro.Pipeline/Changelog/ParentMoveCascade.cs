@@ -327,14 +327,15 @@ internal sealed class ParentMoveCascade
         var typed = keyColumns.Select(c => types.TryGetValue(c, out var type)
             ? type
             : throw new InvalidOperationException($"Column {c} of {child} was not found in the source database; fix ParentForeignKeyColumns of {child}.")).ToArray();
+        var from = PgIdentifier.QuoteQualified(child.Schema, child.Name);
         var ids = child.IdColumns.Select(c => "t." + PgIdentifier.Quote(c) + "::text");
         var fks = keyColumns.Select(c => "t." + PgIdentifier.Quote(c) + "::text");
-        // Each key compared in its column's own type, so the foreign key's index is used.
-        var unnest = string.Join(", ", typed.Select((t, k) => $"pg_catalog.unnest(${k + 1}::{t}[])"));
-        var on = string.Join(" AND ", keyColumns.Select((c, k) => $"t.{PgIdentifier.Quote(c)} = k.k{k}"));
         var softDeleted = child.SoftDeleteColumn is { } softDelete ? $"t.{PgIdentifier.Quote(softDelete)} IS NOT NULL" : "false";
-        select = $"SELECT {string.Join(", ", ids.Concat(fks))}, {softDeleted} FROM {PgIdentifier.QuoteQualified(child.Schema, child.Name)} t "
-            + $"JOIN ROWS FROM ({unnest}) AS k({string.Join(", ", Enumerable.Range(0, keyColumns.Count).Select(k => $"k{k}"))}) ON {on}";
+        var list = string.Join(", ", ids.Concat(fks).Append(softDeleted).Select((e, i) => $"{e} AS c{i}"));
+        // Each key compared in its column's own type, so the foreign key's index can serve it; probed per parent when one leads with it.
+        var probe = await KeyLookup.HasLeadingIndexAsync(source, from, keyColumns, cancellationToken).ConfigureAwait(false);
+        select = KeyLookup.Select(list, from, typed.Select((t, k) => $"${k + 1}::{t}[]").ToArray(),
+            keyColumns.Select((c, k) => $"t.{PgIdentifier.Quote(c)} = k.k{k}").ToArray(), probe);
         _selects[child] = select;
         return select;
     }
