@@ -17,7 +17,7 @@ internal static partial class ChangelogStore
 
     // One primary-key probe per edge, then a TID scan: a join (or IN) is planned from the table's statistics, and with them
     // behind a growing table it became a hash join over every edge, once per batch.
-    private const string DeleteEdgesSql = """
+    internal const string DeleteEdgesSql = """
         DELETE FROM sync_bucket_edges
         WHERE ctid = ANY (ARRAY(
             SELECT e.ctid
