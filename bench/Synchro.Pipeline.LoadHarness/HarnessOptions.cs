@@ -26,6 +26,9 @@ internal sealed record HarnessOptions
     public long GoChanges { get; init; } = 20_000;
     public int SteadySeconds { get; init; } = 60;
     public int SteadyClients { get; init; } = 4;
+
+    /// <summary>The steady state's pgbench rate in transactions per second (pgbench <c>-R</c>); null runs it unthrottled.</summary>
+    public int? SteadyRate { get; init; }
     public long BigTransactionRows { get; init; } = 1_000_000;
     public string OutputDirectory { get; init; } = "results";
 
@@ -81,6 +84,7 @@ internal sealed record HarnessOptions
           --go-changes      slice drained by the Go reference's per-change design (default 20000)
           --steady-seconds  steady-state pgbench duration, run once without and once with the pipeline (default 60; 0 skips it)
           --steady-clients  pgbench clients in the steady state (default 4)
+          --steady-rate     the steady state's pgbench throttled to N transactions/s (pgbench -R; default unthrottled)
           --big-transaction rows inserted by one transaction, drained end to end for its peak memory (default 1000000; 0 skips it)
           --idle-seconds    after the other phases, the pipeline running with nothing else writing: WAL written, batches,
                             position moves and walsender CPU (default 0: skipped)
@@ -139,6 +143,7 @@ internal sealed record HarnessOptions
                 "--go-changes" => options with { GoChanges = Positive(args[i], value) },
                 "--steady-seconds" => options with { SteadySeconds = (int)NonNegative(args[i], value) },
                 "--steady-clients" => options with { SteadyClients = (int)Positive(args[i], value) },
+                "--steady-rate" => options with { SteadyRate = (int)Positive(args[i], value) },
                 "--big-transaction" => options with { BigTransactionRows = NonNegative(args[i], value) },
                 "--idle-seconds" => options with { IdleSeconds = (int)NonNegative(args[i], value) },
                 "--writer-changes" => options with { WriterChanges = Positive(args[i], value) },
@@ -157,7 +162,7 @@ internal sealed record HarnessOptions
     /// <summary>The flags that differ from the defaults, as they are typed: the report's command line.</summary>
     public string CommandLine()
         => string.Create(CultureInfo.InvariantCulture,
-            $"--changes {Changes} --go-changes {GoChanges} --steady-seconds {SteadySeconds} --steady-clients {SteadyClients} --big-transaction {BigTransactionRows}")
+            $"--changes {Changes} --go-changes {GoChanges} --steady-seconds {SteadySeconds} --steady-clients {SteadyClients}{(SteadyRate is { } rate ? $" --steady-rate {rate}" : "")} --big-transaction {BigTransactionRows}")
             + (IdleSeconds > 0 ? string.Create(CultureInfo.InvariantCulture, $" --idle-seconds {IdleSeconds}") : "")
             + $" --out {OutputDirectory}"
             + (BinaryTuples ? " --binary" : "")

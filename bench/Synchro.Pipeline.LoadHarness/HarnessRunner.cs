@@ -75,12 +75,12 @@ internal static class HarnessRunner
                 // The steady state's pipeline runs in this process: --traced records its spans here.
                 using var spans = options.Traced ? PipelineContender.RecordSpans() : null;
                 steady = await SteadyStateRunner.RunAsync(HarnessRunner.ClientDirectory(server), source, await ChangelogAsync("changelog_steady"),
-                    options.SteadySeconds, options.SteadyClients, Scale(options, options.SteadySeconds * 10.0), ct, options.BinaryTuples, options.FilterOriginsOnServer, probe);
+                    options.SteadySeconds, options.SteadyClients, Scale(options, options.SteadySeconds * 10.0), ct, options.BinaryTuples, options.FilterOriginsOnServer, probe, options.SteadyRate);
             }
             catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
             {
                 Progress($"steady state failed: {e}");
-                steady = new SteadyStateResult { Seconds = options.SteadySeconds, Clients = options.SteadyClients, Error = $"{e.GetType().Name}: {e.Message}" };
+                steady = new SteadyStateResult { Seconds = options.SteadySeconds, Clients = options.SteadyClients, Rate = options.SteadyRate, Error = $"{e.GetType().Name}: {e.Message}" };
             }
         }
 

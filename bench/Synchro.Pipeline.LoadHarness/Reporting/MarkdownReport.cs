@@ -96,7 +96,7 @@ internal static class MarkdownReport
             Line(md);
             return;
         }
-        Line(md, $"Steady state ({s.Seconds} s, pgbench unthrottled, {s.Clients} clients): {s.TpsWithout:N0} tps without a consumer, "
+        Line(md, $"Steady state ({s.Seconds} s, pgbench {(s.Rate is { } rate ? $"at {rate:N0} tps" : "unthrottled")}, {s.Clients} clients): {s.TpsWithout:N0} tps without a consumer, "
             + $"{s.TpsWithPgRecvLogical:N0} tps with pg_recvlogical consuming ({F(s.PgRecvLogicalTpsRatio * 100, "F0", " %")}: logical decoding alone), "
             + $"{s.TpsWith:N0} tps with the pipeline consuming ({F(s.TpsRatio * 100, "F0", " %")}); "
             + $"{s.ChangesCommitted:N0} changes committed, caught up {s.CatchUpSeconds:F1} s after pgbench stopped.");

@@ -7,6 +7,9 @@ internal sealed record SteadyStateResult
 {
     public int Seconds { get; init; }
     public int Clients { get; init; }
+
+    /// <summary>pgbench's rate limit in transactions per second; null when it ran unthrottled.</summary>
+    public int? Rate { get; init; }
     public double TpsWithout { get; init; }
     public double TpsWithPgRecvLogical { get; init; }
     public double TpsWith { get; init; }

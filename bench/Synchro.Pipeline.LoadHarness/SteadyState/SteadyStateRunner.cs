@@ -12,7 +12,7 @@ using Synchro.Pipeline.Decoding;
 namespace Synchro.Pipeline.LoadHarness.SteadyState;
 
 /// <summary>
-/// pgbench unthrottled for a fixed time with no consumer, then with <c>pg_recvlogical</c> consuming (the cost of
+/// pgbench (unthrottled, or at a given rate) for a fixed time with no consumer, then with <c>pg_recvlogical</c> consuming (the cost of
 /// logical decoding alone: the walsender shares the primary's cores), then with our pipeline consuming live (in
 /// this process, so its latency histogram can be listened to), sampling its lag and committed changes every 100 ms until it has caught up. The walsender's CPU is
 /// read over the run with <c>pg_recvlogical</c> (until it has sent everything pgbench wrote) and over the run with the
@@ -34,9 +34,10 @@ internal static class SteadyStateRunner
     /// </summary>
     public static async Task<SteadyStateResult> RunAsync(string binDirectory, string sourceConnectionString, string? changelogConnectionString,
         int seconds, int clients, TimeSpan catchUpTimeout, CancellationToken ct, bool binaryTuples = false, bool filterOriginsOnServer = false,
-        ServerCostProbe? probe = null)
+        ServerCostProbe? probe = null, int? rate = null)
     {
-        string[] pgbenchArguments = ["-c", Invariant(clients), "-j", Invariant(Math.Min(clients, Environment.ProcessorCount)), "-T", Invariant(seconds)];
+        string[] pgbenchArguments = ["-c", Invariant(clients), "-j", Invariant(Math.Min(clients, Environment.ProcessorCount)), "-T", Invariant(seconds),
+            .. rate is { } r ? (string[])["-R", Invariant(r)] : []];
         PgbenchResult without;
         ServerCostResult? withoutCost = null;
         await using (var sampler = await StartCostAsync(probe, ct))
@@ -80,6 +81,7 @@ internal static class SteadyStateRunner
             {
                 Seconds = seconds,
                 Clients = clients,
+                Rate = rate,
                 TpsWithout = without.Tps,
                 TpsWithPgRecvLogical = withPgRecvLogical.Tps,
                 TpsWith = with.Tps,
