@@ -61,6 +61,12 @@ internal sealed record HarnessOptions
     /// <summary>Every drain's WAL broken down by relation with pg_waldump (slow: every record is read as text).</summary>
     public bool WalByRelation { get; init; }
 
+    /// <summary>
+    /// The server preloads pg_stat_statements; every phase the server-cost sampler measures reports the statements it
+    /// executed, the most expensive first.
+    /// </summary>
+    public bool Statements { get; init; }
+
     /// <summary>Catch-up only: a CHECKPOINT just before the drain, so that the drain's first change to each page logs a full-page image.</summary>
     public bool CheckpointBeforeDrain { get; init; }
 
@@ -79,7 +85,7 @@ internal sealed record HarnessOptions
     public const string Usage = """
         usage: Synchro.Pipeline.LoadHarness [--changes N] [--go-changes N] [--steady-seconds N] [--steady-clients N] [--big-transaction N] [--idle-seconds N]
                                             [--out DIR] [--timeout-scale X] [--binary] [--changelog-in-source] [--publication all-tables|tables] [--traced]
-                                            [--wal-by-relation]
+                                            [--wal-by-relation] [--statements]
           --changes         backlog size in row changes (default 1000000)
           --go-changes      slice drained by the Go reference's per-change design (default 20000)
           --steady-seconds  steady-state pgbench duration, run once without and once with the pipeline (default 60; 0 skips it)
@@ -99,11 +105,14 @@ internal sealed record HarnessOptions
         quick run: --changes 50000 --steady-seconds 10 --go-changes 2000 --big-transaction 50000
         catch-up of our pipeline alone: Synchro.Pipeline.LoadHarness catch-up [--changes N] [--timeout-scale X] [--binary]
                                         [--changelog-in-source] [--publication all-tables|tables] [--record-index] [--traced] [--wal-by-relation] [--checkpoint]
+                                        [--statements]
           --record-index    (catch-up) the changelog keeps the reference's (table_name, record_id) index, created by hand
           --traced          (catch-up, steady state) a listener records every span of the Synchro.Pipeline activity source (all data)
           --wal-by-relation (harness, catch-up) each phase's WAL by relation and resource manager, read with pg_waldump
                             (of the server's major version; slow: every record is read as text)
           --checkpoint      (catch-up) a CHECKPOINT just before the drain: its first change to each page logs a full-page image
+          --statements      (harness, catch-up) the server preloads pg_stat_statements, reset before each phase the server
+                            cost is measured over and read after it: its statements by execution time, pgbench's apart
         every phase reports the server's CPU per process kind (writer backends by application_name, walsender, walwriter,
         checkpointer, bgwriter, autovacuum, other backends, other server processes; from /proc) and the WAL it wrote
         (insert LSN difference, pg_stat_wal, and pg_waldump --stats's full-page-image share when a matching pg_waldump exists)
@@ -122,7 +131,7 @@ internal sealed record HarnessOptions
         var options = new HarnessOptions();
         for (var i = 0; i < args.Count; i++)
         {
-            if (args[i] is "--binary" or "--changelog-in-source" or "--filter-origins-on-server" or "--record-index" or "--traced" or "--wal-by-relation" or "--checkpoint")
+            if (args[i] is "--binary" or "--changelog-in-source" or "--filter-origins-on-server" or "--record-index" or "--traced" or "--wal-by-relation" or "--checkpoint" or "--statements")
             {
                 options = args[i] switch
                 {
@@ -132,6 +141,7 @@ internal sealed record HarnessOptions
                     "--traced" => options with { Traced = true },
                     "--wal-by-relation" => options with { WalByRelation = true },
                     "--checkpoint" => options with { CheckpointBeforeDrain = true },
+                    "--statements" => options with { Statements = true },
                     _ => options with { FilterOriginsOnServer = true },
                 };
                 continue;
@@ -172,6 +182,7 @@ internal sealed record HarnessOptions
             + (Traced ? " --traced" : "")
             + (WalByRelation ? " --wal-by-relation" : "")
             + (CheckpointBeforeDrain ? " --checkpoint" : "")
+            + (Statements ? " --statements" : "")
             + (Publication == PublicationScope.AllTables ? " --publication all-tables" : "");
 
     private static PublicationScope ParsePublication(string value) => value switch

@@ -6,6 +6,7 @@ using Synchro.Pipeline.LoadHarness.Contenders;
 using Synchro.Pipeline.LoadHarness.Idle;
 using Synchro.Pipeline.LoadHarness.Reporting;
 using Synchro.Pipeline.LoadHarness.ServerCost;
+using Synchro.Pipeline.LoadHarness.Statements;
 using Synchro.Pipeline.LoadHarness.SteadyState;
 using Synchro.Pipeline.LoadHarness.Walsender;
 using Synchro.Pipeline.LocalPostgres;
@@ -35,7 +36,7 @@ internal static class HarnessRunner
     {
         var startedAt = DateTimeOffset.UtcNow;
         Progress("starting a throwaway PostgreSQL server");
-        await using var server = await LocalPostgresServer.StartAsync(ServerOptions(), ct);
+        await using var server = await StartServerAsync(options, ct);
         var source = await server.CreateDatabaseAsync(BenchSchema.Database, ct);
         await BenchSchema.CreateAsync(source, options.Publication, ct);
 
@@ -43,7 +44,7 @@ internal static class HarnessRunner
         var backlog = await BacklogGenerator.GenerateAsync(HarnessRunner.ClientDirectory(server), source, ContenderNames.Draining.Select(ContenderNames.Slot), options.Changes, ct);
         Progress($"backlog: {backlog.Changes:N0} changes in {backlog.Transactions:N0} transactions, {backlog.WalBytes / 1e6:N0} MB of WAL, {backlog.PgoutputBytes / 1e6:N0} MB of pgoutput, end {backlog.EndLsn}");
 
-        var probe = Probe(server, source, options);
+        var probe = await ProbeAsync(server, source, options, ct);
         var drainTimeout = Scale(options, backlog.Changes / SlowestDrainChangesPerSecond);
         var goChanges = Math.Min(options.GoChanges, backlog.Changes);
         var results = new List<ContenderResult>();
@@ -211,14 +212,23 @@ internal static class HarnessRunner
         return result with { ServerCost = cost };
     }
 
-    /// <summary>The server-cost probe of <paramref name="server"/>: pg_waldump of its major version when one is installed.</summary>
-    internal static ServerCostProbe Probe(LocalPostgresServer server, string source, HarnessOptions options)
+    /// <summary>
+    /// The server-cost probe of <paramref name="server"/>: pg_waldump of its major version when one is installed; with
+    /// <see cref="HarnessOptions.Statements"/>, pg_stat_statements created in <paramref name="source"/>.
+    /// </summary>
+    internal static async Task<ServerCostProbe> ProbeAsync(LocalPostgresServer server, string source, HarnessOptions options, CancellationToken ct)
     {
         var dump = WalDump.Find(server.BinDirectory, server.ServerVersion, server.DataDirectory);
         if (dump is null)
             Progress($"no pg_waldump of PostgreSQL {server.ServerVersion} found: the report has no full-page-image share");
-        return new ServerCostProbe(source, dump, options.WalByRelation);
+        if (options.Statements)
+            await PgStatStatements.CreateAsync(source, ct);
+        return new ServerCostProbe(source, dump, options.WalByRelation, options.Statements);
     }
+
+    /// <summary>The throwaway server of the harness and the catch-up verb: <see cref="ServerOptions"/> of <paramref name="options"/>.</summary>
+    internal static Task<LocalPostgresServer> StartServerAsync(HarnessOptions options, CancellationToken ct)
+        => options.Statements ? PgStatStatements.StartServerAsync(ServerOptions(options), ct) : LocalPostgresServer.StartAsync(ServerOptions(options), ct);
 
     internal static TimeSpan Scale(HarnessOptions options, double seconds)
         => TimeSpan.FromSeconds(Math.Max(s_minimumTimeout.TotalSeconds, seconds) * options.TimeoutScale);
@@ -226,12 +236,15 @@ internal static class HarnessRunner
     /// <summary>The directory of pgbench and pg_recvlogical: beside the server's binaries, else the newest installed (the npm builds carry none).</summary>
     internal static string ClientDirectory(LocalPostgresServer server) => Path.GetDirectoryName(server.ClientProgram("pgbench"))!;
 
-    internal static LocalPostgresOptions ServerOptions()
+    /// <summary>The server's settings; <see cref="HarnessOptions.Statements"/> preloads pg_stat_statements.</summary>
+    internal static LocalPostgresOptions ServerOptions(HarnessOptions? harness = null)
     {
         var options = new LocalPostgresOptions();
         // Room for a large backlog without checkpoints in the middle of a drain.
         options.Settings["max_wal_size"] = "8GB";
         options.Settings["checkpoint_timeout"] = "30min";
+        if (harness?.Statements == true)
+            PgStatStatements.Preload(options);
         return options;
     }
 

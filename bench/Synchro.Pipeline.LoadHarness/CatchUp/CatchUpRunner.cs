@@ -1,13 +1,12 @@
 // Run (needs the PostgreSQL server binaries, as the tests do):
 //   dotnet run -c Release --project bench/Synchro.Pipeline.LoadHarness -- catch-up --changes 1000000
-//   quick: --changes 60000; also --wal-by-relation (the drain's WAL per relation, pg_waldump), --checkpoint (one just before the drain), --binary (binary tuple mode), --timeout-scale X, --changelog-in-source, --publication all-tables|tables and --record-index (the writer with the reference's (table_name, record_id) index), --traced (every span recorded).
+//   quick: --changes 60000; also --wal-by-relation (the drain's WAL per relation, pg_waldump), --checkpoint (one just before the drain), --binary (binary tuple mode), --timeout-scale X, --changelog-in-source, --publication all-tables|tables and --record-index (the writer with the reference's (table_name, record_id) index), --traced (every span recorded), --statements (the drain's statements from pg_stat_statements).
 using System.Globalization;
 using Npgsql;
 using Synchro.Pipeline.Changelog;
 using Synchro.Pipeline.LoadHarness.Backlog;
 using Synchro.Pipeline.LoadHarness.Contenders;
 using Synchro.Pipeline.LoadHarness.Reporting;
-using Synchro.Pipeline.LocalPostgres;
 
 namespace Synchro.Pipeline.LoadHarness.CatchUp;
 
@@ -28,7 +27,7 @@ internal static class CatchUpRunner
     public static async Task<int> RunAsync(HarnessOptions options, CancellationToken ct)
     {
         HarnessRunner.Progress("starting a throwaway PostgreSQL server");
-        await using var server = await LocalPostgresServer.StartAsync(HarnessRunner.ServerOptions(), ct);
+        await using var server = await HarnessRunner.StartServerAsync(options, ct);
         var source = await server.CreateDatabaseAsync(BenchSchema.Database, ct);
         await BenchSchema.CreateAsync(source, options.Publication, ct);
         var slot = ContenderNames.Slot(ContenderNames.OursEndToEnd);
@@ -67,7 +66,7 @@ internal static class CatchUpRunner
             await using var checkpoint = new NpgsqlCommand("CHECKPOINT", connection) { CommandTimeout = 0 };
             await checkpoint.ExecuteNonQueryAsync(ct);
         }
-        var probe = HarnessRunner.Probe(server, source, options);
+        var probe = await HarnessRunner.ProbeAsync(server, source, options, ct);
         var result = await HarnessRunner.WithServerCostAsync(probe, () => HarnessRunner.WithWalsenderAsync(source, slot,
             () => ContenderProcess.RunAsync(spec, HarnessRunner.Scale(options, backlog.Changes / HarnessRunner.SlowestDrainChangesPerSecond), ct), ct), ct);
         await BacklogGenerator.DropSlotsAsync(source, [slot], ct);
@@ -86,7 +85,10 @@ internal static class CatchUpRunner
             + $"{(result.WalsenderProcesses > 1 ? $" ({result.WalsenderProcesses} walsenders)" : "")}; {result.Changes:N0} changes committed, "
             + $"{result.ChangelogRows:N0} changelog rows, {result.EdgeRows:N0} edges; peak RSS {result.PeakRssBytes / (1024.0 * 1024):F0} MiB"));
         if (result.ServerCost is { } cost)
+        {
             Console.Write(ServerCostMarkdown.Render([(result.Name, cost)]));
+            Console.Write(StatementsMarkdown.Render([(result.Name, cost)]));
+        }
         if (!result.ReachedEnd || result.Changes != backlog.Changes)
         {
             HarnessRunner.Progress($"FAILED: drained {result.Changes:N0} changes, the backlog has {backlog.Changes:N0}");

@@ -48,6 +48,7 @@ internal static class MarkdownReport
             Line(md);
         }
         md.Append(ServerCostMarkdown.Render(ServerCostPhases(report)));
+        md.Append(StatementsMarkdown.Render(ServerCostPhases(report)));
         if (report.Options.ChangelogInSource || report.Options.Publication != PublicationScope.Tables)
         {
             Line(md, $"Our pipeline's changelog: {(report.Options.ChangelogInSource ? "in the source database" : "a database of its own per phase")}; "

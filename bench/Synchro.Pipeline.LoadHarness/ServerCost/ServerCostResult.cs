@@ -1,3 +1,5 @@
+using Synchro.Pipeline.LoadHarness.Statements;
+
 namespace Synchro.Pipeline.LoadHarness.ServerCost;
 
 /// <summary>
@@ -35,6 +37,9 @@ internal sealed record ServerCostResult
 
     /// <summary>The WAL by relation (--wal-by-relation), largest first; null when not asked for.</summary>
     public IReadOnlyList<WalRelationShare>? WalByRelation { get; init; }
+
+    /// <summary>The statements the phase executed (--statements, <c>pg_stat_statements</c>); null when not asked for.</summary>
+    public StatementCosts? Statements { get; init; }
 
     public double TotalCpuSeconds => CpuSeconds.Values.Sum();
     public IReadOnlyDictionary<string, double> CpuSecondsPerMillionChanges =>

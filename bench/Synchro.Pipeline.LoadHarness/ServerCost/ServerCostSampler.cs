@@ -2,17 +2,22 @@ using System.Diagnostics;
 using System.Globalization;
 using Npgsql;
 using Synchro.Pipeline.LoadHarness.Sampling;
+using Synchro.Pipeline.LoadHarness.Statements;
 using Synchro.Pipeline.LoadHarness.Walsender;
 
 namespace Synchro.Pipeline.LoadHarness.ServerCost;
 
-/// <summary>Where and how the server's cost is measured: the server, its pg_waldump, and whether the WAL is broken down by relation.</summary>
-internal sealed record ServerCostProbe(string ConnectionString, WalDump? WalDump, bool WalByRelation);
+/// <summary>
+/// Where and how the server's cost is measured: the server, its pg_waldump, whether the WAL is broken down by relation,
+/// and whether the statements are read from <c>pg_stat_statements</c> (created in the database of <see cref="ConnectionString"/>).
+/// </summary>
+internal sealed record ServerCostProbe(string ConnectionString, WalDump? WalDump, bool WalByRelation, bool Statements = false);
 
 /// <summary>
 /// Reads, every <see cref="Interval"/> in the background, the CPU of every process of the (local) server: the postmaster's
 /// children from <c>/proc</c>, classified by <c>pg_stat_activity</c> (<see cref="ServerProcessKind"/>), and the insert LSN
-/// and <c>pg_stat_wal</c> at the start and the end. A process that lives less than an interval between two readings is
+/// and <c>pg_stat_wal</c> at the start and the end; with <see cref="ServerCostProbe.Statements"/>, <c>pg_stat_statements</c>
+/// reset at the start and read at the end. A process that lives less than an interval between two readings is
 /// missed; the measured ones live for the whole phase.
 /// </summary>
 internal sealed class ServerCostSampler : IAsyncDisposable
@@ -21,6 +26,18 @@ internal sealed class ServerCostSampler : IAsyncDisposable
 
     /// <summary>The sampler's own connection: not counted.</summary>
     public const string SamplerApplication = "synchro-bench-sampler";
+
+    /// <summary>
+    /// A connection of the harness's pollers: named <see cref="SamplerApplication"/> so that its backend's CPU is not
+    /// counted, and untracked by <c>pg_stat_statements</c> (a placeholder setting where the extension is not loaded).
+    /// </summary>
+    public static string SamplerConnectionString(string connectionString, string? database = null, bool pooling = true)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = SamplerApplication, Pooling = pooling, Options = "-c pg_stat_statements.track=none" };
+        if (database is not null)
+            builder.Database = database;
+        return builder.ConnectionString;
+    }
 
     private readonly ServerCostProbe _probe;
     private readonly NpgsqlConnection _connection;
@@ -45,13 +62,15 @@ internal sealed class ServerCostSampler : IAsyncDisposable
     {
         if (!WalsenderCpu.Supported)
             return null;
-        var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(probe.ConnectionString) { ApplicationName = SamplerApplication, Pooling = false }.ConnectionString);
+        var connection = new NpgsqlConnection(SamplerConnectionString(probe.ConnectionString, pooling: false));
         await connection.OpenAsync(ct);
         await using var backend = new NpgsqlCommand("SELECT pg_backend_pid()", connection);
         var postmaster = ProcStat.Read((int)(await backend.ExecuteScalarAsync(ct))!)?.ParentPid
             ?? throw new InvalidOperationException("the server's processes are not in this machine's /proc: its CPU cannot be read");
         var sampler = new ServerCostSampler(probe, connection, writers, postmaster, WalsenderCpu.UptimeTicks());
         sampler._walStart = await sampler.ReadWalAsync(ct);
+        if (probe.Statements)
+            await PgStatStatements.ResetAsync(connection, ct);
         await sampler.SampleAsync(ct);
         sampler._sampling.Start(Interval, () => sampler.SampleAsync(CancellationToken.None));
         return sampler;
@@ -64,6 +83,7 @@ internal sealed class ServerCostSampler : IAsyncDisposable
     public async Task<ServerCostResult> StopAsync(long changes, CancellationToken ct)
     {
         await _sampling.StopAsync();
+        var statements = _probe.Statements ? await PgStatStatements.ReadAsync(_connection, ct) : null;
         await SampleAsync(ct);
         var walEnd = await ReadWalAsync(ct);
         var (seconds, processes) = _ledger.Totals(WalsenderCpu.TicksPerSecond);
@@ -79,6 +99,7 @@ internal sealed class ServerCostSampler : IAsyncDisposable
             StatsWalRecords = walEnd.Records - _walStart.Records,
             StatsWalFpi = walEnd.Fpi - _walStart.Fpi,
             StatsWalBytes = walEnd.Bytes - _walStart.Bytes,
+            Statements = statements,
         };
         if (_probe.WalDump is not { } dump)
             return result;
@@ -202,7 +223,7 @@ internal sealed class ServerCostSampler : IAsyncDisposable
         var names = new Dictionary<string, string>();
         foreach (var (oid, name) in databases)
         {
-            await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(_probe.ConnectionString) { Database = name, ApplicationName = SamplerApplication, Pooling = false }.ConnectionString);
+            await using var connection = new NpgsqlConnection(SamplerConnectionString(_probe.ConnectionString, name, pooling: false));
             await connection.OpenAsync(ct);
             await using var relations = new NpgsqlCommand("""
                 SELECT pg_relation_filenode(c.oid)::bigint, c.relname, c.relisshared

@@ -58,7 +58,7 @@ internal sealed class WalsenderCpu : IAsyncDisposable
         if (!Supported)
             return null;
         // Named as the server-cost sampler's, so that its backend is not counted either.
-        var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(connectionString) { ApplicationName = ServerCost.ServerCostSampler.SamplerApplication }.ConnectionString);
+        var connection = new NpgsqlConnection(ServerCost.ServerCostSampler.SamplerConnectionString(connectionString));
         await connection.OpenAsync(ct);
         var meter = new WalsenderCpu(connection, slot, interval ?? DefaultInterval);
         await meter.SampleAsync(forceQuery: true, ct);
