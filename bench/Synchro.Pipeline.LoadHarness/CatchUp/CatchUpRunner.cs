@@ -82,7 +82,7 @@ internal static class CatchUpRunner
             $"catch-up{(options.BinaryTuples ? " (binary tuples)" : "")}{(options.CheckpointBeforeDrain ? " (checkpoint before the drain)" : "")}{(options.Traced ? " (traced)" : "")}: backlog {backlog.Changes:N0} changes in {backlog.Transactions:N0} transactions, "
             + $"{backlog.WalBytes / (1024.0 * 1024):F0} MiB of WAL; drained in {result.WallSeconds:F1} s = {result.ChangesPerSecond:N0} changes/s, "
             + $"{result.CpuSecondsPerMillionChanges:F1} CPU s per 1M changes; walsender {result.WalsenderCpuSeconds:F1} CPU s = {result.WalsenderCpuSecondsPerMillionChanges:F1} per 1M changes"
-            + $"{(result.WalsenderProcesses > 1 ? $" ({result.WalsenderProcesses} walsenders)" : "")}; {result.Changes:N0} changes committed, "
+            + $"{(result.WalsenderProcesses > 1 ? $" ({result.WalsenderProcesses} walsenders)" : "")}; {result.Changes:N0} changes committed in {result.Batches:N0} batches, "
             + $"{result.ChangelogRows:N0} changelog rows, {result.EdgeRows:N0} edges; peak RSS {result.PeakRssBytes / (1024.0 * 1024):F0} MiB"));
         if (result.ServerCost is { } cost)
         {

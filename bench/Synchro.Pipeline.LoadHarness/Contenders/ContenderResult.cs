@@ -18,6 +18,9 @@ internal sealed record ContenderResult
     public long? ChangelogRows { get; init; }
     public long? EdgeRows { get; init; }
 
+    /// <summary>Changelog batches our pipeline committed (its status); null for the other contenders.</summary>
+    public long? Batches { get; init; }
+
     /// <summary>
     /// CPU of the server's walsender serving the contender's slot while it ran (/proc, user + system), summed over
     /// <see cref="WalsenderProcesses"/> processes (more than one after a reconnect); null when not measured.

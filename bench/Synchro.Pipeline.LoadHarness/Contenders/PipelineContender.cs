@@ -63,7 +63,7 @@ internal static class PipelineContender
             throw new InvalidOperationException($"the pipeline stopped at {pipeline.GetStatus().CommittedLsn} before {stop}");
 
         var status = pipeline.GetStatus();
-        result = result with { Changes = status.ChangesCommitted };
+        result = result with { Changes = status.ChangesCommitted, Batches = discardWrites ? null : status.Batches };
         if (discardWrites)
             return result;
         var after = await CountRowsAsync(changelogDatabase, ct);

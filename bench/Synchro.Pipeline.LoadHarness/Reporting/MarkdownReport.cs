@@ -100,7 +100,7 @@ internal static class MarkdownReport
         Line(md, $"Steady state ({s.Seconds} s, pgbench {(s.Rate is { } rate ? $"at {rate:N0} tps" : "unthrottled")}, {s.Clients} clients): {s.TpsWithout:N0} tps without a consumer, "
             + $"{s.TpsWithPgRecvLogical:N0} tps with pg_recvlogical consuming ({F(s.PgRecvLogicalTpsRatio * 100, "F0", " %")}: logical decoding alone), "
             + $"{s.TpsWith:N0} tps with the pipeline consuming ({F(s.TpsRatio * 100, "F0", " %")}); "
-            + $"{s.ChangesCommitted:N0} changes committed, caught up {s.CatchUpSeconds:F1} s after pgbench stopped.");
+            + $"{s.ChangesCommitted:N0} changes committed in {s.Batches:N0} batches, caught up {s.CatchUpSeconds:F1} s after pgbench stopped.");
         Line(md);
         Line(md, "| during the run | p50 | p99 | max |");
         Line(md, "|---|---:|---:|---:|");

@@ -17,16 +17,18 @@ internal static partial class StatementText
     /// <summary>
     /// The key statements are summed under: one line, and every identifier ending in <c>_</c> and digits ending in
     /// <c>_N</c> instead (a numbered cursor is one statement per number before PostgreSQL normalises utility statements).
-    /// Parameters (<c>$1</c>) and literals are left alone.
+    /// Parameters (<c>$1</c>) and string literals are left alone.
     /// </summary>
-    public static string Fold(string query) => NumberedName().Replace(OneLine(query), "${name}N");
+    public static string Fold(string query)
+        => NumberedName().Replace(OneLine(query), m => m.Groups["name"].Success ? m.Groups["name"].Value + "N" : m.Value);
 
     /// <summary>At most <see cref="ShownLength"/> characters, an ellipsis marking a cut.</summary>
     public static string Shown(string query) => query.Length <= ShownLength ? query : string.Concat(query.AsSpan(0, ShownLength - 1), "…");
 
     /// <summary>
     /// pgbench's writes to the bench tables are <see cref="StatementOrigin.Workload"/> (the pipeline only reads them);
-    /// <c>BEGIN</c> and <c>COMMIT</c>, which both send, <see cref="StatementOrigin.Shared"/>; the rest
+    /// a bare <c>BEGIN</c> or <c>COMMIT</c>, which both send, <see cref="StatementOrigin.Shared"/> (the pipeline's <c>BEGIN</c>
+    /// names an isolation level); the rest
     /// <see cref="StatementOrigin.Pipeline"/>.
     /// </summary>
     public static StatementOrigin Origin(string query)
@@ -40,12 +42,13 @@ internal static partial class StatementText
     [GeneratedRegex(@"\s+")]
     private static partial Regex Whitespace();
 
-    [GeneratedRegex(@"\b(?<name>[A-Za-z][A-Za-z0-9]*_)\d+\b")]
+    // A string literal matches as a whole first, so that a name inside one is not folded.
+    [GeneratedRegex(@"'(?:[^']|'')*'|(?<![\w$])(?<name>[A-Za-z][A-Za-z0-9_]*_)\d+\b")]
     private static partial Regex NumberedName();
 
     [GeneratedRegex(@"^(INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(""?public""?\.)?""?(orders|order_lines)""?[\s(]", RegexOptions.IgnoreCase)]
     private static partial Regex BenchTableWrite();
 
-    [GeneratedRegex(@"^(BEGIN|COMMIT|END|ROLLBACK|START\s+TRANSACTION)\b", RegexOptions.IgnoreCase)]
+    [GeneratedRegex(@"^(BEGIN|COMMIT|END|ROLLBACK)\s*;?$", RegexOptions.IgnoreCase)]
     private static partial Regex TransactionControl();
 }

@@ -35,6 +35,9 @@ internal sealed record SteadyStateResult
     public IReadOnlyList<SteadySample> Timeline { get; init; } = [];
 
     public long ChangesCommitted { get; init; }
+
+    /// <summary>Changelog batches the pipeline committed from pgbench's start until it caught up (the server-cost window).</summary>
+    public long Batches { get; init; }
     public double CatchUpSeconds { get; init; }
 
     /// <summary>CPU of the walsender serving the pipeline from pgbench's start until the pipeline caught up; null when not measured.</summary>

@@ -60,6 +60,7 @@ internal static class SteadyStateRunner
             var timeline = new List<SteadySample>();
             await using var walsender = await WalsenderCpu.StartAsync(sourceConnectionString, Slot, ct);
             await using var cost = await StartCostAsync(probe, ct);
+            var batchesBefore = pipeline.GetStatus().Batches;
             var clock = Stopwatch.StartNew();
             var bench = Pgbench.RunAsync(binDirectory, sourceConnectionString, pgbenchArguments, ct);
             while (!bench.IsCompleted)
@@ -93,6 +94,7 @@ internal static class SteadyStateRunner
                 PgbenchSeconds = pgbenchSeconds,
                 Timeline = timeline,
                 ChangesCommitted = pipeline.GetStatus().ChangesCommitted,
+                Batches = pipeline.GetStatus().Batches - batchesBefore,
                 CatchUpSeconds = catchUp.Elapsed.TotalSeconds,
                 WalsenderCpuSeconds = pipelineWalsender?.CpuSeconds,
                 WalsenderProcesses = pipelineWalsender?.Processes,
