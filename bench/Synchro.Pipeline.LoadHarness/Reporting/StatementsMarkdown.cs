@@ -37,9 +37,11 @@ internal static class StatementsMarkdown
     {
         Line(md, $"| {heading} | calls | total ms | mean ms | rows | rows / call | share |");
         Line(md, "|---|---:|---:|---:|---:|---:|---:|");
-        foreach (var r in rows)
+        var shown = rows.ToList();
+        var texts = StatementText.Shown([.. shown.Select(r => r.Query)]);
+        foreach (var (r, query) in shown.Zip(texts))
         {
-            var text = StatementText.Shown(r.Query).Replace("|", "\\|", StringComparison.Ordinal).Replace("`", "'", StringComparison.Ordinal);
+            var text = query.Replace("|", "\\|", StringComparison.Ordinal).Replace("`", "'", StringComparison.Ordinal);
             var mark = r.Origin == StatementOrigin.Shared ? " (pgbench's and the pipeline's)" : "";
             Line(md, string.Create(CultureInfo.InvariantCulture,
                 $"| `{text}`{mark} | {r.Calls:N0} | {r.TotalMilliseconds:F1} | {r.MeanMilliseconds:F3} | {r.Rows:N0} | {r.RowsPerCall:F1} | {(s.Share(r) is { } share ? (share * 100).ToString("F1", CultureInfo.InvariantCulture) + " %" : "")} |"));

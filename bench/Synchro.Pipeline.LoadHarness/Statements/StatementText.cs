@@ -25,6 +25,14 @@ internal static partial class StatementText
     /// <summary>At most <see cref="ShownLength"/> characters, an ellipsis marking a cut.</summary>
     public static string Shown(string query) => query.Length <= ShownLength ? query : string.Concat(query.AsSpan(0, ShownLength - 1), "…");
 
+    /// <summary>Each of <paramref name="queries"/> <see cref="Shown(string)"/>, except those whose cut would read the same as another's: whole.</summary>
+    public static IReadOnlyList<string> Shown(IReadOnlyList<string> queries)
+    {
+        var cut = queries.Select(Shown).ToList();
+        var ambiguous = cut.GroupBy(c => c, StringComparer.Ordinal).Where(g => g.Count() > 1).Select(g => g.Key).ToHashSet(StringComparer.Ordinal);
+        return [.. cut.Select((c, i) => ambiguous.Contains(c) ? queries[i] : c)];
+    }
+
     /// <summary>
     /// pgbench's writes to the bench tables are <see cref="StatementOrigin.Workload"/> (the pipeline only reads them);
     /// a bare <c>BEGIN</c> or <c>COMMIT</c>, which both send, <see cref="StatementOrigin.Shared"/> (the pipeline's <c>BEGIN</c>

@@ -53,6 +53,18 @@ public sealed class StatementTextTests
     }
 
     [Fact]
+    public void Statements_that_would_read_the_same_once_cut_are_shown_whole()
+    {
+        var prefix = "SELECT s.* FROM " + new string('k', 150);
+        string[] queries = [prefix + " user_id", prefix + " deleted_at", "COPY x " + new string('y', 200), "SELECT 1"];
+
+        var shown = StatementText.Shown(queries);
+
+        Assert.Equal([queries[0], queries[1], StatementText.Shown(queries[2]), "SELECT 1"], shown);
+        Assert.Equal(StatementText.ShownLength, shown[2].Length);
+    }
+
+    [Fact]
     public void Numbered_cursors_are_summed_into_one_row_and_each_origin_keeps_its_most_expensive()
     {
         var costs = PgStatStatements.Summarise(
