@@ -35,7 +35,7 @@ internal static class HarnessRunner
     {
         var startedAt = DateTimeOffset.UtcNow;
         Progress("starting a throwaway PostgreSQL server");
-        await using var server = await LocalPostgresServer.StartAsync(ServerOptions(), ct);
+        await using var server = await LocalPostgresServer.StartAsync(ServerOptions(options), ct);
         var source = await server.CreateDatabaseAsync(BenchSchema.Database, ct);
         await BenchSchema.CreateAsync(source, options.Publication, ct);
 
@@ -226,12 +226,15 @@ internal static class HarnessRunner
     /// <summary>The directory of pgbench and pg_recvlogical: beside the server's binaries, else the newest installed (the npm builds carry none).</summary>
     internal static string ClientDirectory(LocalPostgresServer server) => Path.GetDirectoryName(server.ClientProgram("pgbench"))!;
 
-    internal static LocalPostgresOptions ServerOptions()
+    /// <summary>The throwaway server's settings: the harness's, then <see cref="HarnessOptions.ServerSettings"/> over them.</summary>
+    internal static LocalPostgresOptions ServerOptions(HarnessOptions harness)
     {
         var options = new LocalPostgresOptions();
         // Room for a large backlog without checkpoints in the middle of a drain.
         options.Settings["max_wal_size"] = "8GB";
         options.Settings["checkpoint_timeout"] = "30min";
+        foreach (var (name, value) in harness.ServerSettings)
+            options.Settings[name] = value;
         return options;
     }
 
