@@ -78,6 +78,7 @@ internal static class CatchUpRunner
         var settings = await SettingsAsync(source, options, ct);
         var probe = HarnessRunner.Probe(server, source, options);
         var checkpoints = 0;
+        var completedBefore = await CheckpointsCompletedAsync(source, server.ServerVersion, ct);
         var result = await HarnessRunner.WithServerCostAsync(probe, () => HarnessRunner.WithWalsenderAsync(source, slot, async () =>
         {
             await using var loop = options.CheckpointEverySeconds > 0 ? await CheckpointLoop.StartAsync(source, TimeSpan.FromSeconds(options.CheckpointEverySeconds), ct) : null;
@@ -89,6 +90,7 @@ internal static class CatchUpRunner
             }
             return drained;
         }, ct), ct);
+        var completed = await CheckpointsCompletedAsync(source, server.ServerVersion, ct) - completedBefore;
         await BacklogGenerator.DropSlotsAsync(source, [slot], ct);
         if (result.StopError is not null)
             HarnessRunner.Progress($"WARNING {result.Name} reached the end, then failed while stopping: {result.StopError}");
@@ -100,7 +102,8 @@ internal static class CatchUpRunner
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"catch-up{(options.BinaryTuples ? " (binary tuples)" : "")}{(options.CheckpointBeforeDrain ? " (checkpoint before the drain)" : "")}{(options.Traced ? " (traced)" : "")}"
-            + $"{(prefill is null ? "" : $" ({ChangelogPrefill.Describe(prefill)})")}{(options.CheckpointEverySeconds > 0 ? $" ({checkpoints} checkpoints during the drain, every {options.CheckpointEverySeconds} s)" : "")}"
+            + $"{(prefill is null ? "" : $" ({ChangelogPrefill.Describe(prefill)})")}{(options.CheckpointEverySeconds > 0 ? $" ({checkpoints} CHECKPOINTs issued during the drain, every {options.CheckpointEverySeconds} s)" : "")}"
+            + $" ({completed} checkpoints completed during the drain)"
             + $" [{settings}]: backlog {backlog.Changes:N0} changes in {backlog.Transactions:N0} transactions, "
             + $"{backlog.WalBytes / (1024.0 * 1024):F0} MiB of WAL; drained in {result.WallSeconds:F1} s = {result.ChangesPerSecond:N0} changes/s, "
             + $"{result.CpuSecondsPerMillionChanges:F1} CPU s per 1M changes; walsender {result.WalsenderCpuSeconds:F1} CPU s = {result.WalsenderCpuSecondsPerMillionChanges:F1} per 1M changes"
@@ -114,6 +117,17 @@ internal static class CatchUpRunner
             return 1;
         }
         return 0;
+    }
+
+    /// <summary>Checkpoints the server has completed, timed or requested (by CHECKPOINT or by max_wal_size): 17 moved the counters to pg_stat_checkpointer.</summary>
+    private static async Task<long> CheckpointsCompletedAsync(string connectionString, int serverVersion, CancellationToken ct)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(ct);
+        await using var count = new NpgsqlCommand(serverVersion >= 17
+            ? "SELECT num_timed + num_requested FROM pg_stat_checkpointer"
+            : "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter", connection);
+        return (long)(await count.ExecuteScalarAsync(ct))!;
     }
 
     /// <summary>The server's values of the WAL settings that decide full-page images, and of any other setting the command line set.</summary>
