@@ -70,6 +70,15 @@ internal sealed record HarnessOptions
     /// <summary>Catch-up only: a CHECKPOINT just before the drain, so that the drain's first change to each page logs a full-page image.</summary>
     public bool CheckpointBeforeDrain { get; init; }
 
+    /// <summary>Catch-up only: changelog rows written before the backlog (<see cref="CatchUp.ChangelogPrefill"/>); 0 leaves the changelog to the drain.</summary>
+    public long PrefillChangelog { get; init; }
+
+    /// <summary>Catch-up only: a CHECKPOINT every this many seconds while the drain runs; 0 for none.</summary>
+    public int CheckpointEverySeconds { get; init; }
+
+    /// <summary>postgresql.conf settings of the throwaway server over the harness's own (<see cref="HarnessRunner.ServerOptions"/>), in the order given.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> ServerSettings { get; init; } = [];
+
     /// <summary>The <c>streaming-protocols</c> verb: drains per protocol.</summary>
     public int Runs { get; init; } = 3;
 
@@ -105,6 +114,7 @@ internal sealed record HarnessOptions
         quick run: --changes 50000 --steady-seconds 10 --go-changes 2000 --big-transaction 50000
         catch-up of our pipeline alone: Synchro.Pipeline.LoadHarness catch-up [--changes N] [--timeout-scale X] [--binary]
                                         [--changelog-in-source] [--publication all-tables|tables] [--record-index] [--traced] [--wal-by-relation] [--checkpoint]
+                                        [--prefill-changelog N] [--checkpoint-every S] [--server-setting name=value ...]
                                         [--statements]
           --record-index    (catch-up) the changelog keeps the reference's (table_name, record_id) index, created by hand
           --traced          (catch-up, steady state) a listener records every span of the Synchro.Pipeline activity source (all data)
@@ -113,6 +123,11 @@ internal sealed record HarnessOptions
           --checkpoint      (catch-up) a CHECKPOINT just before the drain: its first change to each page logs a full-page image
           --statements      (harness, catch-up) the server preloads pg_stat_statements, reset before each phase the server
                             cost is measured over and read after it: its statements by execution time, pgbench's apart
+          --prefill-changelog N  (catch-up) before the backlog, N changelog rows (and the edges) of as many source orders and
+                            lines as N/3, then VACUUM (ANALYZE) and CHECKPOINT: the drain writes into existing index pages
+          --checkpoint-every S  (catch-up) a CHECKPOINT every S seconds during the drain
+          --server-setting name=value  (every verb, repeatable) a postgresql.conf setting of the throwaway server, e.g.
+                            full_page_writes=on (its default here is off), wal_compression=lz4
         every phase reports the server's CPU per process kind (writer backends by application_name, walsender, walwriter,
         checkpointer, bgwriter, autovacuum, other backends, other server processes; from /proc) and the WAL it wrote
         (insert LSN difference, pg_stat_wal, and pg_waldump --stats's full-page-image share when a matching pg_waldump exists)
@@ -161,6 +176,9 @@ internal sealed record HarnessOptions
                 "--runs" => options with { Runs = (int)Positive(args[i], value) },
                 "--publication" => options with { Publication = ParsePublication(value) },
                 "--out" => options with { OutputDirectory = value },
+                "--prefill-changelog" => options with { PrefillChangelog = NonNegative(args[i], value) },
+                "--checkpoint-every" => options with { CheckpointEverySeconds = (int)Positive(args[i], value) },
+                "--server-setting" => options with { ServerSettings = [.. options.ServerSettings, ParseSetting(value)] },
                 "--timeout-scale" => options with { TimeoutScale = double.Parse(value, NumberStyles.Float, CultureInfo.InvariantCulture) },
                 _ => throw new FormatException($"unknown option {args[i]}"),
             };
@@ -183,6 +201,9 @@ internal sealed record HarnessOptions
             + (WalByRelation ? " --wal-by-relation" : "")
             + (CheckpointBeforeDrain ? " --checkpoint" : "")
             + (Statements ? " --statements" : "")
+            + (PrefillChangelog > 0 ? string.Create(CultureInfo.InvariantCulture, $" --prefill-changelog {PrefillChangelog}") : "")
+            + (CheckpointEverySeconds > 0 ? string.Create(CultureInfo.InvariantCulture, $" --checkpoint-every {CheckpointEverySeconds}") : "")
+            + string.Concat(ServerSettings.Select(s => $" --server-setting {s.Key}={s.Value}"))
             + (Publication == PublicationScope.AllTables ? " --publication all-tables" : "");
 
     private static PublicationScope ParsePublication(string value) => value switch
@@ -191,6 +212,11 @@ internal sealed record HarnessOptions
         "all-tables" => PublicationScope.AllTables,
         _ => throw new FormatException($"--publication: '{value}' is neither all-tables nor tables"),
     };
+
+    private static KeyValuePair<string, string> ParseSetting(string value)
+        => value.IndexOf('=', StringComparison.Ordinal) is > 0 and var equals
+            ? new(value[..equals], value[(equals + 1)..])
+            : throw new FormatException($"--server-setting: '{value}' is not name=value");
 
     private static long Positive(string name, string value)
         => NonNegative(name, value) is > 0 and var n ? n : throw new FormatException($"{name} must be positive");

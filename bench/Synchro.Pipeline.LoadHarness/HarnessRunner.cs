@@ -236,15 +236,17 @@ internal static class HarnessRunner
     /// <summary>The directory of pgbench and pg_recvlogical: beside the server's binaries, else the newest installed (the npm builds carry none).</summary>
     internal static string ClientDirectory(LocalPostgresServer server) => Path.GetDirectoryName(server.ClientProgram("pgbench"))!;
 
-    /// <summary>The server's settings; <see cref="HarnessOptions.Statements"/> preloads pg_stat_statements.</summary>
-    internal static LocalPostgresOptions ServerOptions(HarnessOptions? harness = null)
+    /// <summary>The throwaway server's settings: the harness's, pg_stat_statements preloaded for <see cref="HarnessOptions.Statements"/>, then <see cref="HarnessOptions.ServerSettings"/> over them.</summary>
+    internal static LocalPostgresOptions ServerOptions(HarnessOptions harness)
     {
         var options = new LocalPostgresOptions();
         // Room for a large backlog without checkpoints in the middle of a drain.
         options.Settings["max_wal_size"] = "8GB";
         options.Settings["checkpoint_timeout"] = "30min";
-        if (harness?.Statements == true)
+        if (harness.Statements)
             PgStatStatements.Preload(options);
+        foreach (var (name, value) in harness.ServerSettings)
+            options.Settings[name] = value;
         return options;
     }
 

@@ -1,6 +1,7 @@
 // Run (needs the PostgreSQL server binaries, as the tests do):
 //   dotnet run -c Release --project bench/Synchro.Pipeline.LoadHarness -- catch-up --changes 1000000
-//   quick: --changes 60000; also --wal-by-relation (the drain's WAL per relation, pg_waldump), --checkpoint (one just before the drain), --binary (binary tuple mode), --timeout-scale X, --changelog-in-source, --publication all-tables|tables and --record-index (the writer with the reference's (table_name, record_id) index), --traced (every span recorded), --statements (the drain's statements from pg_stat_statements).
+//   quick: --changes 60000; also --wal-by-relation (the drain's WAL per relation, pg_waldump), --checkpoint (one just before the drain),
+//   --prefill-changelog N (a changelog holding N rows before the backlog), --checkpoint-every S (during the drain), --server-setting name=value, --binary (binary tuple mode), --timeout-scale X, --changelog-in-source, --publication all-tables|tables and --record-index (the writer with the reference's (table_name, record_id) index), --traced (every span recorded), --statements (the drain's statements from pg_stat_statements).
 using System.Globalization;
 using Npgsql;
 using Synchro.Pipeline.Changelog;
@@ -31,11 +32,18 @@ internal static class CatchUpRunner
         var source = await server.CreateDatabaseAsync(BenchSchema.Database, ct);
         await BenchSchema.CreateAsync(source, options.Publication, ct);
         var slot = ContenderNames.Slot(ContenderNames.OursEndToEnd);
+        var changelog = options.ChangelogInSource ? null : await server.CreateDatabaseAsync("changelog_catch_up", ct);
+
+        PrefillInfo? prefill = null;
+        if (options.PrefillChangelog > 0)
+        {
+            HarnessRunner.Progress($"prefilling the changelog with {options.PrefillChangelog:N0} rows");
+            prefill = await ChangelogPrefill.FillAsync(source, changelog ?? source, options.PrefillChangelog, ct);
+            HarnessRunner.Progress(ChangelogPrefill.Describe(prefill));
+        }
 
         HarnessRunner.Progress($"generating a backlog of {options.Changes:N0} changes with pgbench");
         var backlog = await BacklogGenerator.GenerateAsync(HarnessRunner.ClientDirectory(server), source, [slot], options.Changes, ct);
-
-        var changelog = options.ChangelogInSource ? null : await server.CreateDatabaseAsync("changelog_catch_up", ct);
         if (options.RecordIndex)
         {
             // Migrated first, so the pipeline finds nothing missing and keeps the index the migration would drop.
@@ -66,9 +74,22 @@ internal static class CatchUpRunner
             await using var checkpoint = new NpgsqlCommand("CHECKPOINT", connection) { CommandTimeout = 0 };
             await checkpoint.ExecuteNonQueryAsync(ct);
         }
+        var settings = await SettingsAsync(source, options, ct);
         var probe = await HarnessRunner.ProbeAsync(server, source, options, ct);
-        var result = await HarnessRunner.WithServerCostAsync(probe, () => HarnessRunner.WithWalsenderAsync(source, slot,
-            () => ContenderProcess.RunAsync(spec, HarnessRunner.Scale(options, backlog.Changes / HarnessRunner.SlowestDrainChangesPerSecond), ct), ct), ct);
+        var checkpoints = 0;
+        var completedBefore = await CheckpointsCompletedAsync(source, server.ServerVersion, ct);
+        var result = await HarnessRunner.WithServerCostAsync(probe, () => HarnessRunner.WithWalsenderAsync(source, slot, async () =>
+        {
+            await using var loop = options.CheckpointEverySeconds > 0 ? await CheckpointLoop.StartAsync(source, TimeSpan.FromSeconds(options.CheckpointEverySeconds), ct) : null;
+            var drained = await ContenderProcess.RunAsync(spec, HarnessRunner.Scale(options, backlog.Changes / HarnessRunner.SlowestDrainChangesPerSecond), ct);
+            if (loop is not null)
+            {
+                await loop.StopAsync();
+                checkpoints = loop.Checkpoints;
+            }
+            return drained;
+        }, ct), ct);
+        var completed = await CheckpointsCompletedAsync(source, server.ServerVersion, ct) - completedBefore;
         await BacklogGenerator.DropSlotsAsync(source, [slot], ct);
         if (result.StopError is not null)
             HarnessRunner.Progress($"WARNING {result.Name} reached the end, then failed while stopping: {result.StopError}");
@@ -79,7 +100,10 @@ internal static class CatchUpRunner
         }
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"catch-up{(options.BinaryTuples ? " (binary tuples)" : "")}{(options.CheckpointBeforeDrain ? " (checkpoint before the drain)" : "")}{(options.Traced ? " (traced)" : "")}: backlog {backlog.Changes:N0} changes in {backlog.Transactions:N0} transactions, "
+            $"catch-up{(options.BinaryTuples ? " (binary tuples)" : "")}{(options.CheckpointBeforeDrain ? " (checkpoint before the drain)" : "")}{(options.Traced ? " (traced)" : "")}"
+            + $"{(prefill is null ? "" : $" ({ChangelogPrefill.Describe(prefill)})")}{(options.CheckpointEverySeconds > 0 ? $" ({checkpoints} CHECKPOINTs issued during the drain, every {options.CheckpointEverySeconds} s)" : "")}"
+            + $" ({completed} checkpoints completed during the drain)"
+            + $" [{settings}]: backlog {backlog.Changes:N0} changes in {backlog.Transactions:N0} transactions, "
             + $"{backlog.WalBytes / (1024.0 * 1024):F0} MiB of WAL; drained in {result.WallSeconds:F1} s = {result.ChangesPerSecond:N0} changes/s, "
             + $"{result.CpuSecondsPerMillionChanges:F1} CPU s per 1M changes; walsender {result.WalsenderCpuSeconds:F1} CPU s = {result.WalsenderCpuSecondsPerMillionChanges:F1} per 1M changes"
             + $"{(result.WalsenderProcesses > 1 ? $" ({result.WalsenderProcesses} walsenders)" : "")}; {result.Changes:N0} changes committed in {result.Batches:N0} batches, "
@@ -95,5 +119,32 @@ internal static class CatchUpRunner
             return 1;
         }
         return 0;
+    }
+
+    /// <summary>Checkpoints the server has completed, timed or requested (by CHECKPOINT or by max_wal_size): 17 moved the counters to pg_stat_checkpointer.</summary>
+    private static async Task<long> CheckpointsCompletedAsync(string connectionString, int serverVersion, CancellationToken ct)
+    {
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(ct);
+        await using var count = new NpgsqlCommand(serverVersion >= 17
+            ? "SELECT num_timed + num_requested FROM pg_stat_checkpointer"
+            : "SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter", connection);
+        return (long)(await count.ExecuteScalarAsync(ct))!;
+    }
+
+    /// <summary>The server's values of the WAL settings that decide full-page images, and of any other setting the command line set.</summary>
+    private static async Task<string> SettingsAsync(string connectionString, HarnessOptions options, CancellationToken ct)
+    {
+        string[] names = ["full_page_writes", "wal_compression", "checkpoint_timeout", "max_wal_size", .. options.ServerSettings.Select(s => s.Key)];
+        await using var connection = new NpgsqlConnection(connectionString);
+        await connection.OpenAsync(ct);
+        var values = new List<string>();
+        foreach (var name in names.Distinct(StringComparer.OrdinalIgnoreCase))
+        {
+            await using var show = new NpgsqlCommand("SELECT current_setting($1)", connection);
+            show.Parameters.AddWithValue(name);
+            values.Add($"{name}={await show.ExecuteScalarAsync(ct)}");
+        }
+        return string.Join(", ", values);
     }
 }

@@ -54,7 +54,7 @@ internal static class CompactionRunner
         }
 
         HarnessRunner.Progress("starting a throwaway PostgreSQL server");
-        await using var server = await LocalPostgresServer.StartAsync(HarnessRunner.ServerOptions(), ct);
+        await using var server = await LocalPostgresServer.StartAsync(HarnessRunner.ServerOptions(options), ct);
         var source = await server.CreateDatabaseAsync(BenchSchema.Database, ct);
         await BenchSchema.CreateAsync(source, PublicationScope.Tables, ct);
         await using var connection = new NpgsqlConnection(source);

@@ -27,7 +27,7 @@ internal static class StreamingProtocolRunner
     public static async Task<int> RunAsync(HarnessOptions options, CancellationToken ct)
     {
         HarnessRunner.Progress("starting a throwaway PostgreSQL server");
-        await using var server = await LocalPostgresServer.StartAsync(HarnessRunner.ServerOptions(), ct);
+        await using var server = await LocalPostgresServer.StartAsync(HarnessRunner.ServerOptions(options), ct);
         if (server.ServerVersion < 16)
         {
             await Console.Error.WriteLineAsync($"protocol 4 needs PostgreSQL 16 or later; this server is {server.ServerVersion} (set SYNCHRO_PG_BINDIR to a newer bin directory)");
