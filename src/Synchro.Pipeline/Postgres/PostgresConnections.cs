@@ -26,24 +26,12 @@ internal sealed class PostgresConnections(
     /// <summary>Nothing configured: the connection strings as they are (the CLI, and helpers given only connection strings).</summary>
     public static PostgresConnections Plain { get; } = new(null, null, NullLoggerFactory.Instance);
 
-    /// <summary>
-    /// Statements each connection prepares once it has run them <see cref="NpgsqlConnectionStringBuilder.AutoPrepareMinUsages"/>
-    /// times, unless the connection string sets <c>Max Auto Prepare</c>: the writer's few statements, sent for every batch, are then
-    /// parsed and planned once per session instead of once per batch.
-    /// </summary>
-    public const int MaxAutoPrepare = 32;
-
-    private static readonly System.Text.RegularExpressions.Regex s_maxAutoPrepareSetting =
-        new(@"(^|;)\s*max\s*auto\s*prepare\s*=", System.Text.RegularExpressions.RegexOptions.IgnoreCase | System.Text.RegularExpressions.RegexOptions.CultureInvariant);
-
     /// <summary>A pooled data source for <paramref name="connectionString"/>; the caller disposes it.</summary>
     /// <exception cref="WalPipelineConfigurationException">The hook threw, or left the builder in a state Npgsql refuses.</exception>
     public NpgsqlDataSource DataSource(string connectionString, PipelineConnectionKind kind)
     {
         var builder = new NpgsqlDataSourceBuilder(connectionString);
         builder.UseLoggerFactory(loggerFactory);
-        if (!s_maxAutoPrepareSetting.IsMatch(connectionString))
-            builder.ConnectionStringBuilder.MaxAutoPrepare = MaxAutoPrepare;
         if (passwordProvider is { } provider)
         {
             // Npgsql calls it at every physical connection: a pooled connection reused is not a new login.
