@@ -1,4 +1,6 @@
+using System.Diagnostics;
 using Npgsql;
+using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Registry;
 using Synchro.Pipeline.Tests.Infrastructure;
 using Xunit.Abstractions;
@@ -67,7 +69,16 @@ public sealed class FailoverConfirmTests(ITestOutputHelper output)
             await blocking.RollbackAsync();
 
             await WaitForChangelogAsync(cluster.OnPrimary, "2", running);
-            await FailoverCluster.WaitUntilAsync(cluster.OnPrimary, $"SELECT '{pipeline.GetStatus().CommittedLsn}'::pg_lsn >= '{second}'::pg_lsn", "the pipeline to commit row 2");
+            // Polled here: the row is visible a moment before the committer takes its position.
+            var committing = Stopwatch.StartNew();
+            while (pipeline.GetStatus().CommittedLsn < Lsn.Parse(second))
+            {
+                if (running.IsCompleted)
+                    await running;
+                if (committing.Elapsed > TimeSpan.FromSeconds(60))
+                    throw new TimeoutException($"Waited 60 s for the pipeline to commit row 2 ({second}); it is at {pipeline.GetStatus().CommittedLsn}.");
+                await Task.Delay(20);
+            }
             var primarySlot = $"SELECT confirmed_flush_lsn >= '{second}'::pg_lsn FROM pg_replication_slots WHERE slot_name = '{Slot}'";
             if (!rule)
             {
