@@ -23,11 +23,8 @@ internal sealed class SourceRows
     private const string ColumnsSql =
         "SELECT a.attname::text, a.atttypid::int8 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum";
 
-    // Per table, per id column: its SQL type and whether it is NOT NULL.
-    private readonly Dictionary<TableRegistration, (string Type, bool NotNull)[]> _idTypes = [];
-
-    // Per table: whether its ids are looked up by index probes (KeyLookup).
-    private readonly Dictionary<TableRegistration, bool> _probes = [];
+    // Per table: its id columns as lookup keys (SQL type, NOT NULL), and whether ids are looked up by index probes (KeyLookup).
+    private readonly Dictionary<TableRegistration, (KeyLookup.Key[] Keys, bool Probe)> _ids = [];
 
     /// <summary>
     /// For each of <paramref name="ids"/> (record ids of <paramref name="table"/>) that exists: the text of
@@ -39,19 +36,18 @@ internal sealed class SourceRows
         var result = new Dictionary<string, string?[]>(ids.Count, StringComparer.Ordinal);
         if (ids.Count == 0)
             return result;
-        var idTypes = await IdTypesAsync(connection, table, ct).ConfigureAwait(false);
-        var keys = table.IdColumns.Count;
-        var selected = string.Concat(columns.Select(c => ", " + PgIdentifier.Quote(c) + "::text"));
+        var (idKeys, probe) = await IdKeysAsync(connection, table, ct).ConfigureAwait(false);
+        var keys = idKeys.Length;
         var from = PgIdentifier.QuoteQualified(table.Schema, table.Name);
         var command = new NpgsqlCommand { Connection = connection };
         await using (command.ConfigureAwait(false))
         {
-            var probe = await ProbesAsync(connection, table, idTypes, ct).ConfigureAwait(false);
             if (keys == 1 && !probe)
             {
                 var id = PgIdentifier.Quote(table.IdColumns[0]);
+                var selected = string.Concat(columns.Select(c => ", " + PgIdentifier.Quote(c) + "::text"));
                 // Identifiers are quoted; the id type is the server's own format_type output.
-                command.CommandText = $"SELECT {id}::text{selected} FROM {from} WHERE {id} = ANY($1::{idTypes[0].Type}[])";
+                command.CommandText = $"SELECT {id}::text{selected} FROM {from} WHERE {id} = ANY($1::{idKeys[0].Type}[])";
                 command.Parameters.Add(new NpgsqlParameter<string[]> { TypedValue = [.. ids] });
             }
             else
@@ -74,11 +70,8 @@ internal sealed class SourceRows
                 }
                 if (row == 0)
                     return result;
-                var idColumns = table.IdColumns.Select(PgIdentifier.Quote).ToArray();
-                var conditions = idColumns.Select((c, k) => idTypes[k].NotNull ? $"t.{c} = k.k{k}" : $"t.{c} IS NOT DISTINCT FROM k.k{k}").ToArray();
-                var list = string.Join(", ", idColumns.Select(c => "t." + c + "::text").Concat(columns.Select(c => "t." + PgIdentifier.Quote(c) + "::text"))
-                    .Select((e, i) => $"{e} AS c{i}"));
-                command.CommandText = KeyLookup.Select(list, from, idTypes.Select((t, k) => $"${k + 1}::{t.Type}[]").ToArray(), conditions, probe);
+                command.CommandText = KeyLookup.Select(table.IdColumns.Concat(columns).Select(c => "t." + PgIdentifier.Quote(c) + "::text"), from,
+                    idKeys, probe);
                 for (var k = 0; k < keys; k++)
                     command.Parameters.Add(new NpgsqlParameter<string?[]> { TypedValue = values[k][..row], NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
             }
@@ -123,22 +116,15 @@ internal sealed class SourceRows
         return ([.. names], [.. types]);
     }
 
-    /// <summary>Whether <paramref name="table"/>'s rows are looked up by one index probe per id (<see cref="KeyLookup"/>): an index leads with its id columns, all NOT NULL.</summary>
-    private async Task<bool> ProbesAsync(NpgsqlConnection connection, TableRegistration table, (string Type, bool NotNull)[] idTypes, CancellationToken ct)
+    /// <summary>
+    /// <paramref name="table"/>'s id columns as lookup keys, read from the catalog once, and whether its rows are looked up by one
+    /// index probe per id (<see cref="KeyLookup"/>): an index leads with its id columns, all NOT NULL.
+    /// </summary>
+    private async Task<(KeyLookup.Key[] Keys, bool Probe)> IdKeysAsync(NpgsqlConnection connection, TableRegistration table, CancellationToken ct)
     {
-        if (_probes.TryGetValue(table, out var probe))
-            return probe;
-        probe = idTypes.All(t => t.NotNull)
-            && await KeyLookup.HasLeadingIndexAsync(connection, PgIdentifier.QuoteQualified(table.Schema, table.Name), table.IdColumns, ct).ConfigureAwait(false);
-        _probes[table] = probe;
-        return probe;
-    }
-
-    private async Task<(string Type, bool NotNull)[]> IdTypesAsync(NpgsqlConnection connection, TableRegistration table, CancellationToken ct)
-    {
-        if (_idTypes.TryGetValue(table, out var types))
-            return types;
-        var found = new Dictionary<string, (string, bool)>(StringComparer.Ordinal);
+        if (_ids.TryGetValue(table, out var known))
+            return known;
+        var found = new Dictionary<string, (string Type, bool NotNull)>(StringComparer.Ordinal);
         var command = new NpgsqlCommand(IdTypesSql, connection)
         {
             Parameters =
@@ -156,14 +142,17 @@ internal sealed class SourceRows
                     found[reader.GetString(0)] = (reader.GetString(1), reader.GetBoolean(2));
             }
         }
-        types = new (string, bool)[table.IdColumns.Count];
-        for (var k = 0; k < types.Length; k++)
+        var keys = new KeyLookup.Key[table.IdColumns.Count];
+        for (var k = 0; k < keys.Length; k++)
         {
-            types[k] = found.TryGetValue(table.IdColumns[k], out var type)
-                ? type
-                : throw new InvalidOperationException($"Column {table.IdColumns[k]} of {table} was not found in the source database.");
+            var column = table.IdColumns[k];
+            keys[k] = found.TryGetValue(column, out var type)
+                ? new KeyLookup.Key(column, type.Type, type.NotNull)
+                : throw new InvalidOperationException($"Column {column} of {table} was not found in the source database.");
         }
-        _idTypes[table] = types;
-        return types;
+        var probe = keys.All(key => key.NotNull)
+            && await KeyLookup.HasLeadingIndexAsync(connection, PgIdentifier.QuoteQualified(table.Schema, table.Name), table.IdColumns, ct).ConfigureAwait(false);
+        _ids[table] = (keys, probe);
+        return (keys, probe);
     }
 }

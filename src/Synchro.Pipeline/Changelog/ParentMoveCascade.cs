@@ -328,14 +328,12 @@ internal sealed class ParentMoveCascade
             ? type
             : throw new InvalidOperationException($"Column {c} of {child} was not found in the source database; fix ParentForeignKeyColumns of {child}.")).ToArray();
         var from = PgIdentifier.QuoteQualified(child.Schema, child.Name);
-        var ids = child.IdColumns.Select(c => "t." + PgIdentifier.Quote(c) + "::text");
-        var fks = keyColumns.Select(c => "t." + PgIdentifier.Quote(c) + "::text");
         var softDeleted = child.SoftDeleteColumn is { } softDelete ? $"t.{PgIdentifier.Quote(softDelete)} IS NOT NULL" : "false";
-        var list = string.Join(", ", ids.Concat(fks).Append(softDeleted).Select((e, i) => $"{e} AS c{i}"));
         // Each key compared in its column's own type, so the foreign key's index can serve it; probed per parent when one leads with it.
         var probe = await KeyLookup.HasLeadingIndexAsync(source, from, keyColumns, cancellationToken).ConfigureAwait(false);
-        select = KeyLookup.Select(list, from, typed.Select((t, k) => $"${k + 1}::{t}[]").ToArray(),
-            keyColumns.Select((c, k) => $"t.{PgIdentifier.Quote(c)} = k.k{k}").ToArray(), probe);
+        select = KeyLookup.Select(
+            child.IdColumns.Concat(keyColumns).Select(c => "t." + PgIdentifier.Quote(c) + "::text").Append(softDeleted), from,
+            keyColumns.Select((c, k) => new KeyLookup.Key(c, typed[k])).ToArray(), probe);
         _selects[child] = select;
         return select;
     }

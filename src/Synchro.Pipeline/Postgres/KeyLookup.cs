@@ -47,23 +47,29 @@ internal static class KeyLookup
             return await command.ExecuteScalarAsync(ct).ConfigureAwait(false) is true;
     }
 
+    /// <summary>A key column of a lookup: its name, its SQL type (the parameter array is cast to it) and whether it is NOT NULL.</summary>
+    /// <remarks>A column that may be NULL is matched with <c>IS NOT DISTINCT FROM</c>, which no index serves: only a join reads it.</remarks>
+    public readonly record struct Key(string Column, string Type, bool NotNull = true);
+
     /// <summary>
-    /// <c>SELECT <paramref name="selectList"/></c> of the rows of <paramref name="from"/> (alias <c>t</c>) that match one of
-    /// the keys <c>k.k0</c>… unnested from <paramref name="arrays"/> under <paramref name="conditions"/>: per distinct key an
-    /// index probe when <paramref name="probe"/>, a join otherwise. Each row comes once per distinct key it matches.
+    /// <c>SELECT</c> of <paramref name="expressions"/> over the rows of <paramref name="from"/> (alias <c>t</c>) whose
+    /// <paramref name="keys"/> match one row of the parameter arrays <c>$1</c>… (one per key, text cast to the key's type): per
+    /// distinct key an index probe when <paramref name="probe"/>, a join otherwise. A row comes once per distinct key it matches
+    /// when probed, once per key it matches when joined.
     /// </summary>
-    /// <param name="selectList">Expressions over <c>t</c>, each with its alias (<c>AS c0</c>…), so the probe's subquery can name them.</param>
+    /// <param name="expressions">Expressions over <c>t</c>, returned in this order.</param>
     /// <param name="from">The quoted, qualified table.</param>
-    /// <param name="arrays">Per key column, the array expression to unnest (<c>$1::bigint[]</c>).</param>
-    /// <param name="conditions">Per key column, its condition over <c>t</c> and <c>k.k0</c>….</param>
-    /// <param name="probe">Whether an index leads with the key columns and every condition is an equality it can serve.</param>
-    public static string Select(string selectList, string from, IReadOnlyList<string> arrays, IReadOnlyList<string> conditions, bool probe)
+    /// <param name="keys">The key columns, in the order of the parameter arrays.</param>
+    /// <param name="probe">Whether an index leads with the key columns (<see cref="HasLeadingIndexAsync"/>), all NOT NULL.</param>
+    public static string Select(IEnumerable<string> expressions, string from, IReadOnlyList<Key> keys, bool probe)
     {
-        var unnest = string.Join(", ", arrays.Select(a => $"pg_catalog.unnest({a})"));
-        var names = string.Join(", ", Enumerable.Range(0, arrays.Count).Select(k => $"k{k}"));
-        var on = string.Join(" AND ", conditions);
+        // Aliased, so the probe's subquery can name them.
+        var list = string.Join(", ", expressions.Select((e, i) => $"{e} AS c{i}"));
+        var unnest = string.Join(", ", keys.Select((key, k) => $"pg_catalog.unnest(${k + 1}::{key.Type}[])"));
+        var names = string.Join(", ", keys.Select((_, k) => $"k{k}"));
+        var on = string.Join(" AND ", keys.Select((key, k) => $"t.{PgIdentifier.Quote(key.Column)} {(key.NotNull ? "=" : "IS NOT DISTINCT FROM")} k.k{k}"));
         return probe
-            ? $"SELECT s.* FROM (SELECT DISTINCT * FROM ROWS FROM ({unnest}) AS u({names})) k CROSS JOIN LATERAL (SELECT {selectList} FROM {from} t WHERE {on} OFFSET 0) s"
-            : $"SELECT {selectList} FROM {from} t JOIN ROWS FROM ({unnest}) AS k({names}) ON {on}";
+            ? $"SELECT s.* FROM (SELECT DISTINCT * FROM ROWS FROM ({unnest}) AS u({names})) k CROSS JOIN LATERAL (SELECT {list} FROM {from} t WHERE {on} OFFSET 0) s"
+            : $"SELECT {list} FROM {from} t JOIN ROWS FROM ({unnest}) AS k({names}) ON {on}";
     }
 }

@@ -44,19 +44,19 @@ public sealed class KeyLookupTests(PostgresServerFixture postgres)
     public async Task The_probe_form_reads_by_index_where_stale_statistics_make_the_join_read_the_whole_table()
     {
         await using var connection = await OpenAsync("key_lookup_plan");
-        string[] conditions = ["t.order_id = k.k0"];
-        const string List = "t.id::text AS c0, t.order_id::text AS c1";
+        KeyLookup.Key[] key = [new("order_id", "bigint")];
+        string[] list = ["t.id::text", "t.order_id::text"];
         var keys = Enumerable.Range(0, 60).Select(i => (long)(i * 997 % 50_000)).Append(5).ToArray();
 
-        var join = await PlanAsync(connection, KeyLookup.Select(List, "public.lines", ["$1::bigint[]"], conditions, probe: false), keys);
-        var probe = await PlanAsync(connection, KeyLookup.Select(List, "public.lines", ["$1::bigint[]"], conditions, probe: true), keys);
+        var join = await PlanAsync(connection, KeyLookup.Select(list, "public.lines", key, probe: false), keys);
+        var probe = await PlanAsync(connection, KeyLookup.Select(list, "public.lines", key, probe: true), keys);
 
         Assert.Contains("Seq Scan on lines", join);
         Assert.DoesNotContain("Seq Scan", probe);
         Assert.Contains("lines_order", probe);
         // Same rows; a key given twice (5) finds its rows once in the probe form.
-        var joined = await RowsAsync(connection, KeyLookup.Select(List, "public.lines", ["$1::bigint[]"], conditions, probe: false), keys);
-        var probed = await RowsAsync(connection, KeyLookup.Select(List, "public.lines", ["$1::bigint[]"], conditions, probe: true), keys);
+        var joined = await RowsAsync(connection, KeyLookup.Select(list, "public.lines", key, probe: false), keys);
+        var probed = await RowsAsync(connection, KeyLookup.Select(list, "public.lines", key, probe: true), keys);
         Assert.Equal(joined.Distinct().Order(StringComparer.Ordinal), probed.Order(StringComparer.Ordinal));
         Assert.Equal(probed.Count, probed.Distinct().Count());
         Assert.True(probed.Count > 100);
