@@ -8,6 +8,7 @@ using Synchro.Pipeline.Diagnostics;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Replication;
 using Synchro.Pipeline.Decoding;
+using Synchro.Pipeline.Partitions;
 using Synchro.Pipeline.Postgres;
 using Synchro.Pipeline.Runtime;
 using Synchro.Pipeline.Decoding.Items;
@@ -262,6 +263,7 @@ public sealed partial class WalPipeline : IAsyncDisposable
             MessageHandlers = Handlers,
             SkipOrigins = Origins,
             SkipTransactionAt = skip,
+            Relations = new RelationResolver(_source, _options.Tables),
         };
         var endStream = new WalSenderCancel(_source, replication.ProcessID, _logger);
         var reader = new ReaderStage(replication, _options.SlotName, StreamStart(position), PluginOptions(replication.PostgreSqlVersion), pipe.Writer, _metrics, _options.ReadCoalescing, endStream);

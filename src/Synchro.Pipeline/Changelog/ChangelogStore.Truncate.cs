@@ -1,3 +1,4 @@
+using System.Globalization;
 using Npgsql;
 
 namespace Synchro.Pipeline.Changelog;
@@ -8,7 +9,7 @@ internal static partial class ChangelogStore
     // ORDER BY (rows are inserted as the sort returns them); "C" makes that order the same on every database.
     private const string TruncateSql = """
         WITH gone AS (
-            DELETE FROM sync_bucket_edges WHERE table_name = $1
+            DELETE FROM sync_bucket_edges WHERE table_name = $1 AND {0}
             RETURNING record_id, bucket_id)
         INSERT INTO sync_changelog (bucket_id, table_name, record_id, operation)
         SELECT bucket_id, $1, record_id, $2 FROM gone
@@ -19,10 +20,15 @@ internal static partial class ChangelogStore
     /// A TRUNCATE of <paramref name="tableName"/> (its changelog name): removes every edge of its records and writes a
     /// delete row in each of those buckets, ordered by record and bucket.
     /// </summary>
+    /// <remarks>
+    /// <c>partition</c> is null for the whole table; for one partition of it, a boolean expression over <c>record_id</c> that
+    /// holds for the records the partition takes (<see cref="Partitions.PartitionFilter.Predicate"/>, server-made text).
+    /// </remarks>
     /// <returns>The number of delete rows written.</returns>
-    public static async Task<long> TruncateAsync(NpgsqlConnection connection, string tableName, CancellationToken ct)
+    public static async Task<long> TruncateAsync(NpgsqlConnection connection, string tableName, string? partition, CancellationToken ct)
     {
-        var command = new NpgsqlCommand(TruncateSql, connection) { Parameters = { Parameter(tableName), Parameter((short)ChangeOperation.Delete) } };
+        var sql = string.Format(CultureInfo.InvariantCulture, TruncateSql, partition ?? "true");
+        var command = new NpgsqlCommand(sql, connection) { Parameters = { Parameter(tableName), Parameter((short)ChangeOperation.Delete) } };
         await using (command.ConfigureAwait(false))
         {
             var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);

@@ -122,7 +122,7 @@ internal sealed partial class WriterStage
     /// batches cut by the limits and at each TRUNCATE (given with the changes before it). Returns the damage that ended
     /// the reading early, or null; the changes read before it are applied only when <paramref name="applyBeforeDamage"/>.
     /// </summary>
-    private async Task<SpillDamagedException?> ReadPreparedAsync(NpgsqlConnection connection, string gid, Func<ChangeBatch, IReadOnlyList<Registry.TableRegistration>?, Protocol.Messages.TruncateOptions, Task> apply,
+    private async Task<SpillDamagedException?> ReadPreparedAsync(NpgsqlConnection connection, string gid, Func<ChangeBatch, IReadOnlyList<TruncatedTable>?, Protocol.Messages.TruncateOptions, Task> apply,
         bool applyBeforeDamage, CancellationToken cancellationToken)
     {
         var batch = _preparedBatches.Rent();

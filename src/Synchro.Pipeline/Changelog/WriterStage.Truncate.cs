@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging;
 using Npgsql;
 using Synchro.Pipeline.Postgres;
 using Synchro.Pipeline.Protocol.Messages;
-using Synchro.Pipeline.Registry;
+using Synchro.Pipeline.Decoding.Items;
 
 namespace Synchro.Pipeline.Changelog;
 
@@ -17,14 +17,17 @@ internal sealed partial class WriterStage
     /// are applied in this same database transaction, and the changes after it come in later batches that load the
     /// edges this left. Set-based on the server, so memory does not grow with the table.
     /// </remarks>
-    private async Task TruncateAsync(NpgsqlConnection connection, IReadOnlyList<TableRegistration> tables, TruncateOptions options, CancellationToken cancellationToken)
+    private async Task TruncateAsync(NpgsqlConnection connection, IReadOnlyList<TruncatedTable> tables, TruncateOptions options, CancellationToken cancellationToken)
     {
         var rows = 0L;
         // Its own timeout for the statement that grows with the table, then back to the batch's for the rest of the transaction.
         if (Timeouts is { } timeouts)
             await SessionTimeout.SetLocalAsync(connection, timeouts, StatementKind.Truncate, cancellationToken).ConfigureAwait(false);
-        foreach (var table in tables)
-            rows += await ChangelogStore.TruncateAsync(connection, table.ChangelogName, cancellationToken).ConfigureAwait(false);
+        foreach (var (table, partition) in tables)
+        {
+            // A partition: only the records its constraint takes, told from their ids (the decoder refused partitions it cannot tell).
+            rows += await ChangelogStore.TruncateAsync(connection, table.ChangelogName, partition?.Predicate, cancellationToken).ConfigureAwait(false);
+        }
         if (Timeouts is { } batch)
             await SessionTimeout.SetLocalAsync(connection, batch, StatementKind.BatchWrite, cancellationToken).ConfigureAwait(false);
         metrics.TablesTruncated(tables.Count, rows);

@@ -31,7 +31,12 @@ internal sealed partial class ChangeDecoder
             + "with everything after it. Fix the registration (or the table), then restart the pipeline; or, to go past this one "
             + $"transaction on purpose, run `synchro-pipeline skip --lsn {_finalLsn}` and restart (its other changes are kept in "
             + "sync_rule_failures for replay-failures).");
+        FailBeforeTransaction(error);
+    }
 
+    /// <summary>Stops the pipeline before the open transaction: what came before it is committed, nothing after it is decoded.</summary>
+    private void FailBeforeTransaction(WalPipelineException error)
+    {
         _failed = true;
         _skipTransaction = true;
         if (_transactionStart is { } start)

@@ -4,7 +4,6 @@ using Synchro.Pipeline.Decoding.Items;
 using Synchro.Pipeline.Decoding.Spill;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Protocol.Messages;
-using Synchro.Pipeline.Registry;
 
 namespace Synchro.Pipeline.Decoding;
 
@@ -166,7 +165,7 @@ internal sealed partial class ChangeDecoder
         }
     }
 
-    private void SpillTruncate(uint messageXid, IReadOnlyList<TableRegistration> tables, TruncateOptions options)
+    private void SpillTruncate(uint messageXid, IReadOnlyList<TruncatedTable> tables, TruncateOptions options)
         => RequireSpill().AppendTruncate(_spillXid, messageXid, tables, options);
 
     /// <summary>Goes on with the transaction being read back, if any, until an item is ready or it ends.</summary>

@@ -132,10 +132,25 @@ internal sealed partial class ChangeDecoder
         // from the relation is reported by the first row that needs it (the relation may have no rows for us).
         var relation = message.Relation;
         _mappings.Remove(relation.Oid);
-        if (!_registry.TryGet(relation.Schema, relation.Name, out var table))
+        if (Relations is not null)
+        {
+            // Resolved before the next message is parsed (DecoderStage), so before any change of the relation.
+            _routes.Remove(relation.Oid);
+            _unresolved.Add(relation);
+            return;
+        }
+        MapRelation(relation, _registry.TryGet(relation.Schema, relation.Name, out var table) ? table : null, partitioned: false);
+    }
+
+    private void MapRelation(RelationInfo relation, TableRegistration? table, bool partitioned)
+    {
+        if (table is null)
             _mappings[relation.Oid] = (relation, null);
         else if (RelationMapping.TryCreate(relation, table, BinaryTuples, _registry) is { } mapping)
+        {
+            mapping.Partitioned = partitioned;
             _mappings[relation.Oid] = (relation, mapping);
+        }
     }
 
     internal void OnInsert(in InsertMessage message, int messageBytes)
@@ -182,12 +197,24 @@ internal sealed partial class ChangeDecoder
         if (Spilling ? SpillSkipped : _skipTransaction)
             return;
         // Only the edges are used, not the columns: a registration whose columns changed still truncates.
-        List<TableRegistration>? tables = null;
+        List<TruncatedTable>? tables = null;
         for (var i = 0; i < message.RelationCount; i++)
         {
             var relation = message.Relation(i);
-            if (_registry.TryGet(relation.Schema, relation.Name, out var table) && !(tables ??= []).Contains(table))
-                tables.Add(table);
+            if (TableOf(relation) is not { } table)
+                continue;
+            var partition = _routes.TryGetValue(relation.Oid, out var route) ? route.Partition : null;
+            if (partition is { Predicate: null } unfiltered)
+            {
+                if (_skipped is { } skipped)
+                {
+                    skipped.Undecodable++;
+                    continue;
+                }
+                FailUnattributableTruncate(table, unfiltered);
+                return;
+            }
+            AddTruncated(tables ??= [], new TruncatedTable(table, partition));
         }
         if (tables is null)
             return;
@@ -210,6 +237,13 @@ internal sealed partial class ChangeDecoder
             return false;
         }
         mapping.ReadRow(message.NewRow, into);
+        if (mapping.Partitioned && IsMoveBetweenPartitions(mapping, into, values))
+        {
+            // The DELETE just before it, of the same record, was this row leaving its old partition: one update of the record.
+            var operation = mapping.IsSoftDeleted(into, values) ? ChangeOperation.Delete : ChangeOperation.Update;
+            into.ReplaceLast(new DecodedChange(mapping.Table, operation, values, mapping.Layout));
+            return true;
+        }
         into.Add(new DecodedChange(mapping.Table, ChangeOperation.Insert, values, mapping.Layout));
         return true;
     }
@@ -306,7 +340,7 @@ internal sealed partial class ChangeDecoder
     }
 
     /// <summary>Invariant 3: a TRUNCATE is an item of its own, after the changes before it and before those after it.</summary>
-    private void SendTruncate(IReadOnlyList<TableRegistration> tables, TruncateOptions options)
+    private void SendTruncate(IReadOnlyList<TruncatedTable> tables, TruncateOptions options)
     {
         HasContent();
         if (_skipped is { } skipped)
@@ -353,7 +387,7 @@ internal sealed partial class ChangeDecoder
         if (_mappings.TryGetValue(relation.Oid, out var known) && ReferenceEquals(known.Relation, relation))
             return known.Mapping;
         RelationMapping? mapping = null;
-        if (_registry.TryGet(relation.Schema, relation.Name, out var table) && (mapping = RelationMapping.TryCreate(relation, table, BinaryTuples, _registry)) is null)
+        if (TableOf(relation) is { } table && (mapping = RelationMapping.TryCreate(relation, table, BinaryTuples, _registry)) is null)
         {
             // A transaction being skipped on purpose cannot stop the pipeline: its rows that cannot be decoded are counted.
             if (_skipped is { } skipped)
@@ -362,6 +396,8 @@ internal sealed partial class ChangeDecoder
                 FailMissingColumns(relation, table);
             return null;
         }
+        if (mapping is not null)
+            mapping.Partitioned = _routes.TryGetValue(relation.Oid, out var route) && route.Partitioned;
         _mappings[relation.Oid] = (relation, mapping);
         return mapping;
     }

@@ -43,6 +43,8 @@ internal sealed class DecoderStage(PipeReader input, ChannelWriter<DecodedItem> 
                     while (frames.TryRead(ref buffer, out var frame))
                     {
                         Parse(frame);
+                        if (decoder.HasUnresolvedRelations)
+                            await decoder.ResolveRelationsAsync(cancellationToken).ConfigureAwait(false);
                         await SendReadyAsync(cancellationToken).ConfigureAwait(false);
                     }
                 }

@@ -1,5 +1,6 @@
 using System.Text;
 using Synchro.Pipeline.Protocol;
+using Synchro.Pipeline.Partitions;
 using Synchro.Pipeline.Registry;
 using Synchro.Pipeline.Decoding;
 using Synchro.Pipeline.Decoding.Spill;
@@ -70,14 +71,16 @@ public sealed class SpillStoreTests : IDisposable
         Append(store, Top, Sub, s_orders, "c");
         Append(store, Top, Sub, s_lines, "d");
         store.AbortSubtransaction(Top, Sub);
-        store.AppendTruncate(Top, Top, [s_lines], Synchro.Pipeline.Protocol.Messages.TruncateOptions.Cascade);
+        store.AppendTruncate(Top, Top, [new(s_lines, null)], Synchro.Pipeline.Protocol.Messages.TruncateOptions.Cascade);
         Append(store, Top, Top, s_orders, "e");
+        // One partition of a table, and the whole of another, in one TRUNCATE.
+        store.AppendTruncate(Top, Top, [new(s_orders, new PartitionFilter("\"public\".\"orders_2026\"", "record_id > 'é'", null)), new(s_lines, null)], default);
 
         using var chunks = store.OpenChunks(Top)!;
         var pieces = new List<byte[]>();
         while (chunks.TryRead(out var piece))
             pieces.Add(piece);
-        Assert.Equal(3, pieces.Count);
+        Assert.Equal(4, pieces.Count);
 
         var batch = _pool.Rent();
         var truncates = new List<string>();
@@ -91,11 +94,11 @@ public sealed class SpillStoreTests : IDisposable
             while (reader.TryRead(batch, out _))
             {
                 if (reader.TakeTruncate(out var tables, out var options))
-                    truncates.Add($"{string.Join(",", tables.Select(t => t.ChangelogName))} {options}");
+                    truncates.Add($"{string.Join(",", tables.Select(t => t.Table.ChangelogName + (t.Partition is { } p ? $" [{p.Name}: {p.Predicate}]" : "")))} {options}");
             }
         }
         Assert.Equal(["orders Insert a", "app.lines Insert b", "orders Insert e"], Describe(batch).Select(d => d[..d.LastIndexOf(' ')]));
-        Assert.Equal(["app.lines Cascade"], truncates);
+        Assert.Equal(["app.lines Cascade", "orders [\"public\".\"orders_2026\": record_id > 'é'],app.lines None"], truncates);
         batch.Release();
     }
 

@@ -1,6 +1,8 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
+using Synchro.Pipeline.Decoding.Items;
+using Synchro.Pipeline.Partitions;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Protocol.Messages;
 using Synchro.Pipeline.Registry;
@@ -31,7 +33,7 @@ internal sealed class SpillRecordReader(Stream input, TableRegistry registry, st
 
     private readonly List<TableRegistration> _tables = [];
     private readonly List<RowLayout> _layouts = [];
-    private readonly List<TableRegistration> _truncated = [];
+    private readonly List<TruncatedTable> _truncated = [];
     private TruncateOptions _truncateOptions;
     private bool _hasTruncate;
     private bool _startsPiece;
@@ -85,9 +87,9 @@ internal sealed class SpillRecordReader(Stream input, TableRegistry registry, st
                 ReadLayout();
                 continue;
             }
-            if (kind == SpillRecordWriter.TruncateRecord)
+            if (kind is SpillRecordWriter.TruncateRecord or SpillRecordWriter.PartitionTruncateRecord)
             {
-                recordBytes = ReadTruncate();
+                recordBytes = ReadTruncate(partitions: kind == SpillRecordWriter.PartitionTruncateRecord);
                 return true;
             }
             if (kind != SpillRecordWriter.ChangeRecord)
@@ -188,7 +190,7 @@ internal sealed class SpillRecordReader(Stream input, TableRegistry registry, st
     }
 
     /// <summary>Takes the TRUNCATE the last <see cref="TryRead"/> returned (it added no change): the tables and options.</summary>
-    public bool TakeTruncate(out IReadOnlyList<TableRegistration> tables, out TruncateOptions options)
+    public bool TakeTruncate(out IReadOnlyList<TruncatedTable> tables, out TruncateOptions options)
     {
         tables = [.. _truncated];
         options = _truncateOptions;
@@ -223,24 +225,43 @@ internal sealed class SpillRecordReader(Stream input, TableRegistry registry, st
         _layouts.Add(new RowLayout(table, names, oids, positions, fullRow));
     }
 
-    private int ReadTruncate()
+    private int ReadTruncate(bool partitions)
     {
         Require(4);
         var options = (TruncateOptions)_buffer[_start + 1];
         var count = BinaryPrimitives.ReadUInt16LittleEndian(_buffer.AsSpan(_start + 2));
-        Require(4 + 2 * count);
+        var at = 4;
         _truncated.Clear();
         for (var i = 0; i < count; i++)
         {
-            var index = BinaryPrimitives.ReadUInt16LittleEndian(_buffer.AsSpan(_start + 4 + 2 * i));
+            Require(at + 2);
+            var index = BinaryPrimitives.ReadUInt16LittleEndian(_buffer.AsSpan(_start + at));
+            at += 2;
             if (index >= _tables.Count)
                 throw Damaged($"TRUNCATE of table #{index}, which no table record defined");
-            _truncated.Add(_tables[index]);
+            PartitionFilter? partition = null;
+            if (partitions)
+            {
+                Require(at + 1);
+                if (_buffer[_start + at++] != 0)
+                {
+                    var name = ReadString(ref at);
+                    Require(at + 4);
+                    var length = BinaryPrimitives.ReadInt32LittleEndian(_buffer.AsSpan(_start + at));
+                    at += 4;
+                    if (length < 0)
+                        throw Damaged("a partition's predicate has a negative length");
+                    Require(at + length);
+                    partition = new PartitionFilter(name, Encoding.UTF8.GetString(_buffer, _start + at, length), null);
+                    at += length;
+                }
+            }
+            _truncated.Add(new TruncatedTable(_tables[index], partition));
         }
         _truncateOptions = options;
         _hasTruncate = true;
-        Consume(4 + 2 * count);
-        return 4 + 2 * count;
+        Consume(at);
+        return at;
     }
 
     private string ReadString(ref int at)

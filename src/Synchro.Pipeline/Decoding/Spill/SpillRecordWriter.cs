@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Text;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Protocol.Messages;
+using Synchro.Pipeline.Decoding.Items;
 using Synchro.Pipeline.Registry;
 
 namespace Synchro.Pipeline.Decoding.Spill;
@@ -19,7 +20,8 @@ namespace Synchro.Pipeline.Decoding.Spill;
 /// row</c>, and per value <c>u8 kind</c> (<c>'t'</c>, <c>'n'</c>, <c>'u'</c>, <c>'b'</c>), all but NULL and unchanged
 /// TOAST followed by <c>i32 length</c> + bytes — the referenced columns, then (full-row layouts) the whole row and the
 /// old row when there is one. A TRUNCATE is <c>'X' u8 options, u16 count, u16 table indexes</c> after the changes
-/// before it. Only the registered tables' referenced columns (and whole rows where a rule needs them) are kept,
+/// before it; one that empties partitions is <c>'P' u8 options, u16 count</c>, then per table <c>u16 index, u8 partition</c>
+/// and, when that is 1, the partition's name and <c>i32 length</c> + UTF-8 of its predicate. Only the registered tables' referenced columns (and whole rows where a rule needs them) are kept,
 /// already validated by the decoder, so a record is a few dozen bytes. Tables are named, not numbered by the
 /// registry, so stored records read back under a later configuration fail clearly instead of meaning another table.
 /// </para>
@@ -34,6 +36,7 @@ internal sealed class SpillRecordWriter
     public const byte ChangeRecord = (byte)'C';
     public const byte LayoutRecord = (byte)'L';
     public const byte TruncateRecord = (byte)'X';
+    public const byte PartitionTruncateRecord = (byte)'P';
     public const ushort NoLayout = ushort.MaxValue;
 
     // Per table: its index in this stream and where its table record starts.
@@ -109,19 +112,48 @@ internal sealed class SpillRecordWriter
     }
 
     /// <summary>Appends a TRUNCATE of <paramref name="tables"/> (after the changes before it); returns the bytes written.</summary>
-    public long AppendTruncate(IReadOnlyList<TableRegistration> tables, TruncateOptions options)
+    public long AppendTruncate(IReadOnlyList<TruncatedTable> tables, TruncateOptions options)
     {
         var start = _output.Position;
         Span<ushort> indexes = tables.Count <= 64 ? stackalloc ushort[tables.Count] : new ushort[tables.Count];
+        var partitions = false;
+        var length = 1 + 1 + 2 + 2 * tables.Count;
         for (var i = 0; i < tables.Count; i++)
-            indexes[i] = TableIndex(tables[i]);
-        var span = Scratch(1 + 1 + 2 + 2 * tables.Count);
-        span[0] = TruncateRecord;
+        {
+            indexes[i] = TableIndex(tables[i].Table);
+            if (tables[i].Partition is { } partition)
+            {
+                partitions = true;
+                length += 2 + Encoding.UTF8.GetByteCount(partition.Name) + 4 + Encoding.UTF8.GetByteCount(partition.Predicate!);
+            }
+        }
+        // Without partitions, the record earlier versions read.
+        if (partitions)
+            length += tables.Count;
+        var span = Scratch(length);
+        span[0] = partitions ? PartitionTruncateRecord : TruncateRecord;
         span[1] = (byte)options;
         BinaryPrimitives.WriteUInt16LittleEndian(span[2..], checked((ushort)tables.Count));
+        var at = 4;
         for (var i = 0; i < indexes.Length; i++)
-            BinaryPrimitives.WriteUInt16LittleEndian(span[(4 + 2 * i)..], indexes[i]);
-        WriteRecord(span.Length);
+        {
+            BinaryPrimitives.WriteUInt16LittleEndian(span[at..], indexes[i]);
+            at += 2;
+            if (!partitions)
+                continue;
+            if (tables[i].Partition is not { } partition)
+            {
+                span[at++] = 0;
+                continue;
+            }
+            span[at++] = 1;
+            at += WriteString(span[at..], partition.Name);
+            var predicate = Encoding.UTF8.GetBytes(partition.Predicate!);
+            BinaryPrimitives.WriteInt32LittleEndian(span[at..], predicate.Length);
+            predicate.CopyTo(span[(at + 4)..]);
+            at += 4 + predicate.Length;
+        }
+        WriteRecord(length);
         return _output.Position - start;
     }
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Synchro.Pipeline.Decoding.Items;
 using Synchro.Pipeline.Registry;
 using Synchro.Pipeline.Protocol.Messages;
 
@@ -126,7 +127,7 @@ internal sealed partial class SpillStore : IDisposable
     }
 
     /// <summary>Appends a TRUNCATE of <paramref name="tables"/> to <paramref name="xid"/>'s file.</summary>
-    public void AppendTruncate(uint xid, uint subXid, IReadOnlyList<TableRegistration> tables, TruncateOptions options)
+    public void AppendTruncate(uint xid, uint subXid, IReadOnlyList<TruncatedTable> tables, TruncateOptions options)
         => Append(xid, subXid, 0, (writer, _) => writer.AppendTruncate(tables, options), (ChangeBatch?)null);
 
     private void Append<T>(uint xid, uint subXid, int changes, Func<SpillRecordWriter, T, long> append, T state)
