@@ -1,5 +1,6 @@
 using System.Text;
 using Npgsql;
+using NpgsqlTypes;
 using Synchro.Pipeline.Postgres;
 using Synchro.Pipeline.Registry;
 
@@ -63,7 +64,7 @@ internal sealed class RelationResolver(NpgsqlDataSource source, TableRegistry re
     private static async Task<List<(string Schema, string Name, bool Partitioned)>> AncestorsAsync(NpgsqlConnection connection, uint oid, CancellationToken ct)
     {
         var ancestors = new List<(string, string, bool)>(2);
-        var command = new NpgsqlCommand(AncestorsSql, connection) { Parameters = { new NpgsqlParameter<uint> { TypedValue = oid } } };
+        var command = new NpgsqlCommand(AncestorsSql, connection) { Parameters = { new NpgsqlParameter<uint> { TypedValue = oid, NpgsqlDbType = NpgsqlDbType.Oid } } };
         await using (command.ConfigureAwait(false))
         {
             var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
@@ -80,7 +81,7 @@ internal sealed class RelationResolver(NpgsqlDataSource source, TableRegistry re
     private static async Task<PartitionFilter> FilterAsync(NpgsqlConnection connection, uint oid, string partition, TableRegistration table, CancellationToken ct)
     {
         string? constraint;
-        var command = new NpgsqlCommand(ConstraintSql, connection) { Parameters = { new NpgsqlParameter<uint> { TypedValue = oid } } };
+        var command = new NpgsqlCommand(ConstraintSql, connection) { Parameters = { new NpgsqlParameter<uint> { TypedValue = oid, NpgsqlDbType = NpgsqlDbType.Oid } } };
         await using (command.ConfigureAwait(false))
             constraint = await command.ExecuteScalarAsync(ct).ConfigureAwait(false) as string;
         // No constraint: the partition takes every row of its table (a default partition without siblings).
@@ -120,7 +121,7 @@ internal sealed class RelationResolver(NpgsqlDataSource source, TableRegistry re
     private static async Task<Dictionary<string, (string Type, string? Collation)>> IdColumnsAsync(NpgsqlConnection connection, uint oid, CancellationToken ct)
     {
         var columns = new Dictionary<string, (string, string?)>(StringComparer.Ordinal);
-        var command = new NpgsqlCommand(IdColumnsSql, connection) { Parameters = { new NpgsqlParameter<uint> { TypedValue = oid } } };
+        var command = new NpgsqlCommand(IdColumnsSql, connection) { Parameters = { new NpgsqlParameter<uint> { TypedValue = oid, NpgsqlDbType = NpgsqlDbType.Oid } } };
         await using (command.ConfigureAwait(false))
         {
             var reader = await command.ExecuteReaderAsync(ct).ConfigureAwait(false);
