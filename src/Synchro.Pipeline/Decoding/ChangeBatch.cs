@@ -284,13 +284,6 @@ internal sealed class ChangeBatch : DecodedItem, IDisposable
         _changes[_count++] = change;
     }
 
-    /// <summary>Replaces the last change (its values stay in the arena, unused).</summary>
-    public void ReplaceLast(in DecodedChange change)
-    {
-        Debug.Assert(_count > 0 && change.FirstValue + change.Table.ReferencedColumns.Count <= _valueCount);
-        _changes[_count - 1] = change;
-    }
-
     /// <summary>The writer is done with the batch: it goes back to its pool. Exactly once.</summary>
     public void Release()
     {

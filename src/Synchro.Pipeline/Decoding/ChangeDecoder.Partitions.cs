@@ -26,7 +26,7 @@ internal sealed partial class ChangeDecoder
         {
             var route = await Relations!.ResolveAsync(relation.Oid, cancellationToken).ConfigureAwait(false);
             _routes[relation.Oid] = route;
-            MapRelation(relation, route.Table, route.Partitioned);
+            MapRelation(relation, route.Table);
         }
         _unresolved.Clear();
     }
@@ -37,20 +37,6 @@ internal sealed partial class ChangeDecoder
         if (Relations is not null && _routes.TryGetValue(relation.Oid, out var route))
             return route.Table;
         return _registry.TryGet(relation.Schema, relation.Name, out var table) ? table : null;
-    }
-
-    /// <summary>
-    /// Whether the change at <paramref name="values"/>, an INSERT, follows the DELETE of the same record in this transaction
-    /// and batch: PostgreSQL moves a row to another partition that way (an UPDATE of its partition key).
-    /// </summary>
-    private bool IsMoveBetweenPartitions(RelationMapping mapping, ChangeBatch into, int values)
-    {
-        if (!ReferenceEquals(into, _batch) || _transactionStart is not { } start || into.Count <= start.Changes)
-            return false;
-        var previous = into[into.Count - 1];
-        return previous.Operation == ChangeOperation.Delete
-            && ReferenceEquals(previous.Table, mapping.Table)
-            && !mapping.IdChanged(into, values, previous.FirstValue, keyOnly: false);
     }
 
     /// <summary>A whole table truncated makes its partitions' TRUNCATEs in the same message redundant.</summary>

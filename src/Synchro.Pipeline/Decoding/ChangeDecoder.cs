@@ -139,18 +139,15 @@ internal sealed partial class ChangeDecoder
             _unresolved.Add(relation);
             return;
         }
-        MapRelation(relation, _registry.TryGet(relation.Schema, relation.Name, out var table) ? table : null, partitioned: false);
+        MapRelation(relation, _registry.TryGet(relation.Schema, relation.Name, out var table) ? table : null);
     }
 
-    private void MapRelation(RelationInfo relation, TableRegistration? table, bool partitioned)
+    private void MapRelation(RelationInfo relation, TableRegistration? table)
     {
         if (table is null)
             _mappings[relation.Oid] = (relation, null);
         else if (RelationMapping.TryCreate(relation, table, BinaryTuples, _registry) is { } mapping)
-        {
-            mapping.Partitioned = partitioned;
             _mappings[relation.Oid] = (relation, mapping);
-        }
     }
 
     internal void OnInsert(in InsertMessage message, int messageBytes)
@@ -237,13 +234,6 @@ internal sealed partial class ChangeDecoder
             return false;
         }
         mapping.ReadRow(message.NewRow, into);
-        if (mapping.Partitioned && IsMoveBetweenPartitions(mapping, into, values))
-        {
-            // The DELETE just before it, of the same record, was this row leaving its old partition: one update of the record.
-            var operation = mapping.IsSoftDeleted(into, values) ? ChangeOperation.Delete : ChangeOperation.Update;
-            into.ReplaceLast(new DecodedChange(mapping.Table, operation, values, mapping.Layout));
-            return true;
-        }
         into.Add(new DecodedChange(mapping.Table, ChangeOperation.Insert, values, mapping.Layout));
         return true;
     }
@@ -396,8 +386,6 @@ internal sealed partial class ChangeDecoder
                 FailMissingColumns(relation, table);
             return null;
         }
-        if (mapping is not null)
-            mapping.Partitioned = _routes.TryGetValue(relation.Oid, out var route) && route.Partitioned;
         _mappings[relation.Oid] = (relation, mapping);
         return mapping;
     }

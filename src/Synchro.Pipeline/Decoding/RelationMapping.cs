@@ -30,9 +30,6 @@ internal sealed partial class RelationMapping
 
     public RelationInfo Relation { get; }
 
-    /// <summary>Whether the registered table is partitioned, so a row can move between partitions (a DELETE, then an INSERT).</summary>
-    public bool Partitioned { get; set; }
-
     public TableRegistration Table { get; }
 
     /// <summary>The names and types of the relation's columns, shared by its changes.</summary>

@@ -20,7 +20,7 @@ internal sealed class RelationResolver(NpgsqlDataSource source, TableRegistry re
 {
     // The relation itself first, then its ancestors nearest first; no rows for a relation that no longer exists.
     private const string AncestorsSql = """
-        SELECT n.nspname::text, c.relname::text, c.relkind = 'p'
+        SELECT n.nspname::text, c.relname::text
         FROM pg_catalog.pg_partition_ancestors($1::oid::regclass) WITH ORDINALITY AS a(relid, level)
         JOIN pg_catalog.pg_class c ON c.oid = a.relid
         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -49,21 +49,21 @@ internal sealed class RelationResolver(NpgsqlDataSource source, TableRegistry re
             var ancestors = await AncestorsAsync(connection, relationOid, ct).ConfigureAwait(false);
             for (var level = 0; level < ancestors.Count; level++)
             {
-                var (schema, name, partitioned) = ancestors[level];
+                var (schema, name) = ancestors[level];
                 if (!registry.TryGet(schema, name, out var table))
                     continue;
                 if (level == 0)
-                    return new RelationRoute(table, partitioned, null);
+                    return new RelationRoute(table, null);
                 var partition = PgIdentifier.QuoteQualified(ancestors[0].Schema, ancestors[0].Name);
-                return new RelationRoute(table, true, await FilterAsync(connection, relationOid, partition, table, ct).ConfigureAwait(false));
+                return new RelationRoute(table, await FilterAsync(connection, relationOid, partition, table, ct).ConfigureAwait(false));
             }
             return RelationRoute.None;
         }
     }
 
-    private static async Task<List<(string Schema, string Name, bool Partitioned)>> AncestorsAsync(NpgsqlConnection connection, uint oid, CancellationToken ct)
+    private static async Task<List<(string Schema, string Name)>> AncestorsAsync(NpgsqlConnection connection, uint oid, CancellationToken ct)
     {
-        var ancestors = new List<(string, string, bool)>(2);
+        var ancestors = new List<(string, string)>(2);
         var command = new NpgsqlCommand(AncestorsSql, connection) { Parameters = { new NpgsqlParameter<uint> { TypedValue = oid, NpgsqlDbType = NpgsqlDbType.Oid } } };
         await using (command.ConfigureAwait(false))
         {
@@ -71,7 +71,7 @@ internal sealed class RelationResolver(NpgsqlDataSource source, TableRegistry re
             await using (reader.ConfigureAwait(false))
             {
                 while (await reader.ReadAsync(ct).ConfigureAwait(false))
-                    ancestors.Add((reader.GetString(0), reader.GetString(1), reader.GetBoolean(2)));
+                    ancestors.Add((reader.GetString(0), reader.GetString(1)));
             }
         }
         return ancestors;

@@ -7,11 +7,10 @@ namespace Synchro.Pipeline.Partitions;
 /// partition of (<c>publish_via_partition_root = false</c> sends each partition under its own name), or nothing.
 /// </summary>
 /// <param name="Table">The registered table, or null when neither the relation nor any of its ancestors is registered.</param>
-/// <param name="Partitioned">Whether the table is partitioned: a DELETE immediately followed by an INSERT of the same record is a row moving between partitions.</param>
 /// <param name="Partition">Set when the relation is a partition of <paramref name="Table"/> rather than the table itself.</param>
-internal sealed record RelationRoute(TableRegistration? Table, bool Partitioned, PartitionFilter? Partition)
+internal sealed record RelationRoute(TableRegistration? Table, PartitionFilter? Partition)
 {
-    public static readonly RelationRoute None = new(null, false, null);
+    public static readonly RelationRoute None = new(null, null);
 }
 
 /// <summary>Which of a registered table's records a partition holds, told from their record ids (for a TRUNCATE of the partition).</summary>
