@@ -125,19 +125,12 @@ internal static partial class StartupChecks
             return $"{head}, so a TRUNCATE of one partition is not sent and clients would keep that partition's records; {avoid} {DetachDeletes}";
         }
 
+        // The id includes every partition key column below the table (CheckIdUnique holds it to a unique key, which PostgreSQL makes
+        // include them), so a TRUNCATE of one partition names the records it held.
         var perPartition = $"Publication {publication} publishes each partition of {name} under the partition's own name"
             + (viaRoot ? "" : " (publish_via_partition_root = false)");
-        var outside = table.Partitions is { } tree ? KeyColumnsOutsideId(tree, table.Table.IdColumns) : [];
-        if (!truncatePublished)
-            return $"{perPartition}. {DetachDeletes}";
-        if (outside.Count == 0)
-        {
-            return $"{perPartition}. DETACH PARTITION or DROP of a partition sends no deletes: clients keep its records; "
-                + "TRUNCATE the partition first if they must drop them.";
-        }
-        var ids = QuotedList(table.Table.IdColumns.Select(PgIdentifier.Quote));
-        return $"{perPartition}, and its registered id columns ({ids}) leave out its partition key {DescribeKeyColumns(outside)}, so a TRUNCATE of one "
-            + "partition will stop the pipeline: it cannot tell which records the partition held. Register IdColumns that include the partition key, "
-            + $"or empty a partition with DELETE instead. {DetachDeletes}";
+        return truncatePublished
+            ? $"{perPartition}. DETACH PARTITION or DROP of a partition sends no deletes: clients keep its records; TRUNCATE the partition first if they must drop them."
+            : $"{perPartition}. {DetachDeletes}";
     }
 }

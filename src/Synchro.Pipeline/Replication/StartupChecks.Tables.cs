@@ -278,13 +278,14 @@ internal static partial class StartupChecks
         {
             var alternative = outside.Count == 0
                 ? "or give the table a primary key or unique index on the id column(s) it is registered with."
-                : $"{partitionKey}, so none can be on the id column(s) alone.";
+                : $"{partitionKey}, so none can be on the id column(s) alone (and only an id that includes it lets a TRUNCATE of one partition "
+                    + "become deletes of the records it held).";
             return $"Register the table with {IdSetting(usable.Columns)}, the columns of {Describe(usable)} (its record ids then name one row each); {alternative}";
         }
         if (outside.Contains(""))
         {
-            return $"As {partitionKey} and that key has an expression, no unique key is possible; partition {table.QuotedName} by columns, "
-                + "and register a key that includes them.";
+            return $"{table.QuotedName} is partitioned by an expression, and {partitionKey}, so it can have no unique key; partition it by columns "
+                + "instead, and register a key that includes them.";
         }
         if (outside.Count > 0)
         {
