@@ -42,14 +42,14 @@ internal static partial class StartupChecks
     /// <summary>A leaf partition: its quoted name and replica identity, as in <see cref="TableCatalog"/>.</summary>
     private sealed record LeafPartition(string QuotedName, char ReplicaIdentity, string[] PrimaryKey, string[] IdentityIndex);
 
-    /// <summary>The partition key of a partitioned member of the tree (the registered table or a sub-partitioned partition); '' for an expression.</summary>
-    private sealed record PartitionKey(string QuotedTable, string[] Columns);
-
-    /// <summary>The leaves of a registered partitioned table and the partition keys of the levels from it down to them.</summary>
-    private sealed record PartitionTree(List<LeafPartition> Leaves, List<PartitionKey> Keys)
+    /// <summary>
+    /// The leaves of a registered partitioned table, and the partition key columns of each partitioned level from it down to them
+    /// ('' for an expression).
+    /// </summary>
+    private sealed record PartitionTree(List<LeafPartition> Leaves, List<string[]> Keys)
     {
         /// <summary>The partition key columns, each once, in tree order; '' when some level is partitioned by an expression.</summary>
-        public IEnumerable<string> KeyColumns => Keys.SelectMany(k => k.Columns).Distinct(StringComparer.Ordinal);
+        public IEnumerable<string> KeyColumns => Keys.SelectMany(k => k).Distinct(StringComparer.Ordinal);
     }
 
     /// <summary>Per table (in the order of <paramref name="tables"/>), its partition tree, or null when it is not a partitioned table.</summary>
@@ -66,11 +66,15 @@ internal static partial class StartupChecks
                 while (await reader.ReadAsync(ct).ConfigureAwait(false))
                 {
                     var tree = trees[reader.GetInt32(0) - 1] ??= new PartitionTree([], []);
-                    var name = PgIdentifier.QuoteQualified(reader.GetString(2), reader.GetString(3));
                     if (reader.GetBoolean(1))
-                        tree.Leaves.Add(new LeafPartition(name, reader.GetChar(4), reader.GetFieldValue<string[]>(5), reader.GetFieldValue<string[]>(6)));
+                    {
+                        tree.Leaves.Add(new LeafPartition(
+                            PgIdentifier.QuoteQualified(reader.GetString(2), reader.GetString(3)), reader.GetChar(4), reader.GetFieldValue<string[]>(5), reader.GetFieldValue<string[]>(6)));
+                    }
                     else
-                        tree.Keys.Add(new PartitionKey(name, reader.GetFieldValue<string[]>(7)));
+                    {
+                        tree.Keys.Add(reader.GetFieldValue<string[]>(7));
+                    }
                 }
             }
         }

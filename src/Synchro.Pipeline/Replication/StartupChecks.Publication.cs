@@ -21,9 +21,10 @@ internal static partial class StartupChecks
     // partitions): the relation its changes are published as (itself, or with publish_via_partition_root = true its topmost published
     // ancestor), that relation's published columns (PostgreSQL 15+ column lists, all columns when there is none), and whether that relation
     // is the registered table or one of its partitions. pg_publication_tables resolves FOR TABLE, FOR TABLES IN SCHEMA and FOR ALL TABLES
-    // alike. included: the table or an ancestor is a member, so partitions created later are published too.
+    // alike (materialized: evaluated once, not per leaf). included: the table or an ancestor is a member, so partitions created later are
+    // published too.
     private const string PublishedLeavesSql = """
-        WITH published AS (
+        WITH published AS MATERIALIZED (
             SELECT c.oid AS relid, {0} AS attnames
             FROM pg_catalog.pg_publication_tables pt
             JOIN pg_catalog.pg_namespace n ON n.nspname = pt.schemaname

@@ -58,6 +58,20 @@ public sealed class PartitionedTableChecksTests(PostgresServerFixture postgres)
     }
 
     [Fact]
+    public async Task Publish_via_partition_root_is_not_suggested_off_while_a_partitioned_table_has_a_column_list_which_forbids_it()
+    {
+        var database = await DatabaseAsync(
+            s_keyedEvents, "CREATE PUBLICATION sync_pub FOR TABLE events (id, created, owner_id, deleted_at) WITH (publish_via_partition_root = true)");
+
+        var warning = Assert.Single((await CheckAsync(database)).Warnings);
+
+        Assert.Contains("so a TRUNCATE of one partition is not sent and clients would keep that partition's records; empty a partition with DELETE instead. "
+            + "DETACH PARTITION", warning, StringComparison.Ordinal);
+        Assert.DoesNotContain("SET (publish_via_partition_root = false)", warning, StringComparison.Ordinal);
+        await Assert.ThrowsAsync<PostgresException>(() => Sql.ExecuteAsync(database, "ALTER PUBLICATION sync_pub SET (publish_via_partition_root = false)"));
+    }
+
+    [Fact]
     public async Task A_publication_naming_one_partition_warns_of_the_others_and_adding_the_table_covers_them()
     {
         var database = await DatabaseAsync(s_keyedEvents, "CREATE PUBLICATION sync_pub FOR TABLE events_2026");
