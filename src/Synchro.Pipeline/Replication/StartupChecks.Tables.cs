@@ -155,7 +155,7 @@ internal static partial class StartupChecks
                     + "add the column, or fix the table registration (column names are matched exactly, case-sensitive).");
             }
 
-            var found = table with { Columns = present, Kind = catalog.Kind, Partitions = catalog.Kind == 'p' ? partitionTrees[i] ?? new PartitionTree([], []) : null };
+            var found = table with { Columns = present, Kind = catalog.Kind, Partitions = catalog.Kind == 'p' ? partitionTrees[i] ?? new PartitionTree([], [], []) : null };
             existing.Add(found);
 
             // A missing id column is reported above; the key and identity checks would only repeat it.
@@ -272,7 +272,7 @@ internal static partial class StartupChecks
     private static string Suggest(CheckableTable table, List<UniqueIndex> indexes, bool composite)
     {
         var ids = table.Table.IdColumns;
-        var outside = table.Partitions is { } tree ? KeyColumnsOutsideId(tree, ids) : [];
+        var outside = OutsideId(table.Partitions?.KeyColumns ?? [], ids);
         var partitionKey = $"a unique key on a partitioned table must include its partition key ({DescribeKeyColumns(table.Partitions?.KeyColumns ?? [])})";
         if (indexes.FirstOrDefault(x => !x.HasExpression && Problem(x, x.Columns.Length > 1) is null) is { } usable)
         {

@@ -235,6 +235,30 @@ public sealed class PartitionedTableChecksTests(PostgresServerFixture postgres)
             Assert.Single((await CheckAsync(database, partition)).Warnings));
     }
 
+    [Fact]
+    public async Task A_registered_partition_whose_id_leaves_out_the_partition_key_above_it_is_warned_that_truncating_a_partition_stops_the_pipeline()
+    {
+        var database = await DatabaseAsync(s_unkeyedEvents, "ALTER TABLE events_2026 ADD PRIMARY KEY (id)", "CREATE PUBLICATION sync_pub FOR TABLE events");
+        var byId = s_events with { Name = "events_2026", IdColumns = ["id"] };
+
+        var warning = Assert.Single((await CheckAsync(database, [byId])).Warnings);
+
+        Assert.Equal(
+            "Publication \"sync_pub\" publishes each partition of \"public\".\"events_2026\" under the partition's own name (publish_via_partition_root = false), "
+            + "and its registered id columns (\"id\") leave out the partition key \"created\" of the tables above it, which every partition's bounds include; "
+            + "so a TRUNCATE of one partition will stop the pipeline, as it cannot tell which records the partition held. To avoid that, empty a partition "
+            + "with DELETE instead, or register the table with IdColumns [\"id\", \"created\"], which a unique key and every partition's replica identity "
+            + "must then include. DETACH PARTITION or DROP of a partition sends no deletes: clients keep its records; DELETE its rows first if "
+            + "they must drop them.",
+            warning);
+        await Sql.ExecuteAsync(database, "ALTER TABLE events_2026 ADD UNIQUE (id, created)");
+        await Sql.ExecuteAsync(database, "ALTER TABLE events_2026_a REPLICA IDENTITY FULL; ALTER TABLE events_2026_b REPLICA IDENTITY FULL");
+        Assert.Equal(
+            "Publication \"sync_pub\" publishes each partition of \"public\".\"events_2026\" under the partition's own name (publish_via_partition_root = false). "
+            + "DETACH PARTITION or DROP of a partition sends no deletes: clients keep its records; TRUNCATE the partition first if they must drop them.",
+            Assert.Single((await CheckAsync(database, [byId with { IdColumns = ["id", "created"] }])).Warnings));
+    }
+
     /// <summary>The SQL in <paramref name="message"/> from the last <paramref name="start"/> through the next <paramref name="end"/>.</summary>
     private static string Statement(string message, string start, string end)
     {
