@@ -56,9 +56,10 @@ internal static partial class StartupChecks
 
     /// <summary>
     /// A registered table whose schema and name are valid, with the valid columns it needs (id first); once found in the catalog, its
-    /// <see cref="Kind"/> (pg_class.relkind) and only the columns that exist.
+    /// <see cref="Kind"/> (pg_class.relkind), only the columns that exist and, for a partitioned table, its <see cref="Partitions"/>.
     /// </summary>
-    private sealed record CheckableTable(RegisteredTable Table, string QuotedName, IReadOnlyList<string> Columns, bool IdColumnsValid, char Kind = '\0');
+    private sealed record CheckableTable(
+        RegisteredTable Table, string QuotedName, IReadOnlyList<string> Columns, bool IdColumnsValid, char Kind = '\0', PartitionTree? Partitions = null);
 
     /// <summary>Parameters <c>schemas</c> and <c>names</c>: the tables' schemas and names, in the order of <paramref name="tables"/>.</summary>
     private static void AddTableNames(NpgsqlCommand command, List<CheckableTable> tables)
@@ -122,6 +123,7 @@ internal static partial class StartupChecks
 
         var catalogs = await ReadTableCatalogsAsync(connection, tables, ct).ConfigureAwait(false);
         var uniqueIndexes = await ReadUniqueIndexesAsync(connection, tables, ct).ConfigureAwait(false);
+        var partitionTrees = await ReadPartitionTreesAsync(connection, tables, ct).ConfigureAwait(false);
         for (var i = 0; i < tables.Count; i++)
         {
             var table = tables[i];
@@ -153,15 +155,18 @@ internal static partial class StartupChecks
                     + "add the column, or fix the table registration (column names are matched exactly, case-sensitive).");
             }
 
-            existing.Add(table with { Columns = present, Kind = catalog.Kind });
+            var found = table with { Columns = present, Kind = catalog.Kind, Partitions = catalog.Kind == 'p' ? partitionTrees[i] ?? new PartitionTree([], [], []) : null };
+            existing.Add(found);
 
             // A missing id column is reported above; the key and identity checks would only repeat it.
             var idExists = table.IdColumnsValid && table.Table.IdColumns.All(catalog.Columns.Contains);
-            if (idExists)
-            {
-                CheckIdUnique(table, uniqueIndexes[i], errors);
-                CheckReplicaIdentity(table, catalog, errors);
-            }
+            if (!idExists)
+                continue;
+            CheckIdUnique(found, uniqueIndexes[i], errors);
+            if (found.Partitions is { } tree)
+                CheckLeafReplicaIdentity(found, tree, errors);
+            else
+                CheckReplicaIdentity($"table {table.QuotedName}", table.QuotedName, table.Table.IdColumns, catalog.ReplicaIdentity, catalog.PrimaryKey, catalog.IdentityIndex, errors);
         }
 
         return existing;
@@ -263,52 +268,76 @@ internal static partial class StartupChecks
     }
 
     /// <summary>The key to register instead, or the statement that gives the table one.</summary>
+    /// <remarks>A unique key on a partitioned table must include the partition key of every level, so for one the id columns must too.</remarks>
     private static string Suggest(CheckableTable table, List<UniqueIndex> indexes, bool composite)
     {
+        var ids = table.Table.IdColumns;
+        var outside = OutsideId(table.Partitions?.KeyColumns ?? [], ids);
+        var partitionKey = $"a unique key on a partitioned table must include its partition key ({DescribeKeyColumns(table.Partitions?.KeyColumns ?? [])})";
         if (indexes.FirstOrDefault(x => !x.HasExpression && Problem(x, x.Columns.Length > 1) is null) is { } usable)
         {
-            var setting = usable.Columns.Length == 1
-                ? $"IdColumn \"{usable.Columns[0]}\""
-                : $"IdColumns [{string.Join(", ", usable.Columns.Select(c => $"\"{c}\""))}]";
-            return $"Register the table with {setting}, the columns of {Describe(usable)} (its record ids then name one row each); "
-                + "or give the table a primary key or unique index on the id column(s) it is registered with.";
+            var alternative = outside.Count == 0
+                ? "or give the table a primary key or unique index on the id column(s) it is registered with."
+                : $"{partitionKey}, so none can be on the id column(s) alone (and only an id that includes it lets a TRUNCATE of one partition "
+                    + "become deletes of the records it held).";
+            return $"Register the table with {IdSetting(usable.Columns)}, the columns of {Describe(usable)} (its record ids then name one row each); {alternative}";
         }
-        var columns = QuotedList(table.Table.IdColumns.Select(PgIdentifier.Quote));
+        if (outside.Contains(""))
+        {
+            return $"{table.QuotedName} is partitioned by an expression, and {partitionKey}, so it can have no unique key; partition it by columns "
+                + "instead, and register a key that includes them.";
+        }
+        if (outside.Count > 0)
+        {
+            string[] key = [.. ids, .. outside];
+            var keyColumns = QuotedList(key.Select(PgIdentifier.Quote));
+            return $"As {partitionKey}, register the table with {IdSetting(key)} and give it that key: ALTER TABLE {table.QuotedName} ADD PRIMARY KEY ({keyColumns});";
+        }
+        var columns = QuotedList(ids.Select(PgIdentifier.Quote));
         return $"Give the table a key on the id column(s): ALTER TABLE {table.QuotedName} ADD PRIMARY KEY ({columns}) "
             + $"(or CREATE UNIQUE INDEX ON {table.QuotedName} ({columns}) with NOT NULL columns), or register the columns of an existing key.";
     }
 
-    /// <summary>A delete is attributable only when its old tuple carries the id columns.</summary>
-    private static void CheckReplicaIdentity(CheckableTable table, TableCatalog catalog, List<string> errors)
+    /// <summary>The registration setting for an id of <paramref name="columns"/>.</summary>
+    private static string IdSetting(IReadOnlyList<string> columns) => columns.Count == 1
+        ? $"IdColumn \"{columns[0]}\""
+        : $"IdColumns [{string.Join(", ", columns.Select(c => $"\"{c}\""))}]";
+
+    /// <summary>
+    /// A delete is attributable only when its old tuple carries the id columns. <paramref name="subject"/> names the relation in messages
+    /// (<c>table "s"."t"</c>, or a partition and its registered table); <paramref name="name"/> is the quoted relation whose rows are
+    /// deleted (a table or leaf partition), for the fixes.
+    /// </summary>
+    private static void CheckReplicaIdentity(
+        string subject, string name, IReadOnlyList<string> ids, char replicaIdentity, string[] primaryKey, string[] identityIndex, List<string> errors)
     {
-        var name = table.QuotedName;
-        var ids = table.Table.IdColumns;
+        var what = char.ToUpperInvariant(subject[0]) + subject[1..];
         var id = QuotedList(ids.Select(PgIdentifier.Quote));
         var full = $"ALTER TABLE {name} REPLICA IDENTITY FULL";
-        switch (catalog.ReplicaIdentity)
+        switch (replicaIdentity)
         {
             case 'f':
                 return;
             case 'n':
-                errors.Add($"Table {name} has REPLICA IDENTITY NOTHING, so its deletes carry no id and cannot be attributed; run "
+                errors.Add($"{what} has REPLICA IDENTITY NOTHING, so its deletes carry no id and cannot be attributed; run "
                     + $"ALTER TABLE {name} REPLICA IDENTITY DEFAULT (with a primary key that includes {id}) or {full}.");
                 return;
-            case 'd' when catalog.PrimaryKey.Length == 0:
-                errors.Add($"Table {name} has no primary key and REPLICA IDENTITY DEFAULT, so its deletes carry no id and cannot be "
+            case 'd' when primaryKey.Length == 0:
+                errors.Add($"{what} has no primary key and REPLICA IDENTITY DEFAULT, so its deletes carry no id and cannot be "
                     + $"attributed; add one with ALTER TABLE {name} ADD PRIMARY KEY ({id}), or run {full}.");
                 return;
             case 'd':
-                CheckIdInKey(catalog.PrimaryKey, "primary key");
+                CheckIdInKey(primaryKey, "primary key");
                 return;
-            case 'i' when catalog.IdentityIndex.Length == 0:
-                errors.Add($"Table {name} has REPLICA IDENTITY USING INDEX but that index no longer exists, so its deletes carry no id; "
+            case 'i' when identityIndex.Length == 0:
+                errors.Add($"{what} has REPLICA IDENTITY USING INDEX but that index no longer exists, so its deletes carry no id; "
                     + $"run {full}, or ALTER TABLE {name} REPLICA IDENTITY USING INDEX on a unique index that includes {id}.");
                 return;
             case 'i':
-                CheckIdInKey(catalog.IdentityIndex, "replica identity index");
+                CheckIdInKey(identityIndex, "replica identity index");
                 return;
             default:
-                errors.Add($"Table {name} has an unknown replica identity '{catalog.ReplicaIdentity}'; run {full}.");
+                errors.Add($"{what} has an unknown replica identity '{replicaIdentity}'; run {full}.");
                 return;
         }
 
@@ -319,7 +348,7 @@ internal static partial class StartupChecks
                 return;
             var them = QuotedList(missing);
             var columns = missing.Count == 1 ? $"the id column {them}" : $"the id columns {them}";
-            errors.Add($"The replica identity of table {name} is its {keyKind} ({QuotedList(key.Select(PgIdentifier.Quote))}), which does "
+            errors.Add($"The replica identity of {subject} is its {keyKind} ({QuotedList(key.Select(PgIdentifier.Quote))}), which does "
                 + $"not include {columns}, so its deletes carry no id; run {full}, or make {them} part of the {keyKind}.");
         }
     }
