@@ -163,10 +163,10 @@ internal static partial class StartupChecks
             if (!idExists)
                 continue;
             CheckIdUnique(found, uniqueIndexes[i], errors);
+            // A partitioned table's own identity too: with publish_via_partition_root = true the server sends old rows by it.
             if (found.Partitions is { } tree)
                 CheckLeafReplicaIdentity(found, tree, errors);
-            else
-                CheckReplicaIdentity($"table {table.QuotedName}", table.QuotedName, table.Table.IdColumns, catalog.ReplicaIdentity, catalog.PrimaryKey, catalog.IdentityIndex, errors);
+            CheckReplicaIdentity($"table {table.QuotedName}", table.QuotedName, table.Table.IdColumns, catalog.ReplicaIdentity, catalog.PrimaryKey, catalog.IdentityIndex, errors);
         }
 
         return existing;
