@@ -70,8 +70,8 @@ internal sealed class PipelineHostProcess : IDisposable
         return host;
     }
 
-    /// <summary>Waits until the process streams from its slot.</summary>
-    public static async Task WaitForSlotAsync(string connectionString, string slot)
+    /// <summary>Waits until the process streams from its slot; fails at once, with its events, when <paramref name="host"/> exits meanwhile.</summary>
+    public static async Task WaitForSlotAsync(string connectionString, string slot, PipelineHostProcess? host = null)
     {
         var deadline = DateTime.UtcNow.AddSeconds(30);
         await using var dataSource = NpgsqlDataSource.Create(connectionString);
@@ -81,6 +81,8 @@ internal sealed class PipelineHostProcess : IDisposable
             command.Parameters.AddWithValue(slot);
             if ((bool)(await command.ExecuteScalarAsync())!)
                 return;
+            if (host is { HasExited: true })
+                throw new InvalidOperationException($"The pipeline process exited with code {host.ExitCode} before streaming from {slot}: {string.Join(Environment.NewLine, host.Errors)}");
             if (DateTime.UtcNow > deadline)
                 throw new TimeoutException($"The pipeline process did not start streaming from {slot} in 30 s.");
             await Task.Delay(50);
