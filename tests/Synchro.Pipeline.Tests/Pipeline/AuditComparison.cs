@@ -103,15 +103,16 @@ internal static class AuditComparison
         return result;
     }
 
-    /// <summary>Asserts that every record has the same rows, in the same order, in <paramref name="expected"/> and <paramref name="actual"/>.</summary>
+    /// <summary>Asserts that every record has the same rows, in the same order, in <paramref name="expected"/> and <paramref name="actual"/>; names the first few that do not.</summary>
     public static void AssertSame(string what, Dictionary<string, List<string>> expected, Dictionary<string, List<string>> actual)
     {
-        foreach (var record in expected.Keys.Union(actual.Keys))
-        {
-            var want = expected.GetValueOrDefault(record) ?? [];
-            var got = actual.GetValueOrDefault(record) ?? [];
-            Assert.True(want.SequenceEqual(got), $"record {record}: expected [{string.Join(", ", want)}] but {what} has [{string.Join(", ", got)}]");
-        }
+        var records = expected.Keys.Union(actual.Keys).ToList();
+        var different = records
+            .Select(record => (Record: record, Want: expected.GetValueOrDefault(record) ?? [], Got: actual.GetValueOrDefault(record) ?? []))
+            .Where(r => !r.Want.SequenceEqual(r.Got))
+            .ToList();
+        Assert.True(different.Count == 0, $"{different.Count} of {records.Count} records differ from {what}; "
+            + string.Join("; ", different.Take(5).Select(r => $"record {r.Record}: expected [{string.Join(", ", r.Want)}] but {what} has [{string.Join(", ", r.Got)}]")));
     }
 
     /// <summary>Waits for a row of record <paramref name="markerId"/> in the changelog; <paramref name="checkConsumer"/> throws when the pipeline died meanwhile.</summary>

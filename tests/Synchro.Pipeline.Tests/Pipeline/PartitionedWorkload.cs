@@ -23,7 +23,9 @@ internal sealed class PartitionedWorkload : IDisposable
 
     private const string MarkerId = "-1";
 
-    // Every leaf has REPLICA IDENTITY FULL (there is no key to use): audited_events_1, _2, _3_0, _3_1.
+    // REPLICA IDENTITY FULL (there is no key to use) on every leaf, which decides what WAL holds of an old row, and on the
+    // root, which decides how pgoutput sends that row under publish_via_partition_root: as the full old row, or as a key
+    // (here none) that the pipeline cannot attribute a delete with.
     private const string Schema = """
         CREATE TABLE audited_events (id int NOT NULL, part int NOT NULL, user_id text NOT NULL, total int NOT NULL DEFAULT 0, deleted_at timestamptz) PARTITION BY LIST (part);
         CREATE INDEX ON audited_events (id);
@@ -32,6 +34,7 @@ internal sealed class PartitionedWorkload : IDisposable
         CREATE TABLE audited_events_3 PARTITION OF audited_events FOR VALUES IN (3) PARTITION BY HASH (id);
         CREATE TABLE audited_events_3_0 PARTITION OF audited_events_3 FOR VALUES WITH (MODULUS 2, REMAINDER 0);
         CREATE TABLE audited_events_3_1 PARTITION OF audited_events_3 FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+        ALTER TABLE audited_events REPLICA IDENTITY FULL;
         ALTER TABLE audited_events_1 REPLICA IDENTITY FULL;
         ALTER TABLE audited_events_2 REPLICA IDENTITY FULL;
         ALTER TABLE audited_events_3_0 REPLICA IDENTITY FULL;
