@@ -57,5 +57,5 @@ public sealed class PartitionedKillTests(PostgresServerFixture postgres, ITestOu
     }
 
     private static PipelineHostProcess StartHost(string connectionString, string slot) =>
-        PipelineHostProcess.Start(connectionString, slot, PartitionedWorkload.Publication, PartitionedWorkload.Table, PartitionedWorkload.OwnerColumn, maxBatchRows: 50);
+        PipelineHostProcess.Start(connectionString, slot, PartitionedWorkload.Publication, PartitionedWorkload.Table, PartitionedWorkload.OwnerColumn, maxBatchRows: 50, idColumns: PartitionedWorkload.IdColumns);
 }

@@ -36,7 +36,7 @@ internal sealed class PipelineHostProcess : IDisposable
     public int ExitCode => _process.ExitCode;
 
     public static PipelineHostProcess Start(string connectionString, string slot, string publication, string table, string ownerColumn, int maxBatchRows, bool twoPhase = false,
-        string? childTable = null, string? childForeignKey = null, int? cascadeChunkRows = null, bool waitForLock = false)
+        string? childTable = null, string? childForeignKey = null, int? cascadeChunkRows = null, bool waitForLock = false, string[]? idColumns = null)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -53,6 +53,8 @@ internal sealed class PipelineHostProcess : IDisposable
             start.ArgumentList.Add("wait-for-lock");
         if (childTable is not null)
             start.ArgumentList.Add($"child={childTable}:{childForeignKey}");
+        if (idColumns is not null)
+            start.ArgumentList.Add("id=" + string.Join(',', idColumns));
         if (cascadeChunkRows is { } chunkRows)
             start.ArgumentList.Add(string.Create(CultureInfo.InvariantCulture, $"chunk-rows={chunkRows}"));
         var process = Process.Start(start)!;
