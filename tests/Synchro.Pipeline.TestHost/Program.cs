@@ -7,14 +7,16 @@ using Synchro.Pipeline.Registry;
 // chunk-rows= sets the cascade's rows per fetch; wait-for-lock waits as a passive instance while another holds the slot (WaitForLock).
 // Runs until killed or until stdin closes; exit code 0 after a clean stop, 2 on a fatal pipeline error.
 // The pipeline's events of level Information and up go to standard error, one line each: "event <id> <level>: <message>".
-const string Usage = "usage: Synchro.Pipeline.TestHost <connection string> <slot> <publication> <table> <owner column> <max batch rows> [two-phase] [wait-for-lock] [child=<table>:<foreign key column>] [chunk-rows=<n>]";
+const string Usage = "usage: Synchro.Pipeline.TestHost <connection string> <slot> <publication> <table> <owner column> <max batch rows> [two-phase] [wait-for-lock] [child=<table>:<foreign key column>] [chunk-rows=<n>] [id=<column>,<column>...]";
 if (args.Length < 6)
 {
     Console.Error.WriteLine(Usage);
     return 64;
 }
 
-var tables = new TableRegistry().Add(new TableRegistration(args[3]) { OwnerColumn = args[4] });
+// The table's id columns: `id` unless an id= option names them.
+var idColumns = args.Skip(6).FirstOrDefault(a => a.StartsWith("id=", StringComparison.Ordinal))?[3..].Split(',') ?? ["id"];
+var tables = new TableRegistry().Add(new TableRegistration(args[3]) { OwnerColumn = args[4], IdColumns = idColumns });
 var twoPhase = false;
 var waitForLock = false;
 int? chunkRows = null;
@@ -31,6 +33,9 @@ foreach (var option in args.Skip(6))
     else if (option.StartsWith("child=", StringComparison.Ordinal) && option[6..].Split(':') is [{ Length: > 0 } child, { Length: > 0 } foreignKey])
     {
         tables.Add(new TableRegistration(child) { ParentTable = args[3], ParentForeignKeyColumn = foreignKey, SoftDeleteColumn = null });
+    }
+    else if (option.StartsWith("id=", StringComparison.Ordinal))
+    {
     }
     else if (option.StartsWith("chunk-rows=", StringComparison.Ordinal) && int.TryParse(option[11..], System.Globalization.CultureInfo.InvariantCulture, out var rows) && rows > 0)
     {

@@ -193,38 +193,14 @@ internal sealed class AuditedWorkload : IDisposable
             script = _scriptFile + "@88";
             arguments = [.. arguments, "-f", _scriptFile + ".large@3", "-f", _scriptFile + ".prepared@9"];
         }
-        using var pgbench = Pgbench.Start(_server, ConnectionString, script, arguments);
-        var output = pgbench.StandardOutput.ReadToEndAsync();
-        var errors = pgbench.StandardError.ReadToEndAsync();
-        try
-        {
-            await pgbench.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(seconds) + TimeSpan.FromMinutes(2));
-        }
-        catch (TimeoutException)
-        {
-            pgbench.Kill();
-            throw;
-        }
-        Assert.True(pgbench.ExitCode == 0, $"pgbench failed (exit {pgbench.ExitCode}): {await errors}");
-        var processed = (await output).Split('\n').Single(line => line.StartsWith("number of transactions actually processed:", StringComparison.Ordinal));
-        return long.Parse(processed.Split(':')[1].Trim().Split('/')[0], CultureInfo.InvariantCulture);
+        return await Pgbench.RunAsync(_server, ConnectionString, script, TimeSpan.FromSeconds(seconds) + TimeSpan.FromMinutes(2), arguments);
     }
 
     /// <summary>A last transaction after the workload: once it is in the changelog, everything before it is.</summary>
     public Task InsertMarkerAsync() => Sql.ExecuteAsync(ConnectionString, $"INSERT INTO audited_orders (id, user_id) VALUES ({MarkerId}, 'marker')");
 
     /// <summary>Waits for the marker in the changelog; <paramref name="checkConsumer"/> throws when the pipeline died meanwhile.</summary>
-    public async Task WaitForMarkerAsync(Func<Task> checkConsumer, TimeSpan timeout)
-    {
-        var deadline = DateTime.UtcNow + timeout;
-        while (!await Sql.ScalarAsync<bool>(Changelog, $"SELECT EXISTS (SELECT FROM sync_changelog WHERE record_id = '{MarkerId}')"))
-        {
-            await checkConsumer();
-            if (DateTime.UtcNow > deadline)
-                throw new TimeoutException($"The pipeline did not catch up with the workload in {timeout}.");
-            await Task.Delay(100);
-        }
-    }
+    public Task WaitForMarkerAsync(Func<Task> checkConsumer, TimeSpan timeout) => AuditComparison.WaitForMarkerAsync(Changelog, MarkerId, checkConsumer, timeout);
 
     /// <summary>
     /// Asserts that the changelog is exactly the one the audit trail implies, record by record and in order, and so are
@@ -234,25 +210,15 @@ internal sealed class AuditedWorkload : IDisposable
     public async Task<int> AssertChangelogMatchesAuditAsync(int minimumRows)
     {
         var (expected, expectedFailures) = await ExpectedChangelogAsync();
-        var actual = await ActualChangelogAsync();
+        var actual = await AuditComparison.ActualChangelogAsync(Changelog);
         var rows = expected.Values.Sum(v => v.Count);
         Assert.True(rows > minimumRows, $"the workload produced only {rows} changelog rows");
-        AssertSame("the changelog", expected, actual);
+        AuditComparison.AssertSame("the changelog", expected, actual);
 
-        var actualFailures = await ActualRuleFailuresAsync();
+        var actualFailures = await AuditComparison.ActualRuleFailuresAsync(Changelog);
         Assert.True(expectedFailures.Count > 0, "the workload wrote no owner too long for the changelog");
-        AssertSame("sync_rule_failures", expectedFailures, actualFailures);
+        AuditComparison.AssertSame("sync_rule_failures", expectedFailures, actualFailures);
         return rows;
-    }
-
-    private static void AssertSame(string what, Dictionary<string, List<string>> expected, Dictionary<string, List<string>> actual)
-    {
-        foreach (var record in expected.Keys.Union(actual.Keys))
-        {
-            var want = expected.GetValueOrDefault(record) ?? [];
-            var got = actual.GetValueOrDefault(record) ?? [];
-            Assert.True(want.SequenceEqual(got), $"record {record}: expected [{string.Join(", ", want)}] but {what} has [{string.Join(", ", got)}]");
-        }
     }
 
     public Task<T> ScalarAsync<T>(string sql) => Sql.ScalarAsync<T>(ConnectionString, sql);
@@ -264,93 +230,17 @@ internal sealed class AuditedWorkload : IDisposable
         File.Delete(_scriptFile + ".prepared");
     }
 
-    /// <summary>
-    /// The reference's edge diff replayed over the audit trail, per record in audit order. A change whose owner bucket is
-    /// longer than the changelog takes is, where its rule is evaluated, a rule failure instead (<c>"op limit"</c>), and so
-    /// is a change with a row in the refused bucket (<c>"op refused"</c>); either leaves the record's buckets as they were.
-    /// </summary>
+    /// <summary>The reference's edge diff (<see cref="AuditComparison.Expected"/>) replayed over the audit trail in audit order.</summary>
     private async Task<(Dictionary<string, List<string>> Changelog, Dictionary<string, List<string>> Failures)> ExpectedChangelogAsync()
     {
-        var maxBucketBytes = new WalPipelineOptions().MaxBucketIdBytes;
-        var result = new Dictionary<string, List<string>>();
-        var failures = new Dictionary<string, List<string>>();
-        var edges = new Dictionary<string, List<string>>();
+        var changes = new List<AuditedChange>();
         await using var connection = new NpgsqlConnection(ConnectionString);
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand("SELECT record_id, op, user_id, deleted FROM audit ORDER BY n", connection);
         await using var reader = await command.ExecuteReaderAsync();
         while (await reader.ReadAsync())
-        {
-            var (record, op, owner, deleted) = (reader.GetString(0), reader.GetString(1), "user:" + reader.GetString(2), reader.GetBoolean(3));
-            var rows = result.TryGetValue(record, out var list) ? list : result[record] = [];
-            var existing = edges.GetValueOrDefault(record) ?? [];
-            var overlong = System.Text.Encoding.UTF8.GetByteCount(owner) > maxBucketBytes;
-            var isDelete = op == "DELETE" || (op == "UPDATE" && deleted);
-            var code = isDelete ? "3" : op == "INSERT" ? "1" : "2";
-            List<(string Bucket, int Operation)> changeRows;
-            List<string> next;
-            string? failure = null;
-            if (isDelete)
-            {
-                // The rule is evaluated only for a record in no bucket.
-                changeRows = [.. (existing.Count > 0 ? existing : [owner]).Select(b => (b, 3))];
-                next = [];
-                if (existing.Count == 0 && overlong)
-                    failure = "limit";
-            }
-            else
-            {
-                changeRows = [(owner, existing.Contains(owner) ? 2 : 1), .. existing.Where(b => b != owner).Select(b => (b, 3))];
-                next = [owner];
-                if (overlong)
-                    failure = "limit";
-            }
-            if (failure is null && _refusedBucket is { } refused && changeRows.Any(r => r.Bucket == refused))
-                failure = "refused";
-            if (failure is not null)
-            {
-                (failures.TryGetValue(record, out var failed) ? failed : failures[record] = []).Add($"{code} {failure}");
-                continue;
-            }
-            rows.AddRange(changeRows.Select(r => $"{r.Bucket} {r.Operation}"));
-            edges[record] = next;
-        }
-        return (result, failures);
-    }
-
-    /// <summary>The rule failures as <c>"op limit"</c> or <c>"op refused"</c> (the error text otherwise), per record in id order.</summary>
-    private async Task<Dictionary<string, List<string>>> ActualRuleFailuresAsync()
-    {
-        var result = new Dictionary<string, List<string>>();
-        await using var connection = new NpgsqlConnection(Changelog);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand("SELECT record_id, operation, error_text FROM sync_rule_failures ORDER BY id", connection);
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
-        {
-            var record = reader.GetString(0);
-            var error = reader.GetString(2);
-            var kind = error.Contains("the changelog takes (MaxBucketIdBytes)", StringComparison.Ordinal) ? "limit"
-                : error.StartsWith("the changelog refused the change (23514)", StringComparison.Ordinal) ? "refused"
-                : error;
-            (result.TryGetValue(record, out var list) ? list : result[record] = []).Add($"{reader.GetInt16(1)} {kind}");
-        }
-        return result;
-    }
-
-    private async Task<Dictionary<string, List<string>>> ActualChangelogAsync()
-    {
-        var result = new Dictionary<string, List<string>>();
-        await using var connection = new NpgsqlConnection(Changelog);
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand("SELECT record_id, bucket_id, operation FROM sync_changelog ORDER BY seq", connection);
-        await using var reader = await command.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
-        {
-            var record = reader.GetString(0);
-            (result.TryGetValue(record, out var list) ? list : result[record] = []).Add($"{reader.GetString(1)} {reader.GetInt16(2)}");
-        }
-        return result;
+            changes.Add(new AuditedChange(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetBoolean(3)));
+        return AuditComparison.Expected(changes, _refusedBucket);
     }
 
     private static string Invariant(int value) => value.ToString(CultureInfo.InvariantCulture);

@@ -22,4 +22,27 @@ internal static class Pgbench
             start.Environment["PGPASSWORD"] = builder.Password;
         return Process.Start(start)!;
     }
+
+    /// <summary>
+    /// Runs pgbench to its end (<paramref name="timeout"/> at most) and fails unless it exits cleanly; returns the
+    /// transactions it processed.
+    /// </summary>
+    public static async Task<long> RunAsync(LocalPostgresServer server, string connectionString, string script, TimeSpan timeout, params string[] arguments)
+    {
+        using var pgbench = Start(server, connectionString, script, arguments);
+        var output = pgbench.StandardOutput.ReadToEndAsync();
+        var errors = pgbench.StandardError.ReadToEndAsync();
+        try
+        {
+            await pgbench.WaitForExitAsync().WaitAsync(timeout);
+        }
+        catch (TimeoutException)
+        {
+            pgbench.Kill();
+            throw;
+        }
+        Assert.True(pgbench.ExitCode == 0, $"pgbench failed (exit {pgbench.ExitCode}): {await errors}");
+        var processed = (await output).Split('\n').Single(line => line.StartsWith("number of transactions actually processed:", StringComparison.Ordinal));
+        return long.Parse(processed.Split(':')[1].Trim().Split('/')[0], CultureInfo.InvariantCulture);
+    }
 }

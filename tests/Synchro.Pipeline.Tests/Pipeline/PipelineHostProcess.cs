@@ -36,7 +36,7 @@ internal sealed class PipelineHostProcess : IDisposable
     public int ExitCode => _process.ExitCode;
 
     public static PipelineHostProcess Start(string connectionString, string slot, string publication, string table, string ownerColumn, int maxBatchRows, bool twoPhase = false,
-        string? childTable = null, string? childForeignKey = null, int? cascadeChunkRows = null, bool waitForLock = false)
+        string? childTable = null, string? childForeignKey = null, int? cascadeChunkRows = null, bool waitForLock = false, string[]? idColumns = null)
     {
         var start = new ProcessStartInfo("dotnet")
         {
@@ -53,6 +53,8 @@ internal sealed class PipelineHostProcess : IDisposable
             start.ArgumentList.Add("wait-for-lock");
         if (childTable is not null)
             start.ArgumentList.Add($"child={childTable}:{childForeignKey}");
+        if (idColumns is not null)
+            start.ArgumentList.Add("id=" + string.Join(',', idColumns));
         if (cascadeChunkRows is { } chunkRows)
             start.ArgumentList.Add(string.Create(CultureInfo.InvariantCulture, $"chunk-rows={chunkRows}"));
         var process = Process.Start(start)!;
@@ -70,8 +72,8 @@ internal sealed class PipelineHostProcess : IDisposable
         return host;
     }
 
-    /// <summary>Waits until the process streams from its slot.</summary>
-    public static async Task WaitForSlotAsync(string connectionString, string slot)
+    /// <summary>Waits until the process streams from its slot; fails at once, with its events, when <paramref name="host"/> exits meanwhile.</summary>
+    public static async Task WaitForSlotAsync(string connectionString, string slot, PipelineHostProcess? host = null)
     {
         var deadline = DateTime.UtcNow.AddSeconds(30);
         await using var dataSource = NpgsqlDataSource.Create(connectionString);
@@ -81,6 +83,8 @@ internal sealed class PipelineHostProcess : IDisposable
             command.Parameters.AddWithValue(slot);
             if ((bool)(await command.ExecuteScalarAsync())!)
                 return;
+            if (host is { HasExited: true })
+                throw new InvalidOperationException($"The pipeline process exited with code {host.ExitCode} before streaming from {slot}: {string.Join(Environment.NewLine, host.Errors)}");
             if (DateTime.UtcNow > deadline)
                 throw new TimeoutException($"The pipeline process did not start streaming from {slot} in 30 s.");
             await Task.Delay(50);
