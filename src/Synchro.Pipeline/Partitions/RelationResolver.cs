@@ -18,10 +18,14 @@ namespace Synchro.Pipeline.Partitions;
 /// </remarks>
 internal sealed class RelationResolver(NpgsqlDataSource source, TableRegistry registry)
 {
-    // The relation itself first, then its ancestors nearest first; no rows for a relation that no longer exists.
+    // The relation itself first, then its ancestors nearest first (pg_partition_ancestors gives none for a relation outside a
+    // partition tree); no rows for a relation that no longer exists.
     private const string AncestorsSql = """
         SELECT n.nspname::text, c.relname::text
-        FROM pg_catalog.pg_partition_ancestors($1::oid::regclass) WITH ORDINALITY AS a(relid, level)
+        FROM (SELECT $1::oid AS relid, 0::int8 AS level
+              UNION ALL
+              SELECT relid::oid, level FROM pg_catalog.pg_partition_ancestors($1::oid::regclass) WITH ORDINALITY AS p(relid, level)
+              WHERE relid <> $1::oid::regclass) AS a
         JOIN pg_catalog.pg_class c ON c.oid = a.relid
         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
         ORDER BY a.level

@@ -148,6 +148,18 @@ public sealed class PartitionedTableTests(PostgresServerFixture postgres)
         ], rows);
     }
 
+    [Fact]
+    public async Task Existing_rows_of_every_partition_get_their_edges_from_the_initial_snapshot()
+    {
+        await using var harness = await CreateAsync("part_snapshot", viaRoot: false);
+        await harness.ExecuteAsync("INSERT INTO events VALUES (1, '2025-03-01', 'alice'), (2, '2026-03-01', 'bob'), (3, '2026-03-02', 'carol')");
+        await harness.StartAsync(Options(harness));
+        Assert.Equal(["""["1","2025-03-01"]""", """["2","2026-03-01"]""", """["3","2026-03-02"]"""], await EdgeRecordsAsync(harness));
+
+        await harness.ExecuteAsync("UPDATE events SET user_id = 'dave' WHERE id = 2");
+        Assert.Equal(["""user:dave events ["2","2026-03-01"] 1""", """user:bob events ["2","2026-03-01"] 3"""], await harness.WaitForChangelogAsync(2));
+    }
+
     private async Task<PipelineHarness> CreateAsync(string name, bool viaRoot)
     {
         var harness = await PipelineHarness.CreateAsync(postgres, name);
