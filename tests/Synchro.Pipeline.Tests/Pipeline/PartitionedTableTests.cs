@@ -160,6 +160,32 @@ public sealed class PartitionedTableTests(PostgresServerFixture postgres)
         Assert.Equal(["""user:dave events ["2","2026-03-01"] 1""", """user:bob events ["2","2026-03-01"] 3"""], await harness.WaitForChangelogAsync(2));
     }
 
+    [Fact]
+    public async Task A_truncate_of_a_partition_whose_records_cannot_be_told_from_their_ids_stops_the_pipeline_before_it_with_what_to_do()
+    {
+        // The registered table is itself a partition; its id leaves out the partition key above it, which its leaves' bounds include.
+        await using var harness = await PipelineHarness.CreateAsync(postgres, "part_truncate_unattributable");
+        await harness.ExecuteAsync("""
+            CREATE TABLE events (id int NOT NULL, created date NOT NULL, user_id text NOT NULL) PARTITION BY RANGE (created);
+            CREATE TABLE events_2026 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01') PARTITION BY HASH (id);
+            ALTER TABLE events_2026 ADD PRIMARY KEY (id);
+            CREATE TABLE events_2026_a PARTITION OF events_2026 FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+            CREATE TABLE events_2026_b PARTITION OF events_2026 FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+            ALTER PUBLICATION synchro_pub ADD TABLE events;
+            """);
+        var options = harness.Options();
+        options.Tables = PipelineHarness.Registry().Add(new TableRegistration("events_2026") { OwnerColumn = "user_id", SoftDeleteColumn = null });
+        await harness.StartAsync(options);
+        await harness.ExecuteAsync("INSERT INTO events SELECT g, '2026-02-01', 'alice' FROM generate_series(1, 4) g");
+        await harness.WaitForChangelogAsync(4);
+
+        await harness.ExecuteAsync("TRUNCATE events_2026_a");
+        var error = await Assert.ThrowsAsync<WalPipelineException>(() => harness.Running.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Contains("truncates partition \"public\".\"events_2026_a\" of public.events_2026, and the pipeline cannot tell which records the partition held", error.Message, StringComparison.Ordinal);
+        Assert.Contains("synchro-pipeline skip --lsn", error.Message, StringComparison.Ordinal);
+        Assert.Equal(4, (await harness.ChangelogAsync()).Count);
+    }
+
     private async Task<PipelineHarness> CreateAsync(string name, bool viaRoot)
     {
         var harness = await PipelineHarness.CreateAsync(postgres, name);
