@@ -24,10 +24,7 @@ internal sealed partial class ChangeDecoder
     {
         foreach (var relation in _unresolved)
         {
-            // A registered name is the table itself; only other relations may be partitions of one.
-            var route = _registry.TryGet(relation.Schema, relation.Name, out var table)
-                ? new RelationRoute(table, null)
-                : await Relations!.ResolveAsync(relation.Oid, cancellationToken).ConfigureAwait(false);
+            var route = await Relations!.ResolveAsync(relation, cancellationToken).ConfigureAwait(false);
             _routes[relation.Oid] = route;
             MapRelation(relation, route.Table);
         }

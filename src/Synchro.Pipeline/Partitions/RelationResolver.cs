@@ -2,6 +2,7 @@ using System.Text;
 using Npgsql;
 using NpgsqlTypes;
 using Synchro.Pipeline.Postgres;
+using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Registry;
 
 namespace Synchro.Pipeline.Partitions;
@@ -18,16 +19,13 @@ namespace Synchro.Pipeline.Partitions;
 /// </remarks>
 internal sealed class RelationResolver(NpgsqlDataSource source, TableRegistry registry)
 {
-    // The relation itself first, then its ancestors nearest first (pg_partition_ancestors gives none for a relation outside a
-    // partition tree); no rows for a relation that no longer exists.
+    // Its ancestors, nearest first; none for a relation outside a partition tree, or one that no longer exists.
     private const string AncestorsSql = """
         SELECT n.nspname::text, c.relname::text
-        FROM (SELECT $1::oid AS relid, 0::int8 AS level
-              UNION ALL
-              SELECT relid::oid, level FROM pg_catalog.pg_partition_ancestors($1::oid::regclass) WITH ORDINALITY AS p(relid, level)
-              WHERE relid <> $1::oid::regclass) AS a
+        FROM pg_catalog.pg_partition_ancestors($1::oid::regclass) WITH ORDINALITY AS a(relid, level)
         JOIN pg_catalog.pg_class c ON c.oid = a.relid
         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE a.relid <> $1::oid::regclass
         ORDER BY a.level
         """;
 
@@ -45,21 +43,20 @@ internal sealed class RelationResolver(NpgsqlDataSource source, TableRegistry re
         WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped
         """;
 
-    public async Task<RelationRoute> ResolveAsync(uint relationOid, CancellationToken ct)
+    /// <summary>What <paramref name="relation"/> counts for; a registered name is the table itself, found without a query.</summary>
+    public async ValueTask<RelationRoute> ResolveAsync(RelationInfo relation, CancellationToken ct)
     {
+        if (registry.TryGet(relation.Schema, relation.Name, out var registered))
+            return new RelationRoute(registered, null);
         var connection = await source.OpenConnectionAsync(ct).ConfigureAwait(false);
         await using (connection.ConfigureAwait(false))
         {
-            var ancestors = await AncestorsAsync(connection, relationOid, ct).ConfigureAwait(false);
-            for (var level = 0; level < ancestors.Count; level++)
+            foreach (var (schema, name) in await AncestorsAsync(connection, relation.Oid, ct).ConfigureAwait(false))
             {
-                var (schema, name) = ancestors[level];
                 if (!registry.TryGet(schema, name, out var table))
                     continue;
-                if (level == 0)
-                    return new RelationRoute(table, null);
-                var partition = PgIdentifier.QuoteQualified(ancestors[0].Schema, ancestors[0].Name);
-                return new RelationRoute(table, await FilterAsync(connection, relationOid, partition, table, ct).ConfigureAwait(false));
+                var partition = PgIdentifier.QuoteQualified(relation.Schema, relation.Name);
+                return new RelationRoute(table, await FilterAsync(connection, relation.Oid, partition, table, ct).ConfigureAwait(false));
             }
             return RelationRoute.None;
         }

@@ -42,7 +42,7 @@ public sealed class ExactlyOnceTests(PostgresServerFixture postgres, ITestOutput
 
             await workload.InsertMarkerAsync();
             await workload.WaitForMarkerAsync(
-                () => host.HasExited ? throw new InvalidOperationException($"The pipeline process exited with code {host.ExitCode}.") : Task.CompletedTask,
+                host.ThrowIfExitedAsync,
                 TimeSpan.FromMinutes(3));
         }
         finally
@@ -85,7 +85,7 @@ public sealed class ExactlyOnceTests(PostgresServerFixture postgres, ITestOutput
 
             await workload.InsertMarkerAsync();
             await workload.WaitForMarkerAsync(
-                () => host.HasExited ? throw new InvalidOperationException($"The pipeline process exited with code {host.ExitCode}.") : Task.CompletedTask,
+                host.ThrowIfExitedAsync,
                 TimeSpan.FromMinutes(3));
         }
         finally

@@ -5,9 +5,9 @@ namespace Synchro.Pipeline.Tests.Pipeline;
 
 /// <summary>
 /// Invariant 1 on a partitioned table: a pipeline process killed with SIGKILL and restarted while pgbench writes across
-/// list and hash partitions and moves rows between them writes exactly the changelog the audit trail implies, a
-/// cross-partition update being one update of the record, whether the publication sends the partitions under their own
-/// names or under the root's.
+/// list and hash partitions and moves rows between them writes exactly the changelog the audit trail implies (a move is a
+/// key change: the record id holds the partition key), whether the publication sends the partitions under their own names
+/// or under the root's.
 /// </summary>
 [Collection(PostgresCollection.Name)]
 [Trait(TestCategories.Name, TestCategories.VersionSensitive)]
@@ -44,7 +44,7 @@ public sealed class PartitionedKillTests(PostgresServerFixture postgres, ITestOu
 
             await workload.InsertMarkerAsync();
             await workload.WaitForMarkerAsync(
-                () => host.HasExited ? throw new InvalidOperationException($"The pipeline process exited with code {host.ExitCode}: {string.Join(Environment.NewLine, host.Errors)}") : Task.CompletedTask,
+                host.ThrowIfExitedAsync,
                 TimeSpan.FromMinutes(3));
         }
         finally

@@ -35,6 +35,11 @@ internal sealed class PipelineHostProcess : IDisposable
 
     public int ExitCode => _process.ExitCode;
 
+    /// <summary>Throws, with the exit code and what the process logged, once it has exited; for a wait that must not outlive it.</summary>
+    public Task ThrowIfExitedAsync() => HasExited
+        ? throw new InvalidOperationException($"The pipeline process exited with code {ExitCode}: {string.Join(Environment.NewLine, Errors)}")
+        : Task.CompletedTask;
+
     public static PipelineHostProcess Start(string connectionString, string slot, string publication, string table, string ownerColumn, int maxBatchRows, bool twoPhase = false,
         string? childTable = null, string? childForeignKey = null, int? cascadeChunkRows = null, bool waitForLock = false, string[]? idColumns = null)
     {

@@ -58,7 +58,7 @@ public sealed class RestartAfterKillTests(PostgresServerFixture postgres, ITestO
             await pgbench;
             await workload.InsertMarkerAsync();
             await workload.WaitForMarkerAsync(
-                () => host.HasExited ? throw new InvalidOperationException($"The pipeline process exited with code {host.ExitCode}: {string.Join(Environment.NewLine, host.Errors)}") : Task.CompletedTask,
+                host.ThrowIfExitedAsync,
                 TimeSpan.FromMinutes(3));
         }
         finally

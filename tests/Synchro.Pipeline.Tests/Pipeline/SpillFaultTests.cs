@@ -75,7 +75,7 @@ public sealed partial class SpillFaultTests(PostgresServerFixture postgres, ITes
 
             await workload.InsertMarkerAsync();
             await workload.WaitForMarkerAsync(
-                () => host.HasExited ? throw new InvalidOperationException($"The pipeline process exited with code {host.ExitCode}: {string.Join('\n', host.Errors)}") : Task.CompletedTask,
+                host.ThrowIfExitedAsync,
                 TimeSpan.FromMinutes(3));
             output.WriteLine($"the killed process left {left:N0} bytes in {file}; {string.Join(" | ", host.Errors.Where(l => l.StartsWith("event 2004 ", StringComparison.Ordinal)))}");
         }

@@ -67,7 +67,7 @@ public sealed class WaitForLockTests(PostgresServerFixture postgres, ITestOutput
             await pgbench;
             await workload.InsertMarkerAsync();
             await workload.WaitForMarkerAsync(
-                () => active.HasExited ? throw new InvalidOperationException($"The pipeline process exited with code {active.ExitCode}: {string.Join(Environment.NewLine, active.Errors)}") : Task.CompletedTask,
+                active.ThrowIfExitedAsync,
                 TimeSpan.FromMinutes(3));
         }
         finally

@@ -1,8 +1,8 @@
 using System.Buffers.Binary;
 using System.Text;
+using Synchro.Pipeline.Decoding.Items;
 using Synchro.Pipeline.Protocol;
 using Synchro.Pipeline.Protocol.Messages;
-using Synchro.Pipeline.Decoding.Items;
 using Synchro.Pipeline.Registry;
 
 namespace Synchro.Pipeline.Decoding.Spill;
@@ -148,10 +148,9 @@ internal sealed class SpillRecordWriter
             }
             span[at++] = 1;
             at += WriteString(span[at..], partition.Name);
-            var predicate = Encoding.UTF8.GetBytes(partition.Predicate!);
-            BinaryPrimitives.WriteInt32LittleEndian(span[at..], predicate.Length);
-            predicate.CopyTo(span[(at + 4)..]);
-            at += 4 + predicate.Length;
+            var predicate = Encoding.UTF8.GetBytes(partition.Predicate!, span[(at + 4)..]);
+            BinaryPrimitives.WriteInt32LittleEndian(span[at..], predicate);
+            at += 4 + predicate;
         }
         WriteRecord(length);
         return _output.Position - start;
